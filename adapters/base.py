@@ -1,0 +1,41 @@
+"""The adapter contract, in one place.
+
+An adapter receives bytes from a legacy system, builds an :class:`engine.envelope.Envelope`,
+publishes it on the bus and hands responsibility back to the sender (ACK, AppRec, file move)
+**only after** ``bus.publish`` returned (the broker confirmed). It never maps.
+
+Each adapter kind is a module under ``adapters/`` with:
+
+* ``Settings``: a pydantic model with ``type: Literal["<kind>"]`` and ``extra="forbid"``;
+* ``build(name: str, settings: Settings, runtime: AdapterRuntime) -> Adapter``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from engine.bus import Bus
+
+
+class ProcessedKeys(Protocol):
+    """Sender-side duplicate detection (e.g. HL7 app + facility + MSH-10), kept in the store."""
+
+    def processed_ack(self, dedup_key: str) -> str | None: ...
+    def remember(self, items: list[tuple[str, str, str]]) -> None:  # (dedup_key, envelope_id, ack_code)
+        ...
+
+
+class AdapterRuntime(Protocol):
+    bus: Bus
+    keys: ProcessedKeys
+
+
+class Adapter(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Raise :class:`engine.errors.ConfigError` when the source cannot be reached."""
+
+    def run(self, stop: threading.Event) -> None:
+        """Receive until ``stop`` is set; then stop intake, drain in-flight work and return."""

@@ -1,0 +1,210 @@
+"""Configuration: one YAML file, validated by pydantic at start-up.
+
+The file declares the bus, the store, the workers and named adapter instances. Adapters are a
+discriminated union on ``type`` (each adapter module contributes its ``Settings`` model); every
+model forbids unknown keys. Secrets never come from the file: passwords are read from
+``ENJOURNAL_BUS_PASSWORD`` / ``ENJOURNAL_STORE_PASSWORD`` and a URL with a password in the file is
+an error. ``ENJOURNAL_BUS_URL`` / ``ENJOURNAL_STORE_URL`` override the URLs (handy in CI).
+
+Example::
+
+    bus: {kind: rabbitmq, url: "amqp://guest@127.0.0.1:5672/%2F", queue_type: quorum}
+    store: {url: "postgresql+psycopg://enjournal@127.0.0.1/enjournal"}
+    adapters:
+      lab-files:
+        type: hl7-file
+        mapping: hl7v2
+        directory: /srv/enjournal/in/lab
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
+
+from engine.errors import ConfigError
+
+#: built-in adapter kinds -> module holding ``Settings`` and ``build``
+ADAPTER_KINDS: dict[str, str] = {
+    "hl7-file": "adapters.hl7_file",
+    "mllp": "adapters.mllp",
+    "kith-file": "adapters.kith_file",
+    "csv": "adapters.csv_file",
+}
+ENTRY_POINT_GROUP = "enjournal.adapters"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _no_password(url: str) -> str:
+    if urlsplit(url).password:
+        raise ValueError("a password in the URL is not allowed in the file; set it in the environment")
+    return url
+
+
+def _with_password(url: str, password: SecretStr | None) -> str:
+    if not password:
+        return url
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class EmbeddedBusConfig(_Strict):
+    """Durable local queue (SQLite file): no broker server needed."""
+
+    kind: Literal["embedded"] = "embedded"
+    path: str = "var/queue.db"
+    lease_seconds: float = 60.0
+    delivery_limit: int = 5
+
+
+class RabbitBusConfig(_Strict):
+    kind: Literal["rabbitmq"] = "rabbitmq"
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"
+    password: SecretStr | None = Field(default=None, exclude=True)
+    exchange: str = "enjournal.inbound"
+    queue: str = "enjournal.work"
+    dead_letter_exchange: str = "enjournal.dlx"
+    dead_letter_queue: str = "enjournal.dead"
+    queue_type: Literal["classic", "quorum"] = "classic"
+    delivery_limit: int = 5
+    prefetch: int = 1000
+    confirm_timeout: float = 30.0
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: _no_password(v)))
+
+    def url_with_secret(self) -> str:
+        pw = self.password or _env_secret("ENJOURNAL_BUS_PASSWORD")
+        url = self.url
+        if not pw and urlsplit(url).username == "guest":
+            pw = SecretStr("guest")  # RabbitMQ's well-known local default, not a secret
+        return _with_password(url, pw)
+
+
+BusConfig = Annotated[Union[EmbeddedBusConfig, RabbitBusConfig], Field(discriminator="kind")]
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite:///var/journal.db"
+    pool_size: int = 4
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: _no_password(v)))
+
+    def url_with_secret(self) -> str:
+        return _with_password(self.url, _env_secret("ENJOURNAL_STORE_PASSWORD"))
+
+
+class WorkerConfig(_Strict):
+    count: int = Field(default=1, ge=1, le=64)
+    batch_size: int = Field(default=500, ge=1, le=10000)
+    batch_wait_ms: int = Field(default=50, ge=0, le=10000)
+    prefetch: int = Field(default=1000, ge=1)
+
+
+class OpsConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int | None = None  # ops HTTP API; off when None
+
+
+class LogConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+def _env_secret(name: str) -> SecretStr | None:
+    v = os.environ.get(name)
+    return SecretStr(v) if v else None
+
+
+def adapter_settings_classes() -> dict[str, type[BaseModel]]:
+    """Settings model per adapter kind: built-ins plus the ``enjournal.adapters`` entry points."""
+    out: dict[str, type[BaseModel]] = {}
+    for kind, module in ADAPTER_KINDS.items():
+        try:
+            out[kind] = importlib.import_module(module).Settings
+        except ModuleNotFoundError as exc:  # an adapter not built yet must not break the others
+            if exc.name != module:
+                raise
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        out.setdefault(ep.name, ep.load().Settings)
+    return out
+
+
+@lru_cache(maxsize=1)
+def config_model() -> type[BaseModel]:
+    """The root config model (built once: the adapter union depends on installed adapters)."""
+    classes = tuple(adapter_settings_classes().values())
+    AdapterSettings = Annotated[Union[classes], Field(discriminator="type")]  # type: ignore[valid-type]
+    return create_model(
+        "EnjournalConfig",
+        __config__=ConfigDict(extra="forbid"),
+        bus=(BusConfig, Field(default_factory=EmbeddedBusConfig)),
+        store=(StoreConfig, Field(default_factory=StoreConfig)),
+        workers=(WorkerConfig, Field(default_factory=WorkerConfig)),
+        ops=(OpsConfig, Field(default_factory=OpsConfig)),
+        log=(LogConfig, Field(default_factory=LogConfig)),
+        adapters=(dict[str, AdapterSettings], Field(default_factory=dict)),  # type: ignore[valid-type]
+    )
+
+
+def _describe(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "adapters":
+        rest = [p for p in parts[2:] if p not in ADAPTER_KINDS]
+        field = ".".join(rest) or "type"
+        return f"adapter {parts[1]!r}, field {field!r}"
+    return f"field {'.'.join(parts)!r}"
+
+
+def parse_config(data: Any, source: str = "<config>") -> Any:
+    """Validate a loaded YAML document; raise ConfigError naming the file, adapter and field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    for env, path in (("ENJOURNAL_BUS_URL", "bus"), ("ENJOURNAL_STORE_URL", "store")):
+        if os.environ.get(env):
+            section = dict(data.get(path) or {})
+            section["url"] = os.environ[env]
+            if path == "bus":
+                section.setdefault("kind", "rabbitmq")
+            data = {**data, path: section}
+    try:
+        return config_model().model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path) -> Any:
+    """Read and validate the YAML config at ``path``; relative paths in it stay relative to the CWD."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}:{where}: not valid YAML") from None
+    return parse_config(data, str(p))
+
+
+def json_schema() -> dict[str, Any]:
+    return config_model().model_json_schema()

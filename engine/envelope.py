@@ -1,0 +1,122 @@
+"""The envelope: the unit on the bus.
+
+It carries the raw bytes exactly as received (plus the declared charset) and the metadata a
+worker needs to redo its work: which adapter and mapping, when it was received, a sha256 of the
+bytes and a trace id. Replay of an archived envelope is the same code path as live traffic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.model import MapContext
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default_factory=new_id)
+    adapter: str
+    mapping: str
+    source_system: str | None = None
+    content_type: str
+    received_at: datetime
+    charset: str | None = None
+    raw: bytes
+    sha256: str
+    trace_id: str = Field(default_factory=new_id)
+    #: sender-side identity of the message (e.g. ``HL7|app|facility|MSH-10``) for duplicate detection
+    dedup_key: str | None = None
+    #: small adapter facts: file name, row offset, ... never patient data
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        raw: bytes,
+        *,
+        adapter: str,
+        mapping: str,
+        content_type: str,
+        source_system: str | None = None,
+        charset: str | None = None,
+        received_at: datetime | None = None,
+        dedup_key: str | None = None,
+        attributes: dict[str, str] | None = None,
+        id: str | None = None,
+    ) -> "Envelope":
+        return cls(
+            id=id or new_id(),
+            adapter=adapter,
+            mapping=mapping,
+            content_type=content_type,
+            source_system=source_system,
+            received_at=received_at or datetime.now(timezone.utc),
+            charset=charset,
+            raw=raw,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            dedup_key=dedup_key,
+            attributes=attributes or {},
+        )
+
+    def headers(self) -> dict[str, Any]:
+        """Everything but the bytes, as flat JSON-friendly values (AMQP headers, queue-table columns)."""
+        return {
+            "id": self.id,
+            "adapter": self.adapter,
+            "mapping": self.mapping,
+            "source_system": self.source_system,
+            "content_type": self.content_type,
+            "received_at": self.received_at.isoformat(),
+            "charset": self.charset,
+            "sha256": self.sha256,
+            "trace_id": self.trace_id,
+            "dedup_key": self.dedup_key,
+            "attributes": orjson.dumps(self.attributes).decode(),
+        }
+
+    @classmethod
+    def from_headers(cls, headers: dict[str, Any], raw: bytes) -> "Envelope":
+        def _s(v: Any) -> Any:
+            return v.decode() if isinstance(v, (bytes, bytearray)) else v
+
+        h = {k: _s(v) for k, v in headers.items()}
+        return cls(
+            id=h["id"],
+            adapter=h["adapter"],
+            mapping=h["mapping"],
+            source_system=h.get("source_system"),
+            content_type=h["content_type"],
+            received_at=datetime.fromisoformat(h["received_at"]),
+            charset=h.get("charset"),
+            raw=raw,
+            sha256=h["sha256"],
+            trace_id=h.get("trace_id") or new_id(),
+            dedup_key=h.get("dedup_key"),
+            attributes=orjson.loads(h.get("attributes") or "{}"),
+        )
+
+    def context(self, options: dict[str, Any] | None = None) -> MapContext:
+        return MapContext(
+            envelope_id=self.id,
+            adapter=self.adapter,
+            source_system=self.source_system,
+            received_at=self.received_at,
+            charset=self.charset,
+            options=options or {},
+        )
+
+    def __repr__(self) -> str:
+        return f"Envelope(id={self.id}, adapter={self.adapter}, {len(self.raw)} bytes)"
+
+    __str__ = __repr__

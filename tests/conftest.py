@@ -1,0 +1,92 @@
+"""Shared fixtures: real RabbitMQ and PostgreSQL on 127.0.0.1, isolated per test.
+
+Tests that need a service skip when it is absent, except when ``ENJOURNAL_REQUIRE_SERVICES=1``
+(set by ``.ci/run``), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REQUIRE = os.environ.get("ENJOURNAL_REQUIRE_SERVICES") == "1"
+RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_BASE_URL = os.environ.get("ENJOURNAL_TEST_PG_URL", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test")
+RABBIT_URL = os.environ.get("ENJOURNAL_TEST_AMQP_URL", f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/%2F")
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _need(service: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    if REQUIRE:
+        pytest.fail(f"{service} on {host}:{port} is required (ENJOURNAL_REQUIRE_SERVICES=1) but unreachable")
+    pytest.skip(f"{service} not reachable on {host}:{port}")
+
+
+@pytest.fixture(scope="session")
+def rabbit_url() -> str:
+    _need("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
+    return RABBIT_URL
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    _need("PostgreSQL", PG_HOST, PG_PORT)
+    return PG_BASE_URL
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    import sqlalchemy as sa
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    eng = sa.create_engine(pg_base_url)
+    with eng.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield f"{pg_base_url}?options=-csearch_path%3D{schema}"
+    with eng.begin() as c:
+        c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'journal.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Parametrised over both databases: the same code, the same properties."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    return request.getfixturevalue("pg_url")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def amqp_names() -> dict[str, str]:
+    """Unique exchange/queue names so tests never share broker state."""
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "exchange": f"t.{tag}.inbound",
+        "queue": f"t.{tag}.work",
+        "dead_letter_exchange": f"t.{tag}.dlx",
+        "dead_letter_queue": f"t.{tag}.dead",
+    }
