@@ -1,0 +1,375 @@
+"""RabbitMQ bus (pika).
+
+Config example::
+
+    bus:
+      kind: rabbitmq
+      url: "amqp://guest@127.0.0.1:5672/%2F"   # password from ENJOURNAL_BUS_PASSWORD
+      queue_type: quorum                       # or classic
+      delivery_limit: 5
+
+* Topology declared by the engine: a durable direct exchange, a durable work queue (classic or
+  quorum; quorum with ``x-delivery-limit`` and at-least-once dead-lettering), a dead-letter
+  exchange and queue.
+* Publishing: persistent messages, ``mandatory`` (an unroutable message fails its batch), and
+  **streaming** publisher confirms: a dedicated I/O thread runs an asynchronous pika connection;
+  ``publish`` sends a whole batch and waits once for the (multiple-)acks of all of it.
+* Consuming: one blocking connection per worker thread, ``basic_qos(prefetch)``, manual
+  multi-acks after the store commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import pika
+import pika.exceptions
+import structlog
+from pika.adapters.select_connection import SelectConnection
+from pika.spec import Basic
+
+from engine.bus import Delivery
+from engine.config import RabbitBusConfig
+from engine.envelope import Envelope
+from engine.errors import BusUnavailable
+
+log = structlog.get_logger(__name__)
+ROUTING_KEY = "envelope"
+_AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+def _params(cfg: RabbitBusConfig) -> pika.URLParameters:
+    p = pika.URLParameters(cfg.url_with_secret())
+    p.heartbeat = 30
+    p.blocked_connection_timeout = 60
+    p.connection_attempts = 1
+    p.socket_timeout = 5
+    return p
+
+
+def _properties(env: Envelope, extra: dict[str, Any] | None = None) -> pika.BasicProperties:
+    headers = {k: v for k, v in env.headers().items() if v is not None}
+    if extra:
+        headers.update(extra)
+    return pika.BasicProperties(delivery_mode=2, message_id=env.id, content_type=env.content_type,
+                                headers=headers)
+
+
+def declare_topology(channel: Any, cfg: RabbitBusConfig) -> None:
+    channel.exchange_declare(cfg.exchange, exchange_type="direct", durable=True)
+    channel.exchange_declare(cfg.dead_letter_exchange, exchange_type="direct", durable=True)
+    args: dict[str, Any] = {"x-dead-letter-exchange": cfg.dead_letter_exchange,
+                            "x-dead-letter-routing-key": ROUTING_KEY}
+    if cfg.queue_type == "quorum":
+        args.update({"x-queue-type": "quorum", "x-delivery-limit": cfg.delivery_limit,
+                     "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+    channel.queue_declare(cfg.queue, durable=True, arguments=args)
+    channel.queue_bind(cfg.queue, cfg.exchange, routing_key=ROUTING_KEY)
+    dl_args = {"x-queue-type": "quorum"} if cfg.queue_type == "quorum" else {}
+    channel.queue_declare(cfg.dead_letter_queue, durable=True, arguments=dl_args)
+    channel.queue_bind(cfg.dead_letter_queue, cfg.dead_letter_exchange, routing_key=ROUTING_KEY)
+
+
+@dataclass
+class _Batch:
+    future: "Future[None]"
+    remaining: int
+    failed: str | None = None
+
+    def settle(self, ok: bool, why: str = "NACKED") -> None:
+        if not ok and self.failed is None:
+            self.failed = why
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            if self.failed:
+                self.future.set_exception(BusUnavailable(f"broker did not accept the batch ({self.failed})"))
+            else:
+                self.future.set_result(None)
+
+    def fail(self, why: str) -> None:
+        self.failed = self.failed or why
+        if not self.future.done():
+            self.future.set_exception(BusUnavailable(f"broker did not accept the batch ({self.failed})"))
+
+
+@dataclass
+class _PublisherState:
+    seq: int = 0
+    pending: dict[int, _Batch] = field(default_factory=dict)
+    by_message: dict[str, _Batch] = field(default_factory=dict)
+
+
+class _Publisher(threading.Thread):
+    """An I/O thread owning an asynchronous connection with streaming confirms."""
+
+    def __init__(self, cfg: RabbitBusConfig) -> None:
+        super().__init__(name="enjournal-publisher", daemon=True)
+        self.cfg = cfg
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._conn: SelectConnection | None = None
+        self._chan: Any = None
+        self._state = _PublisherState()
+
+    # thread side -------------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                self._conn = SelectConnection(_params(self.cfg), on_open_callback=self._on_open,
+                                              on_open_error_callback=self._on_open_error,
+                                              on_close_callback=self._on_closed)
+                self._conn.ioloop.start()
+            except Exception as exc:  # noqa: BLE001 - any failure means reconnect
+                log.warning("bus.publisher_error", error=type(exc).__name__)
+            self._ready.clear()
+            self._fail_all("CONNECTION_LOST")
+            if self._stopping.wait(backoff):
+                break
+            backoff = min(backoff * 2, 5.0)
+
+    def _on_open(self, conn: SelectConnection) -> None:
+        conn.channel(on_open_callback=self._on_channel)
+
+    def _on_open_error(self, conn: SelectConnection, err: Any) -> None:
+        log.warning("bus.connect_failed", error=type(err).__name__)
+        conn.ioloop.stop()
+
+    def _on_closed(self, conn: SelectConnection, reason: Any) -> None:
+        self._chan = None
+        conn.ioloop.stop()
+
+    def _on_channel(self, chan: Any) -> None:
+        self._chan = chan
+        self._state = _PublisherState()
+        chan.add_on_close_callback(lambda ch, reason: self._conn and self._conn.close())
+        chan.add_on_return_callback(self._on_return)
+        chan.confirm_delivery(self._on_confirm)
+        self._ready.set()
+        log.info("bus.publisher_ready")
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        ok = isinstance(method, Basic.Ack)
+        tag = method.delivery_tag
+        tags = [t for t in self._state.pending if t <= tag] if method.multiple else [tag]
+        for t in tags:
+            batch = self._state.pending.pop(t, None)
+            if batch is not None:
+                batch.settle(ok)
+
+    def _on_return(self, chan: Any, method: Any, props: Any, body: bytes) -> None:
+        batch = self._state.by_message.get(props.message_id or "")
+        if batch is not None:
+            batch.failed = batch.failed or "UNROUTABLE"
+
+    def _fail_all(self, why: str) -> None:
+        for batch in {id(b): b for b in self._state.pending.values()}.values():
+            batch.fail(why)
+        self._state = _PublisherState()
+
+    def _do_publish(self, items: Sequence[tuple[Envelope, dict[str, Any] | None]], exchange: str,
+                    batch: _Batch) -> None:
+        if self._chan is None or not self._chan.is_open:
+            batch.fail("NOT_CONNECTED")
+            return
+        try:
+            for env, extra in items:
+                self._state.seq += 1
+                self._state.pending[self._state.seq] = batch
+                self._state.by_message[env.id] = batch
+                self._chan.basic_publish(exchange, ROUTING_KEY, env.raw, _properties(env, extra), mandatory=True)
+        except _AMQP_ERRORS as exc:
+            batch.fail(type(exc).__name__)
+        if len(self._state.by_message) > 100_000:
+            live = {id(b) for b in self._state.pending.values()}
+            self._state.by_message = {k: b for k, b in self._state.by_message.items() if id(b) in live}
+
+    # caller side -------------------------------------------------------------------------
+    def submit(self, items: Sequence[tuple[Envelope, dict[str, Any] | None]], exchange: str) -> "Future[None]":
+        fut: Future[None] = Future()
+        if not items:
+            fut.set_result(None)
+            return fut
+        batch = _Batch(fut, len(items))
+        conn = self._conn
+        if conn is None or not self._ready.is_set():
+            batch.fail("NOT_CONNECTED")
+            return fut
+        try:
+            conn.ioloop.add_callback_threadsafe(lambda: self._do_publish(items, exchange, batch))
+        except Exception:  # noqa: BLE001 - loop closed under us
+            batch.fail("NOT_CONNECTED")
+        return fut
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.ioloop.add_callback_threadsafe(lambda: conn.is_open and conn.close())
+            except Exception:  # noqa: BLE001
+                pass
+        self.join(timeout=5)
+
+
+class RabbitBus:
+    """RabbitMQ behind the :class:`engine.bus.Bus` interface."""
+
+    def __init__(self, cfg: RabbitBusConfig, *, connect_timeout: float = 10.0) -> None:
+        self.cfg = cfg
+        self._connect_timeout = connect_timeout
+        self._publisher: _Publisher | None = None
+        self._plock = threading.Lock()
+
+    def _blocking(self) -> pika.BlockingConnection:
+        try:
+            return pika.BlockingConnection(_params(self.cfg))
+        except _AMQP_ERRORS as exc:
+            raise BusUnavailable(f"cannot reach RabbitMQ ({type(exc).__name__})") from None
+
+    def declare(self) -> None:
+        conn = self._blocking()
+        try:
+            declare_topology(conn.channel(), self.cfg)
+        finally:
+            conn.close()
+
+    def check(self) -> None:
+        self._blocking().close()
+
+    def _pub(self) -> _Publisher:
+        with self._plock:
+            if self._publisher is None or not self._publisher.is_alive():
+                self._publisher = _Publisher(self.cfg)
+                self._publisher.start()
+            pub = self._publisher
+        pub.wait_ready(self._connect_timeout)
+        return pub
+
+    def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
+        return self._pub().submit([(e, None) for e in envelopes], self.cfg.exchange)
+
+    def publish(self, envelopes: Sequence[Envelope], timeout: float | None = None) -> None:
+        fut = self.publish_async(envelopes)
+        try:
+            fut.result(timeout or self.cfg.confirm_timeout)
+        except TimeoutError:
+            raise BusUnavailable("publisher confirms timed out") from None
+
+    def dead_letter(self, items: Sequence[tuple[Envelope, str]]) -> None:
+        fut = self._pub().submit([(e, {"x-enjournal-reason": r}) for e, r in items], self.cfg.dead_letter_exchange)
+        try:
+            fut.result(self.cfg.confirm_timeout)
+        except TimeoutError:
+            raise BusUnavailable("dead-letter confirms timed out") from None
+
+    def consumer(self, prefetch: int = 1000) -> "RabbitConsumer":
+        return RabbitConsumer(self, prefetch)
+
+    def depth(self) -> dict[str, int]:
+        conn = self._blocking()
+        try:
+            ch = conn.channel()
+            work = ch.queue_declare(self.cfg.queue, passive=True).method.message_count
+            dead = ch.queue_declare(self.cfg.dead_letter_queue, passive=True).method.message_count
+        except _AMQP_ERRORS as exc:
+            raise BusUnavailable(f"cannot read queue depth ({type(exc).__name__})") from None
+        finally:
+            if conn.is_open:
+                conn.close()
+        return {"work": int(work), "dead": int(dead)}
+
+    def purge(self) -> None:
+        """Empty the work and dead-letter queues (tests and benchmarks only)."""
+        conn = self._blocking()
+        try:
+            ch = conn.channel()
+            ch.queue_purge(self.cfg.queue)
+            ch.queue_purge(self.cfg.dead_letter_queue)
+        finally:
+            conn.close()
+
+    def delete_topology(self) -> None:
+        conn = self._blocking()
+        try:
+            ch = conn.channel()
+            for q in (self.cfg.queue, self.cfg.dead_letter_queue):
+                ch.queue_delete(q)
+            for x in (self.cfg.exchange, self.cfg.dead_letter_exchange):
+                ch.exchange_delete(x)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._plock:
+            if self._publisher is not None:
+                self._publisher.stop()
+                self._publisher = None
+
+
+class RabbitConsumer:
+    """A blocking consumer with prefetch and multi-acks; one per worker thread."""
+
+    def __init__(self, bus: RabbitBus, prefetch: int) -> None:
+        self._conn = bus._blocking()
+        try:
+            self._chan = self._conn.channel()
+            self._chan.basic_qos(prefetch_count=prefetch)
+            self._buffer: list[Delivery] = []
+            self._chan.basic_consume(bus.cfg.queue, self._on_message, auto_ack=False)
+        except _AMQP_ERRORS as exc:
+            raise BusUnavailable(f"cannot consume ({type(exc).__name__})") from None
+
+    def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
+        headers = props.headers or {}
+        count = int(headers.get("x-delivery-count", 0) or 0)
+        env = Envelope.from_headers(headers, body)
+        self._buffer.append(Delivery(env, method.delivery_tag, bool(method.redelivered), count))
+
+    def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        try:
+            self._conn.process_data_events(time_limit=0)
+            while len(self._buffer) < max_items:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self._buffer and left > 0.01:
+                    left = min(left, 0.01)
+                self._conn.process_data_events(time_limit=left)
+                if self._buffer and time.monotonic() >= deadline:
+                    break
+        except _AMQP_ERRORS as exc:
+            raise BusUnavailable(f"consume failed ({type(exc).__name__})") from None
+        out, self._buffer = self._buffer[:max_items], self._buffer[max_items:]
+        return out
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            self._settle(lambda tag: self._chan.basic_ack(delivery_tag=tag, multiple=True), deliveries)
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            self._settle(lambda tag: self._chan.basic_nack(delivery_tag=tag, multiple=True, requeue=True),
+                         deliveries)
+
+    def _settle(self, fn: Any, deliveries: Sequence[Delivery]) -> None:
+        try:
+            fn(max(d.tag for d in deliveries))
+        except _AMQP_ERRORS as exc:
+            raise BusUnavailable(f"ack failed ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        try:
+            if self._conn.is_open:
+                self._conn.close()
+        except _AMQP_ERRORS:
+            pass

@@ -1,0 +1,336 @@
+"""The ``enjournal`` command line.
+
+``run`` (adapters + workers from the config), ``check`` (config, bus, store), ``map FILE`` (what a
+message would become, writing nothing), ``journal ID`` (a citizen's journal), ``status``,
+``config schema``, ``import ADAPTER FILE`` (one-off CSV import), ``dead-letters`` / ``replay``,
+``demo`` (the ``make run`` demo on the embedded default).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import orjson
+import structlog
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine import logging as elog
+from engine.config import json_schema, load_config, parse_config
+from engine.errors import ConfigError, EnjournalError, PermanentError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="enjournal: one journal per citizen.")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration helpers.")
+app.add_typer(config_app, name="config")
+out = Console()
+err = Console(stderr=True)
+log = structlog.get_logger("engine.cli")
+
+ConfigOpt = typer.Option(Path("enjournal.yaml"), "--config", "-c", envvar="ENJOURNAL_CONFIG", help="YAML config file")
+
+
+def _load(path: Path) -> Any:
+    try:
+        cfg = load_config(path) if path.exists() or str(path) != "enjournal.yaml" else parse_config({}, "<defaults>")
+    except ConfigError as exc:
+        err.print(f"[red]config error[/red]\n{exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    elog.configure(cfg.log.level, cfg.log.format)
+    return cfg
+
+
+def _runtime(cfg: Any, declare: bool = True) -> Any:
+    from engine.runtime import Runtime
+
+    try:
+        return Runtime.build(cfg, declare=declare)
+    except EnjournalError as exc:
+        err.print(f"[red]{exc.reason}[/red]")
+        raise typer.Exit(3) from None
+
+
+@app.command()
+def run(config: Path = ConfigOpt, until_idle: bool = typer.Option(False, help="exit once the queue is empty"),
+        adapters: Optional[list[str]] = typer.Option(None, "--adapter", help="run only these adapters"),
+        no_workers: bool = typer.Option(False, help="adapters only"),
+        drain_seconds: float = typer.Option(30.0, help="shutdown deadline")) -> None:
+    """Run adapters and workers until SIGTERM/SIGINT (drains, then exits 0)."""
+    from engine.runtime import install_signal_handlers
+
+    cfg = _load(config)
+    rt = _runtime(cfg)
+    requested = threading.Event()
+    install_signal_handlers(requested)
+    rt.start(adapters=adapters, with_workers=not no_workers)
+    log.info("engine.started", adapters=len(adapters or cfg.adapters), workers=cfg.workers.count)
+    if until_idle:
+        _wait_idle(rt, requested)
+    else:
+        requested.wait()
+    ok = rt.shutdown(drain_seconds)
+    log.info("engine.stopped", clean=ok)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _wait_idle(rt: Any, requested: threading.Event, settle: float = 1.5) -> None:
+    quiet_since: float | None = None
+    while not requested.wait(0.25):
+        pending = _pending_files(rt) + rt.bus.depth().get("work", 0)
+        if pending:
+            quiet_since = None
+            continue
+        quiet_since = quiet_since or time.monotonic()
+        if time.monotonic() - quiet_since >= settle:
+            return
+
+
+def _pending_files(rt: Any) -> int:
+    n = 0
+    for settings in rt.config.adapters.values():
+        d = getattr(settings, "directory", None)
+        if d is not None and Path(d).is_dir():
+            n += sum(1 for p in Path(d).glob(getattr(settings, "pattern", "*"))
+                     if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".reason", ".tmp")))
+    return n
+
+
+@app.command()
+def check(config: Path = ConfigOpt) -> None:
+    """Validate the config, reach the bus and the store, and check every adapter's source."""
+    from engine.runtime import Runtime
+
+    cfg = _load(config)
+    problems = 0
+    rt = None
+    try:
+        rt = Runtime.build(cfg)
+        rt.bus.check()
+        rt.store.check()
+        out.print(f"bus: ok ({cfg.bus.kind})   store: ok ({rt.store.dialect})")
+        for name in cfg.adapters:
+            try:
+                rt.build_adapter(name).check()
+                out.print(f"adapter {name}: ok")
+            except EnjournalError as exc:
+                problems += 1
+                out.print(f"adapter {name}: [red]{exc.reason}[/red]")
+    except EnjournalError as exc:
+        out.print(f"[red]{exc.reason}[/red]")
+        problems += 1
+    finally:
+        if rt is not None:
+            rt.close()
+    raise typer.Exit(0 if problems == 0 else (2 if problems and rt is None else 1))
+
+
+def sniff_mapping(raw: bytes) -> str:
+    head = raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:4]
+    if head[:3] in (b"MSH", b"FHS", b"BHS"):
+        return "hl7v2"
+    if head[:1] == b"<":
+        return "kith"
+    return "csv"
+
+
+@app.command("map")
+def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
+             mapping: Optional[str] = typer.Option(None, help="mapping name (default: sniffed)"),
+             adapter: Optional[str] = typer.Option(None, help="adapter whose mapping options to use (CSV)"),
+             config: Path = ConfigOpt) -> None:
+    """Show what a message would become, writing nothing. Exit 0 mapped, 1 rejected (with the reason code)."""
+    from engine.envelope import Envelope
+    from engine.worker import Mapper
+
+    elog.configure("warning")
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        err.print(f"REJECTED READ_ERROR: {exc.strerror}")
+        raise typer.Exit(1) from None
+    options: dict[str, Any] = {}
+    name = mapping or sniff_mapping(raw)
+    if adapter:
+        cfg = _load(config)
+        settings = cfg.adapters.get(adapter)
+        if settings is None:
+            err.print(f"unknown adapter {adapter!r}")
+            raise typer.Exit(2)
+        fn = getattr(settings, "mapping_options", None)
+        options = fn() if callable(fn) else {}
+        name = mapping or getattr(settings, "mapping", name)
+    env = Envelope.build(raw, adapter=adapter or "cli", mapping=name, content_type="application/octet-stream")
+    outcome = Mapper(lambda _a: options)(env)
+    if outcome.dead:
+        if as_json:
+            out.print_json(json.dumps({"status": "rejected", "code": outcome.reason_code, "reason": outcome.reason}))
+        else:
+            err.print(f"REJECTED {outcome.reason}", highlight=False)
+        raise typer.Exit(1)
+    res = outcome.result
+    assert res is not None
+    doc = {"status": "mapped", "message_type": res.message_type, "source_message_id": res.source_message_id,
+           "warnings": list(res.warnings), "records": [r.model_dump(mode="json") for r in res.records],
+           "links": [link.model_dump(mode="json") for link in res.links]}
+    if as_json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        t = Table(title=f"{file.name}: {res.message_type or ''} -> {len(res.records)} records")
+        for col in ("kind", "key", "status", "event time"):
+            t.add_column(col)
+        for r in res.records:
+            t.add_row(r.kind, r.key, r.status.value, r.event_time.isoformat())
+        out.print(t)
+        for w in res.warnings:
+            out.print(f"warning: {w}")
+
+
+@app.command()
+def journal(identifier: str, config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json"),
+            history: bool = typer.Option(False, help="include superseded versions")) -> None:
+    """A citizen's unified journal (by any of their identifiers)."""
+    from engine.journal_view import load_journal
+
+    cfg = _load(config)
+    rt = _runtime(cfg, declare=False)
+    try:
+        view = load_journal(rt.store, identifier)
+    finally:
+        rt.close()
+    if view is None:
+        err.print("no citizen with that identifier")
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(orjson.dumps(view.to_json(history), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    print_journal(view)
+
+
+def print_journal(view: Any) -> None:
+    from engine.journal_view import summary_line
+
+    data = view.to_json()
+    best = data["best_identifier"]
+    out.print(f"[bold]Citizen[/bold] {best['kind']} {best['value']}  "
+              f"({len(data['identifiers'])} identifiers, {len(data['records'])} records)")
+    for i in data["identifiers"]:
+        out.print(f"  - {i['kind']:5} {i['system']} {i['value']}", highlight=False)
+    if data["conflicts"]:
+        out.print(f"[red]CONFLICT: {len(data['conflicts'])} pair(s) of different FNRs in one component; review[/red]")
+    t = Table(show_lines=False)
+    for col in ("when", "kind", "status", "what", "from"):
+        t.add_column(col)
+    for r in data["records"]:
+        t.add_row(r["event_time"][:16].replace("T", " "), r["kind"], r["status"], summary_line(r), r["adapter"])
+    out.print(t)
+
+
+@app.command()
+def status(config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Counts per adapter, records per kind, dead letters, queue depth."""
+    cfg = _load(config)
+    rt = _runtime(cfg, declare=False)
+    try:
+        counts = rt.store.counts()
+        try:
+            counts["queue"] = rt.bus.depth()
+        except EnjournalError as exc:
+            counts["queue"] = {"error": exc.code}
+    finally:
+        rt.close()
+    if as_json:
+        out.print_json(json.dumps(counts))
+        return
+    t = Table(title="adapters")
+    for col in ("adapter", "received", "dead letters"):
+        t.add_column(col)
+    for name in sorted(set(counts["received"]) | set(counts["dead_letters"]) | set(cfg.adapters)):
+        t.add_row(name, str(counts["received"].get(name, 0)), str(counts["dead_letters"].get(name, 0)))
+    out.print(t)
+    out.print(f"records: {counts['records']}  identity conflicts: {counts['conflicts']}  queue: {counts['queue']}")
+
+
+@app.command("dead-letters")
+def dead_letters(config: Path = ConfigOpt, limit: int = 50, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List dead letters (envelope id, adapter, reason code, reason)."""
+    cfg = _load(config)
+    rt = _runtime(cfg, declare=False)
+    try:
+        rows = rt.store.dead_letters(limit)
+    finally:
+        rt.close()
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    t = Table(title=f"dead letters ({len(rows)})")
+    for col in ("envelope", "adapter", "code", "reason", "at"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["envelope_id"], r["adapter"], r["reason_code"], r["reason"], r["dead_at"][:19])
+    out.print(t)
+
+
+@app.command()
+def replay(envelope_ids: list[str], config: Path = ConfigOpt) -> None:
+    """Publish archived envelopes again (same path as live traffic), e.g. after a mapping fix."""
+    cfg = _load(config)
+    rt = _runtime(cfg)
+    try:
+        envs = []
+        for eid in envelope_ids:
+            env = rt.store.archived(eid)
+            if env is None:
+                err.print(f"{eid}: not in the archive")
+                raise typer.Exit(1)
+            attrs = {k: v for k, v in env.attributes.items() if k != "reject"} | {"replay": "1"}
+            envs.append(env.model_copy(update={"attributes": attrs}))
+        rt.bus.publish(envs)
+        out.print(f"replayed {len(envs)} envelope(s)")
+    finally:
+        rt.close()
+
+
+@app.command("import")
+def import_cmd(adapter: str, file: Path, config: Path = ConfigOpt) -> None:
+    """One-off import of FILE through ADAPTER (CSV), with a progress bar and a summary."""
+    cfg = _load(config)
+    settings = cfg.adapters.get(adapter)
+    if settings is None:
+        err.print(f"unknown adapter {adapter!r}")
+        raise typer.Exit(2)
+    rt = _runtime(cfg)
+    try:
+        from adapters.csv import importer
+
+        summary = importer.rich_import(adapter, settings, rt, file, console=out)
+    except PermanentError as exc:
+        err.print(f"[red]{exc.reason}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        rt.close()
+    raise typer.Exit(0 if summary.rejected == 0 else 1)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the config's JSON Schema (for editor completion)."""
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def demo(workdir: Path = typer.Option(Path("var/demo"), help="where the demo keeps its files")) -> None:
+    """Ingest the sample files in deploy/demo/ on the embedded default and print one citizen's journal."""
+    from engine.demo import run_demo
+
+    elog.configure("warning")
+    view = run_demo(workdir)
+    print_journal(view)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

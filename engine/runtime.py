@@ -1,0 +1,138 @@
+"""The runtime: one object holding the bus, the store and the config, built in the CLI and passed down.
+
+Services start as steps and stop in reverse: stop intake (adapters), drain and ack (workers), close
+(bus, store). No global state.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from engine.bus import Bus
+from engine.config import ADAPTER_KINDS, ENTRY_POINT_GROUP, EmbeddedBusConfig
+from engine.store import Store
+from engine.worker import Mapper, Worker
+
+log = structlog.get_logger(__name__)
+
+
+def make_bus(cfg: Any) -> Bus:
+    if isinstance(cfg, EmbeddedBusConfig):
+        from engine.bus.embedded import EmbeddedBus
+
+        return EmbeddedBus(cfg.path, lease_seconds=cfg.lease_seconds)
+    from engine.bus.rabbit import RabbitBus
+
+    return RabbitBus(cfg)
+
+
+def adapter_module(kind: str) -> Any:
+    target = ADAPTER_KINDS.get(kind)
+    if target is not None:
+        return importlib.import_module(target)
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=kind):
+        return importlib.import_module(ep.module)
+    raise KeyError(kind)
+
+
+@dataclass
+class Runtime:
+    config: Any
+    bus: Bus
+    store: Store
+    _threads: list[threading.Thread] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: Any, *, declare: bool = True) -> "Runtime":
+        store = Store(config.store.url_with_secret(), pool_size=config.store.pool_size)
+        bus = make_bus(config.bus)
+        if declare:
+            bus.declare()
+        return cls(config=config, bus=bus, store=store)
+
+    @property
+    def keys(self) -> Store:
+        """Processed-message keys for duplicate detection (adapters.base.ProcessedKeys)."""
+        return self.store
+
+    def mapping_options(self, adapter: str) -> dict[str, Any]:
+        settings = self.config.adapters.get(adapter)
+        fn = getattr(settings, "mapping_options", None)
+        return fn() if callable(fn) else {}
+
+    def mapper(self) -> Mapper:
+        return Mapper(self.mapping_options)
+
+    def build_adapter(self, name: str) -> Any:
+        settings = self.config.adapters[name]
+        return adapter_module(settings.type).build(name, settings, self)
+
+    def build_worker(self, i: int = 0) -> Worker:
+        w = self.config.workers
+        limit = getattr(self.config.bus, "delivery_limit", 5)
+        return Worker(self.bus, self.store, self.mapper(), batch_size=w.batch_size, batch_wait=w.batch_wait_ms / 1000,
+                      prefetch=w.prefetch, delivery_limit=limit, name=f"worker-{i}")
+
+    def start(self, adapters: list[str] | None = None, with_workers: bool = True) -> None:
+        """Start workers first (so intake is drained), then adapters, each in its thread."""
+        intake, stop = threading.Event(), threading.Event()
+        self._intake_stop, self._work_stop = intake, stop
+        if with_workers:
+            for i in range(self.config.workers.count):
+                worker = self.build_worker(i)
+                self.workers.append(worker)
+                self._spawn(f"worker-{i}", worker.run, stop)
+        for name in adapters if adapters is not None else list(self.config.adapters):
+            adapter = self.build_adapter(name)
+            self._spawn(f"adapter-{name}", adapter.run, intake, adapter=True)
+
+    def _spawn(self, name: str, fn: Any, stop: threading.Event, adapter: bool = False) -> None:
+        def target() -> None:
+            try:
+                fn(stop)
+            except Exception as exc:  # noqa: BLE001 - a dead service must be visible
+                log.error("service.crashed", service=name, error_type=type(exc).__name__)
+
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.is_adapter = adapter  # type: ignore[attr-defined]
+        t.start()
+        self._threads.append(t)
+
+    def shutdown(self, deadline: float = 30.0) -> bool:
+        """Stop intake, let workers drain, then close. True when every thread ended in time."""
+        import time
+
+        end = time.monotonic() + deadline
+        getattr(self, "_intake_stop", threading.Event()).set()
+        for t in [t for t in self._threads if getattr(t, "is_adapter", False)]:
+            t.join(max(0.1, end - time.monotonic()))
+        getattr(self, "_work_stop", threading.Event()).set()
+        for t in self._threads:
+            t.join(max(0.1, end - time.monotonic()))
+        ok = not any(t.is_alive() for t in self._threads)
+        self.close()
+        return ok
+
+    def close(self) -> None:
+        try:
+            self.bus.close()
+        finally:
+            self.store.close()
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("engine.signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,278 @@
+"""The journal store: one transaction per batch of envelopes, idempotent, order-independent.
+
+``commit_batch`` writes, in one transaction: the raw archive rows, the record versions
+(``ON CONFLICT DO NOTHING`` on key + content hash), the identity edges, the dead letters and the
+processed-message keys. Nothing is updated in place, so the same message twice changes nothing and
+any order of the same set gives the same journal (see :func:`current_versions`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Sequence
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine import identity
+from engine.envelope import Envelope
+from engine.errors import StoreUnavailable
+from engine.model import MappingResult
+from engine.store import schema as s
+from engine.store.migrations import migrate
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the worker made of one envelope: a mapping result, or a dead-letter reason."""
+
+    envelope: Envelope
+    result: MappingResult | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.reason_code is not None
+
+
+@dataclass
+class BatchStats:
+    envelopes: int = 0
+    versions_new: int = 0
+    versions_unchanged: int = 0
+    dead_letters: int = 0
+    new_edges: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def event_us(dt: datetime) -> int:
+    return (dt - _EPOCH) // _US
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str, pool_size: int = 4) -> sa.Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        eng = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(eng, "connect", _sqlite_pragmas)
+        return eng
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+class Store:
+    """The journal store. One object per process, shared by worker threads (the engine pools)."""
+
+    def __init__(self, url: str, *, pool_size: int = 4, create: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size)
+        self.dialect = self.engine.dialect.name
+        self._insert_mod = postgresql if self.dialect == "postgresql" else sqlite
+        self._edges = identity.EdgeCache()
+        if create:
+            self.migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        try:
+            return migrate(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(f"cannot reach the store ({type(exc.orig).__name__})") from None
+
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as c:
+                c.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot reach the store ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def insert(self, table: sa.Table) -> Any:
+        return self._insert_mod.insert(table)
+
+    # -- writing ---------------------------------------------------------------------------
+    def commit_batch(self, outcomes: Sequence[Outcome]) -> BatchStats:
+        """Write a batch in one transaction; raise StoreUnavailable on a database outage."""
+        try:
+            with self.engine.begin() as conn:
+                stats, edges = self._write(conn, outcomes)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StoreUnavailable(f"store write failed ({type(exc.orig).__name__})") from None
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable("store connection lost") from None
+            raise
+        identity.remember(self._edges, edges)
+        return stats
+
+    def _write(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> tuple[BatchStats, list[tuple[str, str]]]:
+        stats = BatchStats(envelopes=len(outcomes))
+        ins = self.insert
+        conn.execute(ins(s.raw_archive).on_conflict_do_nothing(), [_raw_row(o.envelope) for o in outcomes])
+        versions = list(_version_rows(outcomes, stats))
+        if versions:
+            stmt = ins(s.record_versions).on_conflict_do_nothing().returning(s.record_versions.c.record_key)
+            inserted = len(conn.execute(stmt, versions).all())
+            stats.versions_new = inserted
+            stats.versions_unchanged = len(versions) - inserted
+        edges = identity.apply_links(
+            conn, ((link, o.envelope.id) for o in outcomes if o.result for link in o.result.links),
+            self._edges, ins)
+        stats.new_edges = len(edges)
+        dead = [_dead_row(o) for o in outcomes if o.dead]
+        if dead:
+            conn.execute(ins(s.dead_letters).on_conflict_do_nothing(), dead)
+            stats.dead_letters = len(dead)
+        keys = [_processed_row(o) for o in outcomes if o.envelope.dedup_key]
+        if keys:
+            conn.execute(ins(s.processed_messages).on_conflict_do_nothing(), keys)
+        replayed = [o.envelope.id for o in outcomes if not o.dead and o.envelope.attributes.get("replay")]
+        if replayed:
+            dl = s.dead_letters
+            conn.execute(dl.update().where(dl.c.envelope_id.in_(replayed), dl.c.replayed_at.is_(None))
+                         .values(replayed_at=_now()))
+        return stats, edges
+
+    # -- processed keys (adapters.base.ProcessedKeys) ---------------------------------------
+    def processed_ack(self, dedup_key: str) -> str | None:
+        t = s.processed_messages
+        with self.engine.connect() as c:
+            return c.execute(sa.select(t.c.ack_code).where(t.c.dedup_key == dedup_key)).scalar()
+
+    def remember(self, items: list[tuple[str, str, str]]) -> None:
+        if not items:
+            return
+        rows = [{"dedup_key": k, "envelope_id": e, "ack_code": a} for k, e, a in items]
+        with self.engine.begin() as c:
+            c.execute(self.insert(s.processed_messages).on_conflict_do_nothing(), rows)
+
+    # -- reading ---------------------------------------------------------------------------
+    def citizen(self, query: str) -> identity.Citizen | None:
+        with self.engine.connect() as c:
+            return identity.resolve(c, query)
+
+    def versions_for(self, subject_keys: Iterable[str]) -> list[dict[str, Any]]:
+        rv = s.record_versions
+        keys = list(subject_keys)
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as c:
+            for i in range(0, len(keys), 500):
+                q = sa.select(rv).where(rv.c.subject_key.in_(keys[i:i + 500]))
+                out.extend(dict(r._mapping) for r in c.execute(q))
+        return out
+
+    def all_versions(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(sa.select(s.record_versions))]
+
+    def archived(self, envelope_id: str) -> Envelope | None:
+        t = s.raw_archive
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(t).where(t.c.envelope_id == envelope_id)).first()
+        if r is None:
+            return None
+        m = dict(r._mapping)
+        headers = {k: m[k] for k in ("adapter", "mapping", "source_system", "content_type", "charset",
+                                     "received_at", "sha256", "trace_id", "dedup_key", "attributes")}
+        headers["id"] = m["envelope_id"]
+        return Envelope.from_headers(headers, bytes(m["raw"]))
+
+    def dead_letters(self, limit: int = 100, include_replayed: bool = False) -> list[dict[str, Any]]:
+        t = s.dead_letters
+        q = sa.select(t).order_by(t.c.dead_at.desc()).limit(limit)
+        if not include_replayed:
+            q = q.where(t.c.replayed_at.is_(None))
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(q)]
+
+    def counts(self) -> dict[str, Any]:
+        """Counts per adapter (received, dead), records, citizens with conflicts."""
+        ra, dl, rv, ic = s.raw_archive, s.dead_letters, s.record_versions, s.identity_conflicts
+        with self.engine.connect() as c:
+            received = dict(c.execute(sa.select(ra.c.adapter, sa.func.count()).group_by(ra.c.adapter)).all())
+            dead = dict(c.execute(sa.select(dl.c.adapter, sa.func.count())
+                                  .where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)).all())
+            kinds = dict(c.execute(sa.select(rv.c.kind, sa.func.count(sa.distinct(rv.c.record_key)))
+                                   .group_by(rv.c.kind)).all())
+            conflicts = c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0
+        return {"received": received, "dead_letters": dead, "records": kinds, "conflicts": conflicts}
+
+
+def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split versions into (current per record key, history): newest event time, then highest hash."""
+    best: dict[str, dict[str, Any]] = {}
+    history: list[dict[str, Any]] = []
+    for r in rows:
+        cur = best.get(r["record_key"])
+        if cur is None:
+            best[r["record_key"]] = r
+        elif (r["event_us"], r["version_hash"]) > (cur["event_us"], cur["version_hash"]):
+            history.append(cur)
+            best[r["record_key"]] = r
+        else:
+            history.append(r)
+    return sorted(best.values(), key=lambda r: (r["event_us"], r["record_key"])), history
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _raw_row(env: Envelope) -> dict[str, Any]:
+    h = env.headers()
+    return {"envelope_id": env.id, "adapter": env.adapter, "mapping": env.mapping,
+            "source_system": env.source_system, "content_type": env.content_type, "charset": env.charset,
+            "received_at": h["received_at"], "sha256": env.sha256, "trace_id": env.trace_id,
+            "dedup_key": env.dedup_key, "attributes": h["attributes"], "raw": env.raw}
+
+
+def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> Iterable[dict[str, Any]]:
+    for o in outcomes:
+        if o.result is None:
+            continue
+        for rec in o.result.records:
+            content = orjson.dumps(rec.content(), option=orjson.OPT_SORT_KEYS)
+            stats.by_kind[rec.kind] = stats.by_kind.get(rec.kind, 0) + 1
+            yield {
+                "record_key": rec.key,
+                "version_hash": hashlib.sha256(content).hexdigest()[:32],
+                "kind": rec.kind,
+                "subject_key": rec.subject.key,
+                "event_us": event_us(rec.event_time),
+                "status": rec.status.value,
+                "content": content.decode(),
+                "envelope_id": o.envelope.id,
+                "adapter": o.envelope.adapter,
+                "source_message_id": rec.provenance.source_message_id,
+            }
+
+
+def _dead_row(o: Outcome) -> dict[str, Any]:
+    return {"envelope_id": o.envelope.id, "adapter": o.envelope.adapter, "reason_code": o.reason_code,
+            "reason": o.reason or o.reason_code, "dead_at": _now()}
+
+
+def _processed_row(o: Outcome) -> dict[str, Any]:
+    ack = o.envelope.attributes.get("ack") or ("AR" if o.dead else "AA")
+    return {"dedup_key": o.envelope.dedup_key, "envelope_id": o.envelope.id, "ack_code": ack}

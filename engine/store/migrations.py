@@ -1,0 +1,51 @@
+"""Schema migrations: an ordered list of steps, each applied once and recorded.
+
+``migrate(engine)`` is idempotent and safe to run from several processes at once (PostgreSQL: an
+advisory lock; SQLite: an immediate transaction). Add a step at the end; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlalchemy as sa
+
+from engine.store import schema as s
+
+Step = Callable[[sa.Connection], None]
+
+
+def _v1_initial(conn: sa.Connection) -> None:
+    for table in (s.raw_archive, s.record_versions, s.identifiers, s.identity_edges,
+                  s.identity_conflicts, s.dead_letters, s.processed_messages):
+        table.create(conn, checkfirst=True)
+
+
+STEPS: list[tuple[int, str, Step]] = [
+    (1, "initial schema", _v1_initial),
+]
+_LOCK_ID = 7_243_001
+
+
+def migrate(engine: sa.Engine) -> list[int]:
+    """Apply every pending step; return the versions applied now."""
+    applied_now: list[int] = []
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+        s.schema_migrations.create(conn, checkfirst=True)
+        done = {r[0] for r in conn.execute(sa.select(s.schema_migrations.c.version))}
+        for version, name, step in STEPS:
+            if version in done:
+                continue
+            step(conn)
+            conn.execute(s.schema_migrations.insert().values(version=version, name=name))
+            applied_now.append(version)
+    return applied_now
+
+
+def current_version(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("schema_migrations"):
+            return 0
+        return conn.execute(sa.select(sa.func.max(s.schema_migrations.c.version))).scalar() or 0

@@ -1,0 +1,167 @@
+"""The worker: consume envelopes, map them, write one transaction per batch, ack after commit.
+
+* A mapping error is permanent: the envelope is dead-lettered with its stable reason code (in the
+  store, in the same transaction as the batch's records, and on the bus's dead-letter queue); its
+  raw bytes are archived either way, so it can be replayed once the mapping is fixed.
+* An envelope carrying ``attributes["reject"]`` was refused by its adapter (an AR, an AppRec status 2,
+  a rejected CSV row): it is archived and dead-lettered without mapping.
+* An envelope delivered more than ``delivery_limit`` times (it keeps killing workers) is dead-lettered
+  as ``POISON_MESSAGE``.
+* A database or broker outage is transient: retry with tenacity, then requeue the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import structlog
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from engine.bus import Bus, Consumer, Delivery
+from engine.envelope import Envelope
+from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, TransientError
+from engine.model import MappingResult
+from engine.store import BatchStats, Outcome, Store
+from mappings import registry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    envelopes: int = 0
+    dead: int = 0
+    versions_new: int = 0
+    requeued: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: {"consume": 0.0, "map": 0.0, "store": 0.0, "ack": 0.0})
+
+
+class Mapper:
+    """Maps one envelope to an :class:`Outcome`; never raises for bad input."""
+
+    def __init__(self, options_for: Callable[[str], dict[str, Any]] | None = None) -> None:
+        self._options_for = options_for or (lambda _name: {})
+        self._fns: dict[str, Callable[..., MappingResult]] = {}
+
+    def __call__(self, env: Envelope) -> Outcome:
+        reject = env.attributes.get("reject")
+        if reject:
+            code = reject.split(":", 1)[0].strip() or "ADAPTER_REJECTED"
+            return Outcome(env, reason_code=code, reason=reject)
+        try:
+            fn = self._fns.get(env.mapping)
+            if fn is None:
+                fn = self._fns[env.mapping] = registry.resolve(env.mapping)
+            return Outcome(env, result=fn(env.raw, env.context(self._options_for(env.adapter))))
+        except PermanentError as exc:
+            return Outcome(env, reason_code=exc.code, reason=exc.reason)
+        except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed
+            name = type(exc).__name__
+            log.error("mapping.crashed", envelope_id=env.id, error_type=name, adapter=env.adapter)
+            return Outcome(env, reason_code="MAPPING_CRASH", reason=f"MAPPING_CRASH: {name} in mapping {env.mapping}")
+
+
+class Worker:
+    """One consume -> map -> commit -> ack loop (run one per thread)."""
+
+    def __init__(self, bus: Bus, store: Store, mapper: Mapper, *, batch_size: int = 500,
+                 batch_wait: float = 0.05, prefetch: int = 1000, delivery_limit: int = 5,
+                 name: str = "worker-0", store_attempts: int = 5) -> None:
+        self.bus, self.store, self.mapper = bus, store, mapper
+        self.batch_size, self.batch_wait, self.prefetch = batch_size, batch_wait, prefetch
+        self.delivery_limit = delivery_limit
+        self.name = name
+        self.stats = WorkerStats()
+        self._store_attempts = store_attempts
+
+    def run(self, stop: threading.Event, *, until_idle: bool = False) -> WorkerStats:
+        """Consume until ``stop`` is set (or, with ``until_idle``, until the queue is empty)."""
+        consumer: Consumer | None = None
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = self.bus.consumer(self.prefetch)
+                    backoff = 0.2
+                handled = self.step(consumer)
+                if until_idle and handled == 0:
+                    break
+            except TransientError as exc:
+                log.warning("worker.transient", worker=self.name, code=exc.code)
+                consumer = _close(consumer)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        _close(consumer)
+        return self.stats
+
+    def step(self, consumer: Consumer) -> int:
+        """Handle one batch; return how many envelopes it held."""
+        t0 = time.perf_counter()
+        deliveries = consumer.fetch(self.batch_size, self.batch_wait)
+        t1 = time.perf_counter()
+        self.stats.stage_seconds["consume"] += t1 - t0
+        if not deliveries:
+            return 0
+        outcomes = [self._outcome(d) for d in deliveries]
+        t2 = time.perf_counter()
+        self.stats.stage_seconds["map"] += t2 - t1
+        try:
+            stats = self._commit(outcomes)
+        except StoreUnavailable:
+            self.stats.requeued += len(deliveries)
+            consumer.requeue(deliveries)
+            raise
+        t3 = time.perf_counter()
+        self.stats.stage_seconds["store"] += t3 - t2
+        self._dead_letter_on_bus(outcomes)
+        consumer.ack(deliveries)
+        self.stats.stage_seconds["ack"] += time.perf_counter() - t3
+        self._count(stats, outcomes)
+        return len(deliveries)
+
+    def _outcome(self, d: Delivery) -> Outcome:
+        if d.delivery_count >= self.delivery_limit:
+            return Outcome(d.envelope, reason_code="POISON_MESSAGE",
+                           reason=f"POISON_MESSAGE: delivered {d.delivery_count} times without a commit")
+        return self.mapper(d.envelope)
+
+    def _commit(self, outcomes: Sequence[Outcome]) -> BatchStats:
+        retry = Retrying(retry=retry_if_exception_type(StoreUnavailable), stop=stop_after_attempt(self._store_attempts),
+                         wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+        for attempt in retry:
+            with attempt:
+                return self.store.commit_batch(outcomes)
+        raise StoreUnavailable("unreachable")  # pragma: no cover
+
+    def _dead_letter_on_bus(self, outcomes: Sequence[Outcome]) -> None:
+        dead = [(o.envelope, o.reason or o.reason_code or "") for o in outcomes if o.dead]
+        if not dead:
+            return
+        for env, _reason in dead:
+            log.warning("envelope.dead_lettered", envelope_id=env.id, adapter=env.adapter,
+                        code=next(o.reason_code for o in outcomes if o.envelope is env))
+        try:
+            self.bus.dead_letter(dead)
+        except BusUnavailable:
+            log.warning("worker.dead_letter_queue_unavailable", count=len(dead))  # the store has them
+
+    def _count(self, stats: BatchStats, outcomes: Sequence[Outcome]) -> None:
+        self.stats.batches += 1
+        self.stats.envelopes += len(outcomes)
+        self.stats.dead += stats.dead_letters
+        self.stats.versions_new += stats.versions_new
+        log.debug("batch.committed", worker=self.name, envelopes=len(outcomes), new=stats.versions_new,
+                  unchanged=stats.versions_unchanged, dead=stats.dead_letters)
+
+
+def _close(consumer: Consumer | None) -> None:
+    if consumer is not None:
+        try:
+            consumer.close()
+        except Exception:  # noqa: BLE001
+            pass
+    return None

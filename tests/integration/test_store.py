@@ -1,0 +1,148 @@
+"""The journal store's three properties, on SQLite and PostgreSQL: idempotent, order-independent, one citizen."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.model import IdentityLink, RecordStatus
+from engine.store import Store
+from engine.store import schema as s
+from engine.store.journal import current_versions
+from tests.helpers import fnr_id, local_id, observation, outcome, person
+
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+
+
+def snapshot(store: Store) -> tuple:
+    rows = store.all_versions()
+    cur, _hist = current_versions(rows)
+    with store.engine.connect() as c:
+        comps = sorted(c.execute(sa.select(s.identifiers.c.id_key, s.identifiers.c.component)).all())
+        conflicts = sorted(c.execute(sa.select(s.identity_conflicts.c.a_key, s.identity_conflicts.c.b_key)).all())
+    versions = sorted((r["record_key"], r["version_hash"]) for r in rows)
+    current = sorted((r["record_key"], r["version_hash"], r["status"]) for r in cur)
+    return versions, current, [tuple(x) for x in comps], [tuple(x) for x in conflicts]
+
+
+def wipe(store: Store) -> None:
+    with store.engine.begin() as c:
+        for t in (s.raw_archive, s.record_versions, s.identifiers, s.identity_edges, s.identity_conflicts,
+                  s.dead_letters, s.processed_messages):
+            c.execute(t.delete())
+    store._edges = type(store._edges)()
+
+
+def test_same_message_twice_changes_nothing(store_url: str) -> None:
+    store = Store(store_url)
+    p = fnr_id(0)
+    o = outcome("e1", [person(p), observation("lab|1|NPU02593", p, 5.1)], [IdentityLink(a=p, b=local_id("123"))])
+    first = store.commit_batch([o])
+    before = snapshot(store)
+    second = store.commit_batch([o, o])
+    assert first.versions_new == 2
+    assert second.versions_new == 0 and second.versions_unchanged == 4
+    assert snapshot(store) == before
+    store.close()
+
+
+def test_correction_supersedes_and_cancellation_cancels(store_url: str) -> None:
+    store = Store(store_url)
+    p = fnr_id(1)
+    key = "lab|9|NPU01685"
+    store.commit_batch([outcome("e3", [observation(key, p, 1.0, minutes=20, status=RecordStatus.CANCELLED)])])
+    store.commit_batch([outcome("e1", [observation(key, p, 2.0, minutes=0)])])
+    store.commit_batch([outcome("e2", [observation(key, p, 3.0, minutes=10, status=RecordStatus.CORRECTED)])])
+    cur, hist = current_versions(store.all_versions())
+    assert [r["status"] for r in cur] == ["cancelled"]
+    assert len(hist) == 2
+    store.close()
+
+
+messages = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # patient
+        st.integers(0, 4),  # record key
+        st.integers(0, 3),  # minutes
+        st.floats(0, 10, allow_nan=False).map(lambda f: round(f, 1)),
+        st.sampled_from([RecordStatus.FINAL, RecordStatus.CORRECTED, RecordStatus.CANCELLED]),
+        st.booleans(),  # carries a link local id <-> FNR
+    ),
+    min_size=1, max_size=12,
+)
+
+
+def _build(msgs: list) -> list:
+    outs = []
+    for i, (pat, key, minutes, val, status, link) in enumerate(msgs):
+        subject = fnr_id(pat)
+        links = [IdentityLink(a=local_id(f"L{pat % 2}"), b=subject)] if link else []
+        outs.append(outcome(f"m{i}", [observation(f"lab|{key}", subject, val, minutes, status, env_id=f"m{i}")], links))
+    return outs
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(msgs=messages, seed=st.integers(0, 10_000), batch=st.integers(1, 5))
+def test_any_order_and_repetition_gives_the_same_journal(store_url: str, msgs: list, seed: int, batch: int) -> None:
+    store = Store(store_url)
+    try:
+        wipe(store)
+        outs = _build(msgs)
+        for i in range(0, len(outs), batch):
+            store.commit_batch(outs[i:i + batch])
+        expected = snapshot(store)
+        wipe(store)
+        shuffled = outs + random.Random(seed).sample(outs, k=min(len(outs), 3))
+        random.Random(seed).shuffle(shuffled)
+        for i in range(0, len(shuffled), batch + 1):
+            store.commit_batch(shuffled[i:i + batch + 1])
+        assert snapshot(store) == expected
+    finally:
+        store.close()
+
+
+def test_identifiers_resolve_to_one_citizen(store_url: str) -> None:
+    store = Store(store_url)
+    fnr, dnr_local, hosp = fnr_id(2), local_id("D-77", "OTHERHOSP"), local_id("H1")
+    merged = local_id("H2")
+    store.commit_batch([outcome("a", [person(hosp)], [IdentityLink(a=hosp, b=fnr)])])
+    store.commit_batch([outcome("b", [observation("x|1", merged, 1.0)],
+                                [IdentityLink(a=merged, b=hosp, reason="merge")])])
+    store.commit_batch([outcome("c", [observation("x|2", dnr_local, 2.0)], [IdentityLink(a=dnr_local, b=fnr)])])
+    citizen = store.citizen(fnr.value)
+    assert citizen is not None
+    assert {i.key for i in citizen.identifiers} == {fnr.key, hosp.key, merged.key, dnr_local.key}
+    assert citizen.best == fnr
+    assert citizen.conflicts == ()
+    assert store.citizen(merged.value).component == citizen.component
+    store.close()
+
+
+def test_two_fnrs_for_one_local_id_is_a_conflict(store_url: str) -> None:
+    store = Store(store_url)
+    a, b, loc = fnr_id(3), fnr_id(4), local_id("X9")
+    store.commit_batch([outcome("a", [], [IdentityLink(a=loc, b=a)])])
+    store.commit_batch([outcome("b", [], [IdentityLink(a=loc, b=b)])])
+    citizen = store.citizen(loc.value)
+    assert citizen is not None and len(citizen.conflicts) == 1
+    assert set(citizen.conflicts[0]) == {a.key, b.key}
+    store.close()
+
+
+def test_dead_letters_and_processed_keys(store_url: str) -> None:
+    from engine.store import Outcome
+    from tests.helpers import envelope
+
+    store = Store(store_url)
+    env = envelope("d1", raw=b"MSH|bad", dedup="HL7|APP|FAC|1")
+    store.commit_batch([Outcome(env, reason_code="HL7_BAD_MSH", reason="HL7_BAD_MSH: no field separator")])
+    store.commit_batch([Outcome(env, reason_code="HL7_BAD_MSH", reason="HL7_BAD_MSH: no field separator")])
+    rows = store.dead_letters()
+    assert [(r["envelope_id"], r["reason_code"]) for r in rows] == [("d1", "HL7_BAD_MSH")]
+    assert store.archived("d1").raw == b"MSH|bad"
+    assert store.processed_ack("HL7|APP|FAC|1") == "AR"
+    store.close()
