@@ -323,12 +323,12 @@ def config_schema() -> None:
 
 
 @app.command()
-def demo(workdir: Path = typer.Option(Path("var/demo"), help="where the demo keeps its files")) -> None:
-    """Ingest the sample files in deploy/demo/ on the embedded default and print one citizen's journal."""
+def demo() -> None:
+    """Ingest the sample files in deploy/demo/ on the embedded default (under var/demo) and print one journal."""
     from engine.demo import run_demo
 
     elog.configure("warning")
-    view = run_demo(workdir)
+    view = run_demo()
     print_journal(view)
 
 
