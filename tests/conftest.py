@@ -90,3 +90,42 @@ def amqp_names() -> dict[str, str]:
         "dead_letter_exchange": f"t.{tag}.dlx",
         "dead_letter_queue": f"t.{tag}.dead",
     }
+
+
+# -- No personal data in logs: every structlog event of the whole run is checked ------------------
+_LOG_VIOLATIONS: list[str] = []
+
+
+def _check_event(_logger: object, _name: str, event_dict: dict) -> dict:
+    """Runs before masking: records (without the value) any event that carries a valid national id."""
+    from engine.ids import find_valid_numbers
+
+    text = " ".join(f"{k}={v}" for k, v in event_dict.items() if k != "exc_info")
+    if find_valid_numbers(text):
+        _LOG_VIOLATIONS.append(str(event_dict.get("event", "?")))
+    return event_dict
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import structlog
+
+    from engine import logging as elog
+
+    original = elog.configure
+
+    def configure(level: str = "info", fmt: str = "console", stream: object = None) -> None:
+        original(level, fmt, stream)
+        procs = structlog.get_config()["processors"]
+        structlog.configure(processors=[*procs[:-2], _check_event, *procs[-2:]])
+
+    elog.configure = configure  # type: ignore[assignment]
+    configure("debug")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _LOG_VIOLATIONS:
+        import sys
+
+        sys.stderr.write(f"\nPERSONAL DATA IN LOGS: {len(_LOG_VIOLATIONS)} event(s) carried a valid national "
+                         f"identity number: {sorted(set(_LOG_VIOLATIONS))}\n")
+        session.exitstatus = 1

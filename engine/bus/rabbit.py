@@ -126,6 +126,12 @@ class _Publisher(threading.Thread):
                 self._conn.ioloop.start()
             except Exception as exc:  # noqa: BLE001 - any failure means reconnect
                 log.warning("bus.publisher_error", error=type(exc).__name__)
+            finally:
+                if self._conn is not None:
+                    try:
+                        self._conn.ioloop.close()
+                    except Exception:  # noqa: BLE001
+                        pass
             self._ready.clear()
             self._fail_all("CONNECTION_LOST")
             if self._stopping.wait(backoff):
@@ -146,11 +152,18 @@ class _Publisher(threading.Thread):
     def _on_channel(self, chan: Any) -> None:
         self._chan = chan
         self._state = _PublisherState()
-        chan.add_on_close_callback(lambda ch, reason: self._conn and self._conn.close())
+        chan.add_on_close_callback(self._on_channel_closed)
         chan.add_on_return_callback(self._on_return)
         chan.confirm_delivery(self._on_confirm)
         self._ready.set()
         log.info("bus.publisher_ready")
+
+    def _on_channel_closed(self, chan: Any, reason: Any) -> None:
+        self._chan = None
+        self._ready.clear()
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            conn.close()
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -214,7 +227,7 @@ class _Publisher(threading.Thread):
         conn = self._conn
         if conn is not None:
             try:
-                conn.ioloop.add_callback_threadsafe(lambda: conn.is_open and conn.close())
+                conn.ioloop.add_callback_threadsafe(lambda: conn.close() if conn.is_open else None)
             except Exception:  # noqa: BLE001
                 pass
         self.join(timeout=5)
