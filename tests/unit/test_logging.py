@@ -16,7 +16,7 @@ def test_masking_processor_masks_valid_numbers_in_any_field() -> None:
     buf = io.StringIO()
     elog.configure("debug", "json", stream=buf)
     n = fnr(5)
-    structlog.get_logger("t").info("x.happened", note=f"id {n}", nested={"a": [n]}, count=3)
+    structlog.get_logger("t").info("x.happened", note=f"id {n}", nested={"a": [n]}, count=3, pii_masking_selftest=True)
     line = buf.getvalue()
     assert n not in line and ids.mask(n) in line and '"count": 3' in line
 
