@@ -126,27 +126,30 @@ class Store:
         identity.remember(self._edges, edges)
         return stats
 
+    def _bulk(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+        """``INSERT ... ON CONFLICT DO NOTHING`` through the driver's executemany (pipelined by psycopg);
+        returns how many rows were new. Much faster than multi-VALUES statements for large batches."""
+        if not rows:
+            return 0
+        cols = list(rows[0])
+        mark = "%s" if self.dialect == "postgresql" else "?"
+        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
+               "ON CONFLICT DO NOTHING")
+        result = conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
+        return max(result.rowcount, 0)
+
     def _write(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> tuple[BatchStats, list[tuple[str, str]]]:
         stats = BatchStats(envelopes=len(outcomes))
-        ins = self.insert
-        conn.execute(ins(s.raw_archive).on_conflict_do_nothing(), [_raw_row(o.envelope) for o in outcomes])
+        self._bulk(conn, s.raw_archive, [_raw_row(o.envelope) for o in outcomes])
         versions = list(_version_rows(outcomes, stats))
-        if versions:
-            stmt = ins(s.record_versions).on_conflict_do_nothing().returning(s.record_versions.c.record_key)
-            inserted = len(conn.execute(stmt, versions).all())
-            stats.versions_new = inserted
-            stats.versions_unchanged = len(versions) - inserted
+        stats.versions_new = self._bulk(conn, s.record_versions, versions)
+        stats.versions_unchanged = len(versions) - stats.versions_new
         edges = identity.apply_links(
             conn, ((link, o.envelope.id) for o in outcomes if o.result for link in o.result.links),
-            self._edges, ins)
+            self._edges, self.insert)
         stats.new_edges = len(edges)
-        dead = [_dead_row(o) for o in outcomes if o.dead]
-        if dead:
-            conn.execute(ins(s.dead_letters).on_conflict_do_nothing(), dead)
-            stats.dead_letters = len(dead)
-        keys = [_processed_row(o) for o in outcomes if o.envelope.dedup_key]
-        if keys:
-            conn.execute(ins(s.processed_messages).on_conflict_do_nothing(), keys)
+        stats.dead_letters = self._bulk(conn, s.dead_letters, [_dead_row(o) for o in outcomes if o.dead])
+        self._bulk(conn, s.processed_messages, [_processed_row(o) for o in outcomes if o.envelope.dedup_key])
         replayed = [o.envelope.id for o in outcomes if not o.dead and o.envelope.attributes.get("replay")]
         if replayed:
             dl = s.dead_letters
