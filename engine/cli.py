@@ -58,7 +58,8 @@ def _runtime(cfg: Any, declare: bool = True) -> Any:
 @app.command()
 def run(config: Path = ConfigOpt, until_idle: bool = typer.Option(False, help="exit once the queue is empty"),
         adapters: Optional[list[str]] = typer.Option(None, "--adapter", help="run only these adapters"),
-        no_workers: bool = typer.Option(False, help="adapters only"),
+        no_workers: bool = typer.Option(False, help="adapters only (an intake process)"),
+        no_adapters: bool = typer.Option(False, help="workers only (a worker process)"),
         drain_seconds: float = typer.Option(30.0, help="shutdown deadline")) -> None:
     """Run adapters and workers until SIGTERM/SIGINT (drains, then exits 0)."""
     from engine.runtime import install_signal_handlers
@@ -67,7 +68,7 @@ def run(config: Path = ConfigOpt, until_idle: bool = typer.Option(False, help="e
     rt = _runtime(cfg)
     requested = threading.Event()
     install_signal_handlers(requested)
-    rt.start(adapters=adapters, with_workers=not no_workers)
+    rt.start(adapters=[] if no_adapters else adapters, with_workers=not no_workers)
     log.info("engine.started", adapters=len(adapters or cfg.adapters), workers=cfg.workers.count)
     if until_idle:
         _wait_idle(rt, requested)
