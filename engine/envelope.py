@@ -120,3 +120,13 @@ class Envelope(BaseModel):
         return f"Envelope(id={self.id}, adapter={self.adapter}, {len(self.raw)} bytes)"
 
     __str__ = __repr__
+
+
+def decode_or_reject(headers: dict[str, Any], raw: bytes) -> Envelope:
+    """The envelope from bus headers, or (headers unreadable) one that the worker archives and dead-letters."""
+    try:
+        return Envelope.from_headers(headers, raw)
+    except Exception:  # noqa: BLE001 - a foreign or damaged message must not stop a consumer
+        adapter = headers.get("adapter") if isinstance(headers.get("adapter"), str) else "unknown"
+        return Envelope.build(raw, adapter=adapter or "unknown", mapping="none", content_type="application/octet-stream",
+                              attributes={"reject": "BAD_ENVELOPE: unreadable envelope headers"})

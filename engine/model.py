@@ -16,7 +16,6 @@ import hashlib
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine import ids
@@ -95,9 +94,13 @@ class RecordBase(_Frozen):
         """The version's content: everything but provenance, JSON-ready."""
         return self.model_dump(mode="json", exclude=self._exclude)
 
+    def content_json(self) -> bytes:
+        """The content as canonical JSON (field order is the model's declaration order: deterministic)."""
+        return self.__pydantic_serializer__.to_json(self, exclude=self._exclude, exclude_none=True)
+
     def version_hash(self) -> str:
         """Deterministic hash of the content, used to break event-time ties and to deduplicate."""
-        return hashlib.sha256(orjson.dumps(self.content(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        return hashlib.sha256(self.content_json()).hexdigest()[:32]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r}, status={self.status.value})"

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import orjson
 
 from engine.bus import Delivery
-from engine.envelope import Envelope
+from engine.envelope import Envelope, decode_or_reject
 from engine.errors import BusUnavailable
 
 _SCHEMA = """
@@ -221,5 +221,5 @@ class EmbeddedConsumer:
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     seq, headers, raw, deliveries = row
-    env = Envelope.from_headers(orjson.loads(headers), bytes(raw))
+    env = decode_or_reject(orjson.loads(headers), bytes(raw))
     return Delivery(envelope=env, tag=int(seq), redelivered=deliveries > 0, delivery_count=int(deliveries))

@@ -34,7 +34,7 @@ from pika.spec import Basic
 
 from engine.bus import Delivery
 from engine.config import RabbitBusConfig
-from engine.envelope import Envelope
+from engine.envelope import Envelope, decode_or_reject
 from engine.errors import BusUnavailable
 
 log = structlog.get_logger(__name__)
@@ -344,7 +344,7 @@ class RabbitConsumer:
     def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
         headers = props.headers or {}
         count = int(headers.get("x-delivery-count", 0) or 0)
-        env = Envelope.from_headers(headers, body)
+        env = decode_or_reject(headers, body)
         self._buffer.append(Delivery(env, method.delivery_tag, bool(method.redelivered), count))
 
     def fetch(self, max_items: int, timeout: float) -> list[Delivery]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -255,7 +254,7 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> Iterable[di
         if o.result is None:
             continue
         for rec in o.result.records:
-            content = orjson.dumps(rec.content(), option=orjson.OPT_SORT_KEYS)
+            content = rec.content_json()
             stats.by_kind[rec.kind] = stats.by_kind.get(rec.kind, 0) + 1
             yield {
                 "record_key": rec.key,
