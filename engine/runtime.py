@@ -91,6 +91,10 @@ class Runtime:
                 worker = self.build_worker(i)
                 self.workers.append(worker)
                 self._spawn(f"worker-{i}", worker.run, stop)
+        if self.config.ops.port is not None:
+            from engine.ops import serve
+
+            self._ops = serve(self, self.config.ops.host, self.config.ops.port)
         for name in adapters if adapters is not None else list(self.config.adapters):
             adapter = self.build_adapter(name)
             self._spawn(f"adapter-{name}", adapter.run, intake, adapter=True)
@@ -119,6 +123,10 @@ class Runtime:
         for t in self._threads:
             t.join(max(0.1, end - time.monotonic()))
         ok = not any(t.is_alive() for t in self._threads)
+        ops = getattr(self, "_ops", None)
+        if ops is not None:
+            ops.shutdown()
+            ops.server_close()
         self.close()
         return ok
 
