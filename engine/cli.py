@@ -226,8 +226,13 @@ def print_journal(view: Any) -> None:
     t = Table(show_lines=False)
     for col in ("when", "kind", "status", "what", "from"):
         t.add_column(col)
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    oslo = ZoneInfo("Europe/Oslo")
     for r in data["records"]:
-        t.add_row(r["event_time"][:16].replace("T", " "), r["kind"], r["status"], summary_line(r), r["adapter"])
+        when = datetime.fromisoformat(r["event_time"]).astimezone(oslo).strftime("%Y-%m-%d %H:%M")
+        t.add_row(when, r["kind"], r["status"], summary_line(r), r["adapter"])
     out.print(t)
 
 
