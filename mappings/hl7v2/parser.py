@@ -1,0 +1,284 @@
+"""HL7 v2 (2.1-2.8) framing: header peek, batch/file splitting, charset decoding, full parse.
+
+Stable API (used by the MLLP listener and the HL7 file adapter):
+
+* :func:`parse_header` reads only the first MSH segment (cheap, hot path) into :class:`MshHeader`.
+* :func:`split_messages` splits a file or FHS/BHS batch into messages (framing removed, blank and
+  ``//`` comment lines dropped, segment separators normalised to CR, one message per MSH).
+* :func:`decode` turns MSH-18 names (``8859/1``, ``UNICODE UTF-8``, ``UNICODE``, ``ASCII`` ...) into a
+  Python codec and decodes, stripping a BOM.
+* :func:`parse` builds a :class:`~mappings.hl7v2.message.Message`; :func:`serialise` writes one back.
+
+Errors are :class:`engine.errors.ParseError` with codes ``HL7_NO_MSH`` / ``HL7_BAD_MSH`` and never
+quote field values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.errors import ParseError
+from mappings.hl7v2.message import Delimiters, Message, Segment, delimiters_from_msh2
+
+_BOM8 = b"\xef\xbb\xbf"
+_FRAMING = ("FHS", "BHS", "BTS", "FTS")
+
+#: MSH-18 character set names (HL7 table 0211 and common variants) -> Python codecs.
+CHARSETS: dict[str, str] = {
+    "ASCII": "ascii",
+    "US-ASCII": "ascii",
+    "8859/1": "iso-8859-1",
+    "8859/2": "iso-8859-2",
+    "8859/3": "iso-8859-3",
+    "8859/4": "iso-8859-4",
+    "8859/5": "iso-8859-5",
+    "8859/6": "iso-8859-6",
+    "8859/7": "iso-8859-7",
+    "8859/8": "iso-8859-8",
+    "8859/9": "iso-8859-9",
+    "8859/15": "iso-8859-15",
+    "ISO-8859-1": "iso-8859-1",
+    "ISO8859-1": "iso-8859-1",
+    "ISO-8859-15": "iso-8859-15",
+    "LATIN1": "iso-8859-1",
+    "CP1252": "cp1252",
+    "WINDOWS-1252": "cp1252",
+    "UNICODE": "utf-8",
+    "UNICODE UTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "UTF8": "utf-8",
+    "UNICODE UTF-16": "utf-16",
+    "UNICODE UTF-32": "utf-32",
+}
+_LATIN = {"ascii", "iso-8859-1", "iso-8859-15", "cp1252"}
+
+
+@dataclass(frozen=True, slots=True)
+class MshHeader:
+    """The routing facts of one message, read from its MSH segment (HL7 positions in comments)."""
+
+    field_sep: str  # MSH-1
+    encoding_chars: str  # MSH-2
+    sending_app: str  # MSH-3.1
+    sending_facility: str  # MSH-4.1
+    receiving_app: str  # MSH-5.1
+    receiving_facility: str  # MSH-6.1
+    timestamp: str  # MSH-7.1
+    message_type: str  # MSH-9.1
+    trigger_event: str  # MSH-9.2
+    structure: str  # MSH-9.3
+    control_id: str  # MSH-10
+    processing_id: str  # MSH-11.1
+    version: str  # MSH-12.1
+    accept_ack_type: str | None  # MSH-15
+    app_ack_type: str | None  # MSH-16
+    charset: str | None  # MSH-18 (first repetition)
+
+    def dedup_key(self) -> str:
+        """``HL7|<sending_app>|<sending_facility>|<control_id>``: one key per source message."""
+        return f"HL7|{self.sending_app}|{self.sending_facility}|{self.control_id}"
+
+    @property
+    def type_name(self) -> str:
+        """``ADT^A08`` (or just ``ADT`` when the trigger is missing)."""
+        return f"{self.message_type}^{self.trigger_event}" if self.trigger_event else self.message_type
+
+
+def codec_for(charset: str | None, default: str = "iso-8859-1") -> str:
+    """The Python codec for an MSH-18 value (unknown or empty -> ``default``)."""
+    if not charset or not charset.strip():
+        return default
+    name = charset.strip().upper()
+    if name in CHARSETS:
+        return CHARSETS[name]
+    try:
+        import codecs
+
+        return codecs.lookup(name).name
+    except LookupError:
+        return default
+
+
+def decode(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> str:
+    """Decode ``raw`` by its MSH-18 ``charset`` (else ``default``), stripping a BOM.
+
+    A UTF-8 BOM wins over the declaration. Bytes declared ASCII/Latin-1 that are valid UTF-8 with
+    multi-byte sequences are read as UTF-8 (a common mis-declaration; such sequences are very
+    unlikely in real Latin-1 text). Bytes invalid in the declared codec fall back to UTF-8, then
+    to Latin-1, so decoding never fails.
+    """
+    if raw.startswith(_BOM8):
+        return raw[3:].decode("utf-8", errors="replace")
+    codec = codec_for(charset, codec_for(default))
+    if codec in _LATIN and not raw.isascii():
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    for attempt in (codec, "utf-8", "iso-8859-1"):
+        try:
+            return raw.decode(attempt).lstrip("\ufeff")
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("iso-8859-1")  # pragma: no cover - latin-1 never fails
+
+
+def _first_msh(raw: bytes) -> bytes:
+    """The bytes of the first MSH segment (BOM, whitespace and batch header lines skipped)."""
+    data = raw[3:] if raw.startswith(_BOM8) else raw
+    start = 0
+    n = len(data)
+    while start < n:
+        while start < n and data[start] in b" \t\r\n\x0b\x1c\x00":
+            start += 1
+        if data.startswith(b"MSH", start):
+            break
+        if data[start : start + 3] in (b"FHS", b"BHS"):
+            nxt = min((i for i in (data.find(b"\r", start), data.find(b"\n", start)) if i >= 0), default=-1)
+            if nxt < 0:
+                break
+            start = nxt
+            continue
+        raise ParseError("message does not start with an MSH segment", code="HL7_NO_MSH")
+    if not data.startswith(b"MSH", start):
+        raise ParseError("no MSH segment found", code="HL7_NO_MSH")
+    ends = [i for i in (data.find(b"\r", start), data.find(b"\n", start)) if i >= 0]
+    return data[start : min(ends)] if ends else data[start:]
+
+
+def _comp(fields: list[str], idx: int, comp_sep: str) -> str:
+    if idx >= len(fields):
+        return ""
+    return fields[idx].split(comp_sep, 1)[0]
+
+
+def _check_delimiters(fs: str, enc: str) -> None:
+    chars = fs + enc[:4]
+    if fs.isalnum() or fs.isspace() or len(enc) < 2 or len(set(chars)) != len(chars):
+        raise ParseError("MSH-1/MSH-2 delimiters are invalid", code="HL7_BAD_MSH")
+    if any(c.isalnum() or c.isspace() for c in enc[:4]):
+        raise ParseError("MSH-2 encoding characters are invalid", code="HL7_BAD_MSH")
+
+
+def msh_fields(line: str) -> list[str]:
+    """MSH split into fields indexed by HL7 position: ``fields[1]`` is MSH-1, ``fields[9]`` MSH-9."""
+    if len(line) < 8 or not line.startswith("MSH"):
+        raise ParseError("MSH segment too short", code="HL7_BAD_MSH")
+    fs = line[3]
+    parts = line.split(fs)
+    enc = parts[1]
+    _check_delimiters(fs, enc)
+    return ["MSH", fs, *parts[1:]]
+
+
+def header_from_fields(f: list[str]) -> MshHeader:
+    """Build an :class:`MshHeader` from :func:`msh_fields` output; raises ``HL7_BAD_MSH``."""
+    enc = f[2]
+    cs = enc[0]
+    rs = enc[1] if len(enc) > 1 else "~"
+    mtype = f[9].split(cs) if len(f) > 9 else [""]
+    control = f[10].strip() if len(f) > 10 else ""
+    if not mtype[0].strip() or not control:
+        raise ParseError("MSH-9 message type or MSH-10 control id missing", code="HL7_BAD_MSH")
+
+    def opt(i: int) -> str | None:
+        v = _comp(f, i, cs).split(rs, 1)[0].strip() if i < len(f) else ""
+        return v or None
+
+    return MshHeader(
+        field_sep=f[1], encoding_chars=enc,
+        sending_app=_comp(f, 3, cs), sending_facility=_comp(f, 4, cs),
+        receiving_app=_comp(f, 5, cs), receiving_facility=_comp(f, 6, cs),
+        timestamp=_comp(f, 7, cs), message_type=mtype[0].strip().upper(),
+        trigger_event=(mtype[1].strip().upper() if len(mtype) > 1 else ""),
+        structure=(mtype[2].strip().upper() if len(mtype) > 2 else ""),
+        control_id=control, processing_id=_comp(f, 11, cs), version=_comp(f, 12, cs).strip(),
+        accept_ack_type=opt(15), app_ack_type=opt(16), charset=opt(18),
+    )
+
+
+def parse_header(raw: bytes, default_charset: str = "iso-8859-1") -> MshHeader:
+    """Read the MSH of ``raw`` (only the first segment); raises ``HL7_NO_MSH`` / ``HL7_BAD_MSH``."""
+    seg = _first_msh(raw)
+    line = seg.decode("iso-8859-1")
+    head = header_from_fields(msh_fields(line))
+    if not seg.isascii():
+        text = decode(seg, head.charset, default_charset)
+        head = header_from_fields(msh_fields(text))
+    return head
+
+
+def _lines(raw: bytes) -> list[bytes]:
+    data = raw[3:] if raw.startswith(_BOM8) else raw
+    data = data.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    return data.split(b"\r")
+
+
+def split_messages(raw: bytes) -> list[bytes]:
+    """Split a file or batch into messages, each starting with MSH, segments joined by CR.
+
+    FHS/BHS/BTS/FTS framing, blank lines and ``//`` comment lines are dropped; MLLP framing bytes
+    (VT/FS) left around a message are stripped. Raises ``HL7_NO_MSH`` when no MSH is present.
+    """
+    messages: list[list[bytes]] = []
+    for line in _lines(raw):
+        line = line.strip(b"\x0b\x1c\x00").lstrip()  # trailing spaces may be data: keep them
+        if not line.strip() or line.startswith(b"//"):
+            continue
+        tag = line[:3]
+        if tag == b"MSH":
+            messages.append([line])
+        elif tag.decode("latin-1") in _FRAMING:
+            continue
+        elif messages:
+            messages[-1].append(line)
+    if not messages:
+        raise ParseError("no MSH segment found", code="HL7_NO_MSH")
+    return [b"\r".join(m) + b"\r" for m in messages]
+
+
+def parse(raw: bytes, default_charset: str = "iso-8859-1") -> Message:
+    """Parse one message (the first, when ``raw`` is a batch) into a :class:`Message`.
+
+    Segments may be separated by CR, LF or CRLF; a BOM, leading whitespace and batch header lines
+    are tolerated. Values are unescaped lazily when read.
+    """
+    head = parse_header(raw, default_charset)
+    text = decode(raw, head.charset, default_charset)
+    return parse_text(text)
+
+
+def parse_text(text: str) -> Message:
+    """Parse decoded text (see :func:`parse`)."""
+    text = text.lstrip("\ufeff")
+    start = text.find("MSH")
+    if start < 0:
+        raise ParseError("no MSH segment found", code="HL7_NO_MSH")
+    if "\n" in text:
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
+    lines = text[start:].split("\r")
+    f = msh_fields(lines[0])
+    delims = delimiters_from_msh2(f[1], f[2])
+    fs = delims.field
+    segments = [Segment("MSH", f, delims)]
+    for line in lines[1:]:
+        if not line or line.isspace():
+            continue
+        if line.startswith("MSH"):
+            break  # the next message of a batch
+        if line[:3] in _FRAMING:
+            continue
+        parts = line.split(fs)
+        segments.append(Segment(parts[0].strip(), parts, delims))
+    return Message(delims, segments)
+
+
+def serialise(message: Message, charset: str = "utf-8") -> bytes:
+    """Write ``message`` back as bytes, segments terminated by CR, encoded with ``charset``."""
+    return message.to_text().encode(charset)
+
+
+__all__ = [
+    "CHARSETS", "Delimiters", "Message", "MshHeader", "Segment", "codec_for", "decode", "header_from_fields",
+    "msh_fields", "parse", "parse_header", "parse_text", "serialise", "split_messages",
+]

@@ -1,0 +1,150 @@
+"""Patient identity from an HL7 v2 PID segment (v2.3-v2.8): identifiers, subject, Person.
+
+Identifiers come from PID-3 (every repetition), PID-2 and PID-4 (CX: 1 id, 4 assigning authority
+``namespace&OID&ISO``, 5 identifier type, 6 assigning facility):
+
+* a Norwegian national number is recognised by its authority OID (``2.16.578.1.12.4.1.4.1`` FNR,
+  ``.2`` DNR, ``.3`` FHN), by identifier type (``NNNOR``, ``FNR``, ``DNR``, ``FHN``, ``HNR``, ``NH``)
+  or by authority name, and validated mod 11 by :func:`engine.model.national_identifier`; an invalid
+  number stays as a flagged local identifier (warning ``HL7_INVALID_NATIONAL_ID``), never dropped;
+* any other id is local, scoped to its authority (OID, else namespace, else assigning facility,
+  else the sending facility).
+
+The subject is the best identifier (FNR > DNR > FHN > HNR > local, first in message order within a
+kind). Person: name PID-5 (legal name preferred), birth date PID-7, sex PID-8, address PID-11 (home
+preferred), death PID-29/PID-30. The person key is ``person:hl7v2:<facility>:<hash of the subject>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from engine import ids
+from engine.errors import ValidationError
+from engine.model import Identifier, IdentityLink, Person, link_all, national_identifier
+from mappings.hl7v2 import tables
+from mappings.hl7v2.common import Source, digest
+from mappings.hl7v2.message import Delimiters, Segment, split_value
+from mappings.hl7v2.timeutil import parse_date, parse_dtm
+
+_RANK = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
+Parts = list[list[str]]
+_EARLIEST_BIRTH_YEAR = 1850
+
+
+def _p(parts: Parts, c: int, s: int = 1) -> str:
+    if c - 1 < len(parts):
+        subs = parts[c - 1]
+        if s - 1 < len(subs):
+            return subs[s - 1].strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class Patient:
+    """The identifiers one PID carries, its best identifier and the same-message links."""
+
+    identifiers: tuple[Identifier, ...]
+    subject: Identifier
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def links(self) -> tuple[IdentityLink, ...]:
+        return link_all(self.identifiers) if len(self.identifiers) > 1 else ()
+
+
+def cx_identifier(cx: Parts, default_scope: str) -> Identifier | None:
+    """One CX repetition -> Identifier (None when it has no id value)."""
+    value = _p(cx, 1)
+    if not value or value == '""':
+        return None
+    ns, oid, id_type = _p(cx, 4, 1), _p(cx, 4, 2), _p(cx, 5)
+    scope = oid or ns or _p(cx, 6, 2) or _p(cx, 6, 1) or default_scope
+    national, declared = tables.national_declared(oid, ns, id_type)
+    if national:
+        return national_identifier(value, declared=declared, hnr_scope=scope)
+    return Identifier(system=ids.OID_LOCAL_PREFIX + scope, value=value, kind="LOCAL")
+
+
+@lru_cache(maxsize=4096)
+def _cx_raw(raw: str, d: Delimiters, default_scope: str) -> Identifier | None:
+    return cx_identifier(split_value(raw, d), default_scope)
+
+
+def identifiers(seg: Segment, fields: tuple[int, ...], default_scope: str) -> list[Identifier]:
+    """Every usable identifier in the CX ``fields`` of ``seg``, in order, duplicates removed."""
+    found = (_cx_raw(r, seg.d, default_scope) for f in fields for r in seg.reps(f))
+    return list(dict.fromkeys(i for i in found if i is not None))
+
+
+def best(idents: list[Identifier] | tuple[Identifier, ...]) -> Identifier:
+    """FNR > DNR > FHN > HNR > local; an invalid-number identifier ranks after valid locals."""
+    order = {i: n for n, i in enumerate(idents)}
+    return min(idents, key=lambda i: (_RANK[i.kind], "INVALID_NUMBER" in i.flags, order[i]))
+
+
+def patient(pid: Segment, src: Source) -> Patient:
+    """Identifiers of ``pid`` (PID-3, PID-2, PID-4); ValidationError ``HL7_NO_PATIENT_ID`` when none."""
+    found = identifiers(pid, (3, 2, 4), src.facility)
+    if not found:
+        raise ValidationError("PID carries no usable patient identifier", code="HL7_NO_PATIENT_ID")
+    warnings = ("HL7_INVALID_NATIONAL_ID",) if any("INVALID_NUMBER" in i.flags for i in found) else ()
+    return Patient(tuple(found), best(found), warnings)
+
+
+def person_key(src: Source, subject: Identifier) -> str:
+    return f"person:hl7v2:{src.facility}:{digest(subject)}"
+
+
+def _pick(reps: list[Parts], type_comp: int, preferred: str) -> Parts | None:
+    for rep in reps:
+        if _p(rep, type_comp).upper() == preferred:
+            return rep
+    return reps[0] if reps else None
+
+
+def _name(pid: Segment) -> tuple[str | None, str | None]:
+    xpn = _pick(pid.all_parts(5), 7, "L")
+    if xpn is None:
+        return None, None
+    given = " ".join(x for x in (_p(xpn, 2), _p(xpn, 3)) if x)
+    return _p(xpn, 1) or None, given or None
+
+
+def _address(pid: Segment) -> str | None:
+    xad = _pick(pid.all_parts(11), 7, "H")
+    if xad is None:
+        return None
+    street = " ".join(s.strip() for s in (xad[0] if xad else []) if s.strip())
+    city = " ".join(x for x in (_p(xad, 5), _p(xad, 3)) if x)
+    text = ", ".join(x for x in (street, _p(xad, 2), city, _p(xad, 4), _p(xad, 6)) if x)
+    return text or None
+
+
+def person(pid: Segment, pat: Patient, src: Source) -> Person:
+    """The Person version this PID states (see the module docstring)."""
+    family, given = _name(pid)
+    born = parse_date(pid.get(7))
+    died = parse_dtm(pid.get(29))
+    flags = list(src.flags)
+    if born is not None and born.year < _EARLIEST_BIRTH_YEAR:
+        born = None
+        flags.append("BIRTH_DATE_INVALID")
+    if pid.get(30).upper() == "Y" and died is None:
+        flags.append("DECEASED_TIME_UNKNOWN")
+    if born is not None and pat.subject.kind in ("FNR", "DNR") and ids.birth_date(pat.subject.value) not in (
+        None, born,
+    ):
+        flags.append("BIRTHDATE_MISMATCH")
+    return Person(
+        key=person_key(src, pat.subject), subject=pat.subject, identifiers=pat.identifiers,
+        event_time=src.event_time, provenance=src.prov, flags=tuple(flags),
+        family_name=family, given_name=given, birth_date=born, sex=tables.sex(pid.get(8)),  # type: ignore[arg-type]
+        deceased_at=died, address=_address(pid),
+    )
+
+
+def has_demographics(pid: Segment) -> bool:
+    """True when the PID states a name or a birth date (worth a Person version)."""
+    return bool(pid.get(5) or pid.get(7))

@@ -1,0 +1,75 @@
+"""MDM -> Document: key from TXA-12, status from TXA-17/TXA-19/T11, text from OBX, attachments."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import ParseError, ValidationError
+from engine.model import Document, RecordStatus
+from mappings.hl7v2 import map_message
+from tests.unit.hl7v2.conftest import make_ctx
+
+
+def txa(doc: str = "DOC-1", status: str = "AU", availability: str = "AV", parent: str = "") -> str:
+    f = [""] * 26
+    f[1], f[2], f[9], f[12], f[13], f[17], f[19], f[25] = ("1", "DS^Epikrise^HL70270", "77^Lege^Lise", doc, parent,
+                                                           status, availability, "Epikrise etter innleggelse")
+    return "TXA|" + "|".join(f[1:])
+
+
+def mdm(event: str, txa_seg: str, obx: str = "OBX|1|TX|||Linje én\rOBX|2|FT|||Linje\\.br\\to") -> bytes:
+    return (f"MSH|^~\\&|EPJ|HOSP|||20260320100000||MDM^{event}|D-{event}|P|2.5||||||UNICODE UTF-8\r"
+            f"EVN|{event}|20260320095900\rPID|1||900^^^HOSP^PI\r{txa_seg}\r{obx}\r").encode()
+
+
+def doc(raw: bytes) -> Document:
+    (d,) = map_message(raw, make_ctx()).records
+    return d  # type: ignore[no-any-return]
+
+
+def test_t02_document() -> None:
+    d = doc(mdm("T02", txa()))
+    assert d.key == "hl7v2|HOSP|document|DOC-1"
+    assert d.status is RecordStatus.FINAL
+    assert d.text == "Linje én\nLinje\nto" and d.mime_type == "text/plain"
+    assert (d.title, d.author, d.doc_type.code, d.doc_type.display) == (
+        "Epikrise etter innleggelse", "Lise Lege", "DS", "Epikrise")
+
+
+@pytest.mark.parametrize("status,availability,expected", [
+    ("IP", "AV", RecordStatus.PRELIMINARY), ("DI", "", RecordStatus.PRELIMINARY), ("LA", "", RecordStatus.FINAL),
+    ("AU", "CA", RecordStatus.CANCELLED), ("AU", "OB", RecordStatus.CANCELLED),
+])
+def test_status(status: str, availability: str, expected: RecordStatus) -> None:
+    assert doc(mdm("T02", txa(status=status, availability=availability))).status is expected
+
+
+def test_t11_cancels_same_key() -> None:
+    orig = doc(mdm("T02", txa()))
+    cancel = doc(mdm("T11", txa(), obx=""))
+    assert cancel.key == orig.key and cancel.status is RecordStatus.CANCELLED and cancel.text is None
+
+
+def test_addendum_names_parent() -> None:
+    d = doc(mdm("T06", txa(doc="DOC-2", parent="DOC-1")))
+    assert d.key.endswith("DOC-2") and d.parent_ref == "DOC-1"
+
+
+def test_notification_writes_nothing() -> None:
+    result = map_message(mdm("T01", txa(), obx=""), make_ctx())
+    assert result.records == () and "HL7_NOTIFICATION_ONLY" in result.warnings
+
+
+def test_attachment_not_inlined() -> None:
+    d = doc(mdm("T02", txa(), obx="OBX|1|ED|||EPJ^AP^PDF^Base64^JVBERi0xLjQK"))
+    assert d.attachments == ("application/pdf",) and d.text is None
+    assert "ATTACHMENT_NOT_INLINED" in d.flags and "JVBERi0" not in d.model_dump_json()
+
+
+def test_missing_document_number_and_txa() -> None:
+    with pytest.raises(ValidationError) as err:
+        map_message(mdm("T02", txa(doc="")), make_ctx())
+    assert err.value.code == "HL7_NO_DOCUMENT_NUMBER"
+    with pytest.raises(ParseError) as perr:
+        map_message(mdm("T02", "NTE|1"), make_ctx())
+    assert perr.value.code == "HL7_NO_TXA"
