@@ -107,8 +107,12 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, sqlite_url: str) -> None:
     rt = Runtime.build(parse_config({"bus": bus, "store": {"url": sqlite_url}}))
     try:
         rt.bus.publish(make_envelopes(2000))
-        proc = engine_process(config, log=tmp_path / "engine.log")
-        time.sleep(2.0)
+        log = tmp_path / "engine.log"
+        proc = engine_process(config, log=log)
+        end = time.monotonic() + 60
+        while "engine.started" not in (log.read_text() if log.exists() else "") and time.monotonic() < end:
+            time.sleep(0.1)
+        time.sleep(0.5)  # let the worker take a batch: SIGTERM under load
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:

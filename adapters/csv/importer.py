@@ -1,0 +1,287 @@
+"""The import of one CSV export: validate rows, publish chunks, checkpoint, report rejects, archive.
+
+Flow (constant memory, one pass after the :func:`adapters.csv.reader.scan` pass)::
+
+    rows -> Plan.check -> accepted rows grouped by ``batch_rows`` -> one envelope per chunk
+                       -> rejected row -> its own envelope (attribute ``reject``) + <file>.rejects.csv
+    ``chunks_per_publish`` chunks -> bus.publish (tenacity retry) -> reject report lines -> checkpoint
+
+A chunk envelope's raw bytes are the header line (fully quoted, so the mapping reads the delimiter
+off it) + the chunk's rows as UTF-8 CSV in the source delimiter; its id is derived from (adapter,
+file sha256, first row), so a resumed import republishes the same ids. One publish is in flight
+while the next group is read (1-deep pipeline); checkpoints are written in order, after confirms.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import BaseModel
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from adapters.base import AdapterRuntime
+from adapters.csv.checkpoint import Checkpoint, CheckpointStore
+from adapters.csv.reader import CsvFile, FileFacts, open_csv, scan
+from adapters.files import move_to_archive, move_to_error, write_reason
+from engine.envelope import Envelope
+from engine.errors import BusUnavailable, ParseError, PermanentError
+from mappings.csv_decl import Plan, RowProblem, compile_spec
+
+if TYPE_CHECKING:
+    from adapters.csv_file import Settings
+
+log = structlog.get_logger("enjournal.adapters.csv")
+Progress = Callable[[int, int, int], None]  # rows done, total bytes, bytes done
+REJECTS_SUFFIX = ".rejects.csv"
+MAX_PENDING_REJECTS = 2000
+
+
+class ImportSummary(BaseModel):
+    file: str
+    sha256: str
+    rows: int
+    accepted: int
+    rejected: int
+    unchanged: bool = False
+    chunks: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+
+
+def envelope_id(adapter: str, sha256: str, part: str) -> str:
+    return hashlib.sha256(f"{adapter}|{sha256}|{part}".encode()).hexdigest()[:32]
+
+
+def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,
+                progress: Progress | None = None, stop: threading.Event | None = None) -> ImportSummary:
+    """Import ``path`` for adapter ``name``; resume at its checkpoint; archive it when complete.
+
+    A file inside the adapter's directory is moved to ``archive/`` (or ``error/`` with a reason);
+    a file elsewhere (``enjournal import``) stays where it is. Raises :class:`BusUnavailable` when
+    the bus stays down (the checkpoint stays where it is) and :class:`PermanentError` for a file
+    that cannot be read (codes ``ENCODING_ERROR``, ``CSV_MALFORMED``, ``MISSING_COLUMN`` ...).
+    """
+    path, t0 = Path(path), time.monotonic()
+    owned = path.resolve().parent == settings.directory.resolve()
+    try:
+        facts = _scan(path, settings)
+        store = CheckpointStore(settings.state, name)
+        if store.is_done(facts.sha256):
+            return _unchanged(path, facts.sha256, store.done_summary(facts.sha256), settings, owned, t0)
+        summary = _Job(name, settings, runtime, path, facts, store, progress).run(stop)
+    except PermanentError as exc:
+        log.warning("csv.file_failed", adapter=name, file=path.name, code=exc.code)
+        if owned and path.exists():
+            move_to_error(path, settings, exc.reason)
+        raise
+    summary.seconds = round(time.monotonic() - t0, 3)
+    if summary.complete:
+        _finish(path, settings, owned, summary)
+    log.info("csv.imported", adapter=name, file=path.name, rows=summary.rows, accepted=summary.accepted,
+             rejected=summary.rejected, chunks=summary.chunks, complete=summary.complete)
+    return summary
+
+
+def rich_import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,
+                console: Any = None) -> ImportSummary:
+    """:func:`import_file` under a rich progress bar (rows, rows/s, ETA), then a printed summary."""
+    from adapters.csv.progress import run_with_progress
+
+    return run_with_progress(import_file, name, settings, runtime, path, console)
+
+
+def _scan(path: Path, settings: Settings) -> FileFacts:
+    try:
+        return scan(path, settings.encoding)
+    except OSError as exc:
+        raise ParseError(f"file cannot be read ({exc.strerror})", code="FILE_UNREADABLE") from None
+
+
+def _unchanged(path: Path, sha: str, done: Checkpoint | None, settings: Settings, owned: bool,
+               t0: float) -> ImportSummary:
+    d = done or Checkpoint()
+    if owned:
+        move_to_archive(path, settings)
+    return ImportSummary(file=path.name, sha256=sha, rows=d.next_row, accepted=d.accepted, rejected=d.rejected,
+                         unchanged=True, chunks=0, seconds=round(time.monotonic() - t0, 3))
+
+
+def _finish(path: Path, settings: Settings, owned: bool, summary: ImportSummary) -> None:
+    report = path.with_name(path.name + REJECTS_SUFFIX)
+    if not owned:
+        return
+    target = move_to_archive(path, settings)
+    if report.exists():
+        report.replace(target.with_name(target.name + REJECTS_SUFFIX))
+        write_reason(target, f"REJECTED_ROWS: {summary.rejected} of {summary.rows} rows rejected, "
+                             f"see {target.name}{REJECTS_SUFFIX}")
+
+
+class _Report:
+    """The reject report beside the file: ``row;column;reason`` (no values), truncated on resume."""
+
+    def __init__(self, path: Path, keep_bytes: int) -> None:
+        self.path = path
+        if path.exists():
+            with path.open("r+b") as f:
+                f.truncate(keep_bytes)
+        self.size = path.stat().st_size if path.exists() else 0
+
+    def append(self, problems: list[tuple[int, RowProblem]]) -> None:
+        if not problems:
+            return
+        lines = "".join(f"{n};{p.column};{p.code}\n" for n, p in problems)
+        with self.path.open("a", encoding="utf-8") as f:
+            if self.size == 0:
+                f.write("row;column;reason\n")
+            f.write(lines)
+            f.flush()
+        self.size = self.path.stat().st_size
+
+
+class _Job:
+    """State of one import run."""
+
+    def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime, path: Path, facts: FileFacts,
+                 store: CheckpointStore, progress: Progress | None) -> None:
+        self.name, self.s, self.bus, self.path = name, settings, runtime.bus, path
+        self.sha, self.size, self.encoding = facts.sha256, facts.size, facts.encoding
+        self.store, self.progress = store, progress
+        self.cp = store.load(self.sha)
+        self.report = _Report(path.with_name(path.name + REJECTS_SUFFIX), self.cp.rejects_bytes)
+        self.counts = self.cp.model_copy(update={"file": path.name})
+        self.pending: list[Envelope] = []
+        self.problems: list[tuple[int, RowProblem]] = []
+        self.chunk: list[list[str]] = []
+        self.chunk_first = 0
+        self.group_chunks = 0
+        self.inflight: tuple[Future[None], Checkpoint, list[tuple[int, RowProblem]], int] | None = None
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"csv-publish-{name}")
+
+    def run(self, stop: threading.Event | None) -> ImportSummary:
+        try:
+            with open_csv(self.path, self.encoding, self.s.delimiter) as f:
+                complete = self._rows(f, stop)
+            self._wait()
+            if complete:
+                self.store.mark_done(self.sha, self.counts)
+        finally:
+            self._drain_quietly()
+            self.pool.shutdown(wait=True)
+        c = self.counts
+        return ImportSummary(file=self.path.name, sha256=self.sha, rows=c.next_row, accepted=c.accepted,
+                             rejected=c.rejected, chunks=c.chunks - self.cp.chunks, complete=complete)
+
+    def _rows(self, f: CsvFile, stop: threading.Event | None) -> bool:
+        plan = compile_spec(self.s.mapping_options()).plan(f.raw_header, self.s.record_source(self.name))
+        self.header = _line(f.raw_header, f.delimiter, quote_all=True)
+        self.delim, self.f = f.delimiter, f
+        n = self.cp.next_row
+        for n, row in f.rows():
+            if n <= self.cp.next_row:
+                continue
+            self._take(plan, n, row)
+            if len(self.pending) >= MAX_PENDING_REJECTS:
+                self._close_chunk()  # many rejects: a shorter chunk keeps memory bounded (still deterministic)
+            if not self.chunk and (self.group_chunks >= self.s.chunks_per_publish
+                                   or len(self.pending) >= MAX_PENDING_REJECTS):
+                self._flush(n)
+                if stop is not None and stop.is_set():
+                    return False
+        self._close_chunk()
+        self._flush(max(n, self.counts.next_row))
+        return True
+
+    def _take(self, plan: Plan, n: int, row: list[str]) -> None:
+        row, problem = plan.check(row)
+        if problem is None:
+            if not self.chunk:
+                self.chunk_first = n
+            self.chunk.append(row)
+            if len(self.chunk) >= self.s.batch_rows:
+                self._close_chunk()
+            return
+        self.problems.append((n, problem))
+        raw = self.header + _line(row, self.delim)
+        self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n), "reject": problem.reason(n)}))
+
+    def _close_chunk(self) -> None:
+        if not self.chunk:
+            return
+        raw = self.header + _rows(self.chunk, self.delim)
+        attrs = {"first_row": str(self.chunk_first), "rows": str(len(self.chunk))}
+        self.pending.append(self._envelope(raw, str(self.chunk_first), attrs))
+        self.counts.accepted += len(self.chunk)
+        self.counts.chunks += 1
+        self.group_chunks += 1
+        self.chunk = []
+
+    def _envelope(self, raw: bytes, part: str, attrs: dict[str, str]) -> Envelope:
+        return Envelope.build(raw, adapter=self.name, mapping=self.s.mapping, content_type="text/csv",
+                              source_system=self.s.source_system, charset="utf-8",
+                              attributes={"file": self.path.name, "sha256": self.sha, **attrs},
+                              id=envelope_id(self.name, self.sha, part))
+
+    def _flush(self, next_row: int) -> None:
+        """Hand the pending group to the publisher; commit the previous group once it is confirmed."""
+        self.counts.rejected += len(self.problems)
+        self.counts.next_row = next_row
+        batch, problems = self.pending, self.problems
+        self.pending, self.problems, self.group_chunks = [], [], 0
+        self._wait()
+        fut = self.pool.submit(self._publish, batch) if batch else _done()
+        self.inflight = (fut, self.counts.model_copy(), problems, self.f.bytes_done())
+
+    def _publish(self, batch: list[Envelope]) -> None:
+        for attempt in Retrying(retry=retry_if_exception_type(BusUnavailable), reraise=True,
+                                stop=stop_after_attempt(self.s.publish_attempts),
+                                wait=wait_exponential(multiplier=0.5, max=10)):
+            with attempt:
+                self.bus.publish(batch)
+
+    def _wait(self) -> None:
+        if self.inflight is None:
+            return
+        fut, cp, problems, bytes_done = self.inflight
+        self.inflight = None
+        fut.result()  # BusUnavailable propagates: the checkpoint stays at the previous group
+        self.report.append(problems)
+        cp.rejects_bytes = self.report.size
+        self.store.save(self.sha, cp)
+        if self.progress is not None:
+            self.progress(cp.next_row, self.size, bytes_done)
+
+    def _drain_quietly(self) -> None:
+        try:
+            self._wait()
+        except Exception as exc:  # noqa: BLE001 - the original error is already propagating
+            log.warning("csv.publish_abandoned", adapter=self.name, file=self.path.name,
+                        error_type=type(exc).__name__)
+
+
+def _done() -> Future[None]:
+    f: Future[None] = Future()
+    f.set_result(None)
+    return f
+
+
+def _line(cells: list[str], delimiter: str, quote_all: bool = False) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\n",
+               quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(cells)
+    return buf.getvalue().encode("utf-8")
+
+
+def _rows(rows: list[list[str]], delimiter: str) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode("utf-8")

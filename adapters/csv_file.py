@@ -1,0 +1,172 @@
+"""CSV export adapter: picks up delimited exports from a directory (cron or continuous polling),
+validates rows, publishes chunks of rows, resumes after a crash, writes reject reports.
+
+Supports ``;`` ``,`` and tab (sniffed or configured), UTF-8 (with or without BOM), Windows-1252 and
+ISO-8859-1, quoted fields with embedded newlines. The rows are mapped by the worker with the
+declarative mapping :mod:`mappings.csv_decl`; this adapter only checks the rows that decide a reject.
+Config example (under ``adapters:``)::
+
+    care-decisions:
+      type: csv
+      directory: /srv/enjournal/in/vedtak
+      pattern: "vedtak_*.csv"
+      schedule: "30 2 * * *"          # 02:30 Europe/Oslo; omit to poll continuously
+      encoding: auto                  # utf-8 / utf-8-sig / cp1252 / iso-8859-1
+      batch_rows: 500
+      spec:
+        kind: care_event
+        key: [vedtak_id]
+        subject: {national: fnr, scope: kommune-x}
+        event_time: {column: vedtaksdato, formats: [dd.mm.yyyy]}
+        fields: {event_code: {column: tjeneste, table: tjenester}}
+        tables: {tjenester: {path: deploy/csv/tables/tjenester.csv, system: "2.16.578.1.12.4.1.1.9151"}}
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from pydantic import Field, PrivateAttr, field_validator
+
+from adapters.base import AdapterRuntime
+from adapters.csv.importer import REJECTS_SUFFIX, import_file
+from adapters.csv.reader import open_csv, scan
+from adapters.csv.schedule import run_schedule, validate_cron
+from adapters.csv.tables import load_table
+from adapters.files import IGNORED_SUFFIXES, FileDropSettings, StableWatcher, move_to_error, poll_loop
+from engine.errors import ConfigError, EnjournalError, PermanentError
+from mappings.csv_decl import CsvSpec, Plan
+
+log = structlog.get_logger("enjournal.adapters.csv")
+
+
+class Settings(FileDropSettings):
+    type: Literal["csv"] = "csv"
+    mapping: str = "csv"
+    pattern: str = "*.csv"
+    schedule: str | None = None
+    delimiter: Literal[";", ",", "\t", "|"] | None = None
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "cp1252", "iso-8859-1"] = "auto"
+    state_dir: Path | None = None
+    batch_rows: int = Field(default=500, ge=1, le=100_000)
+    chunks_per_publish: int = Field(default=8, ge=1, le=1000)
+    publish_attempts: int = Field(default=5, ge=1, le=100)
+    max_file_bytes: int = Field(default=64 * 1024**3, gt=0)
+    spec: CsvSpec
+    _options: dict[str, Any] | None = PrivateAttr(default=None)
+
+    _cron = field_validator("schedule")(classmethod(lambda cls, v: v if v is None else validate_cron(v)))
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir or self.directory / ".state"
+
+    def record_source(self, adapter: str) -> str:
+        """Record-key prefix: the spec's ``source``, else the source system, else the adapter name."""
+        return self.spec.source or self.source_system or adapter
+
+    def mapping_options(self) -> dict[str, Any]:
+        """The spec as a JSON-able dict for ``ctx.options``, code tables loaded (once)."""
+        if self._options is None:
+            opts = self.spec.model_dump(mode="json", exclude_none=True)
+            for name, table in self.spec.tables.items():
+                codes = load_table(Path(table.path)) if table.path else {}
+                codes.update(opts["tables"][name].get("codes", {}))
+                opts["tables"][name] = {**opts["tables"][name], "codes": codes}
+                opts["tables"][name].pop("path", None)
+            if self.delimiter:
+                opts["delimiter"] = self.delimiter
+            self._options = opts
+        return self._options
+
+
+class _Watcher(StableWatcher):
+    """Stable-file detection with a case-insensitive pattern (``*.csv`` matches ``EXPORT.CSV``) that
+    leaves reject reports alone."""
+
+    def candidates(self) -> Iterator[Path]:
+        pattern = self.settings.pattern.casefold()
+        try:
+            entries = sorted(self.settings.directory.iterdir())
+        except FileNotFoundError:
+            return
+        for p in entries:
+            name = p.name
+            if (name.startswith(".") or name.endswith((*IGNORED_SUFFIXES, REJECTS_SUFFIX))
+                    or not fnmatch.fnmatchcase(name.casefold(), pattern) or not p.is_file()):
+                continue
+            yield p
+
+
+class CsvAdapter:
+    def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime) -> None:
+        self.name, self.settings, self.runtime = name, settings, runtime
+
+    def check(self) -> None:
+        """Spec valid, code tables readable, and (if a sample file is there) its header fits the spec."""
+        s = self.settings
+        try:
+            s.mapping_options()
+        except ConfigError as exc:
+            raise ConfigError(f"adapter {self.name!r}: {exc}") from None
+        if not s.directory.is_dir():
+            return
+        sample = next(iter(_Watcher(s).candidates()), None)
+        if sample is not None:
+            self._check_header(sample)
+
+    def _check_header(self, sample: Path) -> None:
+        try:
+            with open_csv(sample, scan(sample, self.settings.encoding).encoding, self.settings.delimiter) as f:
+                Plan(self.settings.spec, f.raw_header, self.settings.record_source(self.name))
+        except EnjournalError as exc:
+            raise ConfigError(f"adapter {self.name!r}: sample {sample.name}: {exc.reason}") from None
+
+    def run(self, stop: threading.Event) -> None:
+        s = self.settings
+        s.ensure_dirs()
+        watcher = _Watcher(s)
+        if s.schedule is None:
+            poll_loop(stop, s, lambda p: self._poll_one(p, stop), watcher)
+        else:
+            run_schedule(stop, s.schedule, lambda: self._tick(stop, watcher))
+
+    def _tick(self, stop: threading.Event, watcher: _Watcher) -> None:
+        """Import every matching file once it is stable; the tick ends when none is left or on error."""
+        while not stop.is_set() and any(True for _ in watcher.candidates()):
+            for p in watcher.stable_files():
+                if stop.is_set() or not self._handle(p, stop):
+                    return
+                watcher.forget(p)
+            stop.wait(self.settings.poll_interval)
+
+    def _poll_one(self, path: Path, stop: threading.Event) -> None:
+        self._handle(path, stop)  # a file left by a bus outage is seen again at a later poll
+
+    def _handle(self, path: Path, stop: threading.Event) -> bool:
+        """Import one file; False when the bus is down (the file stays for the next attempt)."""
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return True  # taken away meanwhile
+        if size > self.settings.max_file_bytes:
+            move_to_error(path, self.settings, "FILE_TOO_LARGE")
+            return True
+        try:
+            import_file(self.name, self.settings, self.runtime, path, stop=stop)
+        except PermanentError:
+            return True  # moved to error/ with its reason by import_file
+        except Exception as exc:  # noqa: BLE001 - bus down, or a bug: the file stays, the adapter lives on
+            code = exc.code if isinstance(exc, EnjournalError) else type(exc).__name__
+            log.warning("csv.import_paused", adapter=self.name, file=path.name, code=code)
+            return False
+        return True
+
+
+def build(name: str, settings: Settings, runtime: AdapterRuntime) -> CsvAdapter:
+    return CsvAdapter(name, settings, runtime)
