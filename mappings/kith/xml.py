@@ -3,7 +3,7 @@
 * lxml with no entity resolution, no network, no DTD loading, no huge trees, and a size limit;
   any document with a DOCTYPE (XXE, billion laughs) is rejected with ``KITH_DTD_FORBIDDEN``.
 * Encodings: UTF-8 and ISO-8859-1, with or without BOM or XML declaration (a document with no
-  declaration that is not valid UTF-8 is read as ISO-8859-1).
+  declaration, or one that says UTF-8, that is not valid UTF-8 is read as ISO-8859-1).
 * Three shapes: a standalone ``Message``; a ``MsgHead`` v1.2 carrying the message in
   ``Document/RefDoc/Content``; and a MsgHead inside a receiver's own wrapper (NAV ``EI_fellesformat``).
 
@@ -12,6 +12,8 @@ Errors carry codes and line numbers, never document content.
 
 from __future__ import annotations
 
+import re
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -21,18 +23,29 @@ from engine.errors import ParseError
 NS_MSGHEAD = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+_STANDALONE_ROOTS = frozenset({"Message", "AppRec"})
+
+
+_LOCAL = threading.local()
+_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>")
+_UTF8_DECL = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']utf-?8[\"']", re.IGNORECASE)
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=False,
-        collect_ids=False,
-    )
+    """One hardened parser per thread (lxml parsers are not shared between threads; building one per call costs)."""
+    parser: etree.XMLParser | None = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=False,
+            collect_ids=False,
+        )
+        _LOCAL.parser = parser
+    return parser
 
 
 def parse_xml(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
@@ -43,23 +56,30 @@ def parse_xml(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Eleme
     head = data[:2048].lstrip()
     if not head:
         raise ParseError("empty document", code="KITH_EMPTY")
-    if b"<!DOCTYPE" in data[:65536].upper() or b"<!ENTITY" in data[:65536].upper():
+    prolog = data[:65536]  # a DOCTYPE can only come before the root element; the keywords are case-sensitive
+    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
         raise ParseError("a DOCTYPE or ENTITY declaration is not allowed", code="KITH_DTD_FORBIDDEN")
-    has_decl = head.startswith(b"<?xml")
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        if not has_decl and _is_encoding_error(exc):
-            try:
-                root = etree.fromstring(data.decode("iso-8859-1").encode("utf-8"), _parser())
-            except etree.XMLSyntaxError as exc2:
-                raise ParseError(f"not well-formed XML at line {exc2.lineno}", code="KITH_NOT_WELL_FORMED") from None
-        else:
-            raise ParseError(f"not well-formed XML at line {exc.lineno}", code="KITH_NOT_WELL_FORMED") from None
+        root = _retry_as_latin1(data, exc)
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    if getattr(tree.docinfo, "doctype", None) or tree.docinfo.internalDTD is not None:
         raise ParseError("a DOCTYPE declaration is not allowed", code="KITH_DTD_FORBIDDEN")
     return root
+
+
+def _retry_as_latin1(data: bytes, exc: etree.XMLSyntaxError) -> etree._Element:
+    """ISO-8859-1 bytes with no declaration, or mislabelled as UTF-8 (seen from real senders): read as Latin-1."""
+    head = data[:2048].lstrip()
+    undeclared = not head.startswith(b"<?xml") or (b"encoding" not in head[:200])
+    if not (_is_encoding_error(exc) and (undeclared or _UTF8_DECL.match(head))):
+        raise ParseError(f"not well-formed XML at line {exc.lineno}", code="KITH_NOT_WELL_FORMED") from None
+    text = _DECL.sub(b"", data, count=1).decode("iso-8859-1")
+    try:
+        return etree.fromstring(text.encode("utf-8"), _parser())
+    except etree.XMLSyntaxError as exc2:
+        raise ParseError(f"not well-formed XML at line {exc2.lineno}", code="KITH_NOT_WELL_FORMED") from None
 
 
 def _is_encoding_error(exc: etree.XMLSyntaxError) -> bool:
@@ -68,7 +88,7 @@ def _is_encoding_error(exc: etree.XMLSyntaxError) -> bool:
 
 
 def local(el: etree._Element) -> str:
-    return etree.QName(el).localname
+    return str(etree.QName(el).localname)
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,8 @@ def unwrap(root: etree._Element) -> Unwrapped:
     name = local(root)
     if name == "MsgHead":
         return Unwrapped(root, root, _payloads(root), "msghead")
+    if name in _STANDALONE_ROOTS:  # the common standalone case: no need to search the tree
+        return Unwrapped(root, None, (root,), "standalone")
     found = root.find(f".//{{{NS_MSGHEAD}}}MsgHead")
     if found is not None:
         return Unwrapped(root, found, _payloads(found), "wrapped")

@@ -1,0 +1,119 @@
+"""KITH / e-helse XML messages -> canonical records (entry point ``map_message``).
+
+Shapes (see :mod:`mappings.kith.xml`): standalone ``Message``, MsgHead v1.2 with payloads in
+``Document/RefDoc/Content``, and a MsgHead inside a receiver's wrapper. Each payload is dispatched by its
+namespace and root element to one family module:
+
+=====================================================  ==================  =====================
+namespace contains                                     root                module
+=====================================================  ==================  =====================
+``/labsvar/`` (Svarrapport 1.3, 1.4)                   ``Message``         ``svarrapport``
+``/epikrise`` (Epikrise 1.1, 1.2)                      ``Message``         ``epikrise``
+``/henvisning/`` (Henvisning 1.1; 2.0 on ehelse.no)    ``Message``/``Henvisning``  ``henvisning``
+``/dialog/`` (Dialogmelding 1.0, 1.1)                  ``Dialogmelding``   ``dialogmelding``
+``/po/`` (PLO 1.5, 1.6, 2.0)                           any                 ``plo``
+``/rekvisisjon/`` (Rekvisisjon 1.5, 1.6)               ``Message``         ``rekvisisjon``
+``/apprec/`` (AppRec: a receipt, not clinical)         ``AppRec``          rejected ``KITH_NOT_CLINICAL``
+=====================================================  ==================  =====================
+
+Anything else is rejected with ``KITH_UNSUPPORTED_TYPE`` naming the namespace and root. When a MsgHead
+carries several payloads and only some map, the others become warnings ``KITH_PART_UNMAPPED:Document[n]``
+(AppRec status 3). ``message_type`` is ``MsgInfo/Type/@V`` (MsgHead) or ``Message/Type/@V``;
+``source_message_id`` is the MsgId. Example config::
+
+    adapters:
+      kith-in: {type: files, mapping: kith, path: /srv/inbox/kith}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from lxml import etree
+
+from engine.errors import EnjournalError, MappingError, UnsupportedMessage, ValidationError
+from engine.model import MapContext, MappingResult
+from mappings.kith import dialogmelding, epikrise, henvisning, plo, rekvisisjon, svarrapport
+from mappings.kith import head as hd
+from mappings.kith.common import Part
+from mappings.kith.node import Node
+from mappings.kith.xml import DEFAULT_MAX_BYTES, local, parse_xml, unwrap
+
+__all__ = ["map_message"]
+
+_FAMILIES: tuple[tuple[str, str | None, ModuleType], ...] = (
+    ("/labsvar/", "Message", svarrapport),
+    ("/epikrise", "Message", epikrise),
+    ("/henvisning/", None, henvisning),
+    ("/dialog/", "Dialogmelding", dialogmelding),
+    ("/po/", None, plo),
+    ("/rekvisisjon/", "Message", rekvisisjon),
+)
+
+
+def family(payload: etree._Element) -> ModuleType:
+    """The family module for a payload, or a PermanentError saying why there is none."""
+    ns, root = etree.QName(payload).namespace or "", local(payload)
+    if "/apprec/" in ns or root == "AppRec":
+        raise UnsupportedMessage("an AppRec is a receipt, not a clinical message", code="KITH_NOT_CLINICAL")
+    for marker, wanted_root, module in _FAMILIES:
+        if marker in ns and (wanted_root is None or wanted_root == root):
+            return module
+    raise UnsupportedMessage(f"no KITH mapping for {{{ns}}}{root}", code="KITH_UNSUPPORTED_TYPE")
+
+
+def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
+    """Parse, unwrap and map one KITH document; raises PermanentError subclasses with stable codes."""
+    root = parse_xml(raw, max_bytes=int(ctx.options.get("max_bytes", DEFAULT_MAX_BYTES)))
+    parts = unwrap(root)
+    if not parts.payloads:
+        raise ValidationError("the MsgHead carries no XML payload", code="KITH_NO_PAYLOAD")
+    merged, first_error = Part(), None
+    head = hd.Head()
+    for i, payload in enumerate(parts.payloads, 1):
+        try:
+            head = _guarded("head", _head, parts.msghead, payload)
+            _merge(merged, _map_one(payload, head, ctx))
+        except EnjournalError as exc:
+            if len(parts.payloads) == 1:
+                raise
+            first_error = first_error or exc
+            merged.warnings.append(f"KITH_PART_UNMAPPED:Document[{i}]")
+    if not merged.records and first_error is not None:
+        raise first_error
+    return MappingResult(
+        records=tuple(merged.records), links=merged.links, warnings=tuple(dict.fromkeys(merged.warnings)),
+        message_type=head.msg_type, source_message_id=head.msg_id,
+    )
+
+
+def _head(msghead: etree._Element | None, payload: etree._Element) -> hd.Head:
+    return hd.from_msghead(msghead, payload) if msghead is not None else hd.from_standalone(payload)
+
+
+def _map_one(payload: etree._Element, head: hd.Head, ctx: MapContext) -> Part:
+    module = family(payload)
+    name = module.__name__.rsplit(".", 1)[-1]
+    return _guarded(name, module.map_payload, Node(payload), head, ctx)  # type: ignore[no-any-return]
+
+
+def _guarded(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn``; an unexpected exception (a bug or an input nobody foresaw) becomes a coded MappingError."""
+    try:
+        return fn(*args)
+    except EnjournalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never a traceback to the sender, never a value in the message
+        raise MappingError(f"{type(exc).__name__} while mapping {what}", code="KITH_MAPPING_FAILED") from None
+
+
+def _merge(into: Part, part: Part) -> None:
+    seen = {r.key for r in into.records}
+    for record in part.records:
+        if record.key not in seen:
+            seen.add(record.key)
+            into.records.append(record)
+    into.links = tuple(dict.fromkeys(into.links + part.links))
+    into.warnings += part.warnings

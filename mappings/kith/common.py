@@ -1,0 +1,232 @@
+"""Shared helpers for the KITH / e-helse mappings: element access, kith.xsd datatypes, times, text.
+
+* Element access goes through :class:`mappings.kith.node.Node` (children indexed by local name, so the
+  mixed namespaces of PLO and Henvisning 2.0 and the senders' namespace slips do not matter).
+* kith.xsd datatypes: ``CS``/``CV`` (``V``, ``S``, ``DN``, ``OT``) -> :class:`Coding` (``S`` is advisory,
+  the code is ``V``); ``PQ`` (``V`` + ``U``); ``TS`` (``V``: xs:date or xs:dateTime).
+* Times: naive source times are Europe/Oslo; a date alone is midnight Oslo time.
+* XHTML narrative (``TextResultValue``/``Description`` with ``<div><p>``) -> plain text with line breaks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+
+from engine.model import Coding, IdentityLink, MapContext, RecordStatus
+from mappings.kith.node import Node
+
+OSLO = ZoneInfo("Europe/Oslo")
+OID_VOLVEN = "2.16.578.1.12.4.1.1."
+OID_MSG_TYPE = OID_VOLVEN + "8279"  # meldingens funksjon (SVAR_LAB, DIALOG_NOTAT, INNLEGGELSESRAPPORT ...)
+_BLOCK = frozenset({"p", "div", "br", "tr", "li", "table", "tbody", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol"})
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+_WS = re.compile(r"\s+")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def find(node: Node | None, rel: str) -> Node | None:
+    return None if node is None else node.find(rel)
+
+
+def findall(node: Node | None, rel: str) -> list[Node]:
+    return [] if node is None else node.findall(rel)
+
+
+def text(node: Node | None, rel: str = "") -> str | None:
+    """Stripped text of the first element at ``rel``, or None when absent or empty."""
+    if node is None:
+        return None
+    if rel and "/" not in rel:  # the hot path: one step, straight from the child index
+        found = node.index().get(rel)
+        if found is None:
+            return None
+        value = found.text
+    else:
+        target = node.find_el(rel)
+        if target is None:
+            return None
+        value = target.text
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def attr(node: Node | None, rel: str, name: str = "V") -> str | None:
+    """Stripped attribute ``name`` of the first element at ``rel``, or None when absent or empty."""
+    if node is None:
+        return None
+    if "/" not in rel:
+        found = node.index().get(rel)
+        if found is None:
+            return None
+        value = found.get(name)
+    else:
+        target = node.find_el(rel)
+        if target is None:
+            return None
+        value = target.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def coding(node: Node | None) -> Coding | None:
+    """A CS/CV element as a Coding (code = ``V``, else ``OT``); None when it carries no code."""
+    if node is None:
+        return None
+    code = node.get("V") or node.get("OT")
+    if not code:
+        return None
+    return Coding(system=node.get("S"), code=code, display=node.get("DN") or node.get("OT"))
+
+
+def quantity(node: Node | None) -> tuple[str | None, str | None]:
+    """A PQ element as ``(value, unit)`` strings."""
+    if node is None:
+        return None, None
+    return node.get("V"), node.get("U")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """xs:date / xs:dateTime -> aware datetime (naive = Europe/Oslo); None when unparseable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return datetime(d.year, d.month, d.day, tzinfo=OSLO)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=OSLO)
+
+
+def parse_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
+def latest(*times: datetime | None) -> datetime | None:
+    """The latest of the given times (a correction is generated later than the original, so it wins)."""
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
+def element_text(node: Node | None) -> str | None:
+    """Plain text of an element, XHTML blocks as line breaks; None when empty."""
+    if node is None:
+        return None
+    el = node.el
+    if len(el) == 0:
+        return _tidy(el.text or "")
+    parts: list[str] = []
+    _walk(el, parts)
+    return _tidy("".join(parts))
+
+
+def _walk(el: etree._Element, parts: list[str]) -> None:
+    """Mixed XHTML content: source whitespace is layout, block elements make the line breaks."""
+    tag = etree.QName(el).localname if isinstance(el.tag, str) else ""
+    block = tag in _BLOCK
+    if block:
+        parts.append("\n")
+    if el.text and isinstance(el.tag, str):
+        parts.append(_WS.sub(" ", el.text))
+    cells = 0
+    for child in el:
+        if isinstance(child.tag, str):
+            if etree.QName(child).localname in ("td", "th"):
+                parts.append(" | " if cells else "")
+                cells += 1
+            _walk(child, parts)
+        if child.tail:
+            parts.append(_WS.sub(" ", child.tail))
+    if block:
+        parts.append("\n")
+
+
+def clean_text(value: str | None) -> str | None:
+    """Plain text with tidy whitespace: lines stripped, runs of blank lines collapsed; None when empty."""
+    return _tidy(value) if value else None
+
+
+def _tidy(value: str) -> str | None:
+    lines = [_SPACES.sub(" ", line).strip() for line in value.replace("\r\n", "\n").split("\n")]
+    joined = _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+    return joined or None
+
+
+def sections(items: list[tuple[str | None, str | None]]) -> str | None:
+    """``[(heading, text), ...]`` -> ``"Heading:\\ntext"`` blocks separated by blank lines."""
+    blocks = [f"{h}:\n{t}" if h else t for h, t in items if t]
+    return "\n\n".join(blocks) or None
+
+
+def status_from_servtype(serv_type: str | None, report_status: str | None = None) -> RecordStatus:
+    """ServType (7309: N new, M changed, C cancelled) and report Status (7306: F final, P preliminary)."""
+    if serv_type == "C":
+        return RecordStatus.CANCELLED
+    if serv_type == "M":
+        return RecordStatus.CORRECTED
+    if report_status == "P":
+        return RecordStatus.PRELIMINARY
+    return RecordStatus.FINAL
+
+
+def join(*parts: str | None, sep: str = ", ") -> str | None:
+    present = [p for p in parts if p]
+    return sep.join(present) or None
+
+
+def normalise_code(code: str) -> str:
+    """ICD-10 / ICPC-2 / ATC codes: no spaces, no dots, upper case (``"C03C A01"`` -> ``C03CA01``)."""
+    return code.replace(" ", "").replace(".", "").upper()
+
+
+@dataclass
+class Part:
+    """What a family mapping returns for one payload; merged into the MappingResult."""
+
+    records: list[Any] = field(default_factory=list)
+    links: tuple[IdentityLink, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+
+
+def event_time(ctx: MapContext, warnings: list[str], *times: datetime | None) -> datetime:
+    """The latest source time; ``ctx.received_at`` (with warning ``KITH_NO_SOURCE_TIME``) when none."""
+    found = latest(*times)
+    if found is not None:
+        return found
+    warnings.append("KITH_NO_SOURCE_TIME")
+    return ctx.received_at
+
+
+def unique_key(key: str, seen: set[str]) -> str:
+    """``key``, or ``key#2``, ``key#3`` ... when a message repeats it; remembers it in ``seen``."""
+    base, n = key, 1
+    while key in seen:
+        n += 1
+        key = f"{base}#{n}"
+    seen.add(key)
+    return key
+
+
+def ts(node: Node | None, rel: str) -> datetime | None:
+    """A time given either as ``V`` (kith TS) or as element text (MsgHead, Henvisning 2.0)."""
+    found = find(node, rel)
+    if found is None:
+        return None
+    return parse_time(found.get("V") or found.text)

@@ -1,0 +1,89 @@
+"""Henvisning 1.1 (``.../henvisning/2012-02-15``, root ``Message``) and 2.0 (``http://ehelse.no/xmlstds/henvisning/
+2017-11-30``, root ``Henvisning`` inside MsgHead): referrals.
+
+* 1.1: ``Message/ServReq/{ServType, IssueDate/@V, MsgDescr, Id, Patient (with InfItem), ServProvider, Requester,
+  ReasonAsText, Diagnosis/Concept, ReqServ/Priority}``; the sender is ``Requester/HCP/Inst``.
+* 2.0: ``Henvisning/{ServType, IssueDate (text), DocumentId, po:AnsvarForRapport, po:TypeInnholdIMelding,
+  InfItem, ReasonAsText, ReqComment, Diagnosis/Concept, ReqServ/Priority}``; patient, sender and receiver
+  come from the MsgHead.
+
+Referral: key ``kith:henvisning:<sender>:<Id | DocumentId>``; reason = the ``ReasonAsText`` sections, the
+clinical ``InfItem`` texts and ``ReqComment``; codes = the diagnoses (ICPC-2 7170 / ICD-10 7110, no dots);
+service = ``MsgDescr`` (1.1) or ``TypeInnhold`` (8455, 2.0); priority ``ReqServ/Priority``. ServType C cancels
+the referral (same key), M corrects it. Condition per diagnosis, key ``<referral key>:dx:<code>``.
+Event time: the latest of ``IssueDate`` and ``GenDate``.
+"""
+
+from __future__ import annotations
+
+from engine.errors import ValidationError
+from engine.model import Coding, Condition, MapContext, Referral
+from mappings.kith import common as c
+from mappings.kith import patient as pt
+from mappings.kith.head import Head, inst_name, inst_scope
+from mappings.kith.node import Node
+
+
+def map_payload(payload: Node, head: Head, ctx: MapContext) -> c.Part:
+    if payload.name == "Message":
+        req = c.find(payload, "ServReq")
+        if req is None:
+            raise ValidationError("Henvisning 1.x without ServReq", code="KITH_MISSING_PART")
+        return _map(req, payload, head, ctx, v1=True)
+    return _map(payload, payload, head, ctx, v1=False)
+
+
+def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Part:
+    part = c.Part()
+    inst = c.find(req, "Requester/HCP/Inst") if v1 else None
+    scope = inst_scope(inst) or head.sender_scope or "unknown"
+    subj = pt.resolve([head.patient, pt.from_message(c.find(req, "Patient")) if v1 else None], scope)
+    msg_id = (c.text(msg, "MsgId") if v1 else None) or head.msg_id
+    gen = (c.ts(msg, "GenDate") if v1 else None) or head.gen_time
+    time = c.event_time(ctx, part.warnings, c.ts(req, "IssueDate"), gen, head.issue_time)
+    doc_id = c.text(req, "Id" if v1 else "DocumentId") or msg_id or "unknown"
+    key = f"kith:henvisning:{scope}:{doc_id}"
+    prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
+    status = c.status_from_servtype(c.attr(req, "ServType"))
+    base = {"subject": subj.subject, "event_time": time, "provenance": prov, "status": status}
+    codes, conditions = _diagnoses(req, key, base)
+    referral = Referral(
+        key=key, **base, reason=_reason(req), codes=tuple(codes),  # type: ignore[arg-type]
+        priority=c.attr(req, "ReqServ/Priority", "DN") or c.attr(req, "ReqServ/Priority"),
+        requester=_requester(req, inst, head, v1),
+        recipient=inst_name(c.find(req, "ServProvider/HCP/Inst")) if v1 else head.receiver_name,
+        service=c.coding(c.find(req, "MsgDescr" if v1 else "TypeInnholdIMelding/TypeInnhold")),
+    )
+    part.records += [pt.person(subj, time, prov), referral, *conditions]
+    part.links = pt.links(subj)
+    return part
+
+
+def _reason(req: Node) -> str | None:
+    items = [(c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
+             for r in c.findall(req, "ReasonAsText")]
+    for inf in req.descendants("InfItem"):
+        items.append((c.attr(inf, "Type", "DN"), c.element_text(c.find(inf, "Observation/Description"))))
+    items.append(("Kommentar", c.text(req, "ReqComment")))
+    return c.sections(items)
+
+
+def _requester(req: Node, inst: Node | None, head: Head, v1: bool) -> str | None:
+    if v1:
+        return c.join(c.text(inst, "HCPerson/Name"), inst_name(inst))
+    return c.join(head.sender_person, head.sender_name)
+
+
+def _diagnoses(req: Node, key: str, base: dict[str, object]) -> tuple[list[Coding], list[Condition]]:
+    codes: list[Coding] = []
+    conditions: list[Condition] = []
+    seen: set[str] = set()
+    for concept_el in c.findall(req, "Diagnosis/Concept"):
+        concept = c.coding(concept_el)
+        if concept is None:
+            continue
+        coding = Coding(system=concept.system, code=c.normalise_code(concept.code), display=concept.display)
+        codes.append(coding)
+        conditions.append(Condition(key=c.unique_key(f"{key}:dx:{coding.code}", seen), **base,  # type: ignore[arg-type]
+                                    code=coding, text=concept.display))
+    return codes, conditions

@@ -1,0 +1,138 @@
+"""PLO 1.5 / 1.6 / 2.0 (pleie- og omsorgsmeldinger, ``.../po/<Name>/<date>`` on kith.no or ehelse.no) inside
+MsgHead. The payload root is in the message's own namespace, its children mostly in poKomponent (and epj1/2/3,
+fk1), so paths match any namespace.
+
+* ``Pasientlogistikk`` (LOG_INNLAGT, LOG_UTSKRIVNINGSKLAR, LOG_AVMELDING, LOG_UTSKREVET, LOG_DOD): a CareEvent
+  per ``TidsfestetHendelse`` with a ``Hendelsekode`` (9121: 1 admitted, 3 ready for discharge, 4 avmelding,
+  5 discharged, 13 deceased; the code and its DN are kept), ``BeskrivelseAvHendelse``,
+  ``TidspunktForHendelse/@V``, facility ``TilknyttetEnhet/Kontaktenhet``. Event 13 sets ``Person.deceased_at``.
+* Care reports (Innleggelsesrapport, TverrfagligEpikrise = Utskrivningsrapport, HelseopplysningerTilLege
+  ``Konsultasjon``, MedisinskeOpplysninger, OrienteringOmTjenestetilbud, Helseopplysninger ...): a Document
+  (doc type = MsgHead type, text = the ``Journaltekst`` sections by ``Overskriftskode`` plus cave, events,
+  measures and remarks), Conditions from ``InfoMedisinskDiagnose/MedisinskDiagnose`` (``Hoveddiagnose`` true ->
+  main; ICD-10 7110 / ICPC-2 7170) and Medications from ``epj3:Legemiddelinfo`` (name, strength, dosage,
+  use, start/end; keyed by ``komponentID``).
+
+Keys: ``kith:plo:<sender>:<MsgId>``; a correction or cancellation (``Forsendelsesstatus`` M/C) refers to the
+original by ``ConversationRef/RefToParent`` and so shares its keys. Children: ``<key>:event:<code>``,
+``<key>:dx:<code>``, ``<key>:med:<komponentID>``. Event time: the latest of RefDoc ``IssueDate`` and ``GenDate``.
+"""
+
+from __future__ import annotations
+
+from engine.model import CareEvent, Coding, Condition, Document, MapContext, Medication, RecordStatus
+from mappings.kith import common as c
+from mappings.kith import patient as pt
+from mappings.kith.head import Head, hcp_name, org_name
+from mappings.kith.node import Node
+
+DECEASED = "13"
+_LABELS = {
+    "CaveStikkord": "Cave",
+    "AllergiskMot": "Allergisk mot",
+    "IntervensjonTiltakBeskrivelse": "Iverksatte tiltak",
+    "MerknadTilLegemiddeladministrering": "Legemiddeladministrering",
+    "EndringFunksjonsnivaa": "Endring i funksjonsnivå",
+    "BetegnelseTjeneste": "Eksisterende tjeneste",
+    "StedTime": "Kontrolltime",
+}
+
+
+def map_payload(payload: Node, head: Head, ctx: MapContext) -> c.Part:
+    part = c.Part()
+    scope = head.sender_scope or "unknown"
+    subj = pt.resolve([head.patient], scope)
+    status = c.status_from_servtype(c.attr(payload, "InformasjonOmForsendelsen/Forsendelsesstatus"))
+    doc_id = head.parent_ref if status is not RecordStatus.FINAL and head.parent_ref else head.msg_id
+    key = f"kith:plo:{scope}:{doc_id or 'unknown'}"
+    time = c.event_time(ctx, part.warnings, head.issue_time, head.gen_time)
+    base = {"subject": subj.subject, "event_time": time, "provenance": ctx.provenance(head.msg_id), "status": status}
+    if payload.name == "Pasientlogistikk":
+        records: list[object] = _care_events(payload, key, base, head)
+    else:
+        records = [_document(payload, key, base, head), *_conditions(payload, key, base),
+                   *_medications(payload, key, base)]
+    deceased = next((r.occurred_at for r in records if isinstance(r, CareEvent) and r.event_code.code == DECEASED
+                     and r.status is not RecordStatus.CANCELLED), None)
+    part.records += [pt.person(subj, time, base["provenance"], deceased_at=deceased), *records]  # type: ignore[arg-type]
+    part.links = pt.links(subj)
+    if len(records) == 0:
+        part.warnings.append(f"KITH_PART_UNMAPPED:{payload.name}")
+    return part
+
+
+def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -> list[object]:
+    facility = org_name(c.find(payload, "TilknyttetEnhet/Kontaktenhet")) or head.sender_name
+    out: list[object] = []
+    seen: set[str] = set()
+    for event in payload.descendants("TidsfestetHendelse"):
+        code = c.coding(c.find(event, "Hendelsekode"))
+        if code is None:
+            continue
+        out.append(CareEvent(
+            key=c.unique_key(f"{key}:event:{code.code}", seen), **base, event_code=code,  # type: ignore[arg-type]
+            description=c.text(event, "BeskrivelseAvHendelse"), facility=facility,
+            occurred_at=c.ts(event, "TidspunktForHendelse"),
+        ))
+    return out
+
+
+def _document(payload: Node, key: str, base: dict[str, object], head: Head) -> Document:
+    name = payload.name
+    author = hcp_name(c.find(payload, "AnsvarForRapport/AnsvarligRapport")) or head.sender_person
+    return Document(
+        key=key, **base,  # type: ignore[arg-type]
+        doc_type=Coding(system=c.OID_MSG_TYPE, code=head.msg_type or name.upper(), display=head.msg_type_dn),
+        title=head.msg_type_dn or name, text=c.sections(_texts(payload)), author=c.join(author, head.sender_name),
+        attachments=head.attachments,
+    )
+
+
+def _texts(payload: Node) -> list[tuple[str | None, str | None]]:
+    out: list[tuple[str | None, str | None]] = []
+    for el in payload.descendants("*"):
+        name = el.name
+        if name == "Journaltekst":
+            body = c.join(c.text(el, "Notat"), c.text(el, "Merknad"), sep="\n")
+            out.append((c.attr(el, "Overskriftskode", "DN"), c.clean_text(body)))
+        elif name == "TidsfestetHendelse":
+            when = c.attr(el, "TidspunktForHendelse")
+            out.append(("Hendelse", c.join(c.text(el, "BeskrivelseAvHendelse"), when, sep=": ")))
+        elif name == "SamletVurderingFunksjonsniva":
+            out.append(("Funksjonsnivå", c.text(el, "Merknad")))
+        elif name in _LABELS:
+            out.append((_LABELS[name], c.element_text(el)))
+    return out
+
+
+def _conditions(payload: Node, key: str, base: dict[str, object]) -> list[Condition]:
+    out, seen = [], set[str]()
+    for dx in [d for i in payload.descendants("InfoMedisinskDiagnose") for d in i.findall("MedisinskDiagnose")]:
+        code = c.coding(c.find(dx, "Diagnosekode"))
+        if code is None:
+            continue
+        norm = Coding(system=code.system, code=c.normalise_code(code.code), display=code.display)
+        main = (c.text(dx, "Hoveddiagnose") or "").lower() == "true"
+        out.append(Condition(
+            key=c.unique_key(f"{key}:dx:{norm.code}", seen), **base, code=norm,  # type: ignore[arg-type]
+            role="main" if main else "secondary", text=c.join(code.display, c.text(dx, "DiagnoseBeskrivelse")),
+        ))
+    return out
+
+
+def _medications(payload: Node, key: str, base: dict[str, object]) -> list[Medication]:
+    out, seen = [], set[str]()
+    for info in payload.descendants("Legemiddelinfo"):
+        rx = c.find(info, "ForenkletForskrivning")
+        fi = c.find(rx, "Forskrivningsinfo")
+        name = c.text(fi, "Navn")
+        strength = c.join(*c.quantity(c.find(fi, "Styrke")), sep=" ")
+        ident = info.get("komponentID") or name or "unknown"
+        out.append(Medication(
+            key=c.unique_key(f"{key}:med:{ident}", seen), **base, name=name,  # type: ignore[arg-type]
+            dosage=c.join(strength, c.text(fi, "DosVeiledEnkel"), sep="; "),
+            med_status=c.attr(rx, "StatusTilForskrivningen", "DN") or c.attr(fi, "Bruk", "DN"),
+            start=c.ts(fi, "DoseringStarttidspunkt"), end=c.ts(fi, "DoseringSluttidspunkt"),
+        ))
+    return out
+

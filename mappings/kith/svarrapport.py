@@ -1,0 +1,203 @@
+"""Svarrapport 1.3 / 1.4 (``.../labsvar/2008-12-01`` and ``/2012-02-15``, root ``Message``): lab, microbiology,
+pathology and radiology results, standalone or inside MsgHead.
+
+Per ``ServReport`` (1.3 allows several):
+
+* Document (the report): key ``kith:svar:<lab>:<ServProvId>`` where ``<lab>`` is ``ServProvider/HCP/Inst``
+  (``HER:59``); doc type ``Type`` (8279), title ``MsgDescr``, text ``Comment`` + the requisition's
+  ``ReasonAsText``; status from ``ServType`` (N/M/C) and ``Status`` (F/P).
+* Observation per ``ResultItem``, nested ones too (microbiology isolate -> quantity/resistance, pathology
+  sub-results): key ``<report key>:item:<IdResultItem>``; rows without an id are keyed by the isolate they
+  refer to (``ref:<RefIdResultItem>/<code>``) or by their parent and code. Code ``Investigation/Id/@V`` (``S``
+  advisory), numeric value + ``ArithmeticComp`` comparator + unit (normalised), text value / ``TextCode``,
+  ``RefInterval/Descr`` (text kept, limits parsed), ``DevResultInd`` (1 H, 2 L, 3 A), specimen and collection
+  time from the referenced ``AnalysedSubject``. Status: ``ServType`` C (or ``StatusInvestigation`` 14) cancelled,
+  M corrected, ``StatusInvestigation`` 2/15 preliminary; a whole-report C cancels the report Document.
+* Event time: the latest of ``IssueDate`` and ``GenDate`` (a correction is generated later, so it wins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.model import Coding, Document, MapContext, Observation, Provenance, RecordStatus
+from mappings.kith import common as c
+from mappings.kith import patient as pt
+from mappings.kith import units
+from mappings.kith.head import Head, inst_name, inst_scope
+from mappings.kith.node import Node
+
+_FLAG = {"1": "H", "2": "L", "3": "A"}
+_PRELIMINARY_SI = frozenset({"2", "15"})
+_FINAL_SI = frozenset({"3", "4", "11"})
+_IMAGING = frozenset({"RTG", "UL", "CT", "MR", "NUK", "RAD"})
+
+
+@dataclass
+class _Report:
+    """What every ResultItem of one ServReport shares."""
+
+    key: str
+    subject: pt.Subject
+    time: datetime
+    prov: Provenance
+    status: RecordStatus
+    cancelled: bool
+    performer: str | None
+    samples: dict[str, tuple[datetime | None, Coding | None]]
+    keys: set[str] = field(default_factory=set)
+
+
+def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
+    part = c.Part()
+    gen = c.parse_time(c.attr(msg, "GenDate")) or head.gen_time
+    msg_id = c.text(msg, "MsgId") or head.msg_id
+    for rep in c.findall(msg, "ServReport"):
+        _map_report(rep, msg, head, ctx, gen, msg_id, part)
+    return part
+
+
+def _map_report(rep: Node, msg: Node, head: Head, ctx: MapContext,
+                gen: datetime | None, msg_id: str | None, part: c.Part) -> None:
+    inst = c.find(rep, "ServProvider/HCP/Inst")
+    scope = inst_scope(inst) or head.sender_scope or "unknown"
+    pat = c.find(rep, "Patient")
+    subj = pt.resolve([head.patient, pt.from_message(pat, lab_scope=scope)], scope)
+    time = c.event_time(ctx, part.warnings, c.parse_time(c.attr(rep, "IssueDate")), gen, head.issue_time)
+    prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
+    serv_type = c.attr(rep, "ServType")
+    report_id = c.text(rep, "ServProvId") or c.text(rep, "ServReq/Id") or msg_id or "unknown"
+    info = _Report(
+        key=f"kith:svar:{scope}:{report_id}", subject=subj, time=time, prov=prov,
+        status=c.status_from_servtype(serv_type, c.attr(rep, "Status")), cancelled=serv_type == "C",
+        performer=inst_name(inst), samples=_samples(pat),
+    )
+    part.records.append(pt.person(subj, time, prov))
+    part.links += pt.links(subj)
+    part.records.append(_document(rep, msg, info))
+    _items(pat, info, "", info.status, None, None, part)
+
+
+def _document(rep: Node, msg: Node, info: _Report) -> Document:
+    descr = c.coding(c.find(rep, "MsgDescr"))
+    code = c.attr(msg, "Type") or "SVAR_LAB"
+    if code == "S":  # v1.3: one type for all; tell imaging from lab by MsgDescr
+        code = "SVAR_RTG" if descr is not None and descr.code in _IMAGING else "SVAR_LAB"
+    reasons = [(c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
+               for r in c.findall(rep, "ServReq/ReasonAsText")]
+    return Document(
+        key=info.key, subject=info.subject.subject, event_time=info.time, status=info.status,
+        provenance=info.prov, doc_type=Coding(system=c.OID_MSG_TYPE, code=code, display=c.attr(msg, "Type", "DN")),
+        title=descr.display or descr.code if descr else None,
+        text=c.sections([("Kommentar", c.text(rep, "Comment")), *reasons]),
+        author=info.performer,
+        attachments=tuple(c.text(d, "MimeType") or "application/octet-stream" for d in c.findall(rep, "RefDoc")),
+    )
+
+
+def _samples(pat: Node | None) -> dict[str, tuple[datetime | None, Coding | None]]:
+    out: dict[str, tuple[datetime | None, Coding | None]] = {}
+    for i, subj in enumerate(c.findall(pat, "AnalysedSubject"), 1):
+        sample_id = c.text(subj, "IdByServProvider") or f"#{i}"
+        specimen = c.coding(c.find(subj, "TypeCoded"))
+        if specimen is None and c.text(subj, "Type"):
+            specimen = Coding(code=c.text(subj, "Type") or "")
+        out[sample_id] = (c.parse_time(c.attr(subj, "CollectedSample/CollectedDate")), specimen)
+    return out
+
+
+def _items(parent: Node | None, info: _Report, parent_key: str, inherited: RecordStatus,
+           parent_code: Coding | None, where: str | None, part: c.Part) -> None:
+    for i, item in enumerate(c.findall(parent, "ResultItem"), 1):
+        pos = f"{where}/ResultItem[{i}]" if where else f"ResultItem[{i}]"
+        try:
+            obs = _observation(item, info, parent_key, inherited, parent_code, i)
+        except (ValueError, TypeError):
+            part.warnings.append(f"KITH_PART_UNMAPPED:{pos}")
+            continue
+        part.records.append(obs)
+        _items(item, info, obs.key[len(info.key) + 1:], obs.status, obs.code, pos, part)
+
+
+def _observation(item: Node, info: _Report, parent_key: str, inherited: RecordStatus,
+                 parent_code: Coding | None, index: int) -> Observation:
+    code = (c.coding(c.find(item, "Investigation/Id")) or c.coding(c.find(item, "TextResult/Heading"))
+            or parent_code or Coding(code="UNSPECIFIED"))
+    key = _item_key(item, info, parent_key, code, index)
+    effective, specimen = _sample_of(item, info)
+    value = _value(item)
+    descr = c.text(item, "RefInterval/Descr")
+    low, high = units.parse_range(descr)
+    flag = c.attr(item, "DevResultInd")
+    return Observation(
+        key=key, subject=info.subject.subject, event_time=info.time, provenance=info.prov,
+        status=_status(item, info, inherited), code=code, specimen=specimen, report_id=info.key,
+        effective_time=effective or c.parse_time(c.attr(item, "InvDate")), performer=info.performer,
+        reference_range=descr, ref_low=low, ref_high=high, abnormal_flag=_FLAG.get(flag, flag) if flag else None,
+        **value,
+    )
+
+
+def _item_key(item: Node, info: _Report, parent_key: str, code: Coding, index: int) -> str:
+    own = c.text(item, "IdResultItem")
+    ref = c.text(item, "RefIdResultItem")
+    if own:
+        local = f"item:{own}"
+    elif ref:
+        local = f"ref:{ref}/{code.code}"
+    else:
+        local = f"{parent_key or 'item'}/{code.code if code.code != 'UNSPECIFIED' else f'#{index}'}"
+    return f"{info.key}:{c.unique_key(local, info.keys)}"
+
+
+def _sample_of(item: Node, info: _Report) -> tuple[datetime | None, Coding | None]:
+    ref = c.text(item, "RefAnalysedSubject")
+    if ref and ref in info.samples:
+        return info.samples[ref]
+    if len(info.samples) == 1 and ref is None:
+        return next(iter(info.samples.values()))
+    return None, None
+
+
+def _value(item: Node) -> dict[str, Any]:
+    comment = c.text(item, "Comment")
+    num = c.find(item, "NumResult/NumResultValue")
+    if num is not None:
+        value, comp = units.parse_number(num.get("V"))
+        comp = units.comparator(c.attr(item, "NumResult/ArithmeticComp")) or comp
+        text = None if value is not None else (num.get("V") or "").strip() or None
+        return {"value_type": "NM", "value_num": value, "comparator": comp,
+                "unit": units.normalise_unit(num.get("U")), "value_text": c.join(text, comment, sep="\n")}
+    text_el = c.find(item, "TextResult")
+    if text_el is not None:
+        text = c.element_text(c.find(text_el, "TextResultValue"))
+        codes = c.findall(text_el, "TextCode")
+        return {"value_type": "TX" if text else "CE", "value_text": c.join(text, comment, sep="\n"),
+                "value_code": c.coding(codes[0]) if codes else None,
+                "unit": units.normalise_unit(c.text(text_el, "Unit"))}
+    date_v = c.attr(item, "DateResult/DateResultValue")
+    if date_v:
+        return {"value_type": "DT", "value_text": c.join(date_v, comment, sep="\n")}
+    interval = c.find(item, "Interval")
+    if interval is not None:
+        (lo, unit), (hi, _) = c.quantity(c.find(interval, "Low")), c.quantity(c.find(interval, "High"))
+        return {"value_type": "IVL", "value_text": c.join(f"{lo or ''} - {hi or ''}", comment, sep="\n"),
+                "unit": units.normalise_unit(unit)}
+    return {"value_text": comment}
+
+
+def _status(item: Node, info: _Report, inherited: RecordStatus) -> RecordStatus:
+    serv_type, si = c.attr(item, "ServType"), c.attr(item, "StatusInvestigation")
+    if info.cancelled or serv_type == "C" or si == "14":
+        return RecordStatus.CANCELLED
+    if serv_type == "M" or si == "1":
+        return RecordStatus.CORRECTED
+    if si in _PRELIMINARY_SI:
+        return RecordStatus.PRELIMINARY
+    if si in _FINAL_SI:
+        return RecordStatus.FINAL
+    if serv_type == "N":
+        return RecordStatus.PRELIMINARY if inherited is RecordStatus.PRELIMINARY else RecordStatus.FINAL
+    return inherited
