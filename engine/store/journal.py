@@ -8,6 +8,7 @@ any order of the same set gives the same journal (see :func:`current_versions`).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -222,7 +223,12 @@ class Store:
 
 
 def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split versions into (current per record key, history): newest event time, then highest hash."""
+    """Split versions into (current per record key, history): newest event time, then highest hash.
+
+    A cancelled record also cancels its parts: every current record of the same subject whose key
+    starts with ``<its key>:`` and whose event time is not newer (a whole-report cancellation that
+    cannot name its items). The result is still a pure function of the set of versions.
+    """
     best: dict[str, dict[str, Any]] = {}
     history: list[dict[str, Any]] = []
     for r in rows:
@@ -234,7 +240,21 @@ def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
             best[r["record_key"]] = r
         else:
             history.append(r)
+    _cascade_cancellations(best)
     return sorted(best.values(), key=lambda r: (r["event_us"], r["record_key"])), history
+
+
+def _cascade_cancellations(best: dict[str, dict[str, Any]]) -> None:
+    keys = sorted(best)
+    for parent in [r for r in best.values() if r["status"] == "cancelled"]:
+        prefix = parent["record_key"] + ":"
+        i = bisect.bisect_left(keys, prefix)
+        while i < len(keys) and keys[i].startswith(prefix):
+            child = best[keys[i]]
+            if (child["subject_key"] == parent["subject_key"] and child["status"] != "cancelled"
+                    and child["event_us"] <= parent["event_us"]):
+                best[keys[i]] = {**child, "status": "cancelled", "cancelled_by": parent["record_key"]}
+            i += 1
 
 
 def _now() -> str:

@@ -146,3 +146,17 @@ def test_dead_letters_and_processed_keys(store_url: str) -> None:
     assert store.archived("d1").raw == b"MSH|bad"
     assert store.processed_ack("HL7|APP|FAC|1") == "AR"
     store.close()
+
+
+def test_a_cancelled_report_cancels_its_items(store_url: str) -> None:
+    store = Store(store_url)
+    p = fnr_id(7)
+    items = [observation(f"lab|R1:item:{i}", p, float(i), minutes=0) for i in range(3)]
+    store.commit_batch([outcome("e1", [observation("lab|R1", p, 0.0, minutes=0), *items])])
+    store.commit_batch([outcome("e2", [observation("lab|R1", p, 0.0, minutes=5, status=RecordStatus.CANCELLED)])])
+    store.commit_batch([outcome("e3", [observation("lab|R10:item:1", p, 1.0, minutes=0)])])  # not a part of R1
+    cur, _ = current_versions(store.all_versions())
+    status = {r["record_key"]: r["status"] for r in cur}
+    assert status == {"lab|R1": "cancelled", "lab|R1:item:0": "cancelled", "lab|R1:item:1": "cancelled",
+                      "lab|R1:item:2": "cancelled", "lab|R10:item:1": "final"}
+    store.close()
