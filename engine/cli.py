@@ -28,7 +28,7 @@ from engine.errors import ConfigError, EnjournalError, PermanentError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="enjournal: one journal per citizen.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration helpers.")
 app.add_typer(config_app, name="config")
-out = Console()
+out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 log = structlog.get_logger("engine.cli")
 
