@@ -1,0 +1,269 @@
+"""Batching publisher of the MLLP listener: many connections, one stream of confirmed batches.
+
+Connections :meth:`Publisher.submit` triaged messages and get an asyncio future that resolves to
+the ACK code to answer with (AA/AE/AR), or fails with :class:`engine.errors.BusUnavailable` (then
+the sender gets no answer at all). One drain task gathers whatever is queued into a batch (up to
+``max_batch``) and processes up to ``max_inflight`` batches at once:
+
+1. duplicates: an accepted message whose ``dedup_key`` is in the recent-key cache, in flight in
+   another batch, or known to ``runtime.keys.processed_ack`` is answered with the original code and
+   not published again;
+2. the rest is published with ``await asyncio.wrap_future(bus.publish_async(batch))``, retried
+   (tenacity) while the bus is unavailable for up to ``retry_seconds``;
+3. after the confirm the futures resolve and the accepted keys are remembered in batches
+   (``runtime.keys.remember``) by a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from adapters.base import ProcessedKeys
+from adapters.mllp.triage import Triage
+from engine.bus import Bus
+from engine.envelope import Envelope
+from engine.errors import BusUnavailable, EnjournalError
+
+log = structlog.get_logger("adapters.mllp")
+
+
+class RecentKeys:
+    """A bounded LRU of dedup_key -> ACK code."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, key: str) -> str | None:
+        code = self._d.get(key)
+        if code is not None:
+            self._d.move_to_end(key)
+        return code
+
+    def put(self, key: str, code: str) -> None:
+        self._d[key] = code
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+
+@dataclass
+class Pending:
+    triage: Triage
+    future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def _settle(fut: asyncio.Future[str], code: str | None = None, exc: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+        fut.exception()  # mark retrieved: a closed connection may never await it
+    else:
+        fut.set_result(code or "AA")
+
+
+def _follow(leader: asyncio.Future[str], follower: asyncio.Future[str]) -> None:
+    def copy(f: asyncio.Future[str]) -> None:
+        exc = f.exception() if not f.cancelled() else BusUnavailable("publish cancelled")
+        _settle(follower, None if exc else f.result(), exc)
+
+    leader.add_done_callback(copy)
+
+
+class Publisher:
+    """See the module docstring."""
+
+    def __init__(self, bus: Bus, keys: ProcessedKeys, *, max_batch: int = 500, max_inflight: int = 4,
+                 retry_seconds: float = 30.0, cache_size: int = 100_000, lookup_threads: int = 4) -> None:
+        self.bus, self.keys = bus, keys
+        self.max_batch, self.retry_seconds = max_batch, retry_seconds
+        self.cache = RecentKeys(cache_size)
+        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remember: list[tuple[str, str, str]] = []
+        self._remember_wake = asyncio.Event()
+        self._closing = False
+        #: set when the listener stops: a publish that failed is not retried any more (no ACK is sent)
+        self.stopping = False
+        self._lookups = ThreadPoolExecutor(max_workers=lookup_threads, thread_name_prefix="mllp-keys")
+        self._io = ThreadPoolExecutor(max_workers=max_inflight + 1, thread_name_prefix="mllp-publish")
+
+    def submit(self, triage: Triage) -> asyncio.Future[str]:
+        p = Pending(triage)
+        self._queue.put_nowait(p)
+        return p.future
+
+    async def run(self) -> None:
+        """Drain the queue into batches until :meth:`close`; then wait for every batch."""
+        remember = asyncio.create_task(self._remember_loop())
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                break
+            await self._slots.acquire()  # then take what queued meanwhile: bigger batches under load
+            batch = [first]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    self._queue.put_nowait(None)
+                    break
+                batch.append(nxt)
+            task = asyncio.create_task(self._process(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closing = True
+        self._remember_wake.set()
+        await remember
+        self._lookups.shutdown(wait=False)
+        self._io.shutdown(wait=False)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def close(self) -> None:
+        """Stop taking batches after everything submitted so far is processed."""
+        self._queue.put_nowait(None)
+
+    async def _process(self, batch: list[Pending]) -> None:
+        leaders = self._claim(batch)
+        to_publish = leaders + [p for p in batch if not p.triage.accepted]
+        try:
+            to_publish = await self._publish(leaders, to_publish[len(leaders):])
+        except BaseException as exc:
+            err = exc if isinstance(exc, EnjournalError) else BusUnavailable("publish failed")
+            log.warning("mllp.publish_failed", count=len(to_publish), code=getattr(err, "code", "ERROR"))
+            for p in to_publish:
+                self._release(p)
+                _settle(p.future, exc=err)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for p in to_publish:
+            self._release(p)
+            if p.triage.accepted and p.triage.envelope.dedup_key:
+                self.cache.put(p.triage.envelope.dedup_key, p.triage.code)
+                self._remember.append((p.triage.envelope.dedup_key, p.triage.envelope.id, p.triage.code))
+            _settle(p.future, p.triage.code)
+        if self._remember:
+            self._remember_wake.set()
+
+    async def _publish(self, leaders: list[Pending], rejects: list[Pending]) -> list[Pending]:
+        """Drop what the store knows, publish the rest and wait for the confirm; return what was published."""
+        loop = asyncio.get_running_loop()
+        # one hop to a thread for the store lookup and the publish call: fewer GIL hand-overs
+        codes, first = await loop.run_in_executor(self._io, self._lookup_and_submit, leaders, rejects)
+        published = self._settle_known(leaders, codes) + rejects
+        await self._confirm(first, [p.triage.envelope for p in published])
+        return published
+
+    def _claim(self, batch: list[Pending]) -> list[Pending]:
+        """Answer cached and in-flight duplicates; register and return the first of each key."""
+        leaders: list[Pending] = []
+        for p in batch:
+            key = p.triage.envelope.dedup_key
+            if not p.triage.accepted or key is None:
+                continue
+            code = self.cache.get(key)
+            if code is not None:
+                _settle(p.future, code)
+            elif key in self._inflight:
+                _follow(self._inflight[key], p.future)
+            else:
+                self._inflight[key] = p.future
+                leaders.append(p)
+        return leaders
+
+    def _lookup_and_submit(self, leaders: list[Pending],
+                           rejects: list[Pending]) -> tuple[list[str | None], Future[None] | None]:
+        """(thread) Known ACK codes of the leaders' keys, and the publish of everything new."""
+        codes = self._lookup([p.triage.envelope.dedup_key or "" for p in leaders]) if leaders else []
+        envs = [p.triage.envelope for p, c in zip(leaders, codes) if c is None] + [p.triage.envelope for p in rejects]
+        return codes, (self._submit(envs) if envs else None)
+
+    def _submit(self, envelopes: list[Envelope]) -> Future[None]:
+        try:
+            return self.bus.publish_async(envelopes)
+        except Exception as exc:  # noqa: BLE001 - a bus that raises instead of failing the future
+            failed: Future[None] = Future()
+            failed.set_exception(exc if isinstance(exc, EnjournalError) else BusUnavailable(type(exc).__name__))
+            return failed
+
+    def _settle_known(self, leaders: list[Pending], codes: list[str | None]) -> list[Pending]:
+        """Answer the leaders the store already knew; return the new ones."""
+        fresh: list[Pending] = []
+        for p, code in zip(leaders, codes):
+            if code is None:
+                fresh.append(p)
+                continue
+            self.cache.put(p.triage.envelope.dedup_key or "", code)
+            self._release(p)
+            _settle(p.future, code)
+        return fresh
+
+    def _lookup(self, keys: list[str]) -> list[str | None]:
+        """Original ACK codes of ``keys`` (None = new): one batch query when the store offers one."""
+        try:
+            many = getattr(self.keys, "processed_acks", None)
+            if callable(many):
+                found: dict[str, str] = many(keys)
+                return [found.get(k) for k in keys]
+            if len(keys) == 1:
+                return [self.keys.processed_ack(keys[0])]
+            return list(self._lookups.map(self.keys.processed_ack, keys))
+        except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
+            log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
+            return [None] * len(keys)
+
+    def _release(self, p: Pending) -> None:
+        key = p.triage.envelope.dedup_key
+        if key is not None and self._inflight.get(key) is p.future:
+            del self._inflight[key]
+
+    async def _confirm(self, first: Future[None] | None, envelopes: list[Envelope]) -> None:
+        """Wait for the confirm of ``first``; republish while the bus is unavailable (``retry_seconds``)."""
+        if not envelopes:
+            return
+        loop = asyncio.get_running_loop()
+        pending = first
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(BusUnavailable), stop=self._give_up,
+            wait=wait_exponential(multiplier=0.1, max=2.0), reraise=True,
+        ):
+            with attempt:
+                if pending is None:
+                    pending = await loop.run_in_executor(self._io, self._submit, envelopes)
+                future, pending = pending, None
+                await asyncio.wrap_future(future)
+
+    def _give_up(self, state: RetryCallState) -> bool:
+        """Stop retrying after ``retry_seconds``, or at once when the listener is stopping."""
+        return self.stopping or stop_after_delay(self.retry_seconds)(state)
+
+    async def _remember_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._remember_wake.wait()
+            self._remember_wake.clear()
+            items, self._remember = self._remember, []
+            if items:
+                await loop.run_in_executor(None, self._store_keys, items)
+            if self._closing and not self._remember:
+                return
+
+    def _store_keys(self, items: list[tuple[str, str, str]]) -> None:
+        try:
+            self.keys.remember(items)
+        except Exception as exc:  # noqa: BLE001 - best effort; the store dedups again in the worker
+            log.warning("mllp.keys_remember_failed", count=len(items), error=type(exc).__name__)

@@ -1,0 +1,121 @@
+"""Triage of one received HL7 v2 message (MLLP listener and HL7 file adapter share it).
+
+Reads only the MSH (``mappings.hl7v2.parser.parse_header``) and decides what the sender is told:
+
+* MSH missing or unreadable -> ``AR`` with the parser's code (``HL7_NO_MSH`` / ``HL7_BAD_MSH``);
+* MSH-9.1 not in ``accepted_types`` -> ``AR`` with ``HL7_UNSUPPORTED_TYPE``;
+* ``strict: true`` and ``mappings.hl7v2.strict.validate_strict`` finds problems -> ``AE`` with the
+  first problem's code (``HL7_STRICT_INVALID`` when it has none);
+* otherwise ``AA``.
+
+Every message becomes an envelope, rejected ones too: they carry ``attributes["reject"] =
+"<CODE>: <text>"`` so the worker archives and dead-letters them with the reason. Only accepted
+envelopes carry the sender's ``dedup_key`` (``HL7|MSH-3|MSH-4|MSH-10``); charset is the Python codec
+of MSH-18, else ``default_charset``. Nothing here logs or quotes message content.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from adapters.mllp.ack import AckError, codec, salvage_header
+from engine.envelope import Envelope
+from engine.errors import ConfigError, ParseError
+from mappings.hl7v2.parser import MshHeader, parse_header
+
+CONTENT_TYPE = "application/hl7-v2"
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
+
+
+class Hl7Options(BaseModel):
+    """Settings every HL7 v2 adapter shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mapping: str = "hl7v2"
+    default_charset: str = "iso-8859-1"
+    strict: bool = False
+    #: MSH-9.1 message types accepted; anything else is answered AR / dead-lettered
+    accepted_types: list[str] = Field(default_factory=lambda: ["ADT", "ORU", "MDM"])
+
+    @field_validator("accepted_types")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        return [t.strip().upper() for t in v if t.strip()]
+
+    def mapping_options(self) -> dict[str, Any]:
+        """``ctx.options`` for the worker's hl7v2 mapping (strict ran here already: not repeated)."""
+        return {"default_charset": self.default_charset}
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    envelope: Envelope
+    head: MshHeader
+    code: str  # AA / AE / AR
+    error: AckError | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == "AA"
+
+
+def load_strict(options: Hl7Options) -> Callable[[bytes], list[str]] | None:
+    """``validate_strict`` when ``strict`` is on; ConfigError when the validator is not installed."""
+    if not options.strict:
+        return None
+    try:
+        return importlib.import_module("mappings.hl7v2.strict").validate_strict  # type: ignore[no-any-return]
+    except (ModuleNotFoundError, AttributeError):
+        raise ConfigError("strict: true needs mappings.hl7v2.strict.validate_strict") from None
+
+
+def _strict_error(problems: list[str]) -> AckError:
+    first = problems[0]
+    code, _, text = first.partition(":")
+    if _CODE.match(code.strip()):
+        return AckError(code.strip(), text.strip() or f"{len(problems)} problem(s)")
+    return AckError("HL7_STRICT_INVALID", f"{len(problems)} problem(s)")
+
+
+def judge(raw: bytes, options: Hl7Options,
+          strict: Callable[[bytes], list[str]] | None = None) -> tuple[MshHeader, str, AckError | None]:
+    """(header, AA/AE/AR, error) for one message; never raises on bad input."""
+    try:
+        head = parse_header(raw, options.default_charset)
+    except ParseError as exc:
+        return salvage_header(raw), "AR", AckError(exc.code, str(exc) if str(exc) != exc.code else "")
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the connection; keep and reject
+        return salvage_header(raw), "AR", AckError("HL7_ADAPTER_ERROR", f"header check failed ({type(exc).__name__})")
+    if head.message_type not in options.accepted_types:
+        return head, "AR", AckError("HL7_UNSUPPORTED_TYPE", f"message type {head.message_type} is not accepted")
+    if strict is not None:
+        try:
+            problems = strict(raw)
+        except Exception as exc:  # noqa: BLE001 - the validator's bug is the message's rejection, not a crash
+            problems = [f"HL7_STRICT_INVALID: validator failed ({type(exc).__name__})"]
+        if problems:
+            return head, "AE", _strict_error(problems)
+    return head, "AA", None
+
+
+def triage(raw: bytes, *, adapter: str, options: Hl7Options, source_system: str | None,
+           attributes: dict[str, str] | None = None,
+           strict: Callable[[bytes], list[str]] | None = None) -> Triage:
+    """Judge ``raw`` and wrap it in its envelope (see the module docstring)."""
+    head, code, error = judge(raw, options, strict)
+    attrs = dict(attributes or {})
+    if error is not None:
+        attrs["reject"] = error.reason
+    env = Envelope.build(
+        raw, adapter=adapter, mapping=options.mapping, content_type=CONTENT_TYPE,
+        charset=codec(head.charset, options.default_charset), source_system=source_system,
+        dedup_key=head.dedup_key() if error is None else None, attributes=attrs,
+    )
+    return Triage(env, head, code, error)

@@ -1,0 +1,80 @@
+"""The HL7 file adapter on the real RabbitMQ bus, the real store and the worker.
+
+A file is archived only after the broker confirmed every message in it; a bad message is
+dead-lettered with its reason while the good ones reach the journal; with the broker unreachable
+the file stays where it is.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.hl7_file import Settings, build
+from adapters.mllp.client import synthetic_adt
+from engine.bus.rabbit import RabbitBus
+from engine.config import RabbitBusConfig
+from engine.store import Store
+from tests.unit.mllp.helpers import AMQP, Runtime, run_worker
+
+pytestmark = pytest.mark.rabbitmq
+
+
+@pytest.fixture
+def bus(rabbit_url: str, amqp_names: dict[str, str]) -> Iterator[RabbitBus]:
+    b = RabbitBus(RabbitBusConfig(url=AMQP, **amqp_names))
+    b.declare()
+    yield b
+    b.delete_topology()
+    b.close()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url)
+    yield s
+    s.close()
+
+
+def adapter(tmp_path: Path, bus: Any, store: Store) -> Any:
+    s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab")
+    a = build("lab-files", s, Runtime(bus, store))
+    a.check()
+    return a
+
+
+def test_bad_message_dead_lettered_good_ones_journaled(tmp_path: Path, bus: RabbitBus, store: Store) -> None:
+    a = adapter(tmp_path, bus, store)
+    f = a.settings.directory / "mixed.hl7"
+    f.write_bytes(synthetic_adt(1) + synthetic_adt(2, message_type="ORM") + synthetic_adt(3))
+    a.handle(f)
+    assert not f.exists() and (a.settings.archive / "mixed.hl7").exists()
+    assert (a.settings.archive / "mixed.hl7.reason").read_text().startswith("message 1: HL7_UNSUPPORTED_TYPE")
+    assert bus.depth()["work"] == 3  # archived only once all three were confirmed
+    run_worker(bus, store, 3)
+    assert store.counts()["received"] == {"lab-files": 3}
+    assert [d["reason_code"] for d in store.dead_letters()] == ["HL7_UNSUPPORTED_TYPE"]
+    assert store.processed_ack("HL7|LOADGEN|TEST|MSG00000003") == "AA"
+
+
+def test_file_stays_while_the_broker_is_unreachable(tmp_path: Path, sqlite_url: str, amqp_names: dict[str, str],
+                                                     rabbit_url: str) -> None:
+    store = Store(sqlite_url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    down = RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names),
+                     connect_timeout=1.0)
+    try:
+        a = adapter(tmp_path, down, store)
+        f = a.settings.directory / "one.hl7"
+        f.write_bytes(synthetic_adt(1))
+        a.handle(f)
+        assert f.exists() and not any(a.settings.archive.iterdir())
+    finally:
+        down.close()
+        store.close()

@@ -1,0 +1,129 @@
+"""The HL7 file adapter with the embedded (SQLite) bus: archive after confirm, bad messages, errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.hl7_file import Hl7FileAdapter, Settings, build
+from adapters.mllp.client import synthetic_adt
+from engine.bus.embedded import EmbeddedBus
+from engine.envelope import Envelope
+from engine.store import Store
+from tests.conftest import FIXTURES, SHARED_CORPUS
+from tests.unit.mllp.helpers import Runtime, drain
+
+HERE = FIXTURES / "hl7_file"
+BATCH = HERE / "pyhl7_FHS-BHS_file_2batches_v2.5.hl7"
+ORU_BOM = HERE / "fhirconv_ORU-R01_v2.5_lab_bom.hl7"
+
+
+@pytest.fixture
+def bus(tmp_path: Path) -> Iterator[EmbeddedBus]:
+    b = EmbeddedBus(tmp_path / "queue.db")
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    s = Store(sqlite_url)
+    yield s
+    s.close()
+
+
+def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:
+    s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, poll_interval=0.05,
+                 source_system="lab", **kw)
+    a = build("lab-files", s, Runtime(bus, store))
+    a.check()
+    return a
+
+
+def test_batch_file_archived_after_publish(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    a = make(tmp_path, bus, store)
+    f = a.settings.directory / "batch.hl7"
+    f.write_bytes(BATCH.read_bytes())
+    a.handle(f)
+    envs = drain(bus)
+    assert [e.attributes for e in envs] == [{"file": "batch.hl7", "index": str(i), "count": "3"} for i in range(3)]
+    assert all(e.raw.startswith(b"MSH|") and e.content_type == "application/hl7-v2" for e in envs)
+    assert all(e.charset == "ascii" and e.source_system == "lab" and e.dedup_key for e in envs)
+    assert not f.exists() and (a.settings.archive / "batch.hl7").read_bytes() == BATCH.read_bytes()
+    assert not (a.settings.archive / "batch.hl7.reason").exists()
+    assert store.processed_ack(envs[0].dedup_key or "") == "AA"
+
+
+def test_bad_message_dead_lettered_good_ones_flow(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    a = make(tmp_path, bus, store)
+    bad_msh = b"MSH|^~\\&|LAB|OUS|EPJ|HOSP|2024|||\rPID|1\r"
+    content = synthetic_adt(1) + bad_msh + synthetic_adt(2, message_type="ORM") + synthetic_adt(3)
+    f = a.settings.directory / "mixed.hl7"
+    f.write_bytes(content.replace(b"\r", b"\r\n"))
+    a.handle(f)
+    envs = sorted(drain(bus), key=lambda e: int(e.attributes["index"]))
+    assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == ["", "HL7_BAD_MSH", "HL7_UNSUPPORTED_TYPE", ""]
+    assert [e.dedup_key is not None for e in envs] == [True, False, False, True]
+    reason = (a.settings.archive / "mixed.hl7.reason").read_text()
+    assert reason.splitlines()[0].startswith("message 1: HL7_BAD_MSH")
+    assert reason.splitlines()[1].startswith("message 2: HL7_UNSUPPORTED_TYPE")
+    assert "PID" not in reason and "LOADGEN" not in reason
+
+
+def test_file_without_any_message_goes_to_error(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    a = make(tmp_path, bus, store)
+    f = a.settings.directory / "empty.hl7"
+    f.write_bytes(b"// only a comment\r\nPID|1||x\r\n")
+    a.handle(f)
+    assert drain(bus) == []
+    assert (a.settings.errors / "empty.hl7").exists()
+    assert (a.settings.errors / "empty.hl7.reason").read_text().startswith("HL7_NO_MSH")
+
+
+def test_too_large_file_goes_to_error_unread(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    a = make(tmp_path, bus, store, max_file_bytes=100)
+    f = a.settings.directory / "big.hl7"
+    f.write_bytes(synthetic_adt(1) * 3)
+    a.handle(f)
+    assert drain(bus) == []
+    assert (a.settings.errors / "big.hl7.reason").read_text().startswith("HL7_FILE_TOO_LARGE")
+
+
+def test_bus_unavailable_leaves_the_file(tmp_path: Path, store: Store) -> None:
+    broken = EmbeddedBus(tmp_path / "q.db")
+    broken.close()
+    a = make(tmp_path, broken, store)
+    f = a.settings.directory / "one.hl7"
+    f.write_bytes(synthetic_adt(1))
+    a.handle(f)
+    assert f.exists() and not any(a.settings.archive.iterdir()) and not any(a.settings.errors.iterdir())
+
+
+def test_run_polls_until_stopped(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    a = make(tmp_path, bus, store)
+    (a.settings.directory / "a.hl7").write_bytes(ORU_BOM.read_bytes())
+    (a.settings.directory / "b.hl7.part").write_bytes(synthetic_adt(9))  # still being written: ignored
+    stop = threading.Event()
+    t = threading.Thread(target=a.run, args=(stop,))
+    t.start()
+    envs: list[Envelope] = drain(bus, expected=1)
+    stop.set()
+    t.join(10)
+    assert len(envs) == 1 and envs[0].raw.startswith(b"MSH|") and envs[0].attributes["file"] == "a.hl7"
+    assert (a.settings.archive / "a.hl7").exists() and (a.settings.directory / "b.hl7.part").exists()
+
+
+@pytest.mark.skipif(not (SHARED_CORPUS / "hl7v2").is_dir(), reason="shared corpus not present")
+def test_every_corpus_file_is_handled(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    a = make(tmp_path, bus, store, accepted_types=["ADT", "ORU", "MDM", "ORM", "OUL"])
+    files = sorted((SHARED_CORPUS / "hl7v2").glob("*.hl7"))
+    for src in files:
+        f = a.settings.directory / src.name
+        f.write_bytes(src.read_bytes())
+        a.handle(f)
+    done = {p.name for p in a.settings.archive.iterdir()} | {p.name for p in a.settings.errors.iterdir()}
+    assert {f.name for f in files} <= done
