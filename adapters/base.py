@@ -13,7 +13,7 @@ Each adapter kind is a module under ``adapters/`` with:
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from engine.bus import Bus
 
@@ -22,6 +22,7 @@ class ProcessedKeys(Protocol):
     """Sender-side duplicate detection (e.g. HL7 app + facility + MSH-10), kept in the store."""
 
     def processed_ack(self, dedup_key: str) -> str | None: ...
+    def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]: ...
     def remember(self, items: list[tuple[str, str, str]]) -> None:  # (dedup_key, envelope_id, ack_code)
         ...
 

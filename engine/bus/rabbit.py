@@ -20,6 +20,7 @@ Config example::
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import Future
@@ -169,7 +170,8 @@ class _Publisher(threading.Thread):
         method = frame.method
         ok = isinstance(method, Basic.Ack)
         tag = method.delivery_tag
-        tags = [t for t in self._state.pending if t <= tag] if method.multiple else [tag]
+        # pending is insertion-ordered with increasing tags: stop at the first newer one
+        tags = list(itertools.takewhile(lambda t: t <= tag, self._state.pending)) if method.multiple else [tag]
         for t in tags:
             batch = self._state.pending.pop(t, None)
             if batch is not None:

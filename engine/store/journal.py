@@ -76,7 +76,9 @@ def make_engine(url: str, pool_size: int = 4) -> sa.Engine:
         eng = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # no pre-ping (a round trip per checkout): a dropped connection fails its transaction, the pool is
+    # invalidated and the worker's retry reconnects
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
 
 class Store:
@@ -162,6 +164,17 @@ class Store:
         t = s.processed_messages
         with self.engine.connect() as c:
             return c.execute(sa.select(t.c.ack_code).where(t.c.dedup_key == dedup_key)).scalar()
+
+    def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
+        """The ACK codes already given for any of ``dedup_keys`` (one query per 500 keys)."""
+        t = s.processed_messages
+        out: dict[str, str] = {}
+        keys = list(dedup_keys)
+        with self.engine.connect() as c:
+            for i in range(0, len(keys), 500):
+                q = sa.select(t.c.dedup_key, t.c.ack_code).where(t.c.dedup_key.in_(keys[i:i + 500]))
+                out.update({k: a for k, a in c.execute(q)})
+        return out
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
         if not items:

@@ -95,7 +95,7 @@ def codec_for(charset: str | None, default: str = "iso-8859-1") -> str:
         import codecs
 
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):
         return default
 
 
