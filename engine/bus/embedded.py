@@ -68,6 +68,11 @@ class EmbeddedBus:
         self._conn = _connect(self.path)
         self._conn.executescript(_SCHEMA)
         self._lockfile: int | None = None
+        self._pending: list[tuple[list[tuple[bytes, bytes]], Future[None]]] = []
+        self._pending_lock = threading.Lock()
+        self._pending_cond = threading.Condition(self._pending_lock)
+        self._writer: threading.Thread | None = None
+        self._closing = False
 
     def declare(self) -> None:
         with self._lock:
@@ -83,29 +88,57 @@ class EmbeddedBus:
     def publish(self, envelopes: Sequence[Envelope], timeout: float = 30.0) -> None:
         if not envelopes:
             return
+        try:
+            self.publish_async(envelopes).result(timeout)
+        except TimeoutError:
+            raise BusUnavailable("embedded queue write timed out") from None
+
+    def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
+        """Queue the batch for the writer thread, which commits everything waiting in one transaction
+        (group commit: concurrent publishers share the fsync)."""
+        fut: Future[None] = Future()
+        if not envelopes:
+            fut.set_result(None)
+            return fut
         rows = [(orjson.dumps(e.headers()), e.raw) for e in envelopes]
+        with self._pending_lock:
+            self._pending.append((rows, fut))
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="embedded-bus-writer", daemon=True)
+                self._writer.start()
+            self._pending_cond.notify()
+        return fut
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._pending_lock:
+                while not self._pending and not self._closing:
+                    self._pending_cond.wait(1.0)
+                if not self._pending and self._closing:
+                    return
+                batch, self._pending = self._pending, []
+            self._commit_group(batch)
+
+    def _commit_group(self, batch: list[tuple[list[tuple[bytes, bytes]], "Future[None]"]]) -> None:
         try:
             with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.executemany("INSERT INTO queue(headers, raw) VALUES (?, ?)", rows)
+                    for rows, _fut in batch:
+                        self._conn.executemany("INSERT INTO queue(headers, raw) VALUES (?, ?)", rows)
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
-            raise BusUnavailable(f"embedded queue write failed ({type(exc).__name__})") from None
+            err = BusUnavailable(f"embedded queue write failed ({type(exc).__name__})")
+            for _rows, fut in batch:
+                fut.set_exception(err)
+            return
+        for _rows, fut in batch:
+            fut.set_result(None)
         with self._wake:
             self._wake.notify_all()
-
-    def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
-        fut: Future[None] = Future()
-        try:
-            self.publish(envelopes)
-            fut.set_result(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-            fut.set_exception(exc)
-        return fut
 
     def dead_letter(self, items: Sequence[tuple[Envelope, str]]) -> None:
         if not items:
@@ -148,6 +181,11 @@ class EmbeddedBus:
             self._wake.wait(timeout)
 
     def close(self) -> None:
+        with self._pending_lock:
+            self._closing = True
+            self._pending_cond.notify_all()
+        if self._writer is not None:
+            self._writer.join(10)
         with self._lock:
             self._conn.close()
         if self._lockfile is not None:
