@@ -22,7 +22,6 @@ from engine import ids
 from engine.model import Identifier, IdentityLink
 from engine.store import schema as s
 
-_LOCK_ID = 7_243_002
 _BEST_ORDER = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 
 
@@ -47,9 +46,16 @@ def _edge(link: IdentityLink) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
+Bulk = Callable[[sa.Connection, sa.Table, list[dict[str, Any]]], int]
+
+
 def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], cache: EdgeCache,
-                insert: Callable[[sa.Table], Any]) -> list[tuple[str, str]]:
-    """Store new edges and merge components; return the edges that were new."""
+                bulk: Bulk) -> list[tuple[str, str]]:
+    """Store new edges and merge components for a whole batch; return the edges that were new.
+
+    A fixed number of statements per batch: one look-up of the edges, one of the identifiers, bulk
+    inserts, one relabelling per merged component and one conflict query.
+    """
     new: dict[tuple[str, str], tuple[IdentityLink, str]] = {}
     for link, envelope_id in links:
         e = _edge(link)
@@ -57,18 +63,22 @@ def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], 
             new[e] = (link, envelope_id)
     if not new:
         return []
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+    if conn.dialect.name == "postgresql":  # one writer of the identity graph per schema at a time
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
     known = _existing_edges(conn, list(new))
-    added: list[tuple[str, str]] = []
-    for e, (link, envelope_id) in new.items():
-        if e in known:
-            continue
-        conn.execute(insert(s.identity_edges).on_conflict_do_nothing(),
-                     [{"a_key": e[0], "b_key": e[1], "reason": link.reason, "envelope_id": envelope_id}])
-        _union(conn, link.a, link.b, envelope_id, insert)
-        added.append(e)
-    return added
+    todo = {e: v for e, v in new.items() if e not in known}
+    if not todo:
+        return list(new)
+    comp = _components(conn, todo, bulk)
+    bulk(conn, s.identity_edges, [{"a_key": e[0], "b_key": e[1], "reason": link.reason, "envelope_id": env}
+                                  for e, (link, env) in todo.items()])
+    merges, env_of = _merge(todo, comp)
+    if merges:
+        t = s.identifiers
+        conn.execute(t.update().where(t.c.component == sa.bindparam("gone")).values(component=sa.bindparam("keep")),
+                     [{"gone": g, "keep": k} for g, k in merges.items()])
+        _record_conflicts(conn, sorted(set(merges.values())), env_of, bulk)
+    return list(new)
 
 
 def remember(cache: EdgeCache, edges: Iterable[tuple[str, str]]) -> None:
@@ -80,38 +90,59 @@ def remember(cache: EdgeCache, edges: Iterable[tuple[str, str]]) -> None:
 def _existing_edges(conn: sa.Connection, edges: list[tuple[str, str]]) -> set[tuple[str, str]]:
     t = s.identity_edges
     found: set[tuple[str, str]] = set()
-    for i in range(0, len(edges), 400):
-        chunk = edges[i:i + 400]
-        cond = sa.or_(*[sa.and_(t.c.a_key == a, t.c.b_key == b) for a, b in chunk])
+    for i in range(0, len(edges), 500):
+        cond = sa.tuple_(t.c.a_key, t.c.b_key).in_(edges[i:i + 500])
         found.update((r[0], r[1]) for r in conn.execute(sa.select(t.c.a_key, t.c.b_key).where(cond)))
     return found
 
 
-def _component_of(conn: sa.Connection, ident: Identifier, insert: Callable[[sa.Table], Any]) -> str:
+def _components(conn: sa.Connection, todo: dict[tuple[str, str], tuple[IdentityLink, str]], bulk: Bulk) -> dict[str, str]:
+    """Current component of every identifier the new edges touch (new identifiers are inserted alone)."""
     t = s.identifiers
-    comp = conn.execute(sa.select(t.c.component).where(t.c.id_key == ident.key)).scalar()
-    if comp is None:
-        conn.execute(insert(t).on_conflict_do_nothing(), [{
-            "id_key": ident.key, "system": ident.system, "value": ident.value,
-            "kind": ident.kind, "component": ident.key}])
-        comp = ident.key
-    return str(comp)
+    idents = {i.key: i for link, _ in todo.values() for i in (link.a, link.b)}
+    keys = list(idents)
+    comp: dict[str, str] = {}
+    for i in range(0, len(keys), 500):
+        q = sa.select(t.c.id_key, t.c.component).where(t.c.id_key.in_(keys[i:i + 500]))
+        comp.update({str(k): str(c) for k, c in conn.execute(q)})
+    missing = [k for k in keys if k not in comp]
+    bulk(conn, t, [{"id_key": k, "system": idents[k].system, "value": idents[k].value, "kind": idents[k].kind,
+                    "component": k} for k in missing])
+    comp.update({k: k for k in missing})
+    return comp
 
 
-def _union(conn: sa.Connection, a: Identifier, b: Identifier, envelope_id: str,
-           insert: Callable[[sa.Table], Any]) -> None:
-    ca, cb = _component_of(conn, a, insert), _component_of(conn, b, insert)
-    if ca == cb:
-        return
-    keep, gone = min(ca, cb), max(ca, cb)
+def _merge(todo: dict[tuple[str, str], tuple[IdentityLink, str]], comp: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Union-find over component labels; the label kept is the smallest (order-independent)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    env_of: dict[str, str] = {}
+    for e, (_link, env) in todo.items():
+        ra, rb = find(comp[e[0]]), find(comp[e[1]])
+        if ra != rb:
+            keep, gone = min(ra, rb), max(ra, rb)
+            parent[gone] = keep
+            env_of[keep] = env
+    merges = {c: find(c) for c in parent}
+    return merges, {find(k): v for k, v in env_of.items()}
+
+
+def _record_conflicts(conn: sa.Connection, roots: list[str], env_of: dict[str, str], bulk: Bulk) -> None:
+    """Every pair of different FNRs in a merged component is a conflict for review."""
     t = s.identifiers
-    conn.execute(t.update().where(t.c.component == gone).values(component=keep))
-    fnrs = sorted(r[0] for r in conn.execute(
-        sa.select(t.c.id_key).where(t.c.component == keep, t.c.system == ids.OID_FNR)))
-    pairs = [{"a_key": x, "b_key": y, "envelope_id": envelope_id}
-             for i, x in enumerate(fnrs) for y in fnrs[i + 1:]]
-    if pairs:
-        conn.execute(insert(s.identity_conflicts).on_conflict_do_nothing(), pairs)
+    fnrs: dict[str, list[str]] = {}
+    for i in range(0, len(roots), 500):
+        q = sa.select(t.c.id_key, t.c.component).where(t.c.component.in_(roots[i:i + 500]), t.c.system == ids.OID_FNR)
+        for key, c in conn.execute(q):
+            fnrs.setdefault(str(c), []).append(str(key))
+    pairs = [{"a_key": x, "b_key": y, "envelope_id": env_of.get(c, "")}
+             for c, ks in fnrs.items() for j, x in enumerate(sorted(ks)) for y in sorted(ks)[j + 1:]]
+    bulk(conn, s.identity_conflicts, pairs)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ class Store:
         stats.versions_unchanged = len(versions) - stats.versions_new
         edges = identity.apply_links(
             conn, ((link, o.envelope.id) for o in outcomes if o.result for link in o.result.links),
-            self._edges, self.insert)
+            self._edges, self._bulk)
         stats.new_edges = len(edges)
         stats.dead_letters = self._bulk(conn, s.dead_letters, [_dead_row(o) for o in outcomes if o.dead])
         self._bulk(conn, s.processed_messages, [_processed_row(o) for o in outcomes if o.envelope.dedup_key])
