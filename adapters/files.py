@@ -128,6 +128,24 @@ def write_reason(target: Path, reason: str) -> None:
     p.write_text(reason.rstrip() + "\n", encoding="utf-8")
 
 
+def poll_batches(stop: threading.Event, settings: FileDropSettings, handle: Callable[[list[Path]], None],
+                 max_batch: int = 200, watcher: StableWatcher | None = None) -> None:
+    """Call ``handle(paths)`` with up to ``max_batch`` stable files at a time until ``stop`` is set
+    (one publish and one confirm per batch instead of per file)."""
+    settings.ensure_dirs()
+    w = watcher or StableWatcher(settings)
+    while not stop.is_set():
+        ready = w.stable_files()
+        for i in range(0, len(ready), max_batch):
+            if stop.is_set():
+                return
+            chunk = ready[i:i + max_batch]
+            handle(chunk)
+            for p in chunk:
+                w.forget(p)
+        stop.wait(settings.poll_interval)
+
+
 def poll_loop(stop: threading.Event, settings: FileDropSettings, handle: Callable[[Path], None],
               watcher: StableWatcher | None = None) -> None:
     """Call ``handle(path)`` for each stable file until ``stop`` is set."""

@@ -16,8 +16,9 @@ without BOM/declaration. Config example::
 For each stable file (never one still being written): read the bytes, run the checks of
 :func:`adapters.kith.inspect`, publish one envelope (``content_type="application/xml; kith"``,
 attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, and ``reject`` = ``CODE: text`` when the
-document is rejected; the worker dead-letters those without mapping), and **only after the broker
-confirmed** write the AppRec to the outbox and move the file to ``archive/`` (accepted) or ``error/``
+document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
+go out together, up to ``max_batch`` per publish, so one confirm covers them all — and **only after
+the broker confirmed** write the AppRec to the outbox and move the file to ``archive/`` (accepted) or ``error/``
 with a ``.reason`` file (rejected). If the bus is down the file stays and is retried at the next poll,
 with no receipt. A received AppRec is published and archived but never answered. A file larger than
 ``max_file_bytes`` is not read: it gets an AppRec status 2 and moves to ``error/`` without a publish.
@@ -37,7 +38,7 @@ import structlog
 from pydantic import Field
 
 from adapters.base import AdapterRuntime
-from adapters.files import FileDropSettings, move_to_archive, move_to_error, poll_loop
+from adapters.files import FileDropSettings, move_to_archive, move_to_error, poll_batches
 from adapters.kith import Inspection, inspect
 from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec, write_apprec
 from adapters.kith.xsd import SchemaSet
@@ -55,6 +56,7 @@ class Settings(FileDropSettings):
     validate_xsd: bool = False
     xsd_dir: Path | None = None  # default: adapters/kith/schemas
     max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # parse limit; larger is rejected (KITH_TOO_LARGE)
+    max_batch: int = Field(default=200, ge=1, le=5000)  # files published per confirmed batch
     sender_her_id: str | None = None  # our identity, when the message names no receiver
     sender_name: str | None = None
     receiver_her_id: str | None = None  # the partner's identity, when the message names no sender
@@ -85,22 +87,48 @@ class KithFileAdapter:
 
     def run(self, stop: threading.Event) -> None:
         log.info("kith.started", adapter=self.name, xsd=self.settings.validate_xsd)
-        poll_loop(stop, self.settings, self.handle)
+        poll_batches(stop, self.settings, self.handle_batch, max_batch=self.settings.max_batch)
         log.info("kith.stopped", adapter=self.name)
 
     def handle(self, path: Path) -> None:
         """Handle one stable file; never raises (one bad file never stops the loop)."""
+        self.handle_batch([path])
+
+    def handle_batch(self, paths: list[Path]) -> None:
+        """Check each file, publish all of them in one confirmed batch, then answer and move each.
+
+        Never raises: a file that fails stays where it is and is retried at the next poll."""
+        ready: list[tuple[Path, Inspection, Envelope, datetime]] = []
+        for path in paths:
+            item = self._prepare(path)
+            if item is not None:
+                ready.append(item)
+        if not ready:
+            return
+        try:
+            self.runtime.bus.publish([env for _p, _i, env, _t in ready])
+        except BusUnavailable as exc:
+            log.warning("kith.publish_failed", adapter=self.name, files=len(ready), code=exc.code)
+            return
+        for path, ins, env, received_at in ready:
+            try:
+                if not ins.is_receipt:
+                    self._answer(path, ins, env.id, received_at)
+                self._move(path, ins, env.id)
+            except Exception as exc:  # noqa: BLE001 - published: the next poll publishes again (idempotent)
+                log.error("kith.finish_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+
+    def _prepare(self, path: Path) -> tuple[Path, Inspection, Envelope, datetime] | None:
         try:
             if path.stat().st_size > self.settings.max_file_bytes:
                 self._oversize(path)
-            else:
-                self._handle(path, path.read_bytes())
+                return None
+            raw = path.read_bytes()
         except FileNotFoundError:
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - the file stays and is retried at the next poll
             log.error("kith.handle_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
-
-    def _handle(self, path: Path, raw: bytes) -> None:
+            return None
         received_at = datetime.now(UTC)
         try:
             ins = inspect(raw, max_bytes=self.settings.max_bytes, schemas=self.schemas)
@@ -110,14 +138,7 @@ class KithFileAdapter:
         env = self._envelope(path, raw, ins, received_at)
         log.info("kith.received", adapter=self.name, envelope_id=env.id, file=path.name, msg_id=ins.msg_id,
                  shape=ins.shape, msg_type=ins.msg_type, reject=ins.reject_code, xsd=ins.xsd)
-        try:
-            self.runtime.bus.publish([env])
-        except BusUnavailable as exc:
-            log.warning("kith.publish_failed", adapter=self.name, envelope_id=env.id, file=path.name, code=exc.code)
-            return
-        if not ins.is_receipt:
-            self._answer(path, ins, env.id, received_at)
-        self._move(path, ins, env.id)
+        return path, ins, env, received_at
 
     def _envelope(self, path: Path, raw: bytes, ins: Inspection, received_at: datetime) -> Envelope:
         attrs = {"file": path.name, "shape": ins.shape}
