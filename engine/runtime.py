@@ -82,10 +82,15 @@ class Runtime:
         return Worker(self.bus, self.store, self.mapper(), batch_size=w.batch_size, batch_wait=w.batch_wait_ms / 1000,
                       prefetch=w.prefetch, delivery_limit=limit, name=f"worker-{i}")
 
-    def start(self, adapters: list[str] | None = None, with_workers: bool = True) -> None:
+    def start(self, adapters: list[str] | None = None, with_workers: bool = True, extra_processes: bool = True) -> None:
         """Start workers first (so intake is drained), then adapters, each in its thread."""
         intake, stop = threading.Event(), threading.Event()
         self._intake_stop, self._work_stop = intake, stop
+        if with_workers and extra_processes and self.config.workers.processes > 1:
+            from engine.procs import WorkerProcesses
+
+            self._procs = WorkerProcesses(self.config, self.config.workers.processes - 1)
+            self._procs.start()
         if with_workers:
             for i in range(self.config.workers.count):
                 worker = self.build_worker(i)
@@ -120,9 +125,11 @@ class Runtime:
         for t in [t for t in self._threads if getattr(t, "is_adapter", False)]:
             t.join(max(0.1, end - time.monotonic()))
         getattr(self, "_work_stop", threading.Event()).set()
+        procs = getattr(self, "_procs", None)
+        procs_ok = procs.stop(max(1.0, end - time.monotonic())) if procs is not None else True
         for t in self._threads:
             t.join(max(0.1, end - time.monotonic()))
-        ok = not any(t.is_alive() for t in self._threads)
+        ok = procs_ok and not any(t.is_alive() for t in self._threads)
         ops = getattr(self, "_ops", None)
         if ops is not None:
             ops.shutdown()

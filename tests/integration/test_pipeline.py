@@ -117,3 +117,19 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, sqlite_url: str) -> None:
         assert proc.wait(30) == 0
     finally:
         rt.close()
+
+
+def test_worker_processes_share_the_queue(tmp_path: Path, sqlite_url: str) -> None:
+    bus = bus_section("embedded", tmp_path)
+    config = write_config(tmp_path, bus, sqlite_url,
+                          workers={"count": 1, "processes": 2, "batch_size": 100, "batch_wait_ms": 5})
+    rt = Runtime.build(parse_config({"bus": bus, "store": {"url": sqlite_url}}))
+    try:
+        rt.bus.publish(make_envelopes(2000))
+        proc = engine_process(config, "--until-idle", log=tmp_path / "engine.log")
+        assert proc.wait(120) == 0
+        cur, hist = current_versions(rt.store.all_versions())
+        assert len([r for r in cur if r["kind"] == "observation"]) == 2000 and not hist
+        assert "worker_process.started" in (tmp_path / "engine.log").read_text()
+    finally:
+        rt.close()
