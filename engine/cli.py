@@ -82,8 +82,10 @@ def run(config: Path = ConfigOpt, until_idle: bool = typer.Option(False, help="e
 def _wait_idle(rt: Any, requested: threading.Event, settle: float = 1.5) -> None:
     quiet_since: float | None = None
     while not requested.wait(0.25):
+        # the queue depth does not count what a worker has prefetched: also wait for the workers to go quiet
+        recent = any(time.monotonic() - w.last_active < settle for w in rt.workers)
         pending = _pending_files(rt) + rt.bus.depth().get("work", 0)
-        if pending:
+        if pending or recent:
             quiet_since = None
             continue
         quiet_since = quiet_since or time.monotonic()

@@ -66,5 +66,5 @@ def configure(level: str = "info", fmt: str = "console", stream: Any = None) -> 
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=stream or sys.stderr)
-    for noisy in ("pika", "kombu", "hl7apy", "sqlalchemy"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    for noisy in ("pika", "kombu", "hl7apy", "sqlalchemy"):  # the engine logs these failures itself, by code
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)

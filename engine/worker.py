@@ -77,6 +77,8 @@ class Worker:
         self.name = name
         self.stats = WorkerStats()
         self._store_attempts = store_attempts
+        #: monotonic time of the last batch handled (``run --until-idle`` waits for workers to go quiet)
+        self.last_active = 0.0
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> WorkerStats:
         """Consume until ``stop`` is set (or, with ``until_idle``, until the queue is empty)."""
@@ -106,6 +108,7 @@ class Worker:
         self.stats.stage_seconds["consume"] += t1 - t0
         if not deliveries:
             return 0
+        self.last_active = time.monotonic()
         outcomes = [self._outcome(d) for d in deliveries]
         t2 = time.perf_counter()
         self.stats.stage_seconds["map"] += t2 - t1
@@ -121,6 +124,7 @@ class Worker:
         consumer.ack(deliveries)
         self.stats.stage_seconds["ack"] += time.perf_counter() - t3
         self._count(stats, outcomes)
+        self.last_active = time.monotonic()
         return len(deliveries)
 
     def _outcome(self, d: Delivery) -> Outcome:

@@ -1,0 +1,186 @@
+"""Per-stage microbenchmarks: the engine's own code on the benchmark's data, in µs per message.
+
+Stages (each timed alone, in this process, on the same synthetic messages as the paths):
+
+* ``parse``: :func:`mappings.hl7v2.parser.parse` of an ORU^R01;
+* ``triage``: the HL7 adapters' MSH check + envelope (:func:`adapters.mllp.triage.triage`);
+* ``map``: the mappings (HL7 ADT^A08, ORU^R01, KITH Svarrapport, CSV per row);
+* ``encode`` / ``decode``: envelope headers + AMQP properties, and ``Envelope.from_headers``;
+* ``publish``: ``RabbitBus.publish`` of batches of 500 (streaming confirms) on a queue of its own;
+* ``consume``: ``RabbitConsumer.fetch(500)`` + multi-ack of the same messages;
+* ``kith adapter intake``: ``KithFileAdapter.handle`` per Svarrapport file (inspect, publish, AppRec, move);
+* ``store``: ``Store.commit_batch`` of 500 mapped messages into a fresh PostgreSQL schema: ADT whose
+  patients are all new (one identity edge each), ADT of the same (now known) patients, ORU of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from bench import data
+from bench.proc import PgSchema, delete_topology, rabbit_section, tag
+from engine.envelope import Envelope
+from engine.model import MapContext
+
+
+@dataclass
+class StageResult:
+    name: str
+    messages: int
+    us_per_msg: float
+
+
+def _time(name: str, n: int, fn: Callable[[], Any]) -> StageResult:
+    t0 = time.perf_counter()
+    fn()
+    return StageResult(name, n, (time.perf_counter() - t0) / max(n, 1) * 1e6)
+
+
+def _each(fn: Callable[[Any], None], items: Sequence[Any]) -> None:
+    for x in items:
+        fn(x)
+
+
+def _ctx(charset: str | None = None, options: dict[str, Any] | None = None) -> MapContext:
+    return MapContext(envelope_id="bench", adapter="bench", source_system="bench",
+                      received_at=datetime.now(UTC), charset=charset, options=options or {})
+
+
+def _envelopes(raws: Sequence[bytes]) -> list[Envelope]:
+    return [Envelope.build(r, adapter="bench", mapping="hl7v2", content_type="application/hl7-v2",
+                           charset="8859/1", source_system="bench") for r in raws]
+
+
+def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageResult]:
+    from adapters.mllp.triage import Hl7Options, triage
+    from engine.bus.rabbit import _properties
+    from mappings.hl7v2 import map_message as hl7_map
+    from mappings.hl7v2.parser import parse
+
+    oru = [data.oru_r01(i, pats[i % len(pats)]) for i in range(n)]
+    adt = [data.adt_a08(i, pats[i % len(pats)]) for i in range(n)]
+    envs, ctx, opts = _envelopes(oru), _ctx("8859/1"), Hl7Options()
+    heads = [e.headers() for e in envs]
+    out = [
+        _time("parse hl7 ORU", n, lambda: [parse(r) for r in oru]),
+        _time("triage hl7 ORU (adapter)", n, lambda: [triage(r, adapter="b", options=opts, source_system=None)
+                                                      for r in oru]),
+        _time("map hl7 ADT^A08", n, lambda: [hl7_map(r, ctx) for r in adt]),
+        _time("map hl7 ORU^R01 (8 OBX)", n, lambda: [hl7_map(r, ctx) for r in oru]),
+        _time("encode envelope (headers+props)", n, lambda: [_properties(e) for e in envs]),
+        _time("decode envelope (from_headers)", n, lambda: [Envelope.from_headers(h, e.raw)
+                                                           for h, e in zip(heads, envs)]),
+    ]
+    return out + _kith_csv_stages(n, pats, seed)
+
+
+def _kith_csv_stages(n: int, pats: list[data.Patient], seed: int) -> list[StageResult]:
+    out: list[StageResult] = []
+    template = data.kith_template()
+    if template:
+        from mappings.kith import map_message as kith_map
+
+        docs = [data.svarrapport(i, pats[i % len(pats)], template, seed) for i in range(min(n, 1000))]
+        ctx = _ctx()
+        out.append(_time("map kith Svarrapport", len(docs), lambda: [kith_map(d, ctx) for d in docs]))
+    from mappings.csv_decl import map_message as csv_map
+    from mappings.csv_decl import parse_spec
+
+    rows = list(data.csv_rows(n, pats, seed))
+    head = ";".join(f'"{c}"' for c in data.CSV_HEADER)
+    chunks = [("\n".join([head, *rows[i:i + 500]]) + "\n").encode() for i in range(0, n, 500)]
+    ctx = _ctx("utf-8", parse_spec(data.csv_spec()).model_dump(mode="json", exclude_none=True))
+    out.append(_time("map csv (per row, chunks of 500)", n, lambda: [csv_map(c, ctx) for c in chunks]))
+    return out
+
+
+def bus_stages(n: int, pats: list[data.Patient], workdir: Path) -> list[StageResult]:
+    from engine.bus.rabbit import RabbitBus
+    from engine.config import RabbitBusConfig
+
+    section = rabbit_section(tag())
+    bus = RabbitBus(RabbitBusConfig(**section))
+    bus.declare()
+    envs = _envelopes([data.oru_r01(i, pats[i % len(pats)]) for i in range(n)])
+    try:
+        def publish() -> None:
+            for i in range(0, n, 500):
+                bus.publish(envs[i:i + 500])
+
+        pub = _time("publish (RabbitBus, batches of 500)", n, publish)
+        out = [pub, _time("consume (fetch 500 + multi-ack)", n, lambda: _drain(bus, n))]
+        k = min(n, 300)
+        out.append(_time("publish one envelope per call (confirm wait)", k, lambda: _each(bus.publish, [[e] for e in envs[:k]])))
+        _drain(bus, k)
+        return out + _kith_intake(bus, min(n, 500), pats, workdir)
+    finally:
+        bus.close()
+        delete_topology(section)
+
+
+def _kith_intake(bus: Any, n: int, pats: list[data.Patient], workdir: Path) -> list[StageResult]:
+    """The KITH adapter's work per file: read, inspect, publish one envelope (confirm), AppRec, move."""
+    template = data.kith_template()
+    try:
+        from adapters.kith_file import Settings, build
+    except ImportError:
+        return []
+    if not template:
+        return []
+    d = workdir / f"kith-intake-{tag()}"
+    settings = Settings(directory=d / "in", outbox=d / "out", stable_seconds=0, sender_her_id="8800010")
+    adapter = build("bench-kith", settings, SimpleNamespace(bus=bus, keys=None))
+    settings.ensure_dirs()
+    files = [d / "in" / f"s{i:05d}.xml" for i in range(n)]
+    for i, f in enumerate(files):
+        f.write_bytes(data.svarrapport(i, pats[i % len(pats)], template))
+    res = _time("kith adapter intake per file (+publish, AppRec)", n, lambda: _each(adapter.handle, files))
+    shutil.rmtree(d, ignore_errors=True)
+    return [res]
+
+
+def _drain(bus: Any, n: int) -> None:
+    consumer, got = bus.consumer(1000), 0
+    try:
+        while got < n:
+            batch = consumer.fetch(500, 0.05)
+            consumer.ack(batch)
+            got += len(batch)
+    finally:
+        consumer.close()
+
+
+def store_stages(n: int, pats: list[data.Patient]) -> list[StageResult]:
+    from engine.store import Store
+    from engine.store.journal import Outcome
+    from mappings.hl7v2 import map_message as hl7_map
+
+    schema = PgSchema()
+    store = Store(schema.sa_url)
+    ctx = _ctx("8859/1")
+
+    def outcomes(make: Callable[..., bytes], start: int, people: list[data.Patient]) -> list[Outcome]:
+        envs = _envelopes([make(i, people[i % len(people)]) for i in range(start, start + n)])
+        return [Outcome(e, result=hl7_map(e.raw, ctx)) for e in envs]
+
+    def commit(items: list[Outcome]) -> None:
+        for i in range(0, len(items), 500):
+            store.commit_batch(items[i:i + 500])
+
+    try:
+        people = data.patients(n, seed=7)
+        adt_new, adt_known = outcomes(data.adt_a08, 0, people), outcomes(data.adt_a08, n, people)
+        oru_known = outcomes(data.oru_r01, 0, people)
+        return [_time("store ADT, every patient new (identity edge)", n, lambda: commit(adt_new)),
+                _time("store ADT, patients known", n, lambda: commit(adt_known)),
+                _time("store ORU (8 obs/msg), patients known", n, lambda: commit(oru_known))]
+    finally:
+        store.close()
+        schema.drop()
