@@ -53,6 +53,14 @@ class BatchStats:
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
+def _driver_transient() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return ()
+    return (psycopg.OperationalError, psycopg.InterfaceError)
+
+
 def event_us(dt: datetime) -> int:
     return (dt - _EPOCH) // _US
 
@@ -121,6 +129,8 @@ class Store:
                 stats, edges = self._write(conn, outcomes)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StoreUnavailable(f"store write failed ({type(exc.orig).__name__})") from None
+        except _driver_transient() as exc:  # raised by the COPY path, which talks to the driver directly
+            raise StoreUnavailable(f"store write failed ({type(exc).__name__})") from None
         except sa.exc.DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailable("store connection lost") from None
@@ -134,6 +144,8 @@ class Store:
         if not rows:
             return 0
         cols = list(rows[0])
+        if self.dialect == "postgresql" and len(rows) >= _COPY_FROM:
+            return _copy_insert(conn, table, cols, rows)
         mark = "%s" if self.dialect == "postgresql" else "?"
         sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
                "ON CONFLICT DO NOTHING")
@@ -233,6 +245,29 @@ class Store:
                                    .group_by(rv.c.kind)).all())
             conflicts = c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0
         return {"received": received, "dead_letters": dead, "records": kinds, "conflicts": conflicts}
+
+
+_COPY_FROM = 32  # rows: from here on COPY into a staging table + one INSERT ... SELECT is faster
+
+
+def _copy_insert(conn: sa.Connection, table: sa.Table, cols: list[str], rows: list[dict[str, Any]]) -> int:
+    """PostgreSQL: COPY the rows into a temporary staging table, then one ``INSERT ... SELECT ... ON
+    CONFLICT DO NOTHING``; returns how many rows were new (about 2x executemany's rate here)."""
+    stage = f"enjournal_stage_{table.name}"
+    collist = ", ".join(cols)
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) "
+                    "ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY {stage} ({collist}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(tuple(r[c] for c in cols))
+        cur.execute(f"INSERT INTO {table.name} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING")
+        inserted = max(cur.rowcount, 0)
+        cur.execute(f"TRUNCATE {stage}")
+        return inserted
+    finally:
+        cur.close()
 
 
 def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

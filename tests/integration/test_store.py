@@ -160,3 +160,19 @@ def test_a_cancelled_report_cancels_its_items(store_url: str) -> None:
     assert status == {"lab|R1": "cancelled", "lab|R1:item:0": "cancelled", "lab|R1:item:1": "cancelled",
                       "lab|R1:item:2": "cancelled", "lab|R10:item:1": "final"}
     store.close()
+
+
+def test_large_batches_are_idempotent_too(store_url: str) -> None:
+    """Large batches take PostgreSQL's COPY path: the same counts and the same journal."""
+    store = Store(store_url)
+    p = fnr_id(8)
+    outs = [outcome(f"b{i}", [observation(f"lab|big|{i}", p, float(i)), person(p, env_id=f"b{i}")])
+            for i in range(150)]
+    first = store.commit_batch(outs)
+    before = snapshot(store)
+    again = store.commit_batch(outs + outs[:10])
+    assert (first.versions_new, first.versions_unchanged) == (151, 149)
+    assert (again.versions_new, again.versions_unchanged) == (0, 320)
+    assert snapshot(store) == before
+    assert len(store.all_versions()) == 151
+    store.close()
