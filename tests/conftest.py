@@ -129,3 +129,45 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sys.stderr.write(f"\nPERSONAL DATA IN LOGS: {len(_LOG_VIOLATIONS)} event(s) carried a valid national "
                          f"identity number: {sorted(set(_LOG_VIOLATIONS))}\n")
         session.exitstatus = 1
+
+
+# -- Real buses and stores, closed after the test ------------------------------------------------
+@pytest.fixture
+def rabbit_bus(rabbit_url: str, amqp_names: dict[str, str]) -> Iterator[object]:
+    """A RabbitBus on the local broker with names of its own; its topology is deleted after the test."""
+    from engine.bus.rabbit import RabbitBus
+    from engine.config import RabbitBusConfig
+
+    b = RabbitBus(RabbitBusConfig(url="amqp://guest@127.0.0.1:5672/%2F", **amqp_names))
+    b.declare()
+    yield b
+    b.delete_topology()
+    b.close()
+
+
+@pytest.fixture
+def embedded_bus(tmp_path: Path) -> Iterator[object]:
+    from engine.bus.embedded import EmbeddedBus
+
+    b = EmbeddedBus(tmp_path / "queue.db")
+    yield b
+    b.close()
+
+
+def _store(url: str) -> Iterator[object]:
+    from engine.store import Store
+
+    s = Store(url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[object]:
+    yield from _store(sqlite_url)
+
+
+@pytest.fixture
+def any_store(store_url: str) -> Iterator[object]:
+    """A Store on SQLite and on PostgreSQL (parametrised through ``store_url``)."""
+    yield from _store(store_url)

@@ -8,7 +8,6 @@ the file stays where it is.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,19 @@ from adapters.mllp.client import synthetic_adt
 from engine.bus.rabbit import RabbitBus
 from engine.config import RabbitBusConfig
 from engine.store import Store
-from tests.unit.mllp.helpers import AMQP, Runtime, run_worker
+from tests.unit.mllp.helpers import Runtime, run_worker
 
 pytestmark = pytest.mark.rabbitmq
 
 
 @pytest.fixture
-def bus(rabbit_url: str, amqp_names: dict[str, str]) -> Iterator[RabbitBus]:
-    b = RabbitBus(RabbitBusConfig(url=AMQP, **amqp_names))
-    b.declare()
-    yield b
-    b.delete_topology()
-    b.close()
+def bus(rabbit_bus: RabbitBus) -> RabbitBus:
+    return rabbit_bus
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = Store(store_url)
-    yield s
-    s.close()
+def store(any_store: Store) -> Store:
+    return any_store
 
 
 def adapter(tmp_path: Path, bus: Any, store: Store) -> Any:

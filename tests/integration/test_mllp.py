@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,25 +24,19 @@ from adapters.mllp.tls import client_context
 from engine.bus.rabbit import RabbitBus
 from engine.config import RabbitBusConfig
 from engine.store import Store
-from tests.unit.mllp.helpers import AMQP, listening, run_worker
+from tests.unit.mllp.helpers import listening, run_worker
 
 pytestmark = pytest.mark.rabbitmq
 
 
 @pytest.fixture
-def bus(rabbit_url: str, amqp_names: dict[str, str]) -> Iterator[RabbitBus]:
-    b = RabbitBus(RabbitBusConfig(url=AMQP, **amqp_names))
-    b.declare()
-    yield b
-    b.delete_topology()
-    b.close()
+def bus(rabbit_bus: RabbitBus) -> RabbitBus:
+    return rabbit_bus
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url)
-    yield s
-    s.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,13 @@ ORU_BOM = HERE / "fhirconv_ORU-R01_v2.5_lab_bom.hl7"
 
 
 @pytest.fixture
-def bus(tmp_path: Path) -> Iterator[EmbeddedBus]:
-    b = EmbeddedBus(tmp_path / "queue.db")
-    yield b
-    b.close()
+def bus(embedded_bus: EmbeddedBus) -> EmbeddedBus:
+    return embedded_bus
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url)
-    yield s
-    s.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:

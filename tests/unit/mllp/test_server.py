@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,13 @@ from tests.unit.mllp.helpers import drain, listening
 
 
 @pytest.fixture
-def bus(tmp_path: Path) -> Iterator[EmbeddedBus]:
-    b = EmbeddedBus(tmp_path / "queue.db")
-    yield b
-    b.close()
+def bus(embedded_bus: EmbeddedBus) -> EmbeddedBus:
+    return embedded_bus
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url)
-    yield s
-    s.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def test_pipelined_messages_answered_in_order(bus: EmbeddedBus, store: Store) -> None:
