@@ -134,7 +134,10 @@ def file_path(name: str, opts: Options, adapter: dict[str, Any], files: list[tup
     else:
         bus, schema = rabbit_section(tag()), PgSchema()
         store_url, count = schema.sa_url, schema.count
-    engines = _engines(work, engine_config(opts, bus, store_url, {name: adapter}), opts, not embedded)
+    cfg = engine_config(opts, bus, store_url, {name: adapter})
+    if embedded and opts.worker_procs > 0:  # one engine that starts its own worker processes (workers.processes)
+        cfg["workers"]["processes"] = opts.worker_procs
+    engines = _engines(work, cfg, opts, not embedded)
     try:
         for e in engines:
             e.wait_ready()
