@@ -213,24 +213,18 @@ class EmbeddedConsumer:
 
     def _lease(self, max_items: int) -> list[Delivery]:
         now = time.time()
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            rows = self._conn.execute(
+        rows: list[Any] = []
+
+        def lease(conn: sqlite3.Connection) -> None:
+            rows.extend(conn.execute(
                 "SELECT seq, headers, raw, deliveries FROM queue WHERE lease_until < ? ORDER BY seq LIMIT ?",
-                (now, max_items)).fetchall()
+                (now, max_items)).fetchall())
             if rows:
-                lo, hi = rows[0][0], rows[-1][0]
-                self._conn.execute(
-                    "UPDATE queue SET lease_until = ?, deliveries = deliveries + 1 "
-                    "WHERE seq BETWEEN ? AND ? AND lease_until < ?",
-                    (now + self._bus.lease_seconds, lo, hi, now))
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise BusUnavailable(f"embedded queue read failed ({type(exc).__name__})") from None
+                conn.execute("UPDATE queue SET lease_until = ?, deliveries = deliveries + 1 "
+                             "WHERE seq BETWEEN ? AND ? AND lease_until < ?",
+                             (now + self._bus.lease_seconds, rows[0][0], rows[-1][0], now))
+
+        _immediate(self._conn, lease, "read")
         return [_delivery(r) for r in rows]
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -240,21 +234,25 @@ class EmbeddedConsumer:
         self._apply("UPDATE queue SET lease_until = 0 WHERE seq = ?", deliveries)
 
     def _apply(self, sql: str, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(sql, [(d.tag,) for d in deliveries])
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise BusUnavailable(f"embedded queue update failed ({type(exc).__name__})") from None
+        if deliveries:
+            _immediate(self._conn, lambda c: c.executemany(sql, [(d.tag,) for d in deliveries]), "update")
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _immediate(conn: sqlite3.Connection, work: Any, what: str) -> None:
+    """Run ``work(conn)`` in one ``BEGIN IMMEDIATE`` transaction; a SQLite failure is BusUnavailable."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        work(conn)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        raise BusUnavailable(f"embedded queue {what} failed ({type(exc).__name__})") from None
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
