@@ -21,16 +21,6 @@ BATCH = HERE / "pyhl7_FHS-BHS_file_2batches_v2.5.hl7"
 ORU_BOM = HERE / "fhirconv_ORU-R01_v2.5_lab_bom.hl7"
 
 
-@pytest.fixture
-def bus(embedded_bus: EmbeddedBus) -> EmbeddedBus:
-    return embedded_bus
-
-
-@pytest.fixture
-def store(sqlite_store: Store) -> Store:
-    return sqlite_store
-
-
 def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:
     s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, poll_interval=0.05,
                  source_system="lab", **kw)

@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from structlog.testing import capture_logs
 
 from adapters.mllp.client import MllpClient, synthetic_adt
@@ -19,16 +18,6 @@ from adapters.mllp.framing import encode
 from engine.bus.embedded import EmbeddedBus
 from engine.store import Store
 from tests.unit.mllp.helpers import drain, listening
-
-
-@pytest.fixture
-def bus(embedded_bus: EmbeddedBus) -> EmbeddedBus:
-    return embedded_bus
-
-
-@pytest.fixture
-def store(sqlite_store: Store) -> Store:
-    return sqlite_store
 
 
 def test_pipelined_messages_answered_in_order(bus: EmbeddedBus, store: Store) -> None:
