@@ -15,11 +15,13 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.ids import log_safe
 from engine.model import MapContext
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A random id (uuid4 hex) that can never look like a national identity number in a log."""
+    return log_safe(uuid.uuid4().hex)
 
 
 class Envelope(BaseModel):

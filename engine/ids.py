@@ -164,6 +164,15 @@ def synthetic_fnr(day: int, month: int, year: int, individual: int) -> str | Non
 
 
 FNR_LIKE = re.compile(r"(?<!\d)\d{11}(?!\d)")
+_LONG_DIGIT_RUN = re.compile(r"\d{11,}")
+
+
+def log_safe(token: str) -> str:
+    """A generated id (hex, GUID) with every run of 11+ digits broken up, so that no id we make can ever
+    look like a national identity number in a log line (and be masked there). Deterministic: digits
+    after the tenth of a run become the letters g..p."""
+    return _LONG_DIGIT_RUN.sub(
+        lambda m: m.group(0)[:10] + "".join(chr(ord("g") + int(c)) for c in m.group(0)[10:]), token)
 
 
 def find_valid_numbers(text: str) -> list[str]:

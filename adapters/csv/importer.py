@@ -34,6 +34,7 @@ from adapters.csv.reader import CsvFile, FileFacts, open_csv, scan
 from adapters.files import move_to_archive, move_to_error, write_reason
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
+from engine.ids import log_safe
 from mappings.csv_decl import Plan, RowProblem, compile_spec
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class ImportSummary(BaseModel):
 
 
 def envelope_id(adapter: str, sha256: str, part: str) -> str:
-    return hashlib.sha256(f"{adapter}|{sha256}|{part}".encode()).hexdigest()[:32]
+    return log_safe(hashlib.sha256(f"{adapter}|{sha256}|{part}".encode()).hexdigest()[:32])
 
 
 def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,

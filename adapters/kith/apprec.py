@@ -34,6 +34,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from engine.ids import log_safe
+
 NS_APPREC = "http://www.kith.no/xmlstds/apprec/2012-02-15"
 MIG_VERSION = "v1.1 2012-02-15"
 OID_ERROR = "2.16.578.1.12.4.1.1.8221"
@@ -123,7 +125,7 @@ def build_apprec(
     apprec_id: str | None = None,
 ) -> tuple[str, bytes]:
     """Return ``(apprec id, UTF-8 XML bytes)`` of one AppRec 1.1."""
-    rid = apprec_id or str(uuid.uuid4())
+    rid = apprec_id or log_safe(str(uuid.uuid4()))
     root = etree.Element(_q("AppRec"), nsmap={None: NS_APPREC})
     _cs(root, "MsgType", "APPREC", "Applikasjonskvittering")
     _text(root, "MIGversion", MIG_VERSION)

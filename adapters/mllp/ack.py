@@ -22,6 +22,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from engine.errors import ParseError
+from engine.ids import log_safe
 from mappings.hl7v2.parser import MshHeader, codec_for, msh_fields
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -125,7 +126,7 @@ def _err_segment(head: MshHeader, err: AckError, fs: str, cs: str) -> str:
 
 def new_control_id() -> str:
     """20 hex characters (MSH-10 is at most 20 characters before v2.7)."""
-    return os.urandom(10).hex()
+    return log_safe(os.urandom(10).hex())
 
 
 def build_ack(head: MshHeader, code: str, *, error: AckError | None = None, control_id: str | None = None,

@@ -35,3 +35,11 @@ def test_mod11_rules() -> None:
     assert ids.birth_date("13116900216").isoformat() == "1969-11-13"
     syn = ids.synthetic_fnr(13, 11, 1969, 100)
     assert syn is not None and ids.classify(syn) is ids.IdKind.FNR and ids.NationalId(syn).synthetic
+
+
+def test_generated_ids_never_look_like_national_ids() -> None:
+    from engine.envelope import new_id
+
+    assert ids.log_safe("ab13116900216cd") == "ab1311690021mcd"
+    assert ids.log_safe("3fa85f64-5717-4562-b3fc-2c963f66afa6") == "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    assert not any(ids.FNR_LIKE.search(new_id()) for _ in range(20000))
