@@ -149,12 +149,4 @@ def poll_batches(stop: threading.Event, settings: FileDropSettings, handle: Call
 def poll_loop(stop: threading.Event, settings: FileDropSettings, handle: Callable[[Path], None],
               watcher: StableWatcher | None = None) -> None:
     """Call ``handle(path)`` for each stable file until ``stop`` is set."""
-    settings.ensure_dirs()
-    w = watcher or StableWatcher(settings)
-    while not stop.is_set():
-        for p in w.stable_files():
-            if stop.is_set():
-                return
-            handle(p)
-            w.forget(p)
-        stop.wait(settings.poll_interval)
+    poll_batches(stop, settings, lambda paths: handle(paths[0]), max_batch=1, watcher=watcher)

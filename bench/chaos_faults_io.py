@@ -54,38 +54,55 @@ def _missing(*modules: str) -> str | None:
     return None
 
 
-def broker_restart(opts: Options) -> Result:
-    """MLLP + file intake and workers; RabbitMQ stopped mid-import for ``broker_outage`` seconds."""
-    res = Result("broker restart")
+Inject = Callable[[World, Callable[[], tuple[int, int]]], None]
+
+
+def _intake_under_fault(opts: Options, res: Result, tag: str, world: str, seconds: float, span_extra: float,
+                        settle: float, inject: Inject, what: str, snapshot_after: bool) -> Result:
+    """MLLP + file intake and workers in one engine; ``inject`` runs the fault (``seconds`` long) while
+    messages keep coming; then the running engine must finish the work without a restart."""
     if (why := _missing("adapters.mllp", "adapters.hl7_file")) is not None:
         res.skipped = why
         return res
-    msgs = make_set("br", max(200, opts.messages // 4))
-    with World("broker", opts.keep) as w:
+    msgs = make_set(tag, max(200, opts.messages // 4))
+    with World(world, opts.keep) as w:
         port = free_port()
         cfg, inbox = _both_adapters(w, opts, port)
         by_mllp, by_file = _split(msgs)
         engine = w.spawn("engine", cfg)
         w.wait_started(engine, 60, b"mllp.listening")
-        span = opts.broker_outage + 6
+        span = seconds + span_extra
         sender = ResendingSender(port, by_mllp, window=10, pace=pace_for(len(by_mllp), 10, span),
-                                 give_up=opts.broker_outage + 120)
+                                 give_up=seconds + 120)
         sender.start()
         feeder = drop_files_over(inbox, by_file, 20, span)
-        time.sleep(2.0)
-        snaps = [Snapshot(sender.sent_so_far() | {m.control_id for m in by_file}, snapshot(w, set()).arrived)]
+        time.sleep(settle)
+        file_ids = {m.control_id for m in by_file}
+        snaps = [Snapshot(sender.sent_so_far() | file_ids, snapshot(w, set()).arrived)]
+
         def handed_back() -> tuple[int, int]:
             return len(sender.acks), len(list((inbox / "archive").glob("*.hl7")))
 
-        _broker_outage(opts.broker_outage, res, handed_back)
+        inject(w, handed_back)
         feeder.join(span + 10)
-        snaps.append(Snapshot(sender.sent_so_far() | {m.control_id for m in by_file}, snapshot(w, set()).arrived))
-        sender.join(opts.broker_outage + 180)
+        if snapshot_after:
+            snaps.append(Snapshot(sender.sent_so_far() | file_ids, snapshot(w, set()).arrived))
+        sender.join(seconds + 180)
         _sender_verdict(res, sender)
         _recovered_in_place(w, res, msgs, inbox)
         if not engine.alive():
-            res.errors.append("the engine died during the broker outage")
+            res.errors.append(f"the engine died during the {what} outage")
         return finish(w, res, msgs, snapshots=snaps, dirs=(inbox,))
+
+
+def broker_restart(opts: Options) -> Result:
+    """MLLP + file intake and workers; RabbitMQ stopped mid-import for ``broker_outage`` seconds."""
+    res = Result("broker restart")
+
+    def inject(_w: World, handed_back: Callable[[], tuple[int, int]]) -> None:
+        _broker_outage(opts.broker_outage, res, handed_back)
+
+    return _intake_under_fault(opts, res, "br", "broker", opts.broker_outage, 6, 2.0, inject, "broker", True)
 
 
 def _broker_outage(seconds: float, res: Result, handed_back: Callable[[], tuple[int, int]]) -> None:
@@ -117,35 +134,15 @@ def _recovered_in_place(w: World, res: Result, msgs: MessageSet, inbox: Path | N
 def db_outage(opts: Options) -> Result:
     """MLLP + file intake and workers; PostgreSQL unreachable through the proxy for ``db_outage`` s."""
     res = Result(f"PostgreSQL outage ({opts.db_mode}, {opts.db_outage:.0f} s)")
-    if (why := _missing("adapters.mllp", "adapters.hl7_file")) is not None:
-        res.skipped = why
-        return res
-    msgs = make_set("db", max(200, opts.messages // 4))
-    with World("db", opts.keep) as w:
-        port = free_port()
-        cfg, inbox = _both_adapters(w, opts, port)
-        by_mllp, by_file = _split(msgs)
-        engine = w.spawn("engine", cfg)
-        w.wait_started(engine, 60, b"mllp.listening")
-        span = opts.db_outage + 4
-        sender = ResendingSender(port, by_mllp, window=10, pace=pace_for(len(by_mllp), 10, span),
-                                 give_up=opts.db_outage + 120)
-        sender.start()
-        feeder = drop_files_over(inbox, by_file, 20, span)
-        time.sleep(1.5)
-        snaps = [Snapshot(sender.sent_so_far() | {m.control_id for m in by_file}, snapshot(w, set()).arrived)]
+
+    def inject(w: World, _handed_back: Callable[[], tuple[int, int]]) -> None:
         w.proxy.stall() if opts.db_mode == "stall" else w.proxy.drop()
         try:
             time.sleep(opts.db_outage)
         finally:
             w.proxy.restore()
-        feeder.join(span + 10)
-        sender.join(opts.db_outage + 180)
-        _sender_verdict(res, sender)
-        _recovered_in_place(w, res, msgs, inbox)
-        if not engine.alive():
-            res.errors.append("the engine died during the database outage")
-        return finish(w, res, msgs, snapshots=snaps, dirs=(inbox,))
+
+    return _intake_under_fault(opts, res, "db", "db", opts.db_outage, 4, 1.5, inject, "database", False)
 
 
 def db_stall(opts: Options) -> Result:

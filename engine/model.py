@@ -90,10 +90,6 @@ class RecordBase(_Frozen):
             raise ValueError("event_time must be timezone-aware")
         return v
 
-    def content(self) -> dict[str, Any]:
-        """The version's content: everything but provenance, JSON-ready."""
-        return self.model_dump(mode="json", exclude=self._exclude)
-
     def content_json(self) -> bytes:
         """The content as canonical JSON (field order is the model's declaration order: deterministic)."""
         return self.__pydantic_serializer__.to_json(self, exclude=self._exclude, exclude_none=True)

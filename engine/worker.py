@@ -142,14 +142,14 @@ class Worker:
         raise StoreUnavailable("unreachable")  # pragma: no cover
 
     def _dead_letter_on_bus(self, outcomes: Sequence[Outcome]) -> None:
-        dead = [(o.envelope, o.reason or o.reason_code or "") for o in outcomes if o.dead]
+        dead = [o for o in outcomes if o.dead]
         if not dead:
             return
-        for env, _reason in dead:
-            log.warning("envelope.dead_lettered", envelope_id=env.id, adapter=env.adapter,
-                        code=next(o.reason_code for o in outcomes if o.envelope is env))
+        for o in dead:
+            log.warning("envelope.dead_lettered", envelope_id=o.envelope.id, adapter=o.envelope.adapter,
+                        code=o.reason_code)
         try:
-            self.bus.dead_letter(dead)
+            self.bus.dead_letter([(o.envelope, o.reason or o.reason_code or "") for o in dead])
         except BusUnavailable:
             log.warning("worker.dead_letter_queue_unavailable", count=len(dead))  # the store has them
 

@@ -16,7 +16,6 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import identity
 from engine.envelope import Envelope
@@ -96,7 +95,6 @@ class Store:
         self.url = url
         self.engine = make_engine(url, pool_size)
         self.dialect = self.engine.dialect.name
-        self._insert_mod = postgresql if self.dialect == "postgresql" else sqlite
         self._edges = identity.EdgeCache()
         if create:
             self.migrate()
@@ -117,9 +115,6 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def insert(self, table: sa.Table) -> Any:
-        return self._insert_mod.insert(table)
 
     # -- writing ---------------------------------------------------------------------------
     def commit_batch(self, outcomes: Sequence[Outcome]) -> BatchStats:
@@ -173,9 +168,7 @@ class Store:
 
     # -- processed keys (adapters.base.ProcessedKeys) ---------------------------------------
     def processed_ack(self, dedup_key: str) -> str | None:
-        t = s.processed_messages
-        with self.engine.connect() as c:
-            return c.execute(sa.select(t.c.ack_code).where(t.c.dedup_key == dedup_key)).scalar()
+        return self.processed_acks([dedup_key]).get(dedup_key)
 
     def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
         """The ACK codes already given for any of ``dedup_keys`` (one query per 500 keys)."""
@@ -189,11 +182,10 @@ class Store:
         return out
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
-        if not items:
-            return
         rows = [{"dedup_key": k, "envelope_id": e, "ack_code": a} for k, e, a in items]
-        with self.engine.begin() as c:
-            c.execute(self.insert(s.processed_messages).on_conflict_do_nothing(), rows)
+        if rows:
+            with self.engine.begin() as c:
+                self._bulk(c, s.processed_messages, rows)
 
     # -- reading ---------------------------------------------------------------------------
     def citizen(self, query: str) -> identity.Citizen | None:
