@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from engine import heap
 from engine.bus import Bus
 from engine.config import ADAPTER_KINDS, ENTRY_POINT_GROUP, EmbeddedBusConfig
 from engine.store import Store
@@ -91,18 +92,25 @@ class Runtime:
 
             self._procs = WorkerProcesses(self.config, self.config.workers.processes - 1)
             self._procs.start()
-        if with_workers:
-            for i in range(self.config.workers.count):
-                worker = self.build_worker(i)
-                self.workers.append(worker)
-                self._spawn(f"worker-{i}", worker.run, stop)
+        workers = [self.build_worker(i) for i in range(self.config.workers.count)] if with_workers else []
+        built = [(name, self.build_adapter(name)) for name in
+                 (adapters if adapters is not None else list(self.config.adapters))]
+        heap.freeze(self._mapping_modules())  # long-lived from here on: keep it out of the GC's scans
+        for i, worker in enumerate(workers):
+            self.workers.append(worker)
+            self._spawn(f"worker-{i}", worker.run, stop)
         if self.config.ops.port is not None:
             from engine.ops import serve
 
             self._ops = serve(self, self.config.ops.host, self.config.ops.port)
-        for name in adapters if adapters is not None else list(self.config.adapters):
-            adapter = self.build_adapter(name)
+        for name, adapter in built:
             self._spawn(f"adapter-{name}", adapter.run, intake, adapter=True)
+
+    def _mapping_modules(self) -> list[str]:
+        from mappings.registry import BUILTIN
+
+        names = {getattr(a, "mapping", "") for a in self.config.adapters.values()}
+        return [BUILTIN.get(n, n).partition(":")[0] for n in names if n]
 
     def _spawn(self, name: str, fn: Any, stop: threading.Event, adapter: bool = False) -> None:
         def target() -> None:

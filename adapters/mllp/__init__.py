@@ -61,6 +61,8 @@ class Settings(Hl7Options):
     #: how long to keep retrying a publish while the bus is unavailable before dropping the connection
     bus_retry_seconds: float = Field(default=30.0, ge=0)
     dedup_cache_size: int = Field(default=100_000, ge=0)
+    #: how long a new message waits for the store's duplicate look-up before it is published anyway
+    dedup_lookup_budget_ms: float = Field(default=2.0, ge=0)
     drain_timeout: float = Field(default=30.0, gt=0)
 
 
@@ -92,7 +94,7 @@ class MllpAdapter:
         s = self.settings
         publisher = Publisher(self.runtime.bus, self.runtime.keys, max_batch=s.max_batch,
                               max_inflight=s.max_inflight_batches, retry_seconds=s.bus_retry_seconds,
-                              cache_size=s.dedup_cache_size)
+                              cache_size=s.dedup_cache_size, lookup_budget=s.dedup_lookup_budget_ms / 1000)
         publishing = asyncio.create_task(publisher.run())
         conns: dict[Connection, asyncio.Task[Any]] = {}
 

@@ -11,12 +11,13 @@ the sender gets no answer at all). One drain task gathers whatever is queued int
 2. the rest is published with ``await asyncio.wrap_future(bus.publish_async(batch))``, retried
    (tenacity) while the bus is unavailable for up to ``retry_seconds``;
 3. after the confirm the futures resolve and the accepted keys are remembered in batches
-   (``runtime.keys.remember``) by a background task.
+   (``runtime.keys.remember``) by a background task, at most every ``REMEMBER_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class RecentKeys:
 @dataclass
 class Pending:
     triage: Triage
+    code: str | None = None  # the original ACK code, when the store knew the key only after publishing
     future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -69,6 +71,12 @@ def _settle(fut: asyncio.Future[str], code: str | None = None, exc: BaseExceptio
         fut.set_result(code or "AA")
 
 
+def _ready(bus: Bus) -> bool:
+    """True when ``bus.publish_async`` returns at once (connected); unknown buses are treated as not."""
+    ready = getattr(bus, "ready_to_publish", None)
+    return bool(ready()) if callable(ready) else False
+
+
 def _follow(leader: asyncio.Future[str], follower: asyncio.Future[str]) -> None:
     def copy(f: asyncio.Future[str]) -> None:
         exc = f.exception() if not f.cancelled() else BusUnavailable("publish cancelled")
@@ -80,10 +88,14 @@ def _follow(leader: asyncio.Future[str], follower: asyncio.Future[str]) -> None:
 class Publisher:
     """See the module docstring."""
 
+    REMEMBER_INTERVAL = 0.5  # seconds between writes of accepted keys to the store
+    REMEMBER_BATCH = 2000  # ... or sooner when this many are waiting
+
     def __init__(self, bus: Bus, keys: ProcessedKeys, *, max_batch: int = 500, max_inflight: int = 4,
-                 retry_seconds: float = 30.0, cache_size: int = 100_000, lookup_threads: int = 4) -> None:
+                 retry_seconds: float = 30.0, cache_size: int = 100_000, lookup_threads: int = 4,
+                 lookup_budget: float = 0.002) -> None:
         self.bus, self.keys = bus, keys
-        self.max_batch, self.retry_seconds = max_batch, retry_seconds
+        self.max_batch, self.retry_seconds, self.lookup_budget = max_batch, retry_seconds, lookup_budget
         self.cache = RecentKeys(cache_size)
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_inflight)
@@ -91,6 +103,7 @@ class Publisher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._remember: list[tuple[str, str, str]] = []
         self._remember_wake = asyncio.Event()
+        self._remember_full = asyncio.Event()
         self._closing = False
         #: set when the listener stops: a publish that failed is not retried any more (no ACK is sent)
         self.stopping = False
@@ -124,6 +137,7 @@ class Publisher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._closing = True
         self._remember_wake.set()
+        self._remember_full.set()
         await remember
         self._lookups.shutdown(wait=False)
         self._io.shutdown(wait=False)
@@ -152,20 +166,36 @@ class Publisher:
             return
         for p in to_publish:
             self._release(p)
+            code = p.code or p.triage.code
             if p.triage.accepted and p.triage.envelope.dedup_key:
-                self.cache.put(p.triage.envelope.dedup_key, p.triage.code)
-                self._remember.append((p.triage.envelope.dedup_key, p.triage.envelope.id, p.triage.code))
-            _settle(p.future, p.triage.code)
+                self.cache.put(p.triage.envelope.dedup_key, code)
+                if p.code is None:
+                    self._remember.append((p.triage.envelope.dedup_key, p.triage.envelope.id, code))
+            _settle(p.future, code)
         if self._remember:
             self._remember_wake.set()
+            if len(self._remember) >= self.REMEMBER_BATCH:
+                self._remember_full.set()
 
     async def _publish(self, leaders: list[Pending], rejects: list[Pending]) -> list[Pending]:
-        """Drop what the store knows, publish the rest and wait for the confirm; return what was published."""
+        """Drop what the store knows, publish the rest and wait for the confirm; return what was published.
+
+        The store look-up gets ``lookup_budget`` seconds; past that the batch is published without waiting
+        for it (a busy database must not hold the sender's ACK) and a key it then finds is answered with
+        its original code. Such a resend reaches the workers, whose store writes are idempotent."""
         loop = asyncio.get_running_loop()
-        # one hop to a thread for the store lookup and the publish call: fewer GIL hand-overs
-        codes, first = await loop.run_in_executor(self._io, self._lookup_and_submit, leaders, rejects)
-        published = self._settle_known(leaders, codes) + rejects
-        await self._confirm(first, [p.triage.envelope for p in published])
+        keys = [p.triage.envelope.dedup_key or "" for p in leaders]
+        lookup = loop.run_in_executor(self._lookups, self._lookup, keys) if leaders else None
+        if lookup is not None:
+            await asyncio.wait({lookup}, timeout=self.lookup_budget)
+        if lookup is None or lookup.done():
+            published = self._settle_known(leaders, lookup.result() if lookup else []) + rejects
+            await self._confirm([p.triage.envelope for p in published])
+            return published
+        published = leaders + rejects
+        await self._confirm([p.triage.envelope for p in published])
+        for p, code in zip(leaders, await lookup):
+            p.code = code
         return published
 
     def _claim(self, batch: list[Pending]) -> list[Pending]:
@@ -184,13 +214,6 @@ class Publisher:
                 self._inflight[key] = p.future
                 leaders.append(p)
         return leaders
-
-    def _lookup_and_submit(self, leaders: list[Pending],
-                           rejects: list[Pending]) -> tuple[list[str | None], Future[None] | None]:
-        """(thread) Known ACK codes of the leaders' keys, and the publish of everything new."""
-        codes = self._lookup([p.triage.envelope.dedup_key or "" for p in leaders]) if leaders else []
-        envs = [p.triage.envelope for p, c in zip(leaders, codes) if c is None] + [p.triage.envelope for p in rejects]
-        return codes, (self._submit(envs) if envs else None)
 
     def _submit(self, envelopes: list[Envelope]) -> Future[None]:
         try:
@@ -219,9 +242,7 @@ class Publisher:
             if callable(many):
                 found: dict[str, str] = many(keys)
                 return [found.get(k) for k in keys]
-            if len(keys) == 1:
-                return [self.keys.processed_ack(keys[0])]
-            return list(self._lookups.map(self.keys.processed_ack, keys))
+            return [self.keys.processed_ack(k) for k in keys]
         except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
             log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
             return [None] * len(keys)
@@ -231,18 +252,20 @@ class Publisher:
         if key is not None and self._inflight.get(key) is p.future:
             del self._inflight[key]
 
-    async def _confirm(self, first: Future[None] | None, envelopes: list[Envelope]) -> None:
-        """Wait for the confirm of ``first``; republish while the bus is unavailable (``retry_seconds``)."""
+    async def _confirm(self, envelopes: list[Envelope]) -> None:
+        """Publish and wait for the confirm; republish while the bus is unavailable (``retry_seconds``)."""
         if not envelopes:
             return
         loop = asyncio.get_running_loop()
-        pending = first
+        pending: Future[None] | None = None
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(BusUnavailable), stop=self._give_up,
             wait=wait_exponential(multiplier=0.1, max=2.0), reraise=True,
         ):
             with attempt:
-                if pending is None:
+                if pending is None and _ready(self.bus):
+                    pending = self._submit(envelopes)  # hands the batch to the bus's I/O thread: no wait
+                elif pending is None:  # (re)connecting can block: not on the event loop
                     pending = await loop.run_in_executor(self._io, self._submit, envelopes)
                 future, pending = pending, None
                 await asyncio.wrap_future(future)
@@ -255,7 +278,13 @@ class Publisher:
         loop = asyncio.get_running_loop()
         while True:
             await self._remember_wake.wait()
+            if not self._closing and len(self._remember) < self.REMEMBER_BATCH:
+                # gather: one write per interval instead of one per ACKed batch keeps the store (and its
+                # disk, which the broker's confirms share) out of the ACK path
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._remember_full.wait(), self.REMEMBER_INTERVAL)
             self._remember_wake.clear()
+            self._remember_full.clear()
             items, self._remember = self._remember, []
             if items:
                 await loop.run_in_executor(None, self._store_keys, items)

@@ -93,6 +93,10 @@ class EmbeddedBus:
         except TimeoutError:
             raise BusUnavailable("embedded queue write timed out") from None
 
+    def ready_to_publish(self) -> bool:
+        """Always: :meth:`publish_async` only queues the batch for the writer thread."""
+        return True
+
     def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
         """Queue the batch for the writer thread, which commits everything waiting in one transaction
         (group commit: concurrent publishers share the fsync)."""

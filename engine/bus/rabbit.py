@@ -269,6 +269,11 @@ class RabbitBus:
         pub.wait_ready(self._connect_timeout)
         return pub
 
+    def ready_to_publish(self) -> bool:
+        """True when :meth:`publish_async` will not wait for a connection."""
+        pub = self._publisher
+        return pub is not None and pub.is_alive() and pub.wait_ready(0)
+
     def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
         return self._pub().submit([(e, None) for e in envelopes], self.cfg.exchange)
 

@@ -171,20 +171,29 @@ class Store:
         return self.processed_acks([dedup_key]).get(dedup_key)
 
     def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
-        """The ACK codes already given for any of ``dedup_keys`` (one query per 500 keys)."""
-        t = s.processed_messages
-        out: dict[str, str] = {}
+        """The ACK codes already given for any of ``dedup_keys``: one driver-level query per 500 keys
+        (an MLLP listener asks for every new message before it publishes, so this is on the ACK path)."""
         keys = list(dedup_keys)
+        out: dict[str, str] = {}
         with self.engine.connect() as c:
             for i in range(0, len(keys), 500):
-                q = sa.select(t.c.dedup_key, t.c.ack_code).where(t.c.dedup_key.in_(keys[i:i + 500]))
-                out.update({k: a for k, a in c.execute(q)})
+                part = keys[i:i + 500]
+                select = "SELECT dedup_key, ack_code FROM processed_messages WHERE dedup_key"
+                if self.dialect == "postgresql":
+                    sql, args = f"{select} = ANY(%s)", (part,)
+                else:
+                    sql, args = f"{select} IN ({','.join('?' * len(part))})", tuple(part)
+                out.update({k: a for k, a in c.exec_driver_sql(sql, args)})
         return out
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
+        """Record keys an adapter answered (best effort: the worker records them durably with the records).
+        On PostgreSQL the commit does not wait for the WAL flush, so it does not queue behind the disk."""
         rows = [{"dedup_key": k, "envelope_id": e, "ack_code": a} for k, e, a in items]
         if rows:
             with self.engine.begin() as c:
+                if self.dialect == "postgresql":
+                    c.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 self._bulk(c, s.processed_messages, rows)
 
     # -- reading ---------------------------------------------------------------------------

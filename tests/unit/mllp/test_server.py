@@ -68,9 +68,33 @@ def test_duplicate_after_restart_found_in_store(bus: EmbeddedBus, store: Store) 
     with listening(bus, store) as a, MllpClient("127.0.0.1", a.port) as c:
         assert c.send(synthetic_adt(21))[0].code == "AA"
     assert len(drain(bus)) == 1
-    with listening(bus, store) as a, MllpClient("127.0.0.1", a.port) as c:  # fresh in-memory cache
-        assert c.send(synthetic_adt(21))[0].code == "AA"
+    with listening(bus, store, dedup_lookup_budget_ms=10_000) as a, MllpClient("127.0.0.1", a.port) as c:
+        assert c.send(synthetic_adt(21))[0].code == "AA"  # fresh in-memory cache: the store knew it
     assert drain(bus) == []
+
+
+class SlowKeys:
+    """A store whose duplicate look-up is slower than the listener's budget."""
+
+    def __init__(self, store: Store, delay: float) -> None:
+        self.store, self.delay = store, delay
+
+    def processed_acks(self, keys: list[str]) -> dict[str, str]:
+        time.sleep(self.delay)
+        return self.store.processed_acks(keys)
+
+    def remember(self, items: list[tuple[str, str, str]]) -> None:
+        self.store.remember(items)
+
+
+def test_slow_duplicate_lookup_does_not_hold_the_ack(bus: EmbeddedBus, store: Store) -> None:
+    store.remember([("HL7|LOADGEN|TEST|MSG00000022", "env-22", "AA")])
+    with listening(bus, SlowKeys(store, 0.3), dedup_lookup_budget_ms=1) as a, MllpClient("127.0.0.1", a.port) as c:
+        assert [x.code for x in c.send_many([synthetic_adt(22), synthetic_adt(23)])] == ["AA", "AA"]
+    # published before the look-up answered: the workers' idempotent store absorbs the resend
+    assert sorted(e.dedup_key or "" for e in drain(bus)) == ["HL7|LOADGEN|TEST|MSG00000022",
+                                                             "HL7|LOADGEN|TEST|MSG00000023"]
+    assert store.processed_ack("HL7|LOADGEN|TEST|MSG00000023") == "AA"
 
 
 def test_enhanced_mode_commit_and_application_acks(bus: EmbeddedBus, store: Store) -> None:
