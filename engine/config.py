@@ -111,6 +111,9 @@ class StoreConfig(_Strict):
 class WorkerConfig(_Strict):
     count: int = Field(default=1, ge=1, le=64)  # worker threads per process
     processes: int = Field(default=1, ge=1, le=64)  # processes running workers (one per core scales mapping)
+    #: run worker threads in the process that runs the adapters too. False keeps that process (and an MLLP
+    #: listener's ACKs) free of mapping work: all ``processes`` are then separate worker processes.
+    in_intake_process: bool = True
     batch_size: int = Field(default=500, ge=1, le=10000)
     batch_wait_ms: int = Field(default=50, ge=0, le=10000)
     prefetch: int = Field(default=1000, ge=1)

@@ -87,12 +87,15 @@ class Runtime:
         """Start workers first (so intake is drained), then adapters, each in its thread."""
         intake, stop = threading.Event(), threading.Event()
         self._intake_stop, self._work_stop = intake, stop
-        if with_workers and extra_processes and self.config.workers.processes > 1:
+        w = self.config.workers
+        spawn = (w.processes - 1 if w.in_intake_process else w.processes) if with_workers and extra_processes else 0
+        if spawn > 0:
             from engine.procs import WorkerProcesses
 
-            self._procs = WorkerProcesses(self.config, self.config.workers.processes - 1)
+            self._procs = WorkerProcesses(self.config, spawn)
             self._procs.start()
-        workers = [self.build_worker(i) for i in range(self.config.workers.count)] if with_workers else []
+        here = with_workers and (w.in_intake_process or not extra_processes)
+        workers = [self.build_worker(i) for i in range(w.count)] if here else []
         built = [(name, self.build_adapter(name)) for name in
                  (adapters if adapters is not None else list(self.config.adapters))]
         heap.freeze(self._mapping_modules())  # long-lived from here on: keep it out of the GC's scans

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from typing import Any, Literal
 
@@ -64,6 +65,9 @@ class Settings(Hl7Options):
     #: how long a new message waits for the store's duplicate look-up before it is published anyway
     dedup_lookup_budget_ms: float = Field(default=2.0, ge=0)
     drain_timeout: float = Field(default=30.0, gt=0)
+    #: the interpreter's thread switch interval while a listener runs (process-wide). Mapping threads
+    #: in the same process hold the GIL for up to this long each time the listener wants it back.
+    gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
 
 
 class MllpAdapter:
@@ -88,6 +92,7 @@ class MllpAdapter:
                               f"({exc.strerror})") from None
 
     def run(self, stop: threading.Event) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), self.settings.gil_switch_interval_ms / 1000))
         asyncio.run(self._serve(stop))
 
     async def _serve(self, stop: threading.Event) -> None:

@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,10 +120,12 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, sqlite_url: str) -> None:
         rt.close()
 
 
-def test_worker_processes_share_the_queue(tmp_path: Path, sqlite_url: str) -> None:
+@pytest.mark.parametrize("placement", [{"processes": 2}, {"processes": 1, "in_intake_process": False}],
+                         ids=["beside-intake", "apart-from-intake"])
+def test_worker_processes_share_the_queue(tmp_path: Path, sqlite_url: str, placement: dict[str, Any]) -> None:
     bus = bus_section("embedded", tmp_path)
     config = write_config(tmp_path, bus, sqlite_url,
-                          workers={"count": 1, "processes": 2, "batch_size": 100, "batch_wait_ms": 5})
+                          workers={"count": 1, "batch_size": 100, "batch_wait_ms": 5, **placement})
     rt = Runtime.build(parse_config({"bus": bus, "store": {"url": sqlite_url}}))
     try:
         rt.bus.publish(make_envelopes(2000))
