@@ -28,7 +28,7 @@ _BEST_ORDER = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 class EdgeCache:
     """A bounded set of edges known to be stored (per store object, not global)."""
 
-    def __init__(self, size: int = 200_000) -> None:
+    def __init__(self, size: int = 50_000) -> None:  # ~12 MB: a bounded share of a worker's memory
         self._d: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._size = size
 

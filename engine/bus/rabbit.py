@@ -338,8 +338,14 @@ class RabbitBus:
 class RabbitConsumer:
     """A blocking consumer with prefetch and multi-acks; one per worker thread."""
 
-    def __init__(self, bus: RabbitBus, prefetch: int) -> None:
+    #: bytes of message bodies a consumer may hold unacknowledged, and at most an eighth of that per batch:
+    #: a 500-row CSV chunk is ~100 KB, so a count-only prefetch of 1000 would buffer 100 MB per consumer
+    PREFETCH_BYTES = 32 * 1024 * 1024
+
+    def __init__(self, bus: RabbitBus, prefetch: int, prefetch_bytes: int = PREFETCH_BYTES) -> None:
         self._conn = bus._blocking()
+        self._prefetch = self._max_prefetch = prefetch
+        self._budget, self._avg, self._buffered = prefetch_bytes, 0.0, 0
         try:
             self._chan = self._conn.channel()
             self._chan.basic_qos(prefetch_count=prefetch)
@@ -353,12 +359,36 @@ class RabbitConsumer:
         count = int(headers.get("x-delivery-count", 0) or 0)
         env = decode_or_reject(headers, body)
         self._buffer.append(Delivery(env, method.delivery_tag, bool(method.redelivered), count))
+        self._avg = len(body) if not self._avg else 0.95 * self._avg + 0.05 * len(body)
+        self._buffered += len(env.raw)
+
+    def _fit_prefetch(self) -> None:
+        """Lower (or restore) the prefetch count so the unacknowledged bodies stay within the byte budget."""
+        if not self._avg:
+            return
+        want = max(1, min(self._max_prefetch, int(self._budget // self._avg)))
+        if abs(want - self._prefetch) * 4 > self._prefetch:
+            self._chan.basic_qos(prefetch_count=want)
+            self._prefetch = want
+
+    def _take(self, max_items: int) -> list[Delivery]:
+        """The first deliveries of the buffer: at most ``max_items`` and an eighth of the byte budget."""
+        n, size, cap = 0, 0, self._budget // 8
+        for d in self._buffer[:max_items]:
+            size += len(d.envelope.raw)
+            if n and size > cap:
+                break
+            n += 1
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        self._buffered -= sum(len(d.envelope.raw) for d in out)
+        return out
 
     def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
         deadline = time.monotonic() + timeout
         try:
+            self._fit_prefetch()
             self._conn.process_data_events(time_limit=0)
-            while len(self._buffer) < max_items:
+            while len(self._buffer) < max_items and self._buffered < self._budget // 8:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -369,8 +399,7 @@ class RabbitConsumer:
                     break
         except _AMQP_ERRORS as exc:
             raise BusUnavailable(f"consume failed ({type(exc).__name__})") from None
-        out, self._buffer = self._buffer[:max_items], self._buffer[max_items:]
-        return out
+        return self._take(max_items)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
