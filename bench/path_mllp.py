@@ -17,7 +17,7 @@ import time
 
 from bench import data
 from bench.paths import Options, PathResult, cleanup, engine_config, missing, per_message_us
-from bench.proc import EngineProcess, PgSchema, rabbit_section, tag, wait_for
+from bench.proc import AMQP_URL, EngineProcess, PgSchema, rabbit_section, tag, wait_for
 
 
 def free_port() -> int:
@@ -49,9 +49,39 @@ def mllp_paths(opts: Options, pats: list[data.Patient]) -> list[PathResult]:
         lat.note = thr.note = split.note = note
         return [lat, thr, split]
     msgs = [data.oru_r01(i, pats[i % len(pats)], run="M") for i in range(n_lat + n_thr)]
+    raw = raw_confirm_latency(opts, msgs[0])
     _mllp_run(opts, [(lat, msgs[:n_lat], 1, opts.mllp_rate), (thr, msgs[n_lat:], opts.mllp_connections, None)])
     _mllp_run(opts, [(split, msgs[:n_lat], 1, opts.mllp_rate)], split=True)
-    return [lat, thr, split]
+    return [raw, lat, thr, split]
+
+
+def raw_confirm_latency(opts: Options, body: bytes, seconds: float = 4.0) -> PathResult:
+    """The broker's own latency floor for the ACK path: one persistent message at a time, paced at
+    ``mllp_rate``, plain pika with a confirm per message (what no engine can beat on this machine)."""
+    import pika
+
+    from engine.config import RabbitBusConfig
+
+    res = PathResult(f"floor: raw publish+confirm @{opts.mllp_rate:g}/s", int(opts.mllp_rate * seconds))
+    queue = f"bench.{tag()}.rawlat"
+    conn = pika.BlockingConnection(pika.URLParameters(RabbitBusConfig(url=AMQP_URL).url_with_secret()))
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue, durable=True)
+        ch.confirm_delivery()
+        props, lat, t0 = pika.BasicProperties(delivery_mode=2), [], time.perf_counter()
+        for i in range(res.messages):
+            time.sleep(max(0.0, t0 + i / opts.mllp_rate - time.perf_counter()))
+            t = time.perf_counter()
+            ch.basic_publish("", queue, body, props, mandatory=True)
+            lat.append(time.perf_counter() - t)
+        res.seconds = time.perf_counter() - t0
+        lat.sort()
+        res.p50_ms, res.p99_ms = lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
+        ch.queue_delete(queue)
+    finally:
+        conn.close()
+    return res
 
 
 Phase = tuple[PathResult, list[bytes], int, float | None]
