@@ -375,12 +375,11 @@ class RabbitConsumer:
         """The first deliveries of the buffer: at most ``max_items`` and an eighth of the byte budget."""
         n, size, cap = 0, 0, self._budget // 8
         for d in self._buffer[:max_items]:
-            size += len(d.envelope.raw)
-            if n and size > cap:
+            if n and size + len(d.envelope.raw) > cap:
                 break
-            n += 1
+            n, size = n + 1, size + len(d.envelope.raw)
         out, self._buffer = self._buffer[:n], self._buffer[n:]
-        self._buffered -= sum(len(d.envelope.raw) for d in out)
+        self._buffered -= size
         return out
 
     def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
