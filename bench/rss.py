@@ -1,17 +1,20 @@
-"""Peak resident memory: of this process (``ru_maxrss``) and of another one (``VmHWM`` in /proc).
+"""Peak resident memory (``VmHWM`` in /proc), in KiB (Linux).
 
-The engine subprocess of each path reports its own ``ru_maxrss`` and the parent reads the child's
-rusage from ``os.wait4``; :func:`vm_hwm_kb` reads a still-running process. All in KiB (Linux).
+Not ``ru_maxrss``: Linux carries a process's peak across fork + exec, so an engine started by a
+benchmark holding a 2M-row CSV file in memory reported that benchmark's peak (436 MB) as its own
+(its real peak: about 220 MB). The engine subprocess of each path reports its own ``VmHWM``.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 
 
 def self_peak_kb() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """Peak RSS of this process; ``ru_maxrss`` where /proc is not there."""
+    return vm_hwm_kb(os.getpid()) or int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def vm_hwm_kb(pid: int) -> int:

@@ -2,8 +2,8 @@
 
 It does what ``enjournal run -c CONFIG`` does (``Runtime.build`` + ``Runtime.start``: adapters and
 workers as threads of one process, SIGTERM drains and stops) and, after the shutdown, writes the
-workers' :class:`engine.worker.WorkerStats` (summed) and the process's peak RSS (``ru_maxrss``, the same
-as ``VmHWM``) to ``STATS_JSON``. A file ``STATS_JSON.ready`` appears once adapters and workers run.
+workers' :class:`engine.worker.WorkerStats` (summed) and the process's peak RSS (``VmHWM``, see
+:mod:`bench.rss`) to ``STATS_JSON``. A file ``STATS_JSON.ready`` appears once adapters and workers run.
 One process per path, so each path's peak RSS is its own. ``adapters`` / ``workers`` run only that half
 (``enjournal run --no-workers`` / ``--adapter`` none), to split intake and workers over two processes.
 """
