@@ -18,17 +18,20 @@ For each stable file (never one still being written): read the bytes, run the ch
 attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, and ``reject`` = ``CODE: text`` when the
 document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
 go out together, up to ``max_batch`` per publish, so one confirm covers them all — and **only after
-the broker confirmed** write the AppRec to the outbox and move the file to ``archive/`` (accepted) or ``error/``
+the broker confirmed** write the AppRecs to the outbox (all receipts of a batch are fsynced together,
+see :mod:`adapters.durable`) and move the file to ``archive/`` (accepted) or ``error/``
 with a ``.reason`` file (rejected). If the bus is down the file stays and is retried at the next poll,
 with no receipt. A received AppRec is published and archived but never answered. A file larger than
 ``max_file_bytes`` is not read: it gets an AppRec status 2 and moves to ``error/`` without a publish.
 Any other failure (outbox not writable, a move that fails) leaves the file in place; the next poll
 publishes it again, which the journal absorbs (same record keys), and then writes the receipt.
+One log line per file says what became of it (``kith.archived`` or ``kith.rejected``, with the receipt).
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -38,9 +41,11 @@ import structlog
 from pydantic import Field
 
 from adapters.base import AdapterRuntime
+from adapters.durable import DurableWriter, write_file
 from adapters.files import FileDropSettings, move_to_archive, move_to_error, poll_batches
 from adapters.kith import Inspection, inspect
-from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec, write_apprec
+from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec
+from adapters.kith.apprec import receipt_name
 from adapters.kith.xsd import SchemaSet
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ConfigError
@@ -63,11 +68,20 @@ class Settings(FileDropSettings):
     receiver_name: str | None = None
 
 
+@dataclass(frozen=True)
+class _Receipt:
+    target: Path
+    data: bytes
+    apprec_id: str
+    status: Status
+
+
 class KithFileAdapter:
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime) -> None:
         self.name = name
         self.settings = settings
         self.runtime = runtime
+        self._writer = DurableWriter()
 
     @cached_property
     def schemas(self) -> SchemaSet | None:
@@ -87,7 +101,10 @@ class KithFileAdapter:
 
     def run(self, stop: threading.Event) -> None:
         log.info("kith.started", adapter=self.name, xsd=self.settings.validate_xsd)
-        poll_batches(stop, self.settings, self.handle_batch, max_batch=self.settings.max_batch)
+        try:
+            poll_batches(stop, self.settings, self.handle_batch, max_batch=self.settings.max_batch)
+        finally:
+            self._writer.close()
         log.info("kith.stopped", adapter=self.name)
 
     def handle(self, path: Path) -> None:
@@ -95,7 +112,8 @@ class KithFileAdapter:
         self.handle_batch([path])
 
     def handle_batch(self, paths: list[Path]) -> None:
-        """Check each file, publish all of them in one confirmed batch, then answer and move each.
+        """Check each file, publish all of them in one confirmed batch, write all their receipts (one
+        concurrent fsync round), then move each file.
 
         Never raises: a file that fails stays where it is and is retried at the next poll."""
         ready: list[tuple[Path, Inspection, Envelope, datetime]] = []
@@ -110,13 +128,41 @@ class KithFileAdapter:
         except BusUnavailable as exc:
             log.warning("kith.publish_failed", adapter=self.name, files=len(ready), code=exc.code)
             return
-        for path, ins, env, received_at in ready:
+        receipts = self._write_receipts(ready)
+        for i, (path, ins, env, _t) in enumerate(ready):
+            receipt = receipts.get(i)
+            if not ins.is_receipt and receipt is None:
+                continue  # no receipt written: the file stays and is published again at the next poll
             try:
-                if not ins.is_receipt:
-                    self._answer(path, ins, env.id, received_at)
-                self._move(path, ins, env.id)
+                self._move(path, ins, env.id, receipt)
             except Exception as exc:  # noqa: BLE001 - published: the next poll publishes again (idempotent)
                 log.error("kith.finish_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+
+    def _write_receipts(self, ready: list[tuple[Path, Inspection, Envelope, datetime]]) -> dict[int, _Receipt]:
+        """The receipts that are durably in the outbox, by position in ``ready``."""
+        built: dict[int, _Receipt] = {}
+        for i, (path, ins, _env, received_at) in enumerate(ready):
+            if ins.is_receipt:
+                continue
+            try:
+                built[i] = self._receipt(path, ins, received_at)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files
+                log.error("kith.finish_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+        if not built:
+            return {}
+        try:
+            self.settings.outbox.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error("kith.finish_failed", adapter=self.name, files=len(built), error=type(exc).__name__)
+            return {}
+        written = self._writer.write_all([(r.target, r.data) for r in built.values()])
+        out: dict[int, _Receipt] = {}
+        for (i, receipt), result in zip(built.items(), written):
+            if isinstance(result, OSError):
+                log.error("kith.finish_failed", adapter=self.name, file=ready[i][0].name, error=type(result).__name__)
+            else:
+                out[i] = receipt
+        return out
 
     def _prepare(self, path: Path) -> tuple[Path, Inspection, Envelope, datetime] | None:
         try:
@@ -136,8 +182,7 @@ class KithFileAdapter:
             log.error("kith.inspect_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
             ins = Inspection(reject_code="KITH_INTERNAL", reject_text="the adapter could not check the document")
         env = self._envelope(path, raw, ins, received_at)
-        log.info("kith.received", adapter=self.name, envelope_id=env.id, file=path.name, msg_id=ins.msg_id,
-                 shape=ins.shape, msg_type=ins.msg_type, reject=ins.reject_code, xsd=ins.xsd)
+        log.debug("kith.received", adapter=self.name, envelope_id=env.id, file=path.name)
         return path, ins, env, received_at
 
     def _envelope(self, path: Path, raw: bytes, ins: Inspection, received_at: datetime) -> Envelope:
@@ -157,7 +202,7 @@ class KithFileAdapter:
             return Status.REJECTED
         return Status.PARTIAL if ins.part_errors else Status.OK
 
-    def _answer(self, path: Path, ins: Inspection, envelope_id: str, received_at: datetime) -> None:
+    def _receipt(self, path: Path, ins: Inspection, received_at: datetime) -> _Receipt:
         status = self._status(ins)
         original = Original(msg_type=ins.msg_type or "UKJENT", msg_type_dn=ins.msg_type_dn,
                             id=ins.msg_id or path.stem, issue_date=as_datetime(ins.issue_date, received_at))
@@ -166,9 +211,7 @@ class KithFileAdapter:
             sender=self._fill(ins.receiver, self.settings.sender_her_id, self.settings.sender_name),
             receiver=self._fill(ins.sender, self.settings.receiver_her_id, self.settings.receiver_name),
         )
-        target = write_apprec(self.settings.outbox, original.id, apprec_id, data)
-        log.info("kith.apprec_written", adapter=self.name, envelope_id=envelope_id, file=path.name,
-                 msg_id=ins.msg_id, apprec_id=apprec_id, status=int(status), receipt=target.name)
+        return _Receipt(self.settings.outbox / receipt_name(original.id, apprec_id), data, apprec_id, status)
 
     @staticmethod
     def _fill(party: Party, her_id: str | None, name: str | None) -> Party:
@@ -176,23 +219,27 @@ class KithFileAdapter:
             return party
         return Party(Unit(name=name, id=her_id, id_type="HER" if her_id else None, id_type_dn="HER-id"))
 
-    def _move(self, path: Path, ins: Inspection, envelope_id: str) -> None:
+    def _move(self, path: Path, ins: Inspection, envelope_id: str, receipt: _Receipt | None) -> None:
+        """Move the file and log the one line that says what became of it."""
+        what = {"adapter": self.name, "envelope_id": envelope_id, "file": path.name, "msg_id": ins.msg_id,
+                "msg_type": ins.msg_type, "shape": ins.shape, "xsd": ins.xsd}
+        if receipt is not None:
+            what.update(apprec_id=receipt.apprec_id, status=int(receipt.status), receipt=receipt.target.name)
         if ins.reject:
             target = move_to_error(path, self.settings, ins.reject)
-            log.info("kith.rejected", adapter=self.name, envelope_id=envelope_id, file=path.name,
-                     code=ins.reject_code, moved_to=target.name)
+            log.info("kith.rejected", **what, code=ins.reject_code, moved_to=target.name)
         else:
             target = move_to_archive(path, self.settings)
-            log.info("kith.archived", adapter=self.name, envelope_id=envelope_id, file=path.name,
-                     moved_to=target.name, failed_parts=len(ins.part_errors))
+            log.info("kith.archived", **what, moved_to=target.name, failed_parts=len(ins.part_errors))
 
     def _oversize(self, path: Path) -> None:
         """Too large to read or publish: answer status 2 and park it in error/ (nothing is deleted)."""
         reason = f"KITH_TOO_LARGE: file exceeds max_file_bytes={self.settings.max_file_bytes}"
         ins = Inspection(reject_code="KITH_TOO_LARGE", reject_text=reason.split(": ", 1)[1])
-        received_at = datetime.now(UTC)
-        self._answer(path, ins, "-", received_at)
-        self._move(path, ins, "-")
+        receipt = self._receipt(path, ins, datetime.now(UTC))
+        self.settings.outbox.mkdir(parents=True, exist_ok=True)
+        write_file(receipt.target, receipt.data)
+        self._move(path, ins, "-", receipt)
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> KithFileAdapter:

@@ -141,7 +141,8 @@ def _kombu_publish(section: dict[str, Any], envs: list[Envelope]) -> None:
 
 
 def _kith_intake(bus: Any, n: int, pats: list[data.Patient], workdir: Path) -> list[StageResult]:
-    """The KITH adapter's work per file: read, inspect, publish one envelope (confirm), AppRec, move."""
+    """The KITH adapter's work per file, as its poll loop does it: a batch of files is read, inspected and
+    published (one confirm), then their AppRecs are written (one concurrent fsync round) and they are moved."""
     template = data.kith_template()
     try:
         from adapters.kith_file import Settings, build
@@ -156,7 +157,9 @@ def _kith_intake(bus: Any, n: int, pats: list[data.Patient], workdir: Path) -> l
     files = [d / "in" / f"s{i:05d}.xml" for i in range(n)]
     for i, f in enumerate(files):
         f.write_bytes(data.svarrapport(i, pats[i % len(pats)], template))
-    res = _time("kith adapter intake per file (+publish, AppRec)", n, lambda: _each(adapter.handle, files))
+    batches = [files[i:i + settings.max_batch] for i in range(0, n, settings.max_batch)]
+    res = _time(f"kith adapter intake per file (batches of {settings.max_batch}: publish, AppRec, move)", n,
+                lambda: _each(adapter.handle_batch, batches))
     shutil.rmtree(d, ignore_errors=True)
     return [res]
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from adapters.durable import fsync_dir
+
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -40,20 +42,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 class CheckpointStore:

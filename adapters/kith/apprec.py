@@ -24,7 +24,6 @@ outbox as ``apprec-<original MsgId or file stem>-<apprec id>.xml``. Structure (A
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from adapters.durable import write_file
 from engine.ids import log_safe
 
 NS_APPREC = "http://www.kith.no/xmlstds/apprec/2012-02-15"
@@ -151,14 +151,7 @@ def receipt_name(original_id: str, apprec_id: str) -> str:
 def write_apprec(outbox: Path, original_id: str, apprec_id: str, data: bytes) -> Path:
     """Write atomically (``.tmp`` + fsync + rename) so a reader never sees half a receipt."""
     outbox.mkdir(parents=True, exist_ok=True)
-    target = outbox / receipt_name(original_id, apprec_id)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    return target
+    return write_file(outbox / receipt_name(original_id, apprec_id), data)
 
 
 def _q(name: str) -> str:
