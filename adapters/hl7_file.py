@@ -19,7 +19,9 @@ For each stable file (never one still being written):
   accepted, optional strict check) and becomes one envelope (``content_type="application/hl7-v2"``,
   charset from MSH-18, ``dedup_key`` ``HL7|MSH-3|MSH-4|MSH-10``, attributes ``file``, ``index``
   (0-based position in the file) and ``count``); a bad message carries ``reject = "CODE: text"`` and
-  is dead-lettered by the worker while the good ones go through;
+  is dead-lettered by the worker while the good ones go through; the worker records each
+  ``dedup_key`` with its records (so an MLLP resend of the same message is known), the adapter
+  writes nothing to the store itself;
 * all envelopes of the file go in one ``bus.publish`` call; only after it returned (every one
   confirmed) does the file move to ``archive/``, with a ``.reason`` file listing the rejected
   positions and codes (never content) when there were any;
@@ -90,7 +92,6 @@ class Hl7FileAdapter:
         except BusUnavailable as exc:
             log.warning("hl7_file.publish_failed", adapter=self.name, file=path.name, code=exc.code)
             return
-        self._remember(triaged)
         self._archive(path, triaged)
 
     def _triage(self, path: Path, messages: list[bytes]) -> list[Triage]:
@@ -100,13 +101,6 @@ class Hl7FileAdapter:
                    attributes={"file": path.name, "index": str(i), "count": n}, strict=self._strict)
             for i, m in enumerate(messages)
         ]
-
-    def _remember(self, triaged: list[Triage]) -> None:
-        items = [(t.envelope.dedup_key, t.envelope.id, t.code) for t in triaged if t.envelope.dedup_key]
-        try:
-            self.runtime.keys.remember(items)
-        except Exception as exc:  # noqa: BLE001 - best effort; the worker's store dedups too
-            log.warning("hl7_file.keys_remember_failed", adapter=self.name, error=type(exc).__name__)
 
     def _archive(self, path: Path, triaged: list[Triage]) -> None:
         target = move_to_archive(path, self.settings)
