@@ -57,9 +57,8 @@ def _key(pv1: Segment, subject: Any, src: Source) -> tuple[str, tuple[str, ...]]
 
 
 def _location(pv1: Segment) -> str | None:
-    parts = [pv1.get(3, c) for c in (1, 2, 3)]
-    text = "/".join(p for p in parts if p)
-    return text or None
+    """Point of care/room/bed (PV1-3.1-3)."""
+    return "/".join([p for p in pv1.comps(3)[:3] if p]) or None
 
 
 def _status_and_end(pv1: Segment, src: Source) -> tuple[RecordStatus, Any, tuple[str, ...]]:
