@@ -178,6 +178,8 @@ def split_first(raw: str, d: Delimiters) -> list[str]:
         raw = raw.split(d.repetition, 1)[0]
     out = raw.split(d.component)
     sub, esc = d.subcomponent, d.escape
+    if (not sub or sub not in raw) and (not esc or esc not in raw) and NULL not in raw:
+        return out  # plain components: nothing to cut, unescape or null
     for i, v in enumerate(out):
         if sub and sub in v:
             v = out[i] = v.split(sub, 1)[0]

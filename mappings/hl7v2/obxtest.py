@@ -28,6 +28,9 @@ class ObxTest:
 
 def test_of(obx: Segment) -> ObxTest:
     """The test facts of ``obx`` (see the module docstring)."""
+    f = obx.fields
+    if len(f) > 11:  # the usual OBX: read the raw fields directly
+        return _test(f[2], f[3], f[6], f[7], f[11], obx.d)
     return _test(obx.raw(2), obx.raw(3), obx.raw(6), obx.raw(7), obx.raw(11), obx.d)
 
 

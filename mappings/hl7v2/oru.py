@@ -162,22 +162,21 @@ def _obx_key(obx: Segment, test: ObxTest, order: _Order, src: Source,
 def map_oru(src: Source) -> MappingResult:
     """Observations for every OBX of an ORU message."""
     records: list[Any] = []
-    links: dict[Any, None] = {}
-    warnings: dict[str, None] = {}
     patients: dict[int, pidmod.Patient] = {}
     seen: dict[str, int] = {}
     for g in groups(src):
         pat = patients.get(id(g.pid))
         if pat is None:
             pat = patients[id(g.pid)] = pidmod.patient(g.pid, src)
-            links.update(dict.fromkeys(pat.links))
-            warnings.update(dict.fromkeys(pat.warnings))
         order = _order(g, src)
         for obx in g.obx:
             test = test_of(obx)
             key, kflags = _obx_key(obx, test, order, src, seen)
             records.append(observation(obx, test, key, order, pat.subject, src, kflags))
+    pats = list(patients.values())
+    links = pats[0].links if len(pats) == 1 else tuple(dict.fromkeys(lnk for p in pats for lnk in p.links))
+    warnings = dict.fromkeys(w for p in pats for w in p.warnings)
     if not records:
         warnings["HL7_NO_OBX"] = None
-    return MappingResult(records=tuple(records), links=tuple(links), warnings=tuple(warnings),
+    return MappingResult(records=tuple(records), links=links, warnings=tuple(warnings),
                          message_type=f"ORU^{src.event}", source_message_id=src.control_id)

@@ -85,8 +85,9 @@ class MshHeader:
         return f"{self.message_type}^{self.trigger_event}" if self.trigger_event else self.message_type
 
 
+@lru_cache(maxsize=256)
 def codec_for(charset: str | None, default: str = "iso-8859-1") -> str:
-    """The Python codec for an MSH-18 value (unknown or empty -> ``default``)."""
+    """The Python codec for an MSH-18 value (unknown or empty -> ``default``; cached)."""
     if not charset or not charset.strip():
         return default
     name = charset.strip().upper()

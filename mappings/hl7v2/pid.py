@@ -31,6 +31,7 @@ from mappings.hl7v2.timeutil import parse_date, parse_dtm
 _RANK = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 Parts = list[list[str]]
 _EARLIEST_BIRTH_YEAR = 1850
+_encoded_birth = lru_cache(maxsize=4096)(ids.birth_date)  # the birth date a national number encodes
 
 
 def _p(parts: Parts, c: int, s: int = 1) -> str:
@@ -156,7 +157,7 @@ def person(pid: Segment, pat: Patient, src: Source) -> Person:
         flags.append("BIRTH_DATE_INVALID")
     if pid.get(30).upper() == "Y" and died is None:
         flags.append("DECEASED_TIME_UNKNOWN")
-    if born is not None and pat.subject.kind in ("FNR", "DNR") and ids.birth_date(pat.subject.value) not in (
+    if born is not None and pat.subject.kind in ("FNR", "DNR") and _encoded_birth(pat.subject.value) not in (
         None, born,
     ):
         flags.append("BIRTHDATE_MISMATCH")
