@@ -2,7 +2,7 @@
 and result status (OBX-11).
 
 These repeat in every result of the same test, so they are read once per distinct raw text and kept
-(:func:`test_of`, cached); the result's own fields (value, times, ids) are read per OBX.
+(:func:`obx_test`, cached); the result's own fields (value, times, ids) are read per OBX.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from mappings.hl7v2.message import Delimiters, Segment
 
 @dataclass(frozen=True, slots=True)
 class ObxTest:
+    """The facts an OBX shares with every other result of its test."""
+
     value_type: str  # OBX-2, upper-cased
     code: Coding | None  # OBX-3
     code_key: str  # OBX-3.1, else OBX-3.4: the code in the record key
@@ -26,7 +28,7 @@ class ObxTest:
     status: RecordStatus | None  # OBX-11
 
 
-def test_of(obx: Segment) -> ObxTest:
+def obx_test(obx: Segment) -> ObxTest:
     """The test facts of ``obx`` (see the module docstring)."""
     f = obx.fields
     if len(f) > 11:  # the usual OBX: read the raw fields directly
@@ -36,6 +38,7 @@ def test_of(obx: Segment) -> ObxTest:
 
 @lru_cache(maxsize=4096)
 def _test(obx2: str, obx3: str, obx6: str, obx7: str, obx11: str, d: Delimiters) -> ObxTest:
+    # an OBX holding only these fields, read with the same readers as a whole OBX
     seg = Segment("OBX", ["OBX", "", obx2, obx3, "", "", obx6, obx7, "", "", "", obx11], d)
     return ObxTest(
         value_type=seg.get(2).upper(), code=tables.coding_of(seg, 3),

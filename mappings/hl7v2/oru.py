@@ -29,7 +29,7 @@ from mappings.hl7v2 import pid as pidmod
 from mappings.hl7v2 import tables, values
 from mappings.hl7v2.common import Source
 from mappings.hl7v2.message import Segment
-from mappings.hl7v2.obxtest import ObxTest, test_of
+from mappings.hl7v2.obxtest import ObxTest, obx_test
 from mappings.hl7v2.timeutil import first_time
 
 EVENTS = frozenset({"R01", "R30", "R31", "R32"})
@@ -133,7 +133,7 @@ def _performer(obx: Segment) -> str | None:
 
 def observation(obx: Segment, test: ObxTest, key: str, order: _Order, subject: Identifier, src: Source,
                 flags: tuple[str, ...]) -> Observation:
-    """One Observation version for ``obx`` (``test``: its :func:`~mappings.hl7v2.obxtest.test_of`)."""
+    """One Observation version for ``obx`` (``test``: its :func:`~mappings.hl7v2.obxtest.obx_test`)."""
     value = values.obx_value(obx, test.value_type)
     effective = first_time(obx.get(14), order.obr7)
     event_time = order.issued or effective
@@ -174,7 +174,7 @@ def map_oru(src: Source) -> MappingResult:
             pat = patients[id(g.pid)] = pidmod.patient(g.pid, src)
         order = _order(g, src)
         for obx in g.obx:
-            test = test_of(obx)
+            test = obx_test(obx)
             key, kflags = _obx_key(obx, test, order, src, seen)
             records.append(observation(obx, test, key, order, pat.subject, src, kflags))
     pats = list(patients.values())
