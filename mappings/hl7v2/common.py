@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from engine.errors import ParseError
 from engine.model import Identifier, MapContext, Provenance
@@ -62,4 +63,9 @@ class Source:
 
 def digest(ident: Identifier) -> str:
     """A short stable token for an identifier (keys reach logs, numbers must not)."""
-    return hashlib.blake2b(ident.key.encode(), digest_size=8).hexdigest()
+    return _digest(ident.key)
+
+
+@lru_cache(maxsize=4096)
+def _digest(key: str) -> str:
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()

@@ -39,7 +39,7 @@ def _content(src: Source) -> tuple[str | None, tuple[str, ...]]:
     for obx in src.msg.all("OBX"):
         vtype = obx.get(2).upper()
         if vtype in ("ED", "RP"):
-            code = values.obx_value(obx).get("value_code")
+            code = values.obx_value(obx, vtype).get("value_code")
             attachments.append(code.code if code is not None else "application/octet-stream")
         elif vtype in _TEXT_TYPES or not vtype:
             lines.extend(obx.text(5, r) for r in range(len(obx.reps(5))))

@@ -5,15 +5,19 @@ segment id, ``fields[3]`` is e.g. PID-3; for MSH ``fields[1]`` is the field sepa
 ``fields[2]`` the encoding characters (MSH-2). Repetitions, components and sub-components are split
 and unescaped only when a value is read. ``""`` (the HL7 explicit null) reads as ``""`` from
 :meth:`Segment.get` and is told apart from an empty value by :meth:`Segment.is_null`.
+
+:meth:`Segment.get` reads one value; :meth:`Segment.comps` reads all components of a field in one pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from mappings.hl7v2.escape import Delimiters, escape, unescape
 
-__all__ = ["NULL", "Delimiters", "FieldValue", "Message", "Segment", "delimiters_from_msh2", "split_value"]
+__all__ = ["NULL", "Delimiters", "FieldValue", "Message", "Segment", "delimiters_from_msh2", "split_first",
+           "split_reps", "split_value", "text_of"]
 
 NULL = '""'
 
@@ -22,8 +26,13 @@ NULL = '""'
 FieldValue = None | str | Sequence[Sequence[Sequence[str]]]
 
 
+@lru_cache(maxsize=64)
 def delimiters_from_msh2(field_sep: str, enc: str) -> Delimiters:
-    """Delimiters from MSH-1 and MSH-2 (missing escape/sub-component characters mean "none")."""
+    """Delimiters from MSH-1 and MSH-2 (missing escape/sub-component characters mean "none").
+
+    Cached: messages with the same MSH-1/MSH-2 share one instance, which makes caches keyed by
+    delimiters compare by identity instead of field by field.
+    """
     return Delimiters(
         field=field_sep,
         component=enc[0] if enc else "^",
@@ -98,6 +107,12 @@ class Segment:
             return ""
         return unescape(v, d) if d.escape and d.escape in v else v
 
+    def comps(self, f: int) -> list[str]:
+        """Components of field ``f`` as :meth:`get` reads them, in one pass (``comps(f)[c - 1] ==
+        get(f, c)``; at least one item): for reading several components of one field."""
+        v = self.raw(f)
+        return [v] if f <= 2 and self.id == "MSH" else split_first(v, self.d)
+
     def is_null(self, f: int, c: int | None = None, s: int | None = None, rep: int = 0) -> bool:
         """True when the value (the whole field by default) is the explicit null ``""``."""
         if c is None:
@@ -119,9 +134,7 @@ class Segment:
     def text(self, f: int, rep: int = 0) -> str:
         """The whole repetition unescaped, delimiters kept (e.g. a TX/FT value with ``^``)."""
         r = self.reps(f)
-        if rep >= len(r) or r[rep] == NULL:
-            return ""
-        return unescape(r[rep], self.d)
+        return text_of(r[rep], self.d) if rep < len(r) else ""
 
     def to_text(self) -> str:
         if self.id == "MSH":
@@ -156,6 +169,36 @@ def split_value(raw: str, d: Delimiters) -> list[list[str]]:
         subs = comp.split(sub) if sub and sub in comp else [comp]
         out.append([unescape(x, d) if d.escape and d.escape in x else x for x in subs])
     return out
+
+
+def split_first(raw: str, d: Delimiters) -> list[str]:
+    """A raw field -> its first repetition's components, unescaped (first sub-component of each;
+    null ``""`` reads as ``""``), as :meth:`Segment.get` reads them one by one."""
+    if d.repetition in raw:
+        raw = raw.split(d.repetition, 1)[0]
+    out = raw.split(d.component)
+    sub, esc = d.subcomponent, d.escape
+    if (not sub or sub not in raw) and (not esc or esc not in raw) and NULL not in raw:
+        return out  # plain components: nothing to cut, unescape or null
+    for i, v in enumerate(out):
+        if sub and sub in v:
+            v = out[i] = v.split(sub, 1)[0]
+        if v == NULL:
+            out[i] = ""
+        elif esc and esc in v:
+            out[i] = unescape(v, d)
+    return out
+
+
+def text_of(raw: str, d: Delimiters) -> str:
+    """One raw repetition unescaped as a whole, delimiters kept (null ``""`` reads as ``""``)."""
+    return "" if raw == NULL else unescape(raw, d)
+
+
+def split_reps(raw: str, d: Delimiters) -> list[list[list[str]]]:
+    """Every repetition of a raw field -> unescaped components x sub-components (as
+    :meth:`Segment.all_parts` reads any field but MSH-1/MSH-2)."""
+    return [split_value(r, d) for r in raw.split(d.repetition)] if raw else []
 
 
 def _join_field(v: FieldValue, d: Delimiters) -> str:

@@ -16,6 +16,7 @@ quote field values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from engine.errors import ParseError
 from mappings.hl7v2.message import Delimiters, Message, Segment, delimiters_from_msh2
@@ -84,8 +85,9 @@ class MshHeader:
         return f"{self.message_type}^{self.trigger_event}" if self.trigger_event else self.message_type
 
 
+@lru_cache(maxsize=256)
 def codec_for(charset: str | None, default: str = "iso-8859-1") -> str:
-    """The Python codec for an MSH-18 value (unknown or empty -> ``default``)."""
+    """The Python codec for an MSH-18 value (unknown or empty -> ``default``; cached)."""
     if not charset or not charset.strip():
         return default
     name = charset.strip().upper()
@@ -147,12 +149,19 @@ def _first_msh(raw: bytes) -> bytes:
 
 
 def _comp(fields: list[str], idx: int, comp_sep: str) -> str:
+    return fields[idx].partition(comp_sep)[0] if idx < len(fields) else ""
+
+
+def _opt(fields: list[str], idx: int, comp_sep: str, rep_sep: str) -> str | None:
+    """First component of the first repetition, stripped; None when empty."""
     if idx >= len(fields):
-        return ""
-    return fields[idx].split(comp_sep, 1)[0]
+        return None
+    return fields[idx].partition(comp_sep)[0].partition(rep_sep)[0].strip() or None
 
 
+@lru_cache(maxsize=64)
 def _check_delimiters(fs: str, enc: str) -> None:
+    """Raises ``HL7_BAD_MSH`` for unusable delimiters (cached: a source keeps its delimiters)."""
     chars = fs + enc[:4]
     if fs.isalnum() or fs.isspace() or len(enc) < 2 or len(set(chars)) != len(chars):
         raise ParseError("MSH-1/MSH-2 delimiters are invalid", code="HL7_BAD_MSH")
@@ -180,11 +189,6 @@ def header_from_fields(f: list[str]) -> MshHeader:
     control = f[10].strip() if len(f) > 10 else ""
     if not mtype[0].strip() or not control:
         raise ParseError("MSH-9 message type or MSH-10 control id missing", code="HL7_BAD_MSH")
-
-    def opt(i: int) -> str | None:
-        v = _comp(f, i, cs).split(rs, 1)[0].strip() if i < len(f) else ""
-        return v or None
-
     return MshHeader(
         field_sep=f[1], encoding_chars=enc,
         sending_app=_comp(f, 3, cs), sending_facility=_comp(f, 4, cs),
@@ -193,7 +197,7 @@ def header_from_fields(f: list[str]) -> MshHeader:
         trigger_event=(mtype[1].strip().upper() if len(mtype) > 1 else ""),
         structure=(mtype[2].strip().upper() if len(mtype) > 2 else ""),
         control_id=control, processing_id=_comp(f, 11, cs), version=_comp(f, 12, cs).strip(),
-        accept_ack_type=opt(15), app_ack_type=opt(16), charset=opt(18),
+        accept_ack_type=_opt(f, 15, cs, rs), app_ack_type=_opt(f, 16, cs, rs), charset=_opt(f, 18, cs, rs),
     )
 
 
@@ -262,11 +266,10 @@ def parse_text(text: str) -> Message:
     fs = delims.field
     segments = [Segment("MSH", f, delims)]
     for line in lines[1:]:
-        if not line or line.isspace():
-            continue
-        if line.startswith("MSH"):
+        tag = line[:3]
+        if tag == "MSH":
             break  # the next message of a batch
-        if line[:3] in _FRAMING:
+        if not line or tag in _FRAMING or line.isspace():
             continue
         parts = line.split(fs)
         segments.append(Segment(parts[0].strip(), parts, delims))

@@ -18,19 +18,20 @@ preferred), death PID-29/PID-30. The person key is ``person:hl7v2:<facility>:<ha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from engine import ids
 from engine.errors import ValidationError
 from engine.model import Identifier, IdentityLink, Person, link_all, national_identifier
 from mappings.hl7v2 import tables
 from mappings.hl7v2.common import Source, digest
-from mappings.hl7v2.message import Delimiters, Segment, split_value
+from mappings.hl7v2.message import Delimiters, Segment, split_reps, split_value
 from mappings.hl7v2.timeutil import parse_date, parse_dtm
 
 _RANK = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 Parts = list[list[str]]
 _EARLIEST_BIRTH_YEAR = 1850
+_encoded_birth = lru_cache(maxsize=4096)(ids.birth_date)  # the birth date a national number encodes
 
 
 def _p(parts: Parts, c: int, s: int = 1) -> str:
@@ -49,7 +50,7 @@ class Patient:
     subject: Identifier
     warnings: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def links(self) -> tuple[IdentityLink, ...]:
         return link_all(self.identifiers) if len(self.identifiers) > 1 else ()
 
@@ -74,7 +75,11 @@ def _cx_raw(raw: str, d: Delimiters, default_scope: str) -> Identifier | None:
 
 def identifiers(seg: Segment, fields: tuple[int, ...], default_scope: str) -> list[Identifier]:
     """Every usable identifier in the CX ``fields`` of ``seg``, in order, duplicates removed."""
-    found = (_cx_raw(r, seg.d, default_scope) for f in fields for r in seg.reps(f))
+    return _identifiers([r for f in fields for r in seg.reps(f)], seg.d, default_scope)
+
+
+def _identifiers(reps: list[str], d: Delimiters, default_scope: str) -> list[Identifier]:
+    found = (_cx_raw(r, d, default_scope) for r in reps)
     return list(dict.fromkeys(i for i in found if i is not None))
 
 
@@ -86,7 +91,14 @@ def best(idents: list[Identifier] | tuple[Identifier, ...]) -> Identifier:
 
 def patient(pid: Segment, src: Source) -> Patient:
     """Identifiers of ``pid`` (PID-3, PID-2, PID-4); ValidationError ``HL7_NO_PATIENT_ID`` when none."""
-    found = identifiers(pid, (3, 2, 4), src.facility)
+    return _patient(pid.raw(3), pid.raw(2), pid.raw(4), pid.d, src.facility)
+
+
+@lru_cache(maxsize=4096)
+def _patient(pid3: str, pid2: str, pid4: str, d: Delimiters, default_scope: str) -> Patient:
+    """:func:`patient` from the raw fields (cached: a citizen recurs in many messages; Patient is frozen)."""
+    found = _identifiers([r for raw in (pid3, pid2, pid4) if raw for r in raw.split(d.repetition)], d,
+                         default_scope)
     if not found:
         raise ValidationError("PID carries no usable patient identifier", code="HL7_NO_PATIENT_ID")
     warnings = ("HL7_INVALID_NATIONAL_ID",) if any("INVALID_NUMBER" in i.flags for i in found) else ()
@@ -105,7 +117,13 @@ def _pick(reps: list[Parts], type_comp: int, preferred: str) -> Parts | None:
 
 
 def _name(pid: Segment) -> tuple[str | None, str | None]:
-    xpn = _pick(pid.all_parts(5), 7, "L")
+    return _name_of(pid.raw(5), pid.d)
+
+
+@lru_cache(maxsize=4096)
+def _name_of(xpns: str, d: Delimiters) -> tuple[str | None, str | None]:
+    """(family, given) from raw PID-5 (cached: a citizen's name recurs)."""
+    xpn = _pick(split_reps(xpns, d), 7, "L")
     if xpn is None:
         return None, None
     given = " ".join(x for x in (_p(xpn, 2), _p(xpn, 3)) if x)
@@ -113,7 +131,13 @@ def _name(pid: Segment) -> tuple[str | None, str | None]:
 
 
 def _address(pid: Segment) -> str | None:
-    xad = _pick(pid.all_parts(11), 7, "H")
+    return _address_of(pid.raw(11), pid.d)
+
+
+@lru_cache(maxsize=4096)
+def _address_of(xads: str, d: Delimiters) -> str | None:
+    """The address text from raw PID-11 (cached: a citizen's address recurs)."""
+    xad = _pick(split_reps(xads, d), 7, "H")
     if xad is None:
         return None
     street = " ".join(s.strip() for s in (xad[0] if xad else []) if s.strip())
@@ -133,16 +157,16 @@ def person(pid: Segment, pat: Patient, src: Source) -> Person:
         flags.append("BIRTH_DATE_INVALID")
     if pid.get(30).upper() == "Y" and died is None:
         flags.append("DECEASED_TIME_UNKNOWN")
-    if born is not None and pat.subject.kind in ("FNR", "DNR") and ids.birth_date(pat.subject.value) not in (
+    if born is not None and pat.subject.kind in ("FNR", "DNR") and _encoded_birth(pat.subject.value) not in (
         None, born,
     ):
         flags.append("BIRTHDATE_MISMATCH")
-    return Person(
-        key=person_key(src, pat.subject), subject=pat.subject, identifiers=pat.identifiers,
-        event_time=src.event_time, provenance=src.prov, flags=tuple(flags),
-        family_name=family, given_name=given, birth_date=born, sex=tables.sex(pid.get(8)),  # type: ignore[arg-type]
-        deceased_at=died, address=_address(pid),
-    )
+    return Person.model_validate({  # the same model as Person(**kwargs), validated at ~3/4 of the cost
+        "key": person_key(src, pat.subject), "subject": pat.subject, "identifiers": pat.identifiers,
+        "event_time": src.event_time, "provenance": src.prov, "flags": tuple(flags),
+        "family_name": family, "given_name": given, "birth_date": born, "sex": tables.sex(pid.get(8)),
+        "deceased_at": died, "address": _address(pid),
+    })
 
 
 def has_demographics(pid: Segment) -> bool:

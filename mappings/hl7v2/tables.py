@@ -70,12 +70,14 @@ def coding(code: str, display: str = "", system: str = "") -> Coding | None:
     return Coding(system=coding_system(system), code=code or display, display=display or None)
 
 
-def coding_of(seg: Segment, f: int, rep: int = 0) -> Coding | None:
+def coding_of(seg: Segment, f: int) -> Coding | None:
     """CE/CWE field ``f`` of ``seg`` -> Coding (fast path: code, text and system read directly)."""
-    code, text = seg.get(f, 1, rep=rep), seg.get(f, 2, rep=rep)
+    cs = seg.comps(f)
+    n = len(cs)
+    code, text = cs[0], cs[1] if n > 1 else ""
     if code or text:
-        return coding(code, text or seg.get(f, 9, rep=rep), seg.get(f, 3, rep=rep))
-    return coding_from_parts(seg.parts(f, rep))
+        return coding(code, text or (cs[8] if n > 8 else ""), cs[2] if n > 2 else "")
+    return coding_from_parts(seg.parts(f))
 
 
 def coding_from_parts(parts: list[list[str]]) -> Coding | None:

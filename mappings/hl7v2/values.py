@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.model import Coding
 from mappings.hl7v2 import tables
-from mappings.hl7v2.message import Segment
+from mappings.hl7v2.message import NULL, Segment, text_of
 
 MIME_SYSTEM = "urn:ietf:bcp:13"
 _NUM = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))\s*$")
@@ -32,8 +32,9 @@ _MIME_MAJOR = {"AP": "application", "APPLICATION": "application", "IM": "image",
                "TX": "text", "TEXT": "text", "AU": "audio", "AUDIO": "audio", "MULTIPART": "multipart"}
 
 
+@lru_cache(maxsize=4096)
 def number(text: str) -> tuple[float | None, str | None]:
-    """(value, comparator) for ``12.5``, ``<5``, ``>=1,5``; (None, None) when not a number."""
+    """(value, comparator) for ``12.5``, ``<5``, ``>=1,5``; (None, None) when not a number (cached)."""
     m = _NUM.match(text)
     if m is None:
         return None, None
@@ -83,25 +84,27 @@ def _nm(text: str) -> dict[str, Any]:
     return {"value_num": value, "comparator": comp}
 
 
-def obx_value(obx: Segment) -> dict[str, Any]:
-    """Observation value fields for one OBX (empty dict when OBX-5 is empty)."""
-    vtype = obx.get(2).upper()
+def obx_value(obx: Segment, vtype: str) -> dict[str, Any]:
+    """Observation value fields for one OBX of value type ``vtype`` (OBX-2 upper-cased; empty dict
+    when OBX-5 is empty). A ``flags`` item, when present, is for the caller to move to the flags."""
     reps = obx.reps(5)
-    if not reps or reps == ['""']:
+    if not reps or reps == [NULL]:
         return {}
     out: dict[str, Any]
-    if vtype in _CODED:
+    if vtype == "NM":
+        out = _nm(text_of(reps[0], obx.d))
+    elif vtype in _CODED:
         out = {"value_code": tables.coding_of(obx, 5)}
-    elif vtype == "NM":
-        out = _nm(obx.text(5))
     elif vtype == "SN":
         out = _sn(obx.parts(5))
     elif vtype == "ED":
         out = _ed(obx.parts(5))
     elif vtype == "RP":
         out = _rp(obx.parts(5))
+    elif len(reps) == 1:
+        out = {"value_text": text_of(reps[0], obx.d) or None}
     else:
-        out = {"value_text": "\n".join(obx.text(5, r) for r in range(len(reps))) or None}
+        out = {"value_text": "\n".join([text_of(r, obx.d) for r in reps]) or None}
     if len(reps) > 1 and vtype not in ("ST", "TX", "FT"):
         out["flags"] = (*out.get("flags", ()), "MULTIPLE_VALUES")
     return out

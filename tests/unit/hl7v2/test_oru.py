@@ -137,6 +137,29 @@ def test_several_patients_and_orders() -> None:
     assert (a.report_id, b.report_id) == ("F-1", "F-2")
 
 
+def test_cached_readings_are_scoped_by_facility_and_delimiters() -> None:
+    """The same PID/OBX text read under another sending facility or other delimiters reads anew."""
+    obx = b"OBX|1|NM|A^Alfa^L#X||1|mg|1-2|||||F\r"
+    raw = oru(obx.decode()).replace(b"900^^^HOSP^PI", b"900")  # no authority: scoped by the facility
+    first, other_fac = one(raw), one(raw.replace(b"|LABFAC|", b"|OTHERFAC|"))
+    hashed = oru("OBX|1").replace(b"^", b"#").replace(b"OBX|1\r", b"")  # "#" as component separator
+    other_delims = one(hashed + obx)
+    assert first.subject.system.endswith(":LABFAC") and other_fac.subject.system.endswith(":OTHERFAC")
+    assert (first.code.code, first.code.system) == ("A", "L#X")
+    assert (other_delims.code.code, other_delims.code.display) == ("A^Alfa^L", "X")
+    assert (first.ref_low, first.ref_high, other_delims.ref_low) == (1.0, 2.0, 1.0)
+
+
+def test_observation_rejection_names_the_field_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.errors import MappingError
+    from mappings.hl7v2 import values
+
+    monkeypatch.setattr(values, "number", lambda text: (1.0, "about"))
+    with pytest.raises(MappingError) as err:
+        one(oru("OBX|1|NM|A||~1|||||F"))
+    assert err.value.code == "HL7_MAPPING_INVALID" and str(err.value) == "canonical model rejected comparator"
+
+
 def test_no_obx_gives_warning() -> None:
     result = map_message(b"MSH|^~\\&|LAB|F|||2026||ORU^R01|1|P|2.5\rPID|1||9^^^H\rOBR|1||F\r", make_ctx())
     assert result.records == () and "HL7_NO_OBX" in result.warnings

@@ -76,3 +76,29 @@ def test_parse_serialise_round_trip(case: tuple[Message, list[tuple[str, list]]]
                     for c, comp in enumerate(rep, start=1):
                         for s, text in enumerate(comp, start=1):
                             assert seg.get(f, c, s, rep=r) == text
+
+
+# raw field text made of delimiters, nulls, escapes and letters: every reading path gets exercised
+raw_field = st.lists(st.sampled_from([*_DELIM_POOL, '""', "\\F\\", "\\X41\\", "a", "b", " "]),
+                     max_size=12).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(delimiters(), st.lists(raw_field, min_size=1, max_size=4), seg_id)
+def test_comps_reads_like_get(d: Delimiters, raws: list[str], sid: str) -> None:
+    seg = Segment(sid, [sid, *(r.replace(d.field, "") for r in raws)], d)
+    for f in range(len(raws) + 2):
+        cs = seg.comps(f)
+        assert cs, "comps always has the first component"
+        for c in range(1, len(cs) + 3):
+            assert (cs[c - 1] if c <= len(cs) else "") == seg.get(f, c)
+
+
+@settings(max_examples=100, deadline=None)
+@given(messages())
+def test_segment_readers_agree_on_generated_messages(case: tuple[Message, list[tuple[str, list]]]) -> None:
+    msg, _ = case
+    for seg in parse(serialise(msg)).segments:
+        for f in range(len(seg.fields) + 1):
+            cs = seg.comps(f)
+            assert [seg.get(f, c) for c in range(1, len(cs) + 1)] == cs
