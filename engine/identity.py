@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 
 from engine import ids
 from engine.model import Identifier, IdentityLink
 from engine.store import schema as s
-from engine.store.bulk import Row, pg_text_array, select_in
+from engine.store.bulk import Bulk, pg_text_array, select_in
 
 _BEST_ORDER = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 
@@ -47,7 +47,6 @@ def _edge(link: IdentityLink) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
-Bulk = Callable[[sa.Connection, sa.Table, list[Row]], int]
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema()))"
 
 
@@ -57,7 +56,9 @@ def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], 
 
     A fixed number of statements per batch: one look-up of the edges, one of the identifiers, bulk
     inserts, the relabelling of merged components and one conflict query (driver-level SQL: no
-    statement compilation per batch).
+    statement compilation per batch). New identifiers are inserted with their final label, so only
+    identifiers already stored are relabelled. Edges and identifiers looked up under the lock are known
+    to be new: their insert skips the store's own look-up.
     """
     new: dict[tuple[str, str], tuple[IdentityLink, str]] = {}
     for link, envelope_id in links:
@@ -72,11 +73,17 @@ def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], 
     todo = {e: v for e, v in new.items() if e not in known}
     if not todo:
         return list(new)
-    comp = _components(conn, todo, bulk)
-    bulk(conn, s.identity_edges, [(e[0], e[1], link.reason, env) for e, (link, env) in todo.items()])
+    idents = {i.key: i for link, _ in todo.values() for i in (link.a, link.b)}
+    comp = _components(conn, list(idents))
     merges, env_of = _merge(todo, comp)
+    missing = [k for k in idents if k not in comp]
+    bulk(conn, s.identifiers, [(k, idents[k].system, idents[k].value, idents[k].kind, merges.get(k, k))
+                               for k in missing], known_new=True)
+    bulk(conn, s.identity_edges, [(e[0], e[1], link.reason, env) for e, (link, env) in todo.items()],
+         known_new=True)
     if merges:
-        _relabel(conn, merges)
+        stored = set(comp.values())  # labels of stored identifiers; a new one's label is its own key
+        _relabel(conn, {gone: keep for gone, keep in merges.items() if gone in stored})
         _record_conflicts(conn, sorted(set(merges.values())), env_of, bulk)
     return list(new)
 
@@ -91,19 +98,15 @@ def _existing_edges(conn: sa.Connection, edges: list[tuple[str, str]]) -> set[tu
     return {(r[0], r[1]) for r in select_in(conn, s.identity_edges, ("a_key", "b_key"), ("a_key", "b_key"), edges)}
 
 
-def _components(conn: sa.Connection, todo: dict[tuple[str, str], tuple[IdentityLink, str]], bulk: Bulk) -> dict[str, str]:
-    """Current component of every identifier the new edges touch (new identifiers are inserted alone)."""
-    idents = {i.key: i for link, _ in todo.values() for i in (link.a, link.b)}
-    keys = list(idents)
-    comp = {str(k): str(c) for k, c in select_in(conn, s.identifiers, ("id_key", "component"), ("id_key",), keys)}
-    missing = [k for k in keys if k not in comp]
-    bulk(conn, s.identifiers, [(k, idents[k].system, idents[k].value, idents[k].kind, k) for k in missing])
-    comp.update({k: k for k in missing})
-    return comp
+def _components(conn: sa.Connection, keys: list[str]) -> dict[str, str]:
+    """Current component of every stored identifier among ``keys``."""
+    return {str(k): str(c) for k, c in select_in(conn, s.identifiers, ("id_key", "component"), ("id_key",), keys)}
 
 
 def _relabel(conn: sa.Connection, merges: dict[str, str]) -> None:
-    """Move every identifier of a merged component to the label kept (one statement on PostgreSQL)."""
+    """Move every stored identifier of a merged component to the label kept (one statement on PostgreSQL)."""
+    if not merges:
+        return
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("UPDATE identifiers t SET component = m.keep FROM unnest(%s::text[], %s::text[]) "
                              "AS m(gone, keep) WHERE t.component = m.gone",
@@ -124,7 +127,7 @@ def _merge(todo: dict[tuple[str, str], tuple[IdentityLink, str]], comp: dict[str
 
     env_of: dict[str, str] = {}
     for e, (_link, env) in todo.items():
-        ra, rb = find(comp[e[0]]), find(comp[e[1]])
+        ra, rb = find(comp.get(e[0], e[0])), find(comp.get(e[1], e[1]))  # a new identifier: alone
         if ra != rb:
             keep, gone = min(ra, rb), max(ra, rb)
             parent[gone] = keep

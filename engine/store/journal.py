@@ -24,7 +24,7 @@ from engine.envelope import Envelope
 from engine.errors import StoreUnavailable
 from engine.model import MappingResult
 from engine.store import schema as s
-from engine.store.bulk import Bulk, Raced, Row
+from engine.store.bulk import Bulk, Raced, Row, select_in
 from engine.store.migrations import migrate
 
 log = structlog.get_logger("engine.store")
@@ -180,17 +180,10 @@ class Store:
         """The ACK codes already given for any of ``dedup_keys``: one driver-level query per 500 keys
         (an MLLP listener asks for every new message before it publishes, so this is on the ACK path)."""
         keys = list(dedup_keys)
-        out: dict[str, str] = {}
+        t = s.processed_messages
         with self.engine.connect() as c:
-            for i in range(0, len(keys), 500):
-                part = keys[i:i + 500]
-                select = "SELECT dedup_key, ack_code FROM processed_messages WHERE dedup_key"
-                if self.dialect == "postgresql":
-                    sql, args = f"{select} = ANY(%s)", (part,)
-                else:
-                    sql, args = f"{select} IN ({','.join('?' * len(part))})", tuple(part)
-                out.update({k: a for k, a in c.exec_driver_sql(sql, args)})
-        return out
+            return {str(k): str(a) for i in range(0, len(keys), 500)
+                    for k, a in select_in(c, t, ("dedup_key", "ack_code"), ("dedup_key",), keys[i:i + 500])}
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
         """Record keys an adapter answered (best effort: the worker records them durably with the records).

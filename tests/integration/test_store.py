@@ -215,3 +215,25 @@ def test_key_lookups_in_chunks_and_pairs(store_url: str) -> None:
         found = select_in(c, s.identity_edges, ("a_key", "b_key"), ("a_key", "b_key"), wanted)
     assert sorted(found) == sorted((a, b) for a, b, _r, _e in edges)
     store.close()
+
+
+def test_large_identity_batches_merge_new_and_stored_identifiers(store_url: str) -> None:
+    """Batches of links above the COPY threshold: new identifiers are stored with their final label,
+    stored ones relabelled, two FNRs in one component recorded as a conflict."""
+    store = Store(store_url)
+    n = 40
+    first = [outcome(f"a{i}", [], [IdentityLink(a=local_id(f"A{i}"), b=fnr_id(i))]) for i in range(n)]
+    second = [outcome(f"b{i}", [], [IdentityLink(a=local_id(f"B{i}"), b=fnr_id(i)),
+                                    IdentityLink(a=local_id(f"B{i}"), b=local_id(f"C{i}"))]) for i in range(n)]
+    clash = [outcome("c", [], [IdentityLink(a=local_id("A0"), b=fnr_id(1))])]
+    assert store.commit_batch(first).new_edges == n
+    assert store.commit_batch(second).new_edges == 2 * n
+    store.commit_batch(clash)
+    for i in range(2, n):
+        citizen = store.citizen(fnr_id(i).value)
+        assert citizen is not None and citizen.conflicts == ()
+        assert set(citizen.keys) == {fnr_id(i).key, *(local_id(f"{p}{i}").key for p in "ABC")}
+    merged = store.citizen(local_id("C1").value)
+    assert merged is not None and len(merged.identifiers) == 8
+    assert [set(c) for c in merged.conflicts] == [{fnr_id(0).key, fnr_id(1).key}]
+    store.close()
