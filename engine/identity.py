@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 
 from engine import ids
 from engine.model import Identifier, IdentityLink
 from engine.store import schema as s
+from engine.store.bulk import Bulk, pg_text_array, select_in
 
 _BEST_ORDER = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 
@@ -46,7 +47,7 @@ def _edge(link: IdentityLink) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
-Bulk = Callable[[sa.Connection, sa.Table, list[dict[str, Any]]], int]
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema()))"
 
 
 def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], cache: EdgeCache,
@@ -54,7 +55,10 @@ def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], 
     """Store new edges and merge components for a whole batch; return the edges that were new.
 
     A fixed number of statements per batch: one look-up of the edges, one of the identifiers, bulk
-    inserts, one relabelling per merged component and one conflict query.
+    inserts, the relabelling of merged components and one conflict query (driver-level SQL: no
+    statement compilation per batch). New identifiers are inserted with their final label, so only
+    identifiers already stored are relabelled. Edges and identifiers looked up under the lock are known
+    to be new: their insert skips the store's own look-up.
     """
     new: dict[tuple[str, str], tuple[IdentityLink, str]] = {}
     for link, envelope_id in links:
@@ -64,19 +68,22 @@ def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], 
     if not new:
         return []
     if conn.dialect.name == "postgresql":  # one writer of the identity graph per schema at a time
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
+        conn.exec_driver_sql(_LOCK)
     known = _existing_edges(conn, list(new))
     todo = {e: v for e, v in new.items() if e not in known}
     if not todo:
         return list(new)
-    comp = _components(conn, todo, bulk)
-    bulk(conn, s.identity_edges, [{"a_key": e[0], "b_key": e[1], "reason": link.reason, "envelope_id": env}
-                                  for e, (link, env) in todo.items()])
+    idents = {i.key: i for link, _ in todo.values() for i in (link.a, link.b)}
+    comp = _components(conn, list(idents))
     merges, env_of = _merge(todo, comp)
+    missing = [k for k in idents if k not in comp]
+    bulk(conn, s.identifiers, [(k, idents[k].system, idents[k].value, idents[k].kind, merges.get(k, k))
+                               for k in missing], known_new=True)
+    bulk(conn, s.identity_edges, [(e[0], e[1], link.reason, env) for e, (link, env) in todo.items()],
+         known_new=True)
     if merges:
-        t = s.identifiers
-        conn.execute(t.update().where(t.c.component == sa.bindparam("gone")).values(component=sa.bindparam("keep")),
-                     [{"gone": g, "keep": k} for g, k in merges.items()])
+        stored = set(comp.values())  # labels of stored identifiers; a new one's label is its own key
+        _relabel(conn, {gone: keep for gone, keep in merges.items() if gone in stored})
         _record_conflicts(conn, sorted(set(merges.values())), env_of, bulk)
     return list(new)
 
@@ -88,28 +95,25 @@ def remember(cache: EdgeCache, edges: Iterable[tuple[str, str]]) -> None:
 
 
 def _existing_edges(conn: sa.Connection, edges: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    t = s.identity_edges
-    found: set[tuple[str, str]] = set()
-    for i in range(0, len(edges), 500):
-        cond = sa.tuple_(t.c.a_key, t.c.b_key).in_(edges[i:i + 500])
-        found.update((r[0], r[1]) for r in conn.execute(sa.select(t.c.a_key, t.c.b_key).where(cond)))
-    return found
+    return {(r[0], r[1]) for r in select_in(conn, s.identity_edges, ("a_key", "b_key"), ("a_key", "b_key"), edges)}
 
 
-def _components(conn: sa.Connection, todo: dict[tuple[str, str], tuple[IdentityLink, str]], bulk: Bulk) -> dict[str, str]:
-    """Current component of every identifier the new edges touch (new identifiers are inserted alone)."""
-    t = s.identifiers
-    idents = {i.key: i for link, _ in todo.values() for i in (link.a, link.b)}
-    keys = list(idents)
-    comp: dict[str, str] = {}
-    for i in range(0, len(keys), 500):
-        q = sa.select(t.c.id_key, t.c.component).where(t.c.id_key.in_(keys[i:i + 500]))
-        comp.update({str(k): str(c) for k, c in conn.execute(q)})
-    missing = [k for k in keys if k not in comp]
-    bulk(conn, t, [{"id_key": k, "system": idents[k].system, "value": idents[k].value, "kind": idents[k].kind,
-                    "component": k} for k in missing])
-    comp.update({k: k for k in missing})
-    return comp
+def _components(conn: sa.Connection, keys: list[str]) -> dict[str, str]:
+    """Current component of every stored identifier among ``keys``."""
+    return {str(k): str(c) for k, c in select_in(conn, s.identifiers, ("id_key", "component"), ("id_key",), keys)}
+
+
+def _relabel(conn: sa.Connection, merges: dict[str, str]) -> None:
+    """Move every stored identifier of a merged component to the label kept (one statement on PostgreSQL)."""
+    if not merges:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("UPDATE identifiers t SET component = m.keep FROM unnest(%s::text[], %s::text[]) "
+                             "AS m(gone, keep) WHERE t.component = m.gone",
+                             (pg_text_array(merges), pg_text_array(merges.values())))
+        return
+    conn.exec_driver_sql("UPDATE identifiers SET component = ? WHERE component = ?",
+                         [(k, g) for g, k in merges.items()])
 
 
 def _merge(todo: dict[tuple[str, str], tuple[IdentityLink, str]], comp: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -123,7 +127,7 @@ def _merge(todo: dict[tuple[str, str], tuple[IdentityLink, str]], comp: dict[str
 
     env_of: dict[str, str] = {}
     for e, (_link, env) in todo.items():
-        ra, rb = find(comp[e[0]]), find(comp[e[1]])
+        ra, rb = find(comp.get(e[0], e[0])), find(comp.get(e[1], e[1]))  # a new identifier: alone
         if ra != rb:
             keep, gone = min(ra, rb), max(ra, rb)
             parent[gone] = keep
@@ -134,13 +138,11 @@ def _merge(todo: dict[tuple[str, str], tuple[IdentityLink, str]], comp: dict[str
 
 def _record_conflicts(conn: sa.Connection, roots: list[str], env_of: dict[str, str], bulk: Bulk) -> None:
     """Every pair of different FNRs in a merged component is a conflict for review."""
-    t = s.identifiers
     fnrs: dict[str, list[str]] = {}
-    for i in range(0, len(roots), 500):
-        q = sa.select(t.c.id_key, t.c.component).where(t.c.component.in_(roots[i:i + 500]), t.c.system == ids.OID_FNR)
-        for key, c in conn.execute(q):
-            fnrs.setdefault(str(c), []).append(str(key))
-    pairs = [{"a_key": x, "b_key": y, "envelope_id": env_of.get(c, "")}
+    system = "t.system = '" + ids.OID_FNR.replace("'", "''") + "'"
+    for key, c in select_in(conn, s.identifiers, ("id_key", "component"), ("component",), roots, system):
+        fnrs.setdefault(str(c), []).append(str(key))
+    pairs = [(x, y, env_of.get(c, ""))
              for c, ks in fnrs.items() for j, x in enumerate(sorted(ks)) for y in sorted(ks)[j + 1:]]
     bulk(conn, s.identity_conflicts, pairs)
 

@@ -12,9 +12,11 @@ import bisect
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
+import orjson
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 
 from engine import identity
@@ -22,7 +24,11 @@ from engine.envelope import Envelope
 from engine.errors import StoreUnavailable
 from engine.model import MappingResult
 from engine.store import schema as s
+from engine.store.bulk import Bulk, Raced, Row, select_in
 from engine.store.migrations import migrate
+
+log = structlog.get_logger("engine.store")
+T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
@@ -96,6 +102,8 @@ class Store:
         self.engine = make_engine(url, pool_size)
         self.dialect = self.engine.dialect.name
         self._edges = identity.EdgeCache()
+        self._bulk = Bulk(self.dialect)
+        self._bulk_safe = Bulk(self.dialect, optimistic=False)
         if create:
             self.migrate()
 
@@ -119,9 +127,22 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
     def commit_batch(self, outcomes: Sequence[Outcome]) -> BatchStats:
         """Write a batch in one transaction; raise StoreUnavailable on a database outage."""
+        stats, edges = self._transaction(lambda conn, bulk: self._write(conn, bulk, outcomes))
+        identity.remember(self._edges, edges)
+        return stats
+
+    def _transaction(self, work: Callable[[sa.Connection, Bulk], T]) -> T:
+        """Run ``work`` in one transaction, optimistic first; a lost race redoes it in the safe mode."""
+        try:
+            return self._attempt(work, self._bulk)
+        except Raced as exc:
+            log.info("store.insert_raced", table=str(exc))
+            return self._attempt(work, self._bulk_safe)
+
+    def _attempt(self, work: Callable[[sa.Connection, Bulk], T], bulk: Bulk) -> T:
         try:
             with self.engine.begin() as conn:
-                stats, edges = self._write(conn, outcomes)
+                return work(conn, bulk)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StoreUnavailable(f"store write failed ({type(exc.orig).__name__})") from None
         except _driver_transient() as exc:  # raised by the COPY path, which talks to the driver directly
@@ -130,35 +151,20 @@ class Store:
             if exc.connection_invalidated:
                 raise StoreUnavailable("store connection lost") from None
             raise
-        identity.remember(self._edges, edges)
-        return stats
 
-    def _bulk(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
-        """``INSERT ... ON CONFLICT DO NOTHING`` through the driver's executemany (pipelined by psycopg);
-        returns how many rows were new. Much faster than multi-VALUES statements for large batches."""
-        if not rows:
-            return 0
-        cols = list(rows[0])
-        if self.dialect == "postgresql" and len(rows) >= _COPY_FROM:
-            return _copy_insert(conn, table, cols, rows)
-        mark = "%s" if self.dialect == "postgresql" else "?"
-        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
-               "ON CONFLICT DO NOTHING")
-        result = conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
-        return max(result.rowcount, 0)
-
-    def _write(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> tuple[BatchStats, list[tuple[str, str]]]:
+    def _write(self, conn: sa.Connection, bulk: Bulk,
+               outcomes: Sequence[Outcome]) -> tuple[BatchStats, list[tuple[str, str]]]:
         stats = BatchStats(envelopes=len(outcomes))
-        self._bulk(conn, s.raw_archive, [_raw_row(o.envelope) for o in outcomes])
-        versions = list(_version_rows(outcomes, stats))
-        stats.versions_new = self._bulk(conn, s.record_versions, versions)
+        bulk(conn, s.raw_archive, [_raw_row(o.envelope) for o in outcomes])
+        versions = _version_rows(outcomes, stats)
+        stats.versions_new = bulk(conn, s.record_versions, versions)
         stats.versions_unchanged = len(versions) - stats.versions_new
         edges = identity.apply_links(
             conn, ((link, o.envelope.id) for o in outcomes if o.result for link in o.result.links),
-            self._edges, self._bulk)
+            self._edges, bulk)
         stats.new_edges = len(edges)
-        stats.dead_letters = self._bulk(conn, s.dead_letters, [_dead_row(o) for o in outcomes if o.dead])
-        self._bulk(conn, s.processed_messages, [_processed_row(o) for o in outcomes if o.envelope.dedup_key])
+        stats.dead_letters = bulk(conn, s.dead_letters, [_dead_row(o) for o in outcomes if o.dead])
+        bulk(conn, s.processed_messages, [_processed_row(o) for o in outcomes if o.envelope.dedup_key])
         replayed = [o.envelope.id for o in outcomes if not o.dead and o.envelope.attributes.get("replay")]
         if replayed:
             dl = s.dead_letters
@@ -174,27 +180,22 @@ class Store:
         """The ACK codes already given for any of ``dedup_keys``: one driver-level query per 500 keys
         (an MLLP listener asks for every new message before it publishes, so this is on the ACK path)."""
         keys = list(dedup_keys)
-        out: dict[str, str] = {}
+        t = s.processed_messages
         with self.engine.connect() as c:
-            for i in range(0, len(keys), 500):
-                part = keys[i:i + 500]
-                select = "SELECT dedup_key, ack_code FROM processed_messages WHERE dedup_key"
-                if self.dialect == "postgresql":
-                    sql, args = f"{select} = ANY(%s)", (part,)
-                else:
-                    sql, args = f"{select} IN ({','.join('?' * len(part))})", tuple(part)
-                out.update({k: a for k, a in c.exec_driver_sql(sql, args)})
-        return out
+            return {str(k): str(a) for i in range(0, len(keys), 500)
+                    for k, a in select_in(c, t, ("dedup_key", "ack_code"), ("dedup_key",), keys[i:i + 500])}
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
         """Record keys an adapter answered (best effort: the worker records them durably with the records).
         On PostgreSQL the commit does not wait for the WAL flush, so it does not queue behind the disk."""
-        rows = [{"dedup_key": k, "envelope_id": e, "ack_code": a} for k, e, a in items]
+        rows = [(k, e, a) for k, e, a in items]
         if rows:
-            with self.engine.begin() as c:
-                if self.dialect == "postgresql":
-                    c.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                self._bulk(c, s.processed_messages, rows)
+            self._transaction(lambda c, bulk: self._remember(c, bulk, rows))
+
+    def _remember(self, conn: sa.Connection, bulk: Bulk, rows: list[Row]) -> int:
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        return bulk(conn, s.processed_messages, rows)
 
     # -- reading ---------------------------------------------------------------------------
     def citizen(self, query: str) -> identity.Citizen | None:
@@ -248,29 +249,6 @@ class Store:
         return {"received": received, "dead_letters": dead, "records": kinds, "conflicts": conflicts}
 
 
-_COPY_FROM = 32  # rows: from here on COPY into a staging table + one INSERT ... SELECT is faster
-
-
-def _copy_insert(conn: sa.Connection, table: sa.Table, cols: list[str], rows: list[dict[str, Any]]) -> int:
-    """PostgreSQL: COPY the rows into a temporary staging table, then one ``INSERT ... SELECT ... ON
-    CONFLICT DO NOTHING``; returns how many rows were new (about 2x executemany's rate here)."""
-    stage = f"enjournal_stage_{table.name}"
-    collist = ", ".join(cols)
-    cur = conn.connection.cursor()
-    try:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) "
-                    "ON COMMIT DELETE ROWS")
-        with cur.copy(f"COPY {stage} ({collist}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row(tuple(r[c] for c in cols))
-        cur.execute(f"INSERT INTO {table.name} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING")
-        inserted = max(cur.rowcount, 0)
-        cur.execute(f"TRUNCATE {stage}")
-        return inserted
-    finally:
-        cur.close()
-
-
 def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split versions into (current per record key, history): newest event time, then highest hash.
 
@@ -310,40 +288,35 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _raw_row(env: Envelope) -> dict[str, Any]:
-    h = env.headers()
-    return {"envelope_id": env.id, "adapter": env.adapter, "mapping": env.mapping,
-            "source_system": env.source_system, "content_type": env.content_type, "charset": env.charset,
-            "received_at": h["received_at"], "sha256": env.sha256, "trace_id": env.trace_id,
-            "dedup_key": env.dedup_key, "attributes": h["attributes"], "raw": env.raw}
+def _raw_row(env: Envelope) -> Row:
+    """A raw_archive row; received_at and attributes as in ``Envelope.headers()`` (without building them all)."""
+    return (env.id, env.adapter, env.mapping, env.source_system, env.content_type, env.charset,
+            env.received_at.isoformat(), env.sha256, env.trace_id, env.dedup_key,
+            orjson.dumps(env.attributes).decode(), env.raw)
 
 
-def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> Iterable[dict[str, Any]]:
+def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
+    """record_versions rows (the content serialised and hashed once); counts the records per kind."""
+    rows: list[Row] = []
+    by_kind = stats.by_kind
     for o in outcomes:
         if o.result is None:
             continue
+        env = o.envelope
         for rec in o.result.records:
             content = rec.content_json()
-            stats.by_kind[rec.kind] = stats.by_kind.get(rec.kind, 0) + 1
-            yield {
-                "record_key": rec.key,
-                "version_hash": hashlib.sha256(content).hexdigest()[:32],
-                "kind": rec.kind,
-                "subject_key": rec.subject.key,
-                "event_us": event_us(rec.event_time),
-                "status": rec.status.value,
-                "content": content.decode(),
-                "envelope_id": o.envelope.id,
-                "adapter": o.envelope.adapter,
-                "source_message_id": rec.provenance.source_message_id,
-            }
+            kind = rec.kind
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            rows.append((rec.key, hashlib.sha256(content).hexdigest()[:32], kind, rec.subject.key,
+                         event_us(rec.event_time), rec.status.value, content.decode(), env.id, env.adapter,
+                         rec.provenance.source_message_id))
+    return rows
 
 
-def _dead_row(o: Outcome) -> dict[str, Any]:
-    return {"envelope_id": o.envelope.id, "adapter": o.envelope.adapter, "reason_code": o.reason_code,
-            "reason": o.reason or o.reason_code, "dead_at": _now()}
+def _dead_row(o: Outcome) -> Row:
+    return (o.envelope.id, o.envelope.adapter, o.reason_code, o.reason or o.reason_code, _now(), None)
 
 
-def _processed_row(o: Outcome) -> dict[str, Any]:
+def _processed_row(o: Outcome) -> Row:
     ack = o.envelope.attributes.get("ack") or ("AR" if o.dead else "AA")
-    return {"dedup_key": o.envelope.dedup_key, "envelope_id": o.envelope.id, "ack_code": ack}
+    return (o.envelope.dedup_key, o.envelope.id, ack)

@@ -176,3 +176,64 @@ def test_large_batches_are_idempotent_too(store_url: str) -> None:
     assert snapshot(store) == before
     assert len(store.all_versions()) == 151
     store.close()
+
+
+def test_a_lost_insert_race_redoes_the_batch_safely(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key committed by another writer between the look-up and the COPY: the batch is redone in the
+    safe mode (staging table + ON CONFLICT), with the same counts and the same journal."""
+    from engine.store import bulk
+
+    store = Store(pg_url)
+    p = fnr_id(9)
+    outs = [outcome(f"r{i}", [observation(f"lab|race|{i}", p, float(i))]) for i in range(100)]
+    store.commit_batch(outs[:60])
+    before = snapshot(store)
+    calls: list[str] = []
+
+    def blind(conn: sa.Connection, table: sa.Table, *_args: object, **_kw: object) -> list:
+        calls.append(table.name)
+        return []  # as if another writer had committed every key after the look-up
+
+    monkeypatch.setattr(bulk, "select_in", blind)
+    stats = store.commit_batch(outs)
+    assert calls, "the optimistic path was not taken"
+    assert (stats.versions_new, stats.versions_unchanged) == (40, 60)
+    assert set(before[0]) < set(snapshot(store)[0]) and len(store.all_versions()) == 100
+    store.close()
+
+
+def test_key_lookups_in_chunks_and_pairs(store_url: str) -> None:
+    """select_in on a composite key, more keys than one SQLite statement may bind."""
+    from engine.store.bulk import Bulk, select_in
+
+    store = Store(store_url)
+    edges = [(f"a|{i:05d}", f"b|{i:05d}", "link", "e") for i in range(0, 1200, 2)]
+    with store.engine.begin() as c:
+        assert Bulk(store.dialect)(c, s.identity_edges, edges) == 600
+        assert Bulk(store.dialect, optimistic=False)(c, s.identity_edges, edges) == 0
+        wanted = [(f"a|{i:05d}", f"b|{i:05d}") for i in range(1200)] + [("a|00002", "b|00004")]
+        found = select_in(c, s.identity_edges, ("a_key", "b_key"), ("a_key", "b_key"), wanted)
+    assert sorted(found) == sorted((a, b) for a, b, _r, _e in edges)
+    store.close()
+
+
+def test_large_identity_batches_merge_new_and_stored_identifiers(store_url: str) -> None:
+    """Batches of links above the COPY threshold: new identifiers are stored with their final label,
+    stored ones relabelled, two FNRs in one component recorded as a conflict."""
+    store = Store(store_url)
+    n = 40
+    first = [outcome(f"a{i}", [], [IdentityLink(a=local_id(f"A{i}"), b=fnr_id(i))]) for i in range(n)]
+    second = [outcome(f"b{i}", [], [IdentityLink(a=local_id(f"B{i}"), b=fnr_id(i)),
+                                    IdentityLink(a=local_id(f"B{i}"), b=local_id(f"C{i}"))]) for i in range(n)]
+    clash = [outcome("c", [], [IdentityLink(a=local_id("A0"), b=fnr_id(1))])]
+    assert store.commit_batch(first).new_edges == n
+    assert store.commit_batch(second).new_edges == 2 * n
+    store.commit_batch(clash)
+    for i in range(2, n):
+        citizen = store.citizen(fnr_id(i).value)
+        assert citizen is not None and citizen.conflicts == ()
+        assert set(citizen.keys) == {fnr_id(i).key, *(local_id(f"{p}{i}").key for p in "ABC")}
+    merged = store.citizen(local_id("C1").value)
+    assert merged is not None and len(merged.identifiers) == 8
+    assert [set(c) for c in merged.conflicts] == [{fnr_id(0).key, fnr_id(1).key}]
+    store.close()

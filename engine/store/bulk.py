@@ -1,0 +1,179 @@
+"""Bulk writes and key look-ups at the driver level (no SQL compilation on the hot path).
+
+Rows are tuples in the table's column order. :class:`Bulk` has the semantics of ``INSERT ... ON
+CONFLICT DO NOTHING`` and returns how many rows were new; the way it gets there depends on the dialect:
+
+* SQLite, and PostgreSQL below :data:`COPY_FROM` rows: the driver's executemany of ``INSERT ... ON
+  CONFLICT DO NOTHING`` (pipelined by psycopg).
+* PostgreSQL, optimistic (the normal mode): the rows are made unique on the primary key, one query finds
+  the keys already stored (see :func:`select_in`) and only the others are COPYed (binary) straight into
+  the table, so every row is written once. Were a concurrent writer to
+  commit one of those keys in between, the COPY fails with a unique violation: :class:`Raced` is raised,
+  and the caller redoes the whole transaction in the safe mode.
+* PostgreSQL, safe: COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO
+  NOTHING`` (each row is written twice, but no unique violation can abort the transaction).
+
+Measured on the store stages (batches of 500): the PostgreSQL backend spends about a third less CPU per
+ORU message (8 observations) than with the staging table, and about 60 % less on a batch stored again
+(the look-up finds every key, nothing is written).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import sqlalchemy as sa
+
+try:
+    from psycopg.errors import UniqueViolation
+except ImportError:  # pragma: no cover - SQLite-only installs
+    class UniqueViolation(Exception):  # type: ignore[no-redef]
+        """Never raised: there is no PostgreSQL driver."""
+
+Row = tuple[Any, ...]
+COPY_FROM = 32  # rows: from here on a COPY is faster than executemany
+_SQLITE_VARS = 900  # bound variables per SQLite statement (old builds allow 999)
+
+
+class Raced(Exception):
+    """A concurrent writer stored a key between the look-up and the COPY; redo the transaction safely."""
+
+
+_BINARY_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
+    (sa.LargeBinary, "bytea"), (sa.BigInteger, "int8"), (sa.Integer, "int4"), (sa.String, "text"))
+
+
+@dataclass(frozen=True)
+class _TableSql:
+    cols: str
+    marks: int
+    key_at: tuple[int, ...]
+    key_of: Callable[[Row], Any]
+    copy_types: list[str] | None  # binary COPY types of the columns (None: text COPY)
+
+
+@functools.cache
+def _table_sql(table: sa.Table) -> _TableSql:
+    names = [c.name for c in table.columns]
+    key_at = tuple(names.index(c.name) for c in table.primary_key.columns)
+    types = [next((name for cls, name in _BINARY_TYPES if isinstance(c.type, cls)), None) for c in table.columns]
+    copy_types = None if None in types else [str(t) for t in types]
+    return _TableSql(", ".join(names), len(names), key_at, operator.itemgetter(*key_at), copy_types)
+
+
+def _copy_rows(cur: Any, target: str, t: _TableSql, rows: Iterable[Row]) -> None:
+    """COPY rows into ``target``: binary when every column type is known (cheaper on both ends: no
+    escaping, no hex for bytes, no text parsing on the server)."""
+    fmt = " (FORMAT BINARY)" if t.copy_types else ""
+    with cur.copy(f"COPY {target} ({t.cols}) FROM STDIN{fmt}") as copy:
+        if t.copy_types:
+            copy.set_types(t.copy_types)
+        for r in rows:
+            copy.write_row(r)
+
+
+def pg_text_array(values: Iterable[str]) -> str:
+    """A ``text[]`` literal (one parameter: psycopg's list adaptation is pure Python and much slower)."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def select_in(conn: sa.Connection, table: sa.Table, out: Sequence[str], by: Sequence[str],
+              keys: Sequence[Any], where: str = "") -> list[Row]:
+    """``SELECT out FROM table WHERE (by) IN keys [AND where]``: one statement on PostgreSQL, chunks on SQLite.
+    ``keys`` are strings (one ``by`` column) or tuples of strings; ``where`` is constant SQL.
+
+    PostgreSQL gets the keys as ``text[]`` parameters and looks each one up in a LATERAL subquery that
+    cannot be flattened (OFFSET 0): an index look-up per key whatever the table's size or statistics.
+    A plain join of the arrays let the planner choose a parallel sequential scan and a sort of the
+    whole table as soon as it held a few ten thousand rows (measured 12x slower)."""
+    if not keys:
+        return []
+    cols = ", ".join(f"t.{c}" for c in out)
+    extra = f" AND {where}" if where else ""
+    if conn.dialect.name == "postgresql":
+        parts = [keys] if len(by) == 1 else list(zip(*keys))
+        k = ", ".join(f"c{i}" for i in range(len(by)))
+        on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(by))
+        arrays = ", ".join(["%s::text[]"] * len(by))
+        sql = (f"SELECT x.* FROM unnest({arrays}) AS k({k}) CROSS JOIN LATERAL "
+               f"(SELECT {cols} FROM {table.name} t WHERE {on}{extra} OFFSET 0) AS x")
+        return [tuple(r) for r in conn.exec_driver_sql(sql, tuple(pg_text_array(p) for p in parts))]
+    return _sqlite_select_in(conn, table, cols, by, keys, extra)
+
+
+def _sqlite_select_in(conn: sa.Connection, table: sa.Table, cols: str, by: Sequence[str], keys: Sequence[Any],
+                      extra: str) -> list[Row]:
+    out: list[Row] = []
+    step = _SQLITE_VARS // len(by)
+    one = "(" + ",".join("?" * len(by)) + ")" if len(by) > 1 else "?"
+    lhs = "(" + ", ".join(f"t.{c}" for c in by) + ")" if len(by) > 1 else f"t.{by[0]}"
+    for i in range(0, len(keys), step):
+        part = keys[i:i + step]
+        marks = ("VALUES " if len(by) > 1 else "") + ",".join([one] * len(part))
+        args = tuple(v for k in part for v in k) if len(by) > 1 else tuple(part)
+        sql = f"SELECT {cols} FROM {table.name} t WHERE {lhs} IN ({marks}){extra}"
+        out.extend(tuple(r) for r in conn.exec_driver_sql(sql, args))
+    return out
+
+
+class Bulk:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of whole batches; call it with (conn, table, rows)."""
+
+    def __init__(self, dialect: str, *, optimistic: bool = True) -> None:
+        self.pg = dialect == "postgresql"
+        self.optimistic = optimistic
+        self._mark = "%s" if self.pg else "?"
+
+    def __call__(self, conn: sa.Connection, table: sa.Table, rows: Sequence[Row], *, known_new: bool = False) -> int:
+        """``known_new``: the caller looked the (unique) keys up under a lock; skip the look-up."""
+        if not rows:
+            return 0
+        if self.pg and len(rows) >= COPY_FROM:
+            if self.optimistic:
+                return _copy_new(conn, table, rows, known_new)
+            return _copy_staged(conn, table, rows)
+        t = _table_sql(table)
+        sql = (f"INSERT INTO {table.name} ({t.cols}) VALUES ({', '.join([self._mark] * t.marks)}) "
+               "ON CONFLICT DO NOTHING")
+        return max(conn.exec_driver_sql(sql, list(rows)).rowcount, 0)
+
+
+def _copy_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Row], known_new: bool) -> int:
+    """Look up which keys are stored, COPY the rest straight into the table; raise Raced on a race."""
+    t = _table_sql(table)
+    fresh: dict[Any, Row] = {}
+    for r in rows:
+        fresh.setdefault(t.key_of(r), r)
+    by = [table.columns[i].name for i in t.key_at]
+    for found in ([] if known_new else select_in(conn, table, by, by, list(fresh))):
+        fresh.pop(found[0] if len(found) == 1 else found, None)
+    if not fresh:
+        return 0
+    cur = conn.connection.cursor()
+    try:
+        _copy_rows(cur, table.name, t, fresh.values())
+    except UniqueViolation:
+        raise Raced(table.name) from None
+    finally:
+        cur.close()
+    return len(fresh)
+
+
+def _copy_staged(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> int:
+    """COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
+    t = _table_sql(table)
+    stage = f"enjournal_stage_{table.name}"
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) "
+                    "ON COMMIT DELETE ROWS")
+        _copy_rows(cur, stage, t, rows)
+        cur.execute(f"INSERT INTO {table.name} ({t.cols}) SELECT {t.cols} FROM {stage} ON CONFLICT DO NOTHING")
+        inserted = max(cur.rowcount, 0)
+        cur.execute(f"TRUNCATE {stage}")
+        return inserted
+    finally:
+        cur.close()
