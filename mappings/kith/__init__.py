@@ -73,9 +73,10 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     merged, first_error = Part(), None
     head = hd.Head()
     for i, payload in enumerate(parts.payloads, 1):
+        node = Node(payload)  # one child index per element, shared by the head and the family mapping
         try:
-            head = _guarded("head", _head, parts.msghead, payload)
-            _merge(merged, _map_one(payload, head, ctx))
+            head = _guarded("head", _head, parts.msghead, node)
+            _merge(merged, _map_one(node, head, ctx))
         except EnjournalError as exc:
             if len(parts.payloads) == 1:
                 raise
@@ -89,14 +90,14 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     )
 
 
-def _head(msghead: etree._Element | None, payload: etree._Element) -> hd.Head:
-    return hd.from_msghead(msghead, payload) if msghead is not None else hd.from_standalone(payload)
+def _head(msghead: etree._Element | None, payload: Node) -> hd.Head:
+    return hd.from_msghead(msghead, payload.el) if msghead is not None else hd.from_standalone(payload)
 
 
-def _map_one(payload: etree._Element, head: hd.Head, ctx: MapContext) -> Part:
-    module = family(payload)
+def _map_one(payload: Node, head: hd.Head, ctx: MapContext) -> Part:
+    module = family(payload.el)
     name = module.__name__.rsplit(".", 1)[-1]
-    return _guarded(name, module.map_payload, Node(payload), head, ctx)  # type: ignore[no-any-return]
+    return _guarded(name, module.map_payload, payload, head, ctx)  # type: ignore[no-any-return]
 
 
 def _guarded(what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -115,5 +116,6 @@ def _merge(into: Part, part: Part) -> None:
         if record.key not in seen:
             seen.add(record.key)
             into.records.append(record)
-    into.links = tuple(dict.fromkeys(into.links + part.links))
+    links = into.links + part.links
+    into.links = links if len(links) < 2 else tuple(dict.fromkeys(links))  # hashing models costs: only when needed
     into.warnings += part.warnings

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,19 +44,13 @@ def text(node: Node | None, rel: str = "") -> str | None:
     if node is None:
         return None
     if rel and "/" not in rel:  # the hot path: one step, straight from the child index
-        found = node.index().get(rel)
-        if found is None:
-            return None
-        value = found.text
+        found = node.first(rel)
     else:
-        target = node.find_el(rel)
-        if target is None:
-            return None
-        value = target.text
-    if value is None:
+        found = node.find_el(rel)
+    if found is None:
         return None
-    value = value.strip()
-    return value or None
+    value = found.text  # el_text() inlined: this runs for most fields of every message
+    return None if value is None else value.strip() or None
 
 
 def attr(node: Node | None, rel: str, name: str = "V") -> str | None:
@@ -63,29 +58,69 @@ def attr(node: Node | None, rel: str, name: str = "V") -> str | None:
     if node is None:
         return None
     if "/" not in rel:
-        found = node.index().get(rel)
-        if found is None:
-            return None
-        value = found.get(name)
+        found = node.first(rel)
     else:
-        target = node.find_el(rel)
-        if target is None:
-            return None
-        value = target.get(name)
-    if value is None:
+        found = node.find_el(rel)
+    if found is None:
         return None
-    value = value.strip()
-    return value or None
+    value = found.get(name)  # el_attr() inlined, as in text()
+    return None if value is None else value.strip() or None
+
+
+def el_text(el: etree._Element | None) -> str | None:
+    """Stripped text of a raw element (e.g. from :meth:`Node.index`), or None when absent or empty."""
+    if el is None:
+        return None
+    value = el.text
+    return None if value is None else value.strip() or None
+
+
+def el_attr(el: etree._Element | None, name: str = "V") -> str | None:
+    """Stripped attribute ``name`` of a raw element, or None when absent or empty."""
+    if el is None:
+        return None
+    value = el.get(name)
+    return None if value is None else value.strip() or None
 
 
 def coding(node: Node | None) -> Coding | None:
     """A CS/CV element as a Coding (code = ``V``, else ``OT``); None when it carries no code."""
-    if node is None:
-        return None
-    code = node.get("V") or node.get("OT")
+    return None if node is None else coding_of(node.el)
+
+
+def coding_at(node: Node, rel: str) -> Coding | None:
+    """:func:`coding` of the first element at ``rel`` (no :class:`Node` made for it)."""
+    found = node.find_el(rel)
+    return None if found is None else coding_of(found)
+
+
+def coding_of(el: etree._Element) -> Coding | None:
+    """:func:`coding` of a raw element."""
+    get = el.get
+    v, ot = get("V"), get("OT")
+    return _coding(get("S"), v, get("DN"), ot) if v or ot else None
+
+
+@lru_cache(maxsize=4096)
+def _coding(s: str | None, v: str | None, dn: str | None, ot: str | None) -> Coding | None:
+    """Memoised: the same codes recur in every message, and a Coding is immutable (validation costs)."""
+    s, v, dn, ot = (_strip(x) for x in (s, v, dn, ot))
+    code = v or ot
     if not code:
         return None
-    return Coding(system=node.get("S"), code=code, display=node.get("DN") or node.get("OT"))
+    return Coding(system=s, code=code, display=dn or ot)
+
+
+@lru_cache(maxsize=256)
+def doc_type(code: str, display: str | None) -> Coding:
+    """The document type (``meldingens funksjon``, 8279) as a Coding; memoised like :func:`coding`."""
+    return Coding(system=OID_MSG_TYPE, code=code, display=display)
+
+
+def _strip(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.strip() or None
 
 
 def quantity(node: Node | None) -> tuple[str | None, str | None]:
@@ -99,6 +134,12 @@ def parse_time(value: str | None) -> datetime | None:
     """xs:date / xs:dateTime -> aware datetime (naive = Europe/Oslo); None when unparseable."""
     if not value:
         return None
+    return _parse_time(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_time(value: str) -> datetime | None:
+    """Memoised: a message repeats its times (sample, issue, generation) and a datetime is immutable."""
     value = value.strip()
     try:
         if len(value) == 10:

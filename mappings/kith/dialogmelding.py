@@ -17,7 +17,7 @@ Event time: the latest of the RefDoc ``IssueDate`` and ``GenDate``; status final
 
 from __future__ import annotations
 
-from engine.model import Coding, Document, MapContext
+from engine.model import Document, MapContext
 from mappings.kith import common as c
 from mappings.kith import patient as pt
 from mappings.kith.head import Head, hcp_name
@@ -40,8 +40,7 @@ def map_payload(payload: Node, head: Head, ctx: MapContext) -> c.Part:
         doc_id = c.text(note, "DokIdNotat" if name == "Notat" else "DokIdForesp") or head.msg_id or "unknown"
         part.records.append(Document(
             key=c.unique_key(f"kith:dialog:{scope}:{doc_id}", seen), subject=subj.subject, event_time=time,
-            provenance=prov, doc_type=Coding(system=c.OID_MSG_TYPE, code=head.msg_type or name.upper(),
-                                             display=head.msg_type_dn),
+            provenance=prov, doc_type=c.doc_type(head.msg_type or name.upper(), head.msg_type_dn),
             title=_title(note, name), text=_text(note, name),
             author=hcp_name(c.find(note, "RollerRelatertNotat/HealthcareProfessional")) or head.sender_person,
             conversation_ref=head.conversation_ref or head.msg_id, parent_ref=head.parent_ref,

@@ -78,7 +78,7 @@ def _document(rep: Node, msg: Node, x: _Ctx, inst: Node | None) -> Document:
     author = c.text(rep, "RelServProvider/HCP/HCProf/Name") or inst_name(inst)
     descr = c.text(rep, "MsgDescr") or c.attr(rep, "MsgDescr", "DN")
     return Document(
-        **x.base(x.key), doc_type=Coding(system=c.OID_MSG_TYPE, code="EPIKRISE", display="Epikrise"),  # type: ignore[arg-type]
+        **x.base(x.key), doc_type=c.doc_type("EPIKRISE", "Epikrise"),  # type: ignore[arg-type]
         title=descr, text=c.sections(texts), author=author,
     )
 

@@ -63,8 +63,7 @@ def from_msghead(msghead_el: etree._Element, payload: etree._Element | None) -> 
     )
 
 
-def from_standalone(root_el: etree._Element) -> Head:
-    root = Node(root_el)
+def from_standalone(root: Node) -> Head:
     return Head(
         msg_type=c.attr(root, "Type"),
         msg_type_dn=c.attr(root, "Type", "DN"),

@@ -12,6 +12,9 @@ from functools import lru_cache
 
 from lxml import etree
 
+_NAMES: dict[object, str] = {}  # "{namespace}Local" -> "Local"; lxml makes a new tag string on every access
+_MAX_NAMES = 4096  # a bound, so a sender inventing element names cannot grow it without limit
+
 
 @lru_cache(maxsize=1024)
 def _steps(rel: str) -> tuple[str, ...]:
@@ -19,13 +22,24 @@ def _steps(rel: str) -> tuple[str, ...]:
 
 
 def _local(tag: str) -> str:
-    return tag[tag.rfind("}") + 1:]
+    name = _NAMES.get(tag)
+    if name is None:
+        name = tag[tag.find("}") + 1:]
+        if len(_NAMES) < _MAX_NAMES:
+            _NAMES[tag] = name
+    return name
 
 
 def _child(el: etree._Element, name: str) -> etree._Element | None:
+    names = _NAMES
     for child in el:
         tag = child.tag
-        if tag.__class__ is str and tag[tag.find("}") + 1:] == name:
+        local = names.get(tag)
+        if local is None:
+            if tag.__class__ is not str:  # a comment or processing instruction
+                continue
+            local = _local(tag)
+        if local == name:
             return child
     return None
 
@@ -47,7 +61,8 @@ class Node:
 
     @property
     def name(self) -> str:
-        return _local(self.el.tag)
+        tag = self.el.tag
+        return tag[tag.rfind("}") + 1:]
 
     @property
     def ns(self) -> str:
@@ -59,14 +74,18 @@ class Node:
         index = self._index
         if index is None:
             index = {}
+            names = _NAMES
             for child in self.el:
                 tag = child.tag
-                if tag.__class__ is str:
-                    name = tag[tag.find("}") + 1:]
-                    if name in index:
-                        self._repeat(name, index[name], child)
-                    else:
-                        index[name] = child
+                name = names.get(tag)
+                if name is None:
+                    if tag.__class__ is not str:  # a comment or processing instruction
+                        continue
+                    name = _local(tag)
+                if name in index:
+                    self._repeat(name, index[name], child)
+                else:
+                    index[name] = child
             self._index = index
         return index
 

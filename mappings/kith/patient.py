@@ -46,6 +46,17 @@ class PatientInfo:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """What a message's identifiers settle, whatever else it says: memoised, as senders repeat patients."""
+
+    subject: Identifier
+    identifiers: tuple[Identifier, ...]
+    links: tuple[IdentityLink, ...]
+    number_birth_date: date | None
+    person_key: str
+
+
+@dataclass(frozen=True)
 class Subject:
     """The patient of a message: best identifier first, all identifiers, and the merged facts."""
 
@@ -53,6 +64,7 @@ class Subject:
     identifiers: tuple[Identifier, ...]
     info: PatientInfo
     scope: str
+    identity: Identity
 
 
 def from_msghead(msghead: Node | None) -> PatientInfo | None:
@@ -127,15 +139,36 @@ def identifier(value: str, declared: str | None, scope: str) -> Identifier:
 def resolve(parts: list[PatientInfo | None], scope: str) -> Subject:
     """Merge what the message parts say into one :class:`Subject`; ``KITH_NO_PATIENT`` when none."""
     infos = [p for p in parts if p is not None]
-    found: list[Identifier] = []
+    declared: list[tuple[bool, str, str | None]] = []
     for info in infos:
-        found += [identifier(v, t, scope) for v, t in info.idents]
-        found += [Identifier(system=ids.OID_LOCAL_PREFIX + s, value=v, kind="LOCAL") for v, s in info.local_ids]
+        declared += [(True, v, t) for v, t in info.idents]
+        declared += [(False, v, s) for v, s in info.local_ids]
+    identity = _identity(tuple(declared), scope)
+    if identity is None:
+        raise MappingError("the message names no patient identifier", code="KITH_NO_PATIENT")
+    return Subject(subject=identity.subject, identifiers=identity.identifiers, info=_merge(infos), scope=scope,
+                   identity=identity)
+
+
+@lru_cache(maxsize=8192)
+def _identity(declared: tuple[tuple[bool, str, str | None], ...], scope: str) -> Identity | None:
+    """The identifiers (``(national?, value, declared type or local scope)``, in message order) resolved once.
+
+    Memoised: a pure function of its arguments returning immutable values (validation and hashing cost).
+    """
+    found = [identifier(v, t, scope) if national else
+             Identifier(system=ids.OID_LOCAL_PREFIX + (t or ""), value=v, kind="LOCAL")
+             for national, v, t in declared]
     identifiers = tuple(dict.fromkeys(found))
     if not identifiers:
-        raise MappingError("the message names no patient identifier", code="KITH_NO_PATIENT")
+        return None
     best = min(identifiers, key=lambda i: (_RANK[i.kind], "INVALID_NUMBER" in i.flags))
-    return Subject(subject=best, identifiers=identifiers, info=_merge(infos), scope=scope)
+    return Identity(
+        subject=best, identifiers=identifiers,
+        links=link_all(identifiers) if len(identifiers) > 1 else (),
+        number_birth_date=_number_birth_date(identifiers),
+        person_key=_person_key(scope, best),
+    )
 
 
 def _merge(infos: list[PatientInfo]) -> PatientInfo:
@@ -150,12 +183,12 @@ def _merge(infos: list[PatientInfo]) -> PatientInfo:
 def person(subj: Subject, event_time: datetime, prov: Provenance, deceased_at: datetime | None = None) -> Person:
     """The patient as this sender describes them in this message (key: sender + hashed subject)."""
     info = subj.info
-    number_date = _number_birth_date(subj.identifiers)
+    number_date = subj.identity.number_birth_date
     flags: tuple[str, ...] = ()
     if number_date is not None and info.birth_date is not None and number_date != info.birth_date:
         flags = ("BIRTHDATE_MISMATCH",)
     return Person(
-        key=person_key(subj),
+        key=subj.identity.person_key,
         subject=subj.subject,
         event_time=event_time,
         provenance=prov,
@@ -172,8 +205,12 @@ def person(subj: Subject, event_time: datetime, prov: Provenance, deceased_at: d
 
 def person_key(subj: Subject) -> str:
     """``person:<sender scope>:<hash of the subject identifier>`` (no number in a key, keys reach logs)."""
-    digest = hashlib.blake2b(subj.subject.key.encode(), digest_size=8).hexdigest()
-    return f"person:kith:{subj.scope}:{digest}"
+    return subj.identity.person_key
+
+
+def _person_key(scope: str, subject: Identifier) -> str:
+    digest = hashlib.blake2b(subject.key.encode(), digest_size=8).hexdigest()
+    return f"person:kith:{scope}:{digest}"
 
 
 def _number_birth_date(identifiers: tuple[Identifier, ...]) -> date | None:
@@ -184,4 +221,4 @@ def _number_birth_date(identifiers: tuple[Identifier, ...]) -> date | None:
 
 
 def links(subj: Subject) -> tuple[IdentityLink, ...]:
-    return link_all(subj.identifiers) if len(subj.identifiers) > 1 else ()
+    return subj.identity.links

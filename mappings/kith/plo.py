@@ -82,7 +82,7 @@ def _document(payload: Node, key: str, base: dict[str, object], head: Head) -> D
     author = hcp_name(c.find(payload, "AnsvarForRapport/AnsvarligRapport")) or head.sender_person
     return Document(
         key=key, **base,  # type: ignore[arg-type]
-        doc_type=Coding(system=c.OID_MSG_TYPE, code=head.msg_type or name.upper(), display=head.msg_type_dn),
+        doc_type=c.doc_type(head.msg_type or name.upper(), head.msg_type_dn),
         title=head.msg_type_dn or name, text=c.sections(_texts(payload)), author=c.join(author, head.sender_name),
         attachments=head.attachments,
     )

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lxml import etree
+
 from engine.model import Coding, Document, MapContext, Observation, Provenance, RecordStatus
 from mappings.kith import common as c
 from mappings.kith import patient as pt
@@ -33,6 +35,7 @@ _FLAG = {"1": "H", "2": "L", "3": "A"}
 _PRELIMINARY_SI = frozenset({"2", "15"})
 _FINAL_SI = frozenset({"3", "4", "11"})
 _IMAGING = frozenset({"RTG", "UL", "CT", "MR", "NUK", "RAD"})
+_UNSPECIFIED = Coding(code="UNSPECIFIED")
 
 
 @dataclass
@@ -89,7 +92,7 @@ def _document(rep: Node, msg: Node, info: _Report) -> Document:
                for r in c.findall(rep, "ServReq/ReasonAsText")]
     return Document(
         key=info.key, subject=info.subject.subject, event_time=info.time, status=info.status,
-        provenance=info.prov, doc_type=Coding(system=c.OID_MSG_TYPE, code=code, display=c.attr(msg, "Type", "DN")),
+        provenance=info.prov, doc_type=c.doc_type(code, c.attr(msg, "Type", "DN")),
         title=descr.display or descr.code if descr else None,
         text=c.sections([("Kommentar", c.text(rep, "Comment")), *reasons]),
         author=info.performer,
@@ -123,26 +126,27 @@ def _items(parent: Node | None, info: _Report, parent_key: str, inherited: Recor
 
 def _observation(item: Node, info: _Report, parent_key: str, inherited: RecordStatus,
                  parent_code: Coding | None, index: int) -> Observation:
-    code = (c.coding(c.find(item, "Investigation/Id")) or c.coding(c.find(item, "TextResult/Heading"))
-            or parent_code or Coding(code="UNSPECIFIED"))
-    key = _item_key(item, info, parent_key, code, index)
-    effective, specimen = _sample_of(item, info)
+    fields = item.index()
+    code = (c.coding_at(item, "Investigation/Id") or c.coding_at(item, "TextResult/Heading")
+            or parent_code or _UNSPECIFIED)
+    key = _item_key(fields, info, parent_key, code, index)
+    effective, specimen = _sample_of(fields, info)
     value = _value(item)
     descr = c.text(item, "RefInterval/Descr")
     low, high = units.parse_range(descr)
-    flag = c.attr(item, "DevResultInd")
+    flag = c.el_attr(fields.get("DevResultInd"))
     return Observation(
         key=key, subject=info.subject.subject, event_time=info.time, provenance=info.prov,
-        status=_status(item, info, inherited), code=code, specimen=specimen, report_id=info.key,
-        effective_time=effective or c.parse_time(c.attr(item, "InvDate")), performer=info.performer,
+        status=_status(fields, info, inherited), code=code, specimen=specimen, report_id=info.key,
+        effective_time=effective or c.parse_time(c.el_attr(fields.get("InvDate"))), performer=info.performer,
         reference_range=descr, ref_low=low, ref_high=high, abnormal_flag=_FLAG.get(flag, flag) if flag else None,
         **value,
     )
 
 
-def _item_key(item: Node, info: _Report, parent_key: str, code: Coding, index: int) -> str:
-    own = c.text(item, "IdResultItem")
-    ref = c.text(item, "RefIdResultItem")
+def _item_key(fields: dict[str, etree._Element], info: _Report, parent_key: str, code: Coding, index: int) -> str:
+    own = c.el_text(fields.get("IdResultItem"))
+    ref = c.el_text(fields.get("RefIdResultItem"))
     if own:
         local = f"item:{own}"
     elif ref:
@@ -152,8 +156,8 @@ def _item_key(item: Node, info: _Report, parent_key: str, code: Coding, index: i
     return f"{info.key}:{c.unique_key(local, info.keys)}"
 
 
-def _sample_of(item: Node, info: _Report) -> tuple[datetime | None, Coding | None]:
-    ref = c.text(item, "RefAnalysedSubject")
+def _sample_of(fields: dict[str, etree._Element], info: _Report) -> tuple[datetime | None, Coding | None]:
+    ref = c.el_text(fields.get("RefAnalysedSubject"))
     if ref and ref in info.samples:
         return info.samples[ref]
     if len(info.samples) == 1 and ref is None:
@@ -163,11 +167,13 @@ def _sample_of(item: Node, info: _Report) -> tuple[datetime | None, Coding | Non
 
 def _value(item: Node) -> dict[str, Any]:
     comment = c.text(item, "Comment")
-    num = c.find(item, "NumResult/NumResultValue")
+    num_result = item.find("NumResult")
+    num = c.find(num_result, "NumResultValue")
     if num is not None:
-        value, comp = units.parse_number(num.get("V"))
-        comp = units.comparator(c.attr(item, "NumResult/ArithmeticComp")) or comp
-        text = None if value is not None else (num.get("V") or "").strip() or None
+        raw = num.get("V")
+        value, comp = units.parse_number(raw)
+        comp = units.comparator(c.attr(num_result, "ArithmeticComp")) or comp
+        text = None if value is not None else raw
         return {"value_type": "NM", "value_num": value, "comparator": comp,
                 "unit": units.normalise_unit(num.get("U")), "value_text": c.join(text, comment, sep="\n")}
     text_el = c.find(item, "TextResult")
@@ -188,8 +194,8 @@ def _value(item: Node) -> dict[str, Any]:
     return {"value_text": comment}
 
 
-def _status(item: Node, info: _Report, inherited: RecordStatus) -> RecordStatus:
-    serv_type, si = c.attr(item, "ServType"), c.attr(item, "StatusInvestigation")
+def _status(fields: dict[str, etree._Element], info: _Report, inherited: RecordStatus) -> RecordStatus:
+    serv_type, si = c.el_attr(fields.get("ServType")), c.el_attr(fields.get("StatusInvestigation"))
     if info.cancelled or serv_type == "C" or si == "14":
         return RecordStatus.CANCELLED
     if serv_type == "M" or si == "1":

@@ -57,6 +57,12 @@ def parse_number(value: str | None) -> tuple[float | None, str | None]:
     """``"0,5"`` -> (0.5, None); ``"<0.5"`` -> (0.5, "<"); unparseable -> (None, None)."""
     if not value:
         return None, None
+    return _parse_number(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_number(value: str) -> tuple[float | None, str | None]:
+    """Memoised: results are mostly short decimals, and the same ones recur."""
     match = _VALUE.match(value)
     if not match:
         return None, None
@@ -73,6 +79,12 @@ def parse_range(descr: str | None) -> tuple[float | None, float | None]:
     """Low and high limits of a free-text reference interval (either may be None)."""
     if not descr:
         return None, None
+    return _parse_range(descr)
+
+
+@lru_cache(maxsize=2048)
+def _parse_range(descr: str) -> tuple[float | None, float | None]:
+    """Memoised: labs repeat the same few reference intervals in every message."""
     match = _RANGE.match(descr)
     if match:
         return _f(match.group(1)), _f(match.group(2))
