@@ -31,6 +31,7 @@ One log line per file says what became of it (``kith.archived`` or ``kith.reject
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -69,6 +70,16 @@ class Settings(FileDropSettings):
 
 
 @dataclass(frozen=True)
+class _Ready:
+    """A file read, checked and made into an envelope."""
+
+    path: Path
+    ins: Inspection
+    envelope: Envelope
+    received_at: datetime
+
+
+@dataclass(frozen=True)
 class _Receipt:
     target: Path
     data: bytes
@@ -82,6 +93,8 @@ class KithFileAdapter:
         self.settings = settings
         self.runtime = runtime
         self._writer = DurableWriter()
+        self._lock = threading.Lock()
+        self._finishing: set[Path] = set()  # published, receipt or move not done yet
 
     @cached_property
     def schemas(self) -> SchemaSet | None:
@@ -100,10 +113,25 @@ class KithFileAdapter:
         _ = self.schemas
 
     def run(self, stop: threading.Event) -> None:
+        """Poll; each batch is published here and finished (receipts, moves) by a second thread while
+        the next batch is read and published: the receipts' fsyncs and the moves wait on the disk, not
+        on the CPU. At most one batch is being finished at a time."""
         log.info("kith.started", adapter=self.name, xsd=self.settings.validate_xsd)
+        finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kith-finish")
+        pending: list[Future[None]] = []
+
+        def handle(paths: list[Path]) -> None:
+            ready = self._publish(paths)
+            for f in pending:
+                f.result()
+            pending.clear()
+            if ready:
+                pending.append(finisher.submit(self._finish, ready))
+
         try:
-            poll_batches(stop, self.settings, self.handle_batch, max_batch=self.settings.max_batch)
+            poll_batches(stop, self.settings, handle, max_batch=self.settings.max_batch)
         finally:
+            finisher.shutdown(wait=True)
             self._writer.close()
         log.info("kith.stopped", adapter=self.name)
 
@@ -116,38 +144,51 @@ class KithFileAdapter:
         concurrent fsync round), then move each file.
 
         Never raises: a file that fails stays where it is and is retried at the next poll."""
-        ready: list[tuple[Path, Inspection, Envelope, datetime]] = []
-        for path in paths:
-            item = self._prepare(path)
-            if item is not None:
-                ready.append(item)
+        self._finish(self._publish(paths))
+
+    def _publish(self, paths: list[Path]) -> list[_Ready]:
+        """Read and check the files (skipping those still being finished) and publish them in one
+        confirmed batch; what was published, or nothing if the bus is unavailable."""
+        with self._lock:
+            paths = [p for p in paths if p not in self._finishing]
+        ready = [item for item in map(self._prepare, paths) if item is not None]
         if not ready:
-            return
+            return []
         try:
-            self.runtime.bus.publish([env for _p, _i, env, _t in ready])
+            self.runtime.bus.publish([r.envelope for r in ready])
         except BusUnavailable as exc:
             log.warning("kith.publish_failed", adapter=self.name, files=len(ready), code=exc.code)
-            return
-        receipts = self._write_receipts(ready)
-        for i, (path, ins, env, _t) in enumerate(ready):
-            receipt = receipts.get(i)
-            if not ins.is_receipt and receipt is None:
-                continue  # no receipt written: the file stays and is published again at the next poll
-            try:
-                self._move(path, ins, env.id, receipt)
-            except Exception as exc:  # noqa: BLE001 - published: the next poll publishes again (idempotent)
-                log.error("kith.finish_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+            return []
+        with self._lock:
+            self._finishing.update(r.path for r in ready)
+        return ready
 
-    def _write_receipts(self, ready: list[tuple[Path, Inspection, Envelope, datetime]]) -> dict[int, _Receipt]:
+    def _finish(self, ready: list[_Ready]) -> None:
+        """Receipts of a published batch, then each file moved (only after its receipt is durable)."""
+        try:
+            receipts = self._write_receipts(ready)
+            for i, r in enumerate(ready):
+                receipt = receipts.get(i)
+                if not r.ins.is_receipt and receipt is None:
+                    continue  # no receipt written: the file stays and is published again at the next poll
+                try:
+                    self._move(r.path, r.ins, r.envelope.id, receipt)
+                except Exception as exc:  # noqa: BLE001 - published: the next poll publishes again (idempotent)
+                    log.error("kith.finish_failed", adapter=self.name, file=r.path.name, error=type(exc).__name__)
+        finally:
+            with self._lock:
+                self._finishing.difference_update(r.path for r in ready)
+
+    def _write_receipts(self, ready: list[_Ready]) -> dict[int, _Receipt]:
         """The receipts that are durably in the outbox, by position in ``ready``."""
         built: dict[int, _Receipt] = {}
-        for i, (path, ins, _env, received_at) in enumerate(ready):
-            if ins.is_receipt:
+        for i, r in enumerate(ready):
+            if r.ins.is_receipt:
                 continue
             try:
-                built[i] = self._receipt(path, ins, received_at)
+                built[i] = self._receipt(r.path, r.ins, r.received_at)
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files
-                log.error("kith.finish_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+                log.error("kith.finish_failed", adapter=self.name, file=r.path.name, error=type(exc).__name__)
         if not built:
             return {}
         try:
@@ -159,12 +200,12 @@ class KithFileAdapter:
         out: dict[int, _Receipt] = {}
         for (i, receipt), result in zip(built.items(), written):
             if isinstance(result, OSError):
-                log.error("kith.finish_failed", adapter=self.name, file=ready[i][0].name, error=type(result).__name__)
+                log.error("kith.finish_failed", adapter=self.name, file=ready[i].path.name, error=type(result).__name__)
             else:
                 out[i] = receipt
         return out
 
-    def _prepare(self, path: Path) -> tuple[Path, Inspection, Envelope, datetime] | None:
+    def _prepare(self, path: Path) -> _Ready | None:
         try:
             if path.stat().st_size > self.settings.max_file_bytes:
                 self._oversize(path)
@@ -183,7 +224,7 @@ class KithFileAdapter:
             ins = Inspection(reject_code="KITH_INTERNAL", reject_text="the adapter could not check the document")
         env = self._envelope(path, raw, ins, received_at)
         log.debug("kith.received", adapter=self.name, envelope_id=env.id, file=path.name)
-        return path, ins, env, received_at
+        return _Ready(path, ins, env, received_at)
 
     def _envelope(self, path: Path, raw: bytes, ins: Inspection, received_at: datetime) -> Envelope:
         attrs = {"file": path.name, "shape": ins.shape}

@@ -108,9 +108,11 @@ def _wait(pred: Callable[[], bool], what: str, limit: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def _run_until_drained(settings: Settings, runtime: Runtime) -> None:
+def _run_until_drained(settings: Settings, runtime: Runtime, tweak: Callable[[Any], None] | None = None) -> None:
     adapter = build("kith-test", settings, runtime)
     adapter.check()
+    if tweak is not None:
+        tweak(adapter)
     stop = threading.Event()
     t = threading.Thread(target=adapter.run, args=(stop,), daemon=True)
     t.start()
@@ -120,6 +122,16 @@ def _run_until_drained(settings: Settings, runtime: Runtime) -> None:
         stop.set()
         t.join(timeout=10)
     assert not t.is_alive()
+
+
+def _consume_now(bus: Bus) -> list[Envelope]:
+    consumer = bus.consumer(prefetch=100)
+    try:
+        got = consumer.fetch(100, timeout=0.5)
+        consumer.ack(got)
+    finally:
+        consumer.close()
+    return [d.envelope for d in got]
 
 
 def _consume(bus: Bus, count: int) -> list[Envelope]:
@@ -215,3 +227,33 @@ def test_bus_down_leaves_the_file_and_publish_precedes_move_and_receipt(
     assert [e.attributes["file"] for e in _consume(bus, 1)] == ["m.xml"]
     assert (settings.archive / "m.xml").read_bytes() == MSGHEAD
     assert _receipts(settings.outbox, apprec_schema) == [("f0f88210-0111-11e8-8f1a-0800200c9a66", "1", [])]
+
+
+def test_batches_finish_while_the_next_is_published_each_file_once(
+    bus: Bus, tmp_path: Path, apprec_schema: etree.XMLSchema
+) -> None:
+    """The run loop finishes one batch (receipts, moves) while it publishes the next. With a slow disk
+    (receipts take 0.3 s) the loop lists the files of the batch being finished again: none may be
+    published twice; every file gets exactly one receipt and is archived once."""
+    settings = _settings(tmp_path, max_batch=7)
+    for i in range(40):
+        _drop(settings.directory, f"m{i:03d}.xml", STANDALONE)
+
+    def slow_disk(adapter: Any) -> None:
+        write_all = adapter._writer.write_all
+
+        def slow(items: Any) -> Any:
+            time.sleep(0.3)
+            return write_all(items)
+
+        adapter._writer.write_all = slow
+
+    _run_until_drained(settings, Runtime(bus), slow_disk)
+
+    envs = _consume(bus, 40)
+    assert sorted(e.attributes["file"] for e in envs) == [f"m{i:03d}.xml" for i in range(40)]
+    assert _consume_now(bus) == []  # a second publish of any file would show here
+    assert sorted(p.name for p in settings.archive.iterdir()) == [f"m{i:03d}.xml" for i in range(40)]
+    receipts = list(settings.outbox.glob("*.xml"))
+    assert len(receipts) == 40 and not list(settings.outbox.glob("*.tmp"))
+    assert all(apprec_schema.validate(etree.parse(str(p)).getroot()) for p in receipts[:5])
