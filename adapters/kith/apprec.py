@@ -1,4 +1,4 @@
-"""AppRec 1.1 (Applikasjonskvittering, ``http://www.kith.no/xmlstds/apprec/2012-02-15``): build and write.
+"""AppRec 1.1 (Applikasjonskvittering, ``http://www.kith.no/xmlstds/apprec/2012-02-15``): build.
 
 One receipt per received business message, written atomically (``.tmp`` + rename) to the adapter's
 outbox as ``apprec-<original MsgId or file stem>-<apprec id>.xml``. Structure (AppRec-v1.1.xsd)::
@@ -29,11 +29,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
-from pathlib import Path
 
 from lxml import etree
 
-from adapters.durable import write_file
 from engine.ids import log_safe
 
 NS_APPREC = "http://www.kith.no/xmlstds/apprec/2012-02-15"
@@ -146,12 +144,6 @@ def build_apprec(
 def receipt_name(original_id: str, apprec_id: str) -> str:
     safe = _SAFE_NAME.sub("_", original_id).strip("._") or "unknown"
     return f"apprec-{safe[:100]}-{apprec_id}.xml"
-
-
-def write_apprec(outbox: Path, original_id: str, apprec_id: str, data: bytes) -> Path:
-    """Write atomically (``.tmp`` + fsync + rename) so a reader never sees half a receipt."""
-    outbox.mkdir(parents=True, exist_ok=True)
-    return write_file(outbox / receipt_name(original_id, apprec_id), data)
 
 
 def _q(name: str) -> str:

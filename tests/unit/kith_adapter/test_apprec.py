@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from adapters.durable import write_file
 from adapters.kith import inspect
 from adapters.kith.apprec import (
     NS_APPREC,
@@ -20,7 +21,6 @@ from adapters.kith.apprec import (
     as_datetime,
     build_apprec,
     receipt_name,
-    write_apprec,
 )
 from tests.unit.kith_adapter.conftest import MSGHEAD, REFERRAL, STANDALONE, corpus_files
 
@@ -120,6 +120,7 @@ def test_receipt_name_is_safe() -> None:
 def test_write_is_atomic_and_named_after_the_original(tmp_path: Path) -> None:
     rid, data = build_apprec(status=Status.OK, original=Original("X", "m1", as_datetime(None, NOW)),
                              sender=Party(), receiver=Party(), gen_date=NOW, apprec_id="r1")
-    target = write_apprec(tmp_path / "out", "m1", rid, data)
+    (tmp_path / "out").mkdir()
+    target = write_file(tmp_path / "out" / receipt_name("m1", rid), data)
     assert target.name == "apprec-m1-r1.xml" and target.read_bytes() == data
     assert [p.name for p in (tmp_path / "out").iterdir()] == [target.name]
