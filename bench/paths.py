@@ -3,8 +3,9 @@
 Each path runs the engine in a subprocess of its own (:mod:`bench.runner`, what ``enjournal run``
 does: adapters and workers as threads), with unique queue names and a fresh PostgreSQL schema. The
 clock starts just before the first byte is offered (files renamed into the watched directory, or the
-first MLLP frame written) and stops when the store holds the last envelope (``raw_archive`` polled
-every 50 ms). Paths: HL7 file ADT and ORU, KITH Svarrapport files, CSV export, and the embedded default
+first MLLP frame written) and stops when the store holds the last envelope (``raw_archive`` polled,
+every 50 ms near the end). The file paths also report the CPU time per message of the engine, the
+broker and the database over that interval (:mod:`bench.cpu`). Paths: HL7 file ADT and ORU, KITH Svarrapport files, CSV export, and the embedded default
 (HL7 file ADT on the embedded bus + SQLite); MLLP is in :mod:`bench.path_mllp`. A path whose adapter is not importable reports
 ``n/a (adapter missing)``; a path still running after ``timeout`` reports what it committed by then.
 With ``worker_procs`` > 0 the RabbitMQ file paths run an intake process (adapters only) plus that many
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import data
+from bench import cpu, data
 from bench.proc import EngineProcess, PgSchema, delete_topology, rabbit_section, sqlite_count, tag, wait_for
 
 
@@ -141,14 +142,18 @@ def file_path(name: str, opts: Options, adapter: dict[str, Any], files: list[tup
     try:
         for e in engines:
             e.wait_ready()
+        cpu0 = cpu.snapshot()
         t0 = _offer(work / "stage", work / "in", [n for n, _ in files])
         t1 = wait_for(count, envelopes, opts.timeout)
+        used = cpu.spent(cpu0, cpu.snapshot(), [e.proc.pid for e in engines])
         res = PathResult(name, messages)
         if t1 is None:
             t1, done = time.perf_counter(), count()
             res.messages = messages * done // max(envelopes, 1)
             res.note = f"partial {done}/{envelopes} envelopes in {opts.timeout:g} s"
-        return _finish(res, engines, t0, t1, res.note)
+        res = _finish(res, engines, t0, t1, res.note)
+        res.note = "; ".join(x for x in (res.note.strip(), cpu.per_message_note(used, res.messages)) if x)
+        return res
     finally:
         for e in engines:
             e.stop()

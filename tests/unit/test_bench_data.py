@@ -77,3 +77,15 @@ def test_csv_has_20_columns_and_maps(tmp_path) -> None:
     opts = parse_spec(data.csv_spec()).model_dump(mode="json", exclude_none=True)
     res = map_message(("\n".join([head, *rows]) + "\n").encode(), _ctx("utf-8", opts))
     assert len([r for r in res.records if r.kind == "care_event"]) == 30
+
+
+def test_cpu_spent_groups_engine_children_broker_and_database() -> None:
+    from bench.cpu import per_message_note, spent
+
+    before = {10: ("python", 1, 1.0), 20: ("beam.smp", 1, 5.0), 30: ("postgres", 1, 2.0), 40: ("bash", 1, 9.0)}
+    after = {10: ("python", 1, 3.0), 11: ("python", 10, 0.5), 20: ("beam.smp", 1, 6.0), 30: ("postgres", 1, 2.5),
+             31: ("postgres", 30, 0.25), 40: ("bash", 1, 99.0)}
+    used = spent(before, after, [10])
+    assert used == {"engine": 2.5, "broker": 1.0, "database": 0.75}
+    assert per_message_note(used, 1000) == "CPU µs/msg engine 2,500 broker 1,000 database 750"
+    assert per_message_note({}, 1000) == ""
