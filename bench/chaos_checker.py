@@ -28,6 +28,7 @@ import pika
 import sqlalchemy as sa
 
 from bench.chaos_data import MessageSet, control_id, expected_versions
+from engine.bus import wire
 from engine.ids import find_valid_numbers
 from engine.store import schema as s
 from engine.store.journal import current_versions
@@ -82,7 +83,8 @@ def broker_dead_letters(amqp_url: str, queue: str) -> list[dict[str, Any]]:
                 break
             reason = (props.headers or {}).get("x-enjournal-reason", "")
             reason = reason.decode() if isinstance(reason, bytes) else str(reason)
-            out.append({"id": props.message_id, "reason": reason, "raw": bytes(body)})
+            raw = wire.decode(props.content_type, props.headers, bytes(body)).raw  # either form
+            out.append({"id": props.message_id, "reason": reason, "raw": raw})
     finally:
         conn.close()
     return out

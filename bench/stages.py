@@ -5,7 +5,7 @@ Stages (each timed alone, in this process, on the same synthetic messages as the
 * ``parse``: :func:`mappings.hl7v2.parser.parse` of an ORU^R01;
 * ``triage``: the HL7 adapters' MSH check + envelope (:func:`adapters.mllp.triage.triage`);
 * ``map``: the mappings (HL7 ADT^A08, ORU^R01, KITH Svarrapport, CSV per row);
-* ``encode`` / ``decode``: envelope headers + AMQP properties, and ``Envelope.from_headers``;
+* ``encode`` / ``decode``: the envelope as a work-queue message and back (:mod:`engine.bus.wire`);
 * ``publish``: ``RabbitBus.publish`` of batches of 500 (streaming confirms) on a queue of its own;
 * ``consume``: ``RabbitConsumer.fetch(500)`` + multi-ack of the same messages;
 * ``kith adapter intake``: ``KithFileAdapter.handle`` per Svarrapport file (inspect, publish, AppRec, move);
@@ -60,23 +60,23 @@ def _envelopes(raws: Sequence[bytes]) -> list[Envelope]:
 
 def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageResult]:
     from adapters.mllp.triage import Hl7Options, triage
-    from engine.bus.rabbit import _properties
+    from engine.bus import wire
+    from engine.bus.rabbit import _message
     from mappings.hl7v2 import map_message as hl7_map
     from mappings.hl7v2.parser import parse
 
     oru = [data.oru_r01(i, pats[i % len(pats)]) for i in range(n)]
     adt = [data.adt_a08(i, pats[i % len(pats)]) for i in range(n)]
     envs, ctx, opts = _envelopes(oru), _ctx("8859/1"), Hl7Options()
-    heads = [e.headers() for e in envs]
+    bodies = [_message(e, None)[0] for e in envs]
     out = [
         _time("parse hl7 ORU", n, lambda: [parse(r) for r in oru]),
         _time("triage hl7 ORU (adapter)", n, lambda: [triage(r, adapter="b", options=opts, source_system=None)
                                                       for r in oru]),
         _time("map hl7 ADT^A08", n, lambda: [hl7_map(r, ctx) for r in adt]),
         _time("map hl7 ORU^R01 (8 OBX)", n, lambda: [hl7_map(r, ctx) for r in oru]),
-        _time("encode envelope (headers+props)", n, lambda: [_properties(e) for e in envs]),
-        _time("decode envelope (from_headers)", n, lambda: [Envelope.from_headers(h, e.raw)
-                                                           for h, e in zip(heads, envs)]),
+        _time("encode envelope (body+props)", n, lambda: [_message(e, None) for e in envs]),
+        _time("decode envelope (wire.decode)", n, lambda: [wire.decode(wire.ENVELOPE_TYPE, None, b) for b in bodies]),
     ]
     return out + _kith_csv_stages(n, pats, seed)
 

@@ -129,6 +129,11 @@ def decode_or_reject(headers: dict[str, Any], raw: bytes) -> Envelope:
     try:
         return Envelope.from_headers(headers, raw)
     except Exception:  # noqa: BLE001 - a foreign or damaged message must not stop a consumer
-        adapter = headers.get("adapter") if isinstance(headers.get("adapter"), str) else "unknown"
-        return Envelope.build(raw, adapter=adapter or "unknown", mapping="none", content_type="application/octet-stream",
-                              attributes={"reject": "BAD_ENVELOPE: unreadable envelope headers"})
+        return reject_unreadable(raw, headers.get("adapter"))
+
+
+def reject_unreadable(raw: bytes, adapter: Any) -> Envelope:
+    """An envelope for bytes whose metadata could not be read: the worker archives and dead-letters it."""
+    return Envelope.build(raw, adapter=adapter if isinstance(adapter, str) and adapter else "unknown",
+                          mapping="none", content_type="application/octet-stream",
+                          attributes={"reject": "BAD_ENVELOPE: unreadable envelope headers"})

@@ -11,7 +11,8 @@ Config example::
 * Topology declared by the engine: a durable direct exchange, a durable work queue (classic or
   quorum; quorum with ``x-delivery-limit`` and at-least-once dead-lettering), a dead-letter
   exchange and queue.
-* Publishing: persistent messages, ``mandatory`` (an unroutable message fails its batch), and
+* Publishing: persistent messages (the envelope's metadata in the body, :mod:`engine.bus.wire`),
+  ``mandatory`` (an unroutable message fails its batch), and
   **streaming** publisher confirms: a dedicated I/O thread runs an asynchronous pika connection;
   ``publish`` sends a whole batch and waits once for the (multiple-)acks of all of it.
 * Consuming: one blocking connection per worker thread, ``basic_qos(prefetch)``, manual
@@ -33,9 +34,9 @@ import structlog
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
-from engine.bus import Delivery
+from engine.bus import Delivery, wire
 from engine.config import RabbitBusConfig
-from engine.envelope import Envelope, decode_or_reject
+from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 
 log = structlog.get_logger(__name__)
@@ -53,11 +54,20 @@ def _params(cfg: RabbitBusConfig) -> pika.URLParameters:
 
 
 def _properties(env: Envelope, extra: dict[str, Any] | None = None) -> pika.BasicProperties:
+    """Dead-letter form: the metadata (and ``extra``, the reason) as AMQP headers, so the dead-letter
+    queue shows the raw bytes as received."""
     headers = {k: v for k, v in env.headers().items() if v is not None}
     if extra:
         headers.update(extra)
     return pika.BasicProperties(delivery_mode=2, message_id=env.id, content_type=env.content_type,
                                 headers=headers)
+
+
+def _message(env: Envelope, extra: dict[str, Any] | None) -> tuple[bytes, pika.BasicProperties]:
+    """(body, properties): work-queue messages carry their metadata in the body (:mod:`engine.bus.wire`)."""
+    if extra:
+        return env.raw, _properties(env, extra)
+    return wire.encode(env), pika.BasicProperties(delivery_mode=2, message_id=env.id, content_type=wire.ENVELOPE_TYPE)
 
 
 def declare_topology(channel: Any, cfg: RabbitBusConfig) -> None:
@@ -197,7 +207,8 @@ class _Publisher(threading.Thread):
                 self._state.seq += 1
                 self._state.pending[self._state.seq] = batch
                 self._state.by_message[env.id] = batch
-                self._chan.basic_publish(exchange, ROUTING_KEY, env.raw, _properties(env, extra), mandatory=True)
+                body, props = _message(env, extra)
+                self._chan.basic_publish(exchange, ROUTING_KEY, body, props, mandatory=True)
         except _AMQP_ERRORS as exc:
             batch.fail(type(exc).__name__)
         if len(self._state.by_message) > 100_000:
@@ -357,7 +368,7 @@ class RabbitConsumer:
     def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
         headers = props.headers or {}
         count = int(headers.get("x-delivery-count", 0) or 0)
-        env = decode_or_reject(headers, body)
+        env = wire.decode(props.content_type, headers, body)
         self._buffer.append(Delivery(env, method.delivery_tag, bool(method.redelivered), count))
         self._avg = len(body) if not self._avg else 0.95 * self._avg + 0.05 * len(body)
         self._buffered += len(env.raw)
