@@ -33,20 +33,20 @@ class DurableWriter:
             synced = [_write_synced(item) for item in items]
         out = [err if err is not None else _rename(target) for (target, _data), err in zip(items, synced)]
         for directory in {r.parent for r in out if isinstance(r, Path)}:
-            fsync_dir(directory)
+            _fsync_dir(directory)
         return out
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
 
-def write_file(target: Path, data: bytes) -> Path:
+def write_file(target: Path, data: bytes, mode: int = 0o644) -> Path:
     """One file, durably and atomically (``.tmp`` + fsync + rename + directory fsync); raises OSError."""
-    err = _write_synced((target, data))
+    err = _write_synced((target, data), mode)
     result = err if err is not None else _rename(target)
     if isinstance(result, OSError):
         raise result
-    fsync_dir(target.parent)
+    _fsync_dir(target.parent)
     return result
 
 
@@ -54,12 +54,12 @@ def _tmp(target: Path) -> Path:
     return target.with_name(target.name + ".tmp")
 
 
-def _write_synced(item: tuple[Path, bytes]) -> OSError | None:
+def _write_synced(item: tuple[Path, bytes], mode: int = 0o644) -> OSError | None:
     """Write ``<target>.tmp`` and fsync it; on failure remove it and return the error."""
     target, data = item
     tmp = _tmp(target)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     except OSError as exc:
         return exc
     try:
@@ -84,7 +84,7 @@ def _rename(target: Path) -> Path | OSError:
         return exc
 
 
-def fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: Path) -> None:
     """Make the renames durable (best effort: not every platform can fsync a directory)."""
     try:
         fd = os.open(directory, os.O_RDONLY)

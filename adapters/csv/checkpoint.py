@@ -9,14 +9,13 @@ either the old or the new checkpoint, never a torn one. No patient data is store
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from adapters.durable import fsync_dir
+from adapters.durable import write_file
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -33,16 +32,8 @@ class Checkpoint(BaseModel):
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """Replace ``path`` with ``data`` atomically and durably (readable by the engine's user only)."""
+    write_file(path, data, mode=0o600)
 
 
 class CheckpointStore:

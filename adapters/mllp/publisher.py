@@ -71,12 +71,6 @@ def _settle(fut: asyncio.Future[str], code: str | None = None, exc: BaseExceptio
         fut.set_result(code or "AA")
 
 
-def _ready(bus: Bus) -> bool:
-    """True when ``bus.publish_async`` returns at once (connected); unknown buses are treated as not."""
-    ready = getattr(bus, "ready_to_publish", None)
-    return bool(ready()) if callable(ready) else False
-
-
 def _follow(leader: asyncio.Future[str], follower: asyncio.Future[str]) -> None:
     def copy(f: asyncio.Future[str]) -> None:
         exc = f.exception() if not f.cancelled() else BusUnavailable("publish cancelled")
@@ -236,13 +230,10 @@ class Publisher:
         return fresh
 
     def _lookup(self, keys: list[str]) -> list[str | None]:
-        """Original ACK codes of ``keys`` (None = new): one batch query when the store offers one."""
+        """Original ACK codes of ``keys`` (None = new), in one store query."""
         try:
-            many = getattr(self.keys, "processed_acks", None)
-            if callable(many):
-                found: dict[str, str] = many(keys)
-                return [found.get(k) for k in keys]
-            return [self.keys.processed_ack(k) for k in keys]
+            found = self.keys.processed_acks(keys)
+            return [found.get(k) for k in keys]
         except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
             log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
             return [None] * len(keys)
@@ -263,7 +254,7 @@ class Publisher:
             wait=wait_exponential(multiplier=0.1, max=2.0), reraise=True,
         ):
             with attempt:
-                if pending is None and _ready(self.bus):
+                if pending is None and self.bus.ready_to_publish():
                     pending = self._submit(envelopes)  # hands the batch to the bus's I/O thread: no wait
                 elif pending is None:  # (re)connecting can block: not on the event loop
                     pending = await loop.run_in_executor(self._io, self._submit, envelopes)

@@ -177,22 +177,19 @@ class Store:
         return self.processed_acks([dedup_key]).get(dedup_key)
 
     def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
-        """The ACK codes already given for any of ``dedup_keys``: one driver-level query per 500 keys
-        (an MLLP listener asks for every new message before it publishes, so this is on the ACK path)."""
-        keys = list(dedup_keys)
-        t = s.processed_messages
+        """The ACK codes already given for any of ``dedup_keys``, in one driver-level query (chunked on
+        SQLite); an MLLP listener asks for every new message before it publishes, so this is on the ACK path."""
         with self.engine.connect() as c:
-            return {str(k): str(a) for i in range(0, len(keys), 500)
-                    for k, a in select_in(c, t, ("dedup_key", "ack_code"), ("dedup_key",), keys[i:i + 500])}
+            found = select_in(c, s.processed_messages, ("dedup_key", "ack_code"), ("dedup_key",), list(dedup_keys))
+        return {str(k): str(a) for k, a in found}
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
         """Record keys an adapter answered (best effort: the worker records them durably with the records).
         On PostgreSQL the commit does not wait for the WAL flush, so it does not queue behind the disk."""
-        rows = [(k, e, a) for k, e, a in items]
-        if rows:
-            self._transaction(lambda c, bulk: self._remember(c, bulk, rows))
+        if items:
+            self._transaction(lambda c, bulk: self._remember(c, bulk, items))
 
-    def _remember(self, conn: sa.Connection, bulk: Bulk, rows: list[Row]) -> int:
+    def _remember(self, conn: sa.Connection, bulk: Bulk, rows: Sequence[Row]) -> int:
         if self.dialect == "postgresql":
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         return bulk(conn, s.processed_messages, rows)

@@ -39,32 +39,19 @@ def findall(node: Node | None, rel: str) -> list[Node]:
     return [] if node is None else node.findall(rel)
 
 
+def _at(node: Node, rel: str) -> etree._Element | None:
+    """The first element at ``rel``; one step goes straight through the child index (the hot path)."""
+    return node.first(rel) if rel and "/" not in rel else node.find_el(rel)
+
+
 def text(node: Node | None, rel: str = "") -> str | None:
     """Stripped text of the first element at ``rel``, or None when absent or empty."""
-    if node is None:
-        return None
-    if rel and "/" not in rel:  # the hot path: one step, straight from the child index
-        found = node.first(rel)
-    else:
-        found = node.find_el(rel)
-    if found is None:
-        return None
-    value = found.text  # el_text() inlined: this runs for most fields of every message
-    return None if value is None else value.strip() or None
+    return None if node is None else el_text(_at(node, rel))
 
 
 def attr(node: Node | None, rel: str, name: str = "V") -> str | None:
     """Stripped attribute ``name`` of the first element at ``rel``, or None when absent or empty."""
-    if node is None:
-        return None
-    if "/" not in rel:
-        found = node.first(rel)
-    else:
-        found = node.find_el(rel)
-    if found is None:
-        return None
-    value = found.get(name)  # el_attr() inlined, as in text()
-    return None if value is None else value.strip() or None
+    return None if node is None else el_attr(_at(node, rel), name)
 
 
 def el_text(el: etree._Element | None) -> str | None:

@@ -32,7 +32,7 @@ def test_crash_before_rename_keeps_previous(tmp_path: Path, monkeypatch: pytest.
     def boom(src: object, dst: object) -> None:
         raise OSError("killed")
 
-    monkeypatch.setattr(cpmod.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
         store.save(SHA, Checkpoint(next_row=2000))
     monkeypatch.undo()
@@ -48,7 +48,7 @@ def test_torn_or_garbage_file_restarts_from_zero(tmp_path: Path) -> None:
 def test_write_atomic_fsyncs_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = os.fsync
-    monkeypatch.setattr(cpmod.os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
     cpmod.write_atomic(tmp_path / "x.json", b"{}")
     assert len(calls) >= 1 and (tmp_path / "x.json").read_bytes() == b"{}"
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
