@@ -83,8 +83,9 @@ def broker_dead_letters(amqp_url: str, queue: str) -> list[dict[str, Any]]:
                 break
             reason = (props.headers or {}).get("x-enjournal-reason", "")
             reason = reason.decode() if isinstance(reason, bytes) else str(reason)
-            raw = wire.decode(props.content_type, props.headers, bytes(body)).raw  # either form
-            out.append({"id": props.message_id, "reason": reason, "raw": raw})
+            # any form: a frame the broker itself dead-lettered holds several envelopes
+            for env in wire.decode_all(props.content_type, props.headers, bytes(body)):
+                out.append({"id": env.id, "reason": reason, "raw": env.raw})
     finally:
         conn.close()
     return out

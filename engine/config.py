@@ -84,6 +84,10 @@ class RabbitBusConfig(_Strict):
     delivery_limit: int = 5
     prefetch: int = 1000
     confirm_timeout: float = 30.0
+    #: envelopes published together travel as frames of at most this many envelopes / body bytes
+    #: (:mod:`engine.bus.wire`); 1 = one AMQP message per envelope
+    frame_envelopes: int = Field(default=64, ge=1, le=10_000)
+    frame_bytes: int = Field(default=256 * 1024, ge=1024)
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _no_password(v)))
 

@@ -11,12 +11,14 @@ Config example::
 * Topology declared by the engine: a durable direct exchange, a durable work queue (classic or
   quorum; quorum with ``x-delivery-limit`` and at-least-once dead-lettering), a dead-letter
   exchange and queue.
-* Publishing: persistent messages (the envelope's metadata in the body, :mod:`engine.bus.wire`),
-  ``mandatory`` (an unroutable message fails its batch), and
+* Publishing: persistent messages (the envelope's metadata in the body; envelopes published
+  together go in frames of up to ``frame_envelopes``, :mod:`engine.bus.wire`), ``mandatory`` (an unroutable message fails its batch), and
   **streaming** publisher confirms: a dedicated I/O thread runs an asynchronous pika connection;
   ``publish`` sends a whole batch and waits once for the (multiple-)acks of all of it.
 * Consuming: one blocking connection per worker thread, ``basic_qos(prefetch)``, manual
-  multi-acks after the store commit.
+  multi-acks after the store commit; a frame is unpacked into one delivery per envelope (all with
+  the frame's tag) and a worker batch always takes a frame whole, so its ack never settles an
+  envelope that was not committed.
 """
 
 from __future__ import annotations
@@ -63,11 +65,41 @@ def _properties(env: Envelope, extra: dict[str, Any] | None = None) -> pika.Basi
                                 headers=headers)
 
 
-def _message(env: Envelope, extra: dict[str, Any] | None) -> tuple[bytes, pika.BasicProperties]:
-    """(body, properties): work-queue messages carry their metadata in the body (:mod:`engine.bus.wire`)."""
-    if extra:
-        return env.raw, _properties(env, extra)
-    return wire.encode(env), pika.BasicProperties(delivery_mode=2, message_id=env.id, content_type=wire.ENVELOPE_TYPE)
+_Outgoing = tuple[str, bytes, pika.BasicProperties]
+
+
+def _outgoing(items: Sequence[tuple[Envelope, dict[str, Any] | None]], cfg: RabbitBusConfig) -> list[_Outgoing]:
+    """(message id, body, properties) of the AMQP messages for ``items``: work-queue envelopes carry
+    their metadata in the body and go in frames of up to ``frame_envelopes`` / ``frame_bytes``
+    (:mod:`engine.bus.wire`); dead letters (``extra`` = the reason) go one by one in header form."""
+    out: list[_Outgoing] = []
+    frame: list[Envelope] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        if len(frame) == 1:
+            env = frame[0]
+            out.append((env.id, wire.encode(env), pika.BasicProperties(
+                delivery_mode=2, message_id=env.id, content_type=wire.ENVELOPE_TYPE)))
+        elif frame:
+            mid = f"frame-{frame[0].id}"
+            out.append((mid, wire.encode_frame(frame), pika.BasicProperties(
+                delivery_mode=2, message_id=mid, content_type=wire.FRAME_TYPE)))
+        frame.clear()
+        size = 0
+
+    for env, extra in items:
+        if extra:
+            flush()
+            out.append((env.id, env.raw, _properties(env, extra)))
+            continue
+        if frame and (len(frame) >= cfg.frame_envelopes or size + len(env.raw) > cfg.frame_bytes):
+            flush()
+        frame.append(env)
+        size += len(env.raw)
+    flush()
+    return out
 
 
 def declare_topology(channel: Any, cfg: RabbitBusConfig) -> None:
@@ -197,17 +229,15 @@ class _Publisher(threading.Thread):
             batch.fail(why)
         self._state = _PublisherState()
 
-    def _do_publish(self, items: Sequence[tuple[Envelope, dict[str, Any] | None]], exchange: str,
-                    batch: _Batch) -> None:
+    def _do_publish(self, messages: Sequence[_Outgoing], exchange: str, batch: _Batch) -> None:
         if self._chan is None or not self._chan.is_open:
             batch.fail("NOT_CONNECTED")
             return
         try:
-            for env, extra in items:
+            for mid, body, props in messages:
                 self._state.seq += 1
                 self._state.pending[self._state.seq] = batch
-                self._state.by_message[env.id] = batch
-                body, props = _message(env, extra)
+                self._state.by_message[mid] = batch
                 self._chan.basic_publish(exchange, ROUTING_KEY, body, props, mandatory=True)
         except _AMQP_ERRORS as exc:
             batch.fail(type(exc).__name__)
@@ -221,13 +251,14 @@ class _Publisher(threading.Thread):
         if not items:
             fut.set_result(None)
             return fut
-        batch = _Batch(fut, len(items))
+        messages = _outgoing(items, self.cfg)  # encoded here, on the caller's thread, not the I/O thread
+        batch = _Batch(fut, len(messages))
         conn = self._conn
         if conn is None or not self._ready.is_set():
             batch.fail("NOT_CONNECTED")
             return fut
         try:
-            conn.ioloop.add_callback_threadsafe(lambda: self._do_publish(items, exchange, batch))
+            conn.ioloop.add_callback_threadsafe(lambda: self._do_publish(messages, exchange, batch))
         except Exception:  # noqa: BLE001 - loop closed under us
             batch.fail("NOT_CONNECTED")
         return fut
@@ -368,10 +399,11 @@ class RabbitConsumer:
     def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
         headers = props.headers or {}
         count = int(headers.get("x-delivery-count", 0) or 0)
-        env = wire.decode(props.content_type, headers, body)
-        self._buffer.append(Delivery(env, method.delivery_tag, bool(method.redelivered), count))
+        tag, redelivered = method.delivery_tag, bool(method.redelivered)
+        for env in wire.decode_all(props.content_type, headers, body):
+            self._buffer.append(Delivery(env, tag, redelivered, count))
+            self._buffered += len(env.raw)
         self._avg = len(body) if not self._avg else 0.95 * self._avg + 0.05 * len(body)
-        self._buffered += len(env.raw)
 
     def _fit_prefetch(self) -> None:
         """Lower (or restore) the prefetch count so the unacknowledged bodies stay within the byte budget."""
@@ -383,12 +415,16 @@ class RabbitConsumer:
             self._prefetch = want
 
     def _take(self, max_items: int) -> list[Delivery]:
-        """The first deliveries of the buffer: at most ``max_items`` and an eighth of the byte budget."""
-        n, size, cap = 0, 0, self._budget // 8
-        for d in self._buffer[:max_items]:
+        """The first deliveries of the buffer: at most ``max_items`` and an eighth of the byte budget, but
+        always whole AMQP messages (a frame's envelopes share one tag, and its ack settles all of them)."""
+        buf, n, size, cap = self._buffer, 0, 0, self._budget // 8
+        for d in buf[:max_items]:
             if n and size + len(d.envelope.raw) > cap:
                 break
             n, size = n + 1, size + len(d.envelope.raw)
+        while 0 < n < len(buf) and buf[n].tag == buf[n - 1].tag:
+            size += len(buf[n].envelope.raw)
+            n += 1
         out, self._buffer = self._buffer[:n], self._buffer[n:]
         self._buffered -= size
         return out

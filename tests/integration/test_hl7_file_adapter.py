@@ -47,7 +47,7 @@ def test_bad_message_dead_lettered_good_ones_journaled(tmp_path: Path, bus: Rabb
     a.handle(f)
     assert not f.exists() and (a.settings.archive / "mixed.hl7").exists()
     assert (a.settings.archive / "mixed.hl7.reason").read_text().startswith("message 1: HL7_UNSUPPORTED_TYPE")
-    assert bus.depth()["work"] == 3  # archived only once all three were confirmed
+    assert bus.depth()["work"] == 1  # archived only once confirmed: the file's three envelopes in one frame
     run_worker(bus, store, 3)
     assert store.counts()["received"] == {"lab-files": 3}
     assert [d["reason_code"] for d in store.dead_letters()] == ["HL7_UNSUPPORTED_TYPE"]

@@ -47,8 +47,9 @@ def test_10k_messages_over_8_connections(bus: RabbitBus, store: Store) -> None:
     assert Counter(x.code for x in result.acks) == {"AA": 10_000}
     per_id = Counter(x.control_id for x in result.acks)
     assert len(per_id) == 10_000 and set(per_id.values()) == {1}
-    assert bus.depth()["work"] == 10_000
+    assert bus.depth()["work"] > 0  # AMQP messages: the publisher's coalesced batches travel as frames
     run_worker(bus, store, 10_000)
+    assert bus.depth()["work"] == 0
     assert store.counts()["received"] == {"mllp-test": 10_000}
     assert not store.dead_letters()
     assert store.processed_ack("HL7|LOADGEN|TEST|MSG00009999") == "AA"
@@ -112,7 +113,8 @@ def test_tls_requires_a_client_certificate_from_the_ca(bus: RabbitBus, store: St
                 assert b"MSA" not in plain.recv(1000)
             except OSError:
                 pass
-    assert bus.depth()["work"] == 2
+    run_worker(bus, store, 2)
+    assert store.counts()["received"] == {"mllp-test": 2} and bus.depth()["work"] == 0
 
 
 def test_no_ack_while_the_broker_is_unreachable(store: Store, amqp_names: dict[str, str], rabbit_url: str) -> None:
