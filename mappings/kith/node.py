@@ -12,22 +12,13 @@ from functools import lru_cache
 
 from lxml import etree
 
-_NAMES: dict[object, str] = {}  # "{namespace}Local" -> "Local"; lxml makes a new tag string on every access
-_MAX_NAMES = 4096  # a bound, so a sender inventing element names cannot grow it without limit
+from mappings.kith.xml import TAG_NAMES as _NAMES
+from mappings.kith.xml import local_tag as _local
 
 
 @lru_cache(maxsize=1024)
 def _steps(rel: str) -> tuple[str, ...]:
     return tuple(s for s in rel.split("/") if s)
-
-
-def _local(tag: str) -> str:
-    name = _NAMES.get(tag)
-    if name is None:
-        name = tag[tag.find("}") + 1:]
-        if len(_NAMES) < _MAX_NAMES:
-            _NAMES[tag] = name
-    return name
 
 
 def _child(el: etree._Element, name: str) -> etree._Element | None:

@@ -88,7 +88,24 @@ def _is_encoding_error(exc: etree.XMLSyntaxError) -> bool:
 
 
 def local(el: etree._Element) -> str:
-    return str(etree.QName(el).localname)
+    """The element's name without its namespace (``{ns}Name`` -> ``Name``)."""
+    return local_tag(el.tag)
+
+
+#: "{namespace}Local" -> "Local" (etree.QName costs ~1 µs a call, and the adapter's checks and the mappings
+#: ask for every child they look at); bounded, so a sender inventing element names cannot grow it
+TAG_NAMES: dict[object, str] = {}
+_MAX_NAMES = 4096
+
+
+def local_tag(tag: str) -> str:
+    """``{ns}Name`` -> ``Name``."""
+    name = TAG_NAMES.get(tag)
+    if name is None:
+        name = tag[tag.find("}") + 1:]
+        if len(TAG_NAMES) < _MAX_NAMES:
+            TAG_NAMES[tag] = name
+    return name
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,36 @@ from pathlib import Path
 
 import pytest
 
-from adapters.durable import DurableWriter, write_file
+from adapters import durable
+from adapters.durable import DurableWriter, Sync, write_file
+
+MODES = [Sync.FSYNC] + ([Sync.SYNCFS] if durable._SYNCFS is not None else [])
 
 
-@pytest.fixture
-def writer() -> Iterator[DurableWriter]:
-    w = DurableWriter(threads=4)
+@pytest.fixture(params=MODES, ids=lambda m: m.value)
+def writer(request: pytest.FixtureRequest) -> Iterator[DurableWriter]:
+    w = DurableWriter(threads=4, sync=request.param)
     yield w
     w.close()
+
+
+def test_auto_picks_syncfs_where_it_reports_errors() -> None:
+    w = DurableWriter(threads=1)
+    assert w.sync is (Sync.SYNCFS if durable._SYNCFS is not None else Sync.FSYNC)
+    w.close()
+
+
+def test_a_failed_syncfs_fails_that_directory_s_files_and_leaves_no_tmp(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if durable._SYNCFS is None:
+        pytest.skip("no syncfs with error reporting here")
+    w = DurableWriter(threads=1, sync=Sync.SYNCFS)
+    monkeypatch.setattr(durable, "_SYNCFS", lambda fd: -1)  # the kernel's answer to a writeback error
+    items = [(tmp_path / f"f{i}.xml", b"x") for i in range(3)]
+    out = w.write_all(items)
+    w.close()
+    assert all(isinstance(r, OSError) for r in out)
+    assert not list(tmp_path.iterdir())
 
 
 def test_write_all_writes_every_file_in_order(writer: DurableWriter, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from mappings.kith import node
+from mappings.kith import xml as kxml
 from tests.unit.kith.helpers import KITH, canonical, mapped, records
 
 SYNTH = (KITH / "synthetic_svarrapport_v1.4.xml").read_text(encoding="utf-8")
@@ -25,13 +26,16 @@ def test_mapping_again_gives_the_same_canonical_result() -> None:
 
 
 def test_local_name_cache_is_bounded_and_names_past_the_bound_still_resolve(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(node, "_NAMES", {})  # a fresh cache, and the shared one is left as it was
+    fresh: dict[object, str] = {}  # a fresh cache, and the shared one is left as it was
+    monkeypatch.setattr(kxml, "TAG_NAMES", fresh)
+    monkeypatch.setattr(node, "_NAMES", fresh)
+    bound = kxml._MAX_NAMES
     ns = "urn:test:memo"
     root = etree.Element(f"{{{ns}}}Root")
-    for i in range(node._MAX_NAMES + 50):
+    for i in range(bound + 50):
         etree.SubElement(root, f"{{{ns}}}N{i}").text = str(i)
-    last = f"N{node._MAX_NAMES + 49}"
+    last = f"N{bound + 49}"
     index = node.Node(root).index()
-    assert len(node._NAMES) <= node._MAX_NAMES
-    assert index[last].text == str(node._MAX_NAMES + 49)
+    assert len(fresh) <= bound
+    assert index[last].text == str(bound + 49)
     assert node.Node(root).find_el(last) is index[last]
