@@ -68,10 +68,12 @@ def _properties(env: Envelope, extra: dict[str, Any] | None = None) -> pika.Basi
 _Outgoing = tuple[str, bytes, pika.BasicProperties]
 
 
-def _outgoing(items: Sequence[tuple[Envelope, dict[str, Any] | None]], cfg: RabbitBusConfig) -> list[_Outgoing]:
+def _outgoing(items: Sequence[tuple[Envelope, dict[str, Any] | None]], cfg: RabbitBusConfig,
+              framed: bool = True) -> list[_Outgoing]:
     """(message id, body, properties) of the AMQP messages for ``items``: work-queue envelopes carry
-    their metadata in the body and go in frames of up to ``frame_envelopes`` / ``frame_bytes``
+    their metadata in the body and (``framed``) go in frames of up to ``frame_envelopes`` / ``frame_bytes``
     (:mod:`engine.bus.wire`); dead letters (``extra`` = the reason) go one by one in header form."""
+    most = cfg.frame_envelopes if framed else 1
     out: list[_Outgoing] = []
     frame: list[Envelope] = []
     size = 0
@@ -94,7 +96,7 @@ def _outgoing(items: Sequence[tuple[Envelope, dict[str, Any] | None]], cfg: Rabb
             flush()
             out.append((env.id, env.raw, _properties(env, extra)))
             continue
-        if frame and (len(frame) >= cfg.frame_envelopes or size + len(env.raw) > cfg.frame_bytes):
+        if frame and (len(frame) >= most or size + len(env.raw) > cfg.frame_bytes):
             flush()
         frame.append(env)
         size += len(env.raw)
@@ -246,12 +248,13 @@ class _Publisher(threading.Thread):
             self._state.by_message = {k: b for k, b in self._state.by_message.items() if id(b) in live}
 
     # caller side -------------------------------------------------------------------------
-    def submit(self, items: Sequence[tuple[Envelope, dict[str, Any] | None]], exchange: str) -> "Future[None]":
+    def submit(self, items: Sequence[tuple[Envelope, dict[str, Any] | None]], exchange: str,
+               framed: bool = True) -> "Future[None]":
         fut: Future[None] = Future()
         if not items:
             fut.set_result(None)
             return fut
-        messages = _outgoing(items, self.cfg)  # encoded here, on the caller's thread, not the I/O thread
+        messages = _outgoing(items, self.cfg, framed)  # encoded here, on the caller's thread, not the I/O thread
         batch = _Batch(fut, len(messages))
         conn = self._conn
         if conn is None or not self._ready.is_set():
@@ -319,8 +322,8 @@ class RabbitBus:
     def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
         return self._pub().submit([(e, None) for e in envelopes], self.cfg.exchange)
 
-    def publish(self, envelopes: Sequence[Envelope], timeout: float | None = None) -> None:
-        fut = self.publish_async(envelopes)
+    def publish(self, envelopes: Sequence[Envelope], timeout: float | None = None, *, framed: bool = True) -> None:
+        fut = self._pub().submit([(e, None) for e in envelopes], self.cfg.exchange, framed)
         try:
             fut.result(timeout or self.cfg.confirm_timeout)
         except TimeoutError:
@@ -392,6 +395,8 @@ class RabbitConsumer:
             self._chan = self._conn.channel()
             self._chan.basic_qos(prefetch_count=prefetch)
             self._buffer: list[Delivery] = []
+            self._split: list[tuple[int, list[Envelope]]] = []
+            self._bus = bus
             self._chan.basic_consume(bus.cfg.queue, self._on_message, auto_ack=False)
         except _AMQP_ERRORS as exc:
             raise BusUnavailable(f"cannot consume ({type(exc).__name__})") from None
@@ -400,7 +405,11 @@ class RabbitConsumer:
         headers = props.headers or {}
         count = int(headers.get("x-delivery-count", 0) or 0)
         tag, redelivered = method.delivery_tag, bool(method.redelivered)
-        for env in wire.decode_all(props.content_type, headers, body):
+        envs = wire.decode_all(props.content_type, headers, body)
+        if len(envs) > 1 and (redelivered or count):
+            self._split.append((tag, envs))
+            return
+        for env in envs:
             self._buffer.append(Delivery(env, tag, redelivered, count))
             self._buffered += len(env.raw)
         self._avg = len(body) if not self._avg else 0.95 * self._avg + 0.05 * len(body)
@@ -434,6 +443,7 @@ class RabbitConsumer:
         try:
             self._fit_prefetch()
             self._conn.process_data_events(time_limit=0)
+            self._split_redelivered()
             while len(self._buffer) < max_items and self._buffered < self._budget // 8:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -441,11 +451,25 @@ class RabbitConsumer:
                 if self._buffer and left > 0.01:
                     left = min(left, 0.01)
                 self._conn.process_data_events(time_limit=left)
+                self._split_redelivered()
                 if self._buffer and time.monotonic() >= deadline:
                     break
         except _AMQP_ERRORS as exc:
             raise BusUnavailable(f"consume failed ({type(exc).__name__})") from None
         return self._take(max_items)
+
+    def _split_redelivered(self) -> None:
+        """A frame delivered again (a worker died or gave it back while it held it) is republished as
+        one message per envelope, confirmed, and only then acked: from then on each envelope is
+        delivered, counted and, if it keeps killing workers, dead-lettered on its own, so one poison
+        message never takes its frame's neighbours to the dead letters. A crash in between means the
+        frame comes again and is split again; the journal absorbs the repeats."""
+        while self._split:
+            tag, envs = self._split[0]
+            self._bus.publish(envs, framed=False)
+            self._chan.basic_ack(delivery_tag=tag, multiple=False)
+            log.info("bus.frame_split", envelopes=len(envs), first_envelope_id=envs[0].id)
+            self._split.pop(0)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
