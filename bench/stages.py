@@ -61,22 +61,26 @@ def _envelopes(raws: Sequence[bytes]) -> list[Envelope]:
 def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageResult]:
     from adapters.mllp.triage import Hl7Options, triage
     from engine.bus import wire
-    from engine.bus.rabbit import _message
     from mappings.hl7v2 import map_message as hl7_map
     from mappings.hl7v2.parser import parse
 
     oru = [data.oru_r01(i, pats[i % len(pats)]) for i in range(n)]
     adt = [data.adt_a08(i, pats[i % len(pats)]) for i in range(n)]
     envs, ctx, opts = _envelopes(oru), _ctx("8859/1"), Hl7Options()
-    bodies = [_message(e, None)[0] for e in envs]
+    bodies = [wire.encode(e) for e in envs]
+    frames = [wire.encode_frame(envs[i:i + 64]) for i in range(0, n, 64)]
     out = [
         _time("parse hl7 ORU", n, lambda: [parse(r) for r in oru]),
         _time("triage hl7 ORU (adapter)", n, lambda: [triage(r, adapter="b", options=opts, source_system=None)
                                                       for r in oru]),
         _time("map hl7 ADT^A08", n, lambda: [hl7_map(r, ctx) for r in adt]),
         _time("map hl7 ORU^R01 (8 OBX)", n, lambda: [hl7_map(r, ctx) for r in oru]),
-        _time("encode envelope (body+props)", n, lambda: [_message(e, None) for e in envs]),
+        _time("encode envelope (wire.encode)", n, lambda: [wire.encode(e) for e in envs]),
         _time("decode envelope (wire.decode)", n, lambda: [wire.decode(wire.ENVELOPE_TYPE, None, b) for b in bodies]),
+        _time("encode frames of 64 (per envelope)", n,
+              lambda: [wire.encode_frame(envs[i:i + 64]) for i in range(0, n, 64)]),
+        _time("decode frames of 64 (per envelope)", n,
+              lambda: [wire.decode_all(wire.FRAME_TYPE, None, f) for f in frames]),
     ]
     return out + _kith_csv_stages(n, pats, seed)
 

@@ -89,3 +89,10 @@ def test_cpu_spent_groups_engine_children_broker_and_database() -> None:
     assert used == {"engine": 2.5, "broker": 1.0, "database": 0.75}
     assert per_message_note(used, 1000) == "CPU µs/msg engine 2,500 broker 1,000 database 750"
     assert per_message_note({}, 1000) == ""
+
+
+def test_cpu_stages_run() -> None:
+    from bench.stages import cpu_stages
+
+    results = cpu_stages(64, data.patients(10))
+    assert len(results) >= 8 and all(r.messages > 0 for r in results)
