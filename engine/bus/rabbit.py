@@ -389,11 +389,14 @@ class RabbitConsumer:
 
     def __init__(self, bus: RabbitBus, prefetch: int, prefetch_bytes: int = PREFETCH_BYTES) -> None:
         self._conn = bus._blocking()
-        self._prefetch = self._max_prefetch = prefetch
+        self._max_prefetch = prefetch
+        # until the first messages show their size, assume frames as large as they may be (a frame of
+        # 256 KiB times a prefetch of 1000 would be 256 MB); _fit_prefetch raises it once it knows
+        self._prefetch = max(1, min(prefetch, prefetch_bytes // bus.cfg.frame_bytes))
         self._budget, self._avg, self._buffered = prefetch_bytes, 0.0, 0
         try:
             self._chan = self._conn.channel()
-            self._chan.basic_qos(prefetch_count=prefetch)
+            self._chan.basic_qos(prefetch_count=self._prefetch)
             self._buffer: list[Delivery] = []
             self._split: list[tuple[int, list[Envelope]]] = []
             self._bus = bus
