@@ -108,6 +108,11 @@ class Worker:
         self.stats.stage_seconds["consume"] += t1 - t0
         if not deliveries:
             return 0
+        return self.handle(consumer, deliveries, t1)
+
+    def handle(self, consumer: Consumer, deliveries: Sequence[Delivery], t1: float | None = None) -> int:
+        """Map, commit and ack ``deliveries`` (fetched from ``consumer``); return how many."""
+        t1 = time.perf_counter() if t1 is None else t1
         self.last_active = time.monotonic()
         outcomes = [self._outcome(d) for d in deliveries]
         t2 = time.perf_counter()

@@ -99,3 +99,37 @@ def test_a_redelivered_frame_is_split_into_single_envelopes(rabbit_url: str, amq
         split = [tags_of[e.id] for e in envs[:64]]
         assert len(set(split)) == 64  # one AMQP message each now
         assert _amqp_messages(amqp_names["queue"]) == 0
+
+
+def test_a_message_that_keeps_killing_workers_is_dead_lettered_as_poison(rabbit_url: str, amqp_names: dict[str, str],
+                                                                         sqlite_store: Any) -> None:
+    """Quorum queue, delivery limit 3: a frame whose worker dies is split; the envelope delivered three
+    times without a commit is archived and dead-lettered as POISON_MESSAGE, the others are journaled."""
+    from engine.worker import Mapper, Worker
+    from adapters.mllp.client import synthetic_adt
+
+    envs = [Envelope.build(synthetic_adt(i), adapter="t", mapping="hl7v2", content_type="application/hl7-v2")
+            for i in range(5)]
+    with _bus(amqp_names, queue_type="quorum", delivery_limit=3) as bus:
+        bus.publish(envs)
+        c = bus.consumer(prefetch=10)
+        assert len(c.fetch(max_items=10, timeout=2.0)) == 5
+        c.close()  # the worker died holding the frame
+        poison = envs[2].id
+        for _ in range(3):  # the envelope kills every worker that takes it; the others are handled
+            c = bus.consumer(prefetch=1)
+            for _ in range(10):
+                batch = c.fetch(max_items=1, timeout=0.5)
+                if not batch:
+                    break
+                if batch[0].envelope.id == poison and batch[0].delivery_count < 3:
+                    break  # dies holding it
+                Worker(bus, sqlite_store, Mapper(), delivery_limit=3).handle(c, batch)
+            c.close()
+        c = bus.consumer(prefetch=10)
+        while (batch := c.fetch(max_items=10, timeout=0.5)):
+            Worker(bus, sqlite_store, Mapper(), delivery_limit=3).handle(c, batch)
+        c.close()
+    dead = sqlite_store.dead_letters()
+    assert [(d["envelope_id"], d["reason_code"]) for d in dead] == [(poison, "POISON_MESSAGE")]
+    assert sqlite_store.counts()["received"] == {"t": 5}
