@@ -55,19 +55,20 @@ _SYNCFS = _load_syncfs()
 
 
 class DurableWriter:
-    """Writes batches of files durably; owns the fsync threads (``fsync`` mode); :meth:`close` stops them."""
+    """Writes batches of files durably; in ``fsync`` mode it owns the fsync threads, which :meth:`close` stops."""
 
     def __init__(self, threads: int = FSYNC_THREADS, sync: Sync = Sync.AUTO) -> None:
         if sync is Sync.SYNCFS and _SYNCFS is None:
             raise ValueError("syncfs with error reporting needs Linux 5.8 or later")
         self.sync = sync if sync is not Sync.AUTO else (Sync.SYNCFS if _SYNCFS is not None else Sync.FSYNC)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fsync")
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fsync") \
+            if self.sync is Sync.FSYNC else None
 
     def write_all(self, items: Sequence[tuple[Path, bytes]]) -> list[Path | OSError]:
         """Write every ``(target, data)`` durably and atomically; the result per item, in order."""
         if self.sync is Sync.SYNCFS and len(items) > 1:
             synced = _write_then_syncfs(items)
-        elif len(items) > 1:
+        elif self._pool is not None and len(items) > 1:
             synced = list(self._pool.map(_write_synced, items))
         else:
             synced = [_write_synced(item) for item in items]
@@ -77,7 +78,8 @@ class DurableWriter:
         return out
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def write_file(target: Path, data: bytes, mode: int = 0o644) -> Path:

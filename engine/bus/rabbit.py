@@ -464,9 +464,9 @@ class RabbitConsumer:
     def _split_redelivered(self) -> None:
         """A frame delivered again (a worker died or gave it back while it held it) is republished as
         one message per envelope, confirmed, and only then acked: from then on each envelope is
-        delivered, counted and, if it keeps killing workers, dead-lettered on its own, so one poison
-        message never takes its frame's neighbours to the dead letters. A crash in between means the
-        frame comes again and is split again; the journal absorbs the repeats."""
+        delivered, counted and, if it keeps killing workers, dead-lettered on its own instead of with
+        its whole frame. A crash in between means the frame comes again and is split again; the
+        journal absorbs the repeats."""
         while self._split:
             tag, envs = self._split[0]
             self._bus.publish(envs, framed=False)
