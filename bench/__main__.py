@@ -45,9 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--floor-messages", type=int, default=10000)
     a("--stage-messages", type=int, default=1000)
     a("--path-timeout", type=float, default=20.0, help="budget per path; a slower path reports what it committed")
-    a("--workers", type=int, default=2, help="worker threads of each engine process")
-    a("--worker-procs", type=int, default=0,
-      help="0: workers run inside the engine process (enjournal run); N: an intake process + N worker processes")
+    a("--workers", type=int, default=1, help="worker threads of each engine process")
+    a("--worker-procs", type=int, default=2,
+      help="N: an intake process + N worker processes, the production shape of deploy/enjournal.example.yaml "
+           "(workers.processes: 2, in_intake_process: false); 0: workers inside one engine process")
     a("--batch-size", type=int, default=500)
     a("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     a("--only", default=",".join(PATHS), help=f"comma-separated paths of {','.join(PATHS)}")

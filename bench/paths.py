@@ -55,8 +55,8 @@ class Options:
     mllp_messages: int = 5000  # throughput phase
     mllp_connections: int = 8
     per_file: int = 500  # HL7 messages per file
-    workers: int = 2  # worker threads per engine process
-    worker_procs: int = 0  # 0: workers inside the engine process (like ``enjournal run``); N: N worker processes
+    workers: int = 1  # worker threads per engine process
+    worker_procs: int = 2  # N: an intake process + N worker processes (deploy/'s shape); 0: one engine process
     batch_size: int = 500
     log_level: str = "info"
     seed: int = 42
