@@ -11,6 +11,7 @@ without BOM/declaration. Config example::
         directory: /srv/enjournal/in/kith
         outbox: /srv/enjournal/out/apprec     # AppRec receipts (must not be the input directory)
         validate_xsd: true                    # schemas shipped in adapters/kith/schemas (or xsd_dir)
+        receipt_sync: auto                    # auto | syncfs | fsync: how a batch's AppRecs are made durable
         sender_her_id: "12345"                # our identity when the message does not name its receiver
 
 For each stable file (never one still being written): read the bytes, run the checks of
@@ -42,7 +43,7 @@ import structlog
 from pydantic import Field
 
 from adapters.base import AdapterRuntime
-from adapters.durable import DurableWriter, write_file
+from adapters.durable import DurableWriter, Sync, write_file
 from adapters.files import FileDropSettings, move_to_archive, move_to_error, poll_batches
 from adapters.kith import Inspection, inspect
 from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec
@@ -63,6 +64,10 @@ class Settings(FileDropSettings):
     xsd_dir: Path | None = None  # default: adapters/kith/schemas
     max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # parse limit; larger is rejected (KITH_TOO_LARGE)
     max_batch: int = Field(default=200, ge=1, le=5000)  # files published per confirmed batch
+    #: how a batch's receipts are made durable (adapters.durable): one syncfs of the outbox's filesystem
+    #: (auto on Linux >= 5.8), or an fsync per file by a thread pool (when the outbox shares a filesystem
+    #: with a busy database, whose dirty pages a syncfs would wait for too)
+    receipt_sync: Sync = Sync.AUTO
     sender_her_id: str | None = None  # our identity, when the message names no receiver
     sender_name: str | None = None
     receiver_her_id: str | None = None  # the partner's identity, when the message names no sender
@@ -92,7 +97,10 @@ class KithFileAdapter:
         self.name = name
         self.settings = settings
         self.runtime = runtime
-        self._writer = DurableWriter()
+        try:
+            self._writer = DurableWriter(sync=settings.receipt_sync)
+        except ValueError as exc:
+            raise ConfigError(f"adapter {name!r}: receipt_sync: {exc}") from None
         self._lock = threading.Lock()
         self._finishing: set[Path] = set()  # published, receipt or move not done yet
 

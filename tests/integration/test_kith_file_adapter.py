@@ -159,10 +159,11 @@ def _receipts(outbox: Path, schema: etree.XMLSchema) -> list[tuple[str, str, lis
     return sorted(out)
 
 
+@pytest.mark.parametrize("receipt_sync", ["auto", "fsync"])
 def test_bad_files_are_answered_and_parked_while_the_next_ones_flow(
-    bus: Bus, tmp_path: Path, apprec_schema: etree.XMLSchema
+    bus: Bus, tmp_path: Path, apprec_schema: etree.XMLSchema, receipt_sync: str
 ) -> None:
-    settings = _settings(tmp_path, validate_xsd=True)
+    settings = _settings(tmp_path, validate_xsd=True, receipt_sync=receipt_sync)
     iso = STANDALONE.decode("utf-8").split("?>", 1)[1].encode("iso-8859-1")  # ISO-8859-1, no declaration
     files = {
         "a-broken.xml": MSGHEAD[: len(MSGHEAD) // 2],
