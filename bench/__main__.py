@@ -33,8 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     a = p.add_argument
     a("--messages", type=int, default=10000, help="HL7 ADT messages (RabbitMQ path and embedded path)")
-    a("--oru-messages", type=int, default=5000)
-    a("--kith-messages", type=int, default=2000, help="Svarrapport files")
+    a("--oru-messages", type=int, default=20000, help="ORU^R01 messages (a few seconds: steadier than a 1 s run)")
+    a("--kith-messages", type=int, default=8000, help="Svarrapport files (a few seconds: steadier than a 1 s run)")
     a("--csv-rows", type=int, default=100_000, help="rows of the 20-column CSV (target is for 1M)")
     a("--csv-full", action="store_true", help="CSV with 1,000,000 rows (the target size)")
     a("--mllp-rate", type=float, default=300.0, help="offered rate of the latency phase (one connection)")

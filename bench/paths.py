@@ -47,8 +47,8 @@ class PathResult:
 @dataclass
 class Options:
     messages: int = 10000  # HL7 ADT messages (RabbitMQ and embedded)
-    oru_messages: int = 5000
-    kith_messages: int = 2000
+    oru_messages: int = 20000
+    kith_messages: int = 8000
     csv_rows: int = 100_000
     mllp_rate: float = 300.0
     mllp_seconds: float = 8.0
