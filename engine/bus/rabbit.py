@@ -28,7 +28,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pika
 import pika.exceptions
@@ -68,39 +68,28 @@ def _properties(env: Envelope, extra: dict[str, Any] | None = None) -> pika.Basi
 _Outgoing = tuple[str, bytes, pika.BasicProperties]
 
 
-def _outgoing(items: Sequence[tuple[Envelope, dict[str, Any] | None]], cfg: RabbitBusConfig,
-              framed: bool = True) -> list[_Outgoing]:
-    """(message id, body, properties) of the AMQP messages for ``items``: work-queue envelopes carry
-    their metadata in the body and (``framed``) go in frames of up to ``frame_envelopes`` / ``frame_bytes``
-    (:mod:`engine.bus.wire`); dead letters (``extra`` = the reason) go one by one in header form."""
-    most = cfg.frame_envelopes if framed else 1
-    out: list[_Outgoing] = []
-    frame: list[Envelope] = []
-    size = 0
-
-    def flush() -> None:
-        nonlocal size
-        if len(frame) == 1:
-            env = frame[0]
-            out.append((env.id, wire.encode(env), pika.BasicProperties(
-                delivery_mode=2, message_id=env.id, content_type=wire.ENVELOPE_TYPE)))
-        elif frame:
-            mid = f"frame-{frame[0].id}"
-            out.append((mid, wire.encode_frame(frame), pika.BasicProperties(
-                delivery_mode=2, message_id=mid, content_type=wire.FRAME_TYPE)))
-        frame.clear()
-        size = 0
-
-    for env, extra in items:
-        if extra:
-            flush()
-            out.append((env.id, env.raw, _properties(env, extra)))
-            continue
-        if frame and (len(frame) >= most or size + len(env.raw) > cfg.frame_bytes):
-            flush()
-        frame.append(env)
+def _frames(envelopes: Sequence[Envelope], most: int, max_bytes: int) -> Iterator[Sequence[Envelope]]:
+    """Consecutive runs of at most ``most`` envelopes and (unless one alone is larger) ``max_bytes`` raw bytes."""
+    start, size = 0, 0
+    for i, env in enumerate(envelopes):
+        if i > start and (i - start >= most or size + len(env.raw) > max_bytes):
+            yield envelopes[start:i]
+            start, size = i, 0
         size += len(env.raw)
-    flush()
+    if start < len(envelopes):
+        yield envelopes[start:]
+
+
+def _work_messages(envelopes: Sequence[Envelope], cfg: RabbitBusConfig, framed: bool) -> list[_Outgoing]:
+    """(message id, body, properties) of the work-queue messages for ``envelopes``: metadata in the body,
+    and (``framed``) frames of up to ``frame_envelopes`` / ``frame_bytes`` (:mod:`engine.bus.wire`)."""
+    out: list[_Outgoing] = []
+    for frame in _frames(envelopes, cfg.frame_envelopes if framed else 1, cfg.frame_bytes):
+        if len(frame) == 1:
+            mid, body, ctype = frame[0].id, wire.encode(frame[0]), wire.ENVELOPE_TYPE
+        else:
+            mid, body, ctype = f"frame-{frame[0].id}", wire.encode_frame(frame), wire.FRAME_TYPE
+        out.append((mid, body, pika.BasicProperties(delivery_mode=2, message_id=mid, content_type=ctype)))
     return out
 
 
@@ -248,13 +237,13 @@ class _Publisher(threading.Thread):
             self._state.by_message = {k: b for k, b in self._state.by_message.items() if id(b) in live}
 
     # caller side -------------------------------------------------------------------------
-    def submit(self, items: Sequence[tuple[Envelope, dict[str, Any] | None]], exchange: str,
-               framed: bool = True) -> "Future[None]":
+    def submit(self, messages: Sequence[_Outgoing], exchange: str) -> "Future[None]":
+        """Publish ``messages`` (encoded on the caller's thread, not the I/O thread); the future settles
+        when the broker confirmed all of them."""
         fut: Future[None] = Future()
-        if not items:
+        if not messages:
             fut.set_result(None)
             return fut
-        messages = _outgoing(items, self.cfg, framed)  # encoded here, on the caller's thread, not the I/O thread
         batch = _Batch(fut, len(messages))
         conn = self._conn
         if conn is None or not self._ready.is_set():
@@ -319,18 +308,19 @@ class RabbitBus:
         pub = self._publisher
         return pub is not None and pub.is_alive() and pub.wait_ready(0)
 
-    def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
-        return self._pub().submit([(e, None) for e in envelopes], self.cfg.exchange)
+    def publish_async(self, envelopes: Sequence[Envelope], *, framed: bool = True) -> "Future[None]":
+        return self._pub().submit(_work_messages(envelopes, self.cfg, framed), self.cfg.exchange)
 
     def publish(self, envelopes: Sequence[Envelope], timeout: float | None = None, *, framed: bool = True) -> None:
-        fut = self._pub().submit([(e, None) for e in envelopes], self.cfg.exchange, framed)
+        fut = self.publish_async(envelopes, framed=framed)
         try:
             fut.result(timeout or self.cfg.confirm_timeout)
         except TimeoutError:
             raise BusUnavailable("publisher confirms timed out") from None
 
     def dead_letter(self, items: Sequence[tuple[Envelope, str]]) -> None:
-        fut = self._pub().submit([(e, {"x-enjournal-reason": r}) for e, r in items], self.cfg.dead_letter_exchange)
+        messages = [(e.id, e.raw, _properties(e, {"x-enjournal-reason": r})) for e, r in items]
+        fut = self._pub().submit(messages, self.cfg.dead_letter_exchange)
         try:
             fut.result(self.cfg.confirm_timeout)
         except TimeoutError:
