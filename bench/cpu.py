@@ -36,20 +36,27 @@ def snapshot() -> Snapshot:
     return out
 
 
-def spent(before: Snapshot, after: Snapshot, engine_pids: Iterable[int]) -> dict[str, float]:
-    """CPU seconds per group between two snapshots (processes born in between count from zero)."""
+def spent(before: Snapshot, after: Snapshot, engine_pids: Iterable[int], intake_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds per group between two snapshots (processes born in between count from zero).
+    With ``intake_pid`` (the adapters' process of a split engine) its share of ``engine`` is also
+    given as ``intake``."""
     engine = set(engine_pids)
     engine |= {pid for pid, (_c, ppid, _s) in after.items() if ppid in engine}
     out = {"engine": 0.0, "broker": 0.0, "database": 0.0}
+    if intake_pid is not None:
+        out["intake"] = 0.0
     for pid, (command, _ppid, seconds) in after.items():
         group = "engine" if pid in engine else _GROUPS.get(command)
         if group is not None:
-            out[group] += seconds - before.get(pid, (command, 0, 0.0))[2]
+            used = seconds - before.get(pid, (command, 0, 0.0))[2]
+            out[group] += used
+            if pid == intake_pid:
+                out["intake"] += used
     return out
 
 
 def per_message_note(seconds: dict[str, float], messages: int) -> str:
-    """``CPU µs/msg engine 650 broker 200 database 110`` (empty when nothing was measured)."""
+    """``CPU µs/msg engine 650 broker 200 database 110 [intake 120]`` (empty when nothing was measured)."""
     if not seconds or not messages or not any(seconds.values()):
         return ""
     parts = " ".join(f"{k} {v / messages * 1e6:,.0f}" for k, v in seconds.items())

@@ -145,7 +145,8 @@ def file_path(name: str, opts: Options, adapter: dict[str, Any], files: list[tup
         cpu0 = cpu.snapshot()
         t0 = _offer(work / "stage", work / "in", [n for n, _ in files])
         t1 = wait_for(count, envelopes, opts.timeout)
-        used = cpu.spent(cpu0, cpu.snapshot(), [e.proc.pid for e in engines])
+        used = cpu.spent(cpu0, cpu.snapshot(), [e.proc.pid for e in engines],
+                         engines[0].proc.pid if len(engines) > 1 else None)
         res = PathResult(name, messages)
         if t1 is None:
             t1, done = time.perf_counter(), count()

@@ -8,7 +8,7 @@ bytes and a trace id. Replay of an archived envelope is the same code path as li
 from __future__ import annotations
 
 import hashlib
-import uuid
+import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,8 +20,13 @@ from engine.model import MapContext
 
 
 def new_id() -> str:
-    """A random id (uuid4 hex) that can never look like a national identity number in a log."""
-    return log_safe(uuid.uuid4().hex)
+    """A random id (uuid4 hex) that can never look like a national identity number in a log.
+    Built from the random bytes directly: ``uuid.uuid4().hex`` costs about 5x more, and every envelope
+    takes two ids on the intake's hot path."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return log_safe(b.hex())
 
 
 class Envelope(BaseModel):
@@ -57,19 +62,19 @@ class Envelope(BaseModel):
         attributes: dict[str, str] | None = None,
         id: str | None = None,
     ) -> "Envelope":
-        return cls(
-            id=id or new_id(),
-            adapter=adapter,
-            mapping=mapping,
-            content_type=content_type,
-            source_system=source_system,
-            received_at=received_at or datetime.now(timezone.utc),
-            charset=charset,
-            raw=raw,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            dedup_key=dedup_key,
-            attributes=attributes or {},
-        )
+        return cls.model_validate({
+            "id": id or new_id(),
+            "adapter": adapter,
+            "mapping": mapping,
+            "content_type": content_type,
+            "source_system": source_system,
+            "received_at": received_at or datetime.now(timezone.utc),
+            "charset": charset,
+            "raw": raw,
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "dedup_key": dedup_key,
+            "attributes": attributes or {},
+        })
 
     def headers(self) -> dict[str, Any]:
         """Everything but the bytes, as flat JSON-friendly values (AMQP headers, queue-table columns)."""
@@ -92,21 +97,27 @@ class Envelope(BaseModel):
         def _s(v: Any) -> Any:
             return v.decode() if isinstance(v, (bytes, bytearray)) else v
 
-        h = {k: _s(v) for k, v in headers.items()}
-        return cls(
-            id=h["id"],
-            adapter=h["adapter"],
-            mapping=h["mapping"],
-            source_system=h.get("source_system"),
-            content_type=h["content_type"],
-            received_at=datetime.fromisoformat(h["received_at"]),
-            charset=h.get("charset"),
-            raw=raw,
-            sha256=h["sha256"],
-            trace_id=h.get("trace_id") or new_id(),
-            dedup_key=h.get("dedup_key"),
-            attributes=orjson.loads(h.get("attributes") or "{}"),
-        )
+        return cls.from_meta({k: _s(v) for k, v in headers.items()}, raw)
+
+    @classmethod
+    def from_meta(cls, h: dict[str, Any], raw: bytes) -> "Envelope":
+        """:meth:`from_headers` for values that are already ``str`` (the work queue's JSON metadata)."""
+        # model_validate(dict): the same validation as cls(**kwargs) at a lower cost (per envelope in
+        # every worker)
+        return cls.model_validate({
+            "id": h["id"],
+            "adapter": h["adapter"],
+            "mapping": h["mapping"],
+            "source_system": h.get("source_system"),
+            "content_type": h["content_type"],
+            "received_at": datetime.fromisoformat(h["received_at"]),
+            "charset": h.get("charset"),
+            "raw": raw,
+            "sha256": h["sha256"],
+            "trace_id": h.get("trace_id") or new_id(),
+            "dedup_key": h.get("dedup_key"),
+            "attributes": orjson.loads(h.get("attributes") or "{}"),
+        })
 
     def context(self, options: dict[str, Any] | None = None) -> MapContext:
         return MapContext(

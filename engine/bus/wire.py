@@ -54,7 +54,7 @@ def _decode_one(body: bytes) -> Envelope:
     meta = orjson.loads(body[_LEN:_LEN + size])
     if not isinstance(meta, dict) or _LEN + size > len(body):
         raise ValueError("bad envelope frame")
-    return Envelope.from_headers(meta, body[_LEN + size:])
+    return Envelope.from_meta(meta, body[_LEN + size:])
 
 
 def _decode_frame(body: bytes) -> list[Envelope]:

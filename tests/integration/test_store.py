@@ -202,6 +202,32 @@ def test_a_lost_insert_race_redoes_the_batch_safely(pg_url: str, monkeypatch: py
     store.close()
 
 
+def test_a_table_skips_its_lookup_after_clean_batches_and_resumes_on_a_stored_key(pg_url: str) -> None:
+    """LookupPolicy: after 4 look-ups that found nothing, record_versions is COPYed blind; a batch that
+    repeats stored versions then fails its COPY, is redone safely with the right counts, and the table
+    looks up again (for 8 clean batches before the next blind one)."""
+    store = Store(pg_url)
+    policy = store._bulk.policy
+    p = fnr_id(10)
+    batches = [[outcome(f"c{b}-{i}", [observation(f"lab|blind|{b}|{i}", p, float(i))]) for i in range(40)]
+               for b in range(6)]
+    for b in batches[:4]:
+        assert store.commit_batch(b).versions_new == 40
+    assert policy.blind("record_versions") and policy.blind("raw_archive")
+    assert store.commit_batch(batches[4]).versions_new == 40  # blind
+    # new envelopes (a resent report): 20 of their versions are stored already
+    repeat = ([outcome(f"x{i}", [observation(f"lab|blind|4|{i}", p, float(i))]) for i in range(20)]
+              + [outcome(f"r{i}", [observation(f"lab|blind|r|{i}", p, 1.0)]) for i in range(20)])
+    stats = store.commit_batch(repeat)
+    assert (stats.versions_new, stats.versions_unchanged) == (20, 20)
+    assert not policy.blind("record_versions") and policy.blind("raw_archive")
+    for _ in range(4):
+        policy.looked_up("record_versions", 0)
+    assert not policy.blind("record_versions"), "the clean streak needed doubles after a collision"
+    assert len(store.all_versions()) == 5 * 40 + 20
+    store.close()
+
+
 def test_key_lookups_in_chunks_and_pairs(store_url: str) -> None:
     """select_in on a composite key, more keys than one SQLite statement may bind."""
     from engine.store.bulk import Bulk, select_in

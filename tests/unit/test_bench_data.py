@@ -89,6 +89,8 @@ def test_cpu_spent_groups_engine_children_broker_and_database() -> None:
     assert used == {"engine": 2.5, "broker": 1.0, "database": 0.75}
     assert per_message_note(used, 1000) == "CPU µs/msg engine 2,500 broker 1,000 database 750"
     assert per_message_note({}, 1000) == ""
+    split = spent(before, after, [10, 12], intake_pid=10)
+    assert split == {"engine": 2.5, "broker": 1.0, "database": 0.75, "intake": 2.0}
 
 
 def test_cpu_stages_run() -> None:
