@@ -5,8 +5,10 @@ Phases (each from the first frame written until the store holds the phase's last
 1. latency: ``mllp_rate`` msg/s offered on one connection (ACK latency p50/p99 from
    :func:`adapters.mllp.client.send_load`), engine as one process like ``enjournal run``;
 2. throughput: ``mllp_messages`` over ``mllp_connections`` connections, unpaced, same engine;
-3. latency again with ``workers.in_intake_process: false`` (``enjournal run`` starts the workers in a
-   process of their own): the difference to 1. is what mapping in the listener's process (the GIL) costs.
+3. latency again with ``workers.in_intake_process: false`` (``enjournal run`` starts ``worker_procs``
+   worker processes of their own, the shape of ``deploy/``): the difference to 1. is what mapping in the
+   listener's process (the GIL) costs;
+4. throughput again in that shape.
 """
 
 from __future__ import annotations
@@ -45,14 +47,16 @@ def mllp_paths(opts: Options, pats: list[data.Patient]) -> list[PathResult]:
     lat = PathResult(f"mllp-oru-latency@{opts.mllp_rate:g}/s", n_lat)
     thr = PathResult(f"mllp-oru-{opts.mllp_connections}conn", n_thr)
     split = PathResult(f"mllp-oru-latency@{opts.mllp_rate:g}/s split", n_lat)
+    thr_split = PathResult(f"mllp-oru-{opts.mllp_connections}conn split", n_thr)
     if note := missing("adapters.mllp.client") or missing("adapters.mllp"):
-        lat.note = thr.note = split.note = note
-        return [lat, thr, split]
+        lat.note = thr.note = split.note = thr_split.note = note
+        return [lat, thr, split, thr_split]
     msgs = [data.oru_r01(i, pats[i % len(pats)], run="M") for i in range(n_lat + n_thr)]
     raw = raw_confirm_latency(opts, msgs[0])
     _mllp_run(opts, [(lat, msgs[:n_lat], 1, opts.mllp_rate), (thr, msgs[n_lat:], opts.mllp_connections, None)])
-    _mllp_run(opts, [(split, msgs[:n_lat], 1, opts.mllp_rate)], split=True)
-    return [raw, lat, thr, split]
+    _mllp_run(opts, [(split, msgs[:n_lat], 1, opts.mllp_rate),
+                     (thr_split, msgs[n_lat:], opts.mllp_connections, None)], split=True)
+    return [raw, lat, thr, split, thr_split]
 
 
 def raw_confirm_latency(opts: Options, body: bytes, seconds: float = 4.0) -> PathResult:
@@ -92,7 +96,8 @@ def _mllp_run(opts: Options, phases: list[Phase], split: bool = False) -> None:
     adapter = {"type": "mllp", "mapping": "hl7v2", "host": "127.0.0.1", "port": port, "source_system": "bench"}
     cfg = engine_config(opts, bus, schema.sa_url, {"mllp": adapter})
     if split:  # enjournal run with the workers in their own process (workers.in_intake_process: false)
-        cfg["workers"] = {**cfg.get("workers", {}), "in_intake_process": False, "processes": 1}
+        cfg["workers"] = {**cfg.get("workers", {}), "in_intake_process": False,
+                          "processes": max(opts.worker_procs, 1)}
     engines = [EngineProcess(work, cfg, "all")]
     try:
         for e in engines:
@@ -107,7 +112,8 @@ def _mllp_run(opts: Options, phases: list[Phase], split: bool = False) -> None:
         for res, *_ in phases:
             res.rss_mb = max(rss) if rss else None
         if split:
-            phases[-1][0].note += "workers in their own process (workers.in_intake_process: false)"
+            for res, *_ in phases:
+                res.note += f"{max(opts.worker_procs, 1)} worker processes (workers.in_intake_process: false)"
         else:
             phases[-1][0].stages_us = per_message_us(stats[-1], done)
     finally:

@@ -74,7 +74,7 @@ def path_row(p: PathResult, floor: float) -> Row:
 
 def _apply_target(row: Row, p: PathResult) -> None:
     ran = row.rate is not None
-    if p.name == "hl7-file-oru" or (p.name.startswith("mllp-oru-") and p.name.endswith("conn")):
+    if p.name == "hl7-file-oru" or (p.name.startswith("mllp-oru-") and "conn" in p.name):
         _judge(row, (row.ratio or 0) >= 0.5 if ran else None, ">= 0.5 x floor")
     elif p.name.startswith("mllp-oru-latency"):
         _judge(row, (p.p99_ms or 1e9) <= 15 if ran else None, "p99 <= 15 ms")

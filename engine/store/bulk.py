@@ -10,12 +10,14 @@ CONFLICT DO NOTHING`` and returns how many rows were new; the way it gets there 
   the table, so every row is written once. Were a concurrent writer to
   commit one of those keys in between, the COPY fails with a unique violation: :class:`Raced` is raised,
   and the caller redoes the whole transaction in the safe mode.
-* PostgreSQL, optimistic and blind: a table whose look-ups found nothing stored for a few batches in a row
-  (a result feed: every observation is new) skips the look-up (see :class:`LookupPolicy`). A key that was
-  stored after all fails the COPY the same way, the transaction is redone safely, and the table goes
-  back to looking up, for twice as many clean batches before it goes blind again. A table whose rows
-  are often stored already (an MLLP listener's processed keys, repeated ADT^A08 demographics) never
-  gets there.
+* PostgreSQL, optimistic and blind: ``record_versions`` and ``raw_archive`` (written once per envelope,
+  by the worker that commits it) skip the look-up once their look-ups found nothing stored for a few
+  batches in a row: a result feed's observations are nearly always new (see :class:`LookupPolicy`). A
+  key that was stored after all fails the COPY the same way, the transaction is redone safely, and the
+  table goes back to looking up, for twice as many clean batches before it goes blind again. Versions
+  that often come back (unchanged ADT^A08 demographics) keep their table looking up. Tables written by
+  two writers by design (``processed_messages``: an MLLP listener remembers the keys it answered, the
+  worker writes them again with the records) always look up.
 * PostgreSQL, safe: COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO
   NOTHING`` (each row is written twice, but no unique violation can abort the transaction).
 
@@ -48,7 +50,7 @@ _SQLITE_VARS = 900  # bound variables per SQLite statement (old builds allow 999
 
 class Raced(Exception):
     """A key was stored already (by a concurrent writer after the look-up, or before a blind COPY);
-    redo the transaction safely."""
+    redo the transaction safely. ``args``: (table name, whether the COPY was blind)."""
 
 
 class LookupPolicy:
@@ -60,8 +62,11 @@ class LookupPolicy:
     Shared by a store's worker threads (updates take a lock; a read may see the state of a moment ago,
     which costs at most one look-up too many or one safe redo)."""
 
-    def __init__(self, clean: int = 4, most: int = 256) -> None:
-        self._first, self._most = clean, most
+    #: tables a policy may make blind: written once per envelope, by the worker that commits it
+    TABLES = frozenset({"record_versions", "raw_archive"})
+
+    def __init__(self, clean: int = 4, most: int = 256, tables: frozenset[str] = TABLES) -> None:
+        self._first, self._most, self._tables = clean, most, tables
         self._need: dict[str, int] = {}
         self._streak: dict[str, int] = {}
         self._blind: dict[str, bool] = {}
@@ -71,6 +76,8 @@ class LookupPolicy:
         return self._blind.get(table, False)
 
     def looked_up(self, table: str, found: int) -> None:
+        if table not in self._tables:
+            return
         with self._lock:
             streak = self._streak.get(table, 0) + 1 if found == 0 else 0
             self._streak[table] = streak
@@ -205,9 +212,9 @@ def _copy_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Row], known_n
     try:
         _copy_rows(cur, table.name, t, fresh.values())
     except UniqueViolation:
-        if not known_new:
+        if blind and not known_new:
             policy.collided(table.name)
-        raise Raced(table.name) from None
+        raise Raced(table.name, blind) from None
     finally:
         cur.close()
     return len(fresh)

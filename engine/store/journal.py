@@ -104,9 +104,6 @@ class Store:
         self._edges = identity.EdgeCache()
         self._bulk = Bulk(self.dialect)
         self._bulk_safe = Bulk(self.dialect, optimistic=False)
-        # the processed keys an MLLP listener remembers are written again by the workers: each writer
-        # learns on its own when its look-ups can be skipped (see bulk.LookupPolicy)
-        self._bulk_remember = Bulk(self.dialect)
         if create:
             self.migrate()
 
@@ -134,12 +131,12 @@ class Store:
         identity.remember(self._edges, edges)
         return stats
 
-    def _transaction(self, work: Callable[[sa.Connection, Bulk], T], bulk: Bulk | None = None) -> T:
+    def _transaction(self, work: Callable[[sa.Connection, Bulk], T]) -> T:
         """Run ``work`` in one transaction, optimistic first; a lost race redoes it in the safe mode."""
         try:
-            return self._attempt(work, bulk or self._bulk)
+            return self._attempt(work, self._bulk)
         except Raced as exc:
-            log.info("store.insert_raced", table=str(exc))
+            log.info("store.insert_raced", table=exc.args[0], blind=exc.args[1])
             return self._attempt(work, self._bulk_safe)
 
     def _attempt(self, work: Callable[[sa.Connection, Bulk], T], bulk: Bulk) -> T:
@@ -190,7 +187,7 @@ class Store:
         """Record keys an adapter answered (best effort: the worker records them durably with the records).
         On PostgreSQL the commit does not wait for the WAL flush, so it does not queue behind the disk."""
         if items:
-            self._transaction(lambda c, bulk: self._remember(c, bulk, items), self._bulk_remember)
+            self._transaction(lambda c, bulk: self._remember(c, bulk, items))
 
     def _remember(self, conn: sa.Connection, bulk: Bulk, rows: Sequence[Row]) -> int:
         if self.dialect == "postgresql":
