@@ -296,6 +296,10 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     """record_versions rows (the content serialised and hashed once); counts the records per kind."""
     rows: list[Row] = []
     by_kind = stats.by_kind
+    # the records of one message mostly share their subject and event time (the same objects): convert
+    # each once
+    subject: Any = None
+    when: Any = None
     for o in outcomes:
         if o.result is None:
             continue
@@ -304,8 +308,12 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
             content = rec.content_json()
             kind = rec.kind
             by_kind[kind] = by_kind.get(kind, 0) + 1
-            rows.append((rec.key, hashlib.sha256(content).hexdigest()[:32], kind, rec.subject.key,
-                         event_us(rec.event_time), rec.status.value, content.decode(), env.id, env.adapter,
+            if rec.subject is not subject:
+                subject, subject_key = rec.subject, rec.subject.key
+            if rec.event_time is not when:
+                when, when_us = rec.event_time, event_us(rec.event_time)
+            rows.append((rec.key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,
+                         when_us, rec.status.value, content.decode(), env.id, env.adapter,
                          rec.provenance.source_message_id))
     return rows
 
