@@ -36,7 +36,8 @@ def snapshot() -> Snapshot:
     return out
 
 
-def spent(before: Snapshot, after: Snapshot, engine_pids: Iterable[int], intake_pid: int | None = None) -> dict[str, float]:
+def spent(before: Snapshot, after: Snapshot, engine_pids: Iterable[int],
+          intake_pid: int | None = None) -> dict[str, float]:
     """CPU seconds per group between two snapshots (processes born in between count from zero).
     With ``intake_pid`` (the adapters' process of a split engine) its share of ``engine`` is also
     given as ``intake``."""

@@ -112,8 +112,9 @@ def _mllp_run(opts: Options, phases: list[Phase], split: bool = False) -> None:
         for res, *_ in phases:
             res.rss_mb = max(rss) if rss else None
         if split:
+            shape = f"{max(opts.worker_procs, 1)} worker processes (workers.in_intake_process: false)"
             for res, *_ in phases:
-                res.note += f"{max(opts.worker_procs, 1)} worker processes (workers.in_intake_process: false)"
+                res.note = "; ".join(x for x in (res.note.strip(), shape) if x)
         else:
             phases[-1][0].stages_us = per_message_us(stats[-1], done)
     finally:
