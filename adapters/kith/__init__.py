@@ -36,7 +36,7 @@ from lxml import etree
 
 from adapters.kith.apprec import AppRecError, Party, Unit
 from engine.errors import EnjournalError, ParseError
-from mappings.kith.xml import NS_MSGHEAD, local, local_tag, parse_xml, unwrap
+from mappings.kith.xml import NS_MSGHEAD, first_child, local, local_tag, parse_xml, unwrap
 
 if TYPE_CHECKING:
     from adapters.kith.xsd import SchemaSet
@@ -265,13 +265,7 @@ def _flat_unit(el: etree._Element) -> Unit:
 
 
 def _child(el: etree._Element | None, name: str) -> etree._Element | None:
-    """The first child element called ``name`` (any namespace)."""
-    if el is not None:
-        for c in el:
-            tag = c.tag
-            if isinstance(tag, str) and local_tag(tag) == name:
-                return c
-    return None
+    return None if el is None else first_child(el, name)
 
 
 def _children(el: etree._Element | None, name: str) -> list[etree._Element]:

@@ -12,7 +12,8 @@ Config example::
   quorum; quorum with ``x-delivery-limit`` and at-least-once dead-lettering), a dead-letter
   exchange and queue.
 * Publishing: persistent messages (the envelope's metadata in the body; envelopes published
-  together go in frames of up to ``frame_envelopes``, :mod:`engine.bus.wire`), ``mandatory`` (an unroutable message fails its batch), and
+  together go in frames of up to ``frame_envelopes``, :mod:`engine.bus.wire`), ``mandatory`` (an
+  unroutable message fails its batch), and
   **streaming** publisher confirms: a dedicated I/O thread runs an asynchronous pika connection;
   ``publish`` sends a whole batch and waits once for the (multiple-)acks of all of it.
 * Consuming: one blocking connection per worker thread, ``basic_qos(prefetch)``, manual

@@ -13,26 +13,13 @@ from functools import lru_cache
 from lxml import etree
 
 from mappings.kith.xml import TAG_NAMES as _NAMES
+from mappings.kith.xml import first_child as _child
 from mappings.kith.xml import local_tag as _local
 
 
 @lru_cache(maxsize=1024)
 def _steps(rel: str) -> tuple[str, ...]:
     return tuple(s for s in rel.split("/") if s)
-
-
-def _child(el: etree._Element, name: str) -> etree._Element | None:
-    names = _NAMES
-    for child in el:
-        tag = child.tag
-        local = names.get(tag)
-        if local is None:
-            if tag.__class__ is not str:  # a comment or processing instruction
-                continue
-            local = _local(tag)
-        if local == name:
-            return child
-    return None
 
 
 class Node:

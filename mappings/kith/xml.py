@@ -108,6 +108,21 @@ def local_tag(tag: str) -> str:
     return name
 
 
+def first_child(el: etree._Element, name: str) -> etree._Element | None:
+    """The first child element of ``el`` called ``name`` (any namespace); comments and PIs are skipped."""
+    names = TAG_NAMES
+    for child in el:
+        tag = child.tag
+        found = names.get(tag)
+        if found is None:
+            if tag.__class__ is not str:  # a comment or processing instruction
+                continue
+            found = local_tag(tag)
+        if found == name:
+            return child
+    return None
+
+
 @dataclass(frozen=True)
 class Unwrapped:
     """The parts of a received document: the MsgHead (if any) and the payload documents in it."""
