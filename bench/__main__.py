@@ -11,6 +11,7 @@ e.g. ``make bench BENCH_ARGS="--messages 20000 --csv-rows 1000000"`` for a long 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import socket
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 
-from bench import data, floor, path_mllp, paths, report, stages
+from bench import data, floor, model, path_mllp, paths, report, stages
 from bench.proc import AMQP_URL, PG_URL
 from engine import logging as elog
 
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] floor again failed ({type(exc).__name__}); using the start floor", file=sys.stderr)
     rows, fl = report.floor_rows(floors)
     rows += [report.path_row(r, fl) for r in results]
+    rows += model.oru_rows(results, [] if ns.no_stages else st, fl, os.cpu_count() or 1)
     if not ns.no_stages:
         rows += report.stage_rows(st)
     total = time.perf_counter() - started

@@ -37,6 +37,8 @@ class PathResult:
     p99_ms: float | None = None
     rss_mb: float | None = None
     stages_us: dict[str, float] = field(default_factory=dict)
+    #: CPU µs per message by process group (``engine``, ``broker``, ``database``, ``intake``: see bench.cpu)
+    cpu_us: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
     @property
@@ -154,6 +156,7 @@ def file_path(name: str, opts: Options, adapter: dict[str, Any], files: list[tup
             res.note = f"partial {done}/{envelopes} envelopes in {opts.timeout:g} s"
         res = _finish(res, engines, t0, t1, res.note)
         res.note = "; ".join(x for x in (res.note.strip(), cpu.per_message_note(used, res.messages)) if x)
+        res.cpu_us = {k: v / max(res.messages, 1) * 1e6 for k, v in used.items()}
         return res
     finally:
         for e in engines:

@@ -2,7 +2,8 @@
 
 Rows have a ``section``: ``floor`` (raw broker / database rates and the floor), ``path`` (end to end,
 with the worker's per-stage µs per message from ``Worker.stats.stage_seconds``), ``stage``
-(microbenchmarks, µs per message). Targets are evaluated here and shown as PASS / MISS next to the
+(microbenchmarks, µs per message), ``model`` (what the ORU^R01 file path's CPU allows,
+:mod:`bench.model`). Targets are evaluated here and shown as PASS / MISS next to the
 figures; a path that did not run shows its note (``n/a (adapter missing)``) instead.
 """
 

@@ -5,6 +5,7 @@ Stages (each timed alone, in this process, on the same synthetic messages as the
 * ``parse``: :func:`mappings.hl7v2.parser.parse` of an ORU^R01;
 * ``triage``: the HL7 adapters' MSH check + envelope (:func:`adapters.mllp.triage.triage`);
 * ``map``: the mappings (HL7 ADT^A08, ORU^R01, KITH Svarrapport, CSV per row);
+* ``pydantic``: the canonical models' share of an ORU^R01 (validate its 8 records, serialise each);
 * ``encode`` / ``decode``: the envelope as a work-queue message and back (:mod:`engine.bus.wire`);
 * ``publish``: ``RabbitBus.publish`` of batches of 500 (streaming confirms) on a queue of its own;
 * ``consume``: ``RabbitConsumer.fetch(500)`` + multi-ack of the same messages;
@@ -28,6 +29,8 @@ from bench import data
 from bench.proc import PgSchema, delete_topology, rabbit_section, tag
 from engine.envelope import Envelope
 from engine.model import MapContext
+
+MODELS_ORU = "pydantic: validate + serialise an ORU's 8 records (inside map + store)"
 
 
 @dataclass
@@ -75,6 +78,7 @@ def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageRe
                                                       for r in oru]),
         _time("map hl7 ADT^A08", n, lambda: [hl7_map(r, ctx) for r in adt]),
         _time("map hl7 ORU^R01 (8 OBX)", n, lambda: [hl7_map(r, ctx) for r in oru]),
+        _models_stage(n, [hl7_map(r, ctx).records for r in oru]),
         _time("encode envelope (wire.encode)", n, lambda: [wire.encode(e) for e in envs]),
         _time("decode envelope (wire.decode)", n, lambda: [wire.decode(wire.ENVELOPE_TYPE, None, b) for b in bodies]),
         _time("encode frames of 64 (per envelope)", n,
@@ -83,6 +87,19 @@ def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageRe
               lambda: [wire.decode_all(wire.FRAME_TYPE, None, f) for f in frames]),
     ]
     return out + _kith_csv_stages(n, pats, seed)
+
+
+def _models_stage(n: int, records: list[Sequence[Any]]) -> StageResult:
+    """What the canonical models alone cost per ORU^R01: validating its records from their fields (as the
+    mapping builds them) and serialising each to the JSON the store hashes and writes."""
+    fields = [[(type(r), dict(r)) for r in recs] for recs in records]
+
+    def run() -> None:
+        for recs in fields:
+            for cls, f in recs:
+                cls.model_validate(f).content_json()
+
+    return _time(MODELS_ORU, n, run)
 
 
 def _kith_csv_stages(n: int, pats: list[data.Patient], seed: int) -> list[StageResult]:

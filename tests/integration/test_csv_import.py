@@ -116,11 +116,12 @@ def test_legacy_encodings_round_trip_into_the_journal(tmp_path: Path, store_url:
     assert import_file("kommune", s, Runtime(bus), p).accepted == 4
     store = Store(store_url)
     try:
-        Worker(bus, store, Mapper(lambda _a: s.mapping_options())).run(threading.Event(), until_idle=True)
+        stats = Worker(bus, store, Mapper(lambda _a: s.mapping_options())).run(threading.Event(), until_idle=True)
         descriptions = sorted(orjson.loads(v["content"])["description"] for v in store.all_versions())
     finally:
         store.close()
     assert descriptions == sorted(names)
+    assert stats.envelopes == 1 and stats.stage_seconds["map_cpu"] > 0  # the map stage's CPU is measured
 
 
 def test_check_names_adapter_and_missing_column(tmp_path: Path) -> None:
