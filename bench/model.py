@@ -34,7 +34,7 @@ def oru_rows(paths: Sequence[PathResult], stages: Sequence[StageResult], floor: 
         return []
     cpu = sum(path.cpu_us.get(k, 0.0) for k in ("engine", "broker", "database"))
     mapping = path.stages_us.get("map_cpu")
-    if not cpu or mapping is None:
+    if not cpu or mapping is None or mapping >= cpu:
         return []
     fixed = cpu - mapping
     ceiling = cores * 1e6 / fixed

@@ -36,7 +36,11 @@ def test_a_negative_budget_and_the_models_share() -> None:
     PathResult(model.PATH, 100, note="n/a"),  # did not run
     PathResult(model.PATH, 100, seconds=1.0, stages_us={"map": 1.0}, cpu_us={"engine": 1.0}),  # no map CPU
     PathResult(model.PATH, 100, seconds=1.0, stages_us={"map_cpu": 1.0}),  # no process CPU
+    PathResult(model.PATH, 100, seconds=1.0, stages_us={"map_cpu": 2.0}, cpu_us={"engine": 1.0}),  # inconsistent
 ])
 def test_no_row_without_the_figures(path: PathResult) -> None:
     assert model.oru_rows([path], [], floor=5000.0, cores=2) == []
+
+
+def test_no_row_without_a_floor() -> None:
     assert model.oru_rows([_path()], [], floor=0.0, cores=2) == []
