@@ -36,7 +36,7 @@ from lxml import etree
 
 from adapters.kith.apprec import AppRecError, Party, Unit
 from engine.errors import EnjournalError, ParseError
-from mappings.kith.xml import NS_MSGHEAD, first_child, local, local_tag, parse_xml, unwrap
+from mappings.kith.xml import NS_MSGHEAD, first_child, local, parse_xml, tag_name, unwrap
 
 if TYPE_CHECKING:
     from adapters.kith.xsd import SchemaSet
@@ -269,7 +269,7 @@ def _child(el: etree._Element | None, name: str) -> etree._Element | None:
 
 
 def _children(el: etree._Element | None, name: str) -> list[etree._Element]:
-    return [c for c in (el if el is not None else ()) if isinstance(c.tag, str) and local_tag(c.tag) == name]
+    return [] if el is None else [c for c in el if tag_name(c.tag) == name]
 
 
 def _text(el: etree._Element | None) -> str | None:

@@ -12,9 +12,8 @@ from functools import lru_cache
 
 from lxml import etree
 
-from mappings.kith.xml import TAG_NAMES as _NAMES
 from mappings.kith.xml import first_child as _child
-from mappings.kith.xml import local_tag as _local
+from mappings.kith.xml import tag_name
 
 
 @lru_cache(maxsize=1024)
@@ -52,14 +51,10 @@ class Node:
         index = self._index
         if index is None:
             index = {}
-            names = _NAMES
             for child in self.el:
-                tag = child.tag
-                name = names.get(tag)
+                name = tag_name(child.tag)
                 if name is None:
-                    if tag.__class__ is not str:  # a comment or processing instruction
-                        continue
-                    name = _local(tag)
+                    continue  # a comment or processing instruction
                 if name in index:
                     self._repeat(name, index[name], child)
                 else:

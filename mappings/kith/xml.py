@@ -108,17 +108,19 @@ def local_tag(tag: str) -> str:
     return name
 
 
+def tag_name(tag: object) -> str | None:
+    """The local name of an element's ``tag``; None for a comment or processing instruction (whose
+    ``tag`` is a factory function, not a string)."""
+    name = TAG_NAMES.get(tag)
+    if name is None and tag.__class__ is str:
+        name = local_tag(tag)  # type: ignore[arg-type]
+    return name
+
+
 def first_child(el: etree._Element, name: str) -> etree._Element | None:
-    """The first child element of ``el`` called ``name`` (any namespace); comments and PIs are skipped."""
-    names = TAG_NAMES
+    """The first child element of ``el`` called ``name`` (any namespace)."""
     for child in el:
-        tag = child.tag
-        found = names.get(tag)
-        if found is None:
-            if tag.__class__ is not str:  # a comment or processing instruction
-                continue
-            found = local_tag(tag)
-        if found == name:
+        if tag_name(child.tag) == name:
             return child
     return None
 

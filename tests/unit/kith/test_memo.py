@@ -28,7 +28,6 @@ def test_mapping_again_gives_the_same_canonical_result() -> None:
 def test_local_name_cache_is_bounded_and_names_past_the_bound_still_resolve(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     fresh: dict[object, str] = {}  # a fresh cache, and the shared one is left as it was
     monkeypatch.setattr(kxml, "TAG_NAMES", fresh)
-    monkeypatch.setattr(node, "_NAMES", fresh)
     bound = kxml._MAX_NAMES
     ns = "urn:test:memo"
     root = etree.Element(f"{{{ns}}}Root")
