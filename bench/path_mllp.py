@@ -19,7 +19,7 @@ import time
 
 from bench import data
 from bench.paths import Options, PathResult, cleanup, engine_config, missing, per_message_us
-from bench.proc import AMQP_URL, EngineProcess, PgSchema, rabbit_section, tag, wait_for
+from bench.proc import AMQP_URL, EngineProcess, PgSchema, rabbit_section, tag, wait_consumers, wait_for
 
 
 def free_port() -> int:
@@ -103,6 +103,7 @@ def _mllp_run(opts: Options, phases: list[Phase], split: bool = False) -> None:
         for e in engines:
             e.wait_ready()
         _wait_port(port)
+        wait_consumers(bus, opts.workers * (max(opts.worker_procs, 1) if split else 1))
         done = 0
         for res, part, conns, rate in phases:
             done += len(part)

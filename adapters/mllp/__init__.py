@@ -62,8 +62,9 @@ class Settings(Hl7Options):
     #: how long to keep retrying a publish while the bus is unavailable before dropping the connection
     bus_retry_seconds: float = Field(default=30.0, ge=0)
     dedup_cache_size: int = Field(default=100_000, ge=0)
-    #: how long a new message waits for the store's duplicate look-up before it is published anyway
-    dedup_lookup_budget_ms: float = Field(default=2.0, ge=0)
+    #: how long a new message waits for the store's duplicate look-up before it is published anyway (0:
+    #: publish at once, the look-up runs meanwhile; the ACK still carries the code the look-up finds)
+    dedup_lookup_budget_ms: float = Field(default=0.0, ge=0)
     drain_timeout: float = Field(default=30.0, gt=0)
     #: the interpreter's thread switch interval while a listener runs (process-wide). Mapping threads
     #: in the same process hold the GIL for up to this long each time the listener wants it back.

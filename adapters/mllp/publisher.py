@@ -5,9 +5,13 @@ the ACK code to answer with (AA/AE/AR), or fails with :class:`engine.errors.BusU
 the sender gets no answer at all). One drain task gathers whatever is queued into a batch (up to
 ``max_batch``) and processes up to ``max_inflight`` batches at once:
 
-1. duplicates: an accepted message whose ``dedup_key`` is in the recent-key cache, in flight in
-   another batch, or known to ``runtime.keys.processed_ack`` is answered with the original code and
-   not published again;
+1. duplicates: an accepted message whose ``dedup_key`` is in the recent-key cache or in flight in
+   another batch is answered with the original code and not published again; one known to the store
+   (``runtime.keys.processed_acks``) is answered with its original code too. That look-up runs while
+   the batch is published (``lookup_budget`` 0, the default: waiting for it first, with the store busy
+   with the workers' commits, took as long as the confirm itself and doubled the ACK's p50);
+   with a budget the batch waits that long for it first and a key found in time is not published again.
+   A resend published again reaches the workers, whose store writes are idempotent;
 2. the rest is published with ``await asyncio.wrap_future(bus.publish_async(batch))``, retried
    (tenacity) while the bus is unavailable for up to ``retry_seconds``;
 3. after the confirm the futures resolve and the accepted keys are remembered in batches
@@ -87,7 +91,7 @@ class Publisher:
 
     def __init__(self, bus: Bus, keys: ProcessedKeys, *, max_batch: int = 500, max_inflight: int = 4,
                  retry_seconds: float = 30.0, cache_size: int = 100_000, lookup_threads: int = 4,
-                 lookup_budget: float = 0.002) -> None:
+                 lookup_budget: float = 0.0) -> None:
         self.bus, self.keys = bus, keys
         self.max_batch, self.retry_seconds, self.lookup_budget = max_batch, retry_seconds, lookup_budget
         self.cache = RecentKeys(cache_size)
@@ -180,7 +184,7 @@ class Publisher:
         loop = asyncio.get_running_loop()
         keys = [p.triage.envelope.dedup_key or "" for p in leaders]
         lookup = loop.run_in_executor(self._lookups, self._lookup, keys) if leaders else None
-        if lookup is not None:
+        if lookup is not None and self.lookup_budget > 0:
             await asyncio.wait({lookup}, timeout=self.lookup_budget)
         if lookup is None or lookup.done():
             published = self._settle_known(leaders, lookup.result() if lookup else []) + rejects
