@@ -21,8 +21,17 @@ def _v1_initial(conn: sa.Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2_raw_archive_lean(conn: sa.Connection) -> None:
+    """Drop raw_archive's indexes on sha256 and (adapter, received_at): no query used them, and every
+    envelope paid for both (about a tenth of PostgreSQL's CPU per ORU^R01 message). An archived envelope
+    is found by its id (the primary key), which dead letters, records and logs carry."""
+    for name in ("ix_raw_archive_sha256", "ix_raw_archive_adapter_received"):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _v1_initial),
+    (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
 ]
 _LOCK_ID = 7_243_001
 

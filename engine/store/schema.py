@@ -1,6 +1,6 @@
 """Tables of the journal store.
 
-* ``raw_archive``: every envelope's bytes exactly as received, searchable and replayable.
+* ``raw_archive``: every envelope's bytes exactly as received, found by envelope id (the primary key) and replayable.
 * ``record_versions``: every version of every canonical record (key + content hash). The current
   version of a record is the one with the newest source event time, ties broken by the hash: a pure
   function of the set of versions, so any order and any repetition give the same journal.
@@ -31,8 +31,6 @@ raw_archive = sa.Table(
     sa.Column("dedup_key", sa.String(400)),
     sa.Column("attributes", sa.Text),
     sa.Column("raw", sa.LargeBinary, nullable=False),
-    sa.Index("ix_raw_archive_sha256", "sha256"),
-    sa.Index("ix_raw_archive_adapter_received", "adapter", "received_at"),
 )
 
 record_versions = sa.Table(
