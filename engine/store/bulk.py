@@ -140,17 +140,29 @@ def select_in(conn: sa.Connection, table: sa.Table, out: Sequence[str], by: Sequ
     whole table as soon as it held a few ten thousand rows (measured 12x slower)."""
     if not keys:
         return []
+    if conn.dialect.name == "postgresql":
+        return [tuple(r) for r in conn.exec_driver_sql(pg_select_in_sql(table, tuple(out), tuple(by), where),
+                                                        pg_select_in_args(by, keys))]
+    cols = ", ".join(f"t.{c}" for c in out)
+    return _sqlite_select_in(conn, table, cols, by, keys, f" AND {where}" if where else "")
+
+
+@functools.cache
+def pg_select_in_sql(table: sa.Table, out: Sequence[str], by: Sequence[str], where: str = "") -> str:
+    """The PostgreSQL statement of :func:`select_in` (``out`` and ``by`` as tuples); its parameters are
+    :func:`pg_select_in_args`."""
     cols = ", ".join(f"t.{c}" for c in out)
     extra = f" AND {where}" if where else ""
-    if conn.dialect.name == "postgresql":
-        parts = [keys] if len(by) == 1 else list(zip(*keys))
-        k = ", ".join(f"c{i}" for i in range(len(by)))
-        on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(by))
-        arrays = ", ".join(["%s::text[]"] * len(by))
-        sql = (f"SELECT x.* FROM unnest({arrays}) AS k({k}) CROSS JOIN LATERAL "
-               f"(SELECT {cols} FROM {table.name} t WHERE {on}{extra} OFFSET 0) AS x")
-        return [tuple(r) for r in conn.exec_driver_sql(sql, tuple(pg_text_array(p) for p in parts))]
-    return _sqlite_select_in(conn, table, cols, by, keys, extra)
+    k = ", ".join(f"c{i}" for i in range(len(by)))
+    on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(by))
+    arrays = ", ".join(["%s::text[]"] * len(by))
+    return (f"SELECT x.* FROM unnest({arrays}) AS k({k}) CROSS JOIN LATERAL "
+            f"(SELECT {cols} FROM {table.name} t WHERE {on}{extra} OFFSET 0) AS x")
+
+
+def pg_select_in_args(by: Sequence[str], keys: Sequence[Any]) -> tuple[str, ...]:
+    parts = [keys] if len(by) == 1 else list(zip(*keys))
+    return tuple(pg_text_array(p) for p in parts)
 
 
 def _sqlite_select_in(conn: sa.Connection, table: sa.Table, cols: str, by: Sequence[str], keys: Sequence[Any],

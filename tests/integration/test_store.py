@@ -263,3 +263,36 @@ def test_large_identity_batches_merge_new_and_stored_identifiers(store_url: str)
     assert merged is not None and len(merged.identifiers) == 8
     assert [set(c) for c in merged.conflicts] == [{fnr_id(0).key, fnr_id(1).key}]
     store.close()
+
+
+def test_processed_acks_of_many_keys(store_url: str) -> None:
+    store = Store(store_url)
+    store.remember([(f"HL7|APP|FAC|{i}", f"e{i}", "AA" if i % 3 else "AE") for i in range(0, 1200, 2)])
+    asked = [f"HL7|APP|FAC|{i}" for i in range(1200)] + ['HL7|APP|"Q\\|1']  # odd keys: never stored
+    found = store.processed_acks(asked)
+    assert found == {f"HL7|APP|FAC|{i}": "AA" if i % 3 else "AE" for i in range(0, 1200, 2)}
+    assert store.processed_acks([]) == {} and store.processed_ack("HL7|APP|FAC|1") is None
+    store.close()
+
+
+def test_processed_key_lookup_survives_a_lost_connection(pg_url: str) -> None:
+    store = Store(pg_url)
+    store.remember([("HL7|APP|FAC|7", "e7", "AA")])
+    assert store.processed_ack("HL7|APP|FAC|7") == "AA"
+    with store.engine.connect() as c:  # end the look-up's session (its last query is the look-up)
+        ended = c.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND datname = current_database() AND position('FROM processed_messages' in query) > 0 "
+            "AND position('unnest' in query) > 0").scalar()
+    assert ended and ended >= 1
+    for _ in range(3):  # a connection that failed is dropped, not handed out again
+        try:
+            assert store.processed_ack("HL7|APP|FAC|7") == "AA"
+            break
+        except Exception:  # noqa: BLE001 - the terminated connection fails once
+            continue
+    else:
+        raise AssertionError("the look-up did not recover")
+    assert store.processed_ack("HL7|APP|FAC|7") == "AA"
+    store.close()
+
