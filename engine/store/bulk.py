@@ -148,8 +148,8 @@ def select_in(conn: sa.Connection, table: sa.Table, out: Sequence[str], by: Sequ
 
 
 @functools.cache
-def pg_select_in_sql(table: sa.Table, out: Sequence[str], by: Sequence[str], where: str = "") -> str:
-    """The PostgreSQL statement of :func:`select_in` (``out`` and ``by`` as tuples); its parameters are
+def pg_select_in_sql(table: sa.Table, out: tuple[str, ...], by: tuple[str, ...], where: str = "") -> str:
+    """The PostgreSQL statement of :func:`select_in` (made once per shape); its parameters are
     :func:`pg_select_in_args`."""
     cols = ", ".join(f"t.{c}" for c in out)
     extra = f" AND {where}" if where else ""

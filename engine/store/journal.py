@@ -188,7 +188,7 @@ class Store:
         SQLite). An MLLP listener asks for every new message while it publishes it, so this is on the ACK
         path: on PostgreSQL it is one prepared statement on an autocommit connection. Through a pooled
         connection's transaction (BEGIN, the query, ROLLBACK on return) a look-up of one key took 270-360 µs
-        of the listener's CPU and 0.5-0.7 ms; this way 90-100 µs and 0.16 ms."""
+        of the listener's CPU and 0.5-0.7 ms; this way 90-140 µs and 0.16-0.24 ms."""
         keys, out, by = list(dedup_keys), ("dedup_key", "ack_code"), ("dedup_key",)
         if not keys:
             return {}

@@ -1,6 +1,7 @@
 """Tables of the journal store.
 
-* ``raw_archive``: every envelope's bytes exactly as received, found by envelope id (the primary key) and replayable.
+* ``raw_archive``: every envelope's bytes exactly as received, found by envelope id (the primary key)
+  and replayable.
 * ``record_versions``: every version of every canonical record (key + content hash). The current
   version of a record is the one with the newest source event time, ties broken by the hash: a pure
   function of the set of versions, so any order and any repetition give the same journal.
