@@ -60,7 +60,7 @@ def wait_consumers(section: dict[str, Any], expected: int, timeout: float = 60.0
     from engine.config import RabbitBusConfig
 
     end = time.monotonic() + timeout
-    conn = pika.BlockingConnection(pika.URLParameters(RabbitBusConfig(url=AMQP_URL).url_with_secret()))
+    conn = pika.BlockingConnection(pika.URLParameters(RabbitBusConfig(**section).url_with_secret()))
     try:
         while True:
             ch = conn.channel()
