@@ -27,6 +27,13 @@ class ProcessedKeys(Protocol):
         ...
 
 
+class AsyncKeys(Protocol):
+    """:meth:`ProcessedKeys.processed_acks` on an event loop (a store may offer one: ``async_key_reader()``)."""
+
+    async def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]: ...
+    async def close(self) -> None: ...
+
+
 class AdapterRuntime(Protocol):
     bus: Bus
     keys: ProcessedKeys

@@ -90,7 +90,8 @@ class Connection:
     async def _read_loop(self) -> None:
         while True:
             try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), self.settings.idle_timeout)
+                async with asyncio.timeout(self.settings.idle_timeout):  # no task per read, as wait_for makes
+                    data = await self.reader.read(READ_CHUNK)
             except TimeoutError:
                 if self.outstanding or self.decoder.pending:
                     continue

@@ -16,6 +16,9 @@ Contract:
 * ``Bus.consumer(prefetch)`` opens a consumer (one per worker thread): ``fetch`` a batch,
   ``ack`` it after the store commit, ``requeue`` it on a transient failure.
 * ``Bus.dead_letter(items)`` publishes envelopes with their reason to the dead-letter queue.
+* A bus may also offer ``loop_publisher()``: an :class:`EventLoopPublisher` for one asyncio event loop,
+  with the same messages and confirms as ``publish_async`` but no thread hand-off (RabbitMQ:
+  :mod:`engine.bus.rabbit_loop`). An MLLP listener uses it where the bus has one.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ class Consumer(Protocol):
     def ack(self, deliveries: Sequence[Delivery]) -> None: ...
     def requeue(self, deliveries: Sequence[Delivery]) -> None: ...
     def close(self) -> None: ...
+
+
+class EventLoopPublisher(Protocol):
+    def start(self) -> None: ...
+    async def publish(self, envelopes: Sequence[Envelope]) -> None: ...
+    async def close(self, timeout: float = 5.0) -> None: ...
 
 
 class Bus(Protocol):

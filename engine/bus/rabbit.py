@@ -24,12 +24,13 @@ Config example::
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pika
 import pika.exceptions
@@ -41,6 +42,9 @@ from engine.bus import Delivery, wire
 from engine.config import RabbitBusConfig
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
+
+if TYPE_CHECKING:
+    from engine.bus.rabbit_loop import LoopPublisher
 
 log = structlog.get_logger(__name__)
 ROUTING_KEY = "envelope"
@@ -111,7 +115,10 @@ def declare_topology(channel: Any, cfg: RabbitBusConfig) -> None:
 
 @dataclass
 class _Batch:
-    future: "Future[None]"
+    """Envelopes published together: their future (a thread's or an event loop's) settles once the broker
+    confirmed every message of it, and fails if it nacked or returned any."""
+
+    future: "Future[None] | asyncio.Future[None]"
     remaining: int
     failed: str | None = None
 
@@ -131,11 +138,53 @@ class _Batch:
             self.future.set_exception(BusUnavailable(f"broker did not accept the batch ({self.failed})"))
 
 
-@dataclass
-class _PublisherState:
-    seq: int = 0
-    pending: dict[int, _Batch] = field(default_factory=dict)
-    by_message: dict[str, _Batch] = field(default_factory=dict)
+class Confirms:
+    """The streaming confirms of one channel: which batch each delivery tag (and message id, for returns)
+    belongs to. Used on the thread that owns the channel (the I/O thread, or an event loop)."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.pending: dict[int, _Batch] = {}
+        self.by_message: dict[str, _Batch] = {}
+
+    def publish(self, chan: Any, messages: Sequence[_Outgoing], exchange: str, batch: _Batch) -> None:
+        """Send ``messages`` (persistent, mandatory) as ``batch``; a channel error fails the batch."""
+        if chan is None or not chan.is_open:
+            batch.fail("NOT_CONNECTED")
+            return
+        try:
+            for mid, body, props in messages:
+                self.seq += 1
+                self.pending[self.seq] = batch
+                self.by_message[mid] = batch
+                chan.basic_publish(exchange, ROUTING_KEY, body, props, mandatory=True)
+        except _AMQP_ERRORS as exc:
+            batch.fail(type(exc).__name__)
+        if len(self.by_message) > 100_000:
+            live = {id(b) for b in self.pending.values()}
+            self.by_message = {k: b for k, b in self.by_message.items() if id(b) in live}
+
+    def on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        ok = isinstance(method, Basic.Ack)
+        tag = method.delivery_tag
+        # pending is insertion-ordered with increasing tags: stop at the first newer one
+        tags = list(itertools.takewhile(lambda t: t <= tag, self.pending)) if method.multiple else [tag]
+        for t in tags:
+            batch = self.pending.pop(t, None)
+            if batch is not None:
+                batch.settle(ok)
+
+    def on_return(self, chan: Any, method: Any, props: Any, body: bytes) -> None:
+        batch = self.by_message.get(props.message_id or "")
+        if batch is not None:
+            batch.failed = batch.failed or "UNROUTABLE"
+
+    def fail_all(self, why: str) -> None:
+        """Fail every batch still waiting (the channel is gone) and start over."""
+        for batch in {id(b): b for b in self.pending.values()}.values():
+            batch.fail(why)
+        self.seq, self.pending, self.by_message = 0, {}, {}
 
 
 class _Publisher(threading.Thread):
@@ -148,7 +197,7 @@ class _Publisher(threading.Thread):
         self._ready = threading.Event()
         self._conn: SelectConnection | None = None
         self._chan: Any = None
-        self._state = _PublisherState()
+        self._confirms = Confirms()
 
     # thread side -------------------------------------------------------------------------
     def run(self) -> None:
@@ -168,7 +217,7 @@ class _Publisher(threading.Thread):
                     except Exception:  # noqa: BLE001
                         pass
             self._ready.clear()
-            self._fail_all("CONNECTION_LOST")
+            self._confirms.fail_all("CONNECTION_LOST")
             if self._stopping.wait(backoff):
                 break
             backoff = min(backoff * 2, 5.0)
@@ -186,10 +235,10 @@ class _Publisher(threading.Thread):
 
     def _on_channel(self, chan: Any) -> None:
         self._chan = chan
-        self._state = _PublisherState()
+        self._confirms = confirms = Confirms()
         chan.add_on_close_callback(self._on_channel_closed)
-        chan.add_on_return_callback(self._on_return)
-        chan.confirm_delivery(self._on_confirm)
+        chan.add_on_return_callback(confirms.on_return)
+        chan.confirm_delivery(confirms.on_confirm)
         self._ready.set()
         log.info("bus.publisher_ready")
 
@@ -200,42 +249,8 @@ class _Publisher(threading.Thread):
         if conn is not None and conn.is_open:
             conn.close()
 
-    def _on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        ok = isinstance(method, Basic.Ack)
-        tag = method.delivery_tag
-        # pending is insertion-ordered with increasing tags: stop at the first newer one
-        tags = list(itertools.takewhile(lambda t: t <= tag, self._state.pending)) if method.multiple else [tag]
-        for t in tags:
-            batch = self._state.pending.pop(t, None)
-            if batch is not None:
-                batch.settle(ok)
-
-    def _on_return(self, chan: Any, method: Any, props: Any, body: bytes) -> None:
-        batch = self._state.by_message.get(props.message_id or "")
-        if batch is not None:
-            batch.failed = batch.failed or "UNROUTABLE"
-
-    def _fail_all(self, why: str) -> None:
-        for batch in {id(b): b for b in self._state.pending.values()}.values():
-            batch.fail(why)
-        self._state = _PublisherState()
-
     def _do_publish(self, messages: Sequence[_Outgoing], exchange: str, batch: _Batch) -> None:
-        if self._chan is None or not self._chan.is_open:
-            batch.fail("NOT_CONNECTED")
-            return
-        try:
-            for mid, body, props in messages:
-                self._state.seq += 1
-                self._state.pending[self._state.seq] = batch
-                self._state.by_message[mid] = batch
-                self._chan.basic_publish(exchange, ROUTING_KEY, body, props, mandatory=True)
-        except _AMQP_ERRORS as exc:
-            batch.fail(type(exc).__name__)
-        if len(self._state.by_message) > 100_000:
-            live = {id(b) for b in self._state.pending.values()}
-            self._state.by_message = {k: b for k, b in self._state.by_message.items() if id(b) in live}
+        self._confirms.publish(self._chan, messages, exchange, batch)
 
     # caller side -------------------------------------------------------------------------
     def submit(self, messages: Sequence[_Outgoing], exchange: str) -> "Future[None]":
@@ -308,6 +323,13 @@ class RabbitBus:
         """True when :meth:`publish_async` will not wait for a connection."""
         pub = self._publisher
         return pub is not None and pub.is_alive() and pub.wait_ready(0)
+
+    def loop_publisher(self) -> "LoopPublisher":
+        """A publisher for the calling event loop (:mod:`engine.bus.rabbit_loop`): the same messages and
+        confirms as :meth:`publish_async`, without the I/O thread."""
+        from engine.bus.rabbit_loop import LoopPublisher
+
+        return LoopPublisher(self.cfg, connect_timeout=self._connect_timeout)
 
     def publish_async(self, envelopes: Sequence[Envelope], *, framed: bool = True) -> "Future[None]":
         return self._pub().submit(_work_messages(envelopes, self.cfg, framed), self.cfg.exchange)

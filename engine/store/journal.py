@@ -25,6 +25,7 @@ from engine.errors import StoreUnavailable
 from engine.model import MappingResult
 from engine.store import schema as s
 from engine.store.bulk import Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
+from engine.store.keys_async import AsyncKeyReader
 from engine.store.migrations import migrate
 
 log = structlog.get_logger("engine.store")
@@ -198,6 +199,14 @@ class Store:
         else:
             found = self._read_pg(s.processed_messages, out, by, keys)
         return {str(k): str(a) for k, a in found}
+
+    def async_key_reader(self) -> AsyncKeyReader | None:
+        """:meth:`processed_acks` for an event loop (:mod:`engine.store.keys_async`), on PostgreSQL; None on
+        SQLite, whose look-up is a local file read that callers run on a thread."""
+        if self.dialect != "postgresql":
+            return None
+        _, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        return AsyncKeyReader(kwargs)
 
     def _read_pg(self, table: sa.Table, out: tuple[str, ...], by: tuple[str, ...], keys: list[Any]) -> list[Row]:
         """:func:`select_in` on an autocommit connection of ``_reads``, prepared; a connection that failed

@@ -24,7 +24,7 @@ from adapters.mllp.tls import client_context
 from engine.bus.rabbit import RabbitBus
 from engine.config import RabbitBusConfig
 from engine.store import Store
-from tests.unit.mllp.helpers import listening, run_worker
+from tests.unit.mllp.helpers import drain, listening, run_worker
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -130,3 +130,15 @@ def test_no_ack_while_the_broker_is_unreachable(store: Store, amqp_names: dict[s
     finally:
         down.close()
     assert store.processed_ack("HL7|LOADGEN|TEST|MSG00000001") is None
+
+
+def test_resend_after_restart_is_found_in_the_store(bus: RabbitBus, any_store: Store) -> None:
+    """A listener with an empty cache answers a resend with the original code from the store (PostgreSQL:
+    the look-up on the event loop; SQLite: on a pool thread) and publishes only new messages."""
+    with listening(bus, any_store) as a, MllpClient("127.0.0.1", a.port) as c:
+        assert [x.code for x in c.send_many([synthetic_adt(i) for i in range(5)])] == ["AA"] * 5
+    run_worker(bus, any_store, 5)
+    with listening(bus, any_store, dedup_lookup_budget_ms=10_000) as a, MllpClient("127.0.0.1", a.port) as c:
+        acks = c.send_many([synthetic_adt(2), synthetic_adt(7)])
+    assert [(x.code, x.control_id) for x in acks] == [("AA", "MSG00000002"), ("AA", "MSG00000007")]
+    assert [e.dedup_key for e in drain(bus)] == ["HL7|LOADGEN|TEST|MSG00000007"]
