@@ -16,13 +16,13 @@ ER on error, NE never), then an application ACK (AA/AE/AR) only as MSH-16 asks (
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from engine.errors import ParseError
 from engine.ids import log_safe
+from engine.randomid import random_bytes
 from mappings.hl7v2.parser import MshHeader, codec_for, msh_fields
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -126,7 +126,7 @@ def _err_segment(head: MshHeader, err: AckError, fs: str, cs: str) -> str:
 
 def new_control_id() -> str:
     """20 hex characters (MSH-10 is at most 20 characters before v2.7)."""
-    return log_safe(os.urandom(10).hex())
+    return log_safe(random_bytes(10).hex())
 
 
 def build_ack(head: MshHeader, code: str, *, error: AckError | None = None, control_id: str | None = None,
