@@ -124,6 +124,14 @@ class Publisher:
     async def run(self) -> None:
         """Drain the queue into batches until :meth:`close`; then wait for every batch."""
         self._start_loop_clients()
+        try:
+            await self._drain()
+        finally:
+            await self._close_loop_clients()
+            self._lookups.shutdown(wait=False)
+            self._io.shutdown(wait=False)
+
+    async def _drain(self) -> None:
         remember = asyncio.create_task(self._remember_loop())
         while True:
             first = await self._queue.get()
@@ -146,9 +154,6 @@ class Publisher:
         self._remember_wake.set()
         self._remember_full.set()
         await remember
-        await self._close_loop_clients()
-        self._lookups.shutdown(wait=False)
-        self._io.shutdown(wait=False)
 
     def _start_loop_clients(self) -> None:
         """The bus's event-loop publisher and the store's event-loop look-up, where they have them."""
