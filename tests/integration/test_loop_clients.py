@@ -170,5 +170,26 @@ def test_async_key_reader_finds_keys_and_recovers_a_lost_connection(pg_url: str)
         store.close()
 
 
+@pytest.mark.postgres
+def test_concurrent_async_look_ups_each_get_their_own_answer(pg_url: str) -> None:
+    store = Store(pg_url)
+    try:
+        store.remember([(f"HL7|A|B|{i}", f"env-{i}", "AA" if i % 4 else "AE") for i in range(0, 40, 2)])
+        reader = store.async_key_reader()
+        assert reader is not None
+
+        async def go() -> list[dict[str, str]]:
+            try:
+                return await asyncio.gather(*(reader.processed_acks([f"HL7|A|B|{i}", f"HL7|A|B|{i + 1}"])
+                                              for i in range(0, 40, 2)))
+            finally:
+                await reader.close()
+
+        answers = asyncio.run(go())
+        assert answers == [{f"HL7|A|B|{i}": "AA" if i % 4 else "AE"} for i in range(0, 40, 2)]
+    finally:
+        store.close()
+
+
 def test_no_async_key_reader_on_sqlite(sqlite_store: Store) -> None:
     assert sqlite_store.async_key_reader() is None
