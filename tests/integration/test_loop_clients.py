@@ -117,6 +117,31 @@ def test_unroutable_messages_fail_their_batch(rabbit_bus: RabbitBus) -> None:
 
 
 @pytest.mark.rabbitmq
+def test_a_channel_closed_by_the_broker_fails_the_batch_then_recovers(rabbit_bus: RabbitBus) -> None:
+    """Publishing to an exchange deleted meanwhile: the broker closes the channel (404); the batch fails and
+    the publisher opens a new connection, which works once the topology is back."""
+    async def go() -> None:
+        pub = await _started(rabbit_bus)
+        try:
+            await pub.publish(_envelopes(1, "a"))
+            conn = rabbit_bus._blocking()
+            conn.channel().exchange_delete(rabbit_bus.cfg.exchange)
+            conn.close()
+            with pytest.raises(BusUnavailable):
+                await pub.publish(_envelopes(1, "b"))
+            await asyncio.get_running_loop().run_in_executor(None, rabbit_bus.declare)
+            end = time.monotonic() + 10
+            while not pub.ready and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+            await pub.publish(_envelopes(1, "c"))
+        finally:
+            await pub.close()
+
+    asyncio.run(go())
+    assert {e.dedup_key for e in drain(rabbit_bus)} == {"HL7|A|B|a0", "HL7|A|B|c0"}
+
+
+@pytest.mark.rabbitmq
 def test_no_broker_fails_fast_and_a_closed_publisher_refuses(amqp_names: dict[str, str]) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
