@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from engine import ids
 from engine.envelope import Envelope
 from engine.model import Coding, Identifier, IdentityLink, MappingResult, Observation, Person, Provenance, RecordStatus
 from engine.store import Outcome
+
+if TYPE_CHECKING:
+    from engine.bus.rabbit import RabbitBus
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -57,3 +62,15 @@ def envelope(env_id: str, raw: bytes = b"x", adapter: str = "test", dedup: str |
 
 def outcome(env_id: str, records: list, links: list[IdentityLink] | None = None) -> Outcome:
     return Outcome(envelope(env_id), result=MappingResult(records=tuple(records), links=tuple(links or ())))
+
+
+def unreachable_rabbit_bus(amqp_names: dict[str, str], connect_timeout: float) -> "RabbitBus":
+    """A RabbitBus whose broker URL points at a local port nobody listens on."""
+    from engine.bus.rabbit import RabbitBus
+    from engine.config import RabbitBusConfig
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    return RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names),
+                     connect_timeout=connect_timeout)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import time
 from typing import Any
@@ -15,11 +14,11 @@ import pytest
 
 from engine.bus.rabbit import RabbitBus
 from engine.bus.rabbit_loop import LoopPublisher
-from engine.config import RabbitBusConfig
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 from engine.store import Store
 from engine.store.keys_async import AsyncKeyReader
+from tests.helpers import unreachable_rabbit_bus
 from tests.unit.mllp.helpers import drain
 
 
@@ -143,11 +142,7 @@ def test_a_channel_closed_by_the_broker_fails_the_batch_then_recovers(rabbit_bus
 
 @pytest.mark.rabbitmq
 def test_no_broker_fails_fast_and_a_closed_publisher_refuses(amqp_names: dict[str, str]) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
-    down = RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names),
-                     connect_timeout=0.5)
+    down = unreachable_rabbit_bus(amqp_names, connect_timeout=0.5)
 
     async def go() -> float:
         pub = await _started(down)

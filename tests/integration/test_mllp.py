@@ -22,8 +22,8 @@ from adapters.mllp.client import MllpClient, send_load, synthetic_adt
 from adapters.mllp.framing import encode
 from adapters.mllp.tls import client_context
 from engine.bus.rabbit import RabbitBus
-from engine.config import RabbitBusConfig
 from engine.store import Store
+from tests.helpers import unreachable_rabbit_bus
 from tests.unit.mllp.helpers import drain, listening, run_worker
 
 pytestmark = pytest.mark.rabbitmq
@@ -118,11 +118,7 @@ def test_tls_requires_a_client_certificate_from_the_ca(bus: RabbitBus, store: St
 
 
 def test_no_ack_while_the_broker_is_unreachable(store: Store, amqp_names: dict[str, str], rabbit_url: str) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
-    down = RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names),
-                     connect_timeout=1.0)
+    down = unreachable_rabbit_bus(amqp_names, connect_timeout=1.0)
     try:
         with listening(down, store, bus_retry_seconds=1.0) as a, MllpClient("127.0.0.1", a.port, timeout=30) as c:
             c.write(encode(synthetic_adt(1)))
