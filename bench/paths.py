@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, data
+from bench import cpu, data, disk
 from bench.proc import EngineProcess, PgSchema, delete_topology, rabbit_section, sqlite_count, tag, wait_for
 
 
@@ -198,7 +198,10 @@ def kith_path(opts: Options, pats: list[data.Patient]) -> PathResult:
     outbox = opts.workdir / f"kith-outbox-{tag()}"
     adapter = {"type": "kith-file", "mapping": "kith", "pattern": "*.xml", "outbox": str(outbox),
                "sender_her_id": "8800010"}
-    return file_path("kith-file-svarrapport", opts, adapter, files, n, n)
+    fs = disk.probe(opts.workdir / f"disk-probe-{tag()}")  # one AppRec file is created per message
+    res = file_path("kith-file-svarrapport", opts, adapter, files, n, n)
+    res.note = "; ".join(x for x in (res.note, fs.note()) if x)
+    return res
 
 
 def csv_path(opts: Options, pats: list[data.Patient]) -> PathResult:
