@@ -26,6 +26,7 @@ class DiskProbe:
     files: int
     cpu_s: float  # this thread's CPU time
     wall_s: float
+    size: int = 2048  # bytes per file
 
     @property
     def cpu_us(self) -> float:
@@ -33,7 +34,7 @@ class DiskProbe:
         return self.cpu_s / max(self.files, 1) * 1e6
 
     def note(self) -> str:
-        return f"creating a 2 KB file here cost {self.cpu_us:,.0f} µs CPU (bench/disk.py)"
+        return f"creating a file of {self.size:,} bytes here cost {self.cpu_us:,.0f} µs CPU (bench/disk.py)"
 
 
 def probe(directory: Path, files: int = 200, size: int = 2048) -> DiskProbe:
@@ -48,4 +49,4 @@ def probe(directory: Path, files: int = 200, size: int = 2048) -> DiskProbe:
             os.write(fd, data)
         finally:
             os.close(fd)
-    return DiskProbe(files, time.thread_time() - c0, time.perf_counter() - t0)
+    return DiskProbe(files, time.thread_time() - c0, time.perf_counter() - t0, size)

@@ -14,7 +14,7 @@ def test_probe_creates_the_files_and_keeps_them(tmp_path: Path) -> None:
     made = sorted((tmp_path / "p").iterdir())
     assert len(made) == 20 and all(f.stat().st_size == 100 for f in made)
     assert res.files == 20 and res.cpu_s >= 0 and res.wall_s > 0
-    assert res.note().startswith("creating a 2 KB file here cost ") and "µs CPU" in res.note()
+    assert res.note().startswith("creating a file of 100 bytes here cost ") and "µs CPU" in res.note()
 
 
 def test_probe_never_overwrites(tmp_path: Path) -> None:
