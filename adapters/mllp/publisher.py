@@ -272,19 +272,17 @@ class Publisher:
         """Original ACK codes of ``keys`` (None = new), in one store query."""
         try:
             found = self.keys.processed_acks(keys)
-            return [found.get(k) for k in keys]
         except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
-            log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
-            return [None] * len(keys)
+            return _lookup_failed(keys, exc)
+        return [found.get(k) for k in keys]
 
     async def _lookup_async(self, reader: AsyncKeys, keys: list[str]) -> list[str | None]:
         """:meth:`_lookup` on the event loop."""
         try:
             found = await reader.processed_acks(keys)
-            return [found.get(k) for k in keys]
-        except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
-            log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
-            return [None] * len(keys)
+        except Exception as exc:  # noqa: BLE001 - as in _lookup
+            return _lookup_failed(keys, exc)
+        return [found.get(k) for k in keys]
 
     def _release(self, p: Pending) -> None:
         key = p.triage.envelope.dedup_key
@@ -344,3 +342,10 @@ class Publisher:
             self.keys.remember(items)
         except Exception as exc:  # noqa: BLE001 - best effort; the store dedups again in the worker
             log.warning("mllp.keys_remember_failed", count=len(items), error=type(exc).__name__)
+
+
+def _lookup_failed(keys: list[str], exc: Exception) -> list[str | None]:
+    """A failed look-up of processed keys: every key counts as new (the worker's idempotent store still
+    catches a duplicate), and the failure is logged by type only."""
+    log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
+    return [None] * len(keys)
