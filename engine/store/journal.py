@@ -25,6 +25,7 @@ from engine.errors import StoreUnavailable
 from engine.model import MappingResult
 from engine.store import schema as s
 from engine.store.bulk import Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
+from engine.store import keys_async
 from engine.store.keys_async import AsyncKeyReader
 from engine.store.migrations import migrate
 
@@ -190,7 +191,7 @@ class Store:
         path: on PostgreSQL it is one prepared statement on an autocommit connection. Through a pooled
         connection's transaction (BEGIN, the query, ROLLBACK on return) a look-up of one key took 270-360 µs
         of the listener's CPU and 0.5-0.7 ms; this way 90-140 µs and 0.16-0.24 ms."""
-        keys, out, by = list(dedup_keys), ("dedup_key", "ack_code"), ("dedup_key",)
+        keys, out, by = list(dedup_keys), keys_async.OUT, keys_async.BY
         if not keys:
             return {}
         if self._reads is None:
@@ -198,7 +199,7 @@ class Store:
                 found = select_in(c, s.processed_messages, out, by, keys)
         else:
             found = self._read_pg(s.processed_messages, out, by, keys)
-        return {str(k): str(a) for k, a in found}
+        return keys_async.acks(found)
 
     def async_key_reader(self) -> AsyncKeyReader | None:
         """:meth:`processed_acks` for an event loop (:mod:`engine.store.keys_async`), on PostgreSQL; None on

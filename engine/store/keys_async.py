@@ -21,8 +21,14 @@ import psycopg
 from engine.store import schema as s
 from engine.store.bulk import pg_select_in_args, pg_select_in_sql
 
-_OUT, _BY = ("dedup_key", "ack_code"), ("dedup_key",)
-_SQL = pg_select_in_sql(s.processed_messages, _OUT, _BY)
+#: the look-up's columns and key column, shared with ``Store.processed_acks``
+OUT, BY = ("dedup_key", "ack_code"), ("dedup_key",)
+_SQL = pg_select_in_sql(s.processed_messages, OUT, BY)
+
+
+def acks(rows: Sequence[Sequence[Any]]) -> dict[str, str]:
+    """``{dedup_key: ack_code}`` from the look-up's rows."""
+    return {str(k): str(a) for k, a in rows}
 
 
 class AsyncKeyReader:
@@ -47,12 +53,12 @@ class AsyncKeyReader:
             cur = await self._cursor()
             try:
                 async with asyncio.timeout(self.timeout):
-                    await cur.execute(_SQL, pg_select_in_args(_BY, keys), prepare=True)
+                    await cur.execute(_SQL, pg_select_in_args(BY, keys), prepare=True)
                     rows = await cur.fetchall()
             except BaseException:  # a failed or timed-out query leaves the connection in an unknown state
                 await self._drop()
                 raise
-        return {str(k): str(a) for k, a in rows}
+        return acks(rows)
 
     async def _cursor(self) -> psycopg.AsyncCursor[Any]:
         if self._cur is None or self._conn is None or self._conn.closed:
