@@ -10,14 +10,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -150,3 +152,57 @@ def poll_loop(stop: threading.Event, settings: FileDropSettings, handle: Callabl
               watcher: StableWatcher | None = None) -> None:
     """Call ``handle(path)`` for each stable file until ``stop`` is set."""
     poll_batches(stop, settings, lambda paths: handle(paths[0]), max_batch=1, watcher=watcher)
+
+
+class NotARegularFile(Exception):
+    """The inbox entry is not a regular file of the inbox (a symlink, a device, a FIFO, a directory)."""
+
+    code = "INBOX_NOT_REGULAR"
+
+
+@dataclass
+class InboxFile:
+    """A file of the inbox opened safely (see :func:`open_inbox_file`), with what it looked like when opened."""
+
+    path: Path
+    fd: int
+    size: int
+    mtime_ns: int
+    inode: int
+
+    def reader(self) -> BinaryIO:
+        """A buffered binary reader on the open descriptor (it closes the descriptor when closed)."""
+        return os.fdopen(self.fd, "rb", closefd=True)
+
+    def changed(self) -> bool:
+        """True when the name now holds something else than what was opened, or it grew or was touched
+        since (a writer was still at work): such a file is looked at again, never rejected half-read."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_ino, st.st_size, st.st_mtime_ns) != (self.inode, self.size, self.mtime_ns)
+
+
+def open_inbox_file(path: Path) -> InboxFile:
+    """Open ``path`` for reading without following a symlink, and only if it is a regular file.
+
+    The open itself refuses a symlink as the last component (``O_NOFOLLOW``) and never blocks on a
+    FIFO (``O_NONBLOCK``); ``fstat`` of the opened descriptor then decides, so nothing is read from a
+    symlink's target, ``/proc`` or a device. Raises :class:`NotARegularFile` or ``OSError``."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotARegularFile("a symbolic link") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile("not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return InboxFile(path, fd, st.st_size, st.st_mtime_ns, st.st_ino)

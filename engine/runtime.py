@@ -18,6 +18,7 @@ from engine import heap
 from engine.bus import Bus
 from engine.config import ADAPTER_KINDS, ENTRY_POINT_GROUP, EmbeddedBusConfig
 from engine.store import Store
+from engine.supervise import Health
 from engine.worker import Mapper, Worker
 
 log = structlog.get_logger(__name__)
@@ -108,6 +109,10 @@ class Runtime:
             self._ops = serve(self, self.config.ops.host, self.config.ops.port)
         for name, adapter in built:
             self._spawn(f"adapter-{name}", adapter.run, intake, adapter=True)
+
+    def health(self) -> Health:
+        """Each service's state (see :class:`engine.supervise.Health`)."""
+        return Health(services={t.name: "running" if t.is_alive() else "failed" for t in self._threads})
 
     def _mapping_modules(self) -> list[str]:
         from mappings.registry import BUILTIN

@@ -1,0 +1,56 @@
+"""Keeping personal data out of what ops see: file references for logs, and reason texts.
+
+* A file name may carry a patient's name and national number (``Kari Nordmann 01810012345.xml``,
+  ``svar 018100 12345.xml``). Logs never show it: :func:`file_ref` gives an opaque reference, the
+  same for the same name within one process (so the lines about one file can be followed), keyed with
+  a random per-process secret (so it cannot be reversed by trying every national number). The
+  archive keeps the real name beside the envelope id, where access is controlled.
+* A reason (dead letter, ``.reason`` file, AppRec, NAK) is built from codes and positions. Whatever a
+  library quotes into a message anyway goes through :func:`safe_reason`, which drops quoted text and
+  masks every long digit run, also when spaces, dots or dashes split it into groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from pathlib import PurePath
+
+_KEY = os.urandom(32)
+
+
+def _rekey() -> None:
+    global _KEY
+    _KEY = os.urandom(32)
+
+
+os.register_at_fork(after_in_child=_rekey)
+
+#: 11 digits or more, also split into groups by single separators (``090454 07176``, ``0904-54.07176``): the
+#: length of a national identity number; byte counts and positions in reasons are shorter
+DIGIT_GROUPS = re.compile(r"(?<![\d])\d(?:[ .\-_]?\d){10,}(?![\d])")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|‘[^’]*’|“[^”]*”")
+_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+def file_ref(name: str | PurePath) -> str:
+    """An opaque reference for a file name in logs: ``file-<10 hex>`` plus its suffix (``.xml``)."""
+    text = name.name if isinstance(name, PurePath) else str(name)
+    digest = hmac.new(_KEY, text.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:10]
+    suffix = PurePath(text).suffix
+    return f"file-{digest}{suffix if _SUFFIX.match(suffix) else ''}"
+
+
+def mask_digit_groups(text: str) -> str:
+    """Replace every run of 11 or more digits (also split into groups) by ``#`` per digit."""
+    return DIGIT_GROUPS.sub(lambda m: re.sub(r"\d", "#", m.group(0)), text)
+
+
+def safe_reason(text: str) -> str:
+    """A reason text fit for ops: quoted values dropped (``'…'``), long digit runs masked, control
+    characters removed, one line."""
+    text = _QUOTED.sub("'…'", text)
+    text = mask_digit_groups(text)
+    return "".join(ch if ch.isprintable() else " " for ch in text).strip()
