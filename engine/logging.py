@@ -22,8 +22,9 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import MutableMapping
 from pathlib import PurePath
-from typing import Any, MutableMapping
+from typing import Any
 
 import structlog
 

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 from engine.errors import ParseError
 from engine.ids import log_safe
-from engine.redact import safe_reason
 from engine.randomid import random_bytes
+from engine.redact import safe_reason
 from mappings.hl7v2.parser import MshHeader, codec_for, msh_fields
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -79,8 +79,7 @@ def test_stdlib_records_go_through_the_masking_chain_without_traceback() -> None
     try:
         raise ValueError(f"value 'O'Hara {n}' in {n[:6]} {n[6:]}")
     except ValueError:
-        logging.getLogger("asyncio").error("Exception in callback for 'O'Hara %s'\nhandle: <Handle %s>", n, n,
-                                           exc_info=True)
+        logging.getLogger("asyncio").exception("Exception in callback for 'O'Hara %s'\nhandle: <Handle %s>", n, n)
     out = buf.getvalue()
     line = orjson.loads(out)
     assert line["logger"] == "asyncio" and line["error_type"] == "ValueError" and line["level"] == "error"
