@@ -241,6 +241,9 @@ def journal(identifier: str, config: Path = ConfigOpt, as_json: bool = typer.Opt
     rt = _runtime(cfg, declare=False)
     try:
         view = load_journal(rt.store, identifier)
+    except EnjournalError as exc:  # an ambiguous value: no journal is guessed
+        err.print(_reason(exc.reason), highlight=False)
+        raise typer.Exit(1) from None
     finally:
         rt.close()
     if view is None:
