@@ -13,7 +13,8 @@ keep personal data out of what slips through anyway:
 The stdlib ``logging`` root (asyncio, pika, any library) is rendered by the same processors through
 structlog's :class:`~structlog.stdlib.ProcessorFormatter`: a foreign record's text is cut to its first
 line with quoted values dropped, and its traceback to the exception's type. Uncaught exceptions in
-threads are logged the same way (``thread.crashed``), never printed as a plain traceback.
+threads and in the main thread are logged the same way (``thread.crashed``, ``process.crashed``), never
+printed as a plain traceback.
 """
 
 from __future__ import annotations
@@ -159,6 +160,19 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
         "thread.crashed", thread=getattr(args.thread, "name", None), error_type=args.exc_type.__name__)
 
 
+def _process_excepthook(exc_type: type[BaseException], _exc: BaseException, _tb: Any) -> None:
+    structlog.get_logger("engine.process").error("process.crashed", error_type=exc_type.__name__)
+
+
+def _install_hooks() -> None:
+    """Uncaught exceptions of threads and of the main thread are logged by type, not printed as tracebacks
+    (only over Python's default hooks, and typer's: never over a test runner's)."""
+    if threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _thread_excepthook
+    if sys.excepthook is sys.__excepthook__ or getattr(sys.excepthook, "__module__", "") == "typer.main":
+        sys.excepthook = _process_excepthook
+
+
 def configure(level: str = "info", fmt: str = "console", stream: Any = None) -> None:
     """Configure structlog, the stdlib root logger and uncaught thread exceptions, once, in the CLI."""
     lvl = getattr(logging, level.upper(), logging.INFO)
@@ -176,6 +190,6 @@ def configure(level: str = "info", fmt: str = "console", stream: Any = None) -> 
         root.removeHandler(old)
     root.addHandler(_stdlib_handler(renderer, out))
     root.setLevel(max(lvl, logging.WARNING))
-    threading.excepthook = _thread_excepthook
+    _install_hooks()
     for noisy in ("pika", "kombu", "hl7apy", "sqlalchemy"):  # the engine logs these failures itself, by code
         logging.getLogger(noisy).setLevel(logging.CRITICAL)

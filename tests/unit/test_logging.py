@@ -97,3 +97,20 @@ def test_uncaught_exception_in_a_thread_is_logged_by_type() -> None:
                                                               threading.current_thread())))
     assert logs == [{"event": "thread.crashed", "thread": threading.current_thread().name,
                      "error_type": "RuntimeError", "log_level": "error"}]
+
+
+def test_cli_crash_is_logged_by_type_without_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    n = fnr(14)
+    script = tmp_path / "crash.py"
+    script.write_text("import typer\nfrom engine import logging as elog\napp = typer.Typer()\n\n@app.command()\n"
+                      f"def main() -> None:\n    elog.configure('info', 'json')\n    raise ValueError(\"O'Hara {n}\")\n\n"
+                      "app()\n")
+    r = subprocess.run([sys.executable, str(script)], cwd=REPO, check=False, capture_output=True, text=True, timeout=60,
+                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 1 and '"event": "process.crashed"' in r.stderr and '"error_type": "ValueError"' in r.stderr
+    assert n not in r.stderr + r.stdout and "Hara" not in r.stderr + r.stdout and "Traceback" not in r.stderr
