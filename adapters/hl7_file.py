@@ -40,6 +40,7 @@ import structlog
 from adapters.base import AdapterRuntime
 from adapters.files import FileDropSettings, move_to_archive, move_to_error, poll_loop, write_reason
 from adapters.mllp.triage import Hl7Options, Triage, load_strict, triage
+from engine import metrics
 from engine.errors import BusUnavailable, ConfigError, ParseError
 from mappings.hl7v2.parser import split_messages
 
@@ -92,6 +93,7 @@ class Hl7FileAdapter:
         except BusUnavailable as exc:
             log.warning("hl7_file.publish_failed", adapter=self.name, file=path.name, code=exc.code)
             return
+        metrics.published(t.envelope for t in triaged)
         self._archive(path, triaged)
 
     def _triage(self, path: Path, messages: list[bytes]) -> list[Triage]:

@@ -49,6 +49,7 @@ from adapters.kith import Inspection, inspect
 from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec
 from adapters.kith.apprec import receipt_name
 from adapters.kith.xsd import SchemaSet
+from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ConfigError
 
@@ -167,6 +168,7 @@ class KithFileAdapter:
         except BusUnavailable as exc:
             log.warning("kith.publish_failed", adapter=self.name, files=len(ready), code=exc.code)
             return []
+        metrics.published(r.envelope for r in ready)
         with self._lock:
             self._finishing.update(r.path for r in ready)
         return ready

@@ -19,39 +19,71 @@ import orjson
 import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine import logging as elog
-from engine.config import json_schema, load_config, parse_config
+from engine.config import json_schema, load_config
 from engine.errors import ConfigError, EnjournalError, PermanentError
+from engine.redact import safe_reason
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="enjournal: one journal per citizen.")
+#: no locals in a traceback: they may hold a message's bytes
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="enjournal: one journal per citizen.",
+                  pretty_exceptions_show_locals=False)
 config_app = typer.Typer(no_args_is_help=True, help="Configuration helpers.")
 app.add_typer(config_app, name="config")
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 log = structlog.get_logger("engine.cli")
 
-ConfigOpt = typer.Option(Path("enjournal.yaml"), "--config", "-c", envvar="ENJOURNAL_CONFIG", help="YAML config file")
+ConfigOpt = typer.Option(None, "--config", "-c", envvar="ENJOURNAL_CONFIG",
+                         help="YAML config file (default: enjournal.yaml in the current directory)")
+DEFAULT_CONFIG = Path("enjournal.yaml")
+NO_CONFIG = ("no config: pass -c FILE, set ENJOURNAL_CONFIG, or run where an enjournal.yaml is "
+             "(`enjournal demo` runs the demo without one)")
 
 
-def _load(path: Path) -> Any:
+def _reason(text: str) -> str:
+    """A reason text as the CLI prints it: through safe_reason, with rich's markup escaped."""
+    return escape(safe_reason(text))
+
+
+def _load(path: Path | None) -> Any:
+    """The validated config; exit 2 when there is none (nothing is created in the current directory)."""
+    if path is None:
+        if not DEFAULT_CONFIG.is_file():
+            err.print(f"[red]config error[/red]\n{NO_CONFIG}", highlight=False)
+            raise typer.Exit(2)
+        path = DEFAULT_CONFIG
     try:
-        cfg = load_config(path) if path.exists() or str(path) != "enjournal.yaml" else parse_config({}, "<defaults>")
+        cfg = load_config(path)
     except ConfigError as exc:
-        err.print(f"[red]config error[/red]\n{exc}", markup=True, highlight=False)
+        err.print(f"[red]config error[/red]\n{escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     elog.configure(cfg.log.level, cfg.log.format)
     return cfg
+
+
+def _secrets(cfg: Any) -> None:
+    """Raise ConfigError now when a URL needs a password the environment does not give (not deep in a
+    client library's connect, as a traceback)."""
+    cfg.store.url_with_secret()
+    with_secret = getattr(cfg.bus, "url_with_secret", None)
+    if callable(with_secret):
+        with_secret()
 
 
 def _runtime(cfg: Any, declare: bool = True) -> Any:
     from engine.runtime import Runtime
 
     try:
+        _secrets(cfg)
         return Runtime.build(cfg, declare=declare)
+    except ConfigError as exc:
+        err.print(f"[red]config error[/red]\n{_reason(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     except EnjournalError as exc:
-        err.print(f"[red]{exc.reason}[/red]")
+        err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
         raise typer.Exit(3) from None
 
 
@@ -112,6 +144,11 @@ def check(config: Path = ConfigOpt) -> None:
     problems = 0
     rt = None
     try:
+        _secrets(cfg)
+    except ConfigError as exc:
+        err.print(f"[red]config error[/red]\n{_reason(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
         rt = Runtime.build(cfg)
         rt.bus.check()
         rt.store.check()
@@ -122,9 +159,9 @@ def check(config: Path = ConfigOpt) -> None:
                 out.print(f"adapter {name}: ok")
             except EnjournalError as exc:
                 problems += 1
-                out.print(f"adapter {name}: [red]{exc.reason}[/red]")
+                out.print(f"adapter {name}: [red]{_reason(exc.reason)}[/red]")
     except EnjournalError as exc:
-        out.print(f"[red]{exc.reason}[/red]")
+        out.print(f"[red]{_reason(exc.reason)}[/red]")
         problems += 1
     finally:
         if rt is not None:
@@ -154,7 +191,7 @@ def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        err.print(f"REJECTED READ_ERROR: {exc.strerror}")
+        err.print(f"REJECTED READ_ERROR: {exc.strerror}", markup=False)
         raise typer.Exit(1) from None
     options: dict[str, Any] = {}
     name = mapping or sniff_mapping(raw)
@@ -162,7 +199,7 @@ def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
         cfg = _load(config)
         settings = cfg.adapters.get(adapter)
         if settings is None:
-            err.print(f"unknown adapter {adapter!r}")
+            err.print(f"unknown adapter {adapter!r}", markup=False)
             raise typer.Exit(2)
         fn = getattr(settings, "mapping_options", None)
         options = fn() if callable(fn) else {}
@@ -171,9 +208,10 @@ def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
     outcome = Mapper(lambda _a: options)(env)
     if outcome.dead:
         if as_json:
-            out.print_json(json.dumps({"status": "rejected", "code": outcome.reason_code, "reason": outcome.reason}))
+            out.print_json(json.dumps({"status": "rejected", "code": outcome.reason_code,
+                                       "reason": safe_reason(outcome.reason or "")}))
         else:
-            err.print(f"REJECTED {outcome.reason}", highlight=False)
+            err.print(f"REJECTED {_reason(outcome.reason or '')}", highlight=False)
         raise typer.Exit(1)
     res = outcome.result
     assert res is not None
@@ -203,6 +241,9 @@ def journal(identifier: str, config: Path = ConfigOpt, as_json: bool = typer.Opt
     rt = _runtime(cfg, declare=False)
     try:
         view = load_journal(rt.store, identifier)
+    except EnjournalError as exc:  # an ambiguous value: no journal is guessed
+        err.print(_reason(exc.reason), highlight=False)
+        raise typer.Exit(1) from None
     finally:
         rt.close()
     if view is None:
@@ -239,37 +280,42 @@ def print_journal(view: Any) -> None:
 
 
 @app.command()
-def status(config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Counts per adapter, records per kind, dead letters, queue depth."""
+def status(config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json"),
+           counts: bool = typer.Option(False, "--counts", help="also count received envelopes per adapter and "
+                                       "records per kind (scans the journal's largest tables)")) -> None:
+    """Queue depth, open dead letters per adapter, identity conflicts; ``--counts`` adds the heavy counts."""
+    from engine.status import broker_figures, light_counts
+
     cfg = _load(config)
     rt = _runtime(cfg, declare=False)
     try:
-        counts = rt.store.counts()
-        try:
-            counts["queue"] = rt.bus.depth()
-        except EnjournalError as exc:
-            counts["queue"] = {"error": exc.code}
+        figures: dict[str, Any] = rt.store.counts() if counts else light_counts(rt.store)
+        figures["queue"] = broker_figures(rt.bus)
     finally:
         rt.close()
     if as_json:
-        out.print_json(json.dumps(counts))
+        out.print_json(json.dumps(figures))
         return
     t = Table(title="adapters")
-    for col in ("adapter", "received", "dead letters"):
+    received = figures.get("received")
+    for col in ("adapter", *(("received",) if received is not None else ()), "dead letters"):
         t.add_column(col)
-    for name in sorted(set(counts["received"]) | set(counts["dead_letters"]) | set(cfg.adapters)):
-        t.add_row(name, str(counts["received"].get(name, 0)), str(counts["dead_letters"].get(name, 0)))
+    for name in sorted(set(received or {}) | set(figures["dead_letters"]) | set(cfg.adapters)):
+        dead = str(figures["dead_letters"].get(name, 0))
+        t.add_row(name, *((str(received.get(name, 0)),) if received is not None else ()), dead)
     out.print(t)
-    out.print(f"records: {counts['records']}  identity conflicts: {counts['conflicts']}  queue: {counts['queue']}")
+    records = f"records: {figures['records']}  " if "records" in figures else ""
+    out.print(f"{records}identity conflicts: {figures['conflicts']}  queue: {figures['queue']}", markup=False)
 
 
 @app.command("dead-letters")
-def dead_letters(config: Path = ConfigOpt, limit: int = 50, as_json: bool = typer.Option(False, "--json")) -> None:
+def dead_letters(config: Path = ConfigOpt, limit: int = typer.Option(50, min=1, help="at most this many (newest first)"),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
     """List dead letters (envelope id, adapter, reason code, reason)."""
     cfg = _load(config)
     rt = _runtime(cfg, declare=False)
     try:
-        rows = rt.store.dead_letters(limit)
+        rows = [{**r, "reason": safe_reason(r["reason"])} for r in rt.store.dead_letters(limit)]
     finally:
         rt.close()
     if as_json:
@@ -279,7 +325,7 @@ def dead_letters(config: Path = ConfigOpt, limit: int = 50, as_json: bool = type
     for col in ("envelope", "adapter", "code", "reason", "at"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["envelope_id"], r["adapter"], r["reason_code"], r["reason"], r["dead_at"][:19])
+        t.add_row(r["envelope_id"], r["adapter"], r["reason_code"], escape(r["reason"]), r["dead_at"][:19])
     out.print(t)
 
 
@@ -293,7 +339,7 @@ def replay(envelope_ids: list[str], config: Path = ConfigOpt) -> None:
         for eid in envelope_ids:
             env = rt.store.archived(eid)
             if env is None:
-                err.print(f"{eid}: not in the archive")
+                err.print(f"{eid}: not in the archive", markup=False)
                 raise typer.Exit(1)
             attrs = {k: v for k, v in env.attributes.items() if k != "reject"} | {"replay": "1"}
             envs.append(env.model_copy(update={"attributes": attrs}))
@@ -309,7 +355,7 @@ def import_cmd(adapter: str, file: Path, config: Path = ConfigOpt) -> None:
     cfg = _load(config)
     settings = cfg.adapters.get(adapter)
     if settings is None:
-        err.print(f"unknown adapter {adapter!r}")
+        err.print(f"unknown adapter {adapter!r}", markup=False)
         raise typer.Exit(2)
     rt = _runtime(cfg)
     try:
@@ -317,7 +363,7 @@ def import_cmd(adapter: str, file: Path, config: Path = ConfigOpt) -> None:
 
         summary = importer.rich_import(adapter, settings, rt, file, console=out)
     except PermanentError as exc:
-        err.print(f"[red]{exc.reason}[/red]")
+        err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
         raise typer.Exit(1) from None
     finally:
         rt.close()

@@ -3,8 +3,9 @@
 The file declares the bus, the store, the workers and named adapter instances. Adapters are a
 discriminated union on ``type`` (each adapter module contributes its ``Settings`` model); every
 model forbids unknown keys. Secrets never come from the file: passwords are read from
-``ENJOURNAL_BUS_PASSWORD`` / ``ENJOURNAL_STORE_PASSWORD`` and a URL with a password in the file is
-an error. ``ENJOURNAL_BUS_URL`` / ``ENJOURNAL_STORE_URL`` override the URLs (handy in CI).
+``ENJOURNAL_BUS_PASSWORD`` / ``ENJOURNAL_STORE_PASSWORD``; a URL with a password in the file
+(``user:pw@`` or a query key such as ``?password=``) is an error, and so is a bus URL naming a user
+(other than RabbitMQ's local ``guest``) when ``ENJOURNAL_BUS_PASSWORD`` is not set. ``ENJOURNAL_BUS_URL`` / ``ENJOURNAL_STORE_URL`` override the URLs (handy in CI).
 
 Example::
 
@@ -21,16 +22,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
 
 from engine.errors import ConfigError
+from engine.redact import safe_reason
 
 #: built-in adapter kinds -> module holding ``Settings`` and ``build``
 ADAPTER_KINDS: dict[str, str] = {
@@ -46,9 +49,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: query keys that carry a secret (``?password=``, ``?sslpassword=``, ``?token=``), in any case
+_SECRET_KEY = re.compile(r"passw|pwd|pass$|secret|token|api[_-]?key|credential", re.IGNORECASE)
+#: query keys that look like one but name a file or a method, not a secret (libpq)
+_NOT_SECRET_KEYS = frozenset({"passfile", "require_auth"})
+
+
 def _no_password(url: str) -> str:
-    if urlsplit(url).password:
+    """Refuse a URL that carries a secret: ``user:pw@`` or a secret-looking query key. The message names
+    the key, never the value (pydantic's error is printed without the input)."""
+    parts = urlsplit(url)
+    if parts.password:
         raise ValueError("a password in the URL is not allowed in the file; set it in the environment")
+    for key, _value in parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() not in _NOT_SECRET_KEYS and _SECRET_KEY.search(key):
+            raise ValueError(f"a secret in the URL query ({safe_reason(key)[:40]!r}) is not allowed in the file; "
+                             "set the password in the environment")
     return url
 
 
@@ -92,10 +108,14 @@ class RabbitBusConfig(_Strict):
     _check_url = field_validator("url")(classmethod(lambda cls, v: _no_password(v)))
 
     def url_with_secret(self) -> str:
+        """The URL with the password from the environment; a user without one is a ConfigError."""
         pw = self.password or _env_secret("ENJOURNAL_BUS_PASSWORD")
         url = self.url
-        if not pw and urlsplit(url).username == "guest":
+        user = urlsplit(url).username
+        if not pw and user == "guest":
             pw = SecretStr("guest")  # RabbitMQ's well-known local default, not a secret
+        if not pw and user:
+            raise ConfigError("field 'bus.url' names a user but ENJOURNAL_BUS_PASSWORD is not set")
         return _with_password(url, pw)
 
 

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import sqlalchemy as sa
 
 from engine import ids
+from engine.errors import EnjournalError
 from engine.model import Identifier, IdentityLink
 from engine.store import schema as s
 from engine.store.bulk import Bulk, pg_text_array, select_in
@@ -164,13 +165,26 @@ class Citizen:
         return [i.key for i in self.identifiers]
 
 
+#: systems whose values are national (unique across the country): a bare value is tried in these first
+NATIONAL_SYSTEMS = (ids.OID_FNR, ids.OID_DNR, ids.OID_FHN)
+
+
+class AmbiguousIdentifier(EnjournalError):
+    """A bare value that belongs to more than one citizen (a local id of several systems): the caller
+    must give the full key ``system|value``."""
+
+    code = "IDENTIFIER_AMBIGUOUS"
+
+
 def resolve(conn: sa.Connection, query: str) -> Citizen | None:
-    """Find the citizen an identifier belongs to; ``query`` is an identifier value or a full key."""
-    t = s.identifiers
-    cond = t.c.id_key == query if "|" in query else t.c.value == query
-    comp = conn.execute(sa.select(t.c.component).where(cond).limit(1)).scalar()
+    """Find the citizen an identifier belongs to; ``query`` is an identifier value or a full key
+    (``system|value``). Matching is exact: no pattern characters, no prefix. A bare value is looked
+    up as a national number first; a value that several citizens have (a local id of two systems)
+    raises :class:`AmbiguousIdentifier` rather than picking one."""
+    comp = _component(conn, query)
     if comp is None:
         return _lonely(conn, query)
+    t = s.identifiers
     rows = conn.execute(sa.select(t.c.system, t.c.value, t.c.kind).where(t.c.component == comp)).all()
     idents = tuple(sorted((Identifier(system=r[0], value=r[1], kind=r[2]) for r in rows), key=lambda i: i.key))
     keys = [i.key for i in idents if i.system == ids.OID_FNR]
@@ -180,15 +194,43 @@ def resolve(conn: sa.Connection, query: str) -> Citizen | None:
     return Citizen(str(comp), idents, conflicts)
 
 
+def _component(conn: sa.Connection, query: str) -> str | None:
+    """The component of a linked identifier (exact key, or exact value: national systems first)."""
+    t = s.identifiers
+    if "|" in query:
+        return conn.execute(sa.select(t.c.component).where(t.c.id_key == query).limit(1)).scalar()
+    rows = conn.execute(sa.select(t.c.system, t.c.component).where(t.c.value == query)).all()
+    national = sorted({str(c) for system, c in rows if system in NATIONAL_SYSTEMS})
+    found = national or sorted({str(c) for _system, c in rows})
+    if len(found) > 1:
+        raise AmbiguousIdentifier(f"the value belongs to {len(found)} citizens; give it as system|value")
+    return found[0] if found else None
+
+
 def _lonely(conn: sa.Connection, query: str) -> Citizen | None:
     """An identifier that no link mentions: it is its own component if any record is about it."""
-    rv = s.record_versions
-    cond = rv.c.subject_key == query if "|" in query else rv.c.subject_key.like(f"%|{query}")
-    key = conn.execute(sa.select(rv.c.subject_key).where(cond).limit(1)).scalar()
-    if key is None:
+    keys = _subject_keys(conn, query)
+    if len(keys) > 1:
+        raise AmbiguousIdentifier(f"the value belongs to {len(keys)} citizens; give it as system|value")
+    if not keys:
         return None
-    system, _, value = str(key).rpartition("|")
-    return Citizen(str(key), (Identifier(system=system, value=value, kind=_kind_of(system)),), ())
+    system, _, value = keys[0].rpartition("|")
+    return Citizen(keys[0], (Identifier(system=system, value=value, kind=_kind_of(system)),), ())
+
+
+def _subject_keys(conn: sa.Connection, query: str) -> list[str]:
+    """Subject keys of records that ``query`` names exactly (at most two). A bare value is tried as each
+    national system's key first (an index look-up); only then as the value of any system, by a suffix
+    match with LIKE's wildcards escaped."""
+    rv = s.record_versions
+
+    def find(cond: sa.ColumnElement[bool]) -> list[str]:
+        return [str(k) for k in conn.execute(sa.select(rv.c.subject_key).where(cond).distinct().limit(2)).scalars()]
+
+    if "|" in query:
+        return find(rv.c.subject_key == query)
+    return (find(rv.c.subject_key.in_([f"{system}|{query}" for system in NATIONAL_SYSTEMS]))
+            or find(rv.c.subject_key.endswith("|" + query, autoescape=True)))
 
 
 def _kind_of(system: str) -> str:

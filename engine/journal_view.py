@@ -33,7 +33,10 @@ class JournalView:
 
 
 def load_journal(store: Store, query: str) -> JournalView | None:
-    citizen = store.citizen(query)
+    """The journal of the citizen ``query`` names exactly (see :func:`engine.identity.resolve`); None when
+    nobody has that identifier. Raises :class:`engine.identity.AmbiguousIdentifier` for a bare value that
+    several citizens have."""
+    citizen = store.citizen(query.strip())
     if citizen is None:
         return None
     cur, hist = current_versions(store.versions_for(citizen.keys))

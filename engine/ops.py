@@ -1,60 +1,73 @@
-"""The ops API: a small read-only HTTP endpoint for health checks and monitoring.
+"""The ops API: a small read-only HTTP endpoint for health checks and monitoring. Enabled by ``ops.port``.
 
-``GET /health`` (200 when bus and store answer, else 503), ``GET /status`` (JSON: counts per adapter,
-records per kind, dead letters, identity conflicts, queue depth), ``GET /metrics`` (Prometheus text).
-No personal data is ever served: only counts, names of adapters and codes. Enabled by ``ops.port``.
+* ``GET /health/live``: 200 while the process serves requests (liveness).
+* ``GET /health``: readiness. 200 ``{"status": "ok", ...}`` when every service of the engine runs
+  (``runtime.health()``) and the bus and the store answer; otherwise 503 with ``down`` listing what is not
+  (service names, ``bus``, ``store``). The reachability check is cached for two seconds.
+* ``GET /status``: JSON: readiness, the broker's queue figures (cached), and what this engine run
+  published, committed and dead-lettered per adapter (in-process counters). ``/status?counts=1`` adds the
+  database's counts (received per adapter, records per kind, open dead letters, identity conflicts):
+  scans of the largest tables, run only when asked, at most once per ten seconds.
+* ``GET /metrics``: Prometheus text: the in-process counters of every process of the engine run
+  (:mod:`engine.metrics`) and the cached broker and health figures. Never a database query.
+
+What each costs is said in :mod:`engine.status`. No personal data is ever served: only counts, names of
+adapters and services, and codes.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from engine.errors import EnjournalError
+from engine import metrics
+from engine.status import Monitor
 
-
-def _status(runtime: Any) -> dict[str, Any]:
-    counts = runtime.store.counts()
-    try:
-        counts["queue"] = runtime.bus.depth()
-    except EnjournalError as exc:
-        counts["queue"] = {"error": exc.code}
-    return counts
+JSON = "application/json"
+Response = tuple[int, str, bytes]
 
 
-def _metrics(counts: dict[str, Any]) -> str:
-    lines = ["# TYPE enjournal_received_total counter"]
-    lines += [f'enjournal_received_total{{adapter="{a}"}} {n}' for a, n in sorted(counts["received"].items())]
-    lines.append("# TYPE enjournal_dead_letters gauge")
-    lines += [f'enjournal_dead_letters{{adapter="{a}"}} {n}' for a, n in sorted(counts["dead_letters"].items())]
-    lines.append("# TYPE enjournal_records gauge")
-    lines += [f'enjournal_records{{kind="{k}"}} {n}' for k, n in sorted(counts["records"].items())]
-    lines.append(f"enjournal_identity_conflicts {counts['conflicts']}")
-    for q, n in sorted(counts.get("queue", {}).items()):
-        if isinstance(n, int):
-            lines.append(f'enjournal_queue_depth{{queue="{q}"}} {n}')
-    return "\n".join(lines) + "\n"
+def _json(code: int, body: Any) -> Response:
+    return code, JSON, json.dumps(body, default=str).encode()
 
 
-def _handler(runtime: Any) -> type[BaseHTTPRequestHandler]:
-    routes: dict[str, Callable[[], tuple[int, str, str]]] = {
-        "/health": lambda: _health(runtime),
-        "/status": lambda: (200, "application/json", json.dumps(_status(runtime))),
-        "/metrics": lambda: (200, "text/plain; version=0.0.4", _metrics(_status(runtime))),
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    return any(v.lower() in ("1", "true", "yes") for v in query.get(name, []))
+
+
+def routes(monitor: Monitor) -> dict[str, Callable[[dict[str, list[str]]], Response]]:
+    """Path -> handler of the query string's values."""
+
+    def health(_q: dict[str, list[str]]) -> Response:
+        ready, body = monitor.health()
+        return _json(200 if ready else 503, body)
+
+    return {
+        "/health/live": lambda _q: _json(200, {"status": "alive"}),
+        "/health": health,
+        "/status": lambda q: _json(200, monitor.status(with_counts=_flag(q, "counts"))),
+        "/metrics": lambda _q: (200, metrics.CONTENT_TYPE, metrics.render(monitor.collector())),
     }
 
+
+def _handler(monitor: Monitor) -> type[BaseHTTPRequestHandler]:
+    table = routes(monitor)
+
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            route = routes.get(self.path.split("?", 1)[0])
-            code, ctype, body = route() if route else (404, "text/plain", "not found\n")
-            data = body.encode()
+        def do_GET(self) -> None:  # http.server calls it by this name
+            url = urlsplit(self.path)
+            route = table.get(url.path.rstrip("/") or "/")
+            code, ctype, body = route(parse_qs(url.query)) if route else (404, "text/plain", b"not found\n")
             self.send_response(code)
             self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(body)
 
         def log_message(self, *_args: Any) -> None:  # access logs off: paths only, but keep it quiet
             return
@@ -62,17 +75,9 @@ def _handler(runtime: Any) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _health(runtime: Any) -> tuple[int, str, str]:
-    try:
-        runtime.bus.check()
-        runtime.store.check()
-    except EnjournalError as exc:
-        return 503, "application/json", json.dumps({"status": "down", "code": exc.code})
-    return 200, "application/json", json.dumps({"status": "ok"})
-
-
 def serve(runtime: Any, host: str, port: int) -> ThreadingHTTPServer:
     """Start the ops API in a daemon thread; call ``shutdown()`` on the result to stop it."""
-    server = ThreadingHTTPServer((host, port), _handler(runtime))
+    server = ThreadingHTTPServer((host, port), _handler(Monitor(runtime)))
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="ops-api", daemon=True).start()
     return server

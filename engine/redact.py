@@ -31,7 +31,7 @@ os.register_at_fork(after_in_child=_rekey)
 #: 11 digits or more, also split into groups by single separators (``090454 07176``, ``0904-54.07176``): the
 #: length of a national identity number; byte counts and positions in reasons are shorter
 DIGIT_GROUPS = re.compile(r"(?<![\d])\d(?:[ .\-_]?\d){10,}(?![\d])")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|‘[^’]*’|“[^”]*”")
+_QUOTES = "'\"‘’“”`´"
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
@@ -48,9 +48,18 @@ def mask_digit_groups(text: str) -> str:
     return DIGIT_GROUPS.sub(lambda m: re.sub(r"\d", "#", m.group(0)), text)
 
 
+def drop_quoted(text: str) -> str:
+    """Replace everything from the first quote character to the last by ``'…'``: a quoted value may hold
+    quotes itself (``'O'Hara 01810012345'``), so pairing quotes cannot tell where a value ends."""
+    marks = [i for i, ch in enumerate(text) if ch in _QUOTES]
+    if len(marks) < 2:
+        return text
+    return f"{text[:marks[0]]}'…'{text[marks[-1] + 1:]}"
+
+
 def safe_reason(text: str) -> str:
-    """A reason text fit for ops: quoted values dropped (``'…'``), long digit runs masked, control
-    characters removed, one line."""
-    text = _QUOTED.sub("'…'", text)
+    """A reason text fit for ops: quoted text dropped (``'…'``, see :func:`drop_quoted`), long digit runs
+    masked, control characters removed, one line."""
+    text = drop_quoted(text)
     text = mask_digit_groups(text)
     return "".join(ch if ch.isprintable() else " " for ch in text).strip()

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from engine import heap
+from engine import heap, metrics
 from engine.bus import Bus
 from engine.config import ADAPTER_KINDS, ENTRY_POINT_GROUP, EmbeddedBusConfig
 from engine.store import Store
@@ -90,6 +90,7 @@ class Runtime:
         self._intake_stop, self._work_stop = intake, stop
         w = self.config.workers
         spawn = (w.processes - 1 if w.in_intake_process else w.processes) if with_workers and extra_processes else 0
+        metrics.start_run(worker_processes=spawn > 0)  # before spawning: they inherit the run's directory
         if spawn > 0:
             from engine.procs import WorkerProcesses
 
@@ -103,7 +104,7 @@ class Runtime:
         for i, worker in enumerate(workers):
             self.workers.append(worker)
             self._spawn(f"worker-{i}", worker.run, stop)
-        if self.config.ops.port is not None:
+        if self.config.ops.port is not None and extra_processes:  # the engine's process, not a worker process
             from engine.ops import serve
 
             self._ops = serve(self, self.config.ops.host, self.config.ops.port)

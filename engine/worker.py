@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from engine import metrics
 from engine.bus import Bus, Consumer, Delivery
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, TransientError
@@ -132,7 +133,7 @@ class Worker:
         self._dead_letter_on_bus(outcomes)
         consumer.ack(deliveries)
         self.stats.stage_seconds["ack"] += time.perf_counter() - t3
-        self._count(stats, outcomes)
+        self._count(stats, outcomes, t3 - t2)
         self.last_active = time.monotonic()
         return len(deliveries)
 
@@ -157,12 +158,14 @@ class Worker:
         for o in dead:
             log.warning("envelope.dead_lettered", envelope_id=o.envelope.id, adapter=o.envelope.adapter,
                         code=o.reason_code)
+            metrics.dead_lettered(o.envelope.adapter, o.reason_code)
         try:
             self.bus.dead_letter([(o.envelope, o.reason or o.reason_code or "") for o in dead])
         except BusUnavailable:
             log.warning("worker.dead_letter_queue_unavailable", count=len(dead))  # the store has them
 
-    def _count(self, stats: BatchStats, outcomes: Sequence[Outcome]) -> None:
+    def _count(self, stats: BatchStats, outcomes: Sequence[Outcome], commit_seconds: float | None = None) -> None:
+        metrics.batch_committed(outcomes, commit_seconds)
         self.stats.batches += 1
         self.stats.envelopes += len(outcomes)
         self.stats.dead += stats.dead_letters

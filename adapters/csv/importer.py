@@ -32,6 +32,7 @@ from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
 from adapters.csv.reader import CsvFile, FileFacts, open_csv, scan
 from adapters.files import move_to_archive, move_to_error, write_reason
+from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
 from engine.ids import log_safe
@@ -248,6 +249,7 @@ class _Job:
                                 wait=wait_exponential(multiplier=0.5, max=10)):
             with attempt:
                 self.bus.publish(batch)
+        metrics.published(batch)
 
     def _wait(self) -> None:
         if self.inflight is None:

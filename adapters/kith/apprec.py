@@ -15,7 +15,8 @@ outbox as ``apprec-<original MsgId or file stem>-<apprec id>.xml``. Structure (A
   supported XML document is present. When no part is usable the status is 2.
 * ``Error`` is a ``CV`` from Volven 8221 "Feilmelding for applikasjonskvittering" (``T01`` not
   well-formed, ``T02`` XSD-invalid, ``T10`` unsupported format, ``T99`` other format error, ``X99``
-  other); ``OT`` names the failing part with codes and positions only, never patient data.
+  other); ``OT`` names the failing part with codes and positions only, never patient data (it passes
+  :func:`engine.redact.safe_reason` last).
 * Parties: ``HCP/Inst/{Name, Id, TypeId, Dept*, HCPerson*}`` copied from the MsgHead's
   ``Organisation`` (sub-``Organisation`` -> ``Dept``, ``HealthcareProfessional`` -> ``HCPerson``), or from a
   standalone message's ``ServProvider``/``Requester`` ``HCP`` (same element names), or the adapter's
@@ -33,6 +34,7 @@ from enum import IntEnum
 from lxml import etree
 
 from engine.ids import log_safe
+from engine.redact import safe_reason
 
 NS_APPREC = "http://www.kith.no/xmlstds/apprec/2012-02-15"
 MIG_VERSION = "v1.1 2012-02-15"
@@ -133,7 +135,7 @@ def build_apprec(
     _party(root, "Receiver", receiver)
     _cs(root, "Status", str(int(status)), status.display)
     for err in errors:
-        etree.SubElement(root, _q("Error"), V=err.code, S=OID_ERROR, DN=err.display, OT=err.detail[:1000])
+        etree.SubElement(root, _q("Error"), V=err.code, S=OID_ERROR, DN=err.display, OT=safe_reason(err.detail)[:1000])
     orig = etree.SubElement(root, _q("OriginalMsgId"))
     _cs(orig, "MsgType", original.msg_type, original.msg_type_dn)
     _text(orig, "IssueDate", original.issue_date)

@@ -11,8 +11,12 @@
 * The schema is picked by the root's namespace: a namespace with no schema in the folder is reported by
   :meth:`SchemaSet.covers` so the caller can decide (the adapter skips validation for it).
 * An invalid document raises :class:`engine.errors.ValidationError` with code ``KITH_XSD_INVALID`` and
-  the first error's line, column and element path (local names). libxml2 quotes offending values in its
-  messages (``'13116900216' is not a valid value``): those quotes are replaced by ``'…'``.
+  the first error's line, column, element path (local names), attribute, a short description of its
+  libxml2 error type and that type's name (``line 8, column 0, at /Message/GenDate/@V: value not valid
+  for its type [SCHEMAV_CVC_DATATYPE_VALID_1_2_3]``). libxml2's message text is never copied: it quotes
+  the offending value, and a value with an apostrophe in it defeats any quote-stripping. Only XML names
+  (attribute, expected elements, type, facet) are read out of it, each by a pattern that admits nothing
+  but a name.
 """
 
 from __future__ import annotations
@@ -24,12 +28,45 @@ from pathlib import Path, PurePosixPath
 from lxml import etree
 
 from engine.errors import ConfigError, ValidationError
+from engine.redact import safe_reason
 
 DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
-_KEEP_QUOTED = re.compile(r"(?:Element|attribute|type|element)\s*$")
-_QUOTED = re.compile(r"'[^']*'")
 _CLARK = re.compile(r"\{[^}]*\}")
+_NAME = r"[A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?"
+#: XML names libxml2 puts in a validity message; each pattern admits a name and nothing else
+_ATTRIBUTE = re.compile(rf"^Element '[^']*', attribute '({_NAME})': ")
+_EXPECTED = re.compile(rf"Expected is (?:one of )?\( ((?:{_NAME})(?:, {_NAME})*) \)\.$")
+_FACET = re.compile(rf"\[facet '({_NAME})'\]")
+_TYPE = re.compile(rf" type '({_NAME})'\.$")
+_MISSING_ATTRIBUTE = re.compile(rf"The attribute '({_NAME})' is required but missing\.$")
+#: libxml2 schema-validity error types -> what the reason says (others are named by their type only)
+DESCRIPTIONS = {
+    "SCHEMAV_ELEMENT_CONTENT": "element not expected here, or a required child is missing",
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_1": "value not valid for its type",
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_2": "value not valid for its type",
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_3": "value not valid for its type",
+    "SCHEMAV_CVC_PATTERN_VALID": "value does not match the pattern",
+    "SCHEMAV_CVC_ENUMERATION_VALID": "value not in the enumeration",
+    "SCHEMAV_CVC_LENGTH_VALID": "value has the wrong length",
+    "SCHEMAV_CVC_MINLENGTH_VALID": "value too short",
+    "SCHEMAV_CVC_MAXLENGTH_VALID": "value too long",
+    "SCHEMAV_CVC_MININCLUSIVE_VALID": "value too small",
+    "SCHEMAV_CVC_MINEXCLUSIVE_VALID": "value too small",
+    "SCHEMAV_CVC_MAXINCLUSIVE_VALID": "value too large",
+    "SCHEMAV_CVC_MAXEXCLUSIVE_VALID": "value too large",
+    "SCHEMAV_CVC_TOTALDIGITS_VALID": "value has too many digits",
+    "SCHEMAV_CVC_FRACTIONDIGITS_VALID": "value has too many fraction digits",
+    "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1": "attribute not allowed",
+    "SCHEMAV_CVC_COMPLEX_TYPE_3_2_2": "attribute not allowed",
+    "SCHEMAV_CVC_COMPLEX_TYPE_4": "required attribute missing",
+    "SCHEMAV_CVC_COMPLEX_TYPE_2_1": "element must be empty",
+    "SCHEMAV_CVC_COMPLEX_TYPE_2_3": "text not allowed in element-only content",
+    "SCHEMAV_CVC_TYPE_3_1_2": "element content not allowed in an element of simple type",
+    "SCHEMAV_CVC_ELT_1": "no declaration for this element",
+    "SCHEMAV_CVC_ELT_4_2": "xsi:type names an unknown type",
+    "SCHEMAV_CVC_ELT_4_3": "xsi:type is not derived from the declared type",
+}
 _STEP = re.compile(r"^\*(?:\[(\d+)\])?$")
 
 
@@ -102,12 +139,26 @@ class SchemaSet:
             if self._schema.validate(element):
                 return
             errors = list(self._schema.error_log)
-        first = errors[0] if errors else None
-        if first is None:
+        if not errors:
             raise ValidationError("document does not validate", code="KITH_XSD_INVALID")
-        where = f"line {first.line}, column {first.column}, at {element_path(element, first.path)}"
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ValidationError(f"{where}: {_clean(first.message)}{more}", code="KITH_XSD_INVALID")
+        raise ValidationError(describe(element, errors[0]) + more, code="KITH_XSD_INVALID")
+
+
+def describe(element: etree._Element, error: etree._LogEntry) -> str:
+    """A validity error as codes and positions: line, column, element path, attribute, what is wrong."""
+    message = _CLARK.sub("", error.message or "")
+    attribute = _ATTRIBUTE.match(message) or _MISSING_ATTRIBUTE.search(message)
+    where = element_path(element, error.path) + (f"/@{attribute.group(1)}" if attribute else "")
+    what = DESCRIPTIONS.get(error.type_name, "not valid")
+    facet, typ, expected = _FACET.search(message), _TYPE.search(message), _EXPECTED.search(message)
+    if facet:
+        what += f" (facet {facet.group(1)})"
+    elif typ and error.type_name.startswith("SCHEMAV_CVC_DATATYPE_VALID"):
+        what += f" ({typ.group(1)})"
+    if expected:
+        what += f"; expected {expected.group(1)}"
+    return safe_reason(f"line {error.line}, column {error.column}, at {where}: {what} [{error.type_name}]")
 
 
 def element_path(element: etree._Element, xpath: str | None) -> str:
@@ -129,14 +180,5 @@ def element_path(element: etree._Element, xpath: str | None) -> str:
 
 
 def _clean(message: str) -> str:
-    """Drop namespaces and replace quoted values (which may be patient data) by ``'…'``."""
-    message = _CLARK.sub("", message.strip())
-    out: list[str] = []
-    pos = 0
-    for m in _QUOTED.finditer(message):
-        before = message[pos:m.start()]
-        out.append(before)
-        out.append(m.group(0) if _KEEP_QUOTED.search(before) else "'…'")
-        pos = m.end()
-    out.append(message[pos:])
-    return "".join(out)
+    """A schema compile error for the config error: namespaces dropped, then :func:`safe_reason`."""
+    return safe_reason(_CLARK.sub("", message.strip()))

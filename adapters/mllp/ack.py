@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from engine.errors import ParseError
 from engine.ids import log_safe
 from engine.randomid import random_bytes
+from engine.redact import safe_reason
 from mappings.hl7v2.parser import MshHeader, codec_for, msh_fields
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -54,7 +55,12 @@ class AckError:
 
     @property
     def reason(self) -> str:
-        return f"{self.code}: {self.text}" if self.text else self.code
+        return f"{self.code}: {self.safe_text}" if self.text else self.code
+
+    @property
+    def safe_text(self) -> str:
+        """The text as the ACK carries it: quoted values dropped, long digit runs masked (last step)."""
+        return safe_reason(self.text)
 
 
 def codec(charset: str | None, default: str) -> str:
@@ -116,7 +122,7 @@ def escape(text: str, head: MshHeader) -> str:
 
 def _err_segment(head: MshHeader, err: AckError, fs: str, cs: str) -> str:
     hl7_code, hl7_text = HL7_ERROR_CODES.get(err.code, _DEFAULT_HL7_ERROR)
-    text = escape(err.text, head)
+    text = escape(err.safe_text, head)
     if _version(head.version) >= (2, 5):
         return fs.join(["ERR", "", "", cs.join([hl7_code, hl7_text, "HL70357"]), "E",
                         cs.join([err.code, text, "L"]), "", "", text])

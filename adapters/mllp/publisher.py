@@ -37,6 +37,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from adapters.base import AsyncKeys, ProcessedKeys
 from adapters.mllp.triage import Triage
+from engine import metrics
 from engine.bus import Bus, EventLoopPublisher
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, EnjournalError
@@ -193,6 +194,7 @@ class Publisher:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
+        metrics.published(p.triage.envelope for p in to_publish)
         for p in to_publish:
             self._release(p)
             code = p.code or p.triage.code

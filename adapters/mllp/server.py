@@ -27,6 +27,7 @@ from adapters.mllp.ack import FALLBACK, AckError, build_ack, plan, salvage_heade
 from adapters.mllp.framing import Frame, FrameDecoder, Garbage, Oversize, encode
 from adapters.mllp.publisher import Publisher
 from adapters.mllp.triage import Triage, triage
+from engine import metrics
 from mappings.hl7v2.parser import MshHeader
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class Connection:
 
     async def serve(self) -> None:
         log.info("mllp.connection_opened", adapter=self.name, **self.peer)
+        metrics.mllp_connection(self.name, 1)
         writing = asyncio.create_task(self._write_loop())
         self._reading = asyncio.create_task(self._read_loop())
         try:
@@ -85,6 +87,7 @@ class Connection:
         self.answers.put_nowait(None)
         await writing
         await self._close()
+        metrics.mllp_connection(self.name, -1)
         log.info("mllp.connection_closed", adapter=self.name, frames=self.frames, **self.peer)
 
     async def _read_loop(self) -> None:
@@ -160,6 +163,7 @@ class Connection:
             ack = build_ack(item.head, c, error=item.error if c not in ("AA", "CA") else None,
                             default_charset=self.settings.default_charset)
             self.writer.write(encode(ack))
+            metrics.mllp_ack(self.name, c)
         try:
             if self.answers.empty():
                 await self.writer.drain()

@@ -356,14 +356,15 @@ class RabbitBus:
         conn = self._blocking()
         try:
             ch = conn.channel()
-            work = ch.queue_declare(self.cfg.queue, passive=True).method.message_count
+            work_queue = ch.queue_declare(self.cfg.queue, passive=True).method
+            work, consumers = work_queue.message_count, work_queue.consumer_count
             dead = ch.queue_declare(self.cfg.dead_letter_queue, passive=True).method.message_count
         except _AMQP_ERRORS as exc:
             raise BusUnavailable(f"cannot read queue depth ({type(exc).__name__})") from None
         finally:
             if conn.is_open:
                 conn.close()
-        return {"work": int(work), "dead": int(dead)}
+        return {"work": int(work), "dead": int(dead), "consumers": int(consumers)}
 
     def purge(self) -> None:
         """Empty the work and dead-letter queues (tests and benchmarks only)."""

@@ -44,13 +44,15 @@ def test_ops_api_and_cli_commands(tmp_path: Path, sqlite_url: str) -> None:
                 break
             time.sleep(0.1)
         health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read())
-        status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5).read())
+        status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/status?counts=1", timeout=5).read())
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
         assert rt.shutdown(10)
-    assert health == {"status": "ok"}
-    assert status["received"] == {"test": 21} and status["dead_letters"] == {"test": 1}
-    assert 'enjournal_dead_letters{adapter="test"} 1' in metrics
+    assert health == {"status": "ok", "services": {"worker-0": "running"}, "bus": "ok", "store": "ok"}
+    counts = status["counts"]
+    assert counts["received"] == {"test": 21} and counts["dead_letters"] == {"test": 1}
+    assert status["ready"] and status["queue"]["work"] == 0
+    assert 'enjournal_dead_letters_total{adapter="test",code="TEST_BAD_MESSAGE"}' in metrics
 
     config = write_config(tmp_path, bus, sqlite_url)
     j = _cli(config, "journal", fnr(3), "--json")
@@ -61,6 +63,9 @@ def test_ops_api_and_cli_commands(tmp_path: Path, sqlite_url: str) -> None:
     assert dl.returncode == 0 and json.loads(dl.stdout)[0]["reason_code"] == "TEST_BAD_MESSAGE"
     st = _cli(config, "status", "--json")
     assert st.returncode == 0 and json.loads(st.stdout)["dead_letters"] == {"test": 1}
+    assert "received" not in json.loads(st.stdout)  # the heavy counts only with --counts
+    st = _cli(config, "status", "--json", "--counts")
+    assert st.returncode == 0 and json.loads(st.stdout)["received"] == {"test": 21}
     rp = _cli(config, "replay", bad.id)
     assert rp.returncode == 0 and "replayed 1" in rp.stdout
     assert _cli(config, "journal", "00000000000").returncode == 1

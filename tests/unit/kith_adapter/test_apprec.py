@@ -124,3 +124,14 @@ def test_write_is_atomic_and_named_after_the_original(tmp_path: Path) -> None:
     target = write_file(tmp_path / "out" / receipt_name("m1", rid), data)
     assert target.name == "apprec-m1-r1.xml" and target.read_bytes() == data
     assert [p.name for p in (tmp_path / "out").iterdir()] == [target.name]
+
+
+def test_error_text_passes_safe_reason_last(apprec_schema: etree.XMLSchema) -> None:
+    from tests.helpers import fnr
+
+    n = fnr(11)
+    err = AppRecError("X99", f"SOME_CODE: quoted 'O'Hara {n}' and split {n[:6]} {n[6:]}")
+    root = _receipt(STANDALONE.read_bytes(), Status.REJECTED, (err,))
+    _assert_valid(apprec_schema, root)
+    ot = root.find("a:Error", A).get("OT", "")
+    assert ot.startswith("SOME_CODE: quoted") and "Hara" not in ot and n[6:] not in ot and n[:6] not in ot

@@ -113,3 +113,13 @@ def test_salvage_header_of_no_msh_is_fallback() -> None:
     assert salvage_header(b"PID|1||x\r") is FALLBACK
     ack = build_ack(FALLBACK, "AR", error=AckError("HL7_NO_MSH"))
     assert fields(ack, "MSA")[:3] == ["MSA", "AR", ""]
+
+
+def test_err_text_passes_safe_reason_last() -> None:
+    from tests.helpers import fnr
+
+    n = fnr(12)
+    head = parse_header(msg())
+    ack = build_ack(head, "AE", error=AckError("HL7_BAD_MSH", f"value 'O'Hara {n}' at {n[:6]}-{n[6:]}"), now=NOW)
+    text = ack.decode("latin-1")
+    assert "HL7_BAD_MSH" in text and "Hara" not in text and n[:6] not in text and n[6:] not in text
