@@ -372,7 +372,7 @@ class KithFileAdapter:
     def _move(self, p: _Pending) -> None:
         """Move the file and log the one line that says what became of it."""
         r, receipt = p.ready, p.receipt
-        what = {"adapter": self.name, "envelope_id": r.envelope.id if r.envelope else "-",
+        what: dict[str, object] = {"adapter": self.name, "envelope_id": r.envelope.id if r.envelope else "-",
                 "file": file_ref(r.path.name), "msg_id": r.ins.msg_id, "msg_type": r.ins.msg_type,
                 "shape": r.ins.shape, "xsd": r.ins.xsd}
         if receipt is not None:
