@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,8 +37,10 @@ from adapters.csv.importer import REJECTS_SUFFIX, import_file
 from adapters.csv.reader import open_csv, scan
 from adapters.csv.schedule import run_schedule, validate_cron
 from adapters.csv.tables import load_table
-from adapters.files import IGNORED_SUFFIXES, FileDropSettings, StableWatcher, move_to_error, poll_loop
+from adapters.files import FileDropSettings, StableWatcher, ignored, move_to_error
+from adapters.inbox import Inbox
 from engine.errors import ConfigError, EnjournalError, PermanentError
+from engine.redact import file_ref
 from mappings.csv_decl import CsvSpec, Plan
 
 log = structlog.get_logger("enjournal.adapters.csv")
@@ -66,6 +67,9 @@ class Settings(FileDropSettings):
     def state(self) -> Path:
         return self.state_dir or self.directory / ".state"
 
+    def own_dirs(self) -> list[Path]:
+        return [*super().own_dirs(), self.state]
+
     def record_source(self, adapter: str) -> str:
         """Record-key prefix: the spec's ``source``, else the source system, else the adapter name."""
         return self.spec.source or self.source_system or adapter
@@ -89,23 +93,15 @@ class _Watcher(StableWatcher):
     """Stable-file detection with a case-insensitive pattern (``*.csv`` matches ``EXPORT.CSV``) that
     leaves reject reports alone."""
 
-    def candidates(self) -> Iterator[Path]:
-        pattern = self.settings.pattern.casefold()
-        try:
-            entries = sorted(self.settings.directory.iterdir())
-        except FileNotFoundError:
-            return
-        for p in entries:
-            name = p.name
-            if (name.startswith(".") or name.endswith((*IGNORED_SUFFIXES, REJECTS_SUFFIX))
-                    or not fnmatch.fnmatchcase(name.casefold(), pattern) or not p.is_file()):
-                continue
-            yield p
+    def matches(self, name: str) -> bool:
+        return (not ignored(name) and not name.endswith(REJECTS_SUFFIX)
+                and fnmatch.fnmatchcase(name.casefold(), self.settings.pattern.casefold()))
 
 
 class CsvAdapter:
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime) -> None:
         self.name, self.settings, self.runtime = name, settings, runtime
+        self.inbox = Inbox(settings, name, _Watcher(settings))
 
     def check(self) -> None:
         """Spec valid, code tables readable, and (if a sample file is there) its header fits the spec."""
@@ -125,46 +121,54 @@ class CsvAdapter:
             with open_csv(sample, scan(sample, self.settings.encoding).encoding, self.settings.delimiter) as f:
                 Plan(self.settings.spec, f.raw_header, self.settings.record_source(self.name))
         except EnjournalError as exc:
-            raise ConfigError(f"adapter {self.name!r}: sample {sample.name}: {exc.reason}") from None
+            raise ConfigError(f"adapter {self.name!r}: sample {file_ref(sample.name)}: {exc.reason}") from None
 
     def run(self, stop: threading.Event) -> None:
         s = self.settings
-        s.ensure_dirs()
-        watcher = _Watcher(s)
         if s.schedule is None:
-            poll_loop(stop, s, lambda p: self._poll_one(p, stop), watcher)
+            self.inbox.poll(stop, lambda paths: self._poll_one(paths[0], stop), max_batch=1)
         else:
-            run_schedule(stop, s.schedule, lambda: self._tick(stop, watcher))
+            run_schedule(stop, s.schedule, lambda: self._tick(stop))
 
-    def _tick(self, stop: threading.Event, watcher: _Watcher) -> None:
-        """Import every matching file once it is stable; the tick ends when none is left or on error."""
-        while not stop.is_set() and any(True for _ in watcher.candidates()):
-            for p in watcher.stable_files():
-                if stop.is_set() or not self._handle(p, stop):
-                    return
-                watcher.forget(p)
-            stop.wait(self.settings.poll_interval)
+    def _tick(self, stop: threading.Event) -> None:
+        """Import every matching file once it is stable. The tick ends when none is left or the bus is
+        down (the files wait for the next tick); an unavailable inbox is waited for, with a backoff."""
+        paused = threading.Event()
+
+        def handle(paths: list[Path]) -> None:
+            if not paused.is_set() and not self._handle(paths[0], stop):
+                paused.set()
+
+        while not stop.is_set():
+            wait = self.inbox.poll_once(handle, 1, stop)
+            if paused.is_set() or (not self.inbox.state.failing and self.inbox.pending == 0):
+                return
+            stop.wait(wait)
 
     def _poll_one(self, path: Path, stop: threading.Event) -> None:
         self._handle(path, stop)  # a file left by a bus outage is seen again at a later poll
 
     def _handle(self, path: Path, stop: threading.Event) -> bool:
-        """Import one file; False when the bus is down (the file stays for the next attempt)."""
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return True  # taken away meanwhile
-        if size > self.settings.max_file_bytes:
-            move_to_error(path, self.settings, "FILE_TOO_LARGE")
-            return True
-        try:
-            import_file(self.name, self.settings, self.runtime, path, stop=stop)
-        except PermanentError:
-            return True  # moved to error/ with its reason by import_file
-        except Exception as exc:  # noqa: BLE001 - bus down, or a bug: the file stays, the adapter lives on
-            code = exc.code if isinstance(exc, EnjournalError) else type(exc).__name__
-            log.warning("csv.import_paused", adapter=self.name, file=path.name, code=code)
-            return False
+        """Import one file; False when the bus is down (the file stays for the next attempt). An OSError
+        (the inbox, the state directory or the archive failing) goes to the poll loop, which backs off."""
+        opened = self.inbox.open(path)
+        if opened is None:
+            return True  # taken away meanwhile, not a regular file (moved away), or unreadable (stays)
+        with opened:
+            if opened.size > self.settings.max_file_bytes:
+                move_to_error(path, self.settings, "FILE_TOO_LARGE")
+                return True
+            try:
+                import_file(self.name, self.settings, self.runtime, path, stop=stop, opened=opened)
+            except PermanentError:
+                return True  # moved to error/ with its reason by import_file
+            except OSError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - bus down, or a bug: the file stays, the adapter lives on
+                code = exc.code if isinstance(exc, EnjournalError) else type(exc).__name__
+                log.warning("csv.import_paused", adapter=self.name, file=file_ref(path.name), code=code)
+                return False
+        self.inbox.done(path)
         return True
 
 

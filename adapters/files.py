@@ -1,29 +1,52 @@
 """Shared mechanics of directory-polling adapters (HL7 batches, KITH XML, CSV exports).
 
+* Only regular files of the inbox are read. The listing looks at each entry with ``lstat`` and never
+  follows a link; anything else (a symlink, dangling or not, a FIFO, a socket, a device, a directory
+  matching the pattern) is moved itself, never its target, to ``error/`` with a ``.reason``
+  (``INBOX_NOT_REGULAR``) and never read (:class:`adapters.inbox.Inbox`). A file is opened with
+  :func:`open_inbox_file` (no-follow, and the opened descriptor must be a regular file), so an entry
+  swapped between the listing and the open is caught too.
 * Stable-file detection: a file is read only when its size and mtime have not changed for
-  ``stable_seconds`` across polls (never a file still being written); dot-files and
-  ``*.tmp``/``*.part``/``*.filepart`` are ignored.
+  ``stable_seconds`` across polls. Temporary names of write-then-rename are ignored
+  (:func:`ignored`: ``*.tmp``, ``*.part``, ``*.filepart``, ``*.partial``, ``*.crdownload``, ``*.swp``,
+  ``*~``, names starting with ``.`` or ``~$``, ...).
 * After every message of a file is confirmed on the bus, the file moves to ``archive/``; a file
-  that cannot be handled at all moves to ``error/`` with a ``<name>.reason`` file beside it.
-  Names in ``archive/``/``error/`` are made unique, so a second drop of the same name is kept too.
+  that cannot be handled at all moves to ``error/`` with a ``<name>.reason`` file beside it (its text
+  through :func:`engine.redact.safe_reason`). Names in ``archive/``/``error/`` are made unique, so a
+  second drop of the same name is kept too.
+* The poll loop, its backoff while the inbox is unavailable and the grace given to a file that looks
+  incomplete live in :mod:`adapters.inbox`; :func:`poll_batches` / :func:`poll_loop` run it.
 """
 
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import shutil
 import stat
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IGNORED_SUFFIXES = (".tmp", ".part", ".filepart", ".partial", ".reason")
+from engine.redact import safe_reason
+
+#: temporary names of write-then-rename and of common transfer tools: never picked up
+IGNORED_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".filepart", ".crdownload", ".download", ".swp",
+                    ".swx", "~", ".reason")
+IGNORED_PREFIXES = (".", "~$")
+
+
+def ignored(name: str) -> bool:
+    """True for a temporary, hidden or bookkeeping name (compared case-insensitively)."""
+    return name.startswith(IGNORED_PREFIXES) or name.casefold().endswith(IGNORED_SUFFIXES)
 
 
 class FileDropSettings(BaseModel):
@@ -37,6 +60,9 @@ class FileDropSettings(BaseModel):
     error_dir: Path | None = None  # default: <directory>/error
     poll_interval: float = Field(default=1.0, gt=0)
     stable_seconds: float = Field(default=2.0, ge=0)
+    #: a file that looks incomplete (cut XML, no message) is rejected only once it has been unchanged
+    #: this long; until then it stays in the inbox (its writer may only have paused)
+    incomplete_grace_seconds: float = Field(default=60.0, ge=0)
     max_file_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     source_system: str | None = None
 
@@ -48,50 +74,86 @@ class FileDropSettings(BaseModel):
     def errors(self) -> Path:
         return self.error_dir or self.directory / "error"
 
+    def own_dirs(self) -> list[Path]:
+        """Directories of the adapter itself, which may lie inside the inbox and are never picked up."""
+        return [self.archive, self.errors]
+
     def ensure_dirs(self) -> None:
         for d in (self.directory, self.archive, self.errors):
             d.mkdir(parents=True, exist_ok=True)
 
 
+def entry_kind(mode: int) -> str:
+    """What a directory entry is, from its ``lstat`` mode (for reasons and logs)."""
+    for test, kind in ((stat.S_ISREG, "regular file"), (stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "directory"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"),
+                       (stat.S_ISBLK, "device")):
+        if test(mode):
+            return kind
+    return "special file"
+
+
 @dataclass
 class StableWatcher:
-    """Remembers what each candidate file looked like at the previous poll."""
+    """Lists the inbox with ``lstat`` and remembers what each regular file looked like at the previous poll.
+
+    :meth:`stable_files` returns the regular files that are ready; the entries that are not regular
+    files are left in :attr:`irregular` for the caller to move away (they are never offered as files).
+    """
 
     settings: FileDropSettings
     clock: Callable[[], float] = time.monotonic
     _seen: dict[Path, tuple[int, int, float]] = field(default_factory=dict)
+    stats: dict[Path, os.stat_result] = field(default_factory=dict)  # lstat of each file, last listing
+    irregular: list[tuple[Path, str]] = field(default_factory=list)  # (entry, kind), last listing
 
-    def candidates(self) -> Iterator[Path]:
-        d = self.settings.directory
-        for p in sorted(d.glob(self.settings.pattern)):
-            if not p.is_file() or p.name.startswith(".") or p.name.endswith(IGNORED_SUFFIXES):
+    def matches(self, name: str) -> bool:
+        """A name the adapter picks up: it matches the pattern and is not a temporary name."""
+        return not ignored(name) and fnmatch.fnmatchcase(name, self.settings.pattern)
+
+    def entries(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """``(path, lstat)`` of every matching entry, by name; raises OSError when the inbox cannot be listed."""
+        own = {os.path.abspath(p) for p in self.settings.own_dirs()}
+        with os.scandir(self.settings.directory) as it:
+            names = sorted(e.name for e in it if self.matches(e.name))
+        for name in names:
+            p = self.settings.directory / name
+            if os.path.abspath(p) in own:
                 continue
-            yield p
-
-    def stable_files(self) -> list[Path]:
-        """Files unchanged (size, mtime) for at least ``stable_seconds``, oldest first."""
-        now = self.clock()
-        ready: list[Path] = []
-        present: set[Path] = set()
-        for p in self.candidates():
             try:
-                st = p.stat()
+                yield p, os.lstat(p)
             except FileNotFoundError:
                 continue
-            present.add(p)
-            sig = (st.st_size, st.st_mtime_ns)
-            prev = self._seen.get(p)
-            if prev is None or prev[:2] != sig:
-                self._seen[p] = (sig[0], sig[1], now)
-                if self.settings.stable_seconds > 0:
-                    continue
-                prev = self._seen[p]
-            age_wall = time.time() - st.st_mtime_ns / 1e9
-            if now - prev[2] >= self.settings.stable_seconds and age_wall >= self.settings.stable_seconds:
+
+    def candidates(self) -> Iterator[Path]:
+        """The regular files that match, by name (what :meth:`stable_files` looks at)."""
+        return (p for p, st in self.entries() if stat.S_ISREG(st.st_mode))
+
+    def stable_files(self) -> list[Path]:
+        """Regular files unchanged (size, mtime) for at least ``stable_seconds``, by name."""
+        now, wall = self.clock(), time.time()
+        ready: list[Path] = []
+        self.stats, self.irregular = {}, []
+        for p, st in self.entries():
+            if not stat.S_ISREG(st.st_mode):
+                self.irregular.append((p, entry_kind(st.st_mode)))
+                continue
+            self.stats[p] = st
+            if self._stable(p, st, now, wall):
                 ready.append(p)
-        for gone in set(self._seen) - present:
+        for gone in set(self._seen) - set(self.stats):
             del self._seen[gone]
         return ready
+
+    def _stable(self, p: Path, st: os.stat_result, now: float, wall: float) -> bool:
+        sig = (st.st_size, st.st_mtime_ns)
+        prev = self._seen.get(p)
+        if prev is None or prev[:2] != sig:
+            self._seen[p] = prev = (sig[0], sig[1], now)
+            if self.settings.stable_seconds > 0:
+                return False
+        age_wall = wall - st.st_mtime_ns / 1e9
+        return now - prev[2] >= self.settings.stable_seconds and age_wall >= self.settings.stable_seconds
 
     def forget(self, path: Path) -> None:
         self._seen.pop(path, None)
@@ -99,9 +161,9 @@ class StableWatcher:
 
 def _unique_target(directory: Path, name: str) -> Path:
     target = directory / name
-    if not target.exists():
+    if not os.path.lexists(target):
         return target
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     return directory / f"{name}.{stamp}"
 
 
@@ -113,45 +175,78 @@ def move_to_archive(path: Path, settings: FileDropSettings) -> Path:
 
 
 def move_to_error(path: Path, settings: FileDropSettings, reason: str) -> Path:
-    """Move ``path`` to error/ and write ``<name>.reason`` beside it (codes and positions only)."""
+    """Move ``path`` to error/ and write ``<name>.reason`` beside it (codes and positions only).
+
+    The entry itself is moved, never a link's target; a move that fails leaves no ``.reason`` behind."""
     settings.errors.mkdir(parents=True, exist_ok=True)
     target = _unique_target(settings.errors, path.name)
     reason_file = target.with_name(target.name + ".reason")
-    tmp = reason_file.with_name(reason_file.name + ".tmp")
-    tmp.write_text(reason.rstrip() + "\n", encoding="utf-8")
-    os.replace(tmp, reason_file)
-    shutil.move(str(path), str(target))
+    _write_new(reason_file, _reason_text(reason))
+    try:
+        _move_entry(path, target)
+    except BaseException:
+        reason_file.unlink(missing_ok=True)
+        raise
     return target
+
+
+def _move_entry(path: Path, target: Path) -> None:
+    """Rename (which never follows a link); across filesystems a symlink is recreated and a regular file
+    copied, and any other kind of entry stays where it is (``OSError``)."""
+    try:
+        os.rename(path, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        os.symlink(os.readlink(path), target)
+        os.unlink(path)
+    elif stat.S_ISREG(mode):
+        shutil.move(str(path), str(target))
+    else:
+        raise OSError(errno.EXDEV, "cannot move a special file to another filesystem")
 
 
 def write_reason(target: Path, reason: str) -> None:
     """Write a ``.reason`` file beside an archived file (parts of it were rejected)."""
-    p = target.with_name(target.name + ".reason")
-    p.write_text(reason.rstrip() + "\n", encoding="utf-8")
+    _write_new(target.with_name(target.name + ".reason"), _reason_text(reason))
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file of a fresh, unpredictable name (created exclusively, so a
+    link planted at a known name is never written through), then renamed over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _reason_text(reason: str) -> str:
+    """Each line of a reason made fit for ops (:func:`engine.redact.safe_reason`)."""
+    lines = (safe_reason(line) for line in reason.splitlines())
+    return "\n".join(line for line in lines if line) + "\n"
 
 
 def poll_batches(stop: threading.Event, settings: FileDropSettings, handle: Callable[[list[Path]], None],
-                 max_batch: int = 200, watcher: StableWatcher | None = None) -> None:
+                 max_batch: int = 200, watcher: StableWatcher | None = None, adapter: str = "") -> None:
     """Call ``handle(paths)`` with up to ``max_batch`` stable files at a time until ``stop`` is set
-    (one publish and one confirm per batch instead of per file)."""
-    settings.ensure_dirs()
-    w = watcher or StableWatcher(settings)
-    while not stop.is_set():
-        ready = w.stable_files()
-        for i in range(0, len(ready), max_batch):
-            if stop.is_set():
-                return
-            chunk = ready[i:i + max_batch]
-            handle(chunk)
-            for p in chunk:
-                w.forget(p)
-        stop.wait(settings.poll_interval)
+    (one publish and one confirm per batch instead of per file); see :meth:`adapters.inbox.Inbox.poll`."""
+    from adapters.inbox import Inbox
+
+    Inbox(settings, adapter, watcher).poll(stop, handle, max_batch)
 
 
 def poll_loop(stop: threading.Event, settings: FileDropSettings, handle: Callable[[Path], None],
-              watcher: StableWatcher | None = None) -> None:
+              watcher: StableWatcher | None = None, adapter: str = "") -> None:
     """Call ``handle(path)`` for each stable file until ``stop`` is set."""
-    poll_batches(stop, settings, lambda paths: handle(paths[0]), max_batch=1, watcher=watcher)
+    poll_batches(stop, settings, lambda paths: handle(paths[0]), max_batch=1, watcher=watcher, adapter=adapter)
 
 
 class NotARegularFile(Exception):
@@ -162,17 +257,44 @@ class NotARegularFile(Exception):
 
 @dataclass
 class InboxFile:
-    """A file of the inbox opened safely (see :func:`open_inbox_file`), with what it looked like when opened."""
+    """A file of the inbox opened safely (see :func:`open_inbox_file`), with what it looked like when opened.
+
+    Use it as a context manager, or hand the descriptor over with :meth:`reader`."""
 
     path: Path
     fd: int
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0
+    _owned: bool = field(default=True, repr=False)  # the descriptor is still ours to close
+
+    @property
+    def signature(self) -> tuple[int, int, int]:
+        """(inode, size, mtime) when opened: the same name with another signature is another file."""
+        return self.inode, self.size, self.mtime_ns
 
     def reader(self) -> BinaryIO:
         """A buffered binary reader on the open descriptor (it closes the descriptor when closed)."""
+        self._owned = False
         return os.fdopen(self.fd, "rb", closefd=True)
+
+    def reopenable(self) -> Path:
+        """A path that opens this very file again (``/proc/self/fd/N`` while the descriptor is open), for
+        code that wants a path; the inbox name itself where ``/proc`` is not mounted."""
+        proc = Path(f"/proc/self/fd/{self.fd}")
+        return proc if self._owned and proc.exists() else self.path
+
+    def close(self) -> None:
+        if self._owned:
+            self._owned = False
+            os.close(self.fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def changed(self) -> bool:
         """True when the name now holds something else than what was opened, or it grew or was touched
@@ -181,7 +303,18 @@ class InboxFile:
             st = os.lstat(self.path)
         except FileNotFoundError:
             return True
-        return (st.st_ino, st.st_size, st.st_mtime_ns) != (self.inode, self.size, self.mtime_ns)
+        return (st.st_ino, st.st_size, st.st_mtime_ns) != self.signature
+
+    def settled(self, seconds: float) -> bool:
+        """True when the file is still what was opened and nothing changed it (data or inode, so also not a
+        back-dated mtime: the ctime moves then) for at least ``seconds``."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        if (st.st_ino, st.st_size, st.st_mtime_ns) != self.signature:
+            return False
+        return time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 >= seconds
 
 
 def open_inbox_file(path: Path) -> InboxFile:
@@ -190,19 +323,22 @@ def open_inbox_file(path: Path) -> InboxFile:
     The open itself refuses a symlink as the last component (``O_NOFOLLOW``) and never blocks on a
     FIFO (``O_NONBLOCK``); ``fstat`` of the opened descriptor then decides, so nothing is read from a
     symlink's target, ``/proc`` or a device. Raises :class:`NotARegularFile` or ``OSError``."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_NOCTTY", 0))
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise NotARegularFile("a symbolic link") from None
+            raise NotARegularFile("symbolic link") from None
+        if exc.errno in (errno.ENXIO, errno.ENODEV):  # a socket, or a device without its driver
+            raise NotARegularFile(entry_kind(os.lstat(path).st_mode)) from None
         raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile("not a regular file")
+            raise NotARegularFile(entry_kind(st.st_mode))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
-    return InboxFile(path, fd, st.st_size, st.st_mtime_ns, st.st_ino)
+    return InboxFile(path, fd, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)

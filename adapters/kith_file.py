@@ -14,7 +14,8 @@ without BOM/declaration. Config example::
         receipt_sync: auto                    # auto | syncfs | fsync: how a batch's AppRecs are made durable
         sender_her_id: "12345"                # our identity when the message does not name its receiver
 
-For each stable file (never one still being written): read the bytes, run the checks of
+For each stable regular file (never one still being written, never a symlink or a FIFO: see
+:mod:`adapters.inbox`): read the bytes, run the checks of
 :func:`adapters.kith.inspect`, publish one envelope (``content_type="application/xml; kith"``,
 attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, and ``reject`` = ``CODE: text`` when the
 document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
@@ -24,14 +25,24 @@ see :mod:`adapters.durable`) and move the file to ``archive/`` (accepted) or ``e
 with a ``.reason`` file (rejected). If the bus is down the file stays and is retried at the next poll,
 with no receipt. A received AppRec is published and archived but never answered. A file larger than
 ``max_file_bytes`` is not read: it gets an AppRec status 2 and moves to ``error/`` without a publish.
-Any other failure (outbox not writable, a move that fails) leaves the file in place; the next poll
-publishes it again, which the journal absorbs (same record keys), and then writes the receipt.
-One log line per file says what became of it (``kith.archived`` or ``kith.rejected``, with the receipt).
+A document that is not well-formed or empty may be a file still being written: it is rejected only
+once it has been unchanged for ``incomplete_grace_seconds`` (:meth:`adapters.inbox.Inbox.still_arriving`).
+
+Once a file is published (confirmed) it is not published again while only its receipt or its move
+fails (outbox not writable, archive full): the adapter remembers it (path and inode, size, mtime ->
+envelope and AppRec) and retries the receipt and the move with a backoff, logging
+``outbox.unavailable`` / ``archive.unavailable`` once when that starts and ``outbox.available`` /
+``archive.available`` when it works again. After a restart such a file is published once more, which
+the journal absorbs (same record keys). One log line per file says what became of it
+(``kith.archived`` or ``kith.rejected``, with the receipt); files are named by
+:func:`engine.redact.file_ref` in logs.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,18 +54,21 @@ import structlog
 from pydantic import Field
 
 from adapters.base import AdapterRuntime
-from adapters.durable import DurableWriter, Sync, write_file
-from adapters.files import FileDropSettings, move_to_archive, move_to_error, poll_batches
+from adapters.durable import DurableWriter, Sync
+from adapters.files import FileDropSettings, InboxFile, move_to_archive, move_to_error
+from adapters.inbox import Availability, Inbox
 from adapters.kith import Inspection, inspect
-from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec
-from adapters.kith.apprec import receipt_name
+from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec, receipt_name
 from adapters.kith.xsd import SchemaSet
 from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ConfigError
+from engine.redact import file_ref
 
 log = structlog.get_logger(__name__)
 CONTENT_TYPE = "application/xml; kith"
+#: reject codes of a document that may only be cut short (its writer still at work)
+INCOMPLETE = frozenset({"KITH_NOT_WELL_FORMED", "KITH_EMPTY"})
 
 
 class Settings(FileDropSettings):
@@ -74,15 +88,19 @@ class Settings(FileDropSettings):
     receiver_her_id: str | None = None  # the partner's identity, when the message names no sender
     receiver_name: str | None = None
 
+    def own_dirs(self) -> list[Path]:
+        return [*super().own_dirs(), self.outbox]
+
 
 @dataclass(frozen=True)
 class _Ready:
-    """A file read, checked and made into an envelope."""
+    """A file read and checked, made into an envelope (None: answered without a publish, too large)."""
 
     path: Path
     ins: Inspection
-    envelope: Envelope
+    envelope: Envelope | None
     received_at: datetime
+    signature: tuple[int, int, int]  # (inode, size, mtime) of what was read
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,21 @@ class _Receipt:
     data: bytes
     apprec_id: str
     status: Status
+
+
+@dataclass
+class _Pending:
+    """A file whose envelope is confirmed (or that needs none) and whose receipt or move is not done.
+    It is never published again while it is remembered; a retry writes the same AppRec."""
+
+    ready: _Ready
+    receipt: _Receipt | None = None
+    receipt_done: bool = False
+    retry_at: float = 0.0  # monotonic
+
+    @property
+    def needs_receipt(self) -> bool:
+        return not self.ready.ins.is_receipt and not self.receipt_done
 
 
 class KithFileAdapter:
@@ -102,8 +135,12 @@ class KithFileAdapter:
             self._writer = DurableWriter(sync=settings.receipt_sync)
         except ValueError as exc:
             raise ConfigError(f"adapter {name!r}: receipt_sync: {exc}") from None
+        self.inbox = Inbox(settings, name)
+        self._outbox = Availability(name, "outbox", settings.poll_interval)
+        self._moves = Availability(name, "archive", settings.poll_interval)
         self._lock = threading.Lock()
-        self._finishing: set[Path] = set()  # published, receipt or move not done yet
+        self._finishing: set[Path] = set()  # being finished by the finisher thread right now
+        self._pending: dict[Path, _Pending] = {}  # published, receipt or move not done yet
 
     @cached_property
     def schemas(self) -> SchemaSet | None:
@@ -130,111 +167,100 @@ class KithFileAdapter:
         pending: list[Future[None]] = []
 
         def handle(paths: list[Path]) -> None:
-            ready = self._publish(paths)
+            todo = self._publish(paths)
             for f in pending:
                 f.result()
             pending.clear()
-            if ready:
-                pending.append(finisher.submit(self._finish, ready))
+            if todo:
+                pending.append(finisher.submit(self._finish, todo))
 
         try:
-            poll_batches(stop, self.settings, handle, max_batch=self.settings.max_batch)
+            self.inbox.poll(stop, handle, max_batch=self.settings.max_batch)
         finally:
             finisher.shutdown(wait=True)
             self._writer.close()
         log.info("kith.stopped", adapter=self.name)
 
     def handle(self, path: Path) -> None:
-        """Handle one stable file; never raises (one bad file never stops the loop)."""
+        """Handle one stable file (one bad file never stops the loop)."""
         self.handle_batch([path])
 
     def handle_batch(self, paths: list[Path]) -> None:
         """Check each file, publish all of them in one confirmed batch, write all their receipts (one
         concurrent fsync round), then move each file.
 
-        Never raises: a file that fails stays where it is and is retried at the next poll."""
+        A file that fails stays where it is and is retried at a later poll; raises only
+        :class:`adapters.inbox.InboxUnavailable` (no file can be opened: the poll loop backs off)."""
         self._finish(self._publish(paths))
 
-    def _publish(self, paths: list[Path]) -> list[_Ready]:
-        """Read and check the files (skipping those still being finished) and publish them in one
-        confirmed batch; what was published, or nothing if the bus is unavailable."""
-        with self._lock:
-            paths = [p for p in paths if p not in self._finishing]
-        ready = [item for item in map(self._prepare, paths) if item is not None]
-        if not ready:
-            return []
-        try:
-            self.runtime.bus.publish([r.envelope for r in ready])
-        except BusUnavailable as exc:
-            log.warning("kith.publish_failed", adapter=self.name, files=len(ready), code=exc.code)
-            return []
-        metrics.published(r.envelope for r in ready)
-        with self._lock:
-            self._finishing.update(r.path for r in ready)
-        return ready
-
-    def _finish(self, ready: list[_Ready]) -> None:
-        """Receipts of a published batch, then each file moved (only after its receipt is durable)."""
-        try:
-            receipts = self._write_receipts(ready)
-            for i, r in enumerate(ready):
-                receipt = receipts.get(i)
-                if not r.ins.is_receipt and receipt is None:
-                    continue  # no receipt written: the file stays and is published again at the next poll
-                try:
-                    self._move(r.path, r.ins, r.envelope.id, receipt)
-                except Exception as exc:  # noqa: BLE001 - published: the next poll publishes again (idempotent)
-                    log.error("kith.finish_failed", adapter=self.name, file=r.path.name, error=type(exc).__name__)
-        finally:
-            with self._lock:
-                self._finishing.difference_update(r.path for r in ready)
-
-    def _write_receipts(self, ready: list[_Ready]) -> dict[int, _Receipt]:
-        """The receipts that are durably in the outbox, by position in ``ready``."""
-        built: dict[int, _Receipt] = {}
-        for i, r in enumerate(ready):
-            if r.ins.is_receipt:
-                continue
+    # -- publish ---------------------------------------------------------------------------------
+    def _publish(self, paths: list[Path]) -> list[_Pending]:
+        """Read, check and publish the new files in one confirmed batch; with them, the files published
+        before whose receipt or move is due for another try. What is to be finished."""
+        retry, fresh = self._split(paths)
+        ready = [item for item in map(self._prepare, fresh) if item is not None]
+        envelopes = [r.envelope for r in ready if r.envelope is not None]
+        if envelopes:
             try:
-                built[i] = self._receipt(r.path, r.ins, r.received_at)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files
-                log.error("kith.finish_failed", adapter=self.name, file=r.path.name, error=type(exc).__name__)
-        if not built:
-            return {}
-        try:
-            self.settings.outbox.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.error("kith.finish_failed", adapter=self.name, files=len(built), error=type(exc).__name__)
-            return {}
-        written = self._writer.write_all([(r.target, r.data) for r in built.values()])
-        out: dict[int, _Receipt] = {}
-        for (i, receipt), result in zip(built.items(), written):
-            if isinstance(result, OSError):
-                log.error("kith.finish_failed", adapter=self.name, file=ready[i].path.name, error=type(result).__name__)
-            else:
-                out[i] = receipt
-        return out
+                self.runtime.bus.publish(envelopes)
+                metrics.published(envelopes)
+            except BusUnavailable as exc:
+                log.warning("kith.publish_failed", adapter=self.name, files=len(envelopes), code=exc.code)
+                ready = [r for r in ready if r.envelope is None]
+        todo = retry + [_Pending(r) for r in ready]
+        with self._lock:
+            self._pending.update((p.ready.path, p) for p in todo)
+            self._finishing.update(p.ready.path for p in todo)
+        return todo
+
+    def _split(self, paths: list[Path]) -> tuple[list[_Pending], list[Path]]:
+        """(remembered files due for another try, files to read); a remembered file that changed is read
+        again, one that is gone is forgotten."""
+        now = time.monotonic()
+        retry: list[_Pending] = []
+        fresh: list[Path] = []
+        with self._lock:
+            known = {p: self._pending.get(p) for p in paths if p not in self._finishing}
+            for gone in [p for p in self._pending if p not in self._finishing and not os.path.lexists(p)]:
+                del self._pending[gone]
+        for p, pending in known.items():
+            if pending is None or _signature(p) != pending.ready.signature:
+                fresh.append(p)
+            elif now >= pending.retry_at:
+                retry.append(pending)
+        return retry, fresh
 
     def _prepare(self, path: Path) -> _Ready | None:
-        try:
-            if path.stat().st_size > self.settings.max_file_bytes:
-                self._oversize(path)
-                return None
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        f = self.inbox.open(path)
+        if f is None:
             return None
-        except Exception as exc:  # noqa: BLE001 - the file stays and is retried at the next poll
-            log.error("kith.handle_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+        with f:
+            if f.size > self.settings.max_file_bytes:
+                return self._oversize(f)
+            raw = self._read(f)
+        if raw is None:
             return None
         received_at = datetime.now(UTC)
         try:
             ins = inspect(raw, max_bytes=self.settings.max_bytes, schemas=self.schemas)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the loop; the file is still answered
-            log.error("kith.inspect_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+            log.error("kith.inspect_failed", adapter=self.name, file=file_ref(path.name), error=type(exc).__name__)
             ins = Inspection(reject_code="KITH_INTERNAL", reject_text="the adapter could not check the document")
+        if ins.reject_code in INCOMPLETE and self.inbox.still_arriving(f, ins.reject_code):
+            return None
         env = self._envelope(path, raw, ins, received_at)
-        log.debug("kith.received", adapter=self.name, envelope_id=env.id, file=path.name)
-        return _Ready(path, ins, env, received_at)
+        log.debug("kith.received", adapter=self.name, envelope_id=env.id, file=file_ref(path.name))
+        return _Ready(path, ins, env, received_at, f.signature)
+
+    def _read(self, f: InboxFile) -> bytes | None:
+        """The file's bytes, or None when it is not what was opened any more (still being written)."""
+        try:
+            with f.reader() as r:
+                raw = r.read(f.size + 1)
+        except OSError as exc:
+            self.inbox.unreadable(f.path, exc)
+            return None
+        return raw if len(raw) == f.size else None
 
     def _envelope(self, path: Path, raw: bytes, ins: Inspection, received_at: datetime) -> Envelope:
         attrs = {"file": path.name, "shape": ins.shape}
@@ -248,15 +274,90 @@ class KithFileAdapter:
             dedup_key=f"KITH|{sender_id}|{ins.msg_id}" if ins.msg_id and not ins.reject else None,
         )
 
+    def _oversize(self, f: InboxFile) -> _Ready:
+        """Too large to read or publish: answered with status 2 and parked in error/ (nothing is deleted)."""
+        reason = f"KITH_TOO_LARGE: file exceeds max_file_bytes={self.settings.max_file_bytes}"
+        ins = Inspection(reject_code="KITH_TOO_LARGE", reject_text=reason.split(": ", 1)[1])
+        return _Ready(f.path, ins, None, datetime.now(UTC), f.signature)
+
+    # -- finish: receipts, then moves -------------------------------------------------------------
+    def _finish(self, todo: list[_Pending]) -> None:
+        """Receipts of a published batch, then each file moved (only after its receipt is durable).
+        What fails is remembered and tried again after a backoff, never published again."""
+        try:
+            self._write_receipts(todo)
+            for p in todo:
+                if not p.needs_receipt:
+                    self._finish_one(p)
+        finally:
+            with self._lock:
+                self._finishing.difference_update(p.ready.path for p in todo)
+
+    def _finish_one(self, p: _Pending) -> None:
+        try:
+            self._move(p)
+        except FileNotFoundError:
+            pass  # taken away meanwhile: nothing left to move
+        except OSError as exc:
+            p.retry_at = time.monotonic() + self._moves.failed(exc, "move")
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files; tried again later
+            log.error("kith.finish_failed", adapter=self.name, file=file_ref(p.ready.path.name),
+                      error=type(exc).__name__)
+            p.retry_at = time.monotonic() + self._moves.cap
+            return
+        else:
+            self._moves.ok()
+        with self._lock:
+            if self._pending.get(p.ready.path) is p:
+                del self._pending[p.ready.path]
+        self.inbox.done(p.ready.path)
+
+    def _write_receipts(self, todo: list[_Pending]) -> None:
+        """Build each missing receipt (once) and write those not yet durable, all in one round."""
+        need = [p for p in todo if p.needs_receipt]
+        for p in need:
+            if p.receipt is None:
+                try:
+                    p.receipt = self._receipt(p.ready)
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files
+                    log.error("kith.finish_failed", adapter=self.name, file=file_ref(p.ready.path.name),
+                              error=type(exc).__name__)
+                    p.retry_at = time.monotonic() + self._outbox.cap
+        built = [p for p in need if p.receipt is not None]
+        if not built:
+            return
+        try:
+            self.settings.outbox.mkdir(parents=True, exist_ok=True)
+            results = self._writer.write_all([(p.receipt.target, p.receipt.data) for p in built if p.receipt])
+        except OSError as exc:
+            self._outbox_failed(built, exc, "mkdir")
+            return
+        failure: OSError | None = None
+        for p, result in zip(built, results):
+            if isinstance(result, OSError):
+                failure = result
+            else:
+                p.receipt_done = True
+        if failure is not None:
+            self._outbox_failed([p for p in built if not p.receipt_done], failure, "write")
+        else:
+            self._outbox.ok()
+
+    def _outbox_failed(self, failed: list[_Pending], exc: OSError, op: str) -> None:
+        retry_at = time.monotonic() + self._outbox.failed(exc, op)
+        for p in failed:
+            p.retry_at = retry_at
+
     def _status(self, ins: Inspection) -> Status:
         if ins.reject_code:
             return Status.REJECTED
         return Status.PARTIAL if ins.part_errors else Status.OK
 
-    def _receipt(self, path: Path, ins: Inspection, received_at: datetime) -> _Receipt:
-        status = self._status(ins)
+    def _receipt(self, r: _Ready) -> _Receipt:
+        ins, status = r.ins, self._status(r.ins)
         original = Original(msg_type=ins.msg_type or "UKJENT", msg_type_dn=ins.msg_type_dn,
-                            id=ins.msg_id or path.stem, issue_date=as_datetime(ins.issue_date, received_at))
+                            id=ins.msg_id or r.path.stem, issue_date=as_datetime(ins.issue_date, r.received_at))
         apprec_id, data = build_apprec(
             status=status, original=original, errors=ins.apprec_errors(), gen_date=datetime.now(UTC),
             sender=self._fill(ins.receiver, self.settings.sender_her_id, self.settings.sender_name),
@@ -270,27 +371,28 @@ class KithFileAdapter:
             return party
         return Party(Unit(name=name, id=her_id, id_type="HER" if her_id else None, id_type_dn="HER-id"))
 
-    def _move(self, path: Path, ins: Inspection, envelope_id: str, receipt: _Receipt | None) -> None:
+    def _move(self, p: _Pending) -> None:
         """Move the file and log the one line that says what became of it."""
-        what = {"adapter": self.name, "envelope_id": envelope_id, "file": path.name, "msg_id": ins.msg_id,
-                "msg_type": ins.msg_type, "shape": ins.shape, "xsd": ins.xsd}
+        r, receipt = p.ready, p.receipt
+        what: dict[str, object] = {"adapter": self.name, "envelope_id": r.envelope.id if r.envelope else "-",
+                "file": file_ref(r.path.name), "msg_id": r.ins.msg_id, "msg_type": r.ins.msg_type,
+                "shape": r.ins.shape, "xsd": r.ins.xsd}
         if receipt is not None:
-            what.update(apprec_id=receipt.apprec_id, status=int(receipt.status), receipt=receipt.target.name)
-        if ins.reject:
-            target = move_to_error(path, self.settings, ins.reject)
-            log.info("kith.rejected", **what, code=ins.reject_code, moved_to=target.name)
+            what.update(apprec_id=receipt.apprec_id, status=int(receipt.status), receipt=file_ref(receipt.target.name))
+        if r.ins.reject:
+            target = move_to_error(r.path, self.settings, r.ins.reject)
+            log.info("kith.rejected", **what, code=r.ins.reject_code, moved_to=file_ref(target.name))
         else:
-            target = move_to_archive(path, self.settings)
-            log.info("kith.archived", **what, moved_to=target.name, failed_parts=len(ins.part_errors))
+            target = move_to_archive(r.path, self.settings)
+            log.info("kith.archived", **what, moved_to=file_ref(target.name), failed_parts=len(r.ins.part_errors))
 
-    def _oversize(self, path: Path) -> None:
-        """Too large to read or publish: answer status 2 and park it in error/ (nothing is deleted)."""
-        reason = f"KITH_TOO_LARGE: file exceeds max_file_bytes={self.settings.max_file_bytes}"
-        ins = Inspection(reject_code="KITH_TOO_LARGE", reject_text=reason.split(": ", 1)[1])
-        receipt = self._receipt(path, ins, datetime.now(UTC))
-        self.settings.outbox.mkdir(parents=True, exist_ok=True)
-        write_file(receipt.target, receipt.data)
-        self._move(path, ins, "-", receipt)
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> KithFileAdapter:

@@ -8,7 +8,8 @@ pii-in-logs. Exit status 1 when anything was lost or duplicated, PII was found o
 
 Faults (``--only`` takes these names): worker-kill, mllp-kill, file-kill, broker-restart, db-outage
 (connections cut and refused), db-stall (connections open, nothing flows), sigterm, mllp-mid-frame,
-truncated-file. Examples::
+truncated-file, inbox-symlink (links to /etc/passwd and /proc/self/environ among the files),
+inbox-unreadable (chmod 000 for a while), fd-exhaustion (no descriptor left for a while). Examples::
 
     python -m bench.chaos                       # everything, full durations (~10 minutes)
     python -m bench.chaos --fast --no-broker    # the short version, broker left alone
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from bench import chaos_faults as pf
+from bench import chaos_faults_inbox as inbox
 from bench import chaos_faults_io as io
 from bench.chaos_checker import Result
 from bench.chaos_run import Options, fast
@@ -38,6 +40,9 @@ FAULTS: dict[str, Callable[[Options], Result]] = {
     "sigterm": pf.sigterm_under_load,
     "mllp-mid-frame": io.mllp_mid_frame,
     "truncated-file": io.truncated_files,
+    "inbox-symlink": inbox.inbox_symlink,
+    "inbox-unreadable": inbox.inbox_unreadable,
+    "fd-exhaustion": inbox.fd_exhaustion,
 }
 COUNTERS = ("lost", "duplicated", "unexpected", "recovered", "pii")
 

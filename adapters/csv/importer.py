@@ -17,12 +17,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 from pydantic import BaseModel
@@ -31,11 +33,12 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
 from adapters.csv.reader import CsvFile, FileFacts, open_csv, scan
-from adapters.files import move_to_archive, move_to_error, write_reason
+from adapters.files import InboxFile, NotARegularFile, move_to_archive, move_to_error, open_inbox_file, write_reason
 from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
 from engine.ids import log_safe
+from engine.redact import file_ref
 from mappings.csv_decl import Plan, RowProblem, compile_spec
 
 if TYPE_CHECKING:
@@ -64,31 +67,57 @@ def envelope_id(adapter: str, sha256: str, part: str) -> str:
 
 
 def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,
-                progress: Progress | None = None, stop: threading.Event | None = None) -> ImportSummary:
+                progress: Progress | None = None, stop: threading.Event | None = None,
+                opened: InboxFile | None = None) -> ImportSummary:
     """Import ``path`` for adapter ``name``; resume at its checkpoint; archive it when complete.
 
-    A file inside the adapter's directory is moved to ``archive/`` (or ``error/`` with a reason);
-    a file elsewhere (``enjournal import``) stays where it is. Raises :class:`BusUnavailable` when
-    the bus stays down (the checkpoint stays where it is) and :class:`PermanentError` for a file
-    that cannot be read (codes ``ENCODING_ERROR``, ``CSV_MALFORMED``, ``MISSING_COLUMN`` ...).
+    A file inside the adapter's directory is read only if it is a regular file (opened without following
+    a link: ``opened`` when the caller did that already) and is moved to ``archive/`` (or ``error/`` with
+    a reason), unless it changed while it was imported (then it stays and is imported again); a file
+    elsewhere (``enjournal import``) stays where it is. Raises :class:`BusUnavailable` when the bus stays
+    down (the checkpoint stays where it is), ``OSError`` when an inbox file cannot be read now (it stays)
+    and :class:`PermanentError` for a file that cannot be imported (codes ``ENCODING_ERROR``,
+    ``CSV_MALFORMED``, ``MISSING_COLUMN``, ``INBOX_NOT_REGULAR`` ...).
     """
-    path, t0 = Path(path), time.monotonic()
-    owned = path.resolve().parent == settings.directory.resolve()
+    path = Path(path)
+    owned = Path(os.path.abspath(path)).parent.resolve() == settings.directory.resolve()
+    f = opened if opened is not None or not owned else _open_owned(name, settings, path)
     try:
-        facts = _scan(path, settings)
+        return _import(name, settings, runtime, path, f, progress, stop)
+    finally:
+        if opened is None and f is not None:
+            f.close()
+
+
+def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
+    """Open an inbox file without following a link; anything but a regular file goes to error/ unread."""
+    try:
+        return open_inbox_file(path)
+    except NotARegularFile as exc:
+        log.warning("csv.file_failed", adapter=name, file=file_ref(path.name), code=NotARegularFile.code)
+        move_to_error(path, settings, f"{NotARegularFile.code}: a {exc} in the inbox is never read")
+        raise PermanentError(f"a {exc} in the inbox is never read", code=NotARegularFile.code) from None
+
+
+def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, f: InboxFile | None,
+            progress: Progress | None, stop: threading.Event | None) -> ImportSummary:
+    """:func:`import_file` once the file is open (``f``: the inbox file, None for a file elsewhere)."""
+    t0, owned, source = time.monotonic(), f is not None, f.reopenable() if f is not None else path
+    try:
+        facts = _scan(source, settings, owned)
         store = CheckpointStore(settings.state, name)
         if store.is_done(facts.sha256):
-            return _unchanged(path, facts.sha256, store.done_summary(facts.sha256), settings, owned, t0)
-        summary = _Job(name, settings, runtime, path, facts, store, progress).run(stop)
+            return _unchanged(path, facts.sha256, store.done_summary(facts.sha256), settings, f, t0)
+        summary = _Job(name, settings, runtime, path, facts, store, progress, source).run(stop)
     except PermanentError as exc:
-        log.warning("csv.file_failed", adapter=name, file=path.name, code=exc.code)
-        if owned and path.exists():
+        log.warning("csv.file_failed", adapter=name, file=file_ref(path.name), code=exc.code)
+        if f is not None and os.path.lexists(path) and not f.changed():
             move_to_error(path, settings, exc.reason)
         raise
     summary.seconds = round(time.monotonic() - t0, 3)
     if summary.complete:
-        _finish(path, settings, owned, summary)
-    log.info("csv.imported", adapter=name, file=path.name, rows=summary.rows, accepted=summary.accepted,
+        _finish(path, settings, f, summary, name)
+    log.info("csv.imported", adapter=name, file=file_ref(path.name), rows=summary.rows, accepted=summary.accepted,
              rejected=summary.rejected, chunks=summary.chunks, complete=summary.complete)
     return summary
 
@@ -101,61 +130,80 @@ def rich_import(name: str, settings: Settings, runtime: AdapterRuntime, path: Pa
     return run_with_progress(import_file, name, settings, runtime, path, console)
 
 
-def _scan(path: Path, settings: Settings) -> FileFacts:
+def _scan(path: Path, settings: Settings, owned: bool) -> FileFacts:
+    """The file's facts; an inbox file that cannot be read now raises ``OSError`` (it stays and is
+    tried again), any other file :class:`ParseError` ``FILE_UNREADABLE``."""
     try:
         return scan(path, settings.encoding)
     except OSError as exc:
+        if owned:
+            raise
         raise ParseError(f"file cannot be read ({exc.strerror})", code="FILE_UNREADABLE") from None
 
 
-def _unchanged(path: Path, sha: str, done: Checkpoint | None, settings: Settings, owned: bool,
+def _unchanged(path: Path, sha: str, done: Checkpoint | None, settings: Settings, f: InboxFile | None,
                t0: float) -> ImportSummary:
     d = done or Checkpoint()
-    if owned:
+    if f is not None and not f.changed():
         move_to_archive(path, settings)
     return ImportSummary(file=path.name, sha256=sha, rows=d.next_row, accepted=d.accepted, rejected=d.rejected,
                          unchanged=True, chunks=0, seconds=round(time.monotonic() - t0, 3))
 
 
-def _finish(path: Path, settings: Settings, owned: bool, summary: ImportSummary) -> None:
+def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: ImportSummary, name: str) -> None:
+    """Archive an inbox file with its reject report; one that changed while it was imported stays (its
+    writer was still at work: the next poll imports what it holds now)."""
     report = path.with_name(path.name + REJECTS_SUFFIX)
-    if not owned:
+    if f is None:
+        return
+    if f.changed():
+        log.warning("csv.changed_while_importing", adapter=name, file=file_ref(path.name))
         return
     target = move_to_archive(path, settings)
     if report.exists():
         report.replace(target.with_name(target.name + REJECTS_SUFFIX))
         write_reason(target, f"REJECTED_ROWS: {summary.rejected} of {summary.rows} rows rejected, "
-                             f"see {target.name}{REJECTS_SUFFIX}")
+                             f"see the {REJECTS_SUFFIX} report beside this file")
 
 
 class _Report:
-    """The reject report beside the file: ``row;column;reason`` (no values), truncated on resume."""
+    """The reject report beside the file: ``row;column;reason`` (no values), truncated on resume. It is
+    opened without following a link: anything but a regular file at its name is removed (the entry only)."""
 
     def __init__(self, path: Path, keep_bytes: int) -> None:
-        self.path = path
-        if path.exists():
-            with path.open("r+b") as f:
-                f.truncate(keep_bytes)
-        self.size = path.stat().st_size if path.exists() else 0
+        self.path, self.size = path, 0
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            path.unlink()
+            return
+        with self._open(os.O_RDWR) as f:
+            f.truncate(keep_bytes)
+            self.size = os.fstat(f.fileno()).st_size
+
+    def _open(self, flags: int) -> BinaryIO:
+        fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        return os.fdopen(fd, "r+b" if flags & os.O_RDWR else "ab")
 
     def append(self, problems: list[tuple[int, RowProblem]]) -> None:
         if not problems:
             return
         lines = "".join(f"{n};{p.column};{p.code}\n" for n, p in problems)
-        with self.path.open("a", encoding="utf-8") as f:
-            if self.size == 0:
-                f.write("row;column;reason\n")
-            f.write(lines)
+        head = "row;column;reason\n" if self.size == 0 else ""
+        with self._open(os.O_WRONLY | os.O_APPEND | os.O_CREAT) as f:
+            f.write((head + lines).encode("utf-8"))
             f.flush()
-        self.size = self.path.stat().st_size
+            self.size = os.fstat(f.fileno()).st_size
 
 
 class _Job:
     """State of one import run."""
 
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime, path: Path, facts: FileFacts,
-                 store: CheckpointStore, progress: Progress | None) -> None:
-        self.name, self.s, self.bus, self.path = name, settings, runtime.bus, path
+                 store: CheckpointStore, progress: Progress | None, source: Path) -> None:
+        self.name, self.s, self.bus, self.path, self.source = name, settings, runtime.bus, path, source
         self.sha, self.size, self.encoding = facts.sha256, facts.size, facts.encoding
         self.store, self.progress = store, progress
         self.cp = store.load(self.sha)
@@ -171,7 +219,7 @@ class _Job:
 
     def run(self, stop: threading.Event | None) -> ImportSummary:
         try:
-            with open_csv(self.path, self.encoding, self.s.delimiter) as f:
+            with open_csv(self.source, self.encoding, self.s.delimiter) as f:
                 complete = self._rows(f, stop)
             self._wait()
             if complete:
@@ -267,7 +315,7 @@ class _Job:
         try:
             self._wait()
         except Exception as exc:  # noqa: BLE001 - the original error is already propagating
-            log.warning("csv.publish_abandoned", adapter=self.name, file=self.path.name,
+            log.warning("csv.publish_abandoned", adapter=self.name, file=file_ref(self.path.name),
                         error_type=type(exc).__name__)
 
 

@@ -265,9 +265,7 @@ def test_cron_tick_imports_every_stable_file(tmp_path: Path) -> None:
     (s.directory / "old.csv.rejects.csv").write_text("row;column;reason\n", encoding="utf-8")
     bus = EmbeddedBus(tmp_path / "q.db")
     adapter = build("t", s, Runtime(bus))
-    from adapters.csv_file import _Watcher
-
-    adapter._tick(threading.Event(), _Watcher(s))
+    adapter._tick(threading.Event())
     assert sorted(p.name for p in s.archive.iterdir()) == ["a.csv", "b.CSV"]
     assert (s.directory / "old.csv.rejects.csv").exists() and len(_embedded_envelopes(bus)) == 2
 

@@ -89,6 +89,8 @@ def apprec_schema(tmp_path_factory: pytest.TempPathFactory) -> etree.XMLSchema:
 
 
 def _settings(tmp_path: Path, **extra: Any) -> Settings:
+    """Files are dropped whole (write, then rename): a cut document is rejected at once (no grace)."""
+    extra.setdefault("incomplete_grace_seconds", 0)
     return Settings(directory=tmp_path / "in", outbox=tmp_path / "out", stable_seconds=0, poll_interval=0.05,
                     sender_her_id="12345", **extra)
 
