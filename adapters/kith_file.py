@@ -24,7 +24,8 @@ the broker confirmed** write the AppRecs to the outbox (all receipts of a batch 
 see :mod:`adapters.durable`) and move the file to ``archive/`` (accepted) or ``error/``
 with a ``.reason`` file (rejected). If the bus is down the file stays and is retried at the next poll,
 with no receipt. A received AppRec is published and archived but never answered. A file larger than
-``max_file_bytes`` is not read: it gets an AppRec status 2 and moves to ``error/`` without a publish.
+``max_bytes`` (or ``max_file_bytes``) is not read: it gets an AppRec status 2 and moves to ``error/`` without a
+publish, so it is never published whole into the archive.
 A document that is not well-formed or empty may be a file still being written: it is rejected only
 once it has been unchanged for ``incomplete_grace_seconds`` (:meth:`adapters.inbox.Inbox.still_arriving`).
 
@@ -235,8 +236,8 @@ class KithFileAdapter:
         if f is None:
             return None
         with f:
-            if f.size > self.settings.max_file_bytes:
-                return self._oversize(f)
+            if f.size > min(self.settings.max_file_bytes, self.settings.max_bytes):
+                return self._oversize(f)  # never read, never published whole into the archive
             raw = self._read(f)
         if raw is None:
             return None
@@ -276,7 +277,8 @@ class KithFileAdapter:
 
     def _oversize(self, f: InboxFile) -> _Ready:
         """Too large to read or publish: answered with status 2 and parked in error/ (nothing is deleted)."""
-        reason = f"KITH_TOO_LARGE: file exceeds max_file_bytes={self.settings.max_file_bytes}"
+        limit = min(self.settings.max_file_bytes, self.settings.max_bytes)
+        reason = f"KITH_TOO_LARGE: file of {f.size} bytes exceeds the limit of {limit} (max_bytes / max_file_bytes)"
         ins = Inspection(reject_code="KITH_TOO_LARGE", reject_text=reason.split(": ", 1)[1])
         return _Ready(f.path, ins, None, datetime.now(UTC), f.signature)
 
