@@ -17,8 +17,9 @@ without BOM/declaration. Config example::
 For each stable regular file (never one still being written, never a symlink or a FIFO: see
 :mod:`adapters.inbox`): read the bytes, run the checks of
 :func:`adapters.kith.inspect`, publish one envelope (``content_type="application/xml; kith"``,
-attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, and ``reject`` = ``CODE: text`` when the
-document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
+attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, ``charset_repaired`` when the bytes did not fit
+the declared charset (read with the one that fits, :mod:`mappings.kith.xml`), and ``reject`` = ``CODE: text``
+when the document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
 go out together, up to ``max_batch`` per publish, so one confirm covers them all — and **only after
 the broker confirmed** write the AppRecs to the outbox (all receipts of a batch are fsynced together,
 see :mod:`adapters.durable`) and move the file to ``archive/`` (accepted) or ``error/``
@@ -265,7 +266,8 @@ class KithFileAdapter:
 
     def _envelope(self, path: Path, raw: bytes, ins: Inspection, received_at: datetime) -> Envelope:
         attrs = {"file": path.name, "shape": ins.shape}
-        attrs.update({k: v for k, v in (("msg_type", ins.msg_type), ("msg_id", ins.msg_id)) if v})
+        attrs.update({k: v for k, v in (("msg_type", ins.msg_type), ("msg_id", ins.msg_id),
+                                        ("charset_repaired", ins.charset_repaired)) if v})
         if ins.reject:
             attrs["reject"] = ins.reject
         sender_id = ins.sender.inst.id or self.settings.receiver_her_id or "-"
