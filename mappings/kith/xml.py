@@ -43,8 +43,8 @@ _ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._-]+
 _SINGLE_BYTE = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "iso-8859-15", "iso8859-15", "us-ascii",
                           "ascii", "windows-1252", "cp1252"})
 _WINDOWS_1252 = frozenset({"windows-1252", "cp1252"})
-_C1_BYTES = re.compile(rb"[\x80-\x9f]")
 _C1_TEXT = re.compile("[\x80-\x9f]")
+_C1_BYTES = bytes(range(0x80, 0xA0))
 
 
 def _parser() -> etree.XMLParser:
@@ -113,7 +113,7 @@ def _fit_declared(data: bytes) -> tuple[bytes, str | None]:
         return data[:m.start(2)] + b"UTF-8" + data[m.end(2):], f"{declared}->utf-8"  # type: ignore[union-attr]
     except UnicodeDecodeError:
         pass
-    if declared in _WINDOWS_1252 or not _C1_BYTES.search(data):
+    if declared in _WINDOWS_1252 or len(data.translate(None, _C1_BYTES)) == len(data):  # no C1 byte
         return data, None
     text, used = _legacy_text(data)
     body = text.encode("utf-8")
