@@ -123,6 +123,8 @@ class Hl7FileAdapter:
                 self._handle(path, inbox, reader)
         except OSError as exc:
             log.error("hl7_file.io_failed", adapter=self.name, file=file_ref(path), error=type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the loop: the file stays for the next poll
+            log.error("hl7_file.handle_failed", adapter=self.name, file=file_ref(path), error=type(exc).__name__)
 
     def _handle(self, path: Path, inbox: InboxFile, reader: BinaryIO) -> None:
         s = self.settings

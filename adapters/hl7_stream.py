@@ -102,7 +102,7 @@ class FileRun:
 
     def _add(self, piece: Piece) -> None:
         if self._group and (len(self._group) >= self.limits.group_messages
-                            or self._group_bytes + piece.size > self.limits.group_bytes):
+                            or self._group_bytes + len(piece.raw) > self.limits.group_bytes):
             self._send(last=False)
         self._group.append(piece)
         self._group_bytes += len(piece.raw)
