@@ -11,7 +11,7 @@ import pytest
 from adapters.kith_file import KithFileAdapter, Settings, build
 from engine.config import parse_config
 from engine.errors import ConfigError
-from engine.limits import ENVELOPE_OVERHEAD, EMBEDDED_MAX_MESSAGE_BYTES
+from engine.limits import EMBEDDED_MAX_MESSAGE_BYTES, ENVELOPE_OVERHEAD
 from tests.conftest import FIXTURES
 
 MiB = 1024 * 1024
