@@ -177,7 +177,7 @@ class Splitter:
         limit = self.max_message_bytes
         if limit is None or self._partial <= limit:
             return
-        head = b"".join(self._parts).lstrip(_BLANK)[:3]
+        head = b"".join(p[:64] for p in self._parts[:64]).lstrip(_BLANK)[:3]  # no copy of the whole line
         self._parts, size, self._partial = [], self._partial, 0
         self._skipping = True
         if head.startswith(b"//"):
