@@ -38,7 +38,7 @@ def store(pg_url: str) -> Any:
 
 def hl7_adapter(tmp_path: Path, bus: RabbitBus, store: Store, **kw: Any) -> Any:
     s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab",
-                 incomplete_after=0, **kw)
+                 incomplete_grace_seconds=0, **kw)
     a = build("lab-files", s, Runtime(bus, store))
     a.check()
     return a
