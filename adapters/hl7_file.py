@@ -46,7 +46,6 @@ stream (:mod:`adapters.hl7_stream`: memory does not grow with the size of the fi
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import BinaryIO, Literal
 
