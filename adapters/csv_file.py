@@ -13,6 +13,7 @@ Config example (under ``adapters:``)::
       schedule: "30 2 * * *"          # 02:30 Europe/Oslo; omit to poll continuously
       encoding: auto                  # utf-8 / utf-8-sig / cp1252 / iso-8859-1
       batch_rows: 500
+      max_line_bytes: 1048576         # a longer record is rejected (CSV_LINE_TOO_LONG), never read whole
       spec:
         kind: care_event
         key: [vedtak_id]
@@ -33,7 +34,7 @@ import structlog
 from pydantic import Field, PrivateAttr, field_validator
 
 from adapters.base import AdapterRuntime
-from adapters.csv.importer import REJECTS_SUFFIX, import_file
+from adapters.csv.importer import CHUNK_BYTES, REJECTS_SUFFIX, import_file
 from adapters.csv.reader import open_csv, scan
 from adapters.csv.schedule import run_schedule, validate_cron
 from adapters.csv.tables import load_table
@@ -58,6 +59,8 @@ class Settings(FileDropSettings):
     chunks_per_publish: int = Field(default=8, ge=1, le=1000)
     publish_attempts: int = Field(default=5, ge=1, le=100)
     max_file_bytes: int = Field(default=64 * 1024**3, gt=0)
+    #: one record (a line, or a quoted record over several lines); a longer one is rejected, never read whole
+    max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
     spec: CsvSpec
     _options: dict[str, Any] | None = PrivateAttr(default=None)
 
@@ -69,6 +72,12 @@ class Settings(FileDropSettings):
 
     def own_dirs(self) -> list[Path]:
         return [*super().own_dirs(), self.state]
+
+    def published_limits(self) -> dict[str, int]:
+        """The largest envelope (:mod:`engine.limits`): a chunk closes once its rows may take ``CHUNK_BYTES``;
+        the last row and the header each take at most 2 x ``max_line_bytes`` in it (a row that would take
+        more is rejected as too long)."""
+        return {"max_line_bytes": CHUNK_BYTES + 4 * self.max_line_bytes}
 
     def record_source(self, adapter: str) -> str:
         """Record-key prefix: the spec's ``source``, else the source system, else the adapter name."""

@@ -1,7 +1,7 @@
 """HL7 v2 file adapter (``type: hl7-file``): files of one or many HL7 v2.1-2.8 messages in a directory.
 
 A file may hold one message, many messages, or FHS/BHS batches; segments end in CR, LF or CRLF;
-blank lines and ``//`` comments are ignored (``mappings.hl7v2.parser.split_messages``). Config::
+blank lines and ``//`` comments are ignored (:mod:`mappings.hl7v2.batch`). Config::
 
     adapters:
       lab-files:
@@ -12,49 +12,78 @@ blank lines and ``//`` comments are ignored (``mappings.hl7v2.parser.split_messa
         source_system: lab
         default_charset: iso-8859-1   # when MSH-18 is empty
         accepted_types: [ADT, ORU, MDM]
+        max_message_bytes: 67108864   # one message; a larger one is dead-lettered without its bytes
+        incomplete_grace_seconds: 60  # unchanged this long before a cut-looking batch file is handled
 
-For each stable file (never one still being written):
+For each stable file (never one still being written), opened without following a symlink and only if
+it is a regular file (:class:`adapters.inbox.Inbox`: anything else moves to ``error/`` unread), read as a
+stream (:mod:`adapters.hl7_stream`: memory does not grow with the size of the file):
 
 * every message is triaged like an MLLP message (:mod:`adapters.mllp.triage`: MSH readable, type
   accepted, optional strict check) and becomes one envelope (``content_type="application/hl7-v2"``,
   charset from MSH-18, ``dedup_key`` ``HL7|MSH-3|MSH-4|MSH-10``, attributes ``file``, ``index``
-  (0-based position in the file) and ``count``); a bad message carries ``reject = "CODE: text"`` and
-  is dead-lettered by the worker while the good ones go through; the worker records each
-  ``dedup_key`` with its records (so an MLLP resend of the same message is known), the adapter
-  writes nothing to the store itself;
-* all envelopes of the file go in one ``bus.publish`` call; only after it returned (every one
-  confirmed) does the file move to ``archive/``, with a ``.reason`` file listing the rejected
-  positions and codes (never content) when there were any;
-* a file with no message at all, or larger than ``max_file_bytes``, moves to ``error/`` with a
-  ``.reason`` file; if the bus is unavailable the file stays and is tried again at the next poll.
+  (0-based position in the file), ``count`` (on the envelopes of the file's last publish group: all of
+  them for a file of up to ``publish_group_messages`` messages / ``publish_group_bytes``) and
+  ``charset_repaired`` when the bytes were not in the declared charset); a bad message carries
+  ``reject = "CODE: text"`` and is dead-lettered by the worker while the good ones go through;
+* messages are published in groups, one in flight while the next is read; only after every group was
+  confirmed does the file move to ``archive/``, with a ``.reason`` file listing the rejected positions
+  and codes and the file-level problems (never content) when there were any. A crash or a bus failure
+  in between leaves the file, which is published again whole (the journal absorbs the repeat);
+* a message over ``max_message_bytes`` is rejected once (``HL7_MESSAGE_TOO_LARGE``, sizes only,
+  dead-lettered without its bytes) and its neighbours go through;
+* batch integrity (:mod:`mappings.hl7v2.batch`): the message left open where a FHS/BHS file ends
+  without its BTS/FTS is rejected as ``HL7_BATCH_TRUNCATED``, never mapped; a BTS-1/FTS-1 count that
+  does not match is ``HL7_BATCH_COUNT_MISMATCH`` (the intact messages go through). Both are in the
+  ``.reason`` file and the dead letters. A file that looks cut is left alone until it has been unchanged
+  for ``incomplete_grace_seconds`` (its writer may only be pausing:
+  :meth:`adapters.inbox.Inbox.still_arriving`); a file that changed while it was read is left for the
+  next poll;
+* a file with no message at all or larger than ``max_file_bytes`` moves to ``error/`` with a ``.reason``
+  file; if the bus is unavailable the file stays and is tried again at the next poll.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import structlog
+from pydantic import Field
 
 from adapters.base import AdapterRuntime
-from adapters.files import FileDropSettings, move_to_archive, move_to_error, poll_loop, write_reason
-from adapters.mllp.triage import Hl7Options, Triage, load_strict, triage
-from engine import metrics
-from engine.errors import BusUnavailable, ConfigError, ParseError
-from mappings.hl7v2.parser import split_messages
+from adapters.files import FileDropSettings, InboxFile, move_to_archive, move_to_error, write_reason
+from adapters.hl7_stream import FileRun, RunLimits, RunResult
+from adapters.inbox import Inbox, InboxUnavailable
+from adapters.mllp.triage import Hl7Options, load_strict
+from engine.errors import BusUnavailable, ConfigError
+from engine.redact import file_ref
+from mappings.hl7v2.batch import looks_truncated
 
 log = structlog.get_logger(__name__)
+_PEEK = 4096
+_CUT = "HL7_BATCH_TRUNCATED"
 
 
 class Settings(FileDropSettings, Hl7Options):
     type: Literal["hl7-file"] = "hl7-file"
+    #: one message inside a file; a larger one is rejected (HL7_MESSAGE_TOO_LARGE) without its bytes
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: messages published together (one call, confirmed before the next group is sent)
+    publish_group_messages: int = Field(default=1000, ge=1, le=100_000)
+    publish_group_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+
+    def published_limits(self) -> dict[str, int]:
+        """The largest envelope (:mod:`engine.limits`): one message, never a whole file."""
+        return {"max_message_bytes": self.max_message_bytes}
 
 
 class Hl7FileAdapter:
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime) -> None:
         self.name, self.settings, self.runtime = name, settings, runtime
         self._strict = load_strict(settings)
+        self.inbox = Inbox(settings, name)
 
     def check(self) -> None:
         try:
@@ -64,57 +93,77 @@ class Hl7FileAdapter:
 
     def run(self, stop: threading.Event) -> None:
         log.info("hl7_file.started", adapter=self.name)
-        poll_loop(stop, self.settings, self.handle)
+        self.inbox.poll(stop, lambda paths: self.handle(paths[0]), max_batch=1)
         log.info("hl7_file.stopped", adapter=self.name)
 
     def handle(self, path: Path) -> None:
-        """Handle one stable file; never raises (one bad file never stops the loop)."""
-        try:
-            size = path.stat().st_size
-            if size > self.settings.max_file_bytes:
-                self._to_error(path, f"HL7_FILE_TOO_LARGE: {size} bytes > max_file_bytes")
-                return
-            self._handle(path, path.read_bytes())
-        except FileNotFoundError:
+        """Handle one stable file; one bad file never stops the loop (raises only
+        :class:`adapters.inbox.InboxUnavailable`: no file can be opened, the poll loop backs off)."""
+        f = self.inbox.open(path)  # not a regular file: moved to error/ there
+        if f is None:
             return
+        try:
+            with f.reader() as reader:
+                self._handle(path, f, reader)
         except OSError as exc:
-            log.error("hl7_file.io_failed", adapter=self.name, file=path.name, error=type(exc).__name__)
+            self.inbox.unreadable(path, exc)
+        except InboxUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the loop: the file stays for the next poll
+            log.error("hl7_file.handle_failed", adapter=self.name, file=file_ref(path.name), error=type(exc).__name__)
 
-    def _handle(self, path: Path, raw: bytes) -> None:
-        try:
-            messages = split_messages(raw)
-        except ParseError as exc:
-            self._to_error(path, exc.reason)
+    def _handle(self, path: Path, f: InboxFile, reader: BinaryIO) -> None:
+        s = self.settings
+        if f.size > s.max_file_bytes:
+            self._to_error(path, f"HL7_FILE_TOO_LARGE: {f.size} bytes > max_file_bytes={s.max_file_bytes}")
             return
-        triaged = self._triage(path, messages)
+        if self._looks_cut(reader, f) and self.inbox.still_arriving(f, _CUT):
+            return  # its writer may only be pausing: looked at again once unchanged for the grace
+        run = FileRun(adapter=self.name, name=path.name, options=s, source_system=s.source_system,
+                      bus=self.runtime.bus, strict=self._strict,
+                      limits=RunLimits(s.max_message_bytes, s.publish_group_messages, s.publish_group_bytes))
         try:
-            # one call for the whole file; a big file gets more time for its confirms
-            self.runtime.bus.publish([t.envelope for t in triaged], timeout=30.0 + len(triaged) / 500)
+            res = run.run(reader, lambda r: self._may_finish(path, f, r))
         except BusUnavailable as exc:
-            log.warning("hl7_file.publish_failed", adapter=self.name, file=path.name, code=exc.code)
+            log.warning("hl7_file.publish_failed", adapter=self.name, file=file_ref(path.name), code=exc.code)
             return
-        metrics.published(t.envelope for t in triaged)
-        self._archive(path, triaged)
+        if res.messages == 0:
+            self._to_error(path, "HL7_NO_MSH: no MSH segment found")
+        elif not res.held_back:
+            self._archive(path, res)
 
-    def _triage(self, path: Path, messages: list[bytes]) -> list[Triage]:
-        n = str(len(messages))
-        return [
-            triage(m, adapter=self.name, options=self.settings, source_system=self.settings.source_system,
-                   attributes={"file": path.name, "index": str(i), "count": n}, strict=self._strict)
-            for i, m in enumerate(messages)
-        ]
+    def _looks_cut(self, reader: BinaryIO, f: InboxFile) -> bool:
+        """Whether the file opens a batch but does not end with its trailer (cheap: first and last bytes)."""
+        head = reader.read(_PEEK)
+        reader.seek(max(0, f.size - _PEEK))
+        tail = reader.read(_PEEK)
+        reader.seek(0)
+        return looks_truncated(head, tail)
 
-    def _archive(self, path: Path, triaged: list[Triage]) -> None:
+    def _may_finish(self, path: Path, f: InboxFile, res: RunResult) -> bool:
+        """The last group goes out unless the file changed while it was read, or looks cut and has not been
+        unchanged for ``incomplete_grace_seconds`` yet."""
+        if f.changed():
+            log.info("hl7_file.changed_while_read", adapter=self.name, file=file_ref(path.name))
+            return False
+        return not res.truncated or not self.inbox.still_arriving(f, _CUT)
+
+    def _archive(self, path: Path, res: RunResult) -> None:
         target = move_to_archive(path, self.settings)
-        rejected = [(i, t.error) for i, t in enumerate(triaged) if t.error is not None]
-        if rejected:
-            write_reason(target, "\n".join(f"message {i}: {e.reason}" for i, e in rejected))
-        log.info("hl7_file.archived", adapter=self.name, file=path.name, messages=len(triaged),
-                 rejected=len(rejected))
+        self.inbox.done(path)
+        reason = res.reason_text()
+        if reason:
+            write_reason(target, reason)
+        log.info("hl7_file.archived", adapter=self.name, file=file_ref(path.name), messages=res.messages,
+                 rejected=res.rejected_total, file_problems=len(res.file_problems))
 
     def _to_error(self, path: Path, reason: str) -> None:
-        move_to_error(path, self.settings, reason)
-        log.warning("hl7_file.error", adapter=self.name, file=path.name, reason=reason.split(":", 1)[0])
+        try:
+            move_to_error(path, self.settings, reason)
+        except FileNotFoundError:
+            return
+        self.inbox.done(path)
+        log.warning("hl7_file.error", adapter=self.name, file=file_ref(path.name), reason=reason.split(":", 1)[0])
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> Hl7FileAdapter:

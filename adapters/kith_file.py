@@ -17,14 +17,16 @@ without BOM/declaration. Config example::
 For each stable regular file (never one still being written, never a symlink or a FIFO: see
 :mod:`adapters.inbox`): read the bytes, run the checks of
 :func:`adapters.kith.inspect`, publish one envelope (``content_type="application/xml; kith"``,
-attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, and ``reject`` = ``CODE: text`` when the
-document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
+attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, ``charset_repaired`` when the bytes did not fit
+the declared charset (read with the one that fits, :mod:`mappings.kith.xml`), and ``reject`` = ``CODE: text``
+when the document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
 go out together, up to ``max_batch`` per publish, so one confirm covers them all — and **only after
 the broker confirmed** write the AppRecs to the outbox (all receipts of a batch are fsynced together,
 see :mod:`adapters.durable`) and move the file to ``archive/`` (accepted) or ``error/``
 with a ``.reason`` file (rejected). If the bus is down the file stays and is retried at the next poll,
 with no receipt. A received AppRec is published and archived but never answered. A file larger than
-``max_file_bytes`` is not read: it gets an AppRec status 2 and moves to ``error/`` without a publish.
+``max_bytes`` (or ``max_file_bytes``) is not read: it gets an AppRec status 2 and moves to ``error/`` without a
+publish, so it is never published whole into the archive.
 A document that is not well-formed or empty may be a file still being written: it is rejected only
 once it has been unchanged for ``incomplete_grace_seconds`` (:meth:`adapters.inbox.Inbox.still_arriving`).
 
@@ -235,8 +237,8 @@ class KithFileAdapter:
         if f is None:
             return None
         with f:
-            if f.size > self.settings.max_file_bytes:
-                return self._oversize(f)
+            if f.size > min(self.settings.max_file_bytes, self.settings.max_bytes):
+                return self._oversize(f)  # never read, never published whole into the archive
             raw = self._read(f)
         if raw is None:
             return None
@@ -264,7 +266,8 @@ class KithFileAdapter:
 
     def _envelope(self, path: Path, raw: bytes, ins: Inspection, received_at: datetime) -> Envelope:
         attrs = {"file": path.name, "shape": ins.shape}
-        attrs.update({k: v for k, v in (("msg_type", ins.msg_type), ("msg_id", ins.msg_id)) if v})
+        attrs.update({k: v for k, v in (("msg_type", ins.msg_type), ("msg_id", ins.msg_id),
+                                        ("charset_repaired", ins.charset_repaired)) if v})
         if ins.reject:
             attrs["reject"] = ins.reject
         sender_id = ins.sender.inst.id or self.settings.receiver_her_id or "-"
@@ -276,7 +279,8 @@ class KithFileAdapter:
 
     def _oversize(self, f: InboxFile) -> _Ready:
         """Too large to read or publish: answered with status 2 and parked in error/ (nothing is deleted)."""
-        reason = f"KITH_TOO_LARGE: file exceeds max_file_bytes={self.settings.max_file_bytes}"
+        limit = min(self.settings.max_file_bytes, self.settings.max_bytes)
+        reason = f"KITH_TOO_LARGE: file of {f.size} bytes exceeds the limit of {limit} (max_bytes / max_file_bytes)"
         ins = Inspection(reject_code="KITH_TOO_LARGE", reject_text=reason.split(": ", 1)[1])
         return _Ready(f.path, ins, None, datetime.now(UTC), f.signature)
 

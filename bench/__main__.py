@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 
-from bench import data, floor, model, path_mllp, paths, report, stages
+from bench import big_hl7, data, floor, model, path_mllp, paths, report, stages
 from bench.proc import AMQP_URL, PG_URL
 from engine import logging as elog
 
@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     a("--only", default=",".join(PATHS), help=f"comma-separated paths of {','.join(PATHS)}")
     a("--no-stages", action="store_true", help="skip the microbenchmarks")
+    a("--hl7-big-mb", type=int, default=0,
+      help="also measure the HL7 file adapter's peak RSS on one file of this many MB (adapter alone; 0: off)")
+    a("--hl7-big-repo", type=Path, help="with --hl7-big-mb: measure the adapter of this checkout (e.g. main's)")
     a("--seed", type=int, default=42)
     a("--json", type=Path, help="write the rows as JSON here")
     a("--workdir", type=Path, default=Path("var/bench"))
@@ -142,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         st = _step("stages", lambda: stages.cpu_stages(ns.stage_messages, pats, ns.seed)
                    + stages.bus_stages(ns.stage_messages, pats, opts.workdir) + stages.store_stages(min(ns.stage_messages, 500), pats))
     results = _run_paths(only, opts, pats)
+    if ns.hl7_big_mb > 0:
+        _services_up(60.0)
+        results.append(_step("hl7 big file", lambda: big_hl7.measure(ns.hl7_big_mb, opts.workdir, pats,
+                                                                     ns.hl7_big_repo)))
     try:
         _services_up(60.0)
         floors.append(_step("floor again", measure))

@@ -32,7 +32,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
-from adapters.csv.reader import CsvFile, FileFacts, open_csv, scan
+from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, open_csv, scan
 from adapters.files import InboxFile, NotARegularFile, move_to_archive, move_to_error, open_inbox_file, write_reason
 from engine import metrics
 from engine.envelope import Envelope
@@ -48,6 +48,12 @@ log = structlog.get_logger("enjournal.adapters.csv")
 Progress = Callable[[int, int, int], None]  # rows done, total bytes, bytes done
 REJECTS_SUFFIX = ".rejects.csv"
 MAX_PENDING_REJECTS = 2000
+#: a chunk closes once its rows may take this many bytes in the envelope, even short of ``batch_rows``
+CHUNK_BYTES = 8 * 1024 * 1024
+#: a row's bytes in the envelope (UTF-8, quoted) are at most this many times its bytes in the file; rows
+#: larger than :data:`_EXACT_FROM` in the file are measured instead
+_GROWTH = 8
+_EXACT_FROM = 8 * 1024
 
 
 class ImportSummary(BaseModel):
@@ -212,6 +218,7 @@ class _Job:
         self.pending: list[Envelope] = []
         self.problems: list[tuple[int, RowProblem]] = []
         self.chunk: list[list[str]] = []
+        self.chunk_bytes = 0
         self.chunk_first = 0
         self.group_chunks = 0
         self.inflight: tuple[Future[None], Checkpoint, list[tuple[int, RowProblem]], int] | None = None
@@ -219,7 +226,7 @@ class _Job:
 
     def run(self, stop: threading.Event | None) -> ImportSummary:
         try:
-            with open_csv(self.source, self.encoding, self.s.delimiter) as f:
+            with open_csv(self.source, self.encoding, self.s.delimiter, self.s.max_line_bytes) as f:
                 complete = self._rows(f, stop)
             self._wait()
             if complete:
@@ -234,9 +241,12 @@ class _Job:
     def _rows(self, f: CsvFile, stop: threading.Event | None) -> bool:
         plan = compile_spec(self.s.mapping_options()).plan(f.raw_header, self.s.record_source(self.name))
         self.header = _line(f.raw_header, f.delimiter, quote_all=True)
+        if len(self.header) > 2 * self.s.max_line_bytes:
+            raise ParseError(f"header takes more than 2 x max_line_bytes={self.s.max_line_bytes} bytes as UTF-8",
+                             code="CSV_LINE_TOO_LONG")
         self.delim, self.f = f.delimiter, f
         n = self.cp.next_row
-        for n, row in f.rows():
+        for n, row in f.rows(self._too_long):
             if n <= self.cp.next_row:
                 continue
             self._take(plan, n, row)
@@ -252,17 +262,34 @@ class _Job:
         return True
 
     def _take(self, plan: Plan, n: int, row: list[str]) -> None:
+        size = self._envelope_bytes(row)
+        if size > 2 * self.s.max_line_bytes:  # pathological quoting or re-encoding: as if the line were too long
+            self._too_long(n, LineTooLong(self.f.line_of_last_record, self.s.max_line_bytes))
+            return
         row, problem = plan.check(row)
         if problem is None:
             if not self.chunk:
                 self.chunk_first = n
             self.chunk.append(row)
-            if len(self.chunk) >= self.s.batch_rows:
+            self.chunk_bytes += size
+            if len(self.chunk) >= self.s.batch_rows or self.chunk_bytes >= CHUNK_BYTES:
                 self._close_chunk()
             return
         self.problems.append((n, problem))
         raw = self.header + _line(row, self.delim)
         self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n), "reject": problem.reason(n)}))
+
+    def _envelope_bytes(self, row: list[str]) -> int:
+        """At most the bytes ``row`` takes in an envelope: a bound for short rows, measured for long ones."""
+        n = self.f.last_record_bytes
+        return n * _GROWTH if n <= _EXACT_FROM else len(_line(row, self.delim))
+
+    def _too_long(self, n: int, exc: LineTooLong) -> None:
+        """A record over ``max_line_bytes``: rejected without its content (it was never read whole)."""
+        if n <= self.cp.next_row:
+            return
+        self.problems.append((n, RowProblem(exc.code, f"line {exc.line}")))
+        self.pending.append(self._envelope(self.header, f"reject|{n}", {"row": str(n), "reject": exc.reason(n)}))
 
     def _close_chunk(self) -> None:
         if not self.chunk:
@@ -273,7 +300,7 @@ class _Job:
         self.counts.accepted += len(self.chunk)
         self.counts.chunks += 1
         self.group_chunks += 1
-        self.chunk = []
+        self.chunk, self.chunk_bytes = [], 0
 
     def _envelope(self, raw: bytes, part: str, attrs: dict[str, str]) -> Envelope:
         return Envelope.build(raw, adapter=self.name, mapping=self.s.mapping, content_type="text/csv",

@@ -7,6 +7,11 @@
 * Delimiter: configured, or sniffed among ``;`` ``,`` and tab from the first lines (the candidate
   giving the most columns consistently across complete sample rows).
 * Quoted fields with embedded newlines (``csv`` module, ``newline=""``); empty lines are skipped.
+* A record is bounded: a line (or a quoted record over several lines) of more than ``max_line_bytes``
+  is never held whole: it is read in pieces of at most that size up to its end and reported as
+  ``CSV_LINE_TOO_LONG`` with its row and line number (:class:`LineTooLong`), and reading goes on at the
+  next line (a quoted record cut that way may leave its tail to be read as rows of its own, which the
+  row checks then reject).
 * Header names are normalised (:func:`mappings.csv_decl.normalise_column`: BOM, case, spaces).
 """
 
@@ -16,16 +21,18 @@ import codecs
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Self
+from typing import BinaryIO, Self, TextIO
 
 from engine.errors import ParseError
 from mappings.csv_decl import CANDIDATE_DELIMITERS, normalise_column
 
 BLOCK = 1 << 20
 SAMPLE_CHARS = 64 * 1024
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+_SINGLE_BYTE = {"cp1252", "iso-8859-1", "latin-1", "latin1"}
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 
 
@@ -108,6 +115,61 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
+class LineTooLong(Exception):
+    """A record longer than ``max_line_bytes``: its data row and the file line where it started."""
+
+    code = "CSV_LINE_TOO_LONG"
+
+    def __init__(self, line: int, limit: int) -> None:
+        super().__init__(f"line {line}: more than {limit} bytes")
+        self.line, self.limit = line, limit
+
+    def reason(self, row: int) -> str:
+        return f"{self.code}: row {row} (line {self.line}) has more than max_line_bytes={self.limit} bytes"
+
+
+class BoundedLines:
+    """The text's lines for ``csv.reader``, none held longer than ``limit`` bytes.
+
+    Counts the bytes of the record being read (:meth:`record_done` resets it); when it passes the limit
+    the rest of the current line is skipped in pieces and :class:`LineTooLong` is raised, which the csv
+    reader passes on (it starts a fresh record at its next call)."""
+
+    def __init__(self, text: TextIO, encoding: str, limit: int) -> None:
+        self._text, self._limit = text, limit
+        self._single = codecs.lookup(encoding).name in _SINGLE_BYTE
+        self.line = 0  # file lines read
+        self.last = 0  # bytes of the last whole record
+        self.last_line = 0  # the file line where it started
+        self._record = 0  # bytes of the record being read
+        self._record_line = 1
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(self._limit + 1)
+        if not line:
+            raise StopIteration
+        self.line += 1
+        if self._record == 0:
+            self._record_line = self.line
+        self._record += len(line) if self._single or line.isascii() else len(line.encode("utf-8"))
+        if self._record > self._limit:
+            if not line.endswith(("\n", "\r")):
+                self._skip_rest()
+            start, self._record = self._record_line, 0
+            raise LineTooLong(start, self._limit)
+        return line
+
+    def record_done(self) -> None:
+        self.last, self.last_line, self._record = self._record, self._record_line, 0
+
+    def _skip_rest(self) -> None:
+        while (piece := self._text.readline(self._limit + 1)) and not piece.endswith(("\n", "\r")):
+            pass
+
+
 @dataclass
 class CsvFile:
     """An open export: normalised header, delimiter, encoding; :meth:`rows` streams the data rows."""
@@ -119,21 +181,45 @@ class CsvFile:
     header: list[str]
     _bin: BinaryIO = field(repr=False)
     _reader: Iterator[list[str]] = field(repr=False)
+    _lines: BoundedLines = field(repr=False)
 
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(data row number from 1, cells) for every non-empty row; raises ParseError CSV_MALFORMED."""
+    def rows(self, too_long: Callable[[int, LineTooLong], None] | None = None) -> Iterator[tuple[int, list[str]]]:
+        """(data row number from 1, cells) for every non-empty row; raises ParseError CSV_MALFORMED.
+
+        A record over ``max_line_bytes`` takes a row number too and goes to ``too_long(row, error)``;
+        without one it raises ParseError ``CSV_LINE_TOO_LONG``."""
         n = 0
-        try:
-            for row in self._reader:
-                if not row or (len(row) == 1 and not row[0]):
-                    continue
+        while True:
+            try:
+                row = next(self._reader)
+            except StopIteration:
+                return
+            except LineTooLong as exc:
                 n += 1
-                yield n, row
-        except csv.Error:
-            raise ParseError(f"malformed CSV after data row {n}", code="CSV_MALFORMED") from None
+                if too_long is None:
+                    raise ParseError(exc.reason(n), code=exc.code) from None
+                too_long(n, exc)
+                continue
+            except csv.Error:
+                raise ParseError(f"malformed CSV after data row {n}", code="CSV_MALFORMED") from None
+            self._lines.record_done()
+            if not row or (len(row) == 1 and not row[0]):
+                continue
+            n += 1
+            yield n, row
 
     def bytes_done(self) -> int:
         return self._bin.tell()
+
+    @property
+    def last_record_bytes(self) -> int:
+        """Bytes of the row :meth:`rows` yielded last (in the file's encoding)."""
+        return self._lines.last
+
+    @property
+    def line_of_last_record(self) -> int:
+        """The file line where the row :meth:`rows` yielded last started."""
+        return self._lines.last_line
 
     def close(self) -> None:
         self._bin.close()
@@ -145,20 +231,26 @@ class CsvFile:
         self.close()
 
 
-def open_csv(path: Path, encoding: str, delimiter: str | None = None) -> CsvFile:
+def open_csv(path: Path, encoding: str, delimiter: str | None = None,
+             max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> CsvFile:
     """Open ``path`` (``encoding`` already resolved by :func:`scan`) and read its header."""
     binf = path.open("rb")
     text = io.TextIOWrapper(binf, encoding=encoding, newline="")
+    lines = BoundedLines(text, encoding, max_line_bytes)
     try:
         delim = delimiter or sniff_delimiter(text.read(SAMPLE_CHARS))
         text.seek(0)
-        reader = csv.reader(text, delimiter=delim)
+        reader = csv.reader(lines, delimiter=delim)
         raw = next((r for r in reader if r and any(c.strip() for c in r)), None)
+    except LineTooLong as exc:
+        binf.close()
+        raise ParseError(f"header {exc}", code=exc.code) from None
     except (csv.Error, UnicodeDecodeError):
         binf.close()
         raise ParseError("unreadable CSV header", code="CSV_MALFORMED") from None
     if raw is None:
         binf.close()
         raise ParseError("no header line", code="CSV_EMPTY")
+    lines.record_done()
     raw = [c.replace("\ufeff", "") for c in raw]
-    return CsvFile(path, encoding, delim, raw, [normalise_column(c) for c in raw], binf, reader)
+    return CsvFile(path, encoding, delim, raw, [normalise_column(c) for c in raw], binf, reader, lines)

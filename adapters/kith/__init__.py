@@ -5,8 +5,11 @@ in the worker. It is pure (no I/O, no clock) and never raises for bad input: the
 
 Checks, in order (the first failure rejects the document, AppRec status 2):
 
-1. hardened parse (:func:`mappings.kith.xml.parse_xml`): size limit, no DTD/entities, well-formed;
-   ISO-8859-1 / UTF-8 with or without BOM or declaration;
+1. hardened parse (:func:`mappings.kith.xml.parse_document`): size limit, no DTD/entities, well-formed;
+   ISO-8859-1 / UTF-8 with or without BOM or declaration; bytes that do not fit the declared charset
+   (UTF-8 declared ISO-8859-1, Windows-1252 declared ISO-8859-1 or UTF-8) are read with the charset
+   that fits and the document is accepted, with ``Inspection.charset_repaired`` = ``<declared>-><used>``
+   (the adapter's envelope attribute ``charset_repaired``; the mapping reads the same letters);
 2. a shape we recognise (:func:`mappings.kith.xml.unwrap`): a standalone ``Message`` (Svarrapport 1.2-1.4,
    Rekvisisjon 1.5/1.6, Epikrise 1.0-1.2, Henvisning 1.0/1.1), a ``MsgHead`` v1.2, or a MsgHead inside a
    receiver's wrapper (NAV ``EI_fellesformat``); a received ``AppRec`` is recognised as a receipt (it is
@@ -36,7 +39,7 @@ from lxml import etree
 
 from adapters.kith.apprec import AppRecError, Party, Unit
 from engine.errors import EnjournalError, ParseError
-from mappings.kith.xml import NS_MSGHEAD, first_child, local, parse_xml, tag_name, unwrap
+from mappings.kith.xml import NS_MSGHEAD, first_child, local, parse_document, tag_name, unwrap
 
 if TYPE_CHECKING:
     from adapters.kith.xsd import SchemaSet
@@ -84,6 +87,7 @@ class Inspection:
     reject_text: str = ""
     part_errors: tuple[AppRecError, ...] = ()  # accepted, but these parts failed (status 3)
     xsd: str = "off"  # off | valid | invalid | no-schema
+    charset_repaired: str | None = None  # "<declared>-><used>" when the bytes did not fit the declaration
 
     @property
     def reject(self) -> str | None:
@@ -103,13 +107,14 @@ class Inspection:
 def inspect(raw: bytes, *, max_bytes: int, schemas: SchemaSet | None = None) -> Inspection:
     """Run the adapter-side checks on ``raw``; never raises for bad input."""
     try:
-        root = parse_xml(raw, max_bytes=max_bytes)
+        parsed = parse_document(raw, max_bytes=max_bytes)
     except ParseError as exc:
         m = _MSGID_RE.search(raw[:65536])
         return Inspection(msg_id=m.group(1).decode() if m else None, reject_code=exc.code, reject_text=_msg(exc))
+    root = parsed.root
     doc = unwrap(root)
     head = _msghead_info(doc.msghead) if doc.msghead is not None else _standalone_info(root)
-    info = replace(head, shape=doc.shape)
+    info = replace(head, shape=doc.shape, charset_repaired=parsed.charset_repaired)
     if info.family is None:
         ns = etree.QName(root).namespace or "no namespace"
         return replace(info, reject_code="KITH_UNSUPPORTED_TYPE", reject_text=f"unknown document {local(root)} ({ns})")

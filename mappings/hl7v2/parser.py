@@ -6,7 +6,9 @@ Stable API (used by the MLLP listener and the HL7 file adapter):
 * :func:`split_messages` splits a file or FHS/BHS batch into messages (framing removed, blank and
   ``//`` comment lines dropped, segment separators normalised to CR, one message per MSH).
 * :func:`decode` turns MSH-18 names (``8859/1``, ``UNICODE UTF-8``, ``UNICODE``, ``ASCII`` ...) into a
-  Python codec and decodes, stripping a BOM.
+  Python codec and decodes, stripping a BOM; bytes outside the declared charset (UTF-8 or Windows-1252
+  declared as Latin-1, ...) are decoded with the charset that fits them, never into C1 control
+  characters (the rule: :func:`decode_checked`, which also says whether it had to repair).
 * :func:`parse` builds a :class:`~mappings.hl7v2.message.Message`; :func:`serialise` writes one back.
 
 Errors are :class:`engine.errors.ParseError` with codes ``HL7_NO_MSH`` / ``HL7_BAD_MSH`` and never
@@ -15,10 +17,13 @@ quote field values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from engine.errors import ParseError
+from mappings.hl7v2.batch import Splitter
 from mappings.hl7v2.message import Delimiters, Message, Segment, delimiters_from_msh2
 
 _BOM8 = b"\xef\xbb\xbf"
@@ -52,6 +57,15 @@ CHARSETS: dict[str, str] = {
     "UNICODE UTF-32": "utf-32",
 }
 _LATIN = {"ascii", "iso-8859-1", "iso-8859-15", "cp1252"}
+#: ISO-8859-x (and ASCII): a byte 0x80-0x9F is a C1 control there, never a letter
+_ISO = re.compile(r"^(ascii$|iso-?8859|latin)")
+_C1_BYTES = bytes(range(0x80, 0xA0))
+_C1_TEXT = re.compile("[\x80-\x9f]")
+#: the Windows code page that extends an ISO charset with letters in 0x80-0x9F
+_WINDOWS = {"iso-8859-2": "cp1250", "iso8859-2": "cp1250", "iso-8859-5": "cp1251", "iso8859-5": "cp1251",
+            "iso-8859-7": "cp1253", "iso8859-7": "cp1253", "iso-8859-9": "cp1254", "iso8859-9": "cp1254",
+            "iso-8859-8": "cp1255", "iso8859-8": "cp1255", "iso-8859-6": "cp1256", "iso8859-6": "cp1256",
+            "iso-8859-4": "cp1257", "iso8859-4": "cp1257", "iso-8859-13": "cp1257", "iso8859-13": "cp1257"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,28 +115,93 @@ def codec_for(charset: str | None, default: str = "iso-8859-1") -> str:
         return default
 
 
-def decode(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> str:
-    """Decode ``raw`` by its MSH-18 ``charset`` (else ``default``), stripping a BOM.
+class Decoded(NamedTuple):
+    """Decoded text, the codec that fitted the bytes and the codec the message declared (a tuple: it is
+    made for every message the mapping decodes)."""
 
-    A UTF-8 BOM wins over the declaration. Bytes declared ASCII/Latin-1 that are valid UTF-8 with
-    multi-byte sequences are read as UTF-8 (a common mis-declaration; such sequences are very
-    unlikely in real Latin-1 text). Bytes invalid in the declared codec fall back to UTF-8, then
-    to Latin-1, so decoding never fails.
+    text: str
+    codec: str
+    declared: str
+    replaced: bool = False  # bytes no candidate charset gives a letter became U+FFFD
+
+    @property
+    def repaired(self) -> bool:
+        """The bytes were not in the declared charset: decoded with :attr:`codec` instead, or replaced."""
+        return self.replaced or self.codec != self.declared
+
+    def flag(self) -> str:
+        """``<declared>-><used>`` (e.g. ``iso-8859-1->cp1252``; ``+replaced``), for an envelope attribute."""
+        return f"{self.declared}->{self.codec}" + ("+replaced" if self.replaced else "")
+
+
+def decode(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> str:
+    """Decode ``raw`` by its MSH-18 ``charset`` (else ``default``); see :func:`decode_checked`."""
+    return decode_checked(raw, charset, default).text
+
+
+def decode_checked(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> Decoded:
+    """Decode ``raw`` by its MSH-18 ``charset`` (else ``default``), and say whether the bytes fitted it.
+
+    The rule (the same for every adapter and the mapping, so replay gives the same text):
+
+    1. a UTF-8 BOM wins over the declaration (the BOM is dropped);
+    2. bytes declared ASCII or single-byte Latin that are valid UTF-8 with multi-byte sequences are
+       UTF-8 (a common mis-declaration: such sequences are very unlikely in real Latin text);
+    3. otherwise the declared codec, when it decodes and (for ASCII and ISO-8859-x) the bytes hold no
+       C1 control byte 0x80-0x9F: ISO-8859 gives those no letter, so a sender that writes them uses
+       another charset (most often Windows-1252, whose letters and quotes live there);
+    4. otherwise the first that decodes of: UTF-8, the Windows code page extending the declared ISO
+       charset (Windows-1252 for ASCII, Latin-1, Latin-9 and no declaration), and last the declared
+       codec (Latin-1 when it fails) with every C1 control replaced by U+FFFD.
+
+    Text never carries a C1 control from bytes outside the declared charset. :attr:`Decoded.repaired`
+    says that rule 1, 2 or 4 chose another codec than the declared one (the HL7 file adapter sets the
+    envelope attribute ``charset_repaired``).
     """
+    declared = codec_for(charset, codec_for(default))
     if raw.startswith(_BOM8):
-        return raw[3:].decode("utf-8", errors="replace")
-    codec = codec_for(charset, codec_for(default))
-    if codec in _LATIN and not raw.isascii():
+        return Decoded(raw[3:].decode("utf-8", errors="replace"), "utf-8", declared)
+    if raw.isascii():
         try:
-            return raw.decode("utf-8")
+            return Decoded(raw.decode(declared), declared, declared)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    if declared in _LATIN:
+        try:
+            return Decoded(raw.decode("utf-8"), "utf-8", declared)
         except UnicodeDecodeError:
             pass
-    for attempt in (codec, "utf-8", "iso-8859-1"):
+    if not (_is_iso(declared) and has_c1(raw)):
         try:
-            return raw.decode(attempt).lstrip("\ufeff")
+            return Decoded(raw.decode(declared).lstrip("\ufeff"), declared, declared)
         except (UnicodeDecodeError, LookupError):
-            continue
-    return raw.decode("iso-8859-1")  # pragma: no cover - latin-1 never fails
+            pass
+    return _refit(raw, declared)
+
+
+@lru_cache(maxsize=64)
+def _is_iso(codec: str) -> bool:
+    return _ISO.match(codec) is not None
+
+
+def has_c1(raw: bytes) -> bool:
+    """Whether ``raw`` holds a byte 0x80-0x9F (``translate`` is several times cheaper than a regex here)."""
+    return len(raw.translate(None, _C1_BYTES)) != len(raw)
+
+
+def _refit(raw: bytes, declared: str) -> Decoded:
+    """Rule 4 of :func:`decode_checked`: the bytes are not in the declared charset."""
+    for attempt in ("utf-8", _WINDOWS.get(declared, "cp1252")):
+        if attempt != declared:
+            try:
+                return Decoded(raw.decode(attempt).lstrip("\ufeff"), attempt, declared)
+            except UnicodeDecodeError:
+                continue
+    try:
+        text, used = raw.decode(declared), declared
+    except (UnicodeDecodeError, LookupError):
+        text, used = raw.decode("iso-8859-1"), "iso-8859-1"
+    return Decoded(_C1_TEXT.sub("\ufffd", text), used, declared, replaced=True)
 
 
 def _first_msh(raw: bytes) -> bytes:
@@ -212,33 +291,18 @@ def parse_header(raw: bytes, default_charset: str = "iso-8859-1") -> MshHeader:
     return head
 
 
-def _lines(raw: bytes) -> list[bytes]:
-    data = raw[3:] if raw.startswith(_BOM8) else raw
-    data = data.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
-    return data.split(b"\r")
-
-
 def split_messages(raw: bytes) -> list[bytes]:
     """Split a file or batch into messages, each starting with MSH, segments joined by CR.
 
     FHS/BHS/BTS/FTS framing, blank lines and ``//`` comment lines are dropped; MLLP framing bytes
-    (VT/FS) left around a message are stripped. Raises ``HL7_NO_MSH`` when no MSH is present.
+    (VT/FS) left around a message are stripped (:class:`mappings.hl7v2.batch.Splitter`, which a file
+    adapter uses block by block with the batch checks). Raises ``HL7_NO_MSH`` when no MSH is present.
     """
-    messages: list[list[bytes]] = []
-    for line in _lines(raw):
-        line = line.strip(b"\x0b\x1c\x00").lstrip()  # trailing spaces may be data: keep them
-        if not line.strip() or line.startswith(b"//"):
-            continue
-        tag = line[:3]
-        if tag == b"MSH":
-            messages.append([line])
-        elif tag.decode("latin-1") in _FRAMING:
-            continue
-        elif messages:
-            messages[-1].append(line)
-    if not messages:
+    splitter = Splitter()
+    pieces = splitter.feed(raw) + splitter.finish()
+    if not pieces:
         raise ParseError("no MSH segment found", code="HL7_NO_MSH")
-    return [b"\r".join(m) + b"\r" for m in messages]
+    return [p.raw for p in pieces]
 
 
 def parse(raw: bytes, default_charset: str = "iso-8859-1") -> Message:
@@ -282,6 +346,7 @@ def serialise(message: Message, charset: str = "utf-8") -> bytes:
 
 
 __all__ = [
-    "CHARSETS", "Delimiters", "Message", "MshHeader", "Segment", "codec_for", "decode", "header_from_fields",
+    "CHARSETS", "Decoded", "Delimiters", "Message", "MshHeader", "Segment", "codec_for", "decode", "decode_checked",
+    "header_from_fields",
     "msh_fields", "parse", "parse_header", "parse_text", "serialise", "split_messages",
 ]

@@ -41,7 +41,7 @@ def _wait(pred: Callable[[], bool], what: str, limit: float = 30.0) -> None:
 
 
 def _adapters(tmp_path: Path) -> dict[str, Any]:
-    common = {"stable_seconds": 0, "poll_interval": 0.05}
+    common = {"stable_seconds": 0, "poll_interval": 0.05, "incomplete_grace_seconds": 0}
     return {"kith": {"type": "kith-file", "directory": str(tmp_path / "kith"), "outbox": str(tmp_path / "out"),
                      "validate_xsd": True, "sender_her_id": "12345", **common},
             "hl7": {"type": "hl7-file", "mapping": "hl7v2", "directory": str(tmp_path / "hl7"), **common}}
