@@ -65,20 +65,34 @@ class Receipt(NamedTuple):
 
 
 class RecentKeys:
-    """A bounded LRU of dedup_key -> {content hash: (envelope id, ACK code)}."""
+    """A bounded LRU of dedup_key -> {content hash: (envelope id, ACK code)}.
+
+    Each content is kept as one string ``hash|code|envelope_id`` (a key's usual single content costs one
+    string, not a dict and two tuples: the cache holds up to ``dedup_cache_size`` keys)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._d: OrderedDict[str, dict[str, Seen]] = OrderedDict()
+        self._d: OrderedDict[str, str | tuple[str, ...]] = OrderedDict()
 
     def get(self, key: str) -> dict[str, Seen] | None:
-        seen = self._d.get(key)
-        if seen is not None:
-            self._d.move_to_end(key)
-        return seen
+        entry = self._d.get(key)
+        if entry is None:
+            return None
+        self._d.move_to_end(key)
+        out: dict[str, Seen] = {}
+        for item in (entry,) if isinstance(entry, str) else entry:
+            content_hash, code, envelope_id = item.split("|", 2)
+            out[content_hash] = (envelope_id, code)
+        return out
 
     def put(self, key: str, content_hash: str, envelope_id: str, code: str) -> None:
-        self._d.setdefault(key, {})[content_hash] = (envelope_id, code)
+        item = f"{content_hash}|{code}|{envelope_id}"
+        entry = self._d.get(key)
+        if entry is None or (isinstance(entry, str) and entry.startswith(content_hash + "|")):
+            self._d[key] = item
+        else:
+            others = (entry,) if isinstance(entry, str) else entry
+            self._d[key] = (*(x for x in others if not x.startswith(content_hash + "|")), item)
         self._d.move_to_end(key)
         while len(self._d) > self.size:
             self._d.popitem(last=False)
