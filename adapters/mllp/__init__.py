@@ -41,7 +41,8 @@ Example::
 
 Package layout: ``framing`` (MLLP bytes), ``ack`` (ACK/NAK), ``triage`` (MSH checks + envelope),
 ``publisher`` (batched confirms, duplicates), ``commits`` (waiting for the journal commit), ``server``
-(one connection), ``accept`` (sockets, connection limit, descriptor back-off), ``loop_errors``, ``tls``,
+(one connection), ``accept`` (sockets, connection limit, descriptor back-off), ``loop_errors``, ``memory``
+(heap trim after big partial frames), ``tls``,
 ``client`` (a small sender for tests and the benchmark).
 """
 
@@ -60,6 +61,7 @@ from adapters.base import AdapterRuntime
 from adapters.mllp.accept import Acceptor, bind
 from adapters.mllp.commits import CommitWatch
 from adapters.mllp.loop_errors import LoopErrors
+from adapters.mllp.memory import Trim
 from adapters.mllp.publisher import Publisher
 from adapters.mllp.server import Connection
 from adapters.mllp.tls import TlsSettings, server_context
@@ -138,12 +140,13 @@ class MllpAdapter:
                               max_inflight=s.max_inflight_batches, retry_seconds=s.bus_retry_seconds,
                               cache_size=s.dedup_cache_size, lookup_budget=s.dedup_lookup_budget_ms / 1000)
         commits = CommitWatch(self.runtime.keys, interval=s.commit_poll_ms / 1000)
+        trim = Trim()
         publishing = asyncio.create_task(publisher.run())
         conns: dict[Connection, asyncio.Task[Any]] = {}
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             conn = Connection(reader, writer, name=self.name, settings=s, publisher=publisher, commits=commits,
-                              strict=self._strict)
+                              strict=self._strict, released=trim.released)
             conns[conn] = asyncio.current_task()  # type: ignore[assignment]
             try:
                 await conn.serve()
@@ -168,6 +171,7 @@ class MllpAdapter:
         finally:
             await self._drain(acceptor, conns, publisher, publishing)
             await commits.close()
+            trim.cancel()
 
     def buffered_bytes(self) -> int:
         """Bytes the open connections hold (partial frames and frames not yet answered); for tests and ops."""

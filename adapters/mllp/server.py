@@ -21,7 +21,8 @@ Protection: an oversize frame is answered AR (``MLLP_FRAME_TOO_LARGE``) from its
 stream resynchronises on the next frame; garbage between frames is skipped (counted, never logged). A
 connection that sends nothing for ``idle_timeout`` seconds is closed: between frames once nothing is
 outstanding, and within a frame at once (a frame open longer than ``frame_timeout`` too); what was
-complete is still answered, and the partial frame's buffer is released. A connection holds at most
+complete is still answered, and the partial frame's buffer is released (and the heap trimmed:
+:mod:`adapters.mllp.memory`). A connection holds at most
 ``max_buffered_bytes`` of frames read but not yet answered (reading pauses beyond it; a single frame up to
 ``max_message_bytes`` is always read). On stop the connection stops reading, and every frame already
 read is published and answered before it closes.
@@ -84,10 +85,11 @@ def _mapping_error(reason_code: str) -> AckError:
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, name: str,
                  settings: Settings, publisher: Publisher, commits: CommitWatch,
-                 strict: Callable[[bytes], list[str]] | None) -> None:
+                 strict: Callable[[bytes], list[str]] | None,
+                 released: Callable[[int], None] = lambda _n: None) -> None:
         self.reader, self.writer = reader, writer
         self.name, self.settings, self.publisher, self.strict = name, settings, publisher, strict
-        self.commits = commits
+        self.commits, self.released = commits, released  # released: told the bytes of a dropped partial frame
         self.decoder = FrameDecoder(settings.max_message_bytes)
         self.answers: asyncio.Queue[Answer | None] = asyncio.Queue()
         self.slots = asyncio.Semaphore(settings.max_pending_per_connection)
@@ -123,6 +125,7 @@ class Connection:
             pass  # the peer went away; what was read is still published
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the connection half open
             log.error("mllp.connection_failed", adapter=self.name, error=type(exc).__name__)
+        self.released(self.decoder.buffered)
         self.decoder.clear()  # a partial frame is never completed now: release its bytes at once
         self.answers.put_nowait(None)
         await writing
@@ -139,12 +142,14 @@ class Connection:
                 async with asyncio.timeout(self._read_timeout()):  # no task per read, as wait_for makes
                     data = await self.reader.read(READ_CHUNK)
             except TimeoutError:
-                if self.decoder.in_frame:
-                    log.info("mllp.frame_timeout", adapter=self.name, bytes=self.decoder.buffered)
+                if self.decoder.in_frame:  # a frame left open: idle within it, or too slow as a whole
+                    late = self._frame_started is not None and self._read_timeout() <= 0
+                    log.info("mllp.frame_timeout" if late else "mllp.idle_timeout", adapter=self.name,
+                             mid_frame=True, bytes=self.decoder.buffered)
                     return
                 if self.outstanding:
                     continue
-                log.info("mllp.idle_timeout", adapter=self.name)
+                log.info("mllp.idle_timeout", adapter=self.name, mid_frame=False)
                 return
             if not data:
                 return

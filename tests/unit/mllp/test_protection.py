@@ -48,14 +48,15 @@ def _closed_by_server(sock: socket.socket, timeout: float = 15.0) -> bytes:
 
 
 def test_200_open_frames_are_closed_after_idle_timeout_and_released(bus: EmbeddedBus, store: Store) -> None:
-    partial = b"\x0bMSH|^~\\&|LOADGEN|TEST|ENJOURNAL|HOSP|20240102030405||ADT^A01|OPEN|P|2.5\r" + b"x" * 16_000
-    with listening(bus, store, idle_timeout=0.5) as a:
+    partial = b"\x0bMSH|^~\\&|LOADGEN|TEST|ENJOURNAL|HOSP|20240102030405||ADT^A01|OPEN|P|2.5\r" + b"x" * 64_000
+    with listening(bus, store, idle_timeout=2.0) as a:
         socks = [socket.create_connection(("127.0.0.1", a.port)) for _ in range(200)]
         try:
             socks[0].sendall(encode(synthetic_adt(1)))  # complete before the open frame: still answered
             for s in socks:
                 s.sendall(partial)
-            assert _until(lambda: a.buffered_bytes() >= 200 * len(partial) or a.open_connections < 200)
+            held = 200 * (len(partial) - 1)  # the frame's content; its start byte is not kept
+            assert _until(lambda: a.open_connections == 200 and a.buffered_bytes() == held)
             answers = [_closed_by_server(s) for s in socks]
         finally:
             for s in socks:
@@ -140,22 +141,55 @@ from engine.bus.embedded import EmbeddedBus
 from engine.store import Store
 from tests.unit.mllp.helpers import listening
 bus, store = EmbeddedBus(sys.argv[1] + "/q.db"), Store("sqlite:///" + sys.argv[1] + "/j.db")
-with listening(bus, store, max_connections=10_000) as a:
-    in_use = len(os.listdir("/proc/self/fd"))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 20, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+with listening(bus, store, max_connections=10_000, idle_timeout=float(sys.argv[2])) as a:
+    if sys.argv[3] == "starve":
+        in_use = len(os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 20, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     print(a.port, flush=True)
     sys.stdin.read()
 """
 
 
+def _listener_process(tmp_path: Path, idle_timeout: float = 300,
+                      starve: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+    """A listener alone in a process (its RSS and its descriptors are its own), logging JSON lines to
+    ``tmp_path/listener.log``; it stops when its stdin closes."""
+    root = Path(__file__).resolve().parents[3]
+    with open(tmp_path / "listener.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", _LISTENER, str(tmp_path), str(idle_timeout),
+                                 "starve" if starve else "-"], cwd=root, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_memory_of_open_frames_is_given_back_after_idle_timeout(tmp_path: Path) -> None:
+    proc, port = _listener_process(tmp_path, idle_timeout=2.0)
+    try:
+        idle = _rss_mb(proc.pid)
+        partial = b"\x0bMSH|^~\\&|LOADGEN|TEST|ENJOURNAL|HOSP|20240102030405||ADT^A01|OPEN|P|2.5\r" + b"x" * 1_000_000
+        socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+        for s in socks:
+            s.sendall(partial)
+        assert _until(lambda: _rss_mb(proc.pid) > idle + 150)  # about 200 MB of open frames held
+        assert [_closed_by_server(s) for s in socks] == [b""] * 200
+        for s in socks:
+            s.close()
+        assert _until(lambda: _rss_mb(proc.pid) < idle + 40)  # closed, and the memory given back
+    finally:
+        proc.communicate(timeout=60)
+
+
 @pytest.mark.slow
 def test_descriptor_exhaustion_does_not_stop_the_listener(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[3]
-    proc = subprocess.Popen([sys.executable, "-c", _LISTENER, str(tmp_path)], cwd=root, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    proc, port = _listener_process(tmp_path, starve=True)
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
         held = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]  # more than it may open
         time.sleep(2.5)  # the listener runs out of descriptors and backs off
         assert proc.poll() is None
@@ -166,10 +200,11 @@ def test_descriptor_exhaustion_does_not_stop_the_listener(tmp_path: Path) -> Non
         time.sleep(3.5)  # accepting without a failure for a while ends the episode
         assert proc.poll() is None
     finally:
-        _, err = proc.communicate(timeout=60)  # closes its stdin: the listener stops
-    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+        proc.communicate(timeout=60)  # closes its stdin: the listener stops
+    err = (tmp_path / "listener.log").read_text()
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     events = [e["event"] for e in lines]
-    assert "Traceback" not in err.decode()
+    assert "Traceback" not in err
     assert events.count("mllp.accept_starved") == 1 and events.count("mllp.accept_resumed") == 1
     assert not [e for e in events if e == "mllp.loop_error"]
     assert len(lines) < 200  # one line per connection and per state change, no flood
