@@ -121,7 +121,7 @@ def dedup_key(head: MshHeader) -> str:
     """``HL7|<MSH-3>|<MSH-4>|<MSH-10>`` with control characters, ``|`` and ``%`` percent-escaped, so any key
     can be stored and two different headers never give the same key; longer than
     :data:`MAX_KEY_CHARS`: its first characters, ``%~`` and a hash of the whole key."""
-    parts = (head.sending_app, head.sending_facility, head.control_id)
+    parts: tuple[str, ...] = (head.sending_app, head.sending_facility, head.control_id)
     if _KEY_UNSAFE.search("".join(parts)):
         parts = tuple(_escape_key_part(v) for v in parts)
     key = f"HL7|{parts[0]}|{parts[1]}|{parts[2]}"
