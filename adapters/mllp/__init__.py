@@ -15,8 +15,8 @@ confirmed it (:mod:`adapters.mllp.publisher`). The adapter never maps.
   mapping rejected it; no commit within ``commit_timeout`` closes the connection without an answer, like
   an unconfirmed publish, and the sender's resend is answered once the original is committed
   (:mod:`adapters.mllp.server`, :mod:`adapters.mllp.commits`).
-* **Enhanced mode** (MSH-15/16): the accept ACK after the confirm, the application ACK once the commit
-  outcome is known, whatever ``ack_after`` says.
+* **Enhanced mode** (MSH-15/16): the accept ACK after the confirm (``ack_after: commit``: after the commit),
+  the application ACK, as MSH-16 asks, once the commit outcome is known (in ``broker`` mode too).
 * **Self-protection**: ``idle_timeout`` also within a frame, ``frame_timeout`` for a whole frame,
   ``max_buffered_bytes`` per connection, ``max_connections`` (beyond it a connection is closed at once),
   a back-off when ``accept`` runs out of descriptors (:mod:`adapters.mllp.accept`), and asyncio's own
@@ -87,7 +87,8 @@ class Settings(Hl7Options):
     #: bytes of frames read and not yet answered per connection before reading pauses
     max_buffered_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     max_pending_per_connection: int = Field(default=1000, ge=1)
-    #: when the sender's AA goes out: after the broker's confirm, or after the worker's journal commit
+    #: when the sender's first answer (AA; enhanced mode: the accept ACK) goes out: after the broker's
+    #: confirm, or after the worker's journal commit
     ack_after: Literal["broker", "commit"] = "broker"
     #: seconds an answer waits for the journal commit (ack_after commit, enhanced-mode application ACK)
     commit_timeout: float = Field(default=30.0, gt=0)

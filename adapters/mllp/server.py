@@ -10,7 +10,8 @@ confirmed; with ``ack_after: commit`` an accepted message is answered only once 
 sender resends, and the duplicate check answers the resend with the original's outcome.
 
 Enhanced mode (MSH-15/MSH-16 present): the accept ACK (CA/CE/CR, as MSH-15 asks) is sent after the
-confirm, in arrival order. The application ACK (AA/AE/AR, as MSH-16 asks: AL always, ER only on an
+confirm (``ack_after: commit``: after the commit, CA also for a message the mapping rejected, which is
+archived and dead-lettered: safely stored), in arrival order. The application ACK (AA/AE/AR, as MSH-16 asks: AL always, ER only on an
 error, SU only on success, NE or empty never) reflects the mapping's outcome: for an accepted message it
 is sent once the commit outcome is known, as a message of its own, after the message's accept ACK and
 after the application ACKs of earlier messages (its accept ACK does not wait for it). Without a commit
@@ -213,9 +214,9 @@ class Connection:
     # -- commit outcomes -------------------------------------------------------------------
     def _needs_outcome(self, head: MshHeader) -> bool:
         """Whether an accepted message's answer waits for its commit outcome."""
-        if is_enhanced(head):
-            return app_ack_wanted(head)
-        return self.settings.ack_after == "commit"
+        if self.settings.ack_after == "commit":
+            return True
+        return is_enhanced(head) and app_ack_wanted(head)
 
     def _watch_done(self, answer: Answer, f: asyncio.Future[Receipt]) -> None:
         if not f.cancelled() and f.exception() is None:
@@ -274,7 +275,14 @@ class Connection:
         return await self._send(item.head, [code], error)
 
     async def _answer_enhanced(self, item: Answer, code: str, error: AckError | None) -> bool:
-        """The accept ACK now; the application ACK (if MSH-16 may want one) in its own order."""
+        """The accept ACK now (``ack_after: commit``: once committed); the application ACK (if MSH-16 may
+        want one) in its own order."""
+        if self.settings.ack_after == "commit" and item.outcome is not None:
+            try:
+                await item.outcome
+            except TimeoutError:
+                log.warning("mllp.closing_uncommitted", adapter=self.name)
+                return False
         ok = await self._send(item.head, accept_codes(item.head, "AA" if item.accepted else code), error)
         if ok and app_ack_wanted(item.head):
             prev, self._app_tail = self._app_tail, None

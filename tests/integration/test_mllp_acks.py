@@ -123,6 +123,21 @@ def test_ack_after_commit_answers_aa_only_once_the_record_is_in_the_journal(bus:
             assert _given_names(store) == ("Kari", [])  # in the journal when the AA arrived
 
 
+def test_ack_after_commit_holds_the_enhanced_accept_ack_too(bus: RabbitBus, store: Store) -> None:
+    """Enhanced mode with ack_after commit: the accept ACK means "in the journal" too (a rejected message is
+    archived and dead-lettered: CA, then the application AE if MSH-16 asks for it)."""
+    with listening(bus, store, ack_after="commit") as a, MllpClient("127.0.0.1", a.port, timeout=20) as c:
+        c.write(encode(adt("ADV-ENHC-1", acks="AL|NE")) + encode(adt("ADV-ENHC-2", with_pid=False, acks="AL|ER")))
+        c.sock.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            c.sock.recv(100)
+        c.sock.settimeout(20)
+        with working(bus, store):
+            assert _codes([c.read_ack() for _ in range(3)]) == [("CA", "ADV-ENHC-1"), ("CA", "ADV-ENHC-2"),
+                                                                ("AE", "ADV-ENHC-2")]
+            assert _given_names(store) == ("Kari", [])
+
+
 def test_ack_after_commit_adt_without_pid_gets_ae_with_err(bus: RabbitBus, store: Store) -> None:
     with working(bus, store), listening(bus, store, ack_after="commit") as a, MllpClient("127.0.0.1", a.port) as c:
         bad, good = c.send_many([adt("ADV-NOPID-1", with_pid=False), adt("ADV-OK-1")])
