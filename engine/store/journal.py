@@ -392,9 +392,4 @@ def _dead_row(o: Outcome) -> Row:
 def _processed_row(o: Outcome) -> Row:
     """A processed_messages row: the sender's key, the envelope, the ACK code and the content hash."""
     ack = o.envelope.attributes.get("ack") or ("AR" if o.dead else "AA")
-    return (o.envelope.dedup_key, o.envelope.id, ack, content_hash(o.envelope))
-
-
-def content_hash(env: Envelope) -> str:
-    """The content hash a processed key is stored with: the first 32 hex digits of the raw bytes' sha256."""
-    return env.sha256[:32]
+    return (o.envelope.dedup_key, o.envelope.id, ack, keys_async.content_hash(o.envelope))

@@ -22,10 +22,12 @@ keys as new, and the workers' idempotent writes still keep a resent message to o
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 
+from engine.envelope import Envelope
 from engine.store import schema as s
 from engine.store.bulk import pg_select_in_args, pg_select_in_sql, pg_text_array
 
@@ -41,6 +43,11 @@ OUTCOME_COLS = "r.envelope_id, d.reason_code"
 OUTCOME_FROM = "raw_archive r LEFT JOIN dead_letters d ON d.envelope_id = r.envelope_id"
 _OUTCOME_SQL = (f"SELECT x.* FROM unnest(%s::text[]) AS k(c0) CROSS JOIN LATERAL "
                 f"(SELECT {OUTCOME_COLS} FROM {OUTCOME_FROM} WHERE r.envelope_id = k.c0 OFFSET 0) AS x")
+
+
+def content_hash(env: Envelope) -> str:
+    """The content hash a processed key is stored with: the first 32 hex digits of the raw bytes' sha256."""
+    return env.sha256[:32]
 
 
 def versions(rows: Sequence[Sequence[Any]]) -> Versions:

@@ -17,7 +17,8 @@ from adapters.mllp.ack import FALLBACK
 from adapters.mllp.triage import MAX_KEY_CHARS, dedup_key
 from engine.store import Outcome, Store
 from engine.store import schema as s
-from engine.store.journal import content_hash, make_engine
+from engine.store.journal import make_engine
+from engine.store.keys_async import content_hash
 from engine.store.migrations import STEPS, _v2_raw_archive_lean, current_version, migrate
 from tests.helpers import envelope, fnr_id, outcome, person
 
