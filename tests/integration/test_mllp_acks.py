@@ -6,7 +6,8 @@
 * ``ack_after: commit``: AA only once the record is in the journal; AE with ERR when the mapping rejects;
   no commit within ``commit_timeout``: no answer, and the resend is answered once the original committed;
 * enhanced mode: the accept ACK after the confirm, the application ACK from the mapping's outcome, in
-  the order MSH-15/MSH-16 ask for.
+  the order MSH-15/MSH-16 ask for;
+* a control id with a NUL is stored (escaped) by the listener on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -198,3 +199,21 @@ def test_enhanced_mode_application_ack_reflects_the_mapping(bus: RabbitBus, stor
             ("CA", "ADV-ENH-5"), ("CA", "ADV-ENH-6"), ("CA", "ADV-ENH-7"), ("CA", "ADV-ENH-8"), ("AA", "ADV-ENH-8")])
     dead = sorted(d["reason_code"] for d in store.dead_letters())
     assert dead == ["HL7_NO_PID"] * 4
+
+
+def test_a_control_id_with_control_characters_is_remembered_escaped(bus: RabbitBus, store: Store) -> None:
+    """A NUL (or any control character) in MSH-10 cannot break the listener's key store on PostgreSQL."""
+    msg = adt("ADV\x00NUL\x01", "Kari")
+    with listening(bus, store) as a, MllpClient("127.0.0.1", a.port) as c:
+        assert c.send(msg)[0].code == "AA"
+        assert c.send(msg)[0].code == "AA"  # a duplicate: not published again
+    key = "HL7|ADVLAB|ADVHOSP|ADV%00NUL%01"
+    stored = store.processed_versions([key])
+    assert list(stored) == [key] and list(stored[key]) == [_sha(msg)] and stored[key][_sha(msg)][1] == "AA"
+    assert bus.depth()["work"] == 1  # one AMQP message: the resend was not published
+
+
+def _sha(raw: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()[:32]
