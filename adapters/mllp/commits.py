@@ -1,8 +1,10 @@
 """Waiting for the workers' commit of published envelopes (``ack_after: commit``, enhanced mode's application ACK).
 
 A connection asks :meth:`CommitWatch.outcome` for an envelope once the broker confirmed it. The watch
-collects the ids every connection of the listener waits for and looks them all up in one store query every
-``interval`` seconds (:meth:`engine.store.journal.Store.commit_outcomes`: an envelope is committed once
+collects the ids every connection of the listener waits for and looks up the oldest :data:`WINDOW` of them
+(workers commit in about queue order) in one store query every ``interval`` seconds; after
+:data:`IDLE_TICKS` look-ups in a row found nothing (the workers are behind or down) the pause doubles, up to
+:data:`MAX_INTERVAL`, until one finds something (:meth:`engine.store.journal.Store.commit_outcomes`: an envelope is committed once
 ``raw_archive`` holds it, and rejected when ``dead_letters`` holds it too, with its reason code). On
 PostgreSQL the query runs on the event loop on a connection of its own (``keys.async_key_reader()``,
 :mod:`engine.store.keys_async`), elsewhere on a thread. Nothing is asked while nobody waits, so a listener
@@ -15,6 +17,7 @@ is logged once per episode and retried on the next tick (the waiters' timeouts b
 from __future__ import annotations
 
 import asyncio
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -23,8 +26,10 @@ from adapters.base import AsyncKeys, ProcessedKeys
 
 log = structlog.get_logger("adapters.mllp")
 
-#: ids per query (PostgreSQL takes them as one array; SQLite chunks again)
-CHUNK = 5000
+#: ids per look-up, the oldest waiting first (PostgreSQL takes them as one array; SQLite chunks again)
+WINDOW = 1000
+#: empty look-ups in a row before the pause grows, and the longest pause
+IDLE_TICKS, MAX_INTERVAL = 20, 0.05
 
 
 class CommitWatch:
@@ -70,12 +75,14 @@ class CommitWatch:
             self._task = asyncio.ensure_future(self._poll())
 
     async def _poll(self) -> None:
+        pause, empty = self.interval, 0
         try:
             while self._waiting and not self._closed:
-                await asyncio.sleep(self.RETRY_SECONDS if self._failing else self.interval)
-                ids = list(self._waiting)
-                for i in range(0, len(ids), CHUNK):
-                    self._settle(await self._look_up(ids[i:i + CHUNK]))
+                await asyncio.sleep(self.RETRY_SECONDS if self._failing else pause)
+                found = await self._look_up(list(itertools.islice(self._waiting, WINDOW)))
+                self._settle(found)
+                empty = 0 if found else empty + 1
+                pause = self.interval if empty < IDLE_TICKS else min(pause * 2, MAX_INTERVAL)
         finally:
             self._task = None
 
