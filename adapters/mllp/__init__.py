@@ -4,9 +4,24 @@ Receives MLLP frames (``<VT> message <FS><CR>``) on many concurrent connections,
 per connection (pipelined, answered in order). Each message's MSH decides its answer
 (:mod:`adapters.mllp.triage`); every message, rejected ones too, is published on the bus as an
 envelope (``content_type: application/hl7-v2``, charset from MSH-18, ``dedup_key`` =
-``HL7|MSH-3|MSH-4|MSH-10``), and the ACK is sent only after the broker confirmed it
-(:mod:`adapters.mllp.publisher`). A resend of a confirmed message is answered with its original
-code and not published again. The adapter never maps.
+``HL7|MSH-3|MSH-4|MSH-10`` with control characters escaped), and the ACK is sent only after the broker
+confirmed it (:mod:`adapters.mllp.publisher`). The adapter never maps.
+
+* **Duplicates**: a resend of the same bytes under the same key is answered with its original code and not
+  published again. Other bytes under a key already seen are a different message: published and
+  processed like any other, flagged ``control_id_reused`` (see :mod:`adapters.mllp.publisher`).
+* **ack_after**: ``broker`` (default): AA once the broker confirmed the envelope. ``commit``: AA only once
+  a worker committed it to the journal, AE with an ERR segment (the dead letter's reason code) when the
+  mapping rejected it; no commit within ``commit_timeout`` closes the connection without an answer, like
+  an unconfirmed publish, and the sender's resend is answered once the original is committed
+  (:mod:`adapters.mllp.server`, :mod:`adapters.mllp.commits`).
+* **Enhanced mode** (MSH-15/16): the accept ACK after the confirm (``ack_after: commit``: after the commit),
+  the application ACK, as MSH-16 asks, once the commit outcome is known (in ``broker`` mode too).
+* **Self-protection**: ``idle_timeout`` also within a frame, ``frame_timeout`` for a whole frame,
+  ``max_buffered_bytes`` per connection, ``max_connections`` (beyond it a connection is closed at once),
+  a back-off when ``accept`` runs out of descriptors (:mod:`adapters.mllp.accept`), and asyncio's own
+  error reports logged by type only (:mod:`adapters.mllp.loop_errors`). Memory held for connections is
+  at most about ``max_connections`` x (``max_buffered_bytes`` + ``max_message_bytes``).
 
 Example::
 
@@ -20,11 +35,15 @@ Example::
         accepted_types: [ADT, ORU, MDM]
         max_message_bytes: 16777216
         idle_timeout: 300
+        max_connections: 512
+        ack_after: broker              # or commit: AA only after the journal commit
         tls: {certfile: mllp.crt, keyfile: mllp.key, cafile: senders-ca.crt}
 
 Package layout: ``framing`` (MLLP bytes), ``ack`` (ACK/NAK), ``triage`` (MSH checks + envelope),
-``publisher`` (batched confirms, duplicates), ``server`` (asyncio connections), ``tls``, ``client``
-(a small sender for tests and the benchmark).
+``publisher`` (batched confirms, duplicates), ``commits`` (waiting for the journal commit), ``server``
+(one connection), ``accept`` (sockets, connection limit, descriptor back-off), ``loop_errors``, ``memory``
+(heap trim after big partial frames), ``tls``,
+``client`` (a small sender for tests and the benchmark).
 """
 
 from __future__ import annotations
@@ -39,6 +58,10 @@ import structlog
 from pydantic import Field
 
 from adapters.base import AdapterRuntime
+from adapters.mllp.accept import Acceptor, bind
+from adapters.mllp.commits import CommitWatch
+from adapters.mllp.loop_errors import LoopErrors
+from adapters.mllp.memory import Trim
 from adapters.mllp.publisher import Publisher
 from adapters.mllp.server import Connection
 from adapters.mllp.tls import TlsSettings, server_context
@@ -55,8 +78,22 @@ class Settings(Hl7Options):
     port: int = Field(default=2575, ge=0, le=65535)  # 0: any free port (tests)
     tls: TlsSettings | None = None
     max_message_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    #: seconds without a byte before a connection is closed (between frames once everything is answered)
     idle_timeout: float = Field(default=300.0, gt=0)
+    #: seconds from a frame's first byte to its end block before the connection is closed
+    frame_timeout: float = Field(default=600.0, gt=0)
+    #: open connections; one more is closed at once
+    max_connections: int = Field(default=512, ge=1)
+    #: bytes of frames read and not yet answered per connection before reading pauses
+    max_buffered_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     max_pending_per_connection: int = Field(default=1000, ge=1)
+    #: when the sender's first answer (AA; enhanced mode: the accept ACK) goes out: after the broker's
+    #: confirm, or after the worker's journal commit
+    ack_after: Literal["broker", "commit"] = "broker"
+    #: seconds an answer waits for the journal commit (ack_after commit, enhanced-mode application ACK)
+    commit_timeout: float = Field(default=30.0, gt=0)
+    #: how often the listener looks up the commits its connections wait for (one query for all of them)
+    commit_poll_ms: float = Field(default=5.0, gt=0)
     max_batch: int = Field(default=500, ge=1)
     max_inflight_batches: int = Field(default=8, ge=1)
     #: how long to keep retrying a publish while the bus is unavailable before dropping the connection
@@ -78,6 +115,7 @@ class MllpAdapter:
         self.name, self.settings, self.runtime = name, settings, runtime
         self.ready = threading.Event()  # set once listening; ``port`` is then the bound port
         self.port: int = settings.port
+        self._conns: dict[Connection, Any] = {}
         self._strict = load_strict(settings)
 
     def check(self) -> None:
@@ -98,14 +136,18 @@ class MllpAdapter:
 
     async def _serve(self, stop: threading.Event) -> None:
         s = self.settings
+        asyncio.get_running_loop().set_exception_handler(LoopErrors(self.name))
         publisher = Publisher(self.runtime.bus, self.runtime.keys, max_batch=s.max_batch,
                               max_inflight=s.max_inflight_batches, retry_seconds=s.bus_retry_seconds,
                               cache_size=s.dedup_cache_size, lookup_budget=s.dedup_lookup_budget_ms / 1000)
+        commits = CommitWatch(self.runtime.keys, interval=s.commit_poll_ms / 1000)
+        trim = Trim()
         publishing = asyncio.create_task(publisher.run())
         conns: dict[Connection, asyncio.Task[Any]] = {}
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            conn = Connection(reader, writer, name=self.name, settings=s, publisher=publisher, strict=self._strict)
+            conn = Connection(reader, writer, name=self.name, settings=s, publisher=publisher, commits=commits,
+                              strict=self._strict, released=trim.released)
             conns[conn] = asyncio.current_task()  # type: ignore[assignment]
             try:
                 await conn.serve()
@@ -114,24 +156,35 @@ class MllpAdapter:
 
         ssl_ctx = server_context(s.tls) if s.tls is not None else None
         try:
-            server = await asyncio.start_server(handle, s.host, s.port, ssl=ssl_ctx, reuse_address=True,
-                                                backlog=512, ssl_handshake_timeout=10.0 if ssl_ctx else None)
+            socks = bind(s.host, s.port, backlog=512)
         except OSError as exc:
             await publisher.close()
             await publishing
             raise ConfigError(f"adapter {self.name!r}: cannot listen on port {s.port} ({exc.strerror})") from None
-        self.port = server.sockets[0].getsockname()[1]
+        acceptor = Acceptor(self.name, socks, handle, max_connections=s.max_connections, ssl_context=ssl_ctx)
+        acceptor.start()
+        self.port, self._conns = acceptor.port, conns
         log.info("mllp.listening", adapter=self.name, port=self.port, tls=ssl_ctx is not None)
         self.ready.set()
         try:
             while not stop.is_set():
                 await asyncio.sleep(0.05)
         finally:
-            await self._drain(server, conns, publisher, publishing)
+            await self._drain(acceptor, conns, publisher, publishing)
+            await commits.close()
+            trim.cancel()
 
-    async def _drain(self, server: asyncio.Server, conns: dict[Connection, asyncio.Task[Any]],
+    def buffered_bytes(self) -> int:
+        """Bytes the open connections hold (partial frames and frames not yet answered); for tests and ops."""
+        return sum(c.buffered for c in list(self._conns))
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    async def _drain(self, acceptor: Acceptor, conns: dict[Connection, asyncio.Task[Any]],
                      publisher: Publisher, publishing: asyncio.Task[None]) -> None:
-        server.close()
+        acceptor.close()
         publisher.stopping = True
         for conn in list(conns):
             conn.stop_reading()

@@ -34,6 +34,9 @@ HL7_ERROR_CODES: dict[str, tuple[str, str]] = {
     "HL7_BAD_MSH": ("102", "Data type error"),
     "HL7_UNSUPPORTED_TYPE": ("200", "Unsupported message type"),
     "MLLP_FRAME_TOO_LARGE": ("207", "Application internal error"),
+    "HL7_NO_PID": ("100", "Segment sequence error"),
+    "HL7_NO_MRG": ("100", "Segment sequence error"),
+    "HL7_NO_PATIENT_ID": ("101", "Required field missing"),
 }
 _DEFAULT_HL7_ERROR = ("207", "Application internal error")
 _COMMIT = {"AA": "CA", "AE": "CE", "AR": "CR"}
@@ -84,13 +87,20 @@ def plan(head: MshHeader, code: str) -> list[str]:
     """The ACK codes to send, in order, for outcome ``code`` (AA/AE/AR) of a message."""
     if not is_enhanced(head):
         return [code]
-    ok = code == "AA"
-    out: list[str] = []
-    if _wants(head.accept_ack_type, ok, "AL"):
-        out.append(_COMMIT[code])
-    if _wants(head.app_ack_type, ok, "NE"):
-        out.append(code)
-    return out
+    return accept_codes(head, code) + ([code] if app_ack_wanted(head, code) else [])
+
+
+def accept_codes(head: MshHeader, code: str) -> list[str]:
+    """Enhanced mode: the accept ACK (CA/CE/CR for ``code`` AA/AE/AR) if MSH-15 asks for it (empty: AL)."""
+    return [_COMMIT[code]] if _wants(head.accept_ack_type, code == "AA", "AL") else []
+
+
+def app_ack_wanted(head: MshHeader, code: str | None = None) -> bool:
+    """Enhanced mode: whether MSH-16 asks for an application ACK with outcome ``code`` (None: for any
+    outcome, i.e. not NE or empty)."""
+    if code is None:
+        return (head.app_ack_type or "NE").upper() in ("AL", "ER", "SU")
+    return _wants(head.app_ack_type, code == "AA", "NE")
 
 
 def _version(v: str) -> tuple[int, ...]:

@@ -9,7 +9,9 @@ returned and it yields events in stream order:
 * :class:`Garbage`: bytes outside any frame were skipped (only a count, never the content).
 
 A ``0x0B`` inside an unfinished frame starts a new frame (the sender restarted): the partial
-frame before it is reported as garbage. Nothing here touches a socket or a clock.
+frame before it is reported as garbage. The buffer never holds more than ``max_bytes`` plus the
+last ``feed``'s data: a frame growing past ``max_bytes`` is dropped from it at once. Nothing here
+touches a socket or a clock.
 """
 
 from __future__ import annotations
@@ -62,6 +64,23 @@ class FrameDecoder:
     def pending(self) -> int:
         """Bytes of an unfinished frame held in the buffer (0 between frames)."""
         return len(self._buf) if self._in_frame else 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held in the buffer."""
+        return len(self._buf)
+
+    @property
+    def in_frame(self) -> bool:
+        """A frame was started and has not ended (an oversize one being skipped too)."""
+        return self._in_frame or self._skipping
+
+    def clear(self) -> None:
+        """Forget everything buffered (the connection is going away)."""
+        self._buf = bytearray()
+        self._in_frame = self._skipping = False
+        self._skipped = self._scanned = 0
+        self._head = b""
 
     def feed(self, data: bytes) -> list[Event]:
         """Add ``data`` and return every complete event it produced, in order."""

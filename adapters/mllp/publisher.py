@@ -1,13 +1,18 @@
 """Batching publisher of the MLLP listener: many connections, one stream of confirmed batches.
 
-Connections :meth:`Publisher.submit` triaged messages and get an asyncio future that resolves to
-the ACK code to answer with (AA/AE/AR), or fails with :class:`engine.errors.BusUnavailable` (then
-the sender gets no answer at all). One drain task gathers whatever is queued into a batch (up to
-``max_batch``) and processes up to ``max_inflight`` batches at once:
+Connections :meth:`Publisher.submit` triaged messages and get an asyncio future that resolves to a
+:class:`Receipt`: the ACK code to answer with (AA/AE/AR) and the envelope whose commit decides the
+message's outcome; or fails with :class:`engine.errors.BusUnavailable` (then the sender gets no answer
+at all). One drain task gathers whatever is queued into a batch (up to ``max_batch``) and processes up
+to ``max_inflight`` batches at once:
 
-1. duplicates: an accepted message whose ``dedup_key`` is in the recent-key cache or in flight in
-   another batch is answered with the original code and not published again; one known to the store
-   (``runtime.keys.processed_acks``) is answered with its original code too. That look-up runs while
+1. duplicates: a message is a duplicate when its ``dedup_key`` **and its content hash** (the first 32 hex
+   digits of the sha256 of its bytes) are in the recent-key cache, in flight in another batch, or known to
+   the store (``runtime.keys.processed_versions``); it is answered with the original code and the
+   original's envelope, and not published again. The same key with other content is a different
+   message: it is published under the same key (its processed row is the key and its own hash), flagged
+   with ``attributes["control_id_reused"]`` (the envelope id of the earlier content) when that is known
+   before it is published, and logged as ``mllp.control_id_reused`` (ids only) either way. The look-up runs while
    the batch is published (``lookup_budget`` 0, the default: waiting for it first, with the store busy
    with the workers' commits, took as long as the confirm itself and doubled the ACK's p50);
    with a budget the batch waits that long for it first and a key found in time is not published again.
@@ -20,8 +25,8 @@ the sender gets no answer at all). One drain task gathers whatever is queued int
    hand-off cost a wake-up: with the look-up and the publish on pool and I/O threads the listener made
    15-18 context switches and spent 1.8-2.0 ms of CPU per message at 300 msg/s on a slow day, on the loop
    4-5 and 1.35-1.5 ms, and the ACK's p99 went from 33-116 ms to 11-22 ms (workers busy, alternating runs);
-3. after the confirm the futures resolve and the accepted keys are remembered in batches
-   (``runtime.keys.remember``) by a background task, at most every ``REMEMBER_INTERVAL`` seconds.
+3. after the confirm the futures resolve and the accepted keys are remembered with their content hash in
+   batches (``runtime.keys.remember``) by a background task, at most every ``REMEMBER_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import contextlib
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -45,21 +51,49 @@ from engine.errors import BusUnavailable, EnjournalError
 log = structlog.get_logger("adapters.mllp")
 
 
+#: the attribute a message under a reused control id carries: the envelope id of the earlier content
+REUSED = "control_id_reused"
+#: (envelope_id, ACK code) of one stored content of a key
+Seen = tuple[str, str]
+
+
+class Receipt(NamedTuple):
+    """How a submitted message is answered once published (or known): the ACK code, and the envelope whose
+    commit decides its outcome (its own; the original's for a duplicate)."""
+
+    code: str
+    envelope_id: str
+
+
 class RecentKeys:
-    """A bounded LRU of dedup_key -> ACK code."""
+    """A bounded LRU of dedup_key -> {content hash: (envelope id, ACK code)}.
+
+    Each content is kept as one string ``hash|code|envelope_id`` (a key's usual single content costs one
+    string, not a dict and two tuples: the cache holds up to ``dedup_cache_size`` keys)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._d: OrderedDict[str, str] = OrderedDict()
+        self._d: OrderedDict[str, str | tuple[str, ...]] = OrderedDict()
 
-    def get(self, key: str) -> str | None:
-        code = self._d.get(key)
-        if code is not None:
-            self._d.move_to_end(key)
-        return code
+    def get(self, key: str) -> dict[str, Seen] | None:
+        entry = self._d.get(key)
+        if entry is None:
+            return None
+        self._d.move_to_end(key)
+        out: dict[str, Seen] = {}
+        for item in (entry,) if isinstance(entry, str) else entry:
+            content_hash, code, envelope_id = item.split("|", 2)
+            out[content_hash] = (envelope_id, code)
+        return out
 
-    def put(self, key: str, code: str) -> None:
-        self._d[key] = code
+    def put(self, key: str, content_hash: str, envelope_id: str, code: str) -> None:
+        item = f"{content_hash}|{code}|{envelope_id}"
+        entry = self._d.get(key)
+        if entry is None or (isinstance(entry, str) and entry.startswith(content_hash + "|")):
+            self._d[key] = item
+        else:
+            others = (entry,) if isinstance(entry, str) else entry
+            self._d[key] = (*(x for x in others if not x.startswith(content_hash + "|")), item)
         self._d.move_to_end(key)
         while len(self._d) > self.size:
             self._d.popitem(last=False)
@@ -68,22 +102,37 @@ class RecentKeys:
 @dataclass
 class Pending:
     triage: Triage
-    code: str | None = None  # the original ACK code, when the store knew the key only after publishing
-    future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    envelope: Envelope = field(init=False)  # the triaged envelope, or its flagged copy
+    #: the original (envelope id, ACK code), when the store knew the content only after it was published
+    known: Seen | None = None
+    reused: bool = False
+    future: asyncio.Future[Receipt] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def __post_init__(self) -> None:
+        self.envelope = self.triage.envelope
+
+    @property
+    def key(self) -> str | None:
+        return self.envelope.dedup_key
+
+    @property
+    def content_hash(self) -> str:
+        return self.envelope.sha256[:32]
 
 
-def _settle(fut: asyncio.Future[str], code: str | None = None, exc: BaseException | None = None) -> None:
+def _settle(fut: asyncio.Future[Receipt], receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
     if fut.done():
         return
     if exc is not None:
         fut.set_exception(exc)
         fut.exception()  # mark retrieved: a closed connection may never await it
     else:
-        fut.set_result(code or "AA")
+        assert receipt is not None
+        fut.set_result(receipt)
 
 
-def _follow(leader: asyncio.Future[str], follower: asyncio.Future[str]) -> None:
-    def copy(f: asyncio.Future[str]) -> None:
+def _follow(leader: asyncio.Future[Receipt], follower: asyncio.Future[Receipt]) -> None:
+    def copy(f: asyncio.Future[Receipt]) -> None:
         exc = f.exception() if not f.cancelled() else BusUnavailable("publish cancelled")
         _settle(follower, None if exc else f.result(), exc)
 
@@ -104,9 +153,9 @@ class Publisher:
         self.cache = RecentKeys(cache_size)
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_inflight)
-        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._inflight: dict[str, dict[str, Pending]] = {}  # dedup_key -> content hash -> its leader
         self._tasks: set[asyncio.Task[None]] = set()
-        self._remember: list[tuple[str, str, str]] = []
+        self._remember: list[tuple[str, str, str, str]] = []
         self._remember_wake = asyncio.Event()
         self._remember_full = asyncio.Event()
         self._closing = False
@@ -117,7 +166,7 @@ class Publisher:
         self._loop_pub: EventLoopPublisher | None = None
         self._reader: AsyncKeys | None = None
 
-    def submit(self, triage: Triage) -> asyncio.Future[str]:
+    def submit(self, triage: Triage) -> asyncio.Future[Receipt]:
         p = Pending(triage)
         self._queue.put_nowait(p)
         return p.future
@@ -197,26 +246,32 @@ class Publisher:
         metrics.published(p.triage.envelope for p in to_publish)
         for p in to_publish:
             self._release(p)
-            code = p.code or p.triage.code
-            if p.triage.accepted and p.triage.envelope.dedup_key:
-                self.cache.put(p.triage.envelope.dedup_key, code)
-                if p.code is None:
-                    self._remember.append((p.triage.envelope.dedup_key, p.triage.envelope.id, code))
-            _settle(p.future, code)
+            _settle(p.future, self._confirmed(p))
         if self._remember:
             self._remember_wake.set()
             if len(self._remember) >= self.REMEMBER_BATCH:
                 self._remember_full.set()
 
+    def _confirmed(self, p: Pending) -> Receipt:
+        """The receipt of a published message; an accepted one's key and hash are cached and remembered."""
+        key = p.key
+        if not p.triage.accepted or not key:
+            return Receipt(p.triage.code, p.envelope.id)
+        envelope_id, code = p.known or (p.envelope.id, p.triage.code)
+        self.cache.put(key, p.content_hash, envelope_id, code)
+        if p.known is None:
+            self._remember.append((key, envelope_id, code, p.content_hash))
+        return Receipt(code, envelope_id)
+
     async def _publish(self, leaders: list[Pending], rejects: list[Pending]) -> list[Pending]:
         """Drop what the store knows, publish the rest and wait for the confirm; return what was published.
 
         The store look-up gets ``lookup_budget`` seconds; past that the batch is published without waiting
-        for it (a busy database must not hold the sender's ACK) and a key it then finds is answered with
+        for it (a busy database must not hold the sender's ACK) and a content it then finds is answered with
         its original code. Such a resend reaches the workers, whose store writes are idempotent."""
         loop = asyncio.get_running_loop()
-        keys = [p.triage.envelope.dedup_key or "" for p in leaders]
-        lookup: asyncio.Future[list[str | None]] | None = None
+        keys = [p.key or "" for p in leaders]
+        lookup: asyncio.Future[list[dict[str, Seen]]] | None = None
         if leaders and self._reader is not None:
             lookup = asyncio.ensure_future(self._lookup_async(self._reader, keys))
         elif leaders:
@@ -225,30 +280,46 @@ class Publisher:
             await asyncio.wait({lookup}, timeout=self.lookup_budget)
         if lookup is None or lookup.done():
             published = self._settle_known(leaders, lookup.result() if lookup else []) + rejects
-            await self._confirm([p.triage.envelope for p in published])
+            await self._confirm([p.envelope for p in published])
             return published
         published = leaders + rejects
-        await self._confirm([p.triage.envelope for p in published])
-        for p, code in zip(leaders, await lookup):
-            p.code = code
+        await self._confirm([p.envelope for p in published])
+        for p, stored in zip(leaders, await lookup):
+            p.known = stored.get(p.content_hash)
+            if p.known is None and stored:
+                self._reused(p, next(iter(stored.values()))[0], published=True)
         return published
 
     def _claim(self, batch: list[Pending]) -> list[Pending]:
-        """Answer cached and in-flight duplicates; register and return the first of each key."""
+        """Answer cached and in-flight duplicates; register and return the first of each key and content."""
         leaders: list[Pending] = []
         for p in batch:
-            key = p.triage.envelope.dedup_key
+            key = p.key
             if not p.triage.accepted or key is None:
                 continue
-            code = self.cache.get(key)
-            if code is not None:
-                _settle(p.future, code)
-            elif key in self._inflight:
-                _follow(self._inflight[key], p.future)
+            seen = self.cache.get(key) or {}
+            flight = self._inflight.get(key) or {}
+            if (hit := seen.get(p.content_hash)) is not None:
+                _settle(p.future, Receipt(hit[1], hit[0]))
+            elif (lead := flight.get(p.content_hash)) is not None:
+                _follow(lead.future, p.future)
             else:
-                self._inflight[key] = p.future
+                if seen or flight:
+                    earlier = next(iter(seen.values()))[0] if seen else next(iter(flight.values())).envelope.id
+                    self._reused(p, earlier)
+                self._inflight.setdefault(key, {})[p.content_hash] = p
                 leaders.append(p)
         return leaders
+
+    def _reused(self, p: Pending, earlier: str, *, published: bool = False) -> None:
+        """``p`` carries a control id its sender used before for other content: a message of its own. Flag
+        its envelope (unless it is published already) and log it once, with ids only."""
+        if p.reused:
+            return
+        p.reused = True
+        if not published:
+            p.envelope = p.envelope.model_copy(update={"attributes": {**p.envelope.attributes, REUSED: earlier}})
+        log.warning("mllp.control_id_reused", envelope=p.envelope.id, earlier=earlier, flagged=not published)
 
     def _submit(self, envelopes: list[Envelope]) -> Future[None]:
         try:
@@ -258,38 +329,43 @@ class Publisher:
             failed.set_exception(exc if isinstance(exc, EnjournalError) else BusUnavailable(type(exc).__name__))
             return failed
 
-    def _settle_known(self, leaders: list[Pending], codes: list[str | None]) -> list[Pending]:
-        """Answer the leaders the store already knew; return the new ones."""
+    def _settle_known(self, leaders: list[Pending], stored: list[dict[str, Seen]]) -> list[Pending]:
+        """Answer the leaders whose content the store already knew; flag reused keys; return the rest."""
         fresh: list[Pending] = []
-        for p, code in zip(leaders, codes):
-            if code is None:
+        for p, contents in zip(leaders, stored):
+            hit = contents.get(p.content_hash)
+            if hit is None:
+                if contents:
+                    self._reused(p, next(iter(contents.values()))[0])
                 fresh.append(p)
                 continue
-            self.cache.put(p.triage.envelope.dedup_key or "", code)
+            self.cache.put(p.key or "", p.content_hash, *hit)
             self._release(p)
-            _settle(p.future, code)
+            _settle(p.future, Receipt(hit[1], hit[0]))
         return fresh
 
-    def _lookup(self, keys: list[str]) -> list[str | None]:
-        """Original ACK codes of ``keys`` (None = new), in one store query."""
+    def _lookup(self, keys: list[str]) -> list[dict[str, Seen]]:
+        """The stored contents of each of ``keys`` (empty = new), in one store query."""
         try:
-            found = self.keys.processed_acks(keys)
+            found = self.keys.processed_versions(keys)
         except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
             return _lookup_failed(keys, exc)
-        return [found.get(k) for k in keys]
+        return [found.get(k) or {} for k in keys]
 
-    async def _lookup_async(self, reader: AsyncKeys, keys: list[str]) -> list[str | None]:
+    async def _lookup_async(self, reader: AsyncKeys, keys: list[str]) -> list[dict[str, Seen]]:
         """:meth:`_lookup` on the event loop."""
         try:
-            found = await reader.processed_acks(keys)
+            found = await reader.processed_versions(keys)
         except Exception as exc:  # noqa: BLE001 - as in _lookup
             return _lookup_failed(keys, exc)
-        return [found.get(k) for k in keys]
+        return [found.get(k) or {} for k in keys]
 
     def _release(self, p: Pending) -> None:
-        key = p.triage.envelope.dedup_key
-        if key is not None and self._inflight.get(key) is p.future:
-            del self._inflight[key]
+        flight = self._inflight.get(p.key or "")
+        if flight is not None and flight.get(p.content_hash) is p:
+            del flight[p.content_hash]
+            if not flight:
+                del self._inflight[p.key or ""]
 
     async def _confirm(self, envelopes: list[Envelope]) -> None:
         """Publish and wait for the confirm; republish while the bus is unavailable (``retry_seconds``)."""
@@ -339,15 +415,15 @@ class Publisher:
             if self._closing and not self._remember:
                 return
 
-    def _store_keys(self, items: list[tuple[str, str, str]]) -> None:
+    def _store_keys(self, items: list[tuple[str, str, str, str]]) -> None:
         try:
             self.keys.remember(items)
         except Exception as exc:  # noqa: BLE001 - best effort; the store dedups again in the worker
             log.warning("mllp.keys_remember_failed", count=len(items), error=type(exc).__name__)
 
 
-def _lookup_failed(keys: list[str], exc: Exception) -> list[str | None]:
+def _lookup_failed(keys: list[str], exc: Exception) -> list[dict[str, Seen]]:
     """A failed look-up of processed keys: every key counts as new (the worker's idempotent store still
     catches a duplicate), and the failure is logged by type only."""
     log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
-    return [None] * len(keys)
+    return [{} for _ in keys]

@@ -1,31 +1,51 @@
-"""The asyncio MLLP server: connections, per-connection ordered answers, graceful stop.
+"""One MLLP connection: read frames, submit them, answer in order, stop gracefully.
 
 Each connection reads frames (:mod:`adapters.mllp.framing`), triages every message
 (:mod:`adapters.mllp.triage`) and submits it to the shared :class:`~adapters.mllp.publisher.Publisher`.
-A writer task answers the frames strictly in arrival order (pipelining), each only when its
-publish is confirmed. When a publish fails for good, the connection is closed without an answer
-for that frame or any later one: the sender retries and the duplicate check makes that harmless.
+A writer task answers the frames strictly in arrival order (pipelining), each only when its publish is
+confirmed; with ``ack_after: commit`` an accepted message is answered only once a worker committed it
+(AA) or dead-lettered it (AE with an ERR segment carrying the reason code), looked up by the listener's
+:class:`~adapters.mllp.commits.CommitWatch`. When a publish fails for good, or no commit comes within
+``commit_timeout``, the connection is closed without an answer for that frame or any later one: the
+sender resends, and the duplicate check answers the resend with the original's outcome.
 
-An oversize frame is answered AR (``MLLP_FRAME_TOO_LARGE``) from its first bytes and the stream
-resynchronises on the next frame; garbage between frames is skipped (counted, never logged).
-A connection idle for ``idle_timeout`` seconds with nothing outstanding is closed. On stop the
-server stops accepting, each connection stops reading, and every frame already read is published
-and answered before the connection closes.
+Enhanced mode (MSH-15/MSH-16 present): the accept ACK (CA/CE/CR, as MSH-15 asks) is sent after the
+confirm (``ack_after: commit``: after the commit, CA also for a message the mapping rejected, which is
+archived and dead-lettered: safely stored), in arrival order. The application ACK (AA/AE/AR, as MSH-16 asks: AL always, ER only on an
+error, SU only on success, NE or empty never) reflects the mapping's outcome: for an accepted message it
+is sent once the commit outcome is known, as a message of its own, after the message's accept ACK and
+after the application ACKs of earlier messages (its accept ACK does not wait for it). Without a commit
+within ``commit_timeout`` no application ACK is sent for it (``mllp.app_ack_uncommitted``): the accept
+ACK already told the sender the message is safe.
+
+Protection: an oversize frame is answered AR (``MLLP_FRAME_TOO_LARGE``) from its first bytes and the
+stream resynchronises on the next frame; garbage between frames is skipped (counted, never logged). A
+connection that sends nothing for ``idle_timeout`` seconds is closed: between frames once nothing is
+outstanding, and within a frame at once (a frame open longer than ``frame_timeout`` too); what was
+complete is still answered, and the partial frame's buffer is released (and the heap trimmed:
+:mod:`adapters.mllp.memory`). A connection holds at most
+``max_buffered_bytes`` of frames read but not yet answered (reading pauses beyond it; a single frame up to
+``max_message_bytes`` is always read). On stop the connection stops reading, and every frame already
+read is published and answered before it closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from adapters.mllp.ack import FALLBACK, AckError, build_ack, plan, salvage_header
+from adapters.mllp.ack import FALLBACK, AckError, accept_codes, app_ack_wanted, build_ack, is_enhanced, salvage_header
+from adapters.mllp.commits import CommitWatch
 from adapters.mllp.framing import Frame, FrameDecoder, Garbage, Oversize, encode
-from adapters.mllp.publisher import Publisher
+from adapters.mllp.publisher import Publisher, Receipt
 from adapters.mllp.triage import Triage, triage
 from engine import metrics
 from mappings.hl7v2.parser import MshHeader
@@ -35,6 +55,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("adapters.mllp")
 READ_CHUNK = 256 * 1024
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 
 
 @dataclass(slots=True)
@@ -42,29 +63,52 @@ class Answer:
     """One frame's place in the connection's answer order."""
 
     head: MshHeader
-    future: asyncio.Future[str] | None  # None: answer ``code`` at once (nothing to publish)
-    code: str = "AA"
+    future: asyncio.Future[Receipt] | None  # None: answer ``code`` at once (nothing to publish)
+    code: str = "AA"  # what the listener itself decided (AA accepted; AE/AR rejected)
     error: AckError | None = None
+    size: int = 0  # bytes held for it until it is answered
+    outcome: asyncio.Future[str | None] | None = None  # the commit outcome, when the answer needs it
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == "AA" and self.error is None
 
 
-def _retrieve(f: asyncio.Future[str]) -> None:
+def _retrieve(f: asyncio.Future[Any]) -> None:
     if not f.cancelled():
         f.exception()  # nobody will answer it: keep asyncio from reporting it as unretrieved
 
 
+def _mapping_error(reason_code: str) -> AckError:
+    """The ERR of a message the mapping rejected: its reason code only (never a value)."""
+    return AckError(reason_code if _CODE.match(reason_code) else "MAPPING_REJECTED", "rejected when mapped")
+
+
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, name: str,
-                 settings: Settings, publisher: Publisher, strict: Callable[[bytes], list[str]] | None) -> None:
+                 settings: Settings, publisher: Publisher, commits: CommitWatch,
+                 strict: Callable[[bytes], list[str]] | None,
+                 released: Callable[[int], None] = lambda _n: None) -> None:
         self.reader, self.writer = reader, writer
         self.name, self.settings, self.publisher, self.strict = name, settings, publisher, strict
+        self.commits, self.released = commits, released  # released: told the bytes of a dropped partial frame
         self.decoder = FrameDecoder(settings.max_message_bytes)
         self.answers: asyncio.Queue[Answer | None] = asyncio.Queue()
         self.slots = asyncio.Semaphore(settings.max_pending_per_connection)
         self.outstanding = 0
+        self.held_bytes = 0  # bytes of frames read and not yet answered
+        self._room = asyncio.Event()
         self.frames = 0
         peer = writer.get_extra_info("peername")
         self.peer = {"peer": str(peer[0])} if isinstance(peer, tuple) and peer else {}
         self._reading: asyncio.Task[None] | None = None
+        self._frame_started: float | None = None
+        self._app_tail: asyncio.Future[None] | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes this connection holds: its partial frame and the frames waiting for their answer."""
+        return self.decoder.buffered + self.held_bytes
 
     def stop_reading(self) -> None:
         if self._reading is not None:
@@ -84,31 +128,57 @@ class Connection:
             pass  # the peer went away; what was read is still published
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the connection half open
             log.error("mllp.connection_failed", adapter=self.name, error=type(exc).__name__)
+        self.released(self.decoder.buffered)
+        self.decoder.clear()  # a partial frame is never completed now: release its bytes at once
         self.answers.put_nowait(None)
         await writing
         await self._close()
         metrics.mllp_connection(self.name, -1)
         log.info("mllp.connection_closed", adapter=self.name, frames=self.frames, **self.peer)
 
+    # -- reading ---------------------------------------------------------------------------
     async def _read_loop(self) -> None:
         while True:
+            while self.outstanding and self.buffered > self.settings.max_buffered_bytes:
+                self._room.clear()  # full: wait for answers (the sender's TCP window pushes back)
+                await self._room.wait()
             try:
-                async with asyncio.timeout(self.settings.idle_timeout):  # no task per read, as wait_for makes
+                async with asyncio.timeout(self._read_timeout()):  # no task per read, as wait_for makes
                     data = await self.reader.read(READ_CHUNK)
             except TimeoutError:
-                if self.outstanding or self.decoder.pending:
+                if self.decoder.in_frame:  # a frame left open: idle within it, or too slow as a whole
+                    late = self._frame_started is not None and self._read_timeout() <= 0
+                    log.info("mllp.frame_timeout" if late else "mllp.idle_timeout", adapter=self.name,
+                             mid_frame=True, bytes=self.decoder.buffered)
+                    return
+                if self.outstanding:
                     continue
-                log.info("mllp.idle_timeout", adapter=self.name)
+                log.info("mllp.idle_timeout", adapter=self.name, mid_frame=False)
                 return
             if not data:
                 return
             for event in self.decoder.feed(data):
                 await self._on_event(event)
+            self._frame_clock()
+
+    def _read_timeout(self) -> float:
+        """``idle_timeout``; within a frame no later than ``frame_timeout`` after the frame's first byte."""
+        if self._frame_started is None:
+            return self.settings.idle_timeout
+        left = self._frame_started + self.settings.frame_timeout - time.monotonic()
+        return max(0.0, min(self.settings.idle_timeout, left))
+
+    def _frame_clock(self) -> None:
+        if not self.decoder.in_frame:
+            self._frame_started = None
+        elif self._frame_started is None:
+            self._frame_started = time.monotonic()
 
     async def _on_event(self, event: Frame | Oversize | Garbage) -> None:
         if isinstance(event, Garbage):
             log.warning("mllp.garbage_skipped", adapter=self.name, bytes=event.size)
             return
+        self._frame_started = None  # a frame ended; the next one starts its own clock
         await self.slots.acquire()
         self.outstanding += 1
         self.frames += 1
@@ -117,11 +187,16 @@ class Connection:
             err = AckError("MLLP_FRAME_TOO_LARGE", f"frame exceeds {self.settings.max_message_bytes} bytes")
             self.answers.put_nowait(Answer(salvage_header(event.head), None, "AR", err))
             return
+        self.held_bytes += len(event.payload)
         if self.strict is None:
             t = self._triage(event.payload)
-            self.answers.put_nowait(Answer(t.head, self.publisher.submit(t), t.code, t.error))
+            receipt = self.publisher.submit(t)
+            answer = Answer(t.head, receipt, t.code, t.error, len(event.payload))
+            if answer.accepted and self._needs_outcome(t.head):  # wait for the commit from the confirm on
+                receipt.add_done_callback(functools.partial(self._watch_done, answer))
+            self.answers.put_nowait(answer)
             return
-        answer = Answer(FALLBACK, None)  # strict validation is slow: off the loop, answered in order
+        answer = Answer(FALLBACK, None, size=len(event.payload))  # strict validation is slow: off the loop
         answer.future = asyncio.ensure_future(self._triage_off_loop(event.payload, answer))
         self.answers.put_nowait(answer)
 
@@ -132,44 +207,131 @@ class Connection:
             log.info("mllp.rejected", adapter=self.name, envelope=t.envelope.id, code=t.error.code)
         return t
 
-    async def _triage_off_loop(self, raw: bytes, answer: Answer) -> str:
+    async def _triage_off_loop(self, raw: bytes, answer: Answer) -> Receipt:
         t = await asyncio.get_running_loop().run_in_executor(None, self._triage, raw)
         answer.head, answer.code, answer.error = t.head, t.code, t.error
-        return await self.publisher.submit(t)
+        receipt = await self.publisher.submit(t)
+        self._watch(answer, receipt)
+        return receipt
 
+    # -- commit outcomes -------------------------------------------------------------------
+    def _needs_outcome(self, head: MshHeader) -> bool:
+        """Whether an accepted message's answer waits for its commit outcome."""
+        if self.settings.ack_after == "commit":
+            return True
+        return is_enhanced(head) and app_ack_wanted(head)
+
+    def _watch_done(self, answer: Answer, f: asyncio.Future[Receipt]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            self._watch(answer, f.result())
+
+    def _watch(self, answer: Answer, receipt: Receipt) -> None:
+        """Start waiting for the commit of the envelope that decides ``answer`` (once, from its confirm on)."""
+        if answer.outcome is None and answer.accepted and self._needs_outcome(answer.head):
+            answer.outcome = asyncio.ensure_future(
+                self.commits.outcome(receipt.envelope_id, self.settings.commit_timeout))
+            answer.outcome.add_done_callback(_retrieve)
+
+    async def _outcome(self, answer: Answer) -> tuple[str, AckError | None]:
+        """AA when the message was mapped, AE with its reason code when it was dead-lettered."""
+        assert answer.outcome is not None
+        reason = await answer.outcome
+        return ("AA", None) if reason is None else ("AE", _mapping_error(reason))
+
+    # -- writing ---------------------------------------------------------------------------
     async def _write_loop(self) -> None:
         broken = False
         while (item := await self.answers.get()) is not None:
-            code = item.code
-            if item.future is not None and broken:
-                item.future.add_done_callback(_retrieve)
-            elif item.future is not None:
-                try:
-                    code = await item.future
-                except Exception:  # noqa: BLE001 - unconfirmed: never answer it, nor anything after it
-                    broken = True
-                    log.warning("mllp.closing_unconfirmed", adapter=self.name)
-                    self.stop_reading()
-                    self.writer.transport.abort()
-            if not broken:
-                broken = not await self._send(item, code)
-            self.outstanding -= 1
-            self.slots.release()
+            if broken:
+                self._abandon(item)
+            elif not await self._answer(item):
+                broken = True
+                self.stop_reading()
+                self.writer.transport.abort()
+                self._abandon(item)
+            self._answered(item)
+        if self._app_tail is not None:
+            if broken:
+                self._app_tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._app_tail
 
-    async def _send(self, item: Answer, code: str) -> bool:
+    async def _answer(self, item: Answer) -> bool:
+        """Send what ``item`` is answered with now; False: close the connection without an answer."""
+        code, error = item.code, item.error
+        if item.future is not None:
+            try:
+                receipt = await item.future
+            except Exception:  # noqa: BLE001 - unconfirmed: never answer it, nor anything after it
+                log.warning("mllp.closing_unconfirmed", adapter=self.name)
+                return False
+            code = receipt.code
+            self._watch(item, receipt)
+        if is_enhanced(item.head):
+            return await self._answer_enhanced(item, code, error)
+        if item.outcome is not None:
+            try:
+                code, error = await self._outcome(item)
+            except TimeoutError:
+                log.warning("mllp.closing_uncommitted", adapter=self.name)
+                return False
+        return await self._send(item.head, [code], error)
+
+    async def _answer_enhanced(self, item: Answer, code: str, error: AckError | None) -> bool:
+        """The accept ACK now (``ack_after: commit``: once committed); the application ACK (if MSH-16 may
+        want one) in its own order."""
+        if self.settings.ack_after == "commit" and item.outcome is not None:
+            try:
+                await item.outcome
+            except TimeoutError:
+                log.warning("mllp.closing_uncommitted", adapter=self.name)
+                return False
+        ok = await self._send(item.head, accept_codes(item.head, "AA" if item.accepted else code), error)
+        if ok and app_ack_wanted(item.head):
+            prev, self._app_tail = self._app_tail, None
+            self._app_tail = asyncio.ensure_future(self._app_ack(item, code, error, prev))
+        return ok
+
+    async def _app_ack(self, item: Answer, code: str, error: AckError | None,
+                       prev: asyncio.Future[None] | None) -> None:
+        if item.outcome is not None:
+            try:
+                code, error = await self._outcome(item)
+            except TimeoutError:
+                log.warning("mllp.app_ack_uncommitted", adapter=self.name)
+                code = ""
+        if prev is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await prev  # application ACKs leave in the order of their messages
+        if code and app_ack_wanted(item.head, code):
+            await self._send(item.head, [code], error, flush=True)
+
+    async def _send(self, head: MshHeader, codes: list[str], error: AckError | None, *, flush: bool = False) -> bool:
         if self.writer.is_closing():
             return False
-        for c in plan(item.head, code):
-            ack = build_ack(item.head, c, error=item.error if c not in ("AA", "CA") else None,
+        for c in codes:
+            ack = build_ack(head, c, error=error if c not in ("AA", "CA") else None,
                             default_charset=self.settings.default_charset)
             self.writer.write(encode(ack))
             metrics.mllp_ack(self.name, c)
         try:
-            if self.answers.empty():
+            if flush or self.answers.empty():
                 await self.writer.drain()
         except (ConnectionError, OSError):
             return False
         return True
+
+    def _abandon(self, item: Answer) -> None:
+        if item.future is not None:
+            item.future.add_done_callback(_retrieve)
+        if item.outcome is not None:
+            item.outcome.cancel()
+
+    def _answered(self, item: Answer) -> None:
+        self.outstanding -= 1
+        self.held_bytes -= item.size
+        self.slots.release()
+        self._room.set()
 
     async def _close(self) -> None:
         with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):

@@ -186,37 +186,27 @@ class Store:
         return self.processed_acks([dedup_key]).get(dedup_key)
 
     def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
-        """The ACK codes already given for any of ``dedup_keys``, in one driver-level query (chunked on
-        SQLite). An MLLP listener asks for every new message while it publishes it, so this is on the ACK
-        path: on PostgreSQL it is one prepared statement on an autocommit connection. Through a pooled
-        connection's transaction (BEGIN, the query, ROLLBACK on return) a look-up of one key took 270-360 µs
-        of the listener's CPU and 0.5-0.7 ms; this way 90-140 µs and 0.16-0.24 ms."""
-        keys, out, by = list(dedup_keys), keys_async.OUT, keys_async.BY
-        if not keys:
-            return {}
-        if self._reads is None:
-            with self.engine.connect() as c:
-                found = select_in(c, s.processed_messages, out, by, keys)
-        else:
-            found = self._read_pg(s.processed_messages, out, by, keys)
-        return keys_async.acks(found)
+        """The ACK codes already given for any of ``dedup_keys`` (one of them when a key was used for several
+        contents; :meth:`processed_versions` tells them apart)."""
+        return keys_async.acks(self.processed_versions(dedup_keys))
 
     def async_key_reader(self) -> AsyncKeyReader | None:
-        """:meth:`processed_acks` for an event loop (:mod:`engine.store.keys_async`), on PostgreSQL; None on
-        SQLite, whose look-up is a local file read that callers run on a thread."""
+        """:meth:`processed_versions` and :meth:`commit_outcomes` for an event loop
+        (:mod:`engine.store.keys_async`), on PostgreSQL; None on SQLite, whose look-up is a local file read
+        that callers run on a thread."""
         if self.dialect != "postgresql":
             return None
         _, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         return AsyncKeyReader(kwargs)
 
-    def _read_pg(self, table: sa.Table, out: tuple[str, ...], by: tuple[str, ...], keys: list[Any]) -> list[Row]:
-        """:func:`select_in` on an autocommit connection of ``_reads``, prepared; a connection that failed
-        is dropped from the pool."""
+    def _read_pg(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        """One prepared read on an autocommit connection of ``_reads``; a connection that failed is dropped
+        from the pool."""
         assert self._reads is not None
         conn = self._reads.raw_connection()
         try:
             with conn.cursor() as cur:
-                cur.execute(pg_select_in_sql(table, out, by), pg_select_in_args(by, keys), prepare=True)
+                cur.execute(sql, args, prepare=True)
                 return [tuple(r) for r in cur.fetchall()]
         except Exception:
             conn.invalidate()
@@ -224,11 +214,14 @@ class Store:
         finally:
             conn.close()
 
-    def remember(self, items: list[tuple[str, str, str]]) -> None:
-        """Record keys an adapter answered (best effort: the worker records them durably with the records).
-        On PostgreSQL the commit does not wait for the WAL flush, so it does not queue behind the disk."""
-        if items:
-            self._transaction(lambda c, bulk: self._remember(c, bulk, items))
+    def remember(self, items: Sequence[tuple[str, ...]]) -> None:
+        """Record keys an adapter answered: (dedup_key, envelope_id, ack_code, content_hash); without the hash
+        the row's content is unknown (``''``, matches no message). Best effort: the worker records them
+        durably with the records. On PostgreSQL the commit does not wait for the WAL flush, so it does not
+        queue behind the disk."""
+        rows = [(*r[:3], r[3] if len(r) > 3 else "") for r in items]
+        if rows:
+            self._transaction(lambda c, bulk: self._remember(c, bulk, rows))
 
     def _remember(self, conn: sa.Connection, bulk: Bulk, rows: Sequence[Row]) -> int:
         if self.dialect == "postgresql":
@@ -285,6 +278,39 @@ class Store:
                                    .group_by(rv.c.kind)).all())
             conflicts = c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0
         return {"received": received, "dead_letters": dead, "records": kinds, "conflicts": conflicts}
+
+    # -- processed keys by content, commit outcomes (the MLLP listener's look-ups) --------------
+    def processed_versions(self, dedup_keys: Sequence[str]) -> keys_async.Versions:
+        """Every stored content of any of ``dedup_keys``: ``{key: {content_hash: (envelope_id, ack_code)}}``,
+        in one driver-level query (chunked on SQLite). An MLLP listener asks for every new message while it
+        publishes it, so this is on the ACK path: on PostgreSQL it is one prepared statement on an
+        autocommit connection (through a pooled connection's transaction, BEGIN and ROLLBACK cost the
+        listener about three times the CPU of the look-up itself)."""
+        keys, out, by = list(dedup_keys), keys_async.OUT, keys_async.BY
+        if not keys:
+            return {}
+        if self._reads is None:
+            with self.engine.connect() as c:
+                return keys_async.versions(select_in(c, s.processed_messages, out, by, keys))
+        return keys_async.versions(self._read_pg(pg_select_in_sql(s.processed_messages, out, by),
+                                                 pg_select_in_args(by, keys)))
+
+    def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]:
+        """Which of ``envelope_ids`` a worker committed: ``{id: None}`` when mapped, ``{id: reason_code}`` when
+        dead-lettered; ids not committed yet are absent. One query (chunked on SQLite)."""
+        ids = list(envelope_ids)
+        if not ids:
+            return {}
+        if self._reads is not None:
+            return keys_async.outcomes(self._read_pg(*keys_async.outcome_sql_args(ids)))
+        rows: list[Row] = []
+        with self.engine.connect() as c:
+            for i in range(0, len(ids), 900):
+                part = ids[i:i + 900]
+                rows += c.exec_driver_sql(
+                    f"SELECT {keys_async.OUTCOME_COLS} FROM {keys_async.OUTCOME_FROM} "
+                    f"WHERE r.envelope_id IN ({','.join('?' * len(part))})", tuple(part)).all()
+        return keys_async.outcomes(rows)
 
 
 def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -364,5 +390,6 @@ def _dead_row(o: Outcome) -> Row:
 
 
 def _processed_row(o: Outcome) -> Row:
+    """A processed_messages row: the sender's key, the envelope, the ACK code and the content hash."""
     ack = o.envelope.attributes.get("ack") or ("AR" if o.dead else "AA")
-    return (o.envelope.dedup_key, o.envelope.id, ack)
+    return (o.envelope.dedup_key, o.envelope.id, ack, keys_async.content_hash(o.envelope))

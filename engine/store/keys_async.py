@@ -1,34 +1,76 @@
-"""The processed-key look-up on an event loop (PostgreSQL): what an MLLP listener asks for every message.
+"""The processed-key and commit look-ups on an event loop (PostgreSQL): what an MLLP listener asks per message.
 
-:meth:`engine.store.journal.Store.processed_acks` runs on a thread; from an event loop each look-up was a
+:meth:`engine.store.journal.Store.processed_versions` runs on a thread; from an event loop each look-up was a
 hand-off to a pool thread and back, and with the pool's threads waking for the GIL it cost the listener
 about 12 context switches per message at 300 msg/s. Here the query is one prepared statement on an
 autocommit ``psycopg.AsyncConnection`` whose socket the loop's selector watches.
 
-One connection and one cursor, opened on first use with the store's own connection parameters; the
-look-ups of concurrent batches run on it one after another. A look-up that fails or takes longer than
-``timeout`` drops the connection (the next one reconnects) and raises: the caller treats the keys as new,
-and the workers' idempotent writes still keep a resent message to one record.
+Two look-ups, each defined once here and used by the thread and the event-loop versions alike:
+
+* processed keys: every stored (content hash, envelope id, ACK code) of each asked ``dedup_key``
+  (:func:`versions`); a key with several hashes is a control id its sender used for different content;
+* commit outcomes: which of the asked envelope ids a worker committed, and the dead-letter reason code
+  of those it rejected (:func:`outcomes`); ``raw_archive`` and ``dead_letters`` are written in the same
+  transaction, so an archived envelope without a dead letter was mapped.
+
+One connection and one cursor per reader, opened on first use with the store's own connection
+parameters; the look-ups of concurrent batches run on it one after another. A look-up that fails or takes
+longer than ``timeout`` drops the connection (the next one reconnects) and raises: the caller treats the
+keys as new, and the workers' idempotent writes still keep a resent message to one record.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 
+from engine.envelope import Envelope
 from engine.store import schema as s
-from engine.store.bulk import pg_select_in_args, pg_select_in_sql
+from engine.store.bulk import pg_select_in_args, pg_select_in_sql, pg_text_array
 
-#: the look-up's columns and key column, shared with ``Store.processed_acks``
-OUT, BY = ("dedup_key", "ack_code"), ("dedup_key",)
+#: the processed-key look-up's columns and key column, shared with ``Store.processed_versions``
+OUT, BY = ("dedup_key", "content_hash", "envelope_id", "ack_code"), ("dedup_key",)
 _SQL = pg_select_in_sql(s.processed_messages, OUT, BY)
 
+#: {dedup_key: {content_hash: (envelope_id, ack_code)}}
+Versions = dict[str, dict[str, tuple[str, str]]]
 
-def acks(rows: Sequence[Sequence[Any]]) -> dict[str, str]:
-    """``{dedup_key: ack_code}`` from the look-up's rows."""
-    return {str(k): str(a) for k, a in rows}
+#: the commit look-up: (envelope_id, reason_code or NULL) of each archived envelope among the asked ids
+OUTCOME_COLS = "r.envelope_id, d.reason_code"
+OUTCOME_FROM = "raw_archive r LEFT JOIN dead_letters d ON d.envelope_id = r.envelope_id"
+_OUTCOME_SQL = (f"SELECT x.* FROM unnest(%s::text[]) AS k(c0) CROSS JOIN LATERAL "
+                f"(SELECT {OUTCOME_COLS} FROM {OUTCOME_FROM} WHERE r.envelope_id = k.c0 OFFSET 0) AS x")
+
+
+def content_hash(env: Envelope) -> str:
+    """The content hash a processed key is stored with: the first 32 hex digits of the raw bytes' sha256."""
+    return env.sha256[:32]
+
+
+def versions(rows: Sequence[Sequence[Any]]) -> Versions:
+    """``{dedup_key: {content_hash: (envelope_id, ack_code)}}`` from the processed-key look-up's rows."""
+    out: Versions = {}
+    for key, content_hash, envelope_id, ack in rows:
+        out.setdefault(str(key), {})[str(content_hash)] = (str(envelope_id), str(ack))
+    return out
+
+
+def acks(found: Versions) -> dict[str, str]:
+    """``{dedup_key: ack_code}`` (one of its codes when a key has several contents)."""
+    return {k: next(iter(v.values()))[1] for k, v in found.items() if v}
+
+
+def outcomes(rows: Sequence[Sequence[Any]]) -> dict[str, str | None]:
+    """``{envelope_id: None (mapped) or the dead-letter reason code}`` of the committed envelopes."""
+    return {str(e): (str(code) if code is not None else None) for e, code in rows}
+
+
+def outcome_sql_args(envelope_ids: Sequence[str]) -> tuple[str, tuple[str]]:
+    """The PostgreSQL commit look-up and its one parameter (a ``text[]``)."""
+    return _OUTCOME_SQL, (pg_text_array(envelope_ids),)
 
 
 class AsyncKeyReader:
@@ -42,23 +84,36 @@ class AsyncKeyReader:
         self._cur: psycopg.AsyncCursor[Any] | None = None
         self._lock = asyncio.Lock()
 
-    async def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
-        """The ACK codes already given for any of ``dedup_keys`` (as ``Store.processed_acks``)."""
+    async def processed_versions(self, dedup_keys: Sequence[str]) -> Versions:
+        """Every stored content of any of ``dedup_keys`` (as ``Store.processed_versions``)."""
         keys = list(dedup_keys)
         if not keys:
             return {}
+        return versions(await self._query(_SQL, pg_select_in_args(BY, keys)))
+
+    async def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
+        """The ACK codes already given for any of ``dedup_keys`` (as ``Store.processed_acks``)."""
+        return acks(await self.processed_versions(dedup_keys))
+
+    async def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]:
+        """Which of ``envelope_ids`` are committed, and how (as ``Store.commit_outcomes``)."""
+        ids = list(envelope_ids)
+        if not ids:
+            return {}
+        return outcomes(await self._query(*outcome_sql_args(ids)))
+
+    async def _query(self, sql: str, args: Sequence[Any]) -> list[Any]:
         # one connection runs one query at a time anyway; holding the lock lets the look-ups share a cursor
         # (a cursor per look-up cost about 40 of its 240 µs of CPU)
         async with self._lock:
             cur = await self._cursor()
             try:
                 async with asyncio.timeout(self.timeout):
-                    await cur.execute(_SQL, pg_select_in_args(BY, keys), prepare=True)
-                    rows = await cur.fetchall()
+                    await cur.execute(sql, args, prepare=True)
+                    return await cur.fetchall()
             except BaseException:  # a failed or timed-out query leaves the connection in an unknown state
                 await self._drop()
                 raise
-        return acks(rows)
 
     async def _cursor(self) -> psycopg.AsyncCursor[Any]:
         if self._cur is None or self._conn is None or self._conn.closed:

@@ -30,9 +30,43 @@ def _v2_raw_archive_lean(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
 
+def _v3_processed_content_hash(conn: sa.Connection) -> None:
+    """processed_messages gains ``content_hash`` and is keyed by (dedup_key, content_hash): a control id a
+    sender uses again for different content is a different message, not a duplicate. Existing rows take
+    the hash of their archived envelope; a row whose envelope is not archived (remembered by a listener,
+    not yet committed) gets ``''``, which matches no message, so a message under its key is processed
+    again (the journal's idempotent writes absorb a true resend) rather than dropped."""
+    if "content_hash" in {c["name"] for c in sa.inspect(conn).get_columns("processed_messages")}:
+        return  # made by _v1_initial from the current schema
+    if conn.dialect.name == "postgresql":
+        _v3_postgresql(conn)
+        return
+    conn.exec_driver_sql("ALTER TABLE processed_messages RENAME TO processed_messages_v2")
+    s.processed_messages.create(conn)
+    conn.exec_driver_sql(
+        "INSERT INTO processed_messages (dedup_key, envelope_id, ack_code, content_hash) "
+        "SELECT p.dedup_key, p.envelope_id, p.ack_code, COALESCE(substr(r.sha256, 1, 32), '') "
+        "FROM processed_messages_v2 p LEFT JOIN raw_archive r ON r.envelope_id = p.envelope_id")
+    conn.exec_driver_sql("DROP TABLE processed_messages_v2")
+
+
+def _v3_postgresql(conn: sa.Connection) -> None:
+    pkey = sa.inspect(conn).get_pk_constraint("processed_messages")["name"]
+    for sql in (
+        "ALTER TABLE processed_messages ADD COLUMN content_hash VARCHAR(32) NOT NULL DEFAULT ''",
+        ("UPDATE processed_messages p SET content_hash = substr(r.sha256, 1, 32) FROM raw_archive r "
+         "WHERE r.envelope_id = p.envelope_id"),
+        f'ALTER TABLE processed_messages DROP CONSTRAINT "{pkey}"',
+        "ALTER TABLE processed_messages ADD PRIMARY KEY (dedup_key, content_hash)",
+        "ALTER TABLE processed_messages ALTER COLUMN content_hash DROP DEFAULT",
+    ):
+        conn.exec_driver_sql(sql)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _v1_initial),
     (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
+    (3, "processed_messages keyed by dedup_key and content hash", _v3_processed_content_hash),
 ]
 _LOCK_ID = 7_243_001
 

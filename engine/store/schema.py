@@ -8,7 +8,11 @@
 * ``identifiers`` / ``identity_edges`` / ``identity_conflicts``: the identity graph. A citizen is a
   connected component; ``identifiers.component`` is the smallest identifier key in it.
 * ``dead_letters``: envelopes that could not be mapped, with a stable reason code.
-* ``processed_messages``: sender-side message keys (HL7 app|facility|MSH-10) and the ACK code given.
+* ``processed_messages``: sender-side message keys (HL7 app|facility|MSH-10) with the content hash of the
+  message (the first 32 hex digits of its sha256) and the ACK code given. One row per key and content: a
+  key with two rows is a control id a sender used again for different content. Rows from before
+  migration 3 whose envelope was not archived carry the hash ``''`` (content unknown), which matches no
+  message.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ processed_messages = sa.Table(
     sa.Column("dedup_key", sa.String(400), primary_key=True),
     sa.Column("envelope_id", sa.String(64), nullable=False),
     sa.Column("ack_code", sa.String(4), nullable=False),
+    sa.Column("content_hash", sa.String(32), primary_key=True),
 )
 
 schema_migrations = sa.Table(

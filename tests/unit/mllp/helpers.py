@@ -64,6 +64,23 @@ def drain(bus: Bus, expected: int | None = None, timeout: float = 10.0) -> list[
     return got
 
 
+@contextlib.contextmanager
+def working(bus: Bus, store: Any) -> Iterator[None]:
+    """The real worker consuming in a thread while the block runs (commits for ack_after: commit and the
+    enhanced-mode application ACK)."""
+    from engine.worker import Mapper, Worker
+
+    worker = Worker(bus, store, Mapper(), batch_size=500, batch_wait=0.02)
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,), name="mllp-test-worker", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(30)
+
+
 def run_worker(bus: Bus, store: Any, expected: int) -> None:
     """Consume with the real worker until ``expected`` envelopes were committed (or a quiet spell)."""
     from engine.worker import Mapper, Worker

@@ -17,7 +17,7 @@ from adapters.mllp.client import MllpClient, synthetic_adt
 from adapters.mllp.framing import encode
 from engine.bus.embedded import EmbeddedBus
 from engine.store import Store
-from tests.unit.mllp.helpers import drain, listening
+from tests.unit.mllp.helpers import drain, listening, working
 
 
 def test_pipelined_messages_answered_in_order(bus: EmbeddedBus, store: Store) -> None:
@@ -79,11 +79,11 @@ class SlowKeys:
     def __init__(self, store: Store, delay: float) -> None:
         self.store, self.delay = store, delay
 
-    def processed_acks(self, keys: list[str]) -> dict[str, str]:
+    def processed_versions(self, keys: list[str]) -> dict[str, dict[str, tuple[str, str]]]:
         time.sleep(self.delay)
-        return self.store.processed_acks(keys)
+        return self.store.processed_versions(keys)
 
-    def remember(self, items: list[tuple[str, str, str]]) -> None:
+    def remember(self, items: list[tuple[str, ...]]) -> None:
         self.store.remember(items)
 
 
@@ -98,9 +98,10 @@ def test_slow_duplicate_lookup_does_not_hold_the_ack(bus: EmbeddedBus, store: St
 
 
 def test_enhanced_mode_commit_and_application_acks(bus: EmbeddedBus, store: Store) -> None:
+    """The application ACK of an accepted message waits for the worker's commit (a worker runs here)."""
     both = synthetic_adt(31).replace(b"|P|2.5\r", b"|P|2.5|||AL|AL\r")
     commit_only = synthetic_adt(32).replace(b"|P|2.5\r", b"|P|2.5|||AL|NE\r")
-    with listening(bus, store) as a, MllpClient("127.0.0.1", a.port) as c:
+    with working(bus, store), listening(bus, store) as a, MllpClient("127.0.0.1", a.port) as c:
         assert [x.code for x in c.send(both, acks=2)] == ["CA", "AA"]
         assert [x.code for x in c.send(commit_only)] == ["CA"]
         bad = synthetic_adt(33, message_type="QRY").replace(b"|P|2.5\r", b"|P|2.5|||AL|ER\r")

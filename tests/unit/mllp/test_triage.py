@@ -65,3 +65,21 @@ def test_reject_reason_never_quotes_content() -> None:
 
 def test_mapping_options_carry_the_default_charset() -> None:
     assert Hl7Options(default_charset="cp1252", strict=True).mapping_options() == {"default_charset": "cp1252"}
+
+
+
+def test_dedup_key_escapes_what_a_store_cannot_hold_or_would_confuse() -> None:
+    import dataclasses
+
+    from adapters.mllp.ack import FALLBACK
+    from adapters.mllp.triage import MAX_KEY_CHARS, dedup_key
+
+    def key(app: str, fac: str, cid: str) -> str:
+        return dedup_key(dataclasses.replace(FALLBACK, sending_app=app, sending_facility=fac, control_id=cid))
+
+    assert key("LOADGEN", "TEST", "MSG1") == "HL7|LOADGEN|TEST|MSG1"  # ordinary keys do not change
+    assert key("A\x00B", "F", "1") == "HL7|A%00B|F|1"
+    assert key("A|B", "C", "1") != key("A", "B|C", "1")  # an MSH-1 other than | lets a field hold |
+    assert key("A%7CB", "C", "1") != key("A|B", "C", "1")
+    long = key("A", "B", "X" * 1000)
+    assert len(long) == MAX_KEY_CHARS and long != key("A", "B", "X" * 999)
