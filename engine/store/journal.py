@@ -416,13 +416,15 @@ def _raw_row(env: Envelope) -> Row:
 
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     """record_versions rows (the content serialised once, by the mapping step or here, and hashed once);
-    counts the records per kind. Content not checked yet is checked here (:func:`text.check`)."""
+    counts the records per kind. Text the journal cannot hold raises :class:`text.TextNotStorable`: the
+    content not checked by the mapping step is checked here, and the keys' lengths always."""
     rows: list[Row] = []
     by_kind = stats.by_kind
-    # the records of one message mostly share their subject and event time (the same objects): convert
-    # each once
+    # the records of one message mostly share their subject, event time and source id (the same
+    # objects): convert and check each once
     subject: Any = None
     when: Any = None
+    source: Any = None
     for o in outcomes:
         if o.result is None:
             continue
@@ -432,15 +434,22 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
             contents = tuple(rec.content_json() for rec in o.result.records)
             text.check(o.result, contents)
         for rec, content in zip(o.result.records, contents):
-            kind = rec.kind
+            kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
             if rec.subject is not subject:
                 subject, subject_key = rec.subject, rec.subject.key
+                if len(subject_key) > text.SUBJECT:
+                    raise text.reject(o.result, contents)
+            if sid is not source:
+                source = sid
+                if text.unfit_id(sid):
+                    raise text.reject(o.result, contents)
+            if len(key) > text.KEY:
+                raise text.reject(o.result, contents)
             if rec.event_time is not when:
                 when, when_us = rec.event_time, event_us(rec.event_time)
-            rows.append((rec.key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,
-                         when_us, rec.status.value, content.decode(), env.id, env.adapter,
-                         rec.provenance.source_message_id))
+            rows.append((key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,
+                         when_us, rec.status.value, content.decode(), env.id, env.adapter, sid))
     return rows
 
 

@@ -78,10 +78,31 @@ def storable_envelope(env: Envelope) -> Envelope:
                                   "charset": None if charset is None else fit(charset, CHARSET)})
 
 
+def suspect(result: MappingResult, contents: Sequence[bytes]) -> bool:
+    """Whether ``result`` may hold text the journal cannot store (then :func:`check` says where): what the
+    mapping step asks of every message, so it is cheap. NUL in the records' content shows as a JSON
+    escape, so content without a backslash (nearly all) is cleared by one ``memchr``; the source message
+    id and the identity links are looked at directly. The lengths of record keys and subjects are
+    checked where the store reads them anyway."""
+    if unfit_id(result.source_message_id) or b"\\" in b"".join(contents):
+        return True
+    for link in result.links:
+        a, b = link.a, link.b
+        if (NUL in a.value or NUL in b.value or NUL in a.system or NUL in b.system or len(a.value) > ID_VALUE
+                or len(b.value) > ID_VALUE or len(a.system) > ID_SYSTEM or len(b.system) > ID_SYSTEM):
+            return True
+    return False
+
+
+def unfit_id(source_id: str | None) -> bool:
+    """Whether a source message id holds NUL or is longer than its column."""
+    return _unfit(source_id, SOURCE_ID)
+
+
 def problem(result: MappingResult, contents: Sequence[bytes]) -> str | None:
     """Where ``result`` holds text the journal cannot store (``record 2 (person) identifiers[0].value: NUL
-    character``), or None. ``contents`` are the records' JSON content. The common case costs a substring
-    search per record and a few lengths."""
+    character``), or None. ``contents`` are the records' JSON content. Thorough: see :func:`suspect`
+    for the cheap question."""
     subject: Any = None
     source: Any = None
     for i, (rec, content) in enumerate(zip(result.records, contents)):
@@ -111,6 +132,11 @@ def check(result: MappingResult, contents: Sequence[bytes]) -> None:
     where = problem(result, contents)
     if where is not None:
         raise TextNotStorable(where)
+
+
+def reject(result: MappingResult, contents: Sequence[bytes]) -> TextNotStorable:
+    """The error for a result :func:`too_long` caught (saying where, when :func:`problem` can tell)."""
+    return TextNotStorable(problem(result, contents) or "a key or id longer than its column")
 
 
 def _identifier(ident: Identifier) -> str | None:
