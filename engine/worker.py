@@ -66,11 +66,11 @@ class Mapper:
             if fn is None:
                 fn = self._fns[env.mapping] = registry.resolve(env.mapping)
             result = fn(env.raw, env.context(self._options_for(env.adapter)))
-            # serialised here once (the store writes these bytes) and checked for what the journal cannot hold
-            contents = tuple(rec.content_json() for rec in result.records)
-            if text.suspect(result, contents):
+            if text.suspect(env.raw, result):  # text the journal may not hold: look at all of it
+                contents = tuple(rec.content_json() for rec in result.records)
                 text.check(result, contents)
-            return Outcome(env, result=result, contents=contents)
+                return Outcome(env, result=result, contents=contents)
+            return Outcome(env, result=result)
         except PermanentError as exc:
             return Outcome(env, reason_code=exc.code, reason=exc.reason)
         except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed

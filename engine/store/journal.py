@@ -45,7 +45,7 @@ _US = timedelta(microseconds=1)
 @dataclass(frozen=True)
 class Outcome:
     """What the worker made of one envelope: a mapping result, or a dead-letter reason. ``contents``: the
-    records' JSON content, when the mapping step made it already (and checked it, :mod:`engine.store.text`)."""
+    records' JSON content, when the mapping step made it already to check it (:mod:`engine.store.text`)."""
 
     envelope: Envelope
     result: MappingResult | None = None
@@ -415,9 +415,9 @@ def _raw_row(env: Envelope) -> Row:
 
 
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
-    """record_versions rows (the content serialised once, by the mapping step or here, and hashed once);
-    counts the records per kind. Text the journal cannot hold raises :class:`text.TextNotStorable`: the
-    content not checked by the mapping step is checked here, and the keys' lengths always."""
+    """record_versions rows (the content serialised and hashed once, unless the mapping step did it); counts
+    the records per kind. Text the journal cannot hold raises :class:`text.TextNotStorable` (NUL in
+    content the mapping step did not look at, a key or a subject longer than its column)."""
     rows: list[Row] = []
     by_kind = stats.by_kind
     # the records of one message mostly share their subject, event time and source id (the same
@@ -425,26 +425,30 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     subject: Any = None
     when: Any = None
     source: Any = None
+    key_width, subject_width = text.KEY, text.SUBJECT
     for o in outcomes:
         if o.result is None:
             continue
         env = o.envelope
-        contents = o.contents
-        if contents is None:
-            contents = tuple(rec.content_json() for rec in o.result.records)
-            text.check(o.result, contents)
+        contents: Sequence[bytes]
+        if o.contents is None:  # serialised here, next to its hashing and writing (the bytes are in cache)
+            contents = [rec.content_json() for rec in o.result.records]
+            if b"\\" in b"".join(contents):  # NUL shows as a JSON escape: no backslash, no NUL (one memchr)
+                text.check(o.result, contents)
+        else:
+            contents = o.contents
         for rec, content in zip(o.result.records, contents):
             kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
             if rec.subject is not subject:
                 subject, subject_key = rec.subject, rec.subject.key
-                if len(subject_key) > text.SUBJECT:
+                if len(subject_key) > subject_width:
                     raise text.reject(o.result, contents)
             if sid is not source:
                 source = sid
                 if text.unfit_id(sid):
                     raise text.reject(o.result, contents)
-            if len(key) > text.KEY:
+            if len(key) > key_width:
                 raise text.reject(o.result, contents)
             if rec.event_time is not when:
                 when, when_us = rec.event_time, event_us(rec.event_time)

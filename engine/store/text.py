@@ -6,9 +6,13 @@ one message), the rule is applied before the database sees a value, per kind of 
 
 * **Clinical content and identifiers** (record content, record keys, subjects, the identifiers of
   identity links, the source message id): a value holding NUL, or longer than its column, makes the
-  message a dead letter at the mapping step, ``TEXT_NOT_STORABLE``, with a reason naming the record
-  and the field path (never the value). Changing clinical text silently is not an option; the raw
-  bytes are archived, so the message can be replayed once the sender or the mapping is fixed. Other
+  message a dead letter, ``TEXT_NOT_STORABLE``, with a reason naming the record and the field path
+  (never the value). Changing clinical text silently is not an option; the raw bytes are archived,
+  so the message can be replayed once the sender or the mapping is fixed. The mapping step rejects
+  it when the input holds a 0x00 byte or the source id or an identity link does not fit
+  (:func:`suspect`, a few cheap tests per message); NUL that only decoding makes (an HL7 ``\\X00\\``
+  escape) and over-long record keys and subjects are found by the store where it serialises and
+  reads them anyway, and that one envelope is isolated and dead-lettered with the same code. Other
   control characters are stored as they are; strings with lone surrogates never get this far
   (pydantic refuses them when the records are built).
 * **Envelope metadata** (the dedup key and the charset; the attributes travel as JSON, where NUL is
@@ -71,20 +75,22 @@ def _unfit(value: str | None, width: int) -> bool:
 
 def storable_envelope(env: Envelope) -> Envelope:
     """``env`` itself, or (its dedup key or charset holds NUL or is too long) a copy with them made storable."""
-    if not (_unfit(env.dedup_key, DEDUP) or _unfit(env.charset, CHARSET)):
-        return env
     dedup, charset = env.dedup_key, env.charset
+    if (dedup is None or (len(dedup) <= DEDUP and NUL not in dedup)) and (
+            charset is None or (len(charset) <= CHARSET and NUL not in charset)):
+        return env
     return env.model_copy(update={"dedup_key": None if dedup is None else fit(dedup, DEDUP),
                                   "charset": None if charset is None else fit(charset, CHARSET)})
 
 
-def suspect(result: MappingResult, contents: Sequence[bytes]) -> bool:
-    """Whether ``result`` may hold text the journal cannot store (then :func:`check` says where): what the
-    mapping step asks of every message, so it is cheap. NUL in the records' content shows as a JSON
-    escape, so content without a backslash (nearly all) is cleared by one ``memchr``; the source message
-    id and the identity links are looked at directly. The lengths of record keys and subjects are
-    checked where the store reads them anyway."""
-    if unfit_id(result.source_message_id) or b"\\" in b"".join(contents):
+def suspect(raw: bytes, result: MappingResult) -> bool:
+    """Whether ``result`` (mapped from ``raw``) may hold text the journal cannot store: what the mapping step
+    asks of every message, so it is cheap and needs no serialised content. A NUL byte in the input, a
+    source message id or an identity link that does not fit: then :func:`check` looks at everything.
+    NUL that only decoding makes (an HL7 ``\\X00\\`` escape) is found by the store, which serialises the
+    content anyway and looks for the JSON escape of NUL; so are over-long record keys and subjects."""
+    sid = result.source_message_id
+    if b"\x00" in raw or (sid is not None and (len(sid) > SOURCE_ID or NUL in sid)):
         return True
     for link in result.links:
         a, b = link.a, link.b
@@ -135,7 +141,7 @@ def check(result: MappingResult, contents: Sequence[bytes]) -> None:
 
 
 def reject(result: MappingResult, contents: Sequence[bytes]) -> TextNotStorable:
-    """The error for a result :func:`too_long` caught (saying where, when :func:`problem` can tell)."""
+    """The error for a key the store found too long (saying where, when :func:`problem` can tell)."""
     return TextNotStorable(problem(result, contents) or "a key or id longer than its column")
 
 

@@ -3,6 +3,8 @@ cheap to find, named by field path and never by value; envelope metadata made st
 
 from __future__ import annotations
 
+import pytest
+
 from adapters.mllp.client import synthetic_adt
 from engine.model import IdentityLink, MappingResult
 from engine.store import text
@@ -47,11 +49,11 @@ def test_envelope_metadata_is_made_storable_and_long_keys_stay_distinct() -> Non
     assert a != b and len(a or "") == len(b or "") == text.DEDUP
 
 
-def test_the_mapping_step_rejects_nul_in_msh10_pid3_and_an_hl7_hex_escape() -> None:
+def test_the_mapping_step_rejects_nul_in_msh10_and_pid3_and_passes_the_rest_untouched() -> None:
     cases = {
         "msh10": synthetic_adt(1, control_id="MSG\x00001"),
         "pid3": synthetic_adt(2).replace(b"^^^^FNR", b"\x00^^^^FNR"),
-        "hex-escape": synthetic_adt(3).replace(b"Testesen^", b"Test\\X00\\esen^"),  # NUL without a 0x00 byte
+        "pid3-long": synthetic_adt(3).replace(b"^^^^FNR", b"^^^^FNR~" + b"7" * 120 + b"^^^HOSP^PI"),
     }
     for name, raw in cases.items():
         env = envelope(name, raw=raw).model_copy(update={"mapping": "hl7v2"})
@@ -59,5 +61,14 @@ def test_the_mapping_step_rejects_nul_in_msh10_pid3_and_an_hl7_hex_escape() -> N
         assert out.reason_code == "TEXT_NOT_STORABLE", name
         assert out.reason is not None and "\x00" not in out.reason and "Testesen" not in out.reason
     good = Mapper()(envelope("g", raw=synthetic_adt(4)).model_copy(update={"mapping": "hl7v2"}))
-    assert not good.dead and good.contents is not None and good.result is not None
-    assert good.contents == tuple(r.content_json() for r in good.result.records)
+    assert not good.dead and good.contents is None  # nothing suspect: the store serialises, as always
+
+
+def test_nul_made_by_decoding_is_found_where_the_store_serialises() -> None:
+    raw = synthetic_adt(5).replace(b"Testesen^", b"Test\\X00\\esen^")  # an HL7 hex escape: no 0x00 byte
+    out = Mapper()(envelope("esc", raw=raw).model_copy(update={"mapping": "hl7v2"}))
+    assert out.result is not None and not text.suspect(raw, out.result)
+    contents = [r.content_json() for r in out.result.records]
+    with pytest.raises(text.TextNotStorable) as err:
+        text.check(out.result, contents)
+    assert err.value.reason == "TEXT_NOT_STORABLE: record 0 (person) family_name: NUL character"
