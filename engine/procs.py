@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from engine import metrics
 from engine.supervise import RESTARTING, RUNNING, STOPPED, Backoff
 
 log = structlog.get_logger(__name__)
@@ -104,6 +105,7 @@ class WorkerProcesses:
         elif slot.state == RESTARTING and now >= slot.restart_at and not self._stopping.is_set():
             slot.proc, slot.started, slot.state = self._spawn(index), now, RUNNING
             log.warning("service.restarted", service=_name(index), crashes=slot.crashes, after_s=slot.delay)
+            metrics.service_restarted(_name(index))
 
     def states(self) -> dict[str, str]:
         return {_name(i): slot.state for i, slot in enumerate(self._slots)}

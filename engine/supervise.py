@@ -3,7 +3,8 @@
 * A service whose ``run(stop)`` raises is restarted after a pause that starts at ``Backoff.first``
   (0.5 s) and doubles up to ``Backoff.most`` (30 s); it starts over from ``first`` once the service
   had run ``Backoff.healthy`` seconds (60 s) before it crashed. Each crash logs ``service.crashed``
-  (the service's name and the error's type, never its message) and each restart ``service.restarted``.
+  (the service's name and the error's type, never its message) and each restart ``service.restarted``
+  (and counts it: ``enjournal_service_restarts``).
 * A service that returns ends (``stopped``); ``stop`` set during a pause ends it too.
 * :class:`Health` is what ``/health`` and ``enjournal status`` report: ready only while every service runs.
   Reading it is cheap (no I/O): the states are kept as the services change.
@@ -21,6 +22,8 @@ from typing import Any, Callable
 
 import structlog
 from pydantic import BaseModel, ConfigDict
+
+from engine import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +102,7 @@ class Supervisor:
                     if stop.wait(delay):
                         break
                     log.warning("service.restarted", service=svc.name, crashes=svc.crashes, after_s=delay)
+                    metrics.service_restarted(svc.name)
             svc.state = STOPPED
         finally:
             if svc.state != STOPPED:  # a BaseException (SystemExit, KeyboardInterrupt) ended the thread

@@ -146,7 +146,7 @@ class Worker:
         self._dead_letter_on_bus([o for o in outcomes if o.dead] + stats.rejected)
         consumer.ack(deliveries)
         self.stats.stage_seconds["ack"] += time.perf_counter() - t3
-        self._count(stats, outcomes, t3 - t2)
+        self._count(stats, _committed(outcomes, stats), t3 - t2)
         self.last_active = time.monotonic()
         return len(deliveries)
 
@@ -185,6 +185,14 @@ class Worker:
         self.stats.versions_new += stats.versions_new
         log.debug("batch.committed", worker=self.name, envelopes=len(outcomes), new=stats.versions_new,
                   unchanged=stats.versions_unchanged, dead=stats.dead_letters)
+
+
+def _committed(outcomes: Sequence[Outcome], stats: BatchStats) -> Sequence[Outcome]:
+    """The outcomes as committed: those the store dead-lettered itself in place of the mapped ones."""
+    if not stats.rejected:
+        return outcomes
+    rejected = {o.envelope.id: o for o in stats.rejected}
+    return [rejected.get(o.envelope.id, o) for o in outcomes]
 
 
 def _close(consumer: Consumer | None) -> None:

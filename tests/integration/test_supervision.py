@@ -93,15 +93,15 @@ def test_a_crashed_worker_gives_its_deliveries_back_and_is_restarted(quorum_bus:
 def test_a_crashing_adapter_is_restarted_and_the_stop_is_not_clean(tmp_path: Path, rabbit_url: str, pg_url: str,
                                                                    amqp_names: dict[str, str],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    real, calls = adapters.hl7_file.poll_loop, []
+    real, calls = adapters.hl7_file.Hl7FileAdapter.run, []
 
-    def failing_twice(stop: threading.Event, *args: Any, **kw: Any) -> None:
+    def failing_twice(self: Any, stop: threading.Event) -> None:  # an adapter bug, twice
         calls.append(1)
         if len(calls) <= 2:
             raise IsADirectoryError("the inbox went away")
-        real(stop, *args, **kw)
+        real(self, stop)
 
-    monkeypatch.setattr(adapters.hl7_file, "poll_loop", failing_twice)
+    monkeypatch.setattr(adapters.hl7_file.Hl7FileAdapter, "run", failing_twice)
     inbox = tmp_path / "in"
     cfg = parse_config({"bus": bus_section("rabbitmq", tmp_path, amqp_names), "store": {"url": pg_url},
                         "workers": {"count": 1, "batch_wait_ms": 20},
