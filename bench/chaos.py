@@ -9,7 +9,8 @@ pii-in-logs. Exit status 1 when anything was lost or duplicated, PII was found o
 Faults (``--only`` takes these names): worker-kill, mllp-kill, file-kill, broker-restart, db-outage
 (connections cut and refused), db-stall (connections open, nothing flows), sigterm, mllp-mid-frame,
 truncated-file, inbox-symlink (links to /etc/passwd and /proc/self/environ among the files),
-inbox-unreadable (chmod 000 for a while), fd-exhaustion (no descriptor left for a while). Examples::
+inbox-unreadable (chmod 000 for a while), fd-exhaustion (no descriptor left for a while), poison
+(messages and envelopes PostgreSQL cannot store, mixed into an import). Examples::
 
     python -m bench.chaos                       # everything, full durations (~10 minutes)
     python -m bench.chaos --fast --no-broker    # the short version, broker left alone
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from bench import chaos_faults as pf
 from bench import chaos_faults_inbox as inbox
 from bench import chaos_faults_io as io
+from bench import chaos_faults_poison as poison
 from bench.chaos_checker import Result
 from bench.chaos_run import Options, fast
 
@@ -43,6 +45,7 @@ FAULTS: dict[str, Callable[[Options], Result]] = {
     "inbox-symlink": inbox.inbox_symlink,
     "inbox-unreadable": inbox.inbox_unreadable,
     "fd-exhaustion": inbox.fd_exhaustion,
+    "poison": poison.poison,
 }
 COUNTERS = ("lost", "duplicated", "unexpected", "recovered", "pii")
 

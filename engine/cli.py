@@ -107,17 +107,20 @@ def run(config: Path = ConfigOpt, until_idle: bool = typer.Option(False, help="e
     else:
         requested.wait()
     ok = rt.shutdown(drain_seconds)
-    log.info("engine.stopped", clean=ok)
+    # not clean: a service crashed while the engine ran (restarted or not), or did not stop in time
+    log.info("engine.stopped", clean=ok, crashes=rt.crashes)
     raise typer.Exit(0 if ok else 1)
 
 
 def _wait_idle(rt: Any, requested: threading.Event, settle: float = 1.5) -> None:
     quiet_since: float | None = None
     while not requested.wait(0.25):
-        # the queue depth does not count what a worker has prefetched: also wait for the workers to go quiet
+        # the queue depth does not count what a worker has prefetched: also wait for the workers to go quiet,
+        # and for a crashed service to be back (what it held returns to the queue)
         recent = any(time.monotonic() - w.last_active < settle for w in rt.workers)
+        restarting = "restarting" in rt.health().services.values()
         pending = _pending_files(rt) + rt.bus.depth().get("work", 0)
-        if pending or recent:
+        if pending or recent or restarting:
             quiet_since = None
             continue
         quiet_since = quiet_since or time.monotonic()

@@ -2,7 +2,9 @@
 
 ``workers.processes: N`` makes ``enjournal run`` start N-1 worker processes beside its own (spawned,
 each building its own runtime from the same config, workers only, no adapters), restart one that
-dies, and stop them with SIGTERM (they drain) when the engine stops.
+dies with the same exponential backoff as a thread (:class:`engine.supervise.Backoff`), and stop them
+with SIGTERM (they drain) when the engine stops. A process that exits non-zero on that SIGTERM (one
+of its own services had crashed, or it did not drain in time) makes the stop unclean.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+
+from engine import metrics
+from engine.supervise import RESTARTING, RUNNING, STOPPED, Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -31,22 +39,48 @@ def _worker_main(config_data: dict[str, Any], index: int) -> None:  # runs in th
     rt.start(adapters=[], extra_processes=False)
     log.info("worker_process.started", index=index, pid=os.getpid())
     stop.wait()
-    rt.shutdown(30)
+    ok = rt.shutdown(30)
+    log.info("worker_process.stopped", index=index, clean=ok)
+    sys.exit(0 if ok else 1)
+
+
+def exit_kind(exitcode: int | None) -> str:
+    """What ended a process, as an error type: ``SIGKILL``, ``exit_1``."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal_{-exitcode}"
+    return f"exit_{exitcode}"
+
+
+@dataclass
+class _Slot:
+    """One worker process and its supervision state."""
+
+    proc: Any
+    started: float
+    state: str = RUNNING
+    delay: float = 0.0
+    restart_at: float = 0.0
+    crashes: int = 0
 
 
 class WorkerProcesses:
     """Supervises the extra worker processes of one engine."""
 
-    def __init__(self, config: Any, count: int) -> None:
+    def __init__(self, config: Any, count: int, *, backoff: Backoff | None = None, tick: float = 0.1) -> None:
         self._data = config.model_dump(mode="json")
         self._count = count
         self._ctx = mp.get_context("spawn")
-        self._procs: list[Any] = []
+        self._slots: list[_Slot] = []
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self._backoff = backoff or Backoff()
+        self._tick = tick
 
     def start(self) -> None:
-        self._procs = [self._spawn(i) for i in range(self._count)]
+        self._slots = [_Slot(self._spawn(i), time.monotonic()) for i in range(self._count)]
         self._supervisor = threading.Thread(target=self._supervise, name="worker-processes", daemon=True)
         self._supervisor.start()
 
@@ -57,22 +91,49 @@ class WorkerProcesses:
         return p
 
     def _supervise(self) -> None:
-        while not self._stopping.wait(1.0):
-            for i, p in enumerate(self._procs):
-                if not p.is_alive() and not self._stopping.is_set():
-                    log.warning("worker_process.restarting", index=i, exitcode=p.exitcode)
-                    self._procs[i] = self._spawn(i)
+        while not self._stopping.wait(self._tick):
+            for i, slot in enumerate(self._slots):
+                self._check(i, slot, time.monotonic())
+
+    def _check(self, index: int, slot: _Slot, now: float) -> None:
+        if slot.state == RUNNING and not slot.proc.is_alive() and not self._stopping.is_set():
+            slot.crashes += 1
+            slot.delay = self._backoff.next(slot.delay, now - slot.started)
+            slot.state, slot.restart_at = RESTARTING, now + slot.delay
+            log.error("service.crashed", service=_name(index), error_type=exit_kind(slot.proc.exitcode),
+                      crashes=slot.crashes)
+        elif slot.state == RESTARTING and now >= slot.restart_at and not self._stopping.is_set():
+            slot.proc, slot.started, slot.state = self._spawn(index), now, RUNNING
+            log.warning("service.restarted", service=_name(index), crashes=slot.crashes, after_s=slot.delay)
+            metrics.service_restarted(_name(index))
+
+    def states(self) -> dict[str, str]:
+        return {_name(i): slot.state for i, slot in enumerate(self._slots)}
+
+    @property
+    def crashes(self) -> int:
+        return sum(slot.crashes for slot in self._slots)
 
     def stop(self, deadline: float) -> bool:
+        """SIGTERM every process and wait up to ``deadline`` seconds; True when all of them exited 0."""
         self._stopping.set()
-        for p in self._procs:
-            if p.is_alive() and p.pid:
-                os.kill(p.pid, signal.SIGTERM)
-        ok = True
-        for p in self._procs:
-            p.join(deadline)
-            if p.is_alive():
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+        for slot in self._slots:
+            if slot.proc.is_alive() and slot.proc.pid:
+                os.kill(slot.proc.pid, signal.SIGTERM)
+        ok, end = True, time.monotonic() + deadline
+        for slot in self._slots:
+            slot.proc.join(max(0.1, end - time.monotonic()))
+            if slot.proc.is_alive():
                 ok = False
-                p.kill()
-                p.join(5)
+                slot.proc.kill()
+                slot.proc.join(5)
+            elif slot.state == RUNNING and slot.proc.exitcode != 0:
+                ok = False
+            slot.state = STOPPED
         return ok
+
+
+def _name(index: int) -> str:
+    return f"worker-process-{index}"

@@ -1,7 +1,8 @@
 """The runtime: one object holding the bus, the store and the config, built in the CLI and passed down.
 
 Services start as steps and stop in reverse: stop intake (adapters), drain and ack (workers), close
-(bus, store). No global state.
+(bus, store). No global state. Each service runs supervised (:mod:`engine.supervise`): one that crashes
+is restarted with backoff, :meth:`Runtime.health` shows it meanwhile, and the stop is not clean.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from engine import heap, metrics
 from engine.bus import Bus
 from engine.config import ADAPTER_KINDS, ENTRY_POINT_GROUP, EmbeddedBusConfig
 from engine.store import Store
-from engine.supervise import Health
+from engine.supervise import Health, Supervisor
 from engine.worker import Mapper, Worker
 
 log = structlog.get_logger(__name__)
@@ -50,8 +51,8 @@ class Runtime:
     config: Any
     bus: Bus
     store: Store
-    _threads: list[threading.Thread] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    supervisor: Supervisor = field(default_factory=Supervisor)
 
     @classmethod
     def build(cls, config: Any, *, declare: bool = True) -> "Runtime":
@@ -112,8 +113,15 @@ class Runtime:
             self._spawn(f"adapter-{name}", adapter.run, intake, adapter=True)
 
     def health(self) -> Health:
-        """Each service's state (see :class:`engine.supervise.Health`)."""
-        return Health(services={t.name: "running" if t.is_alive() else "failed" for t in self._threads})
+        """Each service's state, worker processes included (see :class:`engine.supervise.Health`); no I/O."""
+        procs = getattr(self, "_procs", None)
+        return Health(services={**self.supervisor.states(), **(procs.states() if procs is not None else {})})
+
+    @property
+    def crashes(self) -> int:
+        """How many times a service (thread or worker process) crashed since the start."""
+        procs = getattr(self, "_procs", None)
+        return self.supervisor.crashes + (procs.crashes if procs is not None else 0)
 
     def _mapping_modules(self) -> list[str]:
         from mappings.registry import BUILTIN
@@ -122,31 +130,21 @@ class Runtime:
         return [BUILTIN.get(n, n).partition(":")[0] for n in names if n]
 
     def _spawn(self, name: str, fn: Any, stop: threading.Event, adapter: bool = False) -> None:
-        def target() -> None:
-            try:
-                fn(stop)
-            except Exception as exc:  # noqa: BLE001 - a dead service must be visible
-                log.error("service.crashed", service=name, error_type=type(exc).__name__)
-
-        t = threading.Thread(target=target, name=name, daemon=True)
-        t.is_adapter = adapter  # type: ignore[attr-defined]
-        t.start()
-        self._threads.append(t)
+        self.supervisor.spawn(name, fn, stop, adapter=adapter)
 
     def shutdown(self, deadline: float = 30.0) -> bool:
-        """Stop intake, let workers drain, then close. True when every thread ended in time."""
+        """Stop intake, let workers drain, then close. True when every service ended in time and none
+        crashed while the engine ran."""
         import time
 
         end = time.monotonic() + deadline
         getattr(self, "_intake_stop", threading.Event()).set()
-        for t in [t for t in self._threads if getattr(t, "is_adapter", False)]:
-            t.join(max(0.1, end - time.monotonic()))
+        self.supervisor.join(end, adapters=True)
         getattr(self, "_work_stop", threading.Event()).set()
         procs = getattr(self, "_procs", None)
         procs_ok = procs.stop(max(1.0, end - time.monotonic())) if procs is not None else True
-        for t in self._threads:
-            t.join(max(0.1, end - time.monotonic()))
-        ok = procs_ok and not any(t.is_alive() for t in self._threads)
+        ended = self.supervisor.join(end)
+        ok = procs_ok and ended and self.crashes == 0
         ops = getattr(self, "_ops", None)
         if ops is not None:
             ops.shutdown()

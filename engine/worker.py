@@ -7,7 +7,13 @@
   a rejected CSV row): it is archived and dead-lettered without mapping.
 * An envelope delivered more than ``delivery_limit`` times (it keeps killing workers) is dead-lettered
   as ``POISON_MESSAGE``.
+* A mapped value the journal cannot hold (NUL, longer than its column) makes the envelope a dead letter
+  at the mapping step, ``TEXT_NOT_STORABLE``; envelope metadata is made storable (:mod:`engine.store.text`).
+* Any other error while storing one envelope dead-letters that envelope alone and commits the rest of
+  the batch (:mod:`engine.store.isolate`); the batch is acked only once every part is committed.
 * A database or broker outage is transient: retry with tenacity, then requeue the batch.
+* Whatever escapes :meth:`Worker.run` closes its consumer first, so the deliveries it held go back to
+  the queue (and count toward its delivery limit); the runtime restarts the worker (:mod:`engine.supervise`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from engine.bus import Bus, Consumer, Delivery
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, TransientError
 from engine.model import MappingResult
-from engine.store import BatchStats, Outcome, Store
+from engine.store import BatchStats, Outcome, Store, text
 from mappings import registry
 
 log = structlog.get_logger(__name__)
@@ -59,7 +65,12 @@ class Mapper:
             fn = self._fns.get(env.mapping)
             if fn is None:
                 fn = self._fns[env.mapping] = registry.resolve(env.mapping)
-            return Outcome(env, result=fn(env.raw, env.context(self._options_for(env.adapter))))
+            result = fn(env.raw, env.context(self._options_for(env.adapter)))
+            if text.suspect(env.raw, result):  # text the journal may not hold: look at all of it
+                contents = tuple(rec.content_json() for rec in result.records)
+                text.check(result, contents)
+                return Outcome(env, result=result, contents=contents)
+            return Outcome(env, result=result)
         except PermanentError as exc:
             return Outcome(env, reason_code=exc.code, reason=exc.reason)
         except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed
@@ -87,20 +98,22 @@ class Worker:
         """Consume until ``stop`` is set (or, with ``until_idle``, until the queue is empty)."""
         consumer: Consumer | None = None
         backoff = 0.2
-        while not stop.is_set():
-            try:
-                if consumer is None:
-                    consumer = self.bus.consumer(self.prefetch)
-                    backoff = 0.2
-                handled = self.step(consumer)
-                if until_idle and handled == 0:
-                    break
-            except TransientError as exc:
-                log.warning("worker.transient", worker=self.name, code=exc.code)
-                consumer = _close(consumer)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-        _close(consumer)
+        try:
+            while not stop.is_set():
+                try:
+                    if consumer is None:
+                        consumer = self.bus.consumer(self.prefetch)
+                        backoff = 0.2
+                    handled = self.step(consumer)
+                    if until_idle and handled == 0:
+                        break
+                except TransientError as exc:
+                    log.warning("worker.transient", worker=self.name, code=exc.code)
+                    consumer = _close(consumer)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:  # also on a crash: what this consumer held goes back to the queue
+            _close(consumer)
         return self.stats
 
     def step(self, consumer: Consumer) -> int:
@@ -130,18 +143,19 @@ class Worker:
             raise
         t3 = time.perf_counter()
         self.stats.stage_seconds["store"] += t3 - t2
-        self._dead_letter_on_bus(outcomes)
+        self._dead_letter_on_bus([o for o in outcomes if o.dead] + stats.rejected)
         consumer.ack(deliveries)
         self.stats.stage_seconds["ack"] += time.perf_counter() - t3
-        self._count(stats, outcomes, t3 - t2)
+        self._count(stats, _committed(outcomes, stats), t3 - t2)
         self.last_active = time.monotonic()
         return len(deliveries)
 
     def _outcome(self, d: Delivery) -> Outcome:
+        env = text.storable_envelope(d.envelope)
         if d.delivery_count >= self.delivery_limit:
-            return Outcome(d.envelope, reason_code="POISON_MESSAGE",
+            return Outcome(env, reason_code="POISON_MESSAGE",
                            reason=f"POISON_MESSAGE: delivered {d.delivery_count} times without a commit")
-        return self.mapper(d.envelope)
+        return self.mapper(env)
 
     def _commit(self, outcomes: Sequence[Outcome]) -> BatchStats:
         retry = Retrying(retry=retry_if_exception_type(StoreUnavailable), stop=stop_after_attempt(self._store_attempts),
@@ -151,8 +165,7 @@ class Worker:
                 return self.store.commit_batch(outcomes)
         raise StoreUnavailable("unreachable")  # pragma: no cover
 
-    def _dead_letter_on_bus(self, outcomes: Sequence[Outcome]) -> None:
-        dead = [o for o in outcomes if o.dead]
+    def _dead_letter_on_bus(self, dead: Sequence[Outcome]) -> None:
         if not dead:
             return
         for o in dead:
@@ -172,6 +185,14 @@ class Worker:
         self.stats.versions_new += stats.versions_new
         log.debug("batch.committed", worker=self.name, envelopes=len(outcomes), new=stats.versions_new,
                   unchanged=stats.versions_unchanged, dead=stats.dead_letters)
+
+
+def _committed(outcomes: Sequence[Outcome], stats: BatchStats) -> Sequence[Outcome]:
+    """The outcomes as committed: those the store dead-lettered itself in place of the mapped ones."""
+    if not stats.rejected:
+        return outcomes
+    rejected = {o.envelope.id: o for o in stats.rejected}
+    return [rejected.get(o.envelope.id, o) for o in outcomes]
 
 
 def _close(consumer: Consumer | None) -> None:

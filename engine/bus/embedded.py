@@ -7,8 +7,9 @@ Config example::
 * ``publish`` inserts a whole batch in one transaction with ``synchronous=FULL`` (WAL): when it
   returns, the envelopes survive kill -9 and power loss, like a broker confirm.
 * Consumers lease a batch (``lease_until``); ``ack`` deletes it after the store commit, ``requeue``
-  releases it. A consumer killed with kill -9 leaves a lease that expires, so the batch is delivered
-  again; the first consumer of a process that holds the queue's lock file releases stale leases at once.
+  releases it, and so does ``close`` for what the consumer still held (a worker that crashed). A
+  consumer killed with kill -9 leaves a lease that expires, so the batch is delivered again; the first
+  consumer of a process that holds the queue's lock file releases stale leases at once.
 * Dead letters go to a ``dead`` table with their reason.
 """
 
@@ -203,6 +204,7 @@ class EmbeddedConsumer:
     def __init__(self, bus: EmbeddedBus) -> None:
         self._bus = bus
         self._conn = _connect(bus.path)
+        self._held: set[int] = set()  # leased, not acked or requeued yet
 
     def release_stale_leases(self) -> None:
         self._conn.execute("UPDATE queue SET lease_until = 0 WHERE lease_until > 0")
@@ -229,6 +231,7 @@ class EmbeddedConsumer:
                              (now + self._bus.lease_seconds, rows[0][0], rows[-1][0], now))
 
         _immediate(self._conn, lease, "read")
+        self._held.update(r[0] for r in rows)
         return [_delivery(r) for r in rows]
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -240,9 +243,19 @@ class EmbeddedConsumer:
     def _apply(self, sql: str, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             _immediate(self._conn, lambda c: c.executemany(sql, [(d.tag,) for d in deliveries]), "update")
+            self._held.difference_update(d.tag for d in deliveries)
 
     def close(self) -> None:
-        self._conn.close()
+        """Release what is still leased (delivered again at once, its delivery counted), then close."""
+        held, self._held = sorted(self._held), set()
+        try:
+            if held:
+                _immediate(self._conn, lambda c: c.executemany("UPDATE queue SET lease_until = 0 WHERE seq = ?",
+                                                               [(seq,) for seq in held]), "release")
+        except BusUnavailable:
+            pass  # the leases expire by themselves
+        finally:
+            self._conn.close()
 
 
 def _immediate(conn: sqlite3.Connection, work: Any, what: str) -> None:

@@ -353,6 +353,8 @@ class RabbitBus:
         return RabbitConsumer(self, prefetch)
 
     def depth(self) -> dict[str, int]:
+        """Ready messages on the work and dead-letter queues (not those delivered and unacknowledged), and
+        how many consumers the work queue has (0 while messages wait: no worker is taking them)."""
         conn = self._blocking()
         try:
             ch = conn.channel()

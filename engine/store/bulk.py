@@ -44,6 +44,8 @@ except ImportError:  # pragma: no cover - SQLite-only installs
         """Never raised: there is no PostgreSQL driver."""
 
 Row = tuple[Any, ...]
+#: the attribute naming the table an error was raised on (read by engine.store.isolate)
+TABLE_ATTR = "enjournal_table"
 COPY_FROM = 32  # rows: from here on a COPY is faster than executemany
 _SQLITE_VARS = 900  # bound variables per SQLite statement (old builds allow 999)
 
@@ -190,17 +192,26 @@ class Bulk:
         self._mark = "%s" if self.pg else "?"
 
     def __call__(self, conn: sa.Connection, table: sa.Table, rows: Sequence[Row], *, known_new: bool = False) -> int:
-        """``known_new``: the caller looked the (unique) keys up under a lock; skip the look-up."""
+        """``known_new``: the caller looked the (unique) keys up under a lock; skip the look-up. An error
+        raised on the way carries the table's name (``enjournal_table``), for a dead letter's reason."""
         if not rows:
             return 0
-        if self.pg and len(rows) >= COPY_FROM:
-            if self.optimistic:
-                return _copy_new(conn, table, rows, known_new, self.policy)
-            return _copy_staged(conn, table, rows)
-        t = _table_sql(table)
-        sql = (f"INSERT INTO {table.name} ({t.cols}) VALUES ({', '.join([self._mark] * t.marks)}) "
-               "ON CONFLICT DO NOTHING")
-        return max(conn.exec_driver_sql(sql, list(rows)).rowcount, 0)
+        try:
+            if self.pg and len(rows) >= COPY_FROM:
+                if self.optimistic:
+                    return _copy_new(conn, table, rows, known_new, self.policy)
+                return _copy_staged(conn, table, rows)
+            t = _table_sql(table)
+            sql = (f"INSERT INTO {table.name} ({t.cols}) VALUES ({', '.join([self._mark] * t.marks)}) "
+                   "ON CONFLICT DO NOTHING")
+            return max(conn.exec_driver_sql(sql, list(rows)).rowcount, 0)
+        except Exception as exc:
+            if not hasattr(exc, TABLE_ATTR):
+                try:
+                    setattr(exc, TABLE_ATTR, table.name)
+                except AttributeError:  # pragma: no cover - an exception type without attributes
+                    pass
+            raise
 
 
 def _copy_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Row], known_new: bool,

@@ -4,6 +4,11 @@
 (``ON CONFLICT DO NOTHING`` on key + content hash), the identity edges, the dead letters and the
 processed-message keys. Nothing is updated in place, so the same message twice changes nothing and
 any order of the same set gives the same journal (see :func:`current_versions`).
+
+No envelope can fail its batch: when the transaction fails with anything but an outage, the envelopes
+the database refuses are isolated and dead-lettered one by one and the others committed
+(:mod:`engine.store.isolate`). Text the database cannot hold is handled by kind of value
+(:mod:`engine.store.text`).
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from engine import identity
 from engine.envelope import Envelope
 from engine.errors import StoreUnavailable
 from engine.model import MappingResult
+from engine.redact import safe_reason
+from engine.store import isolate, keys_async, text
 from engine.store import schema as s
 from engine.store.bulk import Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
-from engine.store import keys_async
 from engine.store.keys_async import AsyncKeyReader
 from engine.store.migrations import migrate
 
@@ -38,12 +44,14 @@ _US = timedelta(microseconds=1)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the worker made of one envelope: a mapping result, or a dead-letter reason."""
+    """What the worker made of one envelope: a mapping result, or a dead-letter reason. ``contents``: the
+    records' JSON content, when the mapping step made it already to check it (:mod:`engine.store.text`)."""
 
     envelope: Envelope
     result: MappingResult | None = None
     reason_code: str | None = None
     reason: str | None = None
+    contents: tuple[bytes, ...] | None = None
 
     @property
     def dead(self) -> bool:
@@ -58,6 +66,19 @@ class BatchStats:
     dead_letters: int = 0
     new_edges: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: envelopes the store dead-lettered itself (isolated after a failed commit), as dead outcomes
+    rejected: list[Outcome] = field(default_factory=list)
+
+    def add(self, other: "BatchStats") -> "BatchStats":
+        self.envelopes += other.envelopes
+        self.versions_new += other.versions_new
+        self.versions_unchanged += other.versions_unchanged
+        self.dead_letters += other.dead_letters
+        self.new_edges += other.new_edges
+        for kind, n in other.by_kind.items():
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + n
+        self.rejected.extend(other.rejected)
+        return self
 
 
 def _driver_transient() -> tuple[type[BaseException], ...]:
@@ -135,10 +156,42 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
     def commit_batch(self, outcomes: Sequence[Outcome]) -> BatchStats:
-        """Write a batch in one transaction; raise StoreUnavailable on a database outage."""
+        """Write a batch in one transaction; raise StoreUnavailable on a database outage. An envelope the
+        database refuses is dead-lettered on its own and the rest committed (``BatchStats.rejected``)."""
+        try:
+            return self._commit(outcomes)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one envelope must never stop the feed: isolate it
+            total = BatchStats()
+            for part in isolate.split(self._commit, self._reject, outcomes, exc):
+                total.add(part)
+            return total
+
+    def _commit(self, outcomes: Sequence[Outcome]) -> BatchStats:
         stats, edges = self._transaction(lambda conn, bulk: self._write(conn, bulk, outcomes))
         identity.remember(self._edges, edges)
         return stats
+
+    def _reject(self, o: Outcome, exc: Exception) -> BatchStats:
+        """Dead-letter ``o`` alone (archive with storable metadata + dead letter); an envelope already
+        rejected by its mapping keeps its reason. A store that refuses even that is not usable:
+        StoreUnavailable (the batch is requeued)."""
+        code, reason = (o.reason_code, o.reason) if o.dead else isolate.reason_for(exc)
+        dead = Outcome(o.envelope, reason_code=code, reason=safe_reason(reason or code or isolate.CODE))
+        log.warning("store.envelope_rejected", envelope_id=o.envelope.id, adapter=o.envelope.adapter, code=code,
+                    error_type=isolate.error_type(exc), table=isolate.table_of(exc))
+        try:
+            n = self._transaction(lambda conn, bulk: self._write_rejected(conn, bulk, dead))
+        except StoreUnavailable:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise StoreUnavailable(f"store refused a dead letter ({isolate.error_type(err)})") from None
+        return BatchStats(envelopes=1, dead_letters=n, rejected=[] if o.dead else [dead])
+
+    def _write_rejected(self, conn: sa.Connection, bulk: Bulk, dead: Outcome) -> int:
+        bulk(conn, s.raw_archive, [_storable_raw_row(dead.envelope)])
+        return bulk(conn, s.dead_letters, [_dead_row(dead)])
 
     def _transaction(self, work: Callable[[sa.Connection, Bulk], T]) -> T:
         """Run ``work`` in one transaction, optimistic first; a lost race redoes it in the safe mode."""
@@ -154,6 +207,8 @@ class Store:
                 return work(conn, bulk)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StoreUnavailable(f"store write failed ({type(exc.orig).__name__})") from None
+        except (sa.exc.TimeoutError, sa.exc.DisconnectionError) as exc:  # no pooled connection to be had
+            raise StoreUnavailable(f"store write failed ({type(exc).__name__})") from None
         except _driver_transient() as exc:  # raised by the COPY path, which talks to the driver directly
             raise StoreUnavailable(f"store write failed ({type(exc).__name__})") from None
         except sa.exc.DBAPIError as exc:
@@ -360,33 +415,60 @@ def _raw_row(env: Envelope) -> Row:
 
 
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
-    """record_versions rows (the content serialised and hashed once); counts the records per kind."""
+    """record_versions rows (the content serialised and hashed once, unless the mapping step did it); counts
+    the records per kind. Text the journal cannot hold raises :class:`text.TextNotStorable` (NUL in
+    content the mapping step did not look at, a key or a subject longer than its column)."""
     rows: list[Row] = []
     by_kind = stats.by_kind
-    # the records of one message mostly share their subject and event time (the same objects): convert
-    # each once
+    # the records of one message mostly share their subject, event time and source id (the same
+    # objects): convert and check each once
     subject: Any = None
     when: Any = None
+    source: Any = None
+    key_width, subject_width = text.KEY, text.SUBJECT
     for o in outcomes:
         if o.result is None:
             continue
         env = o.envelope
-        for rec in o.result.records:
-            content = rec.content_json()
-            kind = rec.kind
+        contents: Sequence[bytes]
+        if o.contents is None:  # serialised here, next to its hashing and writing (the bytes are in cache)
+            contents = [rec.content_json() for rec in o.result.records]
+            if b"\\" in b"".join(contents):  # NUL shows as a JSON escape: no backslash, no NUL (one memchr)
+                text.check(o.result, contents)
+        else:
+            contents = o.contents
+        for rec, content in zip(o.result.records, contents):
+            kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
             if rec.subject is not subject:
                 subject, subject_key = rec.subject, rec.subject.key
+                if len(subject_key) > subject_width:
+                    raise text.reject(o.result, contents)
+            if sid is not source:
+                source = sid
+                if text.unfit_id(sid):
+                    raise text.reject(o.result, contents)
+            if len(key) > key_width:
+                raise text.reject(o.result, contents)
             if rec.event_time is not when:
                 when, when_us = rec.event_time, event_us(rec.event_time)
-            rows.append((rec.key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,
-                         when_us, rec.status.value, content.decode(), env.id, env.adapter,
-                         rec.provenance.source_message_id))
+            rows.append((key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,
+                         when_us, rec.status.value, content.decode(), env.id, env.adapter, sid))
     return rows
 
 
+def _storable_raw_row(env: Envelope) -> Row:
+    """:func:`_raw_row` with every text column made storable (:func:`text.fit`): for an isolated envelope."""
+    cols = s.raw_archive.columns
+    return tuple(text.fit(v, getattr(c.type, "length", None)) if isinstance(v, str) else v
+                 for c, v in zip(cols, _raw_row(env)))
+
+
 def _dead_row(o: Outcome) -> Row:
-    return (o.envelope.id, o.envelope.adapter, o.reason_code, o.reason or o.reason_code, _now(), None)
+    """A dead_letters row (rare: its text is always made storable)."""
+    code = text.fit(o.reason_code or isolate.CODE, text.DEAD_CODE)
+    return (o.envelope.id, text.fit(o.envelope.adapter, text.DEAD_ADAPTER), code, text.fit(o.reason or code),
+            _now(), None)
 
 
 def _processed_row(o: Outcome) -> Row:

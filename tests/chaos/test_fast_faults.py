@@ -1,7 +1,7 @@
 """The fast subset of the fault suite (``make chaos`` runs it all, longer): real RabbitMQ and PostgreSQL.
 
 Worker kill -9 at a few points, a short database outage through the proxy, MLLP clients cut
-mid-frame, truncated files; each asserts lost == 0, duplicated == 0 and no PII in any engine log or
+mid-frame, truncated files, poison messages PostgreSQL cannot store; each asserts lost == 0, duplicated == 0 and no PII in any engine log or
 dead-letter reason. The broker is never stopped here (CI shares it). A last test shows the checker
 itself sees a loss, a duplicate and PII, so a green run is not a vacuous one.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from bench import chaos_faults, chaos_faults_io
+from bench import chaos_faults, chaos_faults_io, chaos_faults_poison
 from bench.chaos_checker import Result, reconcile, scan_pii
 from bench.chaos_data import make_set
 from bench.chaos_env import World
@@ -54,6 +54,12 @@ def test_mllp_client_cut_mid_frame(opts: Options) -> None:
 
 def test_truncated_files_wait_or_end_in_error_or_dead_letters(opts: Options) -> None:
     _assert_clean(chaos_faults_io.truncated_files(opts))
+
+
+def test_poison_messages_are_dead_lettered_and_stop_nothing(opts: Options) -> None:
+    res = chaos_faults_poison.poison(opts)
+    _assert_clean(res)
+    assert res.sent == opts.messages and any("TEXT_NOT_STORABLE" in n for n in res.notes)
 
 
 def test_the_checker_sees_loss_duplicates_and_pii(rabbit_url: str, pg_base_url: str) -> None:

@@ -1,0 +1,178 @@
+"""What text the journal can hold, and what happens to text it cannot.
+
+PostgreSQL's ``text`` and ``varchar`` cannot hold U+0000 (NUL) and enforce column widths; SQLite takes
+both. So that both databases keep the same journal (and a PostgreSQL store never fails a batch on
+one message), the rule is applied before the database sees a value, per kind of value:
+
+* **Clinical content and identifiers** (record content, record keys, subjects, the identifiers of
+  identity links, the source message id): a value holding NUL, or longer than its column, makes the
+  message a dead letter, ``TEXT_NOT_STORABLE``, with a reason naming the record and the field path
+  (never the value). Changing clinical text silently is not an option; the raw bytes are archived,
+  so the message can be replayed once the sender or the mapping is fixed. The mapping step rejects
+  it when the input holds a 0x00 byte or the source id or an identity link does not fit
+  (:func:`suspect`, a few cheap tests per message); NUL that only decoding makes (an HL7 ``\\X00\\``
+  escape) and over-long record keys and subjects are found by the store where it serialises and
+  reads them anyway, and that one envelope is isolated and dead-lettered with the same code. Other
+  control characters are stored as they are; strings with lone surrogates never get this far
+  (pydantic refuses them when the records are built).
+* **Envelope metadata** (the dedup key and the charset; the attributes travel as JSON, where NUL is
+  already the escape ``\\u0000``): made storable when written. NUL becomes the six characters
+  ``\\u0000``, and a value longer than its column keeps its start plus a digest of the whole, so two
+  different long keys stay different. :func:`storable_envelope` does it once per envelope.
+* Anything else a database refuses is found by the store's isolation of the failing envelope
+  (:mod:`engine.store.isolate`): ``STORE_REJECTED``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+from engine.envelope import Envelope
+from engine.errors import PermanentError
+from engine.model import Identifier, MappingResult
+from engine.store import schema as s
+
+CODE = "TEXT_NOT_STORABLE"
+NUL = "\x00"
+_NUL_JSON = b"\\u0000"  # how NUL appears in the records' JSON content
+_ESCAPED = "\\u0000"
+
+
+def _width(col: Any) -> int:
+    return int(col.type.length)
+
+
+KEY = _width(s.record_versions.c.record_key)
+SUBJECT = _width(s.record_versions.c.subject_key)
+SOURCE_ID = _width(s.record_versions.c.source_message_id)
+ID_KEY, ID_SYSTEM, ID_VALUE = (_width(s.identifiers.c.id_key), _width(s.identifiers.c.system),
+                               _width(s.identifiers.c.value))
+DEDUP = _width(s.raw_archive.c.dedup_key)
+CHARSET = _width(s.raw_archive.c.charset)
+DEAD_CODE, DEAD_ADAPTER = _width(s.dead_letters.c.reason_code), _width(s.dead_letters.c.adapter)
+
+
+class TextNotStorable(PermanentError):
+    """A mapped value the journal cannot hold; the message says where (a field path), never what."""
+
+    code = CODE
+
+
+def fit(value: str, width: int | None = None) -> str:
+    """``value`` made storable: NUL escaped as ``\\u0000``; past ``width``, its start and a digest of it all."""
+    if NUL in value:
+        value = value.replace(NUL, _ESCAPED)
+    if width is not None and len(value) > width:
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        value = value[:width - 33] + "#" + digest
+    return value
+
+
+def _unfit(value: str | None, width: int) -> bool:
+    return value is not None and (len(value) > width or NUL in value)
+
+
+def storable_envelope(env: Envelope) -> Envelope:
+    """``env`` itself, or (its dedup key or charset holds NUL or is too long) a copy with them made storable."""
+    dedup, charset = env.dedup_key, env.charset
+    if (dedup is None or (len(dedup) <= DEDUP and NUL not in dedup)) and (
+            charset is None or (len(charset) <= CHARSET and NUL not in charset)):
+        return env
+    return env.model_copy(update={"dedup_key": None if dedup is None else fit(dedup, DEDUP),
+                                  "charset": None if charset is None else fit(charset, CHARSET)})
+
+
+def suspect(raw: bytes, result: MappingResult) -> bool:
+    """Whether ``result`` (mapped from ``raw``) may hold text the journal cannot store: what the mapping step
+    asks of every message, so it is cheap and needs no serialised content. A NUL byte in the input, a
+    source message id or an identity link that does not fit: then :func:`check` looks at everything.
+    NUL that only decoding makes (an HL7 ``\\X00\\`` escape) is found by the store, which serialises the
+    content anyway and looks for the JSON escape of NUL; so are over-long record keys and subjects."""
+    sid = result.source_message_id
+    if b"\x00" in raw or (sid is not None and (len(sid) > SOURCE_ID or NUL in sid)):
+        return True
+    for link in result.links:
+        a, b = link.a, link.b
+        if (NUL in a.value or NUL in b.value or NUL in a.system or NUL in b.system or len(a.value) > ID_VALUE
+                or len(b.value) > ID_VALUE or len(a.system) > ID_SYSTEM or len(b.system) > ID_SYSTEM):
+            return True
+    return False
+
+
+def unfit_id(source_id: str | None) -> bool:
+    """Whether a source message id holds NUL or is longer than its column."""
+    return _unfit(source_id, SOURCE_ID)
+
+
+def problem(result: MappingResult, contents: Sequence[bytes]) -> str | None:
+    """Where ``result`` holds text the journal cannot store (``record 2 (person) identifiers[0].value: NUL
+    character``), or None. ``contents`` are the records' JSON content. Thorough: see :func:`suspect`
+    for the cheap question."""
+    subject: Any = None
+    source: Any = None
+    for i, (rec, content) in enumerate(zip(result.records, contents)):
+        if _NUL_JSON in content or len(rec.key) > KEY:
+            where = _locate(rec.model_dump(exclude={"provenance"}), KEY)
+            if where is not None:
+                return f"record {i} ({rec.kind}) {where}"
+        if rec.subject is not subject:
+            subject = rec.subject
+            if len(subject.system) + 1 + len(subject.value) > SUBJECT:
+                return f"record {i} ({rec.kind}) subject: longer than {SUBJECT} characters"
+        sid = rec.provenance.source_message_id
+        if sid is not source:
+            source = sid
+            if _unfit(sid, SOURCE_ID):
+                return f"record {i} ({rec.kind}) provenance.source_message_id: {_what(sid, SOURCE_ID)}"
+    for i, link in enumerate(result.links):
+        for end, ident in (("a", link.a), ("b", link.b)):
+            where = _identifier(ident)
+            if where is not None:
+                return f"identity link {i} {end}.{where}"
+    return None
+
+
+def check(result: MappingResult, contents: Sequence[bytes]) -> None:
+    """Raise :class:`TextNotStorable` when :func:`problem` finds something."""
+    where = problem(result, contents)
+    if where is not None:
+        raise TextNotStorable(where)
+
+
+def reject(result: MappingResult, contents: Sequence[bytes]) -> TextNotStorable:
+    """The error for a key the store found too long (saying where, when :func:`problem` can tell)."""
+    return TextNotStorable(problem(result, contents) or "a key or id longer than its column")
+
+
+def _identifier(ident: Identifier) -> str | None:
+    if _unfit(ident.value, ID_VALUE):
+        return f"value: {_what(ident.value, ID_VALUE)}"
+    if _unfit(ident.system, ID_SYSTEM):
+        return f"system: {_what(ident.system, ID_SYSTEM)}"
+    if len(ident.system) + 1 + len(ident.value) > ID_KEY:
+        return f"key: longer than {ID_KEY} characters"
+    return None
+
+
+def _what(value: str, width: int) -> str:
+    return "NUL character" if NUL in value else f"longer than {width} characters"
+
+
+def _locate(node: Any, key_width: int, path: str = "") -> str | None:
+    """The path of the first string under ``node`` holding NUL (or the record key past its width)."""
+    if isinstance(node, str):
+        if NUL in node:
+            return f"{path}: NUL character"
+        return f"{path}: longer than {key_width} characters" if path == "key" and len(node) > key_width else None
+    if isinstance(node, dict):
+        items: Any = ((f"{path}.{k}" if path else str(k), v) for k, v in node.items())
+    elif isinstance(node, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(node))
+    else:
+        return None
+    for sub, value in items:
+        found = _locate(value, key_width, sub)
+        if found is not None:
+            return found
+    return None
