@@ -31,6 +31,7 @@ from engine.bus import Bus, Consumer, Delivery
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, TransientError
 from engine.model import MappingResult
+from engine.redact import safe_reason
 from engine.store import BatchStats, Outcome, Store, text
 from mappings import registry
 
@@ -60,7 +61,7 @@ class Mapper:
         reject = env.attributes.get("reject")
         if reject:
             code = reject.split(":", 1)[0].strip() or "ADAPTER_REJECTED"
-            return Outcome(env, reason_code=code, reason=reject)
+            return Outcome(env, reason_code=code, reason=safe_reason(reject))
         try:
             fn = self._fns.get(env.mapping)
             if fn is None:
@@ -72,7 +73,7 @@ class Mapper:
                 return Outcome(env, result=result, contents=contents)
             return Outcome(env, result=result)
         except PermanentError as exc:
-            return Outcome(env, reason_code=exc.code, reason=exc.reason)
+            return Outcome(env, reason_code=exc.code, reason=safe_reason(exc.reason))
         except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed
             name = type(exc).__name__
             log.error("mapping.crashed", envelope_id=env.id, error_type=name, adapter=env.adapter)
