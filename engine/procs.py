@@ -27,6 +27,16 @@ log = structlog.get_logger(__name__)
 
 
 def _worker_main(config_data: dict[str, Any], index: int) -> None:  # runs in the child
+    try:
+        ok = _serve_worker(config_data, index)
+    except Exception as exc:  # noqa: BLE001 - multiprocessing would print a traceback, which may quote values
+        log.error("worker_process.crashed", index=index, error_type=type(exc).__name__)
+        sys.exit(1)
+    sys.exit(0 if ok else 1)
+
+
+def _serve_worker(config_data: dict[str, Any], index: int) -> bool:
+    """Build this worker process's runtime, run its workers until SIGTERM, drain; True when clean."""
     from engine import logging as elog
     from engine.config import parse_config
     from engine.runtime import Runtime, install_signal_handlers
@@ -41,7 +51,7 @@ def _worker_main(config_data: dict[str, Any], index: int) -> None:  # runs in th
     stop.wait()
     ok = rt.shutdown(30)
     log.info("worker_process.stopped", index=index, clean=ok)
-    sys.exit(0 if ok else 1)
+    return ok
 
 
 def exit_kind(exitcode: int | None) -> str:
