@@ -129,7 +129,8 @@ def _write_synced(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = Tru
     target, data = item
     tmp = _tmp(target)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        # O_NOFOLLOW: never write through a link planted under the temporary name
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
     except OSError as exc:
         return exc
     try:
