@@ -55,7 +55,7 @@ from pydantic import Field
 from adapters.base import AdapterRuntime
 from adapters.files import FileDropSettings, InboxFile, move_to_archive, move_to_error, write_reason
 from adapters.hl7_stream import FileRun, RunLimits, RunResult
-from adapters.inbox import Inbox, InboxUnavailable
+from adapters.inbox import Inbox, InboxUnavailable, errno_name
 from adapters.mllp.triage import Hl7Options, load_strict
 from engine.errors import BusUnavailable, ConfigError
 from engine.redact import file_ref
@@ -84,6 +84,9 @@ class Hl7FileAdapter:
         self.name, self.settings, self.runtime = name, settings, runtime
         self._strict = load_strict(settings)
         self.inbox = Inbox(settings, name)
+        #: files whose every message was confirmed but whose move to archive/ failed: only the move is
+        #: retried (publishing them again each poll would archive the same messages again and again)
+        self._published: dict[Path, tuple[tuple[int, int, int], RunResult]] = {}
 
     def check(self) -> None:
         try:
@@ -101,6 +104,11 @@ class Hl7FileAdapter:
         :class:`adapters.inbox.InboxUnavailable`: no file can be opened, the poll loop backs off)."""
         f = self.inbox.open(path)  # not a regular file: moved to error/ there
         if f is None:
+            return
+        done = self._published.get(path)
+        if done is not None and done[0] == f.signature:
+            f.close()
+            self._archive(path, done[1])
             return
         try:
             with f.reader() as reader:
@@ -149,7 +157,19 @@ class Hl7FileAdapter:
         return not res.truncated or not self.inbox.still_arriving(f, _CUT)
 
     def _archive(self, path: Path, res: RunResult) -> None:
-        target = move_to_archive(path, self.settings)
+        try:
+            target = move_to_archive(path, self.settings)
+        except FileNotFoundError:
+            self._published.pop(path, None)
+            return
+        except OSError as exc:
+            if self._published.get(path) is None:
+                log.warning("hl7_file.archive_failed", adapter=self.name, file=file_ref(path.name),
+                            errno=errno_name(exc))
+            self._published[path] = (_signature(path), res)
+            return
+        if self._published.pop(path, None) is not None:
+            log.info("hl7_file.archive_recovered", adapter=self.name, file=file_ref(path.name))
         self.inbox.done(path)
         reason = res.reason_text()
         if reason:
@@ -164,6 +184,14 @@ class Hl7FileAdapter:
             return
         self.inbox.done(path)
         log.warning("hl7_file.error", adapter=self.name, file=file_ref(path.name), reason=reason.split(":", 1)[0])
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> Hl7FileAdapter:

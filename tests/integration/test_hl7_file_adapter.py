@@ -71,3 +71,23 @@ def test_file_stays_while_the_broker_is_unreachable(tmp_path: Path, sqlite_url: 
     finally:
         down.close()
         store.close()
+
+
+def test_a_file_whose_move_fails_is_published_once(tmp_path: Path, bus: RabbitBus, store: Store) -> None:
+    """Every message confirmed, then archive/ cannot take the file: only the move is retried, the
+    messages are not published again at each poll."""
+    a = adapter(tmp_path, bus, store)
+    archive = a.settings.archive
+    archive.rmdir()
+    archive.write_bytes(b"not a directory")  # the move fails even for root
+    f = a.settings.directory / "two.hl7"
+    f.write_bytes(synthetic_adt(1) + synthetic_adt(2))
+    for _ in range(3):
+        a.handle(f)
+    assert f.exists() and bus.depth()["work"] == 1  # one frame: published once
+    archive.unlink()
+    archive.mkdir()
+    a.handle(f)
+    assert not f.exists() and (archive / "two.hl7").exists()
+    run_worker(bus, store, 2)
+    assert store.counts()["received"] == {"lab-files": 2}
