@@ -35,6 +35,7 @@ from engine.ops import serve
 from engine.runtime import Runtime
 from engine.store import Store
 from engine.supervise import Health
+from tests.conftest import REQUIRE
 from tests.helpers import unreachable_rabbit_bus
 from tests.integration.pipeline_util import TEST_MAPPING, bus_section, engine_process, make_envelopes, write_config
 
@@ -77,6 +78,8 @@ def _value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
 def _promtool(text: str, tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
+        if REQUIRE:
+            pytest.fail("promtool is required under ENJOURNAL_REQUIRE_SERVICES=1 (.ci/run provides it)")
         return  # Debian package ``prometheus``; prometheus_client's parser has checked the text already
     (tmp_path / "metrics.txt").write_text(text)
     r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
