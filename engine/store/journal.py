@@ -81,14 +81,6 @@ class BatchStats:
         return self
 
 
-def _driver_transient() -> tuple[type[BaseException], ...]:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - SQLite-only installs
-        return ()
-    return (psycopg.OperationalError, psycopg.InterfaceError)
-
-
 def event_us(dt: datetime) -> int:
     return (dt - _EPOCH) // _US
 
@@ -174,12 +166,14 @@ class Store:
         return stats
 
     def _reject(self, o: Outcome, exc: Exception) -> BatchStats:
-        """Dead-letter ``o`` alone (archive with storable metadata + dead letter); an envelope already
-        rejected by its mapping keeps its reason. A store that refuses even that is not usable:
-        StoreUnavailable (the batch is requeued)."""
+        """Dead-letter ``o`` alone: its envelope made storable (:func:`text.storable_envelope`: an id or any
+        other field that does not fit its column is what may have failed the batch) is archived and
+        dead-lettered; an envelope already rejected by its mapping keeps its reason. A store that refuses even
+        that is not usable: StoreUnavailable (the batch is requeued)."""
         code, reason = (o.reason_code, o.reason) if o.dead else isolate.reason_for(exc)
-        dead = Outcome(o.envelope, reason_code=code, reason=safe_reason(reason or code or isolate.CODE))
-        log.warning("store.envelope_rejected", envelope_id=o.envelope.id, adapter=o.envelope.adapter, code=code,
+        env = text.storable_envelope(o.envelope)
+        dead = Outcome(env, reason_code=code, reason=safe_reason(reason or code or isolate.CODE))
+        log.warning("store.envelope_rejected", envelope_id=env.id, adapter=env.adapter, code=code,
                     error_type=isolate.error_type(exc), table=isolate.table_of(exc))
         try:
             n = self._transaction(lambda conn, bulk: self._write_rejected(conn, bulk, dead))
@@ -190,7 +184,7 @@ class Store:
         return BatchStats(envelopes=1, dead_letters=n, rejected=[] if o.dead else [dead])
 
     def _write_rejected(self, conn: sa.Connection, bulk: Bulk, dead: Outcome) -> int:
-        bulk(conn, s.raw_archive, [_storable_raw_row(dead.envelope)])
+        bulk(conn, s.raw_archive, [_raw_row(dead.envelope)])
         return bulk(conn, s.dead_letters, [_dead_row(dead)])
 
     def _transaction(self, work: Callable[[sa.Connection, Bulk], T]) -> T:
@@ -205,15 +199,10 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 return work(conn, bulk)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StoreUnavailable(f"store write failed ({type(exc.orig).__name__})") from None
-        except (sa.exc.TimeoutError, sa.exc.DisconnectionError) as exc:  # no pooled connection to be had
-            raise StoreUnavailable(f"store write failed ({type(exc).__name__})") from None
-        except _driver_transient() as exc:  # raised by the COPY path, which talks to the driver directly
-            raise StoreUnavailable(f"store write failed ({type(exc).__name__})") from None
-        except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("store connection lost") from None
+        except Exception as exc:
+            why = isolate.outage(exc)  # an outage, or a refusal of every write (isolate's docstring)
+            if why is not None:
+                raise StoreUnavailable(f"store write failed ({why})") from None
             raise
 
     def _write(self, conn: sa.Connection, bulk: Bulk,
@@ -457,18 +446,10 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     return rows
 
 
-def _storable_raw_row(env: Envelope) -> Row:
-    """:func:`_raw_row` with every text column made storable (:func:`text.fit`): for an isolated envelope."""
-    cols = s.raw_archive.columns
-    return tuple(text.fit(v, getattr(c.type, "length", None)) if isinstance(v, str) else v
-                 for c, v in zip(cols, _raw_row(env)))
-
-
 def _dead_row(o: Outcome) -> Row:
-    """A dead_letters row (rare: its text is always made storable)."""
+    """A dead_letters row (rare): the reason code and text made storable (the envelope is already)."""
     code = text.fit(o.reason_code or isolate.CODE, text.DEAD_CODE)
-    return (o.envelope.id, text.fit(o.envelope.adapter, text.DEAD_ADAPTER), code, text.fit(o.reason or code),
-            _now(), None)
+    return (o.envelope.id, o.envelope.adapter, code, text.fit(o.reason or code), _now(), None)
 
 
 def _processed_row(o: Outcome) -> Row:

@@ -15,10 +15,13 @@ one message), the rule is applied before the database sees a value, per kind of 
   reads them anyway, and that one envelope is isolated and dead-lettered with the same code. Other
   control characters are stored as they are; strings with lone surrogates never get this far
   (pydantic refuses them when the records are built).
-* **Envelope metadata** (the dedup key and the charset; the attributes travel as JSON, where NUL is
-  already the escape ``\\u0000``): made storable when written. NUL becomes the six characters
-  ``\\u0000``, and a value longer than its column keeps its start plus a digest of the whole, so two
-  different long keys stay different. :func:`storable_envelope` does it once per envelope.
+* **Envelope metadata** (every string field of the envelope: its id, trace id, adapter, mapping, source
+  system, content type, charset, sha256 and dedup key; the attributes travel as JSON, where NUL is already
+  the escape ``\\u0000``): made storable before it is written, by :func:`storable_envelope`, once per
+  envelope (the worker does it as it takes a delivery; the store again for an envelope it isolates).
+  NUL becomes the six characters ``\\u0000``, and a value longer than its column keeps its start plus a
+  digest of the whole, so two different long values stay different. An envelope id that does not fit
+  therefore never stops its batch: the envelope is archived and dead-lettered under the fitted id.
 * Anything else a database refuses is found by the store's isolation of the failing envelope
   (:mod:`engine.store.isolate`): ``STORE_REJECTED``.
 """
@@ -30,6 +33,7 @@ from typing import Any, Sequence
 
 from engine.envelope import Envelope
 from engine.errors import PermanentError
+from engine.ids import log_safe
 from engine.model import Identifier, MappingResult
 from engine.store import schema as s
 
@@ -49,8 +53,13 @@ SOURCE_ID = _width(s.record_versions.c.source_message_id)
 ID_KEY, ID_SYSTEM, ID_VALUE = (_width(s.identifiers.c.id_key), _width(s.identifiers.c.system),
                                _width(s.identifiers.c.value))
 DEDUP = _width(s.raw_archive.c.dedup_key)
-CHARSET = _width(s.raw_archive.c.charset)
-DEAD_CODE, DEAD_ADAPTER = _width(s.dead_letters.c.reason_code), _width(s.dead_letters.c.adapter)
+DEAD_CODE = _width(s.dead_letters.c.reason_code)
+#: the envelope's string fields and the width of their ``raw_archive`` column (every other table stores the
+#: id, the adapter and the dedup key in columns of the same width)
+ENVELOPE_FIELDS: tuple[tuple[str, int], ...] = tuple(
+    (name, _width(s.raw_archive.c["envelope_id" if name == "id" else name]))
+    for name in ("id", "trace_id", "adapter", "mapping", "source_system", "content_type", "charset", "sha256",
+                 "dedup_key"))
 
 
 class TextNotStorable(PermanentError):
@@ -64,7 +73,8 @@ def fit(value: str, width: int | None = None) -> str:
     if NUL in value:
         value = value.replace(NUL, _ESCAPED)
     if width is not None and len(value) > width:
-        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        # log_safe: the digest is logged with the value (an envelope id) and must never look like a national id
+        digest = log_safe(hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32])
         value = value[:width - 33] + "#" + digest
     return value
 
@@ -74,13 +84,14 @@ def _unfit(value: str | None, width: int) -> bool:
 
 
 def storable_envelope(env: Envelope) -> Envelope:
-    """``env`` itself, or (its dedup key or charset holds NUL or is too long) a copy with them made storable."""
-    dedup, charset = env.dedup_key, env.charset
-    if (dedup is None or (len(dedup) <= DEDUP and NUL not in dedup)) and (
-            charset is None or (len(charset) <= CHARSET and NUL not in charset)):
-        return env
-    return env.model_copy(update={"dedup_key": None if dedup is None else fit(dedup, DEDUP),
-                                  "charset": None if charset is None else fit(charset, CHARSET)})
+    """``env`` itself, or (one of its string fields holds NUL or is longer than its column) a copy with every
+    such field made storable (:func:`fit`)."""
+    changes: dict[str, str] = {}
+    for name, width in ENVELOPE_FIELDS:
+        value = getattr(env, name)
+        if value is not None and (len(value) > width or NUL in value):
+            changes[name] = fit(value, width)
+    return env.model_copy(update=changes) if changes else env
 
 
 def suspect(raw: bytes, result: MappingResult) -> bool:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from adapters.mllp.client import synthetic_adt
+from engine import ids
 from engine.model import IdentityLink, MappingResult
-from engine.store import text
+from engine.store import schema, text
 from engine.worker import Mapper
 from tests.helpers import envelope, fnr_id, local_id, observation, person
 
@@ -47,6 +48,27 @@ def test_envelope_metadata_is_made_storable_and_long_keys_stay_distinct() -> Non
     assert nul.dedup_key == "HL7|A|B|M\\u00001" and nul.raw == b"x"
     a, b = (text.storable_envelope(envelope("e3", dedup="K" * 500 + tail)).dedup_key for tail in ("1", "2"))
     assert a != b and len(a or "") == len(b or "") == text.DEDUP
+
+
+@pytest.mark.parametrize("field", [name for name, _ in text.ENVELOPE_FIELDS])
+@pytest.mark.parametrize("bad", ["long", "nul"])
+def test_every_string_field_of_an_envelope_is_made_storable(field: str, bad: str) -> None:
+    width = dict(text.ENVELOPE_FIELDS)[field]
+    value = "9" * (width + 5) if bad == "long" else "a\x00b"
+    fixed = text.storable_envelope(envelope("e").model_copy(update={field: value}))
+    for name, w in text.ENVELOPE_FIELDS:
+        v = getattr(fixed, name)
+        assert v is None or (len(v) <= w and "\x00" not in v), name
+    assert getattr(fixed, field) != value and not ids.find_valid_numbers(fixed.id)
+
+
+def test_envelope_fields_have_one_width_in_every_table() -> None:
+    widths = dict(text.ENVELOPE_FIELDS)
+    column = {"envelope_id": "id", "adapter": "adapter", "dedup_key": "dedup_key"}
+    for table in schema.metadata.tables.values():
+        for c in table.columns:
+            if c.name in column:
+                assert c.type.length == widths[column[c.name]], f"{table.name}.{c.name}"
 
 
 def test_the_mapping_step_rejects_nul_in_msh10_and_pid3_and_passes_the_rest_untouched() -> None:
