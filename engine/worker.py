@@ -68,9 +68,7 @@ class Mapper:
                 fn = self._fns[env.mapping] = registry.resolve(env.mapping)
             result = fn(env.raw, env.context(self._options_for(env.adapter)))
             if text.suspect(env.raw, result):  # text the journal may not hold: look at all of it
-                contents = tuple(rec.content_json() for rec in result.records)
-                text.check(result, contents)
-                return Outcome(env, result=result, contents=contents)
+                text.check(result, [rec.content_json() for rec in result.records])
             return Outcome(env, result=result)
         except PermanentError as exc:
             return Outcome(env, reason_code=exc.code, reason=safe_reason(exc.reason))

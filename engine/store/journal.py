@@ -44,14 +44,12 @@ _US = timedelta(microseconds=1)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the worker made of one envelope: a mapping result, or a dead-letter reason. ``contents``: the
-    records' JSON content, when the mapping step made it already to check it (:mod:`engine.store.text`)."""
+    """What the worker made of one envelope: a mapping result, or a dead-letter reason."""
 
     envelope: Envelope
     result: MappingResult | None = None
     reason_code: str | None = None
     reason: str | None = None
-    contents: tuple[bytes, ...] | None = None
 
     @property
     def dead(self) -> bool:
@@ -404,9 +402,9 @@ def _raw_row(env: Envelope) -> Row:
 
 
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
-    """record_versions rows (the content serialised and hashed once, unless the mapping step did it); counts
-    the records per kind. Text the journal cannot hold raises :class:`text.TextNotStorable` (NUL in
-    content the mapping step did not look at, a key or a subject longer than its column)."""
+    """record_versions rows (each record's content serialised and hashed once, here, next to its writing:
+    the bytes are in cache); counts the records per kind. Text the journal cannot hold raises
+    :class:`text.TextNotStorable` (NUL in content, a key, a subject or a source id that does not fit)."""
     rows: list[Row] = []
     by_kind = stats.by_kind
     # the records of one message mostly share their subject, event time and source id (the same
@@ -414,31 +412,30 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     subject: Any = None
     when: Any = None
     source: Any = None
-    key_width, subject_width = text.KEY, text.SUBJECT
+    key_fits, subject_fits, source_fits = text.key_fits, text.subject_fits, text.source_fits
     for o in outcomes:
-        if o.result is None:
+        result = o.result
+        if result is None:
             continue
         env = o.envelope
-        contents: Sequence[bytes]
-        if o.contents is None:  # serialised here, next to its hashing and writing (the bytes are in cache)
-            contents = [rec.content_json() for rec in o.result.records]
-            if b"\\" in b"".join(contents):  # NUL shows as a JSON escape: no backslash, no NUL (one memchr)
-                text.check(o.result, contents)
-        else:
-            contents = o.contents
-        for rec, content in zip(o.result.records, contents):
+        contents = [rec.content_json() for rec in result.records]
+        # NUL shows as a JSON escape: no backslash, no NUL. One search of the joined bytes costs less than
+        # a search per content (each call's overhead outweighs copying a message's few KB).
+        if b"\\" in b"".join(contents):
+            text.check(result, contents)
+        for rec, content in zip(result.records, contents):
             kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
             if rec.subject is not subject:
                 subject, subject_key = rec.subject, rec.subject.key
-                if len(subject_key) > subject_width:
-                    raise text.reject(o.result, contents)
+                if not subject_fits(subject_key):
+                    raise text.reject(result, contents)
             if sid is not source:
                 source = sid
-                if text.unfit_id(sid):
-                    raise text.reject(o.result, contents)
-            if len(key) > key_width:
-                raise text.reject(o.result, contents)
+                if not source_fits(sid):
+                    raise text.reject(result, contents)
+            if not key_fits(key):
+                raise text.reject(result, contents)
             if rec.event_time is not when:
                 when, when_us = rec.event_time, event_us(rec.event_time)
             rows.append((key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,

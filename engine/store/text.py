@@ -39,7 +39,7 @@ from engine.store import schema as s
 
 CODE = "TEXT_NOT_STORABLE"
 NUL = "\x00"
-_NUL_JSON = b"\\u0000"  # how NUL appears in the records' JSON content
+NUL_JSON = b"\\u0000"  # how NUL appears in the records' JSON content
 _ESCAPED = "\\u0000"
 
 
@@ -83,6 +83,33 @@ def _unfit(value: str | None, width: int) -> bool:
     return value is not None and (len(value) > width or NUL in value)
 
 
+# -- the checks, one each: the mapping step, the store's hot path and problem() all use these -----------
+def key_fits(key: str) -> bool:
+    """A record key fits its column (NUL in it shows in the content: see :data:`NUL_JSON`)."""
+    return len(key) <= KEY
+
+
+def subject_fits(subject_key: str) -> bool:
+    """A record's subject key (``system|value``) fits its column."""
+    return len(subject_key) <= SUBJECT
+
+
+def source_fits(source_id: str | None) -> bool:
+    """A source message id fits its column and holds no NUL (it is not part of the content)."""
+    return not _unfit(source_id, SOURCE_ID)
+
+
+def identifier_problem(ident: Identifier) -> str | None:
+    """Where an identity link's identifier does not fit (``value: NUL character``), or None."""
+    if _unfit(ident.value, ID_VALUE):
+        return f"value: {_what(ident.value, ID_VALUE)}"
+    if _unfit(ident.system, ID_SYSTEM):
+        return f"system: {_what(ident.system, ID_SYSTEM)}"
+    if len(ident.system) + 1 + len(ident.value) > ID_KEY:
+        return f"key: longer than {ID_KEY} characters"
+    return None
+
+
 def storable_envelope(env: Envelope) -> Envelope:
     """``env`` itself, or (one of its string fields holds NUL or is longer than its column) a copy with every
     such field made storable (:func:`fit`)."""
@@ -100,20 +127,9 @@ def suspect(raw: bytes, result: MappingResult) -> bool:
     source message id or an identity link that does not fit: then :func:`check` looks at everything.
     NUL that only decoding makes (an HL7 ``\\X00\\`` escape) is found by the store, which serialises the
     content anyway and looks for the JSON escape of NUL; so are over-long record keys and subjects."""
-    sid = result.source_message_id
-    if b"\x00" in raw or (sid is not None and (len(sid) > SOURCE_ID or NUL in sid)):
+    if b"\x00" in raw or not source_fits(result.source_message_id):
         return True
-    for link in result.links:
-        a, b = link.a, link.b
-        if (NUL in a.value or NUL in b.value or NUL in a.system or NUL in b.system or len(a.value) > ID_VALUE
-                or len(b.value) > ID_VALUE or len(a.system) > ID_SYSTEM or len(b.system) > ID_SYSTEM):
-            return True
-    return False
-
-
-def unfit_id(source_id: str | None) -> bool:
-    """Whether a source message id holds NUL or is longer than its column."""
-    return _unfit(source_id, SOURCE_ID)
+    return any(identifier_problem(link.a) or identifier_problem(link.b) for link in result.links)
 
 
 def problem(result: MappingResult, contents: Sequence[bytes]) -> str | None:
@@ -123,22 +139,22 @@ def problem(result: MappingResult, contents: Sequence[bytes]) -> str | None:
     subject: Any = None
     source: Any = None
     for i, (rec, content) in enumerate(zip(result.records, contents)):
-        if _NUL_JSON in content or len(rec.key) > KEY:
+        if NUL_JSON in content or not key_fits(rec.key):
             where = _locate(rec.model_dump(exclude={"provenance"}), KEY)
             if where is not None:
                 return f"record {i} ({rec.kind}) {where}"
         if rec.subject is not subject:
             subject = rec.subject
-            if len(subject.system) + 1 + len(subject.value) > SUBJECT:
+            if not subject_fits(subject.key):
                 return f"record {i} ({rec.kind}) subject: longer than {SUBJECT} characters"
         sid = rec.provenance.source_message_id
         if sid is not source:
             source = sid
-            if _unfit(sid, SOURCE_ID):
-                return f"record {i} ({rec.kind}) provenance.source_message_id: {_what(sid, SOURCE_ID)}"
+            if not source_fits(sid):
+                return f"record {i} ({rec.kind}) provenance.source_message_id: {_what(sid or '', SOURCE_ID)}"
     for i, link in enumerate(result.links):
         for end, ident in (("a", link.a), ("b", link.b)):
-            where = _identifier(ident)
+            where = identifier_problem(ident)
             if where is not None:
                 return f"identity link {i} {end}.{where}"
     return None
@@ -154,16 +170,6 @@ def check(result: MappingResult, contents: Sequence[bytes]) -> None:
 def reject(result: MappingResult, contents: Sequence[bytes]) -> TextNotStorable:
     """The error for a key the store found too long (saying where, when :func:`problem` can tell)."""
     return TextNotStorable(problem(result, contents) or "a key or id longer than its column")
-
-
-def _identifier(ident: Identifier) -> str | None:
-    if _unfit(ident.value, ID_VALUE):
-        return f"value: {_what(ident.value, ID_VALUE)}"
-    if _unfit(ident.system, ID_SYSTEM):
-        return f"system: {_what(ident.system, ID_SYSTEM)}"
-    if len(ident.system) + 1 + len(ident.value) > ID_KEY:
-        return f"key: longer than {ID_KEY} characters"
-    return None
 
 
 def _what(value: str, width: int) -> str:

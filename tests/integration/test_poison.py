@@ -147,9 +147,8 @@ def test_the_store_isolates_what_the_database_refuses(any_store: Store, store_ur
     typeerr = Outcome(envelope("naive", raw=b"NAIVE"), result=MappingResult(records=(naive,)))
     wide = Outcome(envelope("wide", raw=b"WIDE", adapter="a" * 300),
                    result=MappingResult(records=(observation("lab|wide", fnr_id(2), 1.0),)))
-    long_key = observation("lab|" + "9" * 600, fnr_id(3), 1.0)  # as the mapping step left it: content made
-    long = Outcome(envelope("long", raw=b"LONG"), result=MappingResult(records=(long_key,)),
-                   contents=(long_key.content_json(),))
+    long_key = observation("lab|" + "9" * 600, fnr_id(3), 1.0)  # as the mapping step leaves it: not suspect
+    long = Outcome(envelope("long", raw=b"LONG"), result=MappingResult(records=(long_key,)))
     good = [outcome(f"g{i}", [observation(f"lab|g{i}", fnr_id(i), float(i))]) for i in range(40)]  # PG: COPY
     stats = any_store.commit_batch([*good[:10], nul, *good[10:20], typeerr, *good[20:30], wide, long, *good[30:]])
     codes = {o.envelope.id: o.reason for o in stats.rejected}

@@ -7,7 +7,7 @@ import pytest
 
 from adapters.mllp.client import synthetic_adt
 from engine import ids
-from engine.model import IdentityLink, MappingResult
+from engine.model import Identifier, IdentityLink, MapContext, MappingResult
 from engine.store import schema, text
 from engine.worker import Mapper
 from tests.helpers import envelope, fnr_id, local_id, observation, person
@@ -83,7 +83,7 @@ def test_the_mapping_step_rejects_nul_in_msh10_and_pid3_and_passes_the_rest_unto
         assert out.reason_code == "TEXT_NOT_STORABLE", name
         assert out.reason is not None and "\x00" not in out.reason and "Testesen" not in out.reason
     good = Mapper()(envelope("g", raw=synthetic_adt(4)).model_copy(update={"mapping": "hl7v2"}))
-    assert not good.dead and good.contents is None  # nothing suspect: the store serialises, as always
+    assert not good.dead and good.result is not None and not text.suspect(synthetic_adt(4), good.result)
 
 
 def test_nul_made_by_decoding_is_found_where_the_store_serialises() -> None:
@@ -94,3 +94,19 @@ def test_nul_made_by_decoding_is_found_where_the_store_serialises() -> None:
     with pytest.raises(text.TextNotStorable) as err:
         text.check(out.result, contents)
     assert err.value.reason == "TEXT_NOT_STORABLE: record 0 (person) family_name: NUL character"
+
+
+def wide_link_mapping(raw: bytes, ctx: MapContext) -> MappingResult:
+    """A link whose identifier fits its system and value columns but not, joined, its key column."""
+    wide = Identifier(system="urn:" + "s" * 196, value="7" * 100, kind="LOCAL")
+    return MappingResult(records=(person(fnr_id(4)),), links=(IdentityLink(a=fnr_id(4), b=wide),))
+
+
+def test_an_identity_link_longer_than_its_key_column_is_rejected_at_the_mapping_step() -> None:
+    result = wide_link_mapping(b"", envelope("w").context())
+    assert text.suspect(b"", result)
+    assert text.problem(result, []) == "identity link 0 b.key: longer than 300 characters"
+    env = envelope("w").model_copy(update={"mapping": f"{__name__}:wide_link_mapping"})
+    out = Mapper()(env)
+    assert out.reason_code == "TEXT_NOT_STORABLE"
+    assert out.reason == "TEXT_NOT_STORABLE: identity link 0 b.key: longer than 300 characters"
