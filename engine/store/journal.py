@@ -31,7 +31,7 @@ from engine.model import MappingResult
 from engine.redact import safe_reason
 from engine.store import isolate, keys_async, text
 from engine.store import schema as s
-from engine.store.bulk import Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
+from engine.store.bulk import SQLITE_VARS, Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
 from engine.store.keys_async import AsyncKeyReader
 from engine.store.migrations import migrate
 
@@ -224,14 +224,6 @@ class Store:
         return stats, edges
 
     # -- processed keys (adapters.base.ProcessedKeys) ---------------------------------------
-    def processed_ack(self, dedup_key: str) -> str | None:
-        return self.processed_acks([dedup_key]).get(dedup_key)
-
-    def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
-        """The ACK codes already given for any of ``dedup_keys`` (one of them when a key was used for several
-        contents; :meth:`processed_versions` tells them apart)."""
-        return keys_async.acks(self.processed_versions(dedup_keys))
-
     def async_key_reader(self) -> AsyncKeyReader | None:
         """:meth:`processed_versions` and :meth:`commit_outcomes` for an event loop
         (:mod:`engine.store.keys_async`), on PostgreSQL; None on SQLite, whose look-up is a local file read
@@ -256,14 +248,12 @@ class Store:
         finally:
             conn.close()
 
-    def remember(self, items: Sequence[tuple[str, ...]]) -> None:
-        """Record keys an adapter answered: (dedup_key, envelope_id, ack_code, content_hash); without the hash
-        the row's content is unknown (``''``, matches no message). Best effort: the worker records them
-        durably with the records. On PostgreSQL the commit does not wait for the WAL flush, so it does not
-        queue behind the disk."""
-        rows = [(*r[:3], r[3] if len(r) > 3 else "") for r in items]
-        if rows:
-            self._transaction(lambda c, bulk: self._remember(c, bulk, rows))
+    def remember(self, items: Sequence[tuple[str, str, str, str]]) -> None:
+        """Record keys an adapter answered: (dedup_key, envelope_id, ack_code, content_hash). Best effort: the
+        worker records them durably with the records. On PostgreSQL the commit does not wait for the WAL
+        flush, so it does not queue behind the disk."""
+        if items:
+            self._transaction(lambda c, bulk: self._remember(c, bulk, items))
 
     def _remember(self, conn: sa.Connection, bulk: Bulk, rows: Sequence[Row]) -> int:
         if self.dialect == "postgresql":
@@ -309,25 +299,29 @@ class Store:
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(q)]
 
-    def counts(self) -> dict[str, Any]:
-        """Counts per adapter (received, dead), records, citizens with conflicts."""
+    def counts(self, heavy: bool = True) -> dict[str, Any]:
+        """Open dead letters per adapter and identity conflicts (small tables); ``heavy`` adds envelopes
+        received per adapter and records per kind (scans of the journal's largest tables)."""
         ra, dl, rv, ic = s.raw_archive, s.dead_letters, s.record_versions, s.identity_conflicts
         with self.engine.connect() as c:
-            received = dict(c.execute(sa.select(ra.c.adapter, sa.func.count()).group_by(ra.c.adapter)).all())
             dead = dict(c.execute(sa.select(dl.c.adapter, sa.func.count())
                                   .where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)).all())
-            kinds = dict(c.execute(sa.select(rv.c.kind, sa.func.count(sa.distinct(rv.c.record_key)))
-                                   .group_by(rv.c.kind)).all())
-            conflicts = c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0
-        return {"received": received, "dead_letters": dead, "records": kinds, "conflicts": conflicts}
+            conflicts = int(c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0)
+            out: dict[str, Any] = {"dead_letters": dead, "conflicts": conflicts}
+            if heavy:
+                out["received"] = dict(c.execute(sa.select(ra.c.adapter, sa.func.count())
+                                                 .group_by(ra.c.adapter)).all())
+                out["records"] = dict(c.execute(sa.select(rv.c.kind, sa.func.count(sa.distinct(rv.c.record_key)))
+                                                .group_by(rv.c.kind)).all())
+        return out
 
     # -- processed keys by content, commit outcomes (the MLLP listener's look-ups) --------------
     def processed_versions(self, dedup_keys: Sequence[str]) -> keys_async.Versions:
         """Every stored content of any of ``dedup_keys``: ``{key: {content_hash: (envelope_id, ack_code)}}``,
         in one driver-level query (chunked on SQLite). An MLLP listener asks for every new message while it
         publishes it, so this is on the ACK path: on PostgreSQL it is one prepared statement on an
-        autocommit connection (through a pooled connection's transaction, BEGIN and ROLLBACK cost the
-        listener about three times the CPU of the look-up itself)."""
+        autocommit connection (a pooled connection's transaction would add a BEGIN and a ROLLBACK round
+        trip, each costing the listener more CPU than the look-up itself)."""
         keys, out, by = list(dedup_keys), keys_async.OUT, keys_async.BY
         if not keys:
             return {}
@@ -347,8 +341,8 @@ class Store:
             return keys_async.outcomes(self._read_pg(*keys_async.outcome_sql_args(ids)))
         rows: list[Row] = []
         with self.engine.connect() as c:
-            for i in range(0, len(ids), 900):
-                part = ids[i:i + 900]
+            for i in range(0, len(ids), SQLITE_VARS):
+                part = ids[i:i + SQLITE_VARS]
                 rows += c.exec_driver_sql(
                     f"SELECT {keys_async.OUTCOME_COLS} FROM {keys_async.OUTCOME_FROM} "
                     f"WHERE r.envelope_id IN ({','.join('?' * len(part))})", tuple(part)).all()
