@@ -287,12 +287,12 @@ def status(config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json
            counts: bool = typer.Option(False, "--counts", help="also count received envelopes per adapter and "
                                        "records per kind (scans the journal's largest tables)")) -> None:
     """Queue depth, open dead letters per adapter, identity conflicts; ``--counts`` adds the heavy counts."""
-    from engine.status import broker_figures, light_counts
+    from engine.status import broker_figures
 
     cfg = _load(config)
     rt = _runtime(cfg, declare=False)
     try:
-        figures: dict[str, Any] = rt.store.counts() if counts else light_counts(rt.store)
+        figures: dict[str, Any] = rt.store.counts(heavy=counts)
         figures["queue"] = broker_figures(rt.bus)
     finally:
         rt.close()
