@@ -76,7 +76,8 @@ class Mapper:
         except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed
             name = type(exc).__name__
             log.error("mapping.crashed", envelope_id=env.id, error_type=name, adapter=env.adapter)
-            return Outcome(env, reason_code="MAPPING_CRASH", reason=f"MAPPING_CRASH: {name} in mapping {env.mapping}")
+            return Outcome(env, reason_code="MAPPING_CRASH",
+                           reason=safe_reason(f"MAPPING_CRASH: {name} in mapping {env.mapping}"))
 
 
 class Worker:
