@@ -54,7 +54,7 @@ def lower_unset(config: Any) -> None:
     """Lower each adapter limit the config leaves unset, and the bus cannot carry, to what it can."""
     room = envelope_room(config.bus)
     for settings in config.adapters.values():
-        given = getattr(settings, "model_fields_set", set())
+        given: set[str] = getattr(settings, "model_fields_set", set())
         for field, need in published_limits(settings).items():
             if need > room and field not in given and getattr(settings, field, None) == need:
                 setattr(settings, field, room)

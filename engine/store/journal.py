@@ -304,8 +304,8 @@ class Store:
         received per adapter and records per kind (scans of the journal's largest tables)."""
         ra, dl, rv, ic = s.raw_archive, s.dead_letters, s.record_versions, s.identity_conflicts
         with self.engine.connect() as c:
-            dead = dict(c.execute(sa.select(dl.c.adapter, sa.func.count())
-                                  .where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)).all())
+            dead: dict[str, int] = dict(c.execute(sa.select(dl.c.adapter, sa.func.count())
+                                                  .where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)).all())
             conflicts = int(c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0)
             out: dict[str, Any] = {"dead_letters": dead, "conflicts": conflicts}
             if heavy:
