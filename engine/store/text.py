@@ -16,8 +16,9 @@ one message), the rule is applied before the database sees a value, per kind of 
   control characters are stored as they are; strings with lone surrogates never get this far
   (pydantic refuses them when the records are built).
 * **Envelope metadata** (every string field of the envelope: its id, trace id, adapter, mapping, source
-  system, content type, charset, sha256 and dedup key; the attributes travel as JSON, where NUL is already
-  the escape ``\\u0000``): made storable before it is written, by :func:`storable_envelope`, once per
+  system, content type, charset, sha256 and dedup key, and the reception time's text; the attributes
+  travel as JSON, where NUL is already the escape ``\\u0000``): made storable before it is written, by
+  :func:`storable_envelope`, once per
   envelope (the worker does it as it takes a delivery; the store again for an envelope it isolates).
   NUL becomes the six characters ``\\u0000``, and a value longer than its column keeps its start plus a
   digest of the whole, so two different long values stay different. An envelope id that does not fit
@@ -29,6 +30,7 @@ one message), the rule is applied before the database sees a value, per kind of 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta, timezone
 from typing import Any, Sequence
 
 from engine.envelope import Envelope
@@ -53,6 +55,8 @@ SOURCE_ID = _width(s.record_versions.c.source_message_id)
 ID_KEY, ID_SYSTEM, ID_VALUE = (_width(s.identifiers.c.id_key), _width(s.identifiers.c.system),
                                _width(s.identifiers.c.value))
 DEDUP = _width(s.raw_archive.c.dedup_key)
+RECEIVED_AT = _width(s.raw_archive.c.received_at)
+_MINUTE = timedelta(minutes=1)
 DEAD_CODE = _width(s.dead_letters.c.reason_code)
 #: the envelope's string fields and the width of their ``raw_archive`` column (every other table stores the
 #: id, the adapter and the dedup key in columns of the same width)
@@ -112,12 +116,16 @@ def identifier_problem(ident: Identifier) -> str | None:
 
 def storable_envelope(env: Envelope) -> Envelope:
     """``env`` itself, or (one of its string fields holds NUL or is longer than its column) a copy with every
-    such field made storable (:func:`fit`)."""
-    changes: dict[str, str] = {}
+    such field made storable (:func:`fit`); a reception time whose text would not fit its column (a UTC
+    offset with fractions of a second, as a foreign envelope may carry) becomes the same instant in UTC."""
+    changes: dict[str, Any] = {}
     for name, width in ENVELOPE_FIELDS:
         value = getattr(env, name)
         if value is not None and (len(value) > width or NUL in value):
             changes[name] = fit(value, width)
+    offset = env.received_at.utcoffset()
+    if offset is not None and offset % _MINUTE and len(env.received_at.isoformat()) > RECEIVED_AT:
+        changes["received_at"] = env.received_at.astimezone(timezone.utc)
     return env.model_copy(update=changes) if changes else env
 
 

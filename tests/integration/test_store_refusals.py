@@ -5,6 +5,7 @@ privilege, a missing column) is an outage: nothing is dead-lettered, the batch i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -43,6 +44,17 @@ def test_an_envelope_id_that_does_not_fit_is_dead_lettered_and_its_batch_commits
     assert archived is not None and archived.raw == b"x"  # replayable
     again = any_store.commit_batch([g[0], bad])  # redelivered: the same, nothing twice, no outage
     assert [o.envelope.id for o in again.rejected] == [rejected.envelope.id] and again.dead_letters == 0
+
+
+def test_a_reception_time_with_a_fractional_utc_offset_is_archived_in_utc(any_store: Store) -> None:
+    odd = timezone(timedelta(hours=-3, seconds=7, microseconds=5))
+    bad = outcome("odd-offset", [observation("lab|odd", fnr_id(8), 8.0)])
+    bad = Outcome(bad.envelope.model_copy(update={"received_at": datetime(2026, 5, 6, 7, 8, 9, 1, tzinfo=odd)}),
+                  result=bad.result)
+    stats = any_store.commit_batch([*good(3), bad])
+    assert {"lab|g0", "lab|g1", "lab|g2"} <= stored_keys(any_store)
+    archived = any_store.archived(bad.envelope.id if not stats.rejected else stats.rejected[0].envelope.id)
+    assert archived is not None and archived.received_at == bad.envelope.received_at
 
 
 def test_a_poison_outcome_with_an_unfit_envelope_is_dead_lettered(any_store: Store, store_url: str) -> None:

@@ -3,6 +3,8 @@ cheap to find, named by field path and never by value; envelope metadata made st
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from adapters.mllp.client import synthetic_adt
@@ -60,6 +62,15 @@ def test_every_string_field_of_an_envelope_is_made_storable(field: str, bad: str
         v = getattr(fixed, name)
         assert v is None or (len(v) <= w and "\x00" not in v), name
     assert getattr(fixed, field) != value and not ids.find_valid_numbers(fixed.id)
+
+
+def test_a_reception_time_whose_text_is_too_long_becomes_utc() -> None:
+    odd = timezone(timedelta(hours=5, minutes=30, seconds=15, microseconds=123456))  # a foreign envelope's
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=odd)
+    fixed = text.storable_envelope(envelope("t").model_copy(update={"received_at": when}))
+    assert fixed.received_at == when and len(fixed.received_at.isoformat()) <= text.RECEIVED_AT
+    usual = envelope("u").model_copy(update={"received_at": when.astimezone(timezone(timedelta(hours=2)))})
+    assert text.storable_envelope(usual) is usual
 
 
 def test_envelope_fields_have_one_width_in_every_table() -> None:
