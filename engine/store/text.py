@@ -30,7 +30,7 @@ one message), the rule is applied before the database sees a value, per kind of 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from typing import Any, Sequence
 
 from engine.envelope import Envelope
@@ -125,7 +125,7 @@ def storable_envelope(env: Envelope) -> Envelope:
             changes[name] = fit(value, width)
     offset = env.received_at.utcoffset()
     if offset is not None and offset % _MINUTE and len(env.received_at.isoformat()) > RECEIVED_AT:
-        changes["received_at"] = env.received_at.astimezone(timezone.utc)
+        changes["received_at"] = env.received_at.astimezone(UTC)
     return env.model_copy(update=changes) if changes else env
 
 
