@@ -12,7 +12,7 @@ blank lines and ``//`` comments are ignored (:mod:`mappings.hl7v2.batch`). Confi
         source_system: lab
         default_charset: iso-8859-1   # when MSH-18 is empty
         accepted_types: [ADT, ORU, MDM]
-        max_message_bytes: 67108864   # one message; a larger one is dead-lettered without its bytes
+        max_message_bytes: 8388608    # one message (unset: what one bus message carries); larger: dead-lettered
         incomplete_grace_seconds: 60  # unchanged this long before a cut-looking batch file is handled
 
 For each stable file (never one still being written), opened without following a symlink and only if

@@ -93,6 +93,11 @@ class Settings(FileDropSettings):
     def own_dirs(self) -> list[Path]:
         return [*super().own_dirs(), self.outbox]
 
+    def published_limits(self) -> dict[str, int]:
+        """The largest envelope (:mod:`engine.limits`): nothing over the smaller of the two limits is read."""
+        field = min(("max_bytes", "max_file_bytes"), key=lambda f: int(getattr(self, f)))
+        return {field: int(getattr(self, field))}
+
 
 @dataclass(frozen=True)
 class _Ready:

@@ -139,13 +139,15 @@ class World:
         return path
 
     # -- engine processes -----------------------------------------------------------------
-    def spawn(self, name: str, config: Path, *args: str) -> Proc:
-        env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
-        env["PYTHONPATH"] = str(REPO)
+    def spawn(self, name: str, config: Path, *args: str, prefix: tuple[str, ...] = (),
+              env: dict[str, str] | None = None) -> Proc:
+        """``enjournal run -c config *args`` as a subprocess; ``prefix``: a command it runs under
+        (``setpriv ...``), ``env``: extra environment variables."""
+        full = {k: v for k, v in os.environ.items() if k not in _DROP_ENV} | (env or {}) | {"PYTHONPATH": str(REPO)}
         log = self.dir / f"{name}.{len(self.procs):03d}.log"
-        cmd = [sys.executable, "-m", "engine.cli", "run", "-c", str(config), *args]
+        cmd = [*prefix, sys.executable, "-m", "engine.cli", "run", "-c", str(config), *args]
         with open(log, "wb") as out:
-            popen = subprocess.Popen(cmd, cwd=str(self.dir), env=env, stdout=out, stderr=subprocess.STDOUT)
+            popen = subprocess.Popen(cmd, cwd=str(self.dir), env=full, stdout=out, stderr=subprocess.STDOUT)
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc

@@ -22,8 +22,6 @@ import os
 import re
 import resource
 import stat
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -38,7 +36,7 @@ import sqlalchemy as sa
 from bench import data
 from bench.chaos_checker import Result, Snapshot, pii_sources
 from bench.chaos_data import MessageSet, make_set
-from bench.chaos_env import _DROP_ENV, REPO, Proc, World
+from bench.chaos_env import Proc, World
 from bench.chaos_faults import FILE_STARTED
 from bench.chaos_run import (
     Options,
@@ -153,18 +151,6 @@ def _inboxes(w: World, opts: Options) -> tuple[Path, Path, Path]:
     return w.config("engine.yaml", adapters=adapters, workers=2), hl7, kith
 
 
-def _spawn(w: World, name: str, config: Path, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Proc:
-    """:meth:`World.spawn` with a command prefix (``setpriv ...``) and extra environment."""
-    full = {k: v for k, v in os.environ.items() if k not in _DROP_ENV} | (env or {}) | {"PYTHONPATH": str(REPO)}
-    log = w.dir / f"{name}.{len(w.procs):03d}.log"
-    cmd = [*prefix, sys.executable, "-m", "engine.cli", "run", "-c", str(config)]
-    with open(log, "wb") as out:
-        popen = subprocess.Popen(cmd, cwd=str(w.dir), env=full, stdout=out, stderr=subprocess.STDOUT)
-    proc = Proc(name, popen, log)
-    w.procs.append(proc)
-    return proc
-
-
 def _started(w: World, proc: Proc, res: Result) -> bool:
     ok = w.wait_started(proc, 60, FILE_STARTED) and w.wait_started(proc, 30, KITH_STARTED)
     if not ok:
@@ -203,7 +189,7 @@ def _run(opts: Options, res: Result, world: str, tag: str, inject: Callable[[Wor
     kith = KithSet(max(30, opts.messages // 40), opts.seed)
     with World(world, opts.keep) as w:
         cfg, hl7, kith_inbox = _inboxes(w, opts)
-        engine = _spawn(w, "engine", cfg, prefix, env)
+        engine = w.spawn("engine", cfg, prefix=prefix, env=env)
         if not _started(w, engine, res):
             return finish(w, res, msgs, dirs=(hl7, kith_inbox))
         span = _outage(opts) + 6

@@ -6,8 +6,10 @@ The known message set goes through engine processes on RabbitMQ + PostgreSQL, ha
 * a 0x00 byte in MSH-10, in PID-3, in an OBX-5 text value; an HL7 hex escape ``\\X00\\`` in PID-5 (NUL
   without a 0x00 byte); a PID-3 identifier and an MSH-10 longer than their columns: each must be
   dead-lettered ``TEXT_NOT_STORABLE`` by the mapping step;
-* envelopes whose metadata PostgreSQL refuses (an adapter name longer than its column, as a damaged
-  or foreign envelope could carry): the store must isolate each and dead-letter it ``STORE_REJECTED``;
+* envelopes whose metadata no column can hold (an id and an adapter name longer than their columns, as a
+  damaged or foreign envelope could carry): the worker makes the metadata storable
+  (:func:`engine.store.text.storable_envelope`) and each must be journaled; before, such an id stopped
+  its batch for good;
 * a 0x00 byte in MSH-3 only, which reaches nothing but the dedup key: that message must be journaled.
 
 Every other message must be in the journal, nothing twice, the engine processes alive, no service
@@ -24,9 +26,9 @@ from bench.chaos_data import MessageSet, Sent, make_set, oru
 from bench.chaos_env import Proc, World
 from bench.chaos_faults import FILE_STARTED
 from bench.chaos_run import Options, adapter_available, all_arrived, drop_files, file_adapter, finish, wait_for
-from engine.envelope import Envelope
+from engine.envelope import Envelope, new_id
 
-NOT_STORABLE, STORE_REJECTED = "TEXT_NOT_STORABLE", "STORE_REJECTED"
+NOT_STORABLE = "TEXT_NOT_STORABLE"
 _OBX2 = b"OBX|2|NM|NPU19748^CRP;P^NLK||"
 
 Variant = Callable[[Sent, int], tuple[str, bytes]]  # -> (control id, raw)
@@ -82,10 +84,11 @@ def poison_set(run: str, count: int, every: int = 10) -> MessageSet:
     return msgs
 
 
-def _publish(world: World, messages: list[Sent], rejected_by_store: set[str]) -> None:
-    """Straight onto the bus; the envelopes of ``rejected_by_store`` carry an adapter name too long to store."""
+def _publish(world: World, messages: list[Sent], unfit: set[str]) -> None:
+    """Straight onto the bus; the envelopes of ``unfit`` carry an id and an adapter name too long to store."""
     assert world.bus is not None
-    envs = [Envelope.build(m.raw, adapter="chaos-bus" + ("-" + "x" * 300 if m.control_id in rejected_by_store else ""),
+    envs = [Envelope.build(m.raw, adapter="chaos-bus" + ("-" + "x" * 300 if m.control_id in unfit else ""),
+                           id=new_id() + "-" + "u" * 40 if m.control_id in unfit else None,
                            mapping="hl7v2", content_type="application/hl7-v2", charset="iso-8859-1",
                            source_system="chaos") for m in messages]
     for i in range(0, len(envs), 200):
@@ -100,7 +103,7 @@ def poison(opts: Options) -> Result:
         return res
     msgs = poison_set("po", max(200, opts.messages // 4))
     by_file, by_bus = msgs.messages[0::2], msgs.messages[1::2]
-    wide = _store_rejected(msgs, by_bus)
+    wide = _unfit_metadata(msgs, by_bus)
     with World("poison", opts.keep) as w:
         inbox = w.dir / "in"
         inbox.mkdir()
@@ -114,21 +117,16 @@ def poison(opts: Options) -> Result:
         if not wait_for(all_arrived(w, msgs), 120):
             res.errors.append("not every message arrived (journal or dead letter) while the engine ran")
         _check_stop(res, w, (engine, worker))
-        _note(res, msgs)
+        _note(res, msgs, wide)
         return finish(w, res, msgs, dirs=(inbox,))
 
 
-def _store_rejected(msgs: MessageSet, by_bus: list[Sent]) -> set[str]:
-    """Pick one in 50 well-formed messages of the bus half (3 at least) to travel in envelopes the store
-    refuses, spread over the batches."""
+def _unfit_metadata(msgs: MessageSet, by_bus: list[Sent]) -> set[str]:
+    """Pick one in 50 well-formed messages of the bus half (3 at least) to travel in envelopes whose metadata
+    does not fit its columns, spread over the batches; they must be journaled all the same."""
     fine = [m for m in by_bus if not m.malformed]
     step = max(1, len(fine) // max(3, len(by_bus) // 50))
-    picked = fine[5::step]
-    index = {m.control_id: i for i, m in enumerate(msgs.messages)}
-    for m in picked:
-        msgs.messages[index[m.control_id]] = dataclasses.replace(m, expect_code=STORE_REJECTED)
-    by_bus[:] = [msgs.by_id()[m.control_id] for m in by_bus]
-    return {m.control_id for m in picked}
+    return {m.control_id for m in fine[5::step]}
 
 
 def _check_stop(res: Result, w: World, procs: tuple[Proc, ...]) -> None:
@@ -145,11 +143,8 @@ def _check_stop(res: Result, w: World, procs: tuple[Proc, ...]) -> None:
         res.errors.append(f"{crashed} service crash(es) logged")
 
 
-def _note(res: Result, msgs: MessageSet) -> None:
-    codes: dict[str, int] = {}
-    for m in msgs.messages:
-        if m.expect_code in (NOT_STORABLE, STORE_REJECTED):
-            codes[m.expect_code] = codes.get(m.expect_code, 0) + 1
+def _note(res: Result, msgs: MessageSet, unfit: set[str]) -> None:
+    dead = sum(1 for m in msgs.messages if m.expect_code == NOT_STORABLE)
     journaled = sum(1 for m in msgs.messages if b"CHAOS\x00LAB" in m.raw)
-    res.notes.append(f"poison: {codes.get(NOT_STORABLE, 0)} {NOT_STORABLE}, {codes.get(STORE_REJECTED, 0)} "
-                     f"{STORE_REJECTED}; {journaled} with NUL in MSH-3 only (must be journaled)")
+    res.notes.append(f"poison: {dead} {NOT_STORABLE}; {journaled} with NUL in MSH-3 only and {len(unfit)} with "
+                     "an id and an adapter name over their columns (all must be journaled)")

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import orjson
 import structlog
@@ -64,24 +64,31 @@ def _load(path: Path | None) -> Any:
     return cfg
 
 
+def _config_error(exc: ConfigError) -> NoReturn:
+    err.print(f"[red]config error[/red]\n{_reason(str(exc))}", highlight=False)
+    raise typer.Exit(2) from None
+
+
 def _secrets(cfg: Any) -> None:
-    """Raise ConfigError now when a URL needs a password the environment does not give (not deep in a
-    client library's connect, as a traceback)."""
-    cfg.store.url_with_secret()
-    with_secret = getattr(cfg.bus, "url_with_secret", None)
-    if callable(with_secret):
-        with_secret()
+    """Exit 2 now when a URL needs a password the environment does not give (not deep in a client
+    library's connect, as a traceback)."""
+    try:
+        cfg.store.url_with_secret()
+        with_secret = getattr(cfg.bus, "url_with_secret", None)
+        if callable(with_secret):
+            with_secret()
+    except ConfigError as exc:
+        _config_error(exc)
 
 
 def _runtime(cfg: Any, declare: bool = True) -> Any:
     from engine.runtime import Runtime
 
+    _secrets(cfg)
     try:
-        _secrets(cfg)
         return Runtime.build(cfg, declare=declare)
     except ConfigError as exc:
-        err.print(f"[red]config error[/red]\n{_reason(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        _config_error(exc)
     except EnjournalError as exc:
         err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
         raise typer.Exit(3) from None
@@ -146,11 +153,7 @@ def check(config: Path = ConfigOpt) -> None:
     cfg = _load(config)
     problems = 0
     rt = None
-    try:
-        _secrets(cfg)
-    except ConfigError as exc:
-        err.print(f"[red]config error[/red]\n{_reason(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+    _secrets(cfg)
     try:
         rt = Runtime.build(cfg)
         rt.bus.check()
@@ -209,12 +212,12 @@ def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
         name = mapping or getattr(settings, "mapping", name)
     env = Envelope.build(raw, adapter=adapter or "cli", mapping=name, content_type="application/octet-stream")
     outcome = Mapper(lambda _a: options)(env)
-    if outcome.dead:
+    if outcome.dead:  # the Mapper's reason went through safe_reason already
         if as_json:
             out.print_json(json.dumps({"status": "rejected", "code": outcome.reason_code,
-                                       "reason": safe_reason(outcome.reason or "")}))
+                                       "reason": outcome.reason or ""}))
         else:
-            err.print(f"REJECTED {_reason(outcome.reason or '')}", highlight=False)
+            err.print(f"REJECTED {escape(outcome.reason or '')}", highlight=False)
         raise typer.Exit(1)
     res = outcome.result
     assert res is not None
@@ -287,12 +290,12 @@ def status(config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json
            counts: bool = typer.Option(False, "--counts", help="also count received envelopes per adapter and "
                                        "records per kind (scans the journal's largest tables)")) -> None:
     """Queue depth, open dead letters per adapter, identity conflicts; ``--counts`` adds the heavy counts."""
-    from engine.status import broker_figures, light_counts
+    from engine.status import broker_figures
 
     cfg = _load(config)
     rt = _runtime(cfg, declare=False)
     try:
-        figures: dict[str, Any] = rt.store.counts() if counts else light_counts(rt.store)
+        figures: dict[str, Any] = rt.store.counts(heavy=counts)
         figures["queue"] = broker_figures(rt.bus)
     finally:
         rt.close()

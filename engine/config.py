@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
 
 from engine.errors import ConfigError
-from engine.limits import check_bus_capacity
+from engine.limits import RABBITMQ_DEFAULT_MESSAGE_BYTES, fit_to_bus
 from engine.redact import safe_reason
 
 #: built-in adapter kinds -> module holding ``Settings`` and ``build``
@@ -105,9 +105,10 @@ class RabbitBusConfig(_Strict):
     #: (:mod:`engine.bus.wire`); 1 = one AMQP message per envelope
     frame_envelopes: int = Field(default=64, ge=1, le=10_000)
     frame_bytes: int = Field(default=256 * 1024, ge=1024)
-    #: the broker's largest message (RabbitMQ ``max_message_size``: 128 MiB on 3.8-3.13, 16 MiB on 4.x); start-up
-    #: refuses adapter limits that would not fit (:mod:`engine.limits`)
-    max_message_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024, le=512 * 1024 * 1024)
+    #: the broker's largest message (RabbitMQ ``max_message_size``: 16 MiB by default on 4.x, 128 MiB on
+    #: 3.8-3.13); adapter limits left unset are lowered to fit it, set ones that do not fit are refused
+    #: (:mod:`engine.limits`)
+    max_message_bytes: int = Field(default=RABBITMQ_DEFAULT_MESSAGE_BYTES, ge=1024 * 1024, le=512 * 1024 * 1024)
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _no_password(v)))
 
@@ -216,7 +217,7 @@ def parse_config(data: Any, source: str = "<config>") -> Any:
                 section.setdefault("kind", "rabbitmq")
             data = {**data, path: section}
     try:
-        return check_bus_capacity(config_model().model_validate(data), source)
+        return fit_to_bus(config_model().model_validate(data), source)
     except ValidationError as exc:
         lines = [f"{source}: {_describe(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)]
         raise ConfigError("\n".join(lines)) from None

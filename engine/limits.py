@@ -3,15 +3,19 @@
 An envelope travels as one bus message (on RabbitMQ an AMQP message, alone or in a frame; a frame never
 grows past ``frame_bytes`` unless one envelope alone is larger): its raw bytes plus its metadata (ids,
 names, attributes as JSON), for which :data:`ENVELOPE_OVERHEAD` bytes are reserved. The largest bus
-message is ``bus.max_message_bytes`` on RabbitMQ (set it to the broker's ``max_message_size``: 128 MiB
-by default on RabbitMQ 3.8-3.13, 16 MiB on 4.x) and :data:`EMBEDDED_MAX_MESSAGE_BYTES` on the embedded
-bus. A config whose adapter may publish more (an ``hl7-file`` or ``mllp`` ``max_message_bytes``, a
-``kith-file`` ``max_bytes``, a ``csv`` ``max_line_bytes``...) is refused when it is loaded, naming the
-adapter and the field, instead of failing every publish of such an input at run time.
+message is ``bus.max_message_bytes`` on RabbitMQ (set it to the broker's ``max_message_size``; the
+default, :data:`RABBITMQ_DEFAULT_MESSAGE_BYTES`, is RabbitMQ 4.x's default and below 3.8-3.13's, so it
+holds on both) and :data:`EMBEDDED_MAX_MESSAGE_BYTES` on the embedded bus.
 
-What an adapter may publish: its settings' ``published_limits()`` (``{field: largest raw bytes}``)
-when it has one (``hl7-file``, ``csv``, and a third-party adapter may add it); else the known fields of
-the built-in kinds (:data:`KNOWN_FIELDS`: the smallest of them bounds what is read and published).
+What an adapter may publish is its settings' ``published_limits()``: ``{field: largest raw bytes of one
+envelope}`` (``hl7-file`` and ``mllp``: ``max_message_bytes``; ``kith-file``: the smaller of ``max_bytes``
+and ``max_file_bytes``; ``csv``: what ``max_line_bytes`` lets a chunk grow to; a third-party adapter may
+declare its own). When the config is loaded (:func:`fit_to_bus`):
+
+* a limit the config leaves unset, whose field is itself the bound (its value is the published one), is
+  lowered to what one bus message carries, so the defaults always fit the bus they run on;
+* a limit the config sets and the bus cannot carry is refused, naming the adapter and the field, instead
+  of failing every publish of such an input at run time.
 """
 
 from __future__ import annotations
@@ -22,13 +26,10 @@ from engine.errors import ConfigError
 
 #: bytes reserved beside an envelope's raw bytes for its metadata and the wire's length prefixes
 ENVELOPE_OVERHEAD = 16 * 1024
+#: RabbitMQ 4.x's default ``max_message_size``; 3.8-3.13 default to 128 MiB, so it fits both
+RABBITMQ_DEFAULT_MESSAGE_BYTES = 16 * 1024 * 1024
 #: the embedded bus keeps each envelope in one SQLite row and reads batches of them into memory
 EMBEDDED_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-#: adapter kind -> fields bounding the raw bytes of one envelope (the smallest one applies)
-KNOWN_FIELDS: dict[str, tuple[str, ...]] = {
-    "mllp": ("max_message_bytes",),
-    "kith-file": ("max_bytes", "max_file_bytes"),
-}
 
 
 def bus_message_bytes(bus: Any) -> tuple[int, str]:
@@ -38,22 +39,31 @@ def bus_message_bytes(bus: Any) -> tuple[int, str]:
     return EMBEDDED_MAX_MESSAGE_BYTES, "the embedded bus's limit"
 
 
+def envelope_room(bus: Any) -> int:
+    """The largest raw bytes of one envelope the bus carries (its message limit less the metadata)."""
+    return bus_message_bytes(bus)[0] - ENVELOPE_OVERHEAD
+
+
 def published_limits(settings: Any) -> dict[str, int]:
     """``{field: largest raw bytes of one envelope}`` for one adapter's settings (empty: unknown)."""
     own = getattr(settings, "published_limits", None)
-    if callable(own):
-        return dict(own())
-    fields = [f for f in KNOWN_FIELDS.get(getattr(settings, "type", ""), ()) if getattr(settings, f, None)]
-    if not fields:
-        return {}
-    smallest = min(fields, key=lambda f: int(getattr(settings, f)))
-    return {smallest: int(getattr(settings, smallest))}
+    return dict(own()) if callable(own) else {}
+
+
+def lower_unset(config: Any) -> None:
+    """Lower each adapter limit the config leaves unset, and the bus cannot carry, to what it can."""
+    room = envelope_room(config.bus)
+    for settings in config.adapters.values():
+        given: set[str] = getattr(settings, "model_fields_set", set())
+        for field, need in published_limits(settings).items():
+            if need > room and field not in given and getattr(settings, field, None) == need:
+                setattr(settings, field, room)
 
 
 def problems(config: Any) -> list[str]:
     """What in ``config`` the bus cannot carry (empty: everything fits)."""
     largest, where = bus_message_bytes(config.bus)
-    room = largest - ENVELOPE_OVERHEAD
+    room = envelope_room(config.bus)
     out: list[str] = []
     frame = getattr(config.bus, "frame_bytes", None)
     if frame is not None and frame + config.bus.frame_envelopes * ENVELOPE_OVERHEAD > largest:
@@ -67,20 +77,11 @@ def problems(config: Any) -> list[str]:
     return out
 
 
-def check_bus_capacity(config: Any, source: str = "<config>") -> Any:
-    """Return ``config`` when the bus can carry every adapter's envelopes; else raise ConfigError."""
+def fit_to_bus(config: Any, source: str = "<config>") -> Any:
+    """``config`` with its unset adapter limits lowered to the bus (:func:`lower_unset`); a ConfigError when
+    a limit it sets does not fit."""
+    lower_unset(config)
     found = problems(config)
     if found:
         raise ConfigError("\n".join(f"{source}: {p}" for p in found))
     return config
-
-
-__all__ = [
-    "EMBEDDED_MAX_MESSAGE_BYTES",
-    "ENVELOPE_OVERHEAD",
-    "KNOWN_FIELDS",
-    "bus_message_bytes",
-    "check_bus_capacity",
-    "problems",
-    "published_limits",
-]

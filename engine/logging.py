@@ -8,7 +8,8 @@ keep personal data out of what slips through anyway:
   :func:`engine.redact.file_ref` (a file name may carry a patient's name and national number);
 * :func:`_drop_exception_text`: exception info becomes its type (exception messages may quote values);
 * :func:`mask_identifiers` (last before rendering): every mod-11-valid 11-digit number in any field or
-  in the event text is masked, also when spaces, dots or dashes split it into groups (``090454 07176``).
+  in the event text is masked (:func:`engine.ids.mask`), also when separators split it into groups
+  (``090454 07176``: :data:`engine.redact.DIGIT_GROUPS`, the pattern reasons are masked with too).
 
 The stdlib ``logging`` root (asyncio, pika, any library) is rendered by the same processors through
 structlog's :class:`~structlog.stdlib.ProcessorFormatter`: a foreign record's text is cut to its first
@@ -30,15 +31,13 @@ from typing import Any
 import structlog
 
 from engine import ids
-from engine.redact import file_ref, safe_reason
+from engine.redact import DIGIT_GROUPS, file_ref, is_file_ref, safe_reason
 
 #: field names that hold a file name or path (exact), and name endings that do
 FILE_FIELDS = frozenset({"file", "files", "filename", "file_name", "path", "paths", "moved_to", "receipt",
                          "target", "source", "archived_as", "name_in_archive"})
 _FILE_FIELD_SUFFIX = re.compile(r"_(?:file|files|filename|path|paths|receipt)$")
-_FILE_REF = re.compile(r"^file-[0-9a-f]{10}(?:\.[A-Za-z0-9]{1,8})?$")
-#: 11 digits or more, possibly split into groups by up to two separators (``090454 07176``, ``0904.54-07176``)
-_DIGIT_GROUPS = re.compile(r"(?<![\d])\d(?:[ .\-_/]{0,2}\d){10,}(?![\d])")
+_NOT_DIGIT = re.compile(r"\D")
 _HANDLER_MARK = "_enjournal_handler"
 
 
@@ -51,7 +50,7 @@ def _ref(value: Any) -> Any:
     if isinstance(value, PurePath):
         return file_ref(value)
     if isinstance(value, str):
-        return value if not value or _FILE_REF.match(value) else file_ref(PurePath(value))
+        return value if not value or is_file_ref(value) else file_ref(PurePath(value))
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_ref(v) for v in value]
     return value  # counts (``files=3``) and None stay as they are
@@ -65,24 +64,18 @@ def redact_file_fields(_logger: Any, _name: str, event_dict: MutableMapping[str,
 
 
 def _mask_groups(match: re.Match[str]) -> str:
+    """The matched digit run masked (:func:`engine.ids.mask`) when any 11 digits in a row of it are mod-11
+    valid; otherwise (an order number, a count) left as it is."""
     text = match.group(0)
-    digits = re.sub(r"\D", "", text)
+    digits = _NOT_DIGIT.sub("", text)
     if not any(ids.is_mod11_valid(digits[i:i + 11]) for i in range(len(digits) - 10)):
         return text
-    kept = {0, 1, len(digits) - 2, len(digits) - 1}
-    out, n = [], 0
-    for ch in text:
-        if ch.isdigit():
-            out.append(ch if n in kept else "*")
-            n += 1
-        else:
-            out.append(ch)
-    return "".join(out)
+    return ids.mask(text)
 
 
 def mask_text(text: str) -> str:
     """Mask every national-number-like digit run in ``text`` (contiguous or split into groups)."""
-    return _DIGIT_GROUPS.sub(_mask_groups, text)
+    return DIGIT_GROUPS.sub(_mask_groups, text)
 
 
 def _mask_value(v: Any) -> Any:
@@ -97,9 +90,7 @@ def _mask_value(v: Any) -> Any:
 
 def mask_identifiers(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask every mod-11-valid 11-digit number in every field (last line of defence)."""
-    for k, v in list(event_dict.items()):
-        if k in ("exc_info", "_record", "_from_structlog"):
-            continue
+    for k, v in list(event_dict.items()):  # exc_info and the stdlib record's keys are gone by now
         event_dict[k] = _mask_value(v)
     return event_dict
 

@@ -14,7 +14,11 @@ processes keeps its counters in memory. Label values are adapter names, reason c
 never message content.
 
 prometheus_client's metrics are process-wide by design (the multiprocess files are per process id);
-this module holds the one set of them, rebuilt when :func:`start_run` changes the mode.
+this module holds the one set of them, rebuilt when :func:`start_run` changes the mode. The labelled
+child of each (metric, labels) is looked up once and kept (:class:`_Labelled`): ``labels()`` takes a
+lock and a dictionary look-up on every call, and in multiprocess mode each increment writes the mmap
+anyway. Worker processes write counters only; the one live gauge (open MLLP connections) belongs to the
+intake process, so a worker process that ends needs no clean-up: its counts still count.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,28 +52,43 @@ _COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 disable_created_metrics()  # no ``*_created`` series: the same text in memory and in multiprocess mode
 
 
+class _Labelled:
+    """A labelled metric's children by label values, each looked up in the metric once."""
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:  # two threads may both get here: labels() hands both the same child
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class EngineMetrics:
-    """The engine's metric objects, registered in one registry."""
+    """The engine's metric objects, registered in one registry; labelled ones as :class:`_Labelled`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.published = Counter("enjournal_envelopes_published", "Envelopes an adapter received and published "
-                                 "(the broker confirmed them)", ["adapter"], registry=r)
-        self.committed = Counter("enjournal_envelopes_committed", "Envelopes a worker committed to the journal",
-                                 ["adapter"], registry=r)
-        self.dead = Counter("enjournal_dead_letters", "Envelopes dead-lettered, by adapter and reason code",
-                            ["adapter", "code"], registry=r)
+        self.published = _Labelled(Counter("enjournal_envelopes_published", "Envelopes an adapter received and "
+                                           "published (the broker confirmed them)", ["adapter"], registry=r))
+        self.committed = _Labelled(Counter("enjournal_envelopes_committed", "Envelopes a worker committed to the "
+                                           "journal", ["adapter"], registry=r))
+        self.dead = _Labelled(Counter("enjournal_dead_letters", "Envelopes dead-lettered, by adapter and reason code",
+                                      ["adapter", "code"], registry=r))
         self.commit_seconds = Histogram("enjournal_batch_commit_seconds", "Duration of a worker's batch commit",
                                         buckets=_COMMIT_BUCKETS, registry=r)
-        self.restarts = Counter("enjournal_service_restarts", "Restarts of a crashed service or worker process",
-                                ["service"], registry=r)
-        self.mllp_open = Gauge("enjournal_mllp_connections", "Open MLLP connections", ["adapter"], registry=r,
-                               multiprocess_mode="livesum")
-        self.mllp_acks = Counter("enjournal_mllp_acks", "ACKs sent by an MLLP listener, by code",
-                                 ["adapter", "code"], registry=r)
-        self.last_received = Gauge("enjournal_last_received_timestamp_seconds", "Unix time an adapter last "
-                                   "published an envelope", ["adapter"], registry=r, multiprocess_mode="max")
+        self.restarts = _Labelled(Counter("enjournal_service_restarts", "Restarts of a crashed service or worker "
+                                          "process", ["service"], registry=r))
+        self.mllp_open = _Labelled(Gauge("enjournal_mllp_connections", "Open MLLP connections", ["adapter"],
+                                         registry=r, multiprocess_mode="livesum"))
+        self.mllp_acks = _Labelled(Counter("enjournal_mllp_acks", "ACKs sent by an MLLP listener, by code",
+                                           ["adapter", "code"], registry=r))
+        self.last_received = _Labelled(Gauge("enjournal_last_received_timestamp_seconds", "Unix time an adapter "
+                                             "last published an envelope", ["adapter"], registry=r,
+                                             multiprocess_mode="max"))
 
 
 class _State:
@@ -150,15 +169,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def process_ended(pid: int) -> None:
-    """A worker process ended: its live gauges no longer count (its counters still do)."""
-    d = multiprocess_dir()
-    if d is not None:
-        from prometheus_client.multiprocess import mark_process_dead
-
-        mark_process_dead(pid, str(d))
-
-
 # -- what the rest of the engine calls ---------------------------------------------------------------
 def published(envelopes: Iterable[Any]) -> None:
     """Envelopes an adapter published and the broker confirmed (counted per ``envelope.adapter``)."""
@@ -167,34 +177,35 @@ def published(envelopes: Iterable[Any]) -> None:
         return
     m, now = current(), time.time()
     for adapter, n in by_adapter.items():
-        m.published.labels(adapter).inc(n)
-        m.last_received.labels(adapter).set(now)
+        m.published(adapter).inc(n)
+        m.last_received(adapter).set(now)
 
 
-def batch_committed(outcomes: Sequence[Any], seconds: float | None = None) -> None:
-    """A worker committed a batch: its mapped envelopes per adapter, and the commit's duration."""
+def batch_committed(mapped: Mapping[str, int], seconds: float) -> None:
+    """A worker committed a batch: the envelopes it journaled (not dead-lettered) per adapter, and the
+    commit's duration."""
     m = current()
-    for adapter, n in Tally(o.envelope.adapter for o in outcomes if not o.dead).items():
-        m.committed.labels(adapter).inc(n)
-    if seconds is not None:
-        m.commit_seconds.observe(seconds)
+    for adapter, n in mapped.items():
+        if n > 0:
+            m.committed(adapter).inc(n)
+    m.commit_seconds.observe(seconds)
 
 
 def dead_lettered(adapter: str, code: str | None) -> None:
-    current().dead.labels(adapter, code or "UNKNOWN").inc()
+    current().dead(adapter, code or "UNKNOWN").inc()
 
 
 def service_restarted(service: str) -> None:
-    current().restarts.labels(service).inc()
+    current().restarts(service).inc()
 
 
 def mllp_connection(adapter: str, delta: int) -> None:
     """+1 when an MLLP connection opens, -1 when it closes."""
-    current().mllp_open.labels(adapter).inc(delta)
+    current().mllp_open(adapter).inc(delta)
 
 
 def mllp_ack(adapter: str, code: str) -> None:
-    current().mllp_acks.labels(adapter, code).inc()
+    current().mllp_acks(adapter, code).inc()
 
 
 _TOTALS = {"enjournal_envelopes_published_total": "published", "enjournal_envelopes_committed_total": "committed",

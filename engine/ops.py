@@ -12,7 +12,8 @@
   (:mod:`engine.metrics`) and the cached broker and health figures. Never a database query.
 
 What each costs is said in :mod:`engine.status`. No personal data is ever served: only counts, names of
-adapters and services, and codes.
+adapters and services, and codes. A request whose handler fails anyway is answered 500 and logged by the
+error's type (``ops.request_failed``), never printed as a traceback.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import structlog
+
 from engine import metrics
 from engine.status import Monitor
 
+log = structlog.get_logger(__name__)
 JSON = "application/json"
 Response = tuple[int, str, bytes]
 
@@ -61,7 +65,11 @@ def _handler(monitor: Monitor) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # http.server calls it by this name
             url = urlsplit(self.path)
             route = table.get(url.path.rstrip("/") or "/")
-            code, ctype, body = route(parse_qs(url.query)) if route else (404, "text/plain", b"not found\n")
+            try:
+                code, ctype, body = route(parse_qs(url.query)) if route else (404, "text/plain", b"not found\n")
+            except Exception as exc:  # noqa: BLE001 - http.server would print a traceback outside structlog
+                log.error("ops.request_failed", path=url.path, error_type=type(exc).__name__)
+                code, ctype, body = 500, "text/plain", b"internal error\n"
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))

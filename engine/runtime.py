@@ -86,7 +86,7 @@ class Runtime:
                       prefetch=w.prefetch, delivery_limit=limit, name=f"worker-{i}")
 
     def start(self, adapters: list[str] | None = None, with_workers: bool = True, extra_processes: bool = True) -> None:
-        """Start workers first (so intake is drained), then adapters, each in its thread."""
+        """Start workers first (so intake is drained), then adapters, each in its thread, then the ops API."""
         intake, stop = threading.Event(), threading.Event()
         self._intake_stop, self._work_stop = intake, stop
         w = self.config.workers
@@ -105,12 +105,13 @@ class Runtime:
         for i, worker in enumerate(workers):
             self.workers.append(worker)
             self._spawn(f"worker-{i}", worker.run, stop)
+        for name, adapter in built:
+            self._spawn(f"adapter-{name}", adapter.run, intake, adapter=True)
+        # last: /health must never answer ready before every service of this process exists
         if self.config.ops.port is not None and extra_processes:  # the engine's process, not a worker process
             from engine.ops import serve
 
             self._ops = serve(self, self.config.ops.host, self.config.ops.port)
-        for name, adapter in built:
-            self._spawn(f"adapter-{name}", adapter.run, intake, adapter=True)
 
     def health(self) -> Health:
         """Each service's state, worker processes included (see :class:`engine.supervise.Health`); no I/O."""

@@ -5,9 +5,13 @@
 * **Cached**: the broker's figures (queue depth, consumers) for ``broker_ttl`` seconds and whether the bus
   and the store answer for ``reach_ttl`` seconds. Concurrent callers share one computation, so any number
   of parallel scrapes costs one broker round trip per ``broker_ttl``.
-* **On request only**: counts from the database. :func:`light_counts` (open dead letters per adapter,
-  identity conflicts: small tables) and the store's full counts (received per adapter, records per
-  kind: scans of the journal's largest tables), for ``/status?counts=1`` and ``enjournal status --counts``.
+* **On request only**: counts from the database (:meth:`engine.store.Store.counts`). ``enjournal status``
+  shows the light ones (open dead letters per adapter, identity conflicts: small tables);
+  ``enjournal status --counts`` and ``/status?counts=1`` (at most once per ``counts_ttl``) the full ones,
+  which add envelopes received per adapter and records per kind (scans of the journal's largest tables).
+
+A figure that cannot be had (the broker or the database down, a client library's own error) is answered
+as ``{"error": <code or error type>}``, never raised into the caller (an HTTP handler).
 """
 
 from __future__ import annotations
@@ -17,12 +21,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily
 
 from engine import metrics
 from engine.errors import EnjournalError
-from engine.store import schema as s
 
 T = TypeVar("T")
 
@@ -45,12 +47,26 @@ class Cached(Generic[T]):
             return self._value  # type: ignore[return-value]
 
 
-def broker_figures(bus: Any) -> dict[str, Any]:
-    """Queue depths (and consumers of the work queue, where the bus knows them), or the error code."""
+def error_code(exc: Exception) -> str:
+    """What to answer for a figure that failed: the engine's code, else the error's type (never its text)."""
+    return exc.code if isinstance(exc, EnjournalError) else type(exc).__name__
+
+
+def _figures(fn: Callable[[], Any]) -> dict[str, Any]:
     try:
-        return dict(bus.depth())
-    except EnjournalError as exc:
-        return {"error": exc.code}
+        return dict(fn())
+    except Exception as exc:  # noqa: BLE001 - a client library's own error (SQLAlchemy, sqlite3) too
+        return {"error": error_code(exc)}
+
+
+def broker_figures(bus: Any) -> dict[str, Any]:
+    """Queue depths (and consumers of the work queue, where the bus knows them), or the error."""
+    return _figures(bus.depth)
+
+
+def store_counts(store: Any, heavy: bool) -> dict[str, Any]:
+    """The store's counts (:meth:`engine.store.Store.counts`), or the error."""
+    return _figures(lambda: store.counts(heavy=heavy))
 
 
 def reachability(runtime: Any) -> dict[str, str]:
@@ -60,21 +76,9 @@ def reachability(runtime: Any) -> dict[str, str]:
         try:
             check()
             out[name] = "ok"
-        except EnjournalError as exc:
-            out[name] = exc.code
         except Exception as exc:  # noqa: BLE001 - a client library's own error is a down component too
-            out[name] = type(exc).__name__
+            out[name] = error_code(exc)
     return out
-
-
-def light_counts(store: Any) -> dict[str, Any]:
-    """Open dead letters per adapter and identity conflicts (small tables; no scan of the journal)."""
-    dl, ic = s.dead_letters, s.identity_conflicts
-    with store.engine.connect() as c:
-        dead = dict(c.execute(sa.select(dl.c.adapter, sa.func.count()).where(dl.c.replayed_at.is_(None))
-                              .group_by(dl.c.adapter)).all())
-        conflicts = c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0
-    return {"dead_letters": dead, "conflicts": int(conflicts)}
 
 
 class Monitor:
@@ -85,13 +89,7 @@ class Monitor:
         self.runtime = runtime
         self.broker = Cached(lambda: broker_figures(runtime.bus), broker_ttl)
         self.reach = Cached(lambda: reachability(runtime), reach_ttl)
-        self.counts = Cached(self._counts, counts_ttl)
-
-    def _counts(self) -> dict[str, Any]:
-        try:
-            return self.runtime.store.counts()  # type: ignore[no-any-return]
-        except EnjournalError as exc:
-            return {"error": exc.code}
+        self.counts = Cached(lambda: store_counts(runtime.store, heavy=True), counts_ttl)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(ready, what to answer): ready when every service runs and the bus and the store answer."""

@@ -109,16 +109,21 @@ class Supervisor:
                 svc.state = FAILED
 
     def states(self) -> dict[str, str]:
-        return {name: svc.state for name, svc in self._services.items()}
+        """Each service's state; safe to call from another thread (the ops API) while services are spawned."""
+        return {svc.name: svc.state for svc in self._all()}
 
     @property
     def crashes(self) -> int:
-        return sum(svc.crashes for svc in self._services.values())
+        return sum(svc.crashes for svc in self._all())
+
+    def _all(self) -> list[_Service]:
+        # copied by one C call, which holds the GIL: spawn() in another thread may add to the dict meanwhile
+        return list(self._services.values())
 
     def join(self, deadline: float, *, adapters: bool | None = None) -> bool:
         """Wait (until the monotonic time ``deadline``) for the services (``adapters``: only those, or only
         the others); True when all of them ended."""
-        picked = [s for s in self._services.values() if adapters is None or s.adapter == adapters]
+        picked = [s for s in self._all() if adapters is None or s.adapter == adapters]
         for svc in picked:
             if svc.thread is not None:
                 svc.thread.join(max(0.1, deadline - time.monotonic()))

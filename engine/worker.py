@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -68,16 +69,15 @@ class Mapper:
                 fn = self._fns[env.mapping] = registry.resolve(env.mapping)
             result = fn(env.raw, env.context(self._options_for(env.adapter)))
             if text.suspect(env.raw, result):  # text the journal may not hold: look at all of it
-                contents = tuple(rec.content_json() for rec in result.records)
-                text.check(result, contents)
-                return Outcome(env, result=result, contents=contents)
+                text.check(result, [rec.content_json() for rec in result.records])
             return Outcome(env, result=result)
         except PermanentError as exc:
             return Outcome(env, reason_code=exc.code, reason=safe_reason(exc.reason))
         except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed
             name = type(exc).__name__
             log.error("mapping.crashed", envelope_id=env.id, error_type=name, adapter=env.adapter)
-            return Outcome(env, reason_code="MAPPING_CRASH", reason=f"MAPPING_CRASH: {name} in mapping {env.mapping}")
+            return Outcome(env, reason_code="MAPPING_CRASH",
+                           reason=safe_reason(f"MAPPING_CRASH: {name} in mapping {env.mapping}"))
 
 
 class Worker:
@@ -147,7 +147,7 @@ class Worker:
         self._dead_letter_on_bus([o for o in outcomes if o.dead] + stats.rejected)
         consumer.ack(deliveries)
         self.stats.stage_seconds["ack"] += time.perf_counter() - t3
-        self._count(stats, _committed(outcomes, stats), t3 - t2)
+        self._count(stats, _mapped(outcomes, stats), t3 - t2)
         self.last_active = time.monotonic()
         return len(deliveries)
 
@@ -178,22 +178,21 @@ class Worker:
         except BusUnavailable:
             log.warning("worker.dead_letter_queue_unavailable", count=len(dead))  # the store has them
 
-    def _count(self, stats: BatchStats, outcomes: Sequence[Outcome], commit_seconds: float | None = None) -> None:
-        metrics.batch_committed(outcomes, commit_seconds)
+    def _count(self, stats: BatchStats, mapped: Counter[str], commit_seconds: float) -> None:
+        metrics.batch_committed(mapped, commit_seconds)
         self.stats.batches += 1
-        self.stats.envelopes += len(outcomes)
+        self.stats.envelopes += stats.envelopes
         self.stats.dead += stats.dead_letters
         self.stats.versions_new += stats.versions_new
-        log.debug("batch.committed", worker=self.name, envelopes=len(outcomes), new=stats.versions_new,
+        log.debug("batch.committed", worker=self.name, envelopes=stats.envelopes, new=stats.versions_new,
                   unchanged=stats.versions_unchanged, dead=stats.dead_letters)
 
 
-def _committed(outcomes: Sequence[Outcome], stats: BatchStats) -> Sequence[Outcome]:
-    """The outcomes as committed: those the store dead-lettered itself in place of the mapped ones."""
-    if not stats.rejected:
-        return outcomes
-    rejected = {o.envelope.id: o for o in stats.rejected}
-    return [rejected.get(o.envelope.id, o) for o in outcomes]
+def _mapped(outcomes: Sequence[Outcome], stats: BatchStats) -> Counter[str]:
+    """Envelopes journaled per adapter: the mapped ones, less those the store dead-lettered itself."""
+    mapped = Counter(o.envelope.adapter for o in outcomes if not o.dead)
+    mapped.subtract(o.envelope.adapter for o in stats.rejected)
+    return mapped
 
 
 def _close(consumer: Consumer | None) -> None:

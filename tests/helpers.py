@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine import ids
 from engine.envelope import Envelope
@@ -62,6 +62,17 @@ def envelope(env_id: str, raw: bytes = b"x", adapter: str = "test", dedup: str |
 
 def outcome(env_id: str, records: list, links: list[IdentityLink] | None = None) -> Outcome:
     return Outcome(envelope(env_id), result=MappingResult(records=tuple(records), links=tuple(links or ())))
+
+
+def ack_codes(found: dict[str, dict[str, tuple[str, str]]]) -> dict[str, str]:
+    """``{dedup_key: ack_code}`` from a ``processed_versions`` answer (each key must hold one content)."""
+    assert all(len(v) == 1 for v in found.values()), "a key stored with several contents"
+    return {key: ack for key, v in found.items() for _envelope_id, ack in v.values()}
+
+
+def ack_code(store: Any, dedup_key: str) -> str | None:
+    """The ACK code stored for ``dedup_key`` (None: not stored), through ``Store.processed_versions``."""
+    return ack_codes(store.processed_versions([dedup_key])).get(dedup_key)
 
 
 def unreachable_rabbit_bus(amqp_names: dict[str, str], connect_timeout: float) -> "RabbitBus":

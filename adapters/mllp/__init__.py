@@ -33,7 +33,7 @@ Example::
         mapping: hl7v2
         source_system: dips-lab
         accepted_types: [ADT, ORU, MDM]
-        max_message_bytes: 16777216
+        max_message_bytes: 8388608     # one message; unset: what one bus message carries
         idle_timeout: 300
         max_connections: 512
         ack_after: broker              # or commit: AA only after the journal commit
@@ -106,6 +106,10 @@ class Settings(Hl7Options):
     #: the interpreter's thread switch interval while a listener runs (process-wide). Mapping threads
     #: in the same process hold the GIL for up to this long each time the listener wants it back.
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
+
+    def published_limits(self) -> dict[str, int]:
+        """The largest envelope (:mod:`engine.limits`): one message (left unset: lowered to fit the bus)."""
+        return {"max_message_bytes": self.max_message_bytes}
 
 
 class MllpAdapter:

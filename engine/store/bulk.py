@@ -47,7 +47,7 @@ Row = tuple[Any, ...]
 #: the attribute naming the table an error was raised on (read by engine.store.isolate)
 TABLE_ATTR = "enjournal_table"
 COPY_FROM = 32  # rows: from here on a COPY is faster than executemany
-_SQLITE_VARS = 900  # bound variables per SQLite statement (old builds allow 999)
+SQLITE_VARS = 900  # bound variables per SQLite statement (old builds allow 999)
 
 
 class Raced(Exception):
@@ -170,7 +170,7 @@ def pg_select_in_args(by: Sequence[str], keys: Sequence[Any]) -> tuple[str, ...]
 def _sqlite_select_in(conn: sa.Connection, table: sa.Table, cols: str, by: Sequence[str], keys: Sequence[Any],
                       extra: str) -> list[Row]:
     out: list[Row] = []
-    step = _SQLITE_VARS // len(by)
+    step = SQLITE_VARS // len(by)
     one = "(" + ",".join("?" * len(by)) + ")" if len(by) > 1 else "?"
     lhs = "(" + ", ".join(f"t.{c}" for c in by) + ")" if len(by) > 1 else f"t.{by[0]}"
     for i in range(0, len(keys), step):

@@ -10,6 +10,13 @@ failure: the normal path is the one transaction it always was.
 Reason of such a dead letter: the envelope's own code when the mapping had already rejected it, the
 code of a :class:`PermanentError` (``TEXT_NOT_STORABLE``), else ``STORE_REJECTED`` naming the
 exception's type and the table when known, never a value.
+
+What is an outage rather than one envelope's fault (:func:`outage`): the database cannot be reached or
+the connection broke, and also a refusal of every write whatever the data: SQLSTATE class 42 (syntax
+error or access rule violation: a revoked privilege, a table or a column missing after a bad migration)
+and 25006 (a read-only transaction: the store points at a standby). Isolating those would dead-letter
+every envelope of every batch; as an outage they are retried, then the batch is requeued, until the
+store is fixed.
 """
 
 from __future__ import annotations
@@ -17,15 +24,24 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence, TypeVar
 
+import sqlalchemy as sa
 import structlog
 
 from engine.errors import PermanentError, StoreUnavailable
 from engine.store.bulk import TABLE_ATTR
 
+try:
+    from psycopg import InterfaceError as _PgInterfaceError
+    from psycopg import OperationalError as _PgOperationalError
+except ImportError:  # pragma: no cover - SQLite-only installs
+    _PgInterfaceError = _PgOperationalError = StoreUnavailable  # type: ignore[assignment,misc]
+
 log = structlog.get_logger("engine.store")
 O = TypeVar("O")
 S = TypeVar("S")
 CODE = "STORE_REJECTED"
+#: SQLSTATEs (prefixes) that refuse every write of the store, not one envelope's data
+STORE_WIDE_SQLSTATES = ("42", "25006")
 _TABLE_IN_SQL = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|COPY|DELETE\s+FROM)\s+([A-Za-z_]\w*)", re.IGNORECASE)
 
 
@@ -54,6 +70,22 @@ def _split(commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], 
         except Exception as exc:  # noqa: BLE001 - whatever the database or a row refused: narrow it down
             out.extend(_split(commit, reject, part, exc))
     return out
+
+
+def outage(exc: BaseException) -> str | None:
+    """Why the store cannot take any batch now (an error type), when ``exc`` says so; None when ``exc`` may be
+    one envelope's fault (then isolation finds it). The COPY path raises the driver's errors unwrapped."""
+    if isinstance(exc, (sa.exc.TimeoutError, sa.exc.DisconnectionError)):  # no pooled connection to be had
+        return type(exc).__name__
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return "connection lost"
+    driver = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or isinstance(
+            driver, (_PgOperationalError, _PgInterfaceError)):
+        return error_type(exc)
+    if str(getattr(driver, "sqlstate", None) or "").startswith(STORE_WIDE_SQLSTATES):
+        return error_type(exc)
+    return None
 
 
 def error_type(exc: BaseException) -> str:

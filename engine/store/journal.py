@@ -31,7 +31,7 @@ from engine.model import MappingResult
 from engine.redact import safe_reason
 from engine.store import isolate, keys_async, text
 from engine.store import schema as s
-from engine.store.bulk import Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
+from engine.store.bulk import SQLITE_VARS, Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
 from engine.store.keys_async import AsyncKeyReader
 from engine.store.migrations import migrate
 
@@ -44,14 +44,12 @@ _US = timedelta(microseconds=1)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the worker made of one envelope: a mapping result, or a dead-letter reason. ``contents``: the
-    records' JSON content, when the mapping step made it already to check it (:mod:`engine.store.text`)."""
+    """What the worker made of one envelope: a mapping result, or a dead-letter reason."""
 
     envelope: Envelope
     result: MappingResult | None = None
     reason_code: str | None = None
     reason: str | None = None
-    contents: tuple[bytes, ...] | None = None
 
     @property
     def dead(self) -> bool:
@@ -79,14 +77,6 @@ class BatchStats:
             self.by_kind[kind] = self.by_kind.get(kind, 0) + n
         self.rejected.extend(other.rejected)
         return self
-
-
-def _driver_transient() -> tuple[type[BaseException], ...]:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - SQLite-only installs
-        return ()
-    return (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def event_us(dt: datetime) -> int:
@@ -174,12 +164,14 @@ class Store:
         return stats
 
     def _reject(self, o: Outcome, exc: Exception) -> BatchStats:
-        """Dead-letter ``o`` alone (archive with storable metadata + dead letter); an envelope already
-        rejected by its mapping keeps its reason. A store that refuses even that is not usable:
-        StoreUnavailable (the batch is requeued)."""
+        """Dead-letter ``o`` alone: its envelope made storable (:func:`text.storable_envelope`: an id or any
+        other field that does not fit its column is what may have failed the batch) is archived and
+        dead-lettered; an envelope already rejected by its mapping keeps its reason. A store that refuses even
+        that is not usable: StoreUnavailable (the batch is requeued)."""
         code, reason = (o.reason_code, o.reason) if o.dead else isolate.reason_for(exc)
-        dead = Outcome(o.envelope, reason_code=code, reason=safe_reason(reason or code or isolate.CODE))
-        log.warning("store.envelope_rejected", envelope_id=o.envelope.id, adapter=o.envelope.adapter, code=code,
+        env = text.storable_envelope(o.envelope)
+        dead = Outcome(env, reason_code=code, reason=safe_reason(reason or code or isolate.CODE))
+        log.warning("store.envelope_rejected", envelope_id=env.id, adapter=env.adapter, code=code,
                     error_type=isolate.error_type(exc), table=isolate.table_of(exc))
         try:
             n = self._transaction(lambda conn, bulk: self._write_rejected(conn, bulk, dead))
@@ -190,7 +182,7 @@ class Store:
         return BatchStats(envelopes=1, dead_letters=n, rejected=[] if o.dead else [dead])
 
     def _write_rejected(self, conn: sa.Connection, bulk: Bulk, dead: Outcome) -> int:
-        bulk(conn, s.raw_archive, [_storable_raw_row(dead.envelope)])
+        bulk(conn, s.raw_archive, [_raw_row(dead.envelope)])
         return bulk(conn, s.dead_letters, [_dead_row(dead)])
 
     def _transaction(self, work: Callable[[sa.Connection, Bulk], T]) -> T:
@@ -205,15 +197,10 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 return work(conn, bulk)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StoreUnavailable(f"store write failed ({type(exc.orig).__name__})") from None
-        except (sa.exc.TimeoutError, sa.exc.DisconnectionError) as exc:  # no pooled connection to be had
-            raise StoreUnavailable(f"store write failed ({type(exc).__name__})") from None
-        except _driver_transient() as exc:  # raised by the COPY path, which talks to the driver directly
-            raise StoreUnavailable(f"store write failed ({type(exc).__name__})") from None
-        except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("store connection lost") from None
+        except Exception as exc:
+            why = isolate.outage(exc)  # an outage, or a refusal of every write (isolate's docstring)
+            if why is not None:
+                raise StoreUnavailable(f"store write failed ({why})") from None
             raise
 
     def _write(self, conn: sa.Connection, bulk: Bulk,
@@ -237,14 +224,6 @@ class Store:
         return stats, edges
 
     # -- processed keys (adapters.base.ProcessedKeys) ---------------------------------------
-    def processed_ack(self, dedup_key: str) -> str | None:
-        return self.processed_acks([dedup_key]).get(dedup_key)
-
-    def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
-        """The ACK codes already given for any of ``dedup_keys`` (one of them when a key was used for several
-        contents; :meth:`processed_versions` tells them apart)."""
-        return keys_async.acks(self.processed_versions(dedup_keys))
-
     def async_key_reader(self) -> AsyncKeyReader | None:
         """:meth:`processed_versions` and :meth:`commit_outcomes` for an event loop
         (:mod:`engine.store.keys_async`), on PostgreSQL; None on SQLite, whose look-up is a local file read
@@ -269,14 +248,12 @@ class Store:
         finally:
             conn.close()
 
-    def remember(self, items: Sequence[tuple[str, ...]]) -> None:
-        """Record keys an adapter answered: (dedup_key, envelope_id, ack_code, content_hash); without the hash
-        the row's content is unknown (``''``, matches no message). Best effort: the worker records them
-        durably with the records. On PostgreSQL the commit does not wait for the WAL flush, so it does not
-        queue behind the disk."""
-        rows = [(*r[:3], r[3] if len(r) > 3 else "") for r in items]
-        if rows:
-            self._transaction(lambda c, bulk: self._remember(c, bulk, rows))
+    def remember(self, items: Sequence[tuple[str, str, str, str]]) -> None:
+        """Record keys an adapter answered: (dedup_key, envelope_id, ack_code, content_hash). Best effort: the
+        worker records them durably with the records. On PostgreSQL the commit does not wait for the WAL
+        flush, so it does not queue behind the disk."""
+        if items:
+            self._transaction(lambda c, bulk: self._remember(c, bulk, items))
 
     def _remember(self, conn: sa.Connection, bulk: Bulk, rows: Sequence[Row]) -> int:
         if self.dialect == "postgresql":
@@ -322,25 +299,29 @@ class Store:
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(q)]
 
-    def counts(self) -> dict[str, Any]:
-        """Counts per adapter (received, dead), records, citizens with conflicts."""
+    def counts(self, heavy: bool = True) -> dict[str, Any]:
+        """Open dead letters per adapter and identity conflicts (small tables); ``heavy`` adds envelopes
+        received per adapter and records per kind (scans of the journal's largest tables)."""
         ra, dl, rv, ic = s.raw_archive, s.dead_letters, s.record_versions, s.identity_conflicts
         with self.engine.connect() as c:
-            received = dict(c.execute(sa.select(ra.c.adapter, sa.func.count()).group_by(ra.c.adapter)).all())
-            dead = dict(c.execute(sa.select(dl.c.adapter, sa.func.count())
-                                  .where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)).all())
-            kinds = dict(c.execute(sa.select(rv.c.kind, sa.func.count(sa.distinct(rv.c.record_key)))
-                                   .group_by(rv.c.kind)).all())
-            conflicts = c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0
-        return {"received": received, "dead_letters": dead, "records": kinds, "conflicts": conflicts}
+            dead: dict[str, int] = dict(c.execute(sa.select(dl.c.adapter, sa.func.count())
+                                                  .where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)).all())
+            conflicts = int(c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0)
+            out: dict[str, Any] = {"dead_letters": dead, "conflicts": conflicts}
+            if heavy:
+                out["received"] = dict(c.execute(sa.select(ra.c.adapter, sa.func.count())
+                                                 .group_by(ra.c.adapter)).all())
+                out["records"] = dict(c.execute(sa.select(rv.c.kind, sa.func.count(sa.distinct(rv.c.record_key)))
+                                                .group_by(rv.c.kind)).all())
+        return out
 
     # -- processed keys by content, commit outcomes (the MLLP listener's look-ups) --------------
     def processed_versions(self, dedup_keys: Sequence[str]) -> keys_async.Versions:
         """Every stored content of any of ``dedup_keys``: ``{key: {content_hash: (envelope_id, ack_code)}}``,
         in one driver-level query (chunked on SQLite). An MLLP listener asks for every new message while it
         publishes it, so this is on the ACK path: on PostgreSQL it is one prepared statement on an
-        autocommit connection (through a pooled connection's transaction, BEGIN and ROLLBACK cost the
-        listener about three times the CPU of the look-up itself)."""
+        autocommit connection (a pooled connection's transaction would add a BEGIN and a ROLLBACK round
+        trip, each costing the listener more CPU than the look-up itself)."""
         keys, out, by = list(dedup_keys), keys_async.OUT, keys_async.BY
         if not keys:
             return {}
@@ -360,8 +341,8 @@ class Store:
             return keys_async.outcomes(self._read_pg(*keys_async.outcome_sql_args(ids)))
         rows: list[Row] = []
         with self.engine.connect() as c:
-            for i in range(0, len(ids), 900):
-                part = ids[i:i + 900]
+            for i in range(0, len(ids), SQLITE_VARS):
+                part = ids[i:i + SQLITE_VARS]
                 rows += c.exec_driver_sql(
                     f"SELECT {keys_async.OUTCOME_COLS} FROM {keys_async.OUTCOME_FROM} "
                     f"WHERE r.envelope_id IN ({','.join('?' * len(part))})", tuple(part)).all()
@@ -415,9 +396,9 @@ def _raw_row(env: Envelope) -> Row:
 
 
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
-    """record_versions rows (the content serialised and hashed once, unless the mapping step did it); counts
-    the records per kind. Text the journal cannot hold raises :class:`text.TextNotStorable` (NUL in
-    content the mapping step did not look at, a key or a subject longer than its column)."""
+    """record_versions rows (each record's content serialised and hashed once, here, next to its writing:
+    the bytes are in cache); counts the records per kind. Text the journal cannot hold raises
+    :class:`text.TextNotStorable` (NUL in content, a key, a subject or a source id that does not fit)."""
     rows: list[Row] = []
     by_kind = stats.by_kind
     # the records of one message mostly share their subject, event time and source id (the same
@@ -425,31 +406,30 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     subject: Any = None
     when: Any = None
     source: Any = None
-    key_width, subject_width = text.KEY, text.SUBJECT
+    key_fits, subject_fits, source_fits = text.key_fits, text.subject_fits, text.source_fits
     for o in outcomes:
-        if o.result is None:
+        result = o.result
+        if result is None:
             continue
         env = o.envelope
-        contents: Sequence[bytes]
-        if o.contents is None:  # serialised here, next to its hashing and writing (the bytes are in cache)
-            contents = [rec.content_json() for rec in o.result.records]
-            if b"\\" in b"".join(contents):  # NUL shows as a JSON escape: no backslash, no NUL (one memchr)
-                text.check(o.result, contents)
-        else:
-            contents = o.contents
-        for rec, content in zip(o.result.records, contents):
+        contents = [rec.content_json() for rec in result.records]
+        # NUL shows as a JSON escape: no backslash, no NUL. One search of the joined bytes costs less than
+        # a search per content (each call's overhead outweighs copying a message's few KB).
+        if b"\\" in b"".join(contents):
+            text.check(result, contents)
+        for rec, content in zip(result.records, contents):
             kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
             if rec.subject is not subject:
                 subject, subject_key = rec.subject, rec.subject.key
-                if len(subject_key) > subject_width:
-                    raise text.reject(o.result, contents)
+                if not subject_fits(subject_key):
+                    raise text.reject(result, contents)
             if sid is not source:
                 source = sid
-                if text.unfit_id(sid):
-                    raise text.reject(o.result, contents)
-            if len(key) > key_width:
-                raise text.reject(o.result, contents)
+                if not source_fits(sid):
+                    raise text.reject(result, contents)
+            if not key_fits(key):
+                raise text.reject(result, contents)
             if rec.event_time is not when:
                 when, when_us = rec.event_time, event_us(rec.event_time)
             rows.append((key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,
@@ -457,18 +437,10 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     return rows
 
 
-def _storable_raw_row(env: Envelope) -> Row:
-    """:func:`_raw_row` with every text column made storable (:func:`text.fit`): for an isolated envelope."""
-    cols = s.raw_archive.columns
-    return tuple(text.fit(v, getattr(c.type, "length", None)) if isinstance(v, str) else v
-                 for c, v in zip(cols, _raw_row(env)))
-
-
 def _dead_row(o: Outcome) -> Row:
-    """A dead_letters row (rare: its text is always made storable)."""
+    """A dead_letters row (rare): the reason code and text made storable (the envelope is already)."""
     code = text.fit(o.reason_code or isolate.CODE, text.DEAD_CODE)
-    return (o.envelope.id, text.fit(o.envelope.adapter, text.DEAD_ADAPTER), code, text.fit(o.reason or code),
-            _now(), None)
+    return (o.envelope.id, o.envelope.adapter, code, text.fit(o.reason or code), _now(), None)
 
 
 def _processed_row(o: Outcome) -> Row:

@@ -1,9 +1,9 @@
 """The processed-key and commit look-ups on an event loop (PostgreSQL): what an MLLP listener asks per message.
 
-:meth:`engine.store.journal.Store.processed_versions` runs on a thread; from an event loop each look-up was a
-hand-off to a pool thread and back, and with the pool's threads waking for the GIL it cost the listener
-about 12 context switches per message at 300 msg/s. Here the query is one prepared statement on an
-autocommit ``psycopg.AsyncConnection`` whose socket the loop's selector watches.
+:meth:`engine.store.journal.Store.processed_versions` runs on a thread; from an event loop each look-up would
+be a hand-off to a pool thread and back, and the pool's threads waking for the GIL cost the listener
+context switches on its ACK path. Here the query is one prepared statement on an autocommit
+``psycopg.AsyncConnection`` whose socket the loop's selector watches.
 
 Two look-ups, each defined once here and used by the thread and the event-loop versions alike:
 
@@ -58,11 +58,6 @@ def versions(rows: Sequence[Sequence[Any]]) -> Versions:
     return out
 
 
-def acks(found: Versions) -> dict[str, str]:
-    """``{dedup_key: ack_code}`` (one of its codes when a key has several contents)."""
-    return {k: next(iter(v.values()))[1] for k, v in found.items() if v}
-
-
 def outcomes(rows: Sequence[Sequence[Any]]) -> dict[str, str | None]:
     """``{envelope_id: None (mapped) or the dead-letter reason code}`` of the committed envelopes."""
     return {str(e): (str(code) if code is not None else None) for e, code in rows}
@@ -91,10 +86,6 @@ class AsyncKeyReader:
             return {}
         return versions(await self._query(_SQL, pg_select_in_args(BY, keys)))
 
-    async def processed_acks(self, dedup_keys: Sequence[str]) -> dict[str, str]:
-        """The ACK codes already given for any of ``dedup_keys`` (as ``Store.processed_acks``)."""
-        return acks(await self.processed_versions(dedup_keys))
-
     async def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]:
         """Which of ``envelope_ids`` are committed, and how (as ``Store.commit_outcomes``)."""
         ids = list(envelope_ids)
@@ -104,7 +95,7 @@ class AsyncKeyReader:
 
     async def _query(self, sql: str, args: Sequence[Any]) -> list[Any]:
         # one connection runs one query at a time anyway; holding the lock lets the look-ups share a cursor
-        # (a cursor per look-up cost about 40 of its 240 µs of CPU)
+        # (a cursor made per look-up is a noticeable part of the look-up's CPU)
         async with self._lock:
             cur = await self._cursor()
             try:

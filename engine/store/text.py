@@ -15,10 +15,14 @@ one message), the rule is applied before the database sees a value, per kind of 
   reads them anyway, and that one envelope is isolated and dead-lettered with the same code. Other
   control characters are stored as they are; strings with lone surrogates never get this far
   (pydantic refuses them when the records are built).
-* **Envelope metadata** (the dedup key and the charset; the attributes travel as JSON, where NUL is
-  already the escape ``\\u0000``): made storable when written. NUL becomes the six characters
-  ``\\u0000``, and a value longer than its column keeps its start plus a digest of the whole, so two
-  different long keys stay different. :func:`storable_envelope` does it once per envelope.
+* **Envelope metadata** (every string field of the envelope: its id, trace id, adapter, mapping, source
+  system, content type, charset, sha256 and dedup key, and the reception time's text; the attributes
+  travel as JSON, where NUL is already the escape ``\\u0000``): made storable before it is written, by
+  :func:`storable_envelope`, once per
+  envelope (the worker does it as it takes a delivery; the store again for an envelope it isolates).
+  NUL becomes the six characters ``\\u0000``, and a value longer than its column keeps its start plus a
+  digest of the whole, so two different long values stay different. An envelope id that does not fit
+  therefore never stops its batch: the envelope is archived and dead-lettered under the fitted id.
 * Anything else a database refuses is found by the store's isolation of the failing envelope
   (:mod:`engine.store.isolate`): ``STORE_REJECTED``.
 """
@@ -26,16 +30,18 @@ one message), the rule is applied before the database sees a value, per kind of 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, timedelta
 from typing import Any, Sequence
 
 from engine.envelope import Envelope
 from engine.errors import PermanentError
+from engine.ids import log_safe
 from engine.model import Identifier, MappingResult
 from engine.store import schema as s
 
 CODE = "TEXT_NOT_STORABLE"
 NUL = "\x00"
-_NUL_JSON = b"\\u0000"  # how NUL appears in the records' JSON content
+NUL_JSON = b"\\u0000"  # how NUL appears in the records' JSON content
 _ESCAPED = "\\u0000"
 
 
@@ -49,8 +55,15 @@ SOURCE_ID = _width(s.record_versions.c.source_message_id)
 ID_KEY, ID_SYSTEM, ID_VALUE = (_width(s.identifiers.c.id_key), _width(s.identifiers.c.system),
                                _width(s.identifiers.c.value))
 DEDUP = _width(s.raw_archive.c.dedup_key)
-CHARSET = _width(s.raw_archive.c.charset)
-DEAD_CODE, DEAD_ADAPTER = _width(s.dead_letters.c.reason_code), _width(s.dead_letters.c.adapter)
+RECEIVED_AT = _width(s.raw_archive.c.received_at)
+_MINUTE = timedelta(minutes=1)
+DEAD_CODE = _width(s.dead_letters.c.reason_code)
+#: the envelope's string fields and the width of their ``raw_archive`` column (every other table stores the
+#: id, the adapter and the dedup key in columns of the same width)
+ENVELOPE_FIELDS: tuple[tuple[str, int], ...] = tuple(
+    (name, _width(s.raw_archive.c["envelope_id" if name == "id" else name]))
+    for name in ("id", "trace_id", "adapter", "mapping", "source_system", "content_type", "charset", "sha256",
+                 "dedup_key"))
 
 
 class TextNotStorable(PermanentError):
@@ -64,7 +77,8 @@ def fit(value: str, width: int | None = None) -> str:
     if NUL in value:
         value = value.replace(NUL, _ESCAPED)
     if width is not None and len(value) > width:
-        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        # log_safe: the digest is logged with the value (an envelope id) and must never look like a national id
+        digest = log_safe(hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32])
         value = value[:width - 33] + "#" + digest
     return value
 
@@ -73,14 +87,46 @@ def _unfit(value: str | None, width: int) -> bool:
     return value is not None and (len(value) > width or NUL in value)
 
 
+# -- the checks, one each: the mapping step, the store's hot path and problem() all use these -----------
+def key_fits(key: str) -> bool:
+    """A record key fits its column (NUL in it shows in the content: see :data:`NUL_JSON`)."""
+    return len(key) <= KEY
+
+
+def subject_fits(subject_key: str) -> bool:
+    """A record's subject key (``system|value``) fits its column."""
+    return len(subject_key) <= SUBJECT
+
+
+def source_fits(source_id: str | None) -> bool:
+    """A source message id fits its column and holds no NUL (it is not part of the content)."""
+    return not _unfit(source_id, SOURCE_ID)
+
+
+def identifier_problem(ident: Identifier) -> str | None:
+    """Where an identity link's identifier does not fit (``value: NUL character``), or None."""
+    if _unfit(ident.value, ID_VALUE):
+        return f"value: {_what(ident.value, ID_VALUE)}"
+    if _unfit(ident.system, ID_SYSTEM):
+        return f"system: {_what(ident.system, ID_SYSTEM)}"
+    if len(ident.system) + 1 + len(ident.value) > ID_KEY:
+        return f"key: longer than {ID_KEY} characters"
+    return None
+
+
 def storable_envelope(env: Envelope) -> Envelope:
-    """``env`` itself, or (its dedup key or charset holds NUL or is too long) a copy with them made storable."""
-    dedup, charset = env.dedup_key, env.charset
-    if (dedup is None or (len(dedup) <= DEDUP and NUL not in dedup)) and (
-            charset is None or (len(charset) <= CHARSET and NUL not in charset)):
-        return env
-    return env.model_copy(update={"dedup_key": None if dedup is None else fit(dedup, DEDUP),
-                                  "charset": None if charset is None else fit(charset, CHARSET)})
+    """``env`` itself, or (one of its string fields holds NUL or is longer than its column) a copy with every
+    such field made storable (:func:`fit`); a reception time whose text would not fit its column (a UTC
+    offset with fractions of a second, as a foreign envelope may carry) becomes the same instant in UTC."""
+    changes: dict[str, Any] = {}
+    for name, width in ENVELOPE_FIELDS:
+        value = getattr(env, name)
+        if value is not None and (len(value) > width or NUL in value):
+            changes[name] = fit(value, width)
+    offset = env.received_at.utcoffset()
+    if offset is not None and offset % _MINUTE and len(env.received_at.isoformat()) > RECEIVED_AT:
+        changes["received_at"] = env.received_at.astimezone(UTC)
+    return env.model_copy(update=changes) if changes else env
 
 
 def suspect(raw: bytes, result: MappingResult) -> bool:
@@ -89,20 +135,9 @@ def suspect(raw: bytes, result: MappingResult) -> bool:
     source message id or an identity link that does not fit: then :func:`check` looks at everything.
     NUL that only decoding makes (an HL7 ``\\X00\\`` escape) is found by the store, which serialises the
     content anyway and looks for the JSON escape of NUL; so are over-long record keys and subjects."""
-    sid = result.source_message_id
-    if b"\x00" in raw or (sid is not None and (len(sid) > SOURCE_ID or NUL in sid)):
+    if b"\x00" in raw or not source_fits(result.source_message_id):
         return True
-    for link in result.links:
-        a, b = link.a, link.b
-        if (NUL in a.value or NUL in b.value or NUL in a.system or NUL in b.system or len(a.value) > ID_VALUE
-                or len(b.value) > ID_VALUE or len(a.system) > ID_SYSTEM or len(b.system) > ID_SYSTEM):
-            return True
-    return False
-
-
-def unfit_id(source_id: str | None) -> bool:
-    """Whether a source message id holds NUL or is longer than its column."""
-    return _unfit(source_id, SOURCE_ID)
+    return any(identifier_problem(link.a) or identifier_problem(link.b) for link in result.links)
 
 
 def problem(result: MappingResult, contents: Sequence[bytes]) -> str | None:
@@ -112,22 +147,22 @@ def problem(result: MappingResult, contents: Sequence[bytes]) -> str | None:
     subject: Any = None
     source: Any = None
     for i, (rec, content) in enumerate(zip(result.records, contents)):
-        if _NUL_JSON in content or len(rec.key) > KEY:
+        if NUL_JSON in content or not key_fits(rec.key):
             where = _locate(rec.model_dump(exclude={"provenance"}), KEY)
             if where is not None:
                 return f"record {i} ({rec.kind}) {where}"
         if rec.subject is not subject:
             subject = rec.subject
-            if len(subject.system) + 1 + len(subject.value) > SUBJECT:
+            if not subject_fits(subject.key):
                 return f"record {i} ({rec.kind}) subject: longer than {SUBJECT} characters"
         sid = rec.provenance.source_message_id
         if sid is not source:
             source = sid
-            if _unfit(sid, SOURCE_ID):
-                return f"record {i} ({rec.kind}) provenance.source_message_id: {_what(sid, SOURCE_ID)}"
+            if not source_fits(sid):
+                return f"record {i} ({rec.kind}) provenance.source_message_id: {_what(sid or '', SOURCE_ID)}"
     for i, link in enumerate(result.links):
         for end, ident in (("a", link.a), ("b", link.b)):
-            where = _identifier(ident)
+            where = identifier_problem(ident)
             if where is not None:
                 return f"identity link {i} {end}.{where}"
     return None
@@ -143,16 +178,6 @@ def check(result: MappingResult, contents: Sequence[bytes]) -> None:
 def reject(result: MappingResult, contents: Sequence[bytes]) -> TextNotStorable:
     """The error for a key the store found too long (saying where, when :func:`problem` can tell)."""
     return TextNotStorable(problem(result, contents) or "a key or id longer than its column")
-
-
-def _identifier(ident: Identifier) -> str | None:
-    if _unfit(ident.value, ID_VALUE):
-        return f"value: {_what(ident.value, ID_VALUE)}"
-    if _unfit(ident.system, ID_SYSTEM):
-        return f"system: {_what(ident.system, ID_SYSTEM)}"
-    if len(ident.system) + 1 + len(ident.value) > ID_KEY:
-        return f"key: longer than {ID_KEY} characters"
-    return None
 
 
 def _what(value: str, width: int) -> str:

@@ -18,6 +18,7 @@ from adapters.mllp.client import synthetic_adt
 from engine.bus.rabbit import RabbitBus
 from engine.config import RabbitBusConfig
 from engine.store import Store
+from tests.helpers import ack_code
 from tests.unit.mllp.helpers import Runtime, run_worker
 
 pytestmark = pytest.mark.rabbitmq
@@ -51,7 +52,7 @@ def test_bad_message_dead_lettered_good_ones_journaled(tmp_path: Path, bus: Rabb
     run_worker(bus, store, 3)
     assert store.counts()["received"] == {"lab-files": 3}
     assert [d["reason_code"] for d in store.dead_letters()] == ["HL7_UNSUPPORTED_TYPE"]
-    assert store.processed_ack("HL7|LOADGEN|TEST|MSG00000003") == "AA"
+    assert ack_code(store, "HL7|LOADGEN|TEST|MSG00000003") == "AA"
 
 
 def test_file_stays_while_the_broker_is_unreachable(tmp_path: Path, sqlite_url: str, amqp_names: dict[str, str],

@@ -18,7 +18,7 @@ from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 from engine.store import Store
 from engine.store.keys_async import AsyncKeyReader
-from tests.helpers import unreachable_rabbit_bus
+from tests.helpers import ack_codes, unreachable_rabbit_bus
 from tests.unit.mllp.helpers import drain
 
 
@@ -162,23 +162,23 @@ def test_no_broker_fails_fast_and_a_closed_publisher_refuses(amqp_names: dict[st
 def test_async_key_reader_finds_keys_and_recovers_a_lost_connection(pg_url: str) -> None:
     store = Store(pg_url)
     try:
-        store.remember([("HL7|A|B|1", "env-1", "AA"), ("HL7|A|B|2", "env-2", "AR")])
+        store.remember([("HL7|A|B|1", "env-1", "AA", "1" * 32), ("HL7|A|B|2", "env-2", "AR", "2" * 32)])
         reader = store.async_key_reader()
         assert reader is not None
 
         async def go() -> list[Any]:
-            out: list[Any] = [await reader.processed_acks(["HL7|A|B|1", "HL7|A|B|2", "HL7|A|B|3"])]
+            out: list[Any] = [ack_codes(await reader.processed_versions(["HL7|A|B|1", "HL7|A|B|2", "HL7|A|B|3"]))]
             assert reader._conn is not None
             pid = reader._conn.info.backend_pid
             with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://", 1).split("?")[0],
                                  autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             try:
-                out.append(await reader.processed_acks(["HL7|A|B|1"]))
+                out.append(ack_codes(await reader.processed_versions(["HL7|A|B|1"])))
             except psycopg.Error as exc:
                 out.append(type(exc).__name__)
-            out.append(await reader.processed_acks(["HL7|A|B|1"]))  # a new connection
-            out.append(await reader.processed_acks([]))
+            out.append(ack_codes(await reader.processed_versions(["HL7|A|B|1"])))  # a new connection
+            out.append(ack_codes(await reader.processed_versions([])))
             await reader.close()
             return out
 
@@ -194,19 +194,20 @@ def test_async_key_reader_finds_keys_and_recovers_a_lost_connection(pg_url: str)
 def test_concurrent_async_look_ups_each_get_their_own_answer(pg_url: str) -> None:
     store = Store(pg_url)
     try:
-        store.remember([(f"HL7|A|B|{i}", f"env-{i}", "AA" if i % 4 else "AE") for i in range(0, 40, 2)])
+        store.remember([(f"HL7|A|B|{i}", f"env-{i}", "AA" if i % 4 else "AE", f"{i:032x}") for i in range(0, 40, 2)])
         reader = store.async_key_reader()
         assert reader is not None
 
-        async def go() -> list[dict[str, str]]:
+        async def go() -> list[dict[str, dict[str, tuple[str, str]]]]:
             try:
-                return await asyncio.gather(*(reader.processed_acks([f"HL7|A|B|{i}", f"HL7|A|B|{i + 1}"])
+                return await asyncio.gather(*(reader.processed_versions([f"HL7|A|B|{i}", f"HL7|A|B|{i + 1}"])
                                               for i in range(0, 40, 2)))
             finally:
                 await reader.close()
 
         answers = asyncio.run(go())
-        assert answers == [{f"HL7|A|B|{i}": "AA" if i % 4 else "AE"} for i in range(0, 40, 2)]
+        assert answers == [{f"HL7|A|B|{i}": {f"{i:032x}": (f"env-{i}", "AA" if i % 4 else "AE")}}
+                           for i in range(0, 40, 2)]
     finally:
         store.close()
 

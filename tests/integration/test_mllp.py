@@ -23,7 +23,7 @@ from adapters.mllp.framing import encode
 from adapters.mllp.tls import client_context
 from engine.bus.rabbit import RabbitBus
 from engine.store import Store
-from tests.helpers import unreachable_rabbit_bus
+from tests.helpers import ack_code, unreachable_rabbit_bus
 from tests.unit.mllp.helpers import drain, listening, run_worker
 
 pytestmark = pytest.mark.rabbitmq
@@ -52,7 +52,7 @@ def test_10k_messages_over_8_connections(bus: RabbitBus, store: Store) -> None:
     assert bus.depth()["work"] == 0
     assert store.counts()["received"] == {"mllp-test": 10_000}
     assert not store.dead_letters()
-    assert store.processed_ack("HL7|LOADGEN|TEST|MSG00009999") == "AA"
+    assert ack_code(store, "HL7|LOADGEN|TEST|MSG00009999") == "AA"
 
 
 def test_malformed_frame_in_the_middle_and_duplicate_resend(bus: RabbitBus, store: Store) -> None:
@@ -125,7 +125,7 @@ def test_no_ack_while_the_broker_is_unreachable(store: Store, amqp_names: dict[s
             assert c.sock.recv(100) == b""  # closed without a single byte of ACK
     finally:
         down.close()
-    assert store.processed_ack("HL7|LOADGEN|TEST|MSG00000001") is None
+    assert ack_code(store, "HL7|LOADGEN|TEST|MSG00000001") is None
 
 
 def test_resend_after_restart_is_found_in_the_store(bus: RabbitBus, any_store: Store) -> None:

@@ -25,7 +25,7 @@ from engine.envelope import Envelope
 from engine.model import Coding, MappingResult, Observation
 from engine.store import Outcome, Store
 from engine.worker import Mapper, Worker
-from tests.helpers import envelope, fnr_id, observation, outcome, person
+from tests.helpers import ack_code, envelope, fnr_id, observation, outcome, person
 from tests.integration import poison_mapping
 from tests.integration.pipeline_util import make_envelopes
 from tests.unit.mllp.helpers import Runtime
@@ -105,7 +105,7 @@ def test_nul_in_msh10_and_pid3_over_a_file(tmp_path: Path, rabbit_bus: RabbitBus
         assert worker.is_alive()
     assert dead_by_raw(any_store) == {raw: "TEXT_NOT_STORABLE" for raw in poison.values()}
     for i in (1, 2, 3, 4, 10, 11, 12):  # the neighbours in the same batch and the later messages
-        assert any_store.processed_ack(f"HL7|LOADGEN|TEST|MSG{i:08d}") == "AA"
+        assert ack_code(any_store, f"HL7|LOADGEN|TEST|MSG{i:08d}") == "AA"
     assert any_store.counts()["records"] == {"person": 7, "encounter": 7}
     assert rabbit_bus.depth()["dead"] == 3 and rabbit_bus.depth()["work"] == 0
 
@@ -132,7 +132,7 @@ def test_nul_in_directly_published_envelopes(rabbit_bus: RabbitBus, any_store: S
         assert wait_for(lambda: received(any_store) == 7)
         assert worker.is_alive()
     assert dead_by_raw(any_store) == {raw: "TEXT_NOT_STORABLE" for raw in poison.values()}
-    assert any_store.processed_ack("HL7|LOAD\\u0000GEN|TEST|MSG00000003") == "AA"
+    assert ack_code(any_store, "HL7|LOAD\\u0000GEN|TEST|MSG00000003") == "AA"
     assert any_store.counts()["records"] == {"person": 4, "encounter": 4}
 
 
@@ -147,9 +147,8 @@ def test_the_store_isolates_what_the_database_refuses(any_store: Store, store_ur
     typeerr = Outcome(envelope("naive", raw=b"NAIVE"), result=MappingResult(records=(naive,)))
     wide = Outcome(envelope("wide", raw=b"WIDE", adapter="a" * 300),
                    result=MappingResult(records=(observation("lab|wide", fnr_id(2), 1.0),)))
-    long_key = observation("lab|" + "9" * 600, fnr_id(3), 1.0)  # as the mapping step left it: content made
-    long = Outcome(envelope("long", raw=b"LONG"), result=MappingResult(records=(long_key,)),
-                   contents=(long_key.content_json(),))
+    long_key = observation("lab|" + "9" * 600, fnr_id(3), 1.0)  # as the mapping step leaves it: not suspect
+    long = Outcome(envelope("long", raw=b"LONG"), result=MappingResult(records=(long_key,)))
     good = [outcome(f"g{i}", [observation(f"lab|g{i}", fnr_id(i), float(i))]) for i in range(40)]  # PG: COPY
     stats = any_store.commit_batch([*good[:10], nul, *good[10:20], typeerr, *good[20:30], wide, long, *good[30:]])
     codes = {o.envelope.id: o.reason for o in stats.rejected}

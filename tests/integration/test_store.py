@@ -13,7 +13,7 @@ from engine.model import IdentityLink, RecordStatus
 from engine.store import Store
 from engine.store import schema as s
 from engine.store.journal import current_versions
-from tests.helpers import fnr_id, local_id, observation, outcome, person
+from tests.helpers import ack_code, fnr_id, local_id, observation, outcome, person
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 
@@ -144,7 +144,7 @@ def test_dead_letters_and_processed_keys(store_url: str) -> None:
     rows = store.dead_letters()
     assert [(r["envelope_id"], r["reason_code"]) for r in rows] == [("d1", "HL7_BAD_MSH")]
     assert store.archived("d1").raw == b"MSH|bad"
-    assert store.processed_ack("HL7|APP|FAC|1") == "AR"
+    assert ack_code(store, "HL7|APP|FAC|1") == "AR"
     store.close()
 
 
@@ -265,20 +265,20 @@ def test_large_identity_batches_merge_new_and_stored_identifiers(store_url: str)
     store.close()
 
 
-def test_processed_acks_of_many_keys(store_url: str) -> None:
+def test_processed_versions_of_many_keys(store_url: str) -> None:
     store = Store(store_url)
-    store.remember([(f"HL7|APP|FAC|{i}", f"e{i}", "AA" if i % 3 else "AE") for i in range(0, 1200, 2)])
+    store.remember([(f"HL7|APP|FAC|{i}", f"e{i}", "AA" if i % 3 else "AE", f"{i:032x}") for i in range(0, 1200, 2)])
     asked = [f"HL7|APP|FAC|{i}" for i in range(1200)] + ['HL7|APP|"Q\\|1']  # odd keys: never stored
-    found = store.processed_acks(asked)
-    assert found == {f"HL7|APP|FAC|{i}": "AA" if i % 3 else "AE" for i in range(0, 1200, 2)}
-    assert store.processed_acks([]) == {} and store.processed_ack("HL7|APP|FAC|1") is None
+    found = store.processed_versions(asked)
+    assert found == {f"HL7|APP|FAC|{i}": {f"{i:032x}": (f"e{i}", "AA" if i % 3 else "AE")} for i in range(0, 1200, 2)}
+    assert store.processed_versions([]) == {} and ack_code(store, "HL7|APP|FAC|1") is None
     store.close()
 
 
 def test_processed_key_lookup_survives_a_lost_connection(pg_url: str) -> None:
     store = Store(pg_url)
-    store.remember([("HL7|APP|FAC|7", "e7", "AA")])
-    assert store.processed_ack("HL7|APP|FAC|7") == "AA"
+    store.remember([("HL7|APP|FAC|7", "e7", "AA", "7" * 32)])
+    assert ack_code(store, "HL7|APP|FAC|7") == "AA"
     with store.engine.connect() as c:  # end the look-up's session (its last query is the look-up)
         ended = c.exec_driver_sql(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
@@ -287,12 +287,12 @@ def test_processed_key_lookup_survives_a_lost_connection(pg_url: str) -> None:
     assert ended and ended >= 1
     for _ in range(3):  # a connection that failed is dropped, not handed out again
         try:
-            assert store.processed_ack("HL7|APP|FAC|7") == "AA"
+            assert ack_code(store, "HL7|APP|FAC|7") == "AA"
             break
         except Exception:  # noqa: BLE001 - the terminated connection fails once
             continue
     else:
         raise AssertionError("the look-up did not recover")
-    assert store.processed_ack("HL7|APP|FAC|7") == "AA"
+    assert ack_code(store, "HL7|APP|FAC|7") == "AA"
     store.close()
 

@@ -35,9 +35,11 @@ def test_defaults_fit_both_buses(tmp_path: Path, bus: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name,change,field", [
     ("hl7", {"max_message_bytes": 200 * MiB}, "max_message_bytes"),
+    ("hl7", {"max_message_bytes": 16 * MiB}, "max_message_bytes"),  # explicit: the metadata needs room too
     ("mllp", {"max_message_bytes": 129 * MiB}, "max_message_bytes"),
     ("kith", {"max_bytes": 140 * MiB}, "max_bytes"),
-    ("csv", {"max_line_bytes": 40 * MiB}, "max_line_bytes"),
+    ("kith", {"max_file_bytes": 20 * MiB, "max_bytes": 30 * MiB}, "max_file_bytes"),
+    ("csv", {"max_line_bytes": 4 * MiB}, "max_line_bytes"),
 ])
 def test_limits_over_the_broker_message_size_are_refused(tmp_path: Path, name: str, change: dict[str, Any],
                                                          field: str) -> None:
@@ -45,7 +47,7 @@ def test_limits_over_the_broker_message_size_are_refused(tmp_path: Path, name: s
         parse_config({"bus": RABBIT, "adapters": adapters(tmp_path, **{name: change})}, "enjournal.yaml")
     msg = str(e.value)
     assert msg.startswith("enjournal.yaml: ") and f"adapter {name!r}, field {field!r}" in msg
-    assert "bus.max_message_bytes = 134217728" in msg
+    assert "bus.max_message_bytes = 16777216" in msg
 
 
 def test_the_hl7_file_limit_is_per_message_not_per_file(tmp_path: Path) -> None:
@@ -55,16 +57,34 @@ def test_the_hl7_file_limit_is_per_message_not_per_file(tmp_path: Path) -> None:
 
 def test_kith_limit_is_the_smaller_of_its_two(tmp_path: Path) -> None:
     kith = {"max_bytes": 300 * MiB, "max_file_bytes": 100 * MiB}  # nothing over 100 MiB is ever read
-    parse_config({"bus": RABBIT, "adapters": adapters(tmp_path, kith=kith)})
+    parse_config({"bus": {**RABBIT, "max_message_bytes": 128 * MiB}, "adapters": adapters(tmp_path, kith=kith)})
 
 
-def test_a_smaller_broker_limit_is_honoured(tmp_path: Path) -> None:
-    bus = {**RABBIT, "max_message_bytes": 16 * MiB}  # RabbitMQ 4.x's default
-    with pytest.raises(ConfigError, match="adapter 'hl7', field 'max_message_bytes'"):
-        parse_config({"bus": bus, "adapters": adapters(tmp_path)})
-    ok = adapters(tmp_path, hl7={"max_message_bytes": 16 * MiB - ENVELOPE_OVERHEAD},
-                  kith={"max_bytes": 8 * MiB}, mllp={"max_message_bytes": 8 * MiB})
-    parse_config({"bus": bus, "adapters": ok})
+@pytest.mark.parametrize("bus_limit", [16 * MiB, 4 * MiB])
+def test_unset_limits_follow_the_bus_and_set_ones_are_kept(tmp_path: Path, bus_limit: int) -> None:
+    bus = {**RABBIT, "max_message_bytes": bus_limit}
+    files = {k: v for k, v in adapters(tmp_path).items() if k != "csv"}  # a CSV chunk needs more than 4 MiB
+    cfg = parse_config({"bus": bus, "adapters": files})
+    room = bus_limit - ENVELOPE_OVERHEAD
+    assert cfg.adapters["hl7"].max_message_bytes == room and cfg.adapters["mllp"].max_message_bytes == room
+    assert cfg.adapters["kith"].max_bytes == room and cfg.adapters["kith"].max_file_bytes == 256 * MiB
+    ok = adapters(tmp_path, hl7={"max_message_bytes": room}, kith={"max_bytes": MiB}, mllp={"max_message_bytes": MiB})
+    cfg = parse_config({"bus": bus, "adapters": {k: v for k, v in ok.items() if k != "csv"}})
+    assert (cfg.adapters["hl7"].max_message_bytes, cfg.adapters["kith"].max_bytes) == (room, MiB)
+
+
+def test_defaults_are_kept_where_the_bus_carries_them(tmp_path: Path) -> None:
+    cfg = parse_config({"bus": {**RABBIT, "max_message_bytes": 128 * MiB}, "adapters": adapters(tmp_path)})
+    assert cfg.adapters["hl7"].max_message_bytes == 64 * MiB and cfg.adapters["mllp"].max_message_bytes == 16 * MiB
+    assert cfg.adapters["kith"].max_bytes == 64 * MiB
+
+
+def test_the_default_bus_limit_is_rabbitmq_4s(tmp_path: Path) -> None:
+    cfg = parse_config({"bus": RABBIT, "adapters": adapters(tmp_path)})
+    assert cfg.bus.max_message_bytes == 16 * MiB
+    assert cfg.adapters["hl7"].max_message_bytes == 16 * MiB - ENVELOPE_OVERHEAD
+    again = parse_config(cfg.model_dump(mode="json"))  # what a worker process parses: the same limits
+    assert again.adapters["hl7"].max_message_bytes == cfg.adapters["hl7"].max_message_bytes
 
 
 def test_embedded_bus_has_its_own_limit(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import structlog
 from engine import ids
 from engine import logging as elog
 from engine.model import Identifier
-from engine.redact import file_ref
+from engine.redact import file_ref, safe_reason
 from tests.helpers import fnr
 
 
@@ -114,3 +115,27 @@ def test_cli_crash_is_logged_by_type_without_traceback(tmp_path: Path) -> None:
                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 1 and '"event": "process.crashed"' in r.stderr and '"error_type": "ValueError"' in r.stderr
     assert n not in r.stderr + r.stdout and "Hara" not in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
+def test_a_file_reference_keeps_only_a_known_file_type_as_its_suffix() -> None:
+    n = fnr(11)
+    for name in (f"svar {n}.Hansen", f"Kari.{n}", "svar.Nordmann"):  # a suffix that may be part of a name
+        assert re.fullmatch(r"file-[0-9a-f]{10}", file_ref(name)), name
+    assert file_ref("Lab Result.XML").endswith(".xml") and file_ref("a.hl7").endswith(".hl7")
+    buf = io.StringIO()
+    elog.configure("debug", "json", stream=buf)
+    forged = "file-0123456789.Hansen"  # looks like a reference, but its suffix is not a file type
+    structlog.get_logger("t").info("file.seen", file=forged, moved_to=file_ref("x.csv"))
+    line = orjson.loads(buf.getvalue())
+    assert "Hansen" not in buf.getvalue() and line["moved_to"] == file_ref("x.csv")
+
+
+def test_reasons_and_logs_mask_the_same_digit_groups() -> None:
+    n = fnr(12)
+    variants = [f"{n[:6]}  {n[6:]}", f"{n[:4]}/{n[4:6]}/{n[6:]}", f"{n[:6]} {n[6:]}", f"{n[:4]}.{n[4:6]}-{n[6:]}",
+                f"{n[:6]}_-{n[6:]}"]
+    for v in variants:
+        reason = safe_reason(f"svar {v}.xml")
+        logged = elog.mask_text(f"svar {v}.xml")
+        assert n[:6] not in reason.replace(" ", "") and "#" in reason, v
+        assert logged == f"svar {ids.mask(v)}.xml", v

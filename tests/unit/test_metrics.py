@@ -51,6 +51,21 @@ def test_counters_render_as_valid_prometheus_text() -> None:
     assert totals["published"]["unit"] >= 2 and totals["dead_letters"]["unit"] >= 1
 
 
+def test_a_batch_counts_what_it_journaled_per_adapter_and_labelled_children_are_kept() -> None:
+    from engine.store import BatchStats, Outcome
+    from engine.worker import _mapped
+
+    mapped = [Outcome(envelope(f"ok{i}", adapter="batch-a")) for i in range(3)]
+    dead = Outcome(envelope("d", adapter="batch-b"), reason_code="X", reason="X")
+    rejected = Outcome(mapped[0].envelope, reason_code="STORE_REJECTED", reason="STORE_REJECTED: TypeError")
+    before = metrics.totals()["committed"]
+    metrics.batch_committed(_mapped([*mapped, dead], BatchStats(envelopes=4, rejected=[rejected])), 0.01)
+    after = metrics.totals()["committed"]
+    assert after.get("batch-a", 0) - before.get("batch-a", 0) == 2 and "batch-b" not in after
+    m = metrics.current()
+    assert m.dead("batch-b", "X") is m.dead("batch-b", "X") and m.published("batch-a") is m.published("batch-a")
+
+
 _RUN = """
 import multiprocessing as mp, os, sys
 from engine import metrics

@@ -76,3 +76,29 @@ def test_a_service_that_returns_is_stopped_not_restarted() -> None:
     sup.spawn("worker-0", lambda _stop: runs.append(1), threading.Event())
     assert sup.join(time.monotonic() + 5)
     assert runs == [1] and sup.states() == {"worker-0": "stopped"} and sup.crashes == 0
+
+
+def test_states_can_be_read_while_services_are_spawned() -> None:
+    """The ops API reads the states from its own thread while the runtime still spawns services."""
+    sup, stop, errors = Supervisor(), threading.Event(), []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                sup.states()
+                _ = sup.crashes
+            except RuntimeError as exc:  # dictionary changed size during iteration
+                errors.append(exc)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(200):
+            sup.spawn(f"svc-{i}", lambda s: None, stop)
+    finally:
+        done.set()
+        reader.join(10)
+        stop.set()
+    assert not errors and len(sup.states()) == 200
