@@ -40,9 +40,9 @@ Example::
         tls: {certfile: mllp.crt, keyfile: mllp.key, cafile: senders-ca.crt}
 
 Package layout: ``framing`` (MLLP bytes), ``ack`` (ACK/NAK), ``triage`` (MSH checks + envelope),
-``publisher`` (batched confirms, duplicates), ``commits`` (waiting for the journal commit), ``server``
-(one connection), ``accept`` (sockets, connection limit, descriptor back-off), ``loop_errors``, ``memory``
-(heap trim after big partial frames), ``tls``,
+``publisher`` (batched confirms, duplicates), ``commits`` (waiting for the journal commit), ``lookups``
+(the store look-ups both share), ``server`` (one connection), ``accept`` (sockets, connection limit,
+descriptor back-off), ``loop_errors``, ``memory`` (heap trim after big partial frames), ``tls``,
 ``client`` (a small sender for tests and the benchmark).
 """
 
@@ -60,6 +60,7 @@ from pydantic import Field
 from adapters.base import AdapterRuntime
 from adapters.mllp.accept import Acceptor, bind
 from adapters.mllp.commits import CommitWatch
+from adapters.mllp.lookups import StoreLookups
 from adapters.mllp.loop_errors import LoopErrors
 from adapters.mllp.memory import Trim
 from adapters.mllp.publisher import Publisher
@@ -137,10 +138,11 @@ class MllpAdapter:
     async def _serve(self, stop: threading.Event) -> None:
         s = self.settings
         asyncio.get_running_loop().set_exception_handler(LoopErrors(self.name))
-        publisher = Publisher(self.runtime.bus, self.runtime.keys, max_batch=s.max_batch,
-                              max_inflight=s.max_inflight_batches, retry_seconds=s.bus_retry_seconds,
-                              cache_size=s.dedup_cache_size, lookup_budget=s.dedup_lookup_budget_ms / 1000)
-        commits = CommitWatch(self.runtime.keys, interval=s.commit_poll_ms / 1000)
+        lookups = StoreLookups(self.runtime.keys)
+        publisher = Publisher(self.runtime.bus, lookups, max_batch=s.max_batch, max_inflight=s.max_inflight_batches,
+                              retry_seconds=s.bus_retry_seconds, cache_size=s.dedup_cache_size,
+                              lookup_budget=s.dedup_lookup_budget_ms / 1000)
+        commits = CommitWatch(lookups, interval=s.commit_poll_ms / 1000)
         trim = Trim()
         publishing = asyncio.create_task(publisher.run())
         conns: dict[Connection, asyncio.Task[Any]] = {}
@@ -160,6 +162,7 @@ class MllpAdapter:
         except OSError as exc:
             await publisher.close()
             await publishing
+            await lookups.close()
             raise ConfigError(f"adapter {self.name!r}: cannot listen on port {s.port} ({exc.strerror})") from None
         acceptor = Acceptor(self.name, socks, handle, max_connections=s.max_connections, ssl_context=ssl_ctx)
         acceptor.start()
@@ -172,6 +175,7 @@ class MllpAdapter:
         finally:
             await self._drain(acceptor, conns, publisher, publishing)
             await commits.close()
+            await lookups.close()
             trim.cancel()
 
     def buffered_bytes(self) -> int:
