@@ -79,6 +79,12 @@ def _retrieve(f: asyncio.Future[Any]) -> None:
         f.exception()  # nobody will answer it: keep asyncio from reporting it as unretrieved
 
 
+def _cancelling() -> bool:
+    """Whether the running task itself was asked to stop (not only something it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _mapping_error(reason_code: str) -> AckError:
     """The ERR of a message the mapping rejected: its reason code only (never a value)."""
     return AckError(reason_code if _CODE.match(reason_code) else "MAPPING_REJECTED", "rejected when mapped")
@@ -116,13 +122,13 @@ class Connection:
 
     async def serve(self) -> None:
         log.info("mllp.connection_opened", adapter=self.name, **self.peer)
-        metrics.mllp_connection(self.name, 1)
         writing = asyncio.create_task(self._write_loop())
         self._reading = asyncio.create_task(self._read_loop())
         try:
             await self._reading
         except asyncio.CancelledError:
-            if not self._reading.cancelled():
+            if _cancelling():  # the connection is cancelled, not only its reading (stop_reading)
+                writing.cancel()
                 raise
         except (ConnectionError, OSError):
             pass  # the peer went away; what was read is still published
@@ -133,7 +139,6 @@ class Connection:
         self.answers.put_nowait(None)
         await writing
         await self._close()
-        metrics.mllp_connection(self.name, -1)
         log.info("mllp.connection_closed", adapter=self.name, frames=self.frames, **self.peer)
 
     # -- reading ---------------------------------------------------------------------------
