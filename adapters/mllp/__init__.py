@@ -190,8 +190,8 @@ class MllpAdapter:
             _, late = await asyncio.wait(pending, timeout=self.settings.drain_timeout)
             for t in late:
                 t.cancel()
-            if late:
-                await asyncio.wait(late)
+            if late:  # let them end (their count and gauge with them) before the loop does
+                await asyncio.wait(late, timeout=5.0)
         await publisher.close()
         await publishing
         log.info("mllp.stopped", adapter=self.name)
