@@ -40,19 +40,20 @@ Example::
         tls: {certfile: mllp.crt, keyfile: mllp.key, cafile: senders-ca.crt}
 
 Package layout: ``framing`` (MLLP bytes), ``ack`` (ACK/NAK), ``triage`` (MSH checks + envelope),
-``publisher`` (batched confirms, duplicates), ``commits`` (waiting for the journal commit), ``server``
-(one connection), ``accept`` (sockets, connection limit, descriptor back-off), ``loop_errors``, ``memory``
-(heap trim after big partial frames), ``tls``,
-``client`` (a small sender for tests and the benchmark).
+``publisher`` (batched confirms, duplicates), ``commits`` (waiting for the journal commit), ``lookups``
+(the store look-ups both share), ``server`` (one connection), ``accept`` (sockets, the open connections
+and their limit, descriptor back-off), ``loop_errors``, ``memory`` (heap trim after big partial frames),
+``tls``, ``client`` (a small sender for tests and the benchmark).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import sys
 import threading
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from pydantic import Field
@@ -60,6 +61,7 @@ from pydantic import Field
 from adapters.base import AdapterRuntime
 from adapters.mllp.accept import Acceptor, bind
 from adapters.mllp.commits import CommitWatch
+from adapters.mllp.lookups import StoreLookups
 from adapters.mllp.loop_errors import LoopErrors
 from adapters.mllp.memory import Trim
 from adapters.mllp.publisher import Publisher
@@ -119,7 +121,7 @@ class MllpAdapter:
         self.name, self.settings, self.runtime = name, settings, runtime
         self.ready = threading.Event()  # set once listening; ``port`` is then the bound port
         self.port: int = settings.port
-        self._conns: dict[Connection, Any] = {}
+        self._acceptor: Acceptor[Connection] | None = None
         self._strict = load_strict(settings)
 
     def check(self) -> None:
@@ -141,62 +143,59 @@ class MllpAdapter:
     async def _serve(self, stop: threading.Event) -> None:
         s = self.settings
         asyncio.get_running_loop().set_exception_handler(LoopErrors(self.name))
-        publisher = Publisher(self.runtime.bus, self.runtime.keys, max_batch=s.max_batch,
-                              max_inflight=s.max_inflight_batches, retry_seconds=s.bus_retry_seconds,
-                              cache_size=s.dedup_cache_size, lookup_budget=s.dedup_lookup_budget_ms / 1000)
-        commits = CommitWatch(self.runtime.keys, interval=s.commit_poll_ms / 1000)
+        lookups = StoreLookups(self.runtime.keys)
+        publisher = Publisher(self.runtime.bus, lookups, max_batch=s.max_batch, max_inflight=s.max_inflight_batches,
+                              retry_seconds=s.bus_retry_seconds, cache_size=s.dedup_cache_size,
+                              lookup_budget=s.dedup_lookup_budget_ms / 1000)
+        commits = CommitWatch(lookups, interval=s.commit_poll_ms / 1000)
         trim = Trim()
         publishing = asyncio.create_task(publisher.run())
-        conns: dict[Connection, asyncio.Task[Any]] = {}
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            conn = Connection(reader, writer, name=self.name, settings=s, publisher=publisher, commits=commits,
-                              strict=self._strict, released=trim.released)
-            conns[conn] = asyncio.current_task()  # type: ignore[assignment]
-            try:
-                await conn.serve()
-            finally:
-                conns.pop(conn, None)
-
+        make = functools.partial(Connection, name=self.name, settings=s, publisher=publisher, commits=commits,
+                                 strict=self._strict, released=trim.released)
         ssl_ctx = server_context(s.tls) if s.tls is not None else None
         try:
             socks = bind(s.host, s.port, backlog=512)
         except OSError as exc:
             await publisher.close()
             await publishing
+            await lookups.close()
             raise ConfigError(f"adapter {self.name!r}: cannot listen on port {s.port} ({exc.strerror})") from None
-        acceptor = Acceptor(self.name, socks, handle, max_connections=s.max_connections, ssl_context=ssl_ctx)
+        acceptor = Acceptor(self.name, socks, make, max_connections=s.max_connections, ssl_context=ssl_ctx)
         acceptor.start()
-        self.port, self._conns = acceptor.port, conns
+        self.port, self._acceptor = acceptor.port, acceptor
         log.info("mllp.listening", adapter=self.name, port=self.port, tls=ssl_ctx is not None)
         self.ready.set()
         try:
             while not stop.is_set():
                 await asyncio.sleep(0.05)
         finally:
-            await self._drain(acceptor, conns, publisher, publishing)
+            await self._drain(acceptor, publisher, publishing)
             await commits.close()
+            await lookups.close()
             trim.cancel()
 
     def buffered_bytes(self) -> int:
         """Bytes the open connections hold (partial frames and frames not yet answered); for tests and ops."""
-        return sum(c.buffered for c in list(self._conns))
+        return sum(c.buffered for c in self._acceptor.served()) if self._acceptor is not None else 0
 
     @property
     def open_connections(self) -> int:
-        return len(self._conns)
+        """Admitted connections not yet closed (TLS handshakes included)."""
+        return self._acceptor.open if self._acceptor is not None else 0
 
-    async def _drain(self, acceptor: Acceptor, conns: dict[Connection, asyncio.Task[Any]],
-                     publisher: Publisher, publishing: asyncio.Task[None]) -> None:
-        acceptor.close()
+    async def _drain(self, acceptor: Acceptor[Connection], publisher: Publisher,
+                     publishing: asyncio.Task[None]) -> None:
+        acceptor.close()  # no new connection, and no handshake still running becomes one
         publisher.stopping = True
-        for conn in list(conns):
+        for conn in acceptor.served():
             conn.stop_reading()
-        pending = list(conns.values())
+        pending = list(acceptor.connections)
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.settings.drain_timeout)
             for t in late:
                 t.cancel()
+            if late:  # let them end (their count and gauge with them) before the loop does
+                await asyncio.wait(late, timeout=5.0)
         await publisher.close()
         await publishing
         log.info("mllp.stopped", adapter=self.name)

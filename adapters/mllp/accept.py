@@ -4,36 +4,49 @@ The listener binds its sockets itself (one per address ``host`` resolves to, as 
 does) and accepts with ``loop.sock_accept``, one loop per socket, instead of using asyncio's server:
 
 * **Descriptor exhaustion** (``EMFILE``/``ENFILE``/``ENOBUFS``/``ENOMEM`` from ``accept``): asyncio's server
-  pauses for a second but first keeps calling ``accept`` once per backlog slot in the same tick, each
-  failure reported to the loop's exception handler (hundreds of tracebacks a second). Here the loop waits
-  (0.1 s, doubling up to 2 s) and tries again; the connections queue in the kernel's backlog meanwhile.
-  One ``mllp.accept_starved`` line when it starts, one ``mllp.accept_resumed`` (with the count of failed
-  attempts) once connections were accepted again and none failed for ``QUIET_SECONDS`` (while descriptors
-  are scarce, accepting flips between working and failing with every one freed: one episode).
+  pauses for a second but first keeps calling ``accept`` once per backlog slot in the same tick, and
+  reports each failure with a traceback to the loop's exception handler. Here the loop waits
+  (:class:`engine.supervise.Backoff`: 0.1 s, doubling up to 2 s) and tries again; the connections queue in
+  the kernel's backlog meanwhile. One ``mllp.accept_starved`` line when it starts, one
+  ``mllp.accept_resumed`` (with the count of failed attempts) once connections were accepted again and
+  none failed for ``QUIET_SECONDS`` (while descriptors are scarce, accepting flips between working and
+  failing with every one freed: one episode).
 * **Connection limit**: a connection beyond ``max_connections`` open ones is closed at once, before any
   TLS handshake. One ``mllp.connection_limit_reached`` line per burst, and ``mllp.connection_limit_cleared``
   with the number refused once a connection is admitted again.
 
-Each admitted connection becomes a stream pair (TLS handshake included) handed to ``handle``.
+Each admitted connection becomes a stream pair (TLS handshake included) from which ``make`` builds the
+object that serves it. The acceptor is the one count of open connections: :attr:`Acceptor.connections`
+holds every admitted one (``None`` while its handshake runs), the limit counts them, and the
+``enjournal_mllp_connections`` gauge follows them. :meth:`Acceptor.close` stops accepting and cancels the
+handshakes still running, so no connection starts being served after it; those already served go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import functools
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 
+from adapters.inbox import PROCESS_WIDE, errno_name
+from engine import metrics
+from engine.supervise import Backoff
+
 log = structlog.get_logger("adapters.mllp")
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-#: accept() errors that mean "out of descriptors or memory": wait and retry
-STARVED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+class Served(Protocol):
+    async def serve(self) -> None: ...
+
+
+S = TypeVar("S", bound=Served)
 READ_LIMIT = 64 * 1024  # the stream reader's buffer, as asyncio.start_server's default
 
 
@@ -59,43 +72,58 @@ def bind(host: str, port: int, backlog: int) -> list[socket.socket]:
     return socks
 
 
-class Acceptor:
+class Acceptor(Generic[S]):
     """Accepts on ``socks`` until :meth:`close`; see the module docstring."""
 
     MIN_WAIT, MAX_WAIT = 0.1, 2.0
     QUIET_SECONDS = 3.0  # accepting without a failure for this long ends an episode of starvation
 
-    def __init__(self, name: str, socks: list[socket.socket], handle: Handler, *, max_connections: int,
+    def __init__(self, name: str, socks: list[socket.socket],
+                 make: Callable[[asyncio.StreamReader, asyncio.StreamWriter], S], *, max_connections: int,
                  ssl_context: ssl.SSLContext | None = None, handshake_timeout: float = 10.0) -> None:
-        self.name, self.socks, self.handle = name, socks, handle
+        self.name, self.socks, self.make = name, socks, make
         self.max_connections, self.ssl, self.handshake_timeout = max_connections, ssl_context, handshake_timeout
-        self.open = 0  # admitted connections not yet finished (TLS handshakes included)
+        #: every admitted connection's task -> what serves it (None while its TLS handshake runs); the loop
+        #: keeps only weak references to tasks
+        self.connections: dict[asyncio.Task[None], S | None] = {}
         self.refused = 0  # refused in the current burst
+        self._backoff = Backoff(first=self.MIN_WAIT, most=self.MAX_WAIT)
         self._starved_since: float | None = None
         self._failures = 0
         self._recovery: asyncio.TimerHandle | None = None
         self._loops: list[asyncio.Task[None]] = []
-        self._serving: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     @property
     def port(self) -> int:
         return int(self.socks[0].getsockname()[1])
 
+    @property
+    def open(self) -> int:
+        """Admitted connections not yet finished (TLS handshakes included)."""
+        return len(self.connections)
+
+    def served(self) -> list[S]:
+        """The connections being served (past their handshake)."""
+        return [c for c in list(self.connections.values()) if c is not None]
+
     def start(self) -> None:
         self._loops = [asyncio.ensure_future(self._accept_loop(s)) for s in self.socks]
 
     def close(self) -> None:
-        """Stop accepting; connections already admitted go on."""
+        """Stop accepting and cancel the handshakes still running; connections already served go on."""
         if self._recovery is not None:
             self._recovery.cancel()
         for t in self._loops:
             t.cancel()
         for s in self.socks:
             s.close()
+        for task, served in list(self.connections.items()):
+            if served is None:
+                task.cancel()
 
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        wait = self.MIN_WAIT
+        wait = 0.0
         while True:
             try:
                 conn, _ = await loop.sock_accept(sock)
@@ -105,10 +133,10 @@ class Acceptor:
                 if sock.fileno() < 0:
                     return  # closed by close()
                 self._starving(exc)
+                wait = self._backoff.next(wait, 0.0)
                 await asyncio.sleep(wait)
-                wait = min(wait * 2, self.MAX_WAIT)
                 continue
-            wait = self.MIN_WAIT
+            wait = 0.0
             self._fed()
             self._admit(conn)
 
@@ -119,8 +147,8 @@ class Acceptor:
             self._recovery = None
         if self._starved_since is None:
             self._starved_since = time.monotonic()
-            code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-            log.warning("mllp.accept_starved", adapter=self.name, error=code, starved=exc.errno in STARVED)
+            log.warning("mllp.accept_starved", adapter=self.name, error=errno_name(exc),
+                        starved=exc.errno in PROCESS_WIDE)
 
     def _fed(self) -> None:
         if self._starved_since is not None and self._recovery is None:
@@ -144,13 +172,23 @@ class Acceptor:
         if self.refused:
             log.info("mllp.connection_limit_cleared", adapter=self.name, refused=self.refused)
             self.refused = 0
-        self.open += 1
         task = asyncio.ensure_future(self._serve(conn))
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
+        self.connections[task] = None
+        metrics.mllp_connection(self.name, 1)
+        task.add_done_callback(functools.partial(self._finished, conn))
+
+    def _finished(self, conn: socket.socket, task: asyncio.Task[None]) -> None:
+        """A connection ended: uncount it. Its socket is closed by then, except for a task cancelled before it
+        ever ran (:meth:`close`)."""
+        self.connections.pop(task, None)
+        metrics.mllp_connection(self.name, -1)
+        conn.close()
 
     async def _serve(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        transport: asyncio.Transport | None = None
         try:
             reader = asyncio.StreamReader(limit=READ_LIMIT)
             protocol = asyncio.StreamReaderProtocol(reader)
@@ -160,10 +198,14 @@ class Acceptor:
                     ssl_handshake_timeout=self.handshake_timeout if self.ssl else None)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 log.info("mllp.handshake_failed", adapter=self.name, error=type(exc).__name__)
-                conn.close()
                 return
-            await self.handle(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
+            served = self.make(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
+            self.connections[task] = served
+            await served.serve()
         except Exception as exc:  # noqa: BLE001 - a bug in one connection must not reach the loop's handler
             log.error("mllp.connection_failed", adapter=self.name, error=type(exc).__name__)
         finally:
-            self.open -= 1
+            if transport is None:
+                conn.close()  # the handshake failed or was cancelled
+            else:
+                transport.abort()  # a no-op once the connection closed itself; else (cancelled) dropped now

@@ -83,13 +83,6 @@ def _wants(ack_type: str | None, ok: bool, default: str) -> bool:
     return kind == "AL" or (kind == "SU" and ok) or (kind == "ER" and not ok)
 
 
-def plan(head: MshHeader, code: str) -> list[str]:
-    """The ACK codes to send, in order, for outcome ``code`` (AA/AE/AR) of a message."""
-    if not is_enhanced(head):
-        return [code]
-    return accept_codes(head, code) + ([code] if app_ack_wanted(head, code) else [])
-
-
 def accept_codes(head: MshHeader, code: str) -> list[str]:
     """Enhanced mode: the accept ACK (CA/CE/CR for ``code`` AA/AE/AR) if MSH-15 asks for it (empty: AL)."""
     return [_COMMIT[code]] if _wants(head.accept_ack_type, code == "AA", "AL") else []

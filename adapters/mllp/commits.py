@@ -1,32 +1,34 @@
 """Waiting for the workers' commit of published envelopes (``ack_after: commit``, enhanced mode's application ACK).
 
 A connection asks :meth:`CommitWatch.outcome` for an envelope once the broker confirmed it. The watch
-collects the ids every connection of the listener waits for and looks up the oldest :data:`WINDOW` of them
-(workers commit in about queue order) in one store query every ``interval`` seconds; after
-:data:`IDLE_TICKS` look-ups in a row found nothing (the workers are behind or down) the pause doubles, up to
-:data:`MAX_INTERVAL`, until one finds something (:meth:`engine.store.journal.Store.commit_outcomes`: an envelope is committed once
-``raw_archive`` holds it, and rejected when ``dead_letters`` holds it too, with its reason code). On
-PostgreSQL the query runs on the event loop on a connection of its own (``keys.async_key_reader()``,
-:mod:`engine.store.keys_async`), elsewhere on a thread. Nothing is asked while nobody waits, so a listener
-in ``broker`` mode with original-mode senders never queries.
+collects the ids every connection of the listener waits for and looks them up in one store query every
+``interval`` seconds (:meth:`engine.store.journal.Store.commit_outcomes`: an envelope is committed once
+``raw_archive`` holds it, and rejected when ``dead_letters`` holds it too, with its reason code), through
+the listener's :class:`~adapters.mllp.lookups.StoreLookups`. A query asks for at most ``window`` ids: when
+more wait, each query asks for the ones asked least recently, so every waiting id is asked about within
+a few ticks even while older ones stay uncommitted. After :data:`IDLE_TICKS` look-ups in a row found
+nothing (the workers are behind or down) the pause doubles, up to :data:`MAX_INTERVAL` (never below
+``interval``), until one finds something. Nothing is asked while nobody waits, so a listener in
+``broker`` mode with original-mode senders never queries.
 
 An outcome that does not come within the caller's timeout raises :class:`TimeoutError`; a failing look-up
-is logged once per episode and retried on the next tick (the waiters' timeouts bound it).
+is logged once per episode and retried every :attr:`CommitWatch.RETRY_SECONDS` (the waiters' timeouts
+bound it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from adapters.base import AsyncKeys, ProcessedKeys
+from adapters.mllp.lookups import StoreLookups
+from engine.supervise import Backoff
 
 log = structlog.get_logger("adapters.mllp")
 
-#: ids per look-up, the oldest waiting first (PostgreSQL takes them as one array; SQLite chunks again)
+#: ids per look-up (PostgreSQL takes them as one array; SQLite chunks again)
 WINDOW = 1000
 #: empty look-ups in a row before the pause grows, and the longest pause
 IDLE_TICKS, MAX_INTERVAL = 20, 0.05
@@ -37,12 +39,12 @@ class CommitWatch:
 
     RETRY_SECONDS = 0.5  # between look-ups while they fail
 
-    def __init__(self, keys: ProcessedKeys, *, interval: float = 0.005) -> None:
-        self.keys, self.interval = keys, interval
+    def __init__(self, lookups: StoreLookups, *, interval: float = 0.005, window: int = WINDOW) -> None:
+        self.lookups, self.interval, self.window = lookups, interval, window
+        self._idle = Backoff(first=interval, most=max(interval, MAX_INTERVAL))
+        #: envelope id -> its waiters, the id asked about least recently first
         self._waiting: dict[str, list[asyncio.Future[str | None]]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._reader: AsyncKeys | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self._failing = False
         self._closed = False
 
@@ -79,12 +81,25 @@ class CommitWatch:
         try:
             while self._waiting and not self._closed:
                 await asyncio.sleep(self.RETRY_SECONDS if self._failing else pause)
-                found = await self._look_up(list(itertools.islice(self._waiting, WINDOW)))
+                found = await self._look_up(self._next_window())
                 self._settle(found)
                 empty = 0 if found else empty + 1
-                pause = self.interval if empty < IDLE_TICKS else min(pause * 2, MAX_INTERVAL)
+                pause = self._pause(pause, empty)
         finally:
             self._task = None
+
+    def _pause(self, pause: float, empty: int) -> float:
+        """The pause before the next look-up after ``empty`` look-ups in a row found nothing."""
+        return self.interval if empty < IDLE_TICKS else self._idle.next(pause, 0.0)
+
+    def _next_window(self) -> list[str]:
+        """The ids to ask about now: all of them, or the ``window`` asked least recently (which go to the
+        back of the line)."""
+        ids = list(itertools.islice(self._waiting, self.window))
+        if len(self._waiting) > self.window:
+            for envelope_id in ids:
+                self._waiting[envelope_id] = self._waiting.pop(envelope_id)
+        return ids
 
     def _settle(self, found: dict[str, str | None]) -> None:
         for envelope_id, reason in found.items():
@@ -94,15 +109,7 @@ class CommitWatch:
 
     async def _look_up(self, ids: list[str]) -> dict[str, str | None]:
         try:
-            if self._reader is None and self._pool is None:
-                make = getattr(self.keys, "async_key_reader", None)
-                self._reader = make() if callable(make) else None
-                if self._reader is None:
-                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="mllp-commits")
-            if self._reader is not None:
-                found = await self._reader.commit_outcomes(ids)
-            else:
-                found = await asyncio.get_running_loop().run_in_executor(self._pool, self.keys.commit_outcomes, ids)
+            found = await self.lookups.commit_outcomes(ids)
         except Exception as exc:  # noqa: BLE001 - retried on the next tick; the waiters' timeouts bound it
             if not self._failing:
                 log.warning("mllp.commit_lookup_failed", error=type(exc).__name__, waiting=len(ids))
@@ -114,6 +121,7 @@ class CommitWatch:
         return found
 
     async def close(self) -> None:
+        """Stop looking up (the shared look-ups are closed by their owner, the listener)."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
@@ -121,7 +129,3 @@ class CommitWatch:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        if self._reader is not None:
-            await self._reader.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)

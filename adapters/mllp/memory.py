@@ -1,8 +1,8 @@
 """Giving memory back to the system after connections that held big partial frames went away.
 
 A partial frame's buffer is freed when its connection closes, but glibc's allocator keeps freed heap
-memory for reuse (after 200 connections with a 1 MB open frame each closed, the listener's RSS stayed at
-its peak). :class:`Trim` calls ``malloc_trim(0)`` once, a moment after such a connection closed (at most
+memory for reuse, so without a trim the listener's RSS stays at the peak that many big open frames
+reached. :class:`Trim` calls ``malloc_trim(0)`` once, a moment after such a connection closed (at most
 once per ``delay`` seconds however many close), so the RSS goes back down. Where the C library has no
 ``malloc_trim`` (not glibc) it does nothing.
 """

@@ -8,25 +8,24 @@ to ``max_inflight`` batches at once:
 
 1. duplicates: a message is a duplicate when its ``dedup_key`` **and its content hash** (the first 32 hex
    digits of the sha256 of its bytes) are in the recent-key cache, in flight in another batch, or known to
-   the store (``runtime.keys.processed_versions``); it is answered with the original code and the
+   the store (:class:`adapters.mllp.lookups.StoreLookups`); it is answered with the original code and the
    original's envelope, and not published again. The same key with other content is a different
    message: it is published under the same key (its processed row is the key and its own hash), flagged
    with ``attributes["control_id_reused"]`` (the envelope id of the earlier content) when that is known
-   before it is published, and logged as ``mllp.control_id_reused`` (ids only) either way. The look-up runs while
-   the batch is published (``lookup_budget`` 0, the default: waiting for it first, with the store busy
-   with the workers' commits, took as long as the confirm itself and doubled the ACK's p50);
-   with a budget the batch waits that long for it first and a key found in time is not published again.
-   A resend published again reaches the workers, whose store writes are idempotent. On PostgreSQL the
-   look-up runs on the event loop (``keys.async_key_reader()``, :mod:`engine.store.keys_async`), elsewhere
-   on a pool thread;
+   before it is published, and logged as ``mllp.control_id_reused`` (ids only) either way. The cache keeps
+   the last :attr:`RecentKeys.CONTENTS` contents of each key, so a sender that reuses one control id for
+   every message costs no more per message than one that never does. The look-up runs while the batch is
+   published (``lookup_budget`` 0, the default), so a database busy with the workers' commits does not
+   hold the sender's ACK; with a budget the batch waits that long for it first and a key found in time is
+   not published again. A resend published again reaches the workers, whose store writes are idempotent;
 2. the rest is published and its confirm awaited, retried (tenacity) while the bus is unavailable for up
-   to ``retry_seconds``. On RabbitMQ the publisher runs on the event loop too (``bus.loop_publisher()``,
-   :mod:`engine.bus.rabbit_loop`); other buses take the batch with ``bus.publish_async``. Each thread
-   hand-off cost a wake-up: with the look-up and the publish on pool and I/O threads the listener made
-   15-18 context switches and spent 1.8-2.0 ms of CPU per message at 300 msg/s on a slow day, on the loop
-   4-5 and 1.35-1.5 ms, and the ACK's p99 went from 33-116 ms to 11-22 ms (workers busy, alternating runs);
+   to ``retry_seconds``. On RabbitMQ the publisher runs on the event loop (``bus.loop_publisher()``,
+   :mod:`engine.bus.rabbit_loop`: no thread hand-off per batch); other buses take the batch with
+   ``bus.publish_async``;
 3. after the confirm the futures resolve and the accepted keys are remembered with their content hash in
    batches (``runtime.keys.remember``) by a background task, at most every ``REMEMBER_INTERVAL`` seconds.
+
+A message submitted after :meth:`Publisher.close` fails at once (its sender gets no answer).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from typing import NamedTuple
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from adapters.base import AsyncKeys, ProcessedKeys
+from adapters.mllp.lookups import Seen, Stored, StoreLookups
 from adapters.mllp.triage import Triage
 from engine import metrics
 from engine.bus import Bus, EventLoopPublisher
@@ -53,8 +52,6 @@ log = structlog.get_logger("adapters.mllp")
 
 #: the attribute a message under a reused control id carries: the envelope id of the earlier content
 REUSED = "control_id_reused"
-#: (envelope_id, ACK code) of one stored content of a key
-Seen = tuple[str, str]
 
 
 class Receipt(NamedTuple):
@@ -65,38 +62,45 @@ class Receipt(NamedTuple):
     envelope_id: str
 
 
-class RecentKeys:
-    """A bounded LRU of dedup_key -> {content hash: (envelope id, ACK code)}.
+class Known(NamedTuple):
+    """One content of a key the listener answered."""
 
-    Each content is kept as one string ``hash|code|envelope_id`` (a key's usual single content costs one
-    string, not a dict and two tuples: the cache holds up to ``dedup_cache_size`` keys)."""
+    content_hash: str
+    envelope_id: str
+    code: str
+
+
+class RecentKeys:
+    """A bounded LRU of dedup_key -> its last :attr:`CONTENTS` contents, oldest first.
+
+    Bounded in keys (``size``) and in contents per key: the work per message is the same however often a
+    sender reuses a control id. A content older than the last few is found in the store instead."""
+
+    CONTENTS = 4
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._d: OrderedDict[str, str | tuple[str, ...]] = OrderedDict()
+        self._d: OrderedDict[str, tuple[Known, ...]] = OrderedDict()
 
-    def get(self, key: str) -> dict[str, Seen] | None:
-        entry = self._d.get(key)
-        if entry is None:
-            return None
+    def get(self, key: str) -> tuple[Known, ...]:
+        """The key's kept contents (empty when unknown); marks the key recently used."""
+        contents = self._d.get(key)
+        if contents is None:
+            return ()
         self._d.move_to_end(key)
-        out: dict[str, Seen] = {}
-        for item in (entry,) if isinstance(entry, str) else entry:
-            content_hash, code, envelope_id = item.split("|", 2)
-            out[content_hash] = (envelope_id, code)
-        return out
+        return contents
 
     def put(self, key: str, content_hash: str, envelope_id: str, code: str) -> None:
-        item = f"{content_hash}|{code}|{envelope_id}"
-        entry = self._d.get(key)
-        if entry is None or (isinstance(entry, str) and entry.startswith(content_hash + "|")):
-            self._d[key] = item
-        else:
-            others = (entry,) if isinstance(entry, str) else entry
-            self._d[key] = (*(x for x in others if not x.startswith(content_hash + "|")), item)
+        """Keep this content as the key's newest (replacing the same content); drop the oldest beyond the cap."""
+        kept = tuple(k for k in self._d.get(key, ()) if k.content_hash != content_hash)
+        self._d[key] = (*kept, Known(content_hash, envelope_id, code))[-self.CONTENTS:]
         self._d.move_to_end(key)
         while len(self._d) > self.size:
             self._d.popitem(last=False)
+
+
+def _find(contents: tuple[Known, ...], content_hash: str) -> Known | None:
+    return next((k for k in contents if k.content_hash == content_hash), None)
 
 
 @dataclass
@@ -145,10 +149,9 @@ class Publisher:
     REMEMBER_INTERVAL = 0.5  # seconds between writes of accepted keys to the store
     REMEMBER_BATCH = 2000  # ... or sooner when this many are waiting
 
-    def __init__(self, bus: Bus, keys: ProcessedKeys, *, max_batch: int = 500, max_inflight: int = 4,
-                 retry_seconds: float = 30.0, cache_size: int = 100_000, lookup_threads: int = 4,
-                 lookup_budget: float = 0.0) -> None:
-        self.bus, self.keys = bus, keys
+    def __init__(self, bus: Bus, lookups: StoreLookups, *, max_batch: int = 500, max_inflight: int = 4,
+                 retry_seconds: float = 30.0, cache_size: int = 100_000, lookup_budget: float = 0.0) -> None:
+        self.bus, self.lookups, self.keys = bus, lookups, lookups.keys
         self.max_batch, self.retry_seconds, self.lookup_budget = max_batch, retry_seconds, lookup_budget
         self.cache = RecentKeys(cache_size)
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
@@ -159,26 +162,31 @@ class Publisher:
         self._remember_wake = asyncio.Event()
         self._remember_full = asyncio.Event()
         self._closing = False
+        self._closed = False  # close() was called: nothing more is taken
         #: set when the listener stops: a publish that failed is not retried any more (no ACK is sent)
         self.stopping = False
-        self._lookups = ThreadPoolExecutor(max_workers=lookup_threads, thread_name_prefix="mllp-keys")
         self._io = ThreadPoolExecutor(max_workers=max_inflight + 1, thread_name_prefix="mllp-publish")
         self._loop_pub: EventLoopPublisher | None = None
-        self._reader: AsyncKeys | None = None
 
     def submit(self, triage: Triage) -> asyncio.Future[Receipt]:
         p = Pending(triage)
-        self._queue.put_nowait(p)
+        if self._closed:  # the listener is stopping: never a future that nobody settles
+            _settle(p.future, exc=BusUnavailable("listener stopping"))
+        else:
+            self._queue.put_nowait(p)
         return p.future
 
     async def run(self) -> None:
         """Drain the queue into batches until :meth:`close`; then wait for every batch."""
-        self._start_loop_clients()
+        make_publisher = getattr(self.bus, "loop_publisher", None)  # RabbitMQ: publish on this event loop
+        if callable(make_publisher):
+            self._loop_pub = make_publisher()
+            self._loop_pub.start()
         try:
             await self._drain()
         finally:
-            await self._close_loop_clients()
-            self._lookups.shutdown(wait=False)
+            if self._loop_pub is not None:
+                await self._loop_pub.close()
             self._io.shutdown(wait=False)
 
     async def _drain(self) -> None:
@@ -205,28 +213,13 @@ class Publisher:
         self._remember_full.set()
         await remember
 
-    def _start_loop_clients(self) -> None:
-        """The bus's event-loop publisher and the store's event-loop look-up, where they have them."""
-        make_publisher = getattr(self.bus, "loop_publisher", None)
-        if callable(make_publisher):
-            self._loop_pub = make_publisher()
-            self._loop_pub.start()
-        make_reader = getattr(self.keys, "async_key_reader", None)
-        if callable(make_reader):
-            self._reader = make_reader()
-
-    async def _close_loop_clients(self) -> None:
-        if self._loop_pub is not None:
-            await self._loop_pub.close()
-        if self._reader is not None:
-            await self._reader.close()
-
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
 
     async def close(self) -> None:
         """Stop taking batches after everything submitted so far is processed."""
+        self._closed = True
         self._queue.put_nowait(None)
 
     async def _process(self, batch: list[Pending]) -> None:
@@ -269,15 +262,11 @@ class Publisher:
         The store look-up gets ``lookup_budget`` seconds; past that the batch is published without waiting
         for it (a busy database must not hold the sender's ACK) and a content it then finds is answered with
         its original code. Such a resend reaches the workers, whose store writes are idempotent."""
-        loop = asyncio.get_running_loop()
-        keys = [p.key or "" for p in leaders]
-        lookup: asyncio.Future[list[dict[str, Seen]]] | None = None
-        if leaders and self._reader is not None:
-            lookup = asyncio.ensure_future(self._lookup_async(self._reader, keys))
-        elif leaders:
-            lookup = loop.run_in_executor(self._lookups, self._lookup, keys)
-        if lookup is not None and self.lookup_budget > 0:
-            await asyncio.wait({lookup}, timeout=self.lookup_budget)
+        lookup: asyncio.Task[list[Stored]] | None = None
+        if leaders:
+            lookup = asyncio.ensure_future(self.lookups.stored([(p.key or "", p.content_hash) for p in leaders]))
+            if self.lookup_budget > 0:
+                await asyncio.wait({lookup}, timeout=self.lookup_budget)
         if lookup is None or lookup.done():
             published = self._settle_known(leaders, lookup.result() if lookup else []) + rejects
             await self._confirm([p.envelope for p in published])
@@ -285,9 +274,9 @@ class Publisher:
         published = leaders + rejects
         await self._confirm([p.envelope for p in published])
         for p, stored in zip(leaders, await lookup):
-            p.known = stored.get(p.content_hash)
-            if p.known is None and stored:
-                self._reused(p, next(iter(stored.values()))[0], published=True)
+            p.known = stored.hit
+            if stored.other is not None:
+                self._reused(p, stored.other, published=True)
         return published
 
     def _claim(self, batch: list[Pending]) -> list[Pending]:
@@ -297,15 +286,15 @@ class Publisher:
             key = p.key
             if not p.triage.accepted or key is None:
                 continue
-            seen = self.cache.get(key) or {}
+            seen = self.cache.get(key)
             flight = self._inflight.get(key) or {}
-            if (hit := seen.get(p.content_hash)) is not None:
-                _settle(p.future, Receipt(hit[1], hit[0]))
+            if (hit := _find(seen, p.content_hash)) is not None:
+                _settle(p.future, Receipt(hit.code, hit.envelope_id))
             elif (lead := flight.get(p.content_hash)) is not None:
                 _follow(lead.future, p.future)
             else:
                 if seen or flight:
-                    earlier = next(iter(seen.values()))[0] if seen else next(iter(flight.values())).envelope.id
+                    earlier = seen[0].envelope_id if seen else next(iter(flight.values())).envelope.id
                     self._reused(p, earlier)
                 self._inflight.setdefault(key, {})[p.content_hash] = p
                 leaders.append(p)
@@ -329,36 +318,19 @@ class Publisher:
             failed.set_exception(exc if isinstance(exc, EnjournalError) else BusUnavailable(type(exc).__name__))
             return failed
 
-    def _settle_known(self, leaders: list[Pending], stored: list[dict[str, Seen]]) -> list[Pending]:
+    def _settle_known(self, leaders: list[Pending], stored: list[Stored]) -> list[Pending]:
         """Answer the leaders whose content the store already knew; flag reused keys; return the rest."""
         fresh: list[Pending] = []
-        for p, contents in zip(leaders, stored):
-            hit = contents.get(p.content_hash)
-            if hit is None:
-                if contents:
-                    self._reused(p, next(iter(contents.values()))[0])
+        for p, known in zip(leaders, stored):
+            if known.hit is None:
+                if known.other is not None:
+                    self._reused(p, known.other)
                 fresh.append(p)
                 continue
-            self.cache.put(p.key or "", p.content_hash, *hit)
+            self.cache.put(p.key or "", p.content_hash, *known.hit)
             self._release(p)
-            _settle(p.future, Receipt(hit[1], hit[0]))
+            _settle(p.future, Receipt(known.hit[1], known.hit[0]))
         return fresh
-
-    def _lookup(self, keys: list[str]) -> list[dict[str, Seen]]:
-        """The stored contents of each of ``keys`` (empty = new), in one store query."""
-        try:
-            found = self.keys.processed_versions(keys)
-        except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
-            return _lookup_failed(keys, exc)
-        return [found.get(k) or {} for k in keys]
-
-    async def _lookup_async(self, reader: AsyncKeys, keys: list[str]) -> list[dict[str, Seen]]:
-        """:meth:`_lookup` on the event loop."""
-        try:
-            found = await reader.processed_versions(keys)
-        except Exception as exc:  # noqa: BLE001 - as in _lookup
-            return _lookup_failed(keys, exc)
-        return [found.get(k) or {} for k in keys]
 
     def _release(self, p: Pending) -> None:
         flight = self._inflight.get(p.key or "")
@@ -421,9 +393,3 @@ class Publisher:
         except Exception as exc:  # noqa: BLE001 - best effort; the store dedups again in the worker
             log.warning("mllp.keys_remember_failed", count=len(items), error=type(exc).__name__)
 
-
-def _lookup_failed(keys: list[str], exc: Exception) -> list[dict[str, Seen]]:
-    """A failed look-up of processed keys: every key counts as new (the worker's idempotent store still
-    catches a duplicate), and the failure is logged by type only."""
-    log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
-    return [{} for _ in keys]

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import re
 import time
 from collections.abc import Callable
@@ -79,6 +78,21 @@ def _retrieve(f: asyncio.Future[Any]) -> None:
         f.exception()  # nobody will answer it: keep asyncio from reporting it as unretrieved
 
 
+def _cancelling() -> bool:
+    """Whether the running task itself was asked to stop (not only something it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _ended(fut: asyncio.Future[Any]) -> None:
+    """Wait until ``fut`` ended; its cancellation is its own, only the running task's propagates."""
+    try:
+        await fut
+    except asyncio.CancelledError:
+        if _cancelling():
+            raise
+
+
 def _mapping_error(reason_code: str) -> AckError:
     """The ERR of a message the mapping rejected: its reason code only (never a value)."""
     return AckError(reason_code if _CODE.match(reason_code) else "MAPPING_REJECTED", "rejected when mapped")
@@ -116,13 +130,13 @@ class Connection:
 
     async def serve(self) -> None:
         log.info("mllp.connection_opened", adapter=self.name, **self.peer)
-        metrics.mllp_connection(self.name, 1)
         writing = asyncio.create_task(self._write_loop())
         self._reading = asyncio.create_task(self._read_loop())
         try:
             await self._reading
         except asyncio.CancelledError:
-            if not self._reading.cancelled():
+            if _cancelling():  # the connection is cancelled, not only its reading (stop_reading)
+                writing.cancel()
                 raise
         except (ConnectionError, OSError):
             pass  # the peer went away; what was read is still published
@@ -133,7 +147,6 @@ class Connection:
         self.answers.put_nowait(None)
         await writing
         await self._close()
-        metrics.mllp_connection(self.name, -1)
         log.info("mllp.connection_closed", adapter=self.name, frames=self.frames, **self.peer)
 
     # -- reading ---------------------------------------------------------------------------
@@ -190,14 +203,14 @@ class Connection:
         self.held_bytes += len(event.payload)
         if self.strict is None:
             t = self._triage(event.payload)
+            answer = Answer(t.head, None, t.code, t.error, len(event.payload))
             receipt = self.publisher.submit(t)
-            answer = Answer(t.head, receipt, t.code, t.error, len(event.payload))
-            if answer.accepted and self._needs_outcome(t.head):  # wait for the commit from the confirm on
-                receipt.add_done_callback(functools.partial(self._watch_done, answer))
-            self.answers.put_nowait(answer)
-            return
-        answer = Answer(FALLBACK, None, size=len(event.payload))  # strict validation is slow: off the loop
-        answer.future = asyncio.ensure_future(self._triage_off_loop(event.payload, answer))
+            # an answer that waits for the commit starts waiting from the confirm on, not from its turn
+            answer.future = asyncio.ensure_future(self._confirmed(answer, receipt)) if self._watches(answer) \
+                else receipt
+        else:  # strict validation is slow: off the loop
+            answer = Answer(FALLBACK, None, size=len(event.payload))
+            answer.future = asyncio.ensure_future(self._triage_off_loop(event.payload, answer))
         self.answers.put_nowait(answer)
 
     def _triage(self, raw: bytes) -> Triage:
@@ -210,27 +223,23 @@ class Connection:
     async def _triage_off_loop(self, raw: bytes, answer: Answer) -> Receipt:
         t = await asyncio.get_running_loop().run_in_executor(None, self._triage, raw)
         answer.head, answer.code, answer.error = t.head, t.code, t.error
-        receipt = await self.publisher.submit(t)
-        self._watch(answer, receipt)
-        return receipt
+        receipt = self.publisher.submit(t)
+        return await self._confirmed(answer, receipt) if self._watches(answer) else await receipt
 
     # -- commit outcomes -------------------------------------------------------------------
-    def _needs_outcome(self, head: MshHeader) -> bool:
-        """Whether an accepted message's answer waits for its commit outcome."""
-        if self.settings.ack_after == "commit":
-            return True
-        return is_enhanced(head) and app_ack_wanted(head)
+    def _watches(self, answer: Answer) -> bool:
+        """Whether ``answer`` waits for its message's commit outcome (accepted messages only)."""
+        if not answer.accepted:
+            return False
+        return self.settings.ack_after == "commit" or (is_enhanced(answer.head) and app_ack_wanted(answer.head))
 
-    def _watch_done(self, answer: Answer, f: asyncio.Future[Receipt]) -> None:
-        if not f.cancelled() and f.exception() is None:
-            self._watch(answer, f.result())
-
-    def _watch(self, answer: Answer, receipt: Receipt) -> None:
-        """Start waiting for the commit of the envelope that decides ``answer`` (once, from its confirm on)."""
-        if answer.outcome is None and answer.accepted and self._needs_outcome(answer.head):
-            answer.outcome = asyncio.ensure_future(
-                self.commits.outcome(receipt.envelope_id, self.settings.commit_timeout))
-            answer.outcome.add_done_callback(_retrieve)
+    async def _confirmed(self, answer: Answer, receipt: asyncio.Future[Receipt]) -> Receipt:
+        """The confirm's receipt, once the wait for the commit of the envelope that decides ``answer`` started
+        (the one place it starts)."""
+        r = await receipt
+        answer.outcome = asyncio.ensure_future(self.commits.outcome(r.envelope_id, self.settings.commit_timeout))
+        answer.outcome.add_done_callback(_retrieve)
+        return r
 
     async def _outcome(self, answer: Answer) -> tuple[str, AckError | None]:
         """AA when the message was mapped, AE with its reason code when it was dead-lettered."""
@@ -253,8 +262,7 @@ class Connection:
         if self._app_tail is not None:
             if broken:
                 self._app_tail.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._app_tail
+            await _ended(self._app_tail)
 
     async def _answer(self, item: Answer) -> bool:
         """Send what ``item`` is answered with now; False: close the connection without an answer."""
@@ -266,7 +274,6 @@ class Connection:
                 log.warning("mllp.closing_unconfirmed", adapter=self.name)
                 return False
             code = receipt.code
-            self._watch(item, receipt)
         if is_enhanced(item.head):
             return await self._answer_enhanced(item, code, error)
         if item.outcome is not None:
@@ -301,8 +308,7 @@ class Connection:
                 log.warning("mllp.app_ack_uncommitted", adapter=self.name)
                 code = ""
         if prev is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await prev  # application ACKs leave in the order of their messages
+            await _ended(prev)  # application ACKs leave in the order of their messages
         if code and app_ack_wanted(item.head, code):
             await self._send(item.head, [code], error, flush=True)
 

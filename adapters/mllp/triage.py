@@ -10,14 +10,14 @@ Reads only the MSH (``mappings.hl7v2.parser.parse_header``) and decides what the
 
 Every message becomes an envelope, rejected ones too: they carry ``attributes["reject"] =
 "<CODE>: <text>"`` so the worker archives and dead-letters them with the reason. Only accepted
-envelopes carry the sender's ``dedup_key`` (``HL7|MSH-3|MSH-4|MSH-10``, see :func:`dedup_key`);
+envelopes carry the sender's ``dedup_key`` (``HL7|MSH-3|MSH-4|MSH-10``, escaped so that any header gives a
+storable key: :meth:`mappings.hl7v2.parser.MshHeader.dedup_key`);
 charset is the Python codec of MSH-18, else ``default_charset``. Nothing here logs or quotes message
 content.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 from collections.abc import Callable
@@ -33,12 +33,6 @@ from mappings.hl7v2.parser import MshHeader, parse_header
 
 CONTENT_TYPE = "application/hl7-v2"
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
-#: characters escaped in a dedup key: controls (a NUL cannot be stored in PostgreSQL text), lone surrogates
-#: (not encodable), the key's own separator (MSH-3/4/10 may hold ``|`` when MSH-1 is another character)
-#: and the escape character itself
-_KEY_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff%|]")
-#: the stored key's column width; a longer key keeps its start and ends in a hash of the whole key
-MAX_KEY_CHARS = 400
 
 
 class Hl7Options(BaseModel):
@@ -113,23 +107,6 @@ def judge(raw: bytes, options: Hl7Options,
     return head, "AA", None
 
 
-def _escape_key_part(value: str) -> str:
-    return _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", value)  # e.g. NUL -> %00, U+D800 -> %D800
-
-
-def dedup_key(head: MshHeader) -> str:
-    """``HL7|<MSH-3>|<MSH-4>|<MSH-10>`` with control characters, ``|`` and ``%`` percent-escaped, so any key
-    can be stored and two different headers never give the same key; longer than
-    :data:`MAX_KEY_CHARS`: its first characters, ``%~`` and a hash of the whole key."""
-    parts: tuple[str, ...] = (head.sending_app, head.sending_facility, head.control_id)
-    if _KEY_UNSAFE.search("".join(parts)):
-        parts = tuple(_escape_key_part(v) for v in parts)
-    key = f"HL7|{parts[0]}|{parts[1]}|{parts[2]}"
-    if len(key) <= MAX_KEY_CHARS:
-        return key
-    return key[:MAX_KEY_CHARS - 34] + "%~" + hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
 def triage(raw: bytes, *, adapter: str, options: Hl7Options, source_system: str | None,
            attributes: dict[str, str] | None = None,
            strict: Callable[[bytes], list[str]] | None = None) -> Triage:
@@ -141,6 +118,6 @@ def triage(raw: bytes, *, adapter: str, options: Hl7Options, source_system: str 
     env = Envelope.build(
         raw, adapter=adapter, mapping=options.mapping, content_type=CONTENT_TYPE,
         charset=codec(head.charset, options.default_charset), source_system=source_system,
-        dedup_key=dedup_key(head) if error is None else None, attributes=attrs,
+        dedup_key=head.dedup_key() if error is None else None, attributes=attrs,
     )
     return Triage(env, head, code, error)

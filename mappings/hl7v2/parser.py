@@ -17,6 +17,7 @@ quote field values.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -68,6 +69,18 @@ _WINDOWS = {"iso-8859-2": "cp1250", "iso8859-2": "cp1250", "iso-8859-5": "cp1251
             "iso-8859-4": "cp1257", "iso8859-4": "cp1257", "iso-8859-13": "cp1257", "iso8859-13": "cp1257"}
 
 
+#: characters escaped in a dedup key: controls (a NUL cannot be stored in PostgreSQL text), lone surrogates
+#: (not encodable), the key's own separator (MSH-3/4/10 may hold ``|`` when MSH-1 is another character)
+#: and the escape character itself
+_KEY_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff%|]")
+#: the stored key's column width; a longer key keeps its start and ends in a hash of the whole key
+MAX_KEY_CHARS = 400
+
+
+def _escape_key_part(value: str) -> str:
+    return _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", value)  # e.g. NUL -> %00, U+D800 -> %D800
+
+
 @dataclass(frozen=True, slots=True)
 class MshHeader:
     """The routing facts of one message, read from its MSH segment (HL7 positions in comments)."""
@@ -90,8 +103,20 @@ class MshHeader:
     charset: str | None  # MSH-18 (first repetition)
 
     def dedup_key(self) -> str:
-        """``HL7|<sending_app>|<sending_facility>|<control_id>``: one key per source message."""
-        return f"HL7|{self.sending_app}|{self.sending_facility}|{self.control_id}"
+        """``HL7|<MSH-3>|<MSH-4>|<MSH-10>``, the sender's key of this message as it is stored.
+
+        Control characters, lone surrogates, ``|`` and ``%`` in the three fields are percent-escaped
+        (``%00``), so any key can be stored and two different headers never give the same key; a key
+        longer than :data:`MAX_KEY_CHARS` keeps its first characters and ends in ``%~`` and a hash of the
+        whole key. An ordinary key is the three fields as they are.
+        """
+        parts: tuple[str, ...] = (self.sending_app, self.sending_facility, self.control_id)
+        if _KEY_UNSAFE.search("".join(parts)):
+            parts = tuple(_escape_key_part(v) for v in parts)
+        key = f"HL7|{parts[0]}|{parts[1]}|{parts[2]}"
+        if len(key) <= MAX_KEY_CHARS:
+            return key
+        return key[:MAX_KEY_CHARS - 34] + "%~" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
     @property
     def type_name(self) -> str:

@@ -217,3 +217,27 @@ def _sha(raw: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class _CountingReaders:
+    """The store, counting the event-loop key readers (PostgreSQL connections) a listener opens."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.made = store, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def async_key_reader(self) -> object:
+        self.made += 1
+        return self.store.async_key_reader()
+
+
+def test_duplicates_and_commits_share_one_store_connection(bus: RabbitBus, store: Store) -> None:
+    """ack_after commit looks up duplicates and commits: both on the listener's one event-loop reader."""
+    keys = _CountingReaders(store)
+    with working(bus, store), listening(bus, keys, ack_after="commit") as a, MllpClient("127.0.0.1", a.port) as c:
+        first = adt("ADV-ONE-1")
+        assert [x.code for x in c.send_many([first, adt("ADV-ONE-2", patient=2)])] == ["AA", "AA"]
+        assert c.send(first)[0].code == "AA"  # a duplicate: its answer waits for the original's commit
+    assert keys.made == 1

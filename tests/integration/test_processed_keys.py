@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.mllp.ack import FALLBACK
-from adapters.mllp.triage import MAX_KEY_CHARS, dedup_key
 from engine.store import Outcome, Store
 from engine.store import schema as s
 from engine.store.journal import make_engine
 from engine.store.keys_async import content_hash
 from engine.store.migrations import STEPS, _v2_raw_archive_lean, current_version, migrate
+from mappings.hl7v2.parser import MAX_KEY_CHARS
 from tests.helpers import envelope, fnr_id, outcome, person
 
 
@@ -87,13 +87,13 @@ def test_event_loop_look_ups_answer_as_the_thread_ones(pg_url: str) -> None:
 def test_keys_of_headers_with_control_characters_can_be_stored(any_store: Store, app: str, facility: str,
                                                                  control_id: str) -> None:
     head = dataclasses.replace(FALLBACK, sending_app=app, sending_facility=facility, control_id=control_id)
-    key = dedup_key(head)
+    key = head.dedup_key()
     assert key.isprintable() and len(key) <= MAX_KEY_CHARS and "\x00" not in key
     env = envelope("k1", raw=b"MSH|...", dedup=key)
     any_store.commit_batch([Outcome(env, reason_code="HL7_NO_PID", reason="HL7_NO_PID")])
     assert any_store.processed_versions([key]) == {key: {content_hash(env): ("k1", "AR")}}
     other = dataclasses.replace(head, sending_app=app + "\x00")  # a different header: a different key
-    assert dedup_key(other) != key
+    assert other.dedup_key() != key
 
 
 def _v2_database(url: str) -> sa.Engine:

@@ -1,4 +1,4 @@
-"""ACK construction: swapped MSH, MSA-2, ERR by version, MSH-18 echo, enhanced-mode plans."""
+"""ACK construction: swapped MSH, MSA-2, ERR by version, MSH-18 echo, enhanced-mode ACK codes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.mllp.ack import FALLBACK, AckError, build_ack, escape, plan, salvage_header
+from adapters.mllp.ack import (
+    FALLBACK,
+    AckError,
+    accept_codes,
+    app_ack_wanted,
+    build_ack,
+    escape,
+    is_enhanced,
+    salvage_header,
+)
 from mappings.hl7v2.parser import parse_header
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -98,8 +107,14 @@ def test_escape_delimiters_in_text() -> None:
         ("AL", "", "AA", ["CA"]),  # empty MSH-16: no application ACK
     ],
 )
-def test_enhanced_mode_plan(msh15: str, msh16: str, code: str, expected: list[str]) -> None:
-    assert plan(parse_header(msg(msh15=msh15, msh16=msh16)), code) == expected
+def test_enhanced_mode_acks(msh15: str, msh16: str, code: str, expected: list[str]) -> None:
+    """The codes sent for outcome ``code``: original mode one ACK; enhanced mode the accept ACK MSH-15 asks
+    for, then the application ACK MSH-16 asks for (as the listener sends them)."""
+    head = parse_header(msg(msh15=msh15, msh16=msh16))
+    if not is_enhanced(head):
+        assert [code] == expected
+        return
+    assert accept_codes(head, code) + ([code] if app_ack_wanted(head, code) else []) == expected
 
 
 def test_salvage_header_of_bad_msh_keeps_control_id() -> None:

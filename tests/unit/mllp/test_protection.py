@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,9 +21,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from adapters.mllp.accept import Acceptor, bind
 from adapters.mllp.client import MllpClient, synthetic_adt
 from adapters.mllp.framing import Frame, FrameDecoder, encode
 from adapters.mllp.loop_errors import LoopErrors
+from engine import metrics
 from engine.bus.embedded import EmbeddedBus
 from engine.store import Store
 from tests.helpers import fnr
@@ -208,3 +212,83 @@ def test_descriptor_exhaustion_does_not_stop_the_listener(tmp_path: Path) -> Non
     assert events.count("mllp.accept_starved") == 1 and events.count("mllp.accept_resumed") == 1
     assert not [e for e in events if e == "mllp.loop_error"]
     assert len(lines) < 200  # one line per connection and per state change, no flood
+
+
+def _open_gauge(adapter: str) -> float:
+    return metrics.current().registry.get_sample_value("enjournal_mllp_connections", {"adapter": adapter}) or 0.0
+
+
+def test_the_open_connections_and_their_gauge_are_one_count(bus: EmbeddedBus, store: Store) -> None:
+    """A connection still waiting for a commit when the drain times out is cancelled: it leaves the count
+    and the gauge like any other."""
+    before = _open_gauge("mllp-test")
+    with listening(bus, store, ack_after="commit", commit_timeout=60, drain_timeout=0.5) as a:
+        waiting = MllpClient("127.0.0.1", a.port)
+        idle = MllpClient("127.0.0.1", a.port)
+        waiting.write(encode(synthetic_adt(300)))  # no worker: its AA waits for a commit that never comes
+        assert _until(lambda: a.open_connections == 2 and _open_gauge("mllp-test") == before + 2)
+    assert a.open_connections == 0 and _open_gauge("mllp-test") == before
+    assert _closed_by_server(waiting.sock) == b"" and _closed_by_server(idle.sock) == b""
+    waiting.close()
+    idle.close()
+
+
+@pytest.fixture
+def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a self-signed certificate, and a client context that trusts it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not available")
+    crt, key = tmp_path / "s.crt", tmp_path / "s.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(crt, key)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.load_verify_locations(crt)
+    return server, client
+
+
+class _Served:
+    """Records in ``served`` that a connection got past its handshake."""
+
+    def __init__(self, writer: asyncio.StreamWriter, served: list[int]) -> None:
+        self.writer, self.served = writer, served
+
+    async def serve(self) -> None:
+        self.served.append(1)
+        self.writer.close()
+
+
+def test_close_cancels_the_handshakes_still_running(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """A TLS handshake that would finish after the listener stopped accepting is cancelled: the connection
+    is never served (its messages could not be published any more), and it leaves the count."""
+    server_ctx, client_ctx = tls_contexts
+    served: list[int] = []
+    before = _open_gauge("mllp-tls-test")
+
+    async def go() -> tuple[str, int]:
+        acceptor = Acceptor("mllp-tls-test", bind("127.0.0.1", 0, backlog=8),
+                            lambda _r, w: _Served(w, served), max_connections=4,
+                            ssl_context=server_ctx)
+        acceptor.start()
+        raw = socket.create_connection(("127.0.0.1", acceptor.port))  # connected; its handshake not begun
+        while acceptor.open == 0:
+            await asyncio.sleep(0.01)
+        acceptor.close()
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.run_in_executor(None, lambda: client_ctx.wrap_socket(raw, server_hostname="localhost"))
+            tls.close()
+            outcome = "handshake completed"
+        except (OSError, ssl.SSLError) as exc:
+            raw.close()
+            outcome = type(exc).__name__
+        while acceptor.open:
+            await asyncio.sleep(0.01)
+        return outcome, acceptor.open
+
+    outcome, still_open = asyncio.run(go())
+    assert outcome != "handshake completed" and served == [] and still_open == 0
+    assert _open_gauge("mllp-tls-test") == before

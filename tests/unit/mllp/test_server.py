@@ -6,11 +6,13 @@ enhanced mode, idle timeout, a client vanishing mid-frame, no ACK without a conf
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from adapters.mllp.client import MllpClient, synthetic_adt
@@ -198,3 +200,60 @@ def test_stop_while_the_bus_is_down_gives_up_retrying_and_never_acks(tmp_path: P
         time.sleep(0.3)  # let the frame reach the publisher
     assert c.sock.recv(100) == b""
     c.close()
+
+
+def test_a_cancelled_application_ack_is_not_sent(bus: EmbeddedBus, store: Store) -> None:
+    """An application ACK waiting for the one before it is cancelled (its connection broke): it ends
+    cancelled and sends nothing, instead of taking the earlier one's cancellation for its own end."""
+    from adapters.mllp import Settings
+    from adapters.mllp.commits import CommitWatch
+    from adapters.mllp.lookups import StoreLookups
+    from adapters.mllp.publisher import Publisher
+    from adapters.mllp.server import Answer, Connection
+    from mappings.hl7v2.parser import parse_header
+
+    async def go() -> tuple[bool, bytes]:
+        accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        server = await asyncio.start_server(lambda r, w: accepted.put_nowait((r, w)), "127.0.0.1", 0)
+        client_r, client_w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        r, w = await accepted.get()
+        lookups = StoreLookups(store)
+        conn = Connection(r, w, name="t", settings=Settings(type="mllp", port=0), publisher=Publisher(bus, lookups),
+                          commits=CommitWatch(lookups), strict=None)
+        head = parse_header(synthetic_adt(1).replace(b"|P|2.5\r", b"|P|2.5|||AL|AL\r"))
+        earlier: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # the ACK before, waiting
+        task = asyncio.ensure_future(conn._app_ack(Answer(head, None), "AA", None, earlier))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.wait([task])
+        w.close()  # the server side closes: the client reads what was sent, then the end
+        sent = await asyncio.wait_for(client_r.read(), 10)
+        client_w.close()
+        server.close()
+        await lookups.close()
+        return task.cancelled(), sent
+
+    cancelled, sent = asyncio.run(go())
+    assert cancelled and sent == b""
+
+
+def test_each_answer_waits_for_its_commit_once(bus: EmbeddedBus, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ack_after commit: one commit wait per accepted message, started when it is confirmed (strict
+    validation, off the event loop, too)."""
+    from adapters.mllp.commits import CommitWatch
+
+    waits: list[str] = []
+    real = CommitWatch.outcome
+
+    async def counted(self: CommitWatch, envelope_id: str, timeout: float) -> str | None:
+        waits.append(envelope_id)
+        return await real(self, envelope_id, timeout)
+
+    monkeypatch.setattr(CommitWatch, "outcome", counted)
+    for strict in (False, True):
+        waits.clear()
+        with working(bus, store), listening(bus, store, ack_after="commit", strict=strict) as a, \
+                MllpClient("127.0.0.1", a.port) as c:
+            acks = c.send_many([synthetic_adt(200 + i) for i in range(20)] + [b"MSH|not a message"])
+        assert [x.code for x in acks] == ["AA"] * 20 + ["AR"]
+        assert len(waits) == len(set(waits)) == 20

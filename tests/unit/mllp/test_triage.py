@@ -69,17 +69,22 @@ def test_mapping_options_carry_the_default_charset() -> None:
 
 
 def test_dedup_key_escapes_what_a_store_cannot_hold_or_would_confuse() -> None:
+    """The header's own key is the storable one (every caller gets it), and triage's envelope carries it."""
     import dataclasses
 
     from adapters.mllp.ack import FALLBACK
-    from adapters.mllp.triage import MAX_KEY_CHARS, dedup_key
+    from mappings.hl7v2.parser import MAX_KEY_CHARS
 
     def key(app: str, fac: str, cid: str) -> str:
-        return dedup_key(dataclasses.replace(FALLBACK, sending_app=app, sending_facility=fac, control_id=cid))
+        return dataclasses.replace(FALLBACK, sending_app=app, sending_facility=fac, control_id=cid).dedup_key()
 
     assert key("LOADGEN", "TEST", "MSG1") == "HL7|LOADGEN|TEST|MSG1"  # ordinary keys do not change
+    assert key("DIPS", "SYK HF", "CTRL-1") == "HL7|DIPS|SYK HF|CTRL-1"
     assert key("A\x00B", "F", "1") == "HL7|A%00B|F|1"
     assert key("A|B", "C", "1") != key("A", "B|C", "1")  # an MSH-1 other than | lets a field hold |
     assert key("A%7CB", "C", "1") != key("A|B", "C", "1")
     long = key("A", "B", "X" * 1000)
     assert len(long) == MAX_KEY_CHARS and long != key("A", "B", "X" * 999)
+    raw = synthetic_adt(7).replace(b"|MSG00000007|", b"|MSG\x00007|")
+    t = triage(raw, adapter="a", options=OPTS, source_system=None)
+    assert t.accepted and t.envelope.dedup_key == t.head.dedup_key() == "HL7|LOADGEN|TEST|MSG%00007"
