@@ -266,7 +266,7 @@ class Connection:
 
     async def _answer(self, item: Answer) -> bool:
         """Send what ``item`` is answered with now; False: close the connection without an answer."""
-        code, error = item.code, item.error
+        code = item.code
         if item.future is not None:
             try:
                 receipt = await item.future
@@ -274,6 +274,7 @@ class Connection:
                 log.warning("mllp.closing_unconfirmed", adapter=self.name)
                 return False
             code = receipt.code
+        error = item.error  # read after the wait: strict triage off the loop fills it in meanwhile
         if is_enhanced(item.head):
             return await self._answer_enhanced(item, code, error)
         if item.outcome is not None:

@@ -190,6 +190,25 @@ def test_strict_mode_answers_ae_and_dead_letters(bus: EmbeddedBus, store: Store)
     assert [e.attributes["reject"] for e in rejected] == ["HL7_STRICT_MISSING: ADT_A01.EVN"]
 
 
+def test_strict_mode_answers_ae_with_its_err_even_when_validation_is_slow(
+        bus: EmbeddedBus, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer is written only after the off-loop triage filled in the error: a slow validator (as under
+    load) must not leave the AE without its ERR segment."""
+    import mappings.hl7v2.strict as strict
+
+    real = strict.validate_strict
+
+    def slow(raw: bytes) -> list[str]:
+        time.sleep(0.3)
+        return real(raw)
+
+    monkeypatch.setattr(strict, "validate_strict", slow)
+    invalid = synthetic_adt(81).replace(b"EVN|A01|20240102030405\r", b"")
+    with listening(bus, store, strict=True) as a, MllpClient("127.0.0.1", a.port) as c:
+        acks = c.send_many([invalid])
+    assert [x.code for x in acks] == ["AE"] and b"HL7_STRICT_MISSING" in acks[0].raw
+
+
 def test_stop_while_the_bus_is_down_gives_up_retrying_and_never_acks(tmp_path: Path, store: Store) -> None:
     broken = EmbeddedBus(tmp_path / "q.db")
     broken.close()
