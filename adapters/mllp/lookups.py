@@ -46,16 +46,16 @@ class StoreLookups:
 
     async def stored(self, pairs: Sequence[tuple[str, str]]) -> list[Stored]:
         """For each (dedup key, content hash): what the store knows, in one query; nothing when it fails."""
-        keys = [k for k, _ in pairs]
         try:
             if self._reader is not None:
-                found = await self._reader.processed_versions(keys)
+                found = await self._reader.processed_contents(pairs)
             else:
-                found = await asyncio.get_running_loop().run_in_executor(self._pool, self.keys.processed_versions, keys)
+                found = await asyncio.get_running_loop().run_in_executor(self._pool, self.keys.processed_contents,
+                                                                         pairs)
         except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
             log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
             return [Stored(None, None)] * len(pairs)
-        return [_stored(found.get(k) or {}, h) for k, h in pairs]
+        return [Stored(hit, other) for hit, other in found]
 
     async def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]:
         """``{envelope_id: None (mapped) or its dead-letter reason code}`` of the committed ones; raises when
@@ -70,9 +70,3 @@ class StoreLookups:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
 
-
-def _stored(contents: dict[str, Seen], content_hash: str) -> Stored:
-    """One key's stored contents reduced to what a message needs (the rest is not kept)."""
-    hit = contents.get(content_hash)
-    other = None if hit is not None or not contents else next(iter(contents.values()))[0]
-    return Stored(hit, other)

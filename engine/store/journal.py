@@ -331,6 +331,24 @@ class Store:
         return keys_async.versions(self._read_pg(pg_select_in_sql(s.processed_messages, out, by),
                                                  pg_select_in_args(by, keys)))
 
+    def processed_contents(self, pairs: Sequence[tuple[str, str]]) -> list[keys_async.Content]:
+        """Per (dedup key, content hash), in order: the stored (envelope_id, ack_code) of that content, and an
+        envelope of another content under the key (a reused control id); one row per pair however many
+        contents the key holds. On the MLLP listener's ACK path, like :meth:`processed_versions`."""
+        asked = list(pairs)
+        if not asked:
+            return []
+        if self._reads is not None:
+            return keys_async.contents(self._read_pg(*keys_async.contents_sql_args(asked)))
+        rows: list[Row] = []
+        step = SQLITE_VARS // 3
+        with self.engine.connect() as c:
+            for i in range(0, len(asked), step):
+                part = asked[i:i + step]
+                args = tuple(x for j, (k, h) in enumerate(part) for x in (j, k, h))
+                rows += c.exec_driver_sql(keys_async.contents_sql_sqlite(len(part)), args).all()
+        return keys_async.contents(rows)
+
     def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]:
         """Which of ``envelope_ids`` a worker committed: ``{id: None}`` when mapped, ``{id: reason_code}`` when
         dead-lettered; ids not committed yet are absent. One query (chunked on SQLite)."""

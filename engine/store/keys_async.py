@@ -45,6 +45,38 @@ _OUTCOME_SQL = (f"SELECT x.* FROM unnest(%s::text[]) AS k(c0) CROSS JOIN LATERAL
                 f"(SELECT {OUTCOME_COLS} FROM {OUTCOME_FROM} WHERE r.envelope_id = k.c0 OFFSET 0) AS x")
 
 
+#: the content look-up: per asked (key, content hash), the stored row of that content and one envelope of
+#: another content under the key; both on the primary key, at most one row each however often the key recurs
+_CONTENTS_PG = ("SELECT hit.envelope_id, hit.ack_code, other.envelope_id "
+                "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(key, hash, i) "
+                "LEFT JOIN LATERAL (SELECT envelope_id, ack_code FROM processed_messages p "
+                "WHERE p.dedup_key = k.key AND p.content_hash = k.hash OFFSET 0) hit ON true "
+                "LEFT JOIN LATERAL (SELECT envelope_id FROM processed_messages p "
+                "WHERE p.dedup_key = k.key AND p.content_hash <> k.hash LIMIT 1) other ON true ORDER BY k.i")
+#: (what is stored of the same content: (envelope_id, ack_code), or None; an envelope of another content, or None)
+Content = tuple[tuple[str, str] | None, str | None]
+
+
+def contents_sql_sqlite(n: int) -> str:
+    """The content look-up for ``n`` pairs on SQLite (parameters: key, hash per pair, in order)."""
+    values = ",".join(["(?, ?, ?)"] * n)
+    return (f"WITH k(i, key, hash) AS (VALUES {values}) "
+            "SELECT hit.envelope_id, hit.ack_code, (SELECT p.envelope_id FROM processed_messages p "
+            "WHERE p.dedup_key = k.key AND p.content_hash <> k.hash LIMIT 1) "
+            "FROM k LEFT JOIN processed_messages hit ON hit.dedup_key = k.key AND hit.content_hash = k.hash "
+            "ORDER BY k.i")
+
+
+def contents_sql_args(pairs: Sequence[tuple[str, str]]) -> tuple[str, tuple[str, str]]:
+    """The PostgreSQL content look-up and its two parameters (``text[]`` of keys and of hashes)."""
+    return _CONTENTS_PG, (pg_text_array([k for k, _ in pairs]), pg_text_array([h for _, h in pairs]))
+
+
+def contents(rows: Sequence[Sequence[Any]]) -> list[Content]:
+    """The content look-up's rows (one per asked pair, in order) as :data:`Content`."""
+    return [((str(e), str(a)) if e is not None else None, str(o) if o is not None else None) for e, a, o in rows]
+
+
 def content_hash(env: Envelope) -> str:
     """The content hash a processed key is stored with: the first 32 hex digits of the raw bytes' sha256."""
     return env.sha256[:32]
@@ -85,6 +117,12 @@ class AsyncKeyReader:
         if not keys:
             return {}
         return versions(await self._query(_SQL, pg_select_in_args(BY, keys)))
+
+    async def processed_contents(self, pairs: Sequence[tuple[str, str]]) -> list[Content]:
+        """Per (dedup key, content hash): what is stored (as ``Store.processed_contents``)."""
+        if not pairs:
+            return []
+        return contents(await self._query(*contents_sql_args(pairs)))
 
     async def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]:
         """Which of ``envelope_ids`` are committed, and how (as ``Store.commit_outcomes``)."""

@@ -134,3 +134,42 @@ def test_migration_3_hashes_existing_keys(store_url: str) -> None:
         assert len(store.processed_versions(["HL7|A|B|1"])["HL7|A|B|1"]) == 2
     finally:
         store.close()
+
+
+def test_processed_contents_answers_each_pair_with_at_most_one_other(store_url: str) -> None:
+    """Per (key, content hash): the stored row of that content and one envelope of another content, however
+    many contents the key holds; keys not stored answer nothing."""
+    store = Store(store_url)
+    try:
+        store.remember([("HL7|A|B|1", f"env-{i}", "AA", f"h{i}") for i in range(50)]
+                       + [("HL7|A|B|2", "env-x", "AR", "hx")])
+        asked = [("HL7|A|B|1", "h7"), ("HL7|A|B|1", "new"), ("HL7|A|B|2", "hx"), ("HL7|A|B|3", "h0")]
+        found = store.processed_contents(asked)
+        assert found[0][0] == ("env-7", "AA") and found[0][1] is not None and found[0][1] != "env-7"
+        assert found[1][0] is None and found[1][1] is not None
+        assert found[2] == (("env-x", "AR"), None)
+        assert found[3] == (None, None)
+        many = [(f"HL7|A|B|{i}", "h0") for i in range(1000)]  # more pairs than one SQLite statement holds
+        assert len(store.processed_contents(many)) == 1000
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_processed_contents_on_the_event_loop_matches_the_thread_look_up(pg_url: str) -> None:
+    store = Store(pg_url)
+    try:
+        store.remember([("HL7|A|B|1", f"env-{i}", "AA", f"h{i}") for i in range(50)])
+        asked = [("HL7|A|B|1", "h7"), ("HL7|A|B|1", "new"), ("HL7|A|B|9", "h0")]
+        reader = store.async_key_reader()
+        assert reader is not None
+
+        async def ask() -> list[tuple[tuple[str, str] | None, str | None]]:
+            try:
+                return await reader.processed_contents(asked)
+            finally:
+                await reader.close()
+
+        assert asyncio.run(ask()) == store.processed_contents(asked)
+    finally:
+        store.close()

@@ -82,9 +82,9 @@ class SlowKeys:
     def __init__(self, store: Store, delay: float) -> None:
         self.store, self.delay = store, delay
 
-    def processed_versions(self, keys: list[str]) -> dict[str, dict[str, tuple[str, str]]]:
+    def processed_contents(self, pairs: list[tuple[str, str]]) -> list[tuple[tuple[str, str] | None, str | None]]:
         time.sleep(self.delay)
-        return self.store.processed_versions(keys)
+        return self.store.processed_contents(pairs)
 
     def remember(self, items: list[tuple[str, str, str, str]]) -> None:
         self.store.remember(items)
