@@ -13,7 +13,7 @@ file closed) carries ``count``; envelopes of earlier groups of a large file carr
 without mapping. A file-level problem (``HL7_BATCH_COUNT_MISMATCH``, a missing trailer) becomes a
 content-free envelope with ``reject`` and ``scope=file`` in the last group, so it is in the dead
 letters too. A message whose bytes did not fit its declared charset carries ``charset_repaired``
-(``<declared>-><used>``, :func:`mappings.hl7v2.parser.decode_checked`).
+(``<declared>-><used>``, set by :func:`adapters.mllp.triage.triage`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from engine.bus import Bus
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 from mappings.hl7v2.batch import Piece, Splitter
-from mappings.hl7v2.parser import decode_checked
 
 BLOCK_BYTES = 1 << 20
 #: rejected positions kept for the ``.reason`` file; past it only their number is written
@@ -148,11 +147,6 @@ class FileRun:
                    attributes=attrs, strict=self.strict)
         if t.error is not None:
             self._reject(piece.index, t.error.reason)
-        elif not piece.raw.isascii():
-            decoded = decode_checked(piece.raw, t.head.charset, self.options.default_charset)
-            if decoded.repaired:
-                attrs = {**t.envelope.attributes, "charset_repaired": decoded.flag()}
-                return t.envelope.model_copy(update={"attributes": attrs})
         return t.envelope
 
     def _file_envelope(self, problem: str) -> Envelope:

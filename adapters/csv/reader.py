@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import BinaryIO, Self, TextIO
 
 from engine.errors import ParseError
+from mappings import charset
 from mappings.csv_decl import CANDIDATE_DELIMITERS, normalise_column
 
 BLOCK = 1 << 20
 SAMPLE_CHARS = 64 * 1024
 DEFAULT_MAX_LINE_BYTES = 1 << 20
-_SINGLE_BYTE = {"cp1252", "iso-8859-1", "latin-1", "latin1"}
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 
 
@@ -137,7 +137,7 @@ class BoundedLines:
 
     def __init__(self, text: TextIO, encoding: str, limit: int) -> None:
         self._text, self._limit = text, limit
-        self._single = codecs.lookup(encoding).name in _SINGLE_BYTE
+        self._single = charset.canonical(encoding) in charset.SINGLE_BYTE  # bytes = characters
         self.line = 0  # file lines read
         self.last = 0  # bytes of the last whole record
         self.last_line = 0  # the file line where it started
