@@ -31,6 +31,7 @@ from engine.errors import BusUnavailable
 from mappings.hl7v2.batch import Piece, Splitter
 
 BLOCK_BYTES = 1 << 20
+_CUT = "HL7_BATCH_TRUNCATED"
 #: rejected positions kept for the ``.reason`` file; past it only their number is written
 MAX_LISTED = 10_000
 
@@ -47,7 +48,6 @@ class RunResult:
     """What one pass over a file did (the adapter archives, waits or gives up with it)."""
 
     messages: int = 0
-    published: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     rejected_total: int = 0
     file_problems: list[str] = field(default_factory=list)
@@ -82,14 +82,15 @@ class FileRun:
             while block := reader.read(BLOCK_BYTES):
                 for piece in self.splitter.feed(block):
                     self._add(piece)
-            for piece in self.splitter.finish():
+            last = self.splitter.finish()  # the message the end of the file closed, if any
+            for piece in last:
                 self._add(piece)
             res = self.result
             res.messages = self.splitter.count
             if res.messages == 0:
                 return res  # nothing to publish: the caller rejects the file
             res.file_problems = list(self.splitter.framing.problems)
-            res.truncated = any(p.startswith("HL7_BATCH_TRUNCATED") for p in res.file_problems) or res.truncated
+            res.truncated = any(p.code == _CUT for p in last) or any(p.startswith(_CUT) for p in res.file_problems)
             if not may_finish(res):
                 res.held_back = True
                 return res
@@ -105,8 +106,6 @@ class FileRun:
             self._send(last=False)
         self._group.append(piece)
         self._group_bytes += len(piece.raw)
-        if piece.code == "HL7_BATCH_TRUNCATED":
-            self.result.truncated = True
 
     def _send(self, last: bool) -> None:
         count = str(self.splitter.count) if last else None
@@ -118,7 +117,6 @@ class FileRun:
             return
         self._wait()
         self._inflight = (self.bus.publish_async(envs), envs)
-        self.result.published += len(envs)
 
     def _wait(self) -> None:
         if self._inflight is None:

@@ -240,12 +240,17 @@ def split_messages(raw: bytes) -> list[bytes]:
 
     FHS/BHS/BTS/FTS framing, blank lines and ``//`` comment lines are dropped; MLLP framing bytes
     (VT/FS) left around a message are stripped (:class:`mappings.hl7v2.batch.Splitter`, which a file
-    adapter uses block by block with the batch checks). Raises ``HL7_NO_MSH`` when no MSH is present.
+    adapter uses block by block with the batch checks). Raises ``HL7_NO_MSH`` when no MSH is present,
+    and the code of a message the batch checks found cut (``HL7_BATCH_TRUNCATED``: the message left open
+    where a FHS/BHS file ends without its trailer), which is never mapped.
     """
     splitter = Splitter()
     pieces = splitter.feed(raw) + splitter.finish()
     if not pieces:
         raise ParseError("no MSH segment found", code="HL7_NO_MSH")
+    for p in pieces:
+        if p.problem is not None:
+            raise ParseError(p.problem.split(": ", 1)[-1], code=p.code or "HL7_BATCH_TRUNCATED")
     return [p.raw for p in pieces]
 
 
