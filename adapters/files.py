@@ -25,7 +25,6 @@ import fnmatch
 import os
 import shutil
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from typing import BinaryIO, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.durable import write_file
 from engine.redact import safe_reason
 
 #: temporary names of write-then-rename and of common transfer tools: never picked up
@@ -215,17 +215,9 @@ def write_reason(target: Path, reason: str) -> None:
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file of a fresh, unpredictable name (created exclusively, so a
-    link planted at a known name is never written through), then renamed over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``path`` through a temporary file of an unpredictable name, created exclusively
+    (:func:`adapters.durable.create_temp`: a link planted at a known name is never written through)."""
+    write_file(path, text.encode("utf-8"), sync=False)
 
 
 def _reason_text(reason: str) -> str:
