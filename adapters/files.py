@@ -13,9 +13,13 @@
 * After every message of a file is confirmed on the bus, the file moves to ``archive/``; a file
   that cannot be handled at all moves to ``error/`` with a ``<name>.reason`` file beside it (its text
   through :func:`engine.redact.safe_reason`). Names in ``archive/``/``error/`` are made unique, so a
-  second drop of the same name is kept too.
-* The poll loop, its backoff while the inbox is unavailable and the grace given to a file that looks
-  incomplete live in :mod:`adapters.inbox`; :func:`poll_batches` / :func:`poll_loop` run it.
+  second drop of the same name is kept too. Both moves rename the entry itself (never a link's target),
+  and copy a regular file when ``archive/`` or ``error/`` is on another filesystem.
+* What a file looked like is its :data:`Signature` (inode, size, mtime), from ``lstat`` or the opened
+  descriptor (:func:`signature`): the same name with another signature is another file, or the same
+  file still being written.
+* The poll loop, its backoff while the inbox is unavailable, the grace given to a file that looks
+  incomplete and the memory of files published but not finished live in :mod:`adapters.inbox`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import fnmatch
 import os
 import shutil
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +45,29 @@ from engine.redact import safe_reason
 IGNORED_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".filepart", ".crdownload", ".download", ".swp",
                     ".swx", "~", ".reason")
 IGNORED_PREFIXES = (".", "~$")
+
+
+#: (inode, size, mtime in ns) of a file: what tells one version of a name from another
+Signature = tuple[int, int, int]
+
+
+def signature(st: os.stat_result) -> Signature:
+    """The :data:`Signature` of a ``stat`` / ``lstat`` / ``fstat`` result."""
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def lstat_signature(path: Path) -> Signature | None:
+    """The :data:`Signature` of the entry ``path`` itself (a link is not followed); None when it is gone."""
+    try:
+        return signature(os.lstat(path))
+    except FileNotFoundError:
+        return None
+
+
+def settled(st: os.stat_result, seconds: float) -> bool:
+    """Nothing changed the file for at least ``seconds``: not its data (mtime) nor its inode (ctime, which
+    also moves when the mtime is set back)."""
+    return time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 >= seconds
 
 
 def ignored(name: str) -> bool:
@@ -168,9 +194,10 @@ def _unique_target(directory: Path, name: str) -> Path:
 
 
 def move_to_archive(path: Path, settings: FileDropSettings) -> Path:
+    """Move ``path`` (the entry itself) to archive/, under a name not taken yet."""
     settings.archive.mkdir(parents=True, exist_ok=True)
     target = _unique_target(settings.archive, path.name)
-    os.replace(path, target)
+    _move_entry(path, target)
     return target
 
 
@@ -226,21 +253,6 @@ def _reason_text(reason: str) -> str:
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def poll_batches(stop: threading.Event, settings: FileDropSettings, handle: Callable[[list[Path]], None],
-                 max_batch: int = 200, watcher: StableWatcher | None = None, adapter: str = "") -> None:
-    """Call ``handle(paths)`` with up to ``max_batch`` stable files at a time until ``stop`` is set
-    (one publish and one confirm per batch instead of per file); see :meth:`adapters.inbox.Inbox.poll`."""
-    from adapters.inbox import Inbox
-
-    Inbox(settings, adapter, watcher).poll(stop, handle, max_batch)
-
-
-def poll_loop(stop: threading.Event, settings: FileDropSettings, handle: Callable[[Path], None],
-              watcher: StableWatcher | None = None, adapter: str = "") -> None:
-    """Call ``handle(path)`` for each stable file until ``stop`` is set."""
-    poll_batches(stop, settings, lambda paths: handle(paths[0]), max_batch=1, watcher=watcher, adapter=adapter)
-
-
 class NotARegularFile(Exception):
     """The inbox entry is not a regular file of the inbox (a symlink, a device, a FIFO, a directory)."""
 
@@ -262,7 +274,7 @@ class InboxFile:
     _owned: bool = field(default=True, repr=False)  # the descriptor is still ours to close
 
     @property
-    def signature(self) -> tuple[int, int, int]:
+    def signature(self) -> Signature:
         """(inode, size, mtime) when opened: the same name with another signature is another file."""
         return self.inode, self.size, self.mtime_ns
 
@@ -276,6 +288,20 @@ class InboxFile:
         code that wants a path; the inbox name itself where ``/proc`` is not mounted."""
         proc = Path(f"/proc/self/fd/{self.fd}")
         return proc if self._owned and proc.exists() else self.path
+
+    def reopen(self) -> BinaryIO:
+        """A reader of this very file from its start, on a duplicate of the open descriptor (never the
+        inbox name again), for code that reads the file more than once; close it when done. Readers
+        share the descriptor's offset: use one at a time."""
+        if not self._owned:
+            raise ValueError("the descriptor was handed over or closed")
+        fd = os.dup(self.fd)
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return os.fdopen(fd, "rb", closefd=True)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def close(self) -> None:
         if self._owned:
@@ -291,22 +317,16 @@ class InboxFile:
     def changed(self) -> bool:
         """True when the name now holds something else than what was opened, or it grew or was touched
         since (a writer was still at work): such a file is looked at again, never rejected half-read."""
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return True
-        return (st.st_ino, st.st_size, st.st_mtime_ns) != self.signature
+        return lstat_signature(self.path) != self.signature
 
     def settled(self, seconds: float) -> bool:
-        """True when the file is still what was opened and nothing changed it (data or inode, so also not a
-        back-dated mtime: the ctime moves then) for at least ``seconds``."""
+        """True when the file is still what was opened and nothing changed it for at least ``seconds``
+        (:func:`settled`)."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
             return False
-        if (st.st_ino, st.st_size, st.st_mtime_ns) != self.signature:
-            return False
-        return time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 >= seconds
+        return signature(st) == self.signature and settled(st, seconds)
 
 
 def open_inbox_file(path: Path) -> InboxFile:
