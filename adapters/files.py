@@ -283,12 +283,6 @@ class InboxFile:
         self._owned = False
         return os.fdopen(self.fd, "rb", closefd=True)
 
-    def reopenable(self) -> Path:
-        """A path that opens this very file again (``/proc/self/fd/N`` while the descriptor is open), for
-        code that wants a path; the inbox name itself where ``/proc`` is not mounted."""
-        proc = Path(f"/proc/self/fd/{self.fd}")
-        return proc if self._owned and proc.exists() else self.path
-
     def reopen(self) -> BinaryIO:
         """A reader of this very file from its start, on a duplicate of the open descriptor (never the
         inbox name again), for code that reads the file more than once; close it when done. Readers

@@ -32,8 +32,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
-from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, open_csv, scan
+from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, Source, open_csv, scan
 from adapters.files import InboxFile, NotARegularFile, move_to_archive, move_to_error, open_inbox_file, write_reason
+from adapters.inbox import Inbox
 from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
@@ -50,8 +51,9 @@ REJECTS_SUFFIX = ".rejects.csv"
 MAX_PENDING_REJECTS = 2000
 #: a chunk closes once its rows may take this many bytes in the envelope, even short of ``batch_rows``
 CHUNK_BYTES = 8 * 1024 * 1024
-#: a row's bytes in the envelope (UTF-8, quoted) are at most this many times its bytes in the file; rows
-#: larger than :data:`_EXACT_FROM` in the file are measured instead
+#: a row's bytes in the envelope (UTF-8, quoted), its padding apart, are at most this many times its bytes
+#: in the file: a bound that sizes chunks; rows larger than :data:`_EXACT_FROM` in the file, and any row
+#: whose bound would reject it, are measured instead (serialised once, and that serialisation is kept)
 _GROWTH = 8
 _EXACT_FROM = 8 * 1024
 
@@ -96,19 +98,20 @@ def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Pa
 
 
 def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
-    """Open an inbox file without following a link; anything but a regular file goes to error/ unread."""
+    """Open an inbox file without following a link; anything but a regular file goes to error/ unread
+    (:meth:`adapters.inbox.Inbox.refuse`, as the poll loop does)."""
     try:
         return open_inbox_file(path)
     except NotARegularFile as exc:
-        log.warning("csv.file_failed", adapter=name, file=file_ref(path.name), code=NotARegularFile.code)
-        move_to_error(path, settings, f"{NotARegularFile.code}: a {exc} in the inbox is never read")
+        Inbox(settings, name).refuse(path, str(exc))
         raise PermanentError(f"a {exc} in the inbox is never read", code=NotARegularFile.code) from None
 
 
 def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, f: InboxFile | None,
             progress: Progress | None, stop: threading.Event | None) -> ImportSummary:
     """:func:`import_file` once the file is open (``f``: the inbox file, None for a file elsewhere)."""
-    t0, owned, source = time.monotonic(), f is not None, f.reopenable() if f is not None else path
+    t0, owned = time.monotonic(), f is not None
+    source: Source = f.reopen if f is not None else path  # an inbox file: through its descriptor, never its name
     try:
         facts = _scan(source, settings, owned)
         store = CheckpointStore(settings.state, name)
@@ -136,11 +139,11 @@ def rich_import(name: str, settings: Settings, runtime: AdapterRuntime, path: Pa
     return run_with_progress(import_file, name, settings, runtime, path, console)
 
 
-def _scan(path: Path, settings: Settings, owned: bool) -> FileFacts:
+def _scan(source: Source, settings: Settings, owned: bool) -> FileFacts:
     """The file's facts; an inbox file that cannot be read now raises ``OSError`` (it stays and is
     tried again), any other file :class:`ParseError` ``FILE_UNREADABLE``."""
     try:
-        return scan(path, settings.encoding)
+        return scan(source, settings.encoding)
     except OSError as exc:
         if owned:
             raise
@@ -208,7 +211,7 @@ class _Job:
     """State of one import run."""
 
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime, path: Path, facts: FileFacts,
-                 store: CheckpointStore, progress: Progress | None, source: Path) -> None:
+                 store: CheckpointStore, progress: Progress | None, source: Source) -> None:
         self.name, self.s, self.bus, self.path, self.source = name, settings, runtime.bus, path, source
         self.sha, self.size, self.encoding = facts.sha256, facts.size, facts.encoding
         self.store, self.progress = store, progress
@@ -217,7 +220,7 @@ class _Job:
         self.counts = self.cp.model_copy(update={"file": path.name})
         self.pending: list[Envelope] = []
         self.problems: list[tuple[int, RowProblem]] = []
-        self.chunk: list[list[str]] = []
+        self.chunk: list[list[str] | bytes] = []  # rows: cells, or already serialised (measured) rows
         self.chunk_bytes = 0
         self.chunk_first = 0
         self.group_chunks = 0
@@ -262,27 +265,32 @@ class _Job:
         return True
 
     def _take(self, plan: Plan, n: int, row: list[str]) -> None:
-        size = self._envelope_bytes(row)
+        row, problem = plan.check(row)
+        size, line = self._envelope_bytes(row)
         if size > 2 * self.s.max_line_bytes:  # pathological quoting or re-encoding: as if the line were too long
             self._too_long(n, LineTooLong(self.f.line_of_last_record, self.s.max_line_bytes))
             return
-        row, problem = plan.check(row)
         if problem is None:
             if not self.chunk:
                 self.chunk_first = n
-            self.chunk.append(row)
+            self.chunk.append(row if line is None else line)
             self.chunk_bytes += size
             if len(self.chunk) >= self.s.batch_rows or self.chunk_bytes >= CHUNK_BYTES:
                 self._close_chunk()
             return
         self.problems.append((n, problem))
-        raw = self.header + _line(row, self.delim)
+        raw = self.header + (line if line is not None else _line(row, self.delim))
         self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n), "reject": problem.reason(n)}))
 
-    def _envelope_bytes(self, row: list[str]) -> int:
-        """At most the bytes ``row`` takes in an envelope: a bound for short rows, measured for long ones."""
+    def _envelope_bytes(self, row: list[str]) -> tuple[int, bytes | None]:
+        """The bytes the (fitted) ``row`` takes in an envelope: a bound for a short row, unless the bound
+        would reject it; otherwise measured, with the serialised row (used as it is in the chunk)."""
         n = self.f.last_record_bytes
-        return n * _GROWTH if n <= _EXACT_FROM else len(_line(row, self.delim))
+        bound = n * _GROWTH + len(row)  # + one delimiter per cell: a padded row has cells the file had not
+        if n <= _EXACT_FROM and bound <= 2 * self.s.max_line_bytes:
+            return bound, None
+        line = _line(row, self.delim)
+        return len(line), line
 
     def _too_long(self, n: int, exc: LineTooLong) -> None:
         """A record over ``max_line_bytes``: rejected without its content (it was never read whole)."""
@@ -294,7 +302,7 @@ class _Job:
     def _close_chunk(self) -> None:
         if not self.chunk:
             return
-        raw = self.header + _rows(self.chunk, self.delim)
+        raw = self.header + _rows(self.chunk, self.delim)  # the same bytes as one _line per row
         attrs = {"first_row": str(self.chunk_first), "rows": str(len(self.chunk))}
         self.pending.append(self._envelope(raw, str(self.chunk_first), attrs))
         self.counts.accepted += len(self.chunk)
@@ -359,7 +367,25 @@ def _line(cells: list[str], delimiter: str, quote_all: bool = False) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def _rows(rows: list[list[str]], delimiter: str) -> bytes:
+def _rows(rows: list[list[str] | bytes], delimiter: str) -> bytes:
+    """Rows as UTF-8 CSV lines; a row already serialised (bytes) is taken as it is, the others are written
+    a run at a time."""
+    parts: list[bytes] = []
+    run: list[list[str]] = []
+    for r in rows:
+        if isinstance(r, bytes):
+            if run:
+                parts.append(_write(run, delimiter))
+                run = []
+            parts.append(r)
+        else:
+            run.append(r)
+    if run:
+        parts.append(_write(run, delimiter))
+    return b"".join(parts)
+
+
+def _write(rows: list[list[str]], delimiter: str) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows(rows)
     return buf.getvalue().encode("utf-8")
