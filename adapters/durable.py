@@ -9,13 +9,12 @@ or truncated.
 How the data is made durable, by :class:`Sync`:
 
 * ``syncfs`` (the default on Linux >= 5.8): one ``syncfs(2)`` of the filesystem after all the files of
-  the batch are written: one journal commit for the whole batch, from one thread. Measured on this
-  machine for batches of 200 small files: 44-56 µs of CPU per file against 130-150 for ``fsync``, whose
-  sixteen threads also cost the process dozens of futex wake-ups per file. Linux reports writeback
-  errors through ``syncfs`` only since 5.8, so older kernels (and other systems) use ``fsync``.
+  the batch are written: one journal commit for the whole batch, from one thread, which costs less CPU
+  per file than ``fsync``'s threads and their wake-ups. Linux reports writeback errors through
+  ``syncfs`` only since 5.8, so older kernels (and other systems) use ``fsync``.
 * ``fsync``: each file fsynced by a pool of threads. One fsync per file in a row costs a journal commit
-  each (1.5-2.6 ms per small file with the database busy); fsyncs issued together are committed
-  together (ext4/xfs group commit), 0.14-0.26 ms per file for 200 files.
+  each; fsyncs issued together are committed together (ext4/xfs group commit). Use it when the outbox
+  shares a filesystem with a busy database, whose dirty pages a ``syncfs`` would wait for too.
 
 A reader never sees half a file (rename after the data is durable), and a file that fails does not
 stop the others: :meth:`DurableWriter.write_all` returns a path or the exception for each item.

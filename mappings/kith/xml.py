@@ -159,8 +159,8 @@ def local(el: etree._Element) -> str:
     return local_tag(el.tag)
 
 
-#: "{namespace}Local" -> "Local" (etree.QName costs ~1 µs a call, and the adapter's checks and the mappings
-#: ask for every child they look at); bounded, so a sender inventing element names cannot grow it
+#: "{namespace}Local" -> "Local", cached (etree.QName builds an object per call, and the adapter's checks and
+#: the mappings ask for every child they look at); bounded, so a sender inventing element names cannot grow it
 TAG_NAMES: dict[object, str] = {}
 _MAX_NAMES = 4096
 
