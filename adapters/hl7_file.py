@@ -99,10 +99,10 @@ class Hl7FileAdapter:
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime) -> None:
         self.name, self.settings, self.runtime = name, settings, runtime
         self._strict = load_strict(settings)
-        self.inbox = Inbox(settings, name)
         #: files whose every message was confirmed but whose move to archive/ failed: only the move is
         #: retried (publishing them again each poll would archive the same messages again and again)
         self._published: Unfinished[tuple[Signature, RunResult]] = Unfinished()
+        self.inbox = Inbox(settings, name, unfinished=self._published)
         self._moves = Availability(name, "archive", settings.poll_interval)
 
     def check(self) -> None:

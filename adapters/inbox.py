@@ -17,7 +17,7 @@
   itself and remembers the file (:class:`Unfinished`, by its :data:`adapters.files.Signature`): while
   it is unchanged only what is left is tried again, after a backoff (:class:`Availability`:
   ``archive.unavailable`` / ``outbox.unavailable`` once, ``*.available`` when it works again). A
-  remembered file that changed is read afresh; one that is gone is forgotten.
+  remembered file that changed is read afresh; one that is gone from the listing is forgotten.
 * **A file that looks incomplete is given time.** Before an adapter rejects a file for looking cut
   short (KITH not well-formed or empty, an HL7 batch without its end), :meth:`Inbox.still_arriving`
   says whether to leave it: it changed since it was opened (its writer is at work), or it has not yet
@@ -32,10 +32,10 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -170,17 +170,21 @@ class Unfinished(Generic[T]):
         with self._lock:
             return path in self._items
 
+    def prune(self, present: Collection[Path]) -> None:
+        """Forget the files that are not ``present`` (the inbox's last listing), but those being finished."""
+        with self._lock:
+            for gone in [p for p, e in self._items.items() if not e.busy and p not in present]:
+                del self._items[gone]
+
     def split(self, paths: Iterable[Path]) -> tuple[list[T], list[Path]]:
         """(what is due for another try, the files to read afresh) among ``paths``. A remembered file that
         is unchanged but not due, or being finished, is in neither; one that changed is forgotten and read
-        afresh; remembered files that are gone are forgotten."""
+        afresh."""
         now = self._clock()
         due: list[T] = []
         fresh: list[Path] = []
         with self._lock:
             entries = [(p, self._items.get(p)) for p in paths]
-            for gone in [p for p, e in self._items.items() if not e.busy and lstat_signature(p) is None]:
-                del self._items[gone]
         for p, entry in entries:
             if entry is None:
                 fresh.append(p)
@@ -197,9 +201,11 @@ class Unfinished(Generic[T]):
 class Inbox:
     """One adapter's inbox: the poll loop, safe opens, entries that are not files, incomplete files."""
 
-    def __init__(self, settings: FileDropSettings, adapter: str = "", watcher: StableWatcher | None = None) -> None:
+    def __init__(self, settings: FileDropSettings, adapter: str = "", watcher: StableWatcher | None = None,
+                 unfinished: Unfinished[Any] | None = None) -> None:
         self.settings, self.adapter = settings, adapter
         self.watcher = watcher or StableWatcher(settings)
+        self.unfinished = unfinished  # the adapter's memory of files published, pruned at each listing
         self.state = Availability(adapter, "inbox", settings.poll_interval)
         self._dirs_made = False
         self._lock = threading.Lock()
@@ -256,6 +262,8 @@ class Inbox:
             for memo in (self._unreadable, self._incomplete):
                 for gone in [p for p in memo if p not in present]:
                     del memo[gone]
+        if self.unfinished is not None:
+            self.unfinished.prune(present)
         return [p for p in ready if not self._waiting(p)]
 
     # -- opening files ---------------------------------------------------------------------------

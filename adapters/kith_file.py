@@ -140,10 +140,10 @@ class KithFileAdapter:
             self._writer = DurableWriter(sync=settings.receipt_sync)
         except ValueError as exc:
             raise ConfigError(f"adapter {name!r}: receipt_sync: {exc}") from None
-        self.inbox = Inbox(settings, name)
+        self._unfinished: Unfinished[_Pending] = Unfinished()  # published, receipt or move not done yet
+        self.inbox = Inbox(settings, name, unfinished=self._unfinished)
         self._outbox = Availability(name, "outbox", settings.poll_interval)
         self._moves = Availability(name, "archive", settings.poll_interval)
-        self._unfinished: Unfinished[_Pending] = Unfinished()  # published, receipt or move not done yet
 
     @cached_property
     def schemas(self) -> SchemaSet | None:

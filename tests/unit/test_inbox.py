@@ -158,7 +158,7 @@ def test_availability_waits_as_the_services_backoff_does() -> None:
 
 def test_a_published_file_is_remembered_by_what_was_read(tmp_path: Path) -> None:
     """Unfinished: unchanged and not due -> skipped; due -> retried; changed -> read afresh (forgotten);
-    gone -> forgotten; busy (being finished elsewhere) -> skipped, never pruned."""
+    gone from the listing -> forgotten; busy (being finished elsewhere) -> skipped, never pruned."""
     now = [0.0]
     memo: Unfinished[str] = Unfinished(clock=lambda: now[0])
     a, b, c = (tmp_path / n for n in ("a.xml", "b.xml", "c.xml"))
@@ -170,14 +170,29 @@ def test_a_published_file_is_remembered_by_what_was_read(tmp_path: Path) -> None
     now[0] = 6.0
     b.write_bytes(b"<x>changed</x>")
     c.unlink()
+    memo.prune({a, b})
     assert memo.split([a, b]) == (["a.xml"], [b])
     assert a in memo and b not in memo and c not in memo
     memo.remember(a, lstat_signature(a) or (0, 0, 0), "a.xml", busy=True)
     a.unlink()
+    memo.prune(set())
     assert memo.split([]) == ([], []) and a in memo  # the thread finishing it decides
     memo.release([a])
-    memo.split([])
+    memo.prune(set())
     assert a not in memo
+
+
+def test_the_listing_prunes_the_memory_of_published_files(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    memo: Unfinished[str] = Unfinished()
+    inbox = Inbox(s, "t", unfinished=memo)
+    kept, gone = s.directory / "kept.xml", s.directory / "gone.xml"
+    for p in (kept, gone):
+        p.write_bytes(b"<x/>")
+        memo.remember(p, lstat_signature(p) or (0, 0, 0), p.name, retry_in=60)
+    gone.unlink()
+    inbox.poll_once(lambda paths: None)
+    assert kept in memo and gone not in memo
 
 
 def test_a_file_that_looks_incomplete_waits_out_the_grace_unread(tmp_path: Path) -> None:
