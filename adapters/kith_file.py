@@ -36,7 +36,8 @@ path and inode, size, mtime -> envelope and AppRec) and retries the receipt and 
 logging
 ``outbox.unavailable`` / ``archive.unavailable`` once when that starts and ``outbox.available`` /
 ``archive.available`` when it works again. After a restart such a file is published once more, which
-the journal absorbs (same record keys). One log line per file says what became of it
+the journal absorbs (same record keys). A file that changed after it was read is not moved for what was
+published: it is read again whole (and answered again) at the next poll. One log line per file says what became of it
 (``kith.archived`` or ``kith.rejected``, with the receipt); files are named by
 :func:`engine.redact.file_ref` in logs.
 """
@@ -56,7 +57,7 @@ from pydantic import Field
 
 from adapters.base import AdapterRuntime
 from adapters.durable import DurableWriter, Sync
-from adapters.files import FileDropSettings, InboxFile, Signature, move_to_archive, move_to_error
+from adapters.files import FileDropSettings, InboxFile, Signature, lstat_signature, move_to_archive, move_to_error
 from adapters.inbox import Availability, Inbox, Unfinished
 from adapters.kith import Inspection, inspect
 from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec, receipt_name
@@ -281,6 +282,10 @@ class KithFileAdapter:
 
     def _finish_one(self, p: _Pending) -> None:
         path = p.ready.path
+        if lstat_signature(path) not in (p.ready.signature, None):  # its writer replaced it after the read:
+            self._unfinished.forget(path, p)  # never archived for what was published; read again whole
+            log.info("kith.changed_while_read", adapter=self.name, file=file_ref(path.name))
+            return
         try:
             self._move(p)
         except FileNotFoundError:
