@@ -200,7 +200,8 @@ class CsvAdapter:
         if opened.size > self.settings.max_file_bytes:
             move_to_error(path, self.settings, "FILE_TOO_LARGE")
         else:
-            import_file(self.name, self.settings, self.runtime, path, stop=stop, opened=opened)
+            import_file(self.name, self.settings, self.runtime, path, stop=stop, opened=opened,
+                        still_arriving=self.inbox.still_arriving)
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> CsvAdapter:

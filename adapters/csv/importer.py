@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("enjournal.adapters.csv")
 Progress = Callable[[int, int, int], None]  # rows done, total bytes, bytes done
+Arriving = Callable[[InboxFile, str], bool]  # (file, reject code) -> leave it: it may still be written
+#: reject codes of a file that may only be half-written (no header line yet, or a header cut short)
+INCOMPLETE = frozenset({"CSV_EMPTY", "MISSING_COLUMN"})
 REJECTS_SUFFIX = ".rejects.csv"
 MAX_PENDING_REJECTS = 2000
 #: a chunk closes once its rows may take this many bytes in the envelope, even short of ``batch_rows``
@@ -76,7 +79,7 @@ def envelope_id(adapter: str, sha256: str, part: str) -> str:
 
 def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,
                 progress: Progress | None = None, stop: threading.Event | None = None,
-                opened: InboxFile | None = None) -> ImportSummary:
+                opened: InboxFile | None = None, still_arriving: Arriving | None = None) -> ImportSummary:
     """Import ``path`` for adapter ``name``; resume at its checkpoint; archive it when complete.
 
     A file inside the adapter's directory is read only if it is a regular file (opened without following
@@ -85,13 +88,16 @@ def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Pa
     elsewhere (``enjournal import``) stays where it is. Raises :class:`BusUnavailable` when the bus stays
     down (the checkpoint stays where it is), ``OSError`` when an inbox file cannot be read now (it stays)
     and :class:`PermanentError` for a file that cannot be imported (codes ``ENCODING_ERROR``,
-    ``CSV_MALFORMED``, ``MISSING_COLUMN``, ``INBOX_NOT_REGULAR`` ...).
+    ``CSV_MALFORMED``, ``MISSING_COLUMN``, ``INBOX_NOT_REGULAR`` ...). With ``still_arriving`` (the poll
+    loop's :meth:`adapters.inbox.Inbox.still_arriving`), a file that may only be half-written
+    (:data:`INCOMPLETE`: no header yet, or a header cut short) stays in the inbox until it has been
+    unchanged for ``incomplete_grace_seconds``.
     """
     path = Path(path)
     owned = Path(os.path.abspath(path)).parent.resolve() == settings.directory.resolve()
     f = opened if opened is not None or not owned else _open_owned(name, settings, path)
     try:
-        return _import(name, settings, runtime, path, f, progress, stop)
+        return _import(name, settings, runtime, path, f, progress, stop, still_arriving)
     finally:
         if opened is None and f is not None:
             f.close()
@@ -108,7 +114,7 @@ def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
 
 
 def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, f: InboxFile | None,
-            progress: Progress | None, stop: threading.Event | None) -> ImportSummary:
+            progress: Progress | None, stop: threading.Event | None, still_arriving: Arriving | None) -> ImportSummary:
     """:func:`import_file` once the file is open (``f``: the inbox file, None for a file elsewhere)."""
     t0, owned = time.monotonic(), f is not None
     source: Source = f.reopen if f is not None else path  # an inbox file: through its descriptor, never its name
@@ -119,6 +125,8 @@ def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, 
             return _unchanged(path, facts.sha256, store.done_summary(facts.sha256), settings, f, t0)
         summary = _Job(name, settings, runtime, path, facts, store, progress, source).run(stop)
     except PermanentError as exc:
+        if f is not None and still_arriving is not None and exc.code in INCOMPLETE and still_arriving(f, exc.code):
+            raise  # its writer may only be pausing: it stays (logged once by the inbox)
         log.warning("csv.file_failed", adapter=name, file=file_ref(path.name), code=exc.code)
         if f is not None and os.path.lexists(path) and not f.changed():
             move_to_error(path, settings, exc.reason)

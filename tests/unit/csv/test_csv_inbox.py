@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,26 @@ def test_an_inbox_file_is_read_through_its_descriptor_not_its_name(tmp_path: Pat
     [chunk] = envelopes(bus)
     assert b"R1;" in chunk.raw and b"Hemmelig" not in chunk.raw
     assert p.is_symlink() and secret.read_text(encoding="utf-8").endswith(row(7, "Hemmelig"))
+
+
+def test_a_file_without_its_header_yet_is_given_the_grace(tmp_path: Path) -> None:
+    """An empty export, or one whose header is cut short, may be half-written (its writer paused longer
+    than stable_seconds): it stays until unchanged for incomplete_grace_seconds, then goes to error/."""
+    s = settings(tmp_path, incomplete_grace_seconds=0.5)
+    empty, half = s.directory / "empty.csv", s.directory / "half.csv"
+    empty.write_bytes(b"")
+    half.write_text(HEADER[:9], encoding="utf-8")  # "id;fnr;ko"
+    a = build("t", s, Runtime(EmbeddedBus(tmp_path / "q.db")))
+
+    def poll() -> None:
+        a.inbox.poll_once(lambda paths: a._poll_one(paths[0], threading.Event()), 1)
+
+    poll()
+    poll()
+    assert empty.exists() and half.exists() and not any(s.errors.iterdir())
+    half.write_text(HEADER + row(1), encoding="utf-8")
+    poll()
+    assert (s.archive / "half.csv").exists()
+    time.sleep(0.6)
+    poll()
+    assert (s.errors / "empty.csv.reason").read_text().startswith("CSV_EMPTY")
