@@ -197,7 +197,7 @@ def move_to_archive(path: Path, settings: FileDropSettings) -> Path:
     """Move ``path`` (the entry itself) to archive/, under a name not taken yet."""
     settings.archive.mkdir(parents=True, exist_ok=True)
     target = _unique_target(settings.archive, path.name)
-    _move_entry(path, target)
+    move_entry(path, target)
     return target
 
 
@@ -210,16 +210,17 @@ def move_to_error(path: Path, settings: FileDropSettings, reason: str) -> Path:
     reason_file = target.with_name(target.name + ".reason")
     _write_new(reason_file, _reason_text(reason))
     try:
-        _move_entry(path, target)
+        move_entry(path, target)
     except BaseException:
         reason_file.unlink(missing_ok=True)
         raise
     return target
 
 
-def _move_entry(path: Path, target: Path) -> None:
-    """Rename (which never follows a link); across filesystems a symlink is recreated and a regular file
-    copied, and any other kind of entry stays where it is (``OSError``)."""
+def move_entry(path: Path, target: Path) -> None:
+    """Move the entry ``path`` itself to ``target``: a rename (which never follows a link); across
+    filesystems a symlink is recreated and a regular file copied, and any other kind of entry stays where
+    it is (``OSError``)."""
     try:
         os.rename(path, target)
         return

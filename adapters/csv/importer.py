@@ -33,7 +33,15 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
 from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, Source, open_csv, scan
-from adapters.files import InboxFile, NotARegularFile, move_to_archive, move_to_error, open_inbox_file, write_reason
+from adapters.files import (
+    InboxFile,
+    NotARegularFile,
+    move_entry,
+    move_to_archive,
+    move_to_error,
+    open_inbox_file,
+    write_reason,
+)
 from adapters.inbox import Inbox
 from engine import metrics
 from engine.envelope import Envelope
@@ -178,7 +186,7 @@ def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: Import
         return
     target = move_to_archive(path, settings)
     if report.exists():
-        report.replace(target.with_name(target.name + REJECTS_SUFFIX))
+        move_entry(report, target.with_name(target.name + REJECTS_SUFFIX))  # archive/ may be on another filesystem
         write_reason(target, f"REJECTED_ROWS: {summary.rejected} of {summary.rows} rows rejected, "
                              f"see the {REJECTS_SUFFIX} report beside this file")
 

@@ -4,12 +4,15 @@ rows are measured exactly before a rejection, and an inbox file is read through 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 
 from adapters.csv.importer import import_file
@@ -136,3 +139,21 @@ def test_a_file_without_its_header_yet_is_given_the_grace(tmp_path: Path) -> Non
     time.sleep(0.6)
     poll()
     assert (s.errors / "empty.csv.reason").read_text().startswith("CSV_EMPTY")
+
+
+def test_archive_and_reject_report_on_another_filesystem(tmp_path: Path) -> None:
+    """archive/ on another filesystem: the file and its reject report are copied there (no EXDEV)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem at /dev/shm")
+    other = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        s = settings(tmp_path, archive_dir=str(other / "archive"))
+        p = s.directory / "x.csv"
+        p.write_text(HEADER + row(1) + "R9;;A;x;01.01.2026\n", encoding="utf-8")
+        summary = import_file("t", s, Runtime(EmbeddedBus(tmp_path / "q.db")), p)
+        assert (summary.accepted, summary.rejected) == (1, 1)
+        assert sorted(q.name for q in (other / "archive").iterdir()) == ["x.csv", "x.csv.reason", "x.csv.rejects.csv"]
+        assert not any(q.name.startswith("x.csv") for q in s.directory.iterdir())
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
