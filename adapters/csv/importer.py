@@ -15,6 +15,7 @@ while the next group is read (1-deep pipeline); checkpoints are written in order
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -192,8 +193,10 @@ def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: Import
 
 
 class _Report:
-    """The reject report beside the file: ``row;column;reason`` (no values), truncated on resume. It is
-    opened without following a link: anything but a regular file at its name is removed (the entry only)."""
+    """The reject report beside the file: ``row;column;reason`` (no values), truncated on resume. Its name is
+    in the inbox, where a sender may plant anything: anything at it but a regular file of one link is
+    removed first (the entry only), and it is written only through a descriptor that is a regular file of
+    one link (never through a symlink, never into the target of a hard link, never blocking on a FIFO)."""
 
     def __init__(self, path: Path, keep_bytes: int) -> None:
         self.path, self.size = path, 0
@@ -201,7 +204,7 @@ class _Report:
             st = os.lstat(path)
         except FileNotFoundError:
             return
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             path.unlink()
             return
         with self._open(os.O_RDWR) as f:
@@ -209,7 +212,15 @@ class _Report:
             self.size = os.fstat(f.fileno()).st_size
 
     def _open(self, flags: int) -> BinaryIO:
-        fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                raise OSError(errno.EEXIST, "the reject report's name holds a file that is not the report")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
         return os.fdopen(fd, "r+b" if flags & os.O_RDWR else "ab")
 
     def append(self, problems: list[tuple[int, RowProblem]]) -> None:

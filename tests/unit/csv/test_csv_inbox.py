@@ -157,3 +157,19 @@ def test_archive_and_reject_report_on_another_filesystem(tmp_path: Path) -> None
         assert not any(q.name.startswith("x.csv") for q in s.directory.iterdir())
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+def test_a_link_planted_at_the_reject_report_is_never_written_through(tmp_path: Path) -> None:
+    """The report's name is in the inbox: a hard link (or symlink) planted there to another file is removed,
+    the entry only, and the report written anew; the other file is neither truncated nor appended to."""
+    s = settings(tmp_path)
+    victim = tmp_path / "victim.db"
+    victim.write_bytes(b"precious")
+    for i, plant in enumerate((os.link, os.symlink)):
+        p = s.directory / f"x{i}.csv"
+        p.write_text(HEADER + row(1 + i) + "R9;;A;x;01.01.2026\n", encoding="utf-8")  # not the same export twice
+        plant(victim, s.directory / f"x{i}.csv.rejects.csv")
+        import_file("t", s, Runtime(EmbeddedBus(tmp_path / f"q{i}.db")), p)
+        report = s.archive / f"x{i}.csv.rejects.csv"
+        assert report.read_text(encoding="utf-8").startswith("row;column;reason\n") and not report.is_symlink()
+    assert victim.read_bytes() == b"precious" and victim.stat().st_nlink == 1
