@@ -28,7 +28,7 @@ import enum
 import errno
 import os
 import platform
-import tempfile
+import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,7 +77,7 @@ class DurableWriter:
             staged = list(self._pool.map(_stage, items))
         else:
             staged = [_stage(item) for item in items]
-        out = [_rename(tmp, target) if isinstance(tmp, Path) else tmp for (target, _d), tmp in zip(items, staged)]
+        out = [_rename(tmp, target) if isinstance(tmp, str) else tmp for (target, _d), tmp in zip(items, staged)]
         for directory in {r.parent for r in out if isinstance(r, Path)}:
             _fsync_dir(directory)
         return out
@@ -91,7 +91,7 @@ def write_file(target: Path, data: bytes, mode: int = 0o644, sync: bool = True) 
     """One file, atomically (temporary file + fsync + rename + directory fsync; without ``sync`` only the
     temporary file and the rename: never half a file, not necessarily durable); raises OSError."""
     staged = _stage((target, data), mode, fsync=sync)
-    result = _rename(staged, target) if isinstance(staged, Path) else staged
+    result = _rename(staged, target) if isinstance(staged, str) else staged
     if isinstance(result, OSError):
         raise result
     if sync:
@@ -99,27 +99,30 @@ def write_file(target: Path, data: bytes, mode: int = 0o644, sync: bool = True) 
     return result
 
 
-def create_temp(target: Path, mode: int = 0o644) -> tuple[int, Path]:
-    """A new, empty temporary file beside ``target`` (see the module docstring): its descriptor and path."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-    except BaseException:
-        os.close(fd)
-        _unlink(Path(name))
-        raise
-    return fd, Path(name)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write_then_syncfs(items: Sequence[tuple[Path, bytes]]) -> list[Path | OSError]:
+def create_temp(target: Path, mode: int = 0o644) -> tuple[int, str]:
+    """A new, empty temporary file beside ``target`` (see the module docstring): its descriptor and path.
+    A name that is taken (by chance, or planted) is never opened: another one is drawn."""
+    for _ in range(100):
+        tmp = os.path.join(target.parent, f".{target.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, _CREATE, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name")
+
+
+def _write_then_syncfs(items: Sequence[tuple[Path, bytes]]) -> list[str | OSError]:
     """Write every temporary file, then one ``syncfs`` per directory's filesystem; the result per item."""
     staged = [_stage(item, fsync=False) for item in items]
-    for directory in {target.parent for (target, _d), tmp in zip(items, staged) if isinstance(tmp, Path)}:
+    for directory in {target.parent for (target, _d), tmp in zip(items, staged) if isinstance(tmp, str)}:
         failure = _syncfs(directory)
         if failure is None:
             continue
         for i, ((target, _d), tmp) in enumerate(zip(items, staged)):
-            if isinstance(tmp, Path) and target.parent == directory:
+            if isinstance(tmp, str) and target.parent == directory:
                 _unlink(tmp)
                 staged[i] = failure
     return staged
@@ -139,7 +142,7 @@ def _syncfs(directory: Path) -> OSError | None:
         os.close(fd)
 
 
-def _stage(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = True) -> Path | OSError:
+def _stage(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = True) -> str | OSError:
     """Write the data to a new temporary file beside the target (and fsync it): its path, or the error
     (the temporary file removed)."""
     target, data = item
@@ -161,7 +164,7 @@ def _stage(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = True) -> P
     return tmp
 
 
-def _rename(tmp: Path, target: Path) -> Path | OSError:
+def _rename(tmp: str, target: Path) -> Path | OSError:
     try:
         os.replace(tmp, target)
         return target
@@ -184,8 +187,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: str) -> None:
     try:
-        path.unlink()
+        os.unlink(path)
     except OSError:
         pass

@@ -87,6 +87,6 @@ def test_temporary_files_are_hidden_unique_and_take_the_mode(tmp_path: Path) -> 
     fds = [durable.create_temp(tmp_path / "a.xml", 0o600) for _ in range(2)]
     for fd, _p in fds:
         os.close(fd)
-    (p1, p2) = (p for _fd, p in fds)
+    (p1, p2) = (Path(p) for _fd, p in fds)
     assert p1 != p2 and all(p.name.startswith(".a.xml.") and p.name.endswith(".tmp") for p in (p1, p2))
     assert stat.S_IMODE(p1.stat().st_mode) == 0o600
