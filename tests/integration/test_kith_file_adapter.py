@@ -200,7 +200,6 @@ def test_bad_files_are_answered_and_parked_while_the_next_ones_flow(
     ]
     assert len(list(settings.outbox.iterdir())) == 4  # no receipt for a receipt, no .tmp left
 
-    events = [e["event"] for e in logs]
     finished = [e for e in logs if e["event"] in ("kith.archived", "kith.rejected")]
     assert len(finished) == 5 and sum("apprec_id" in e for e in finished) == 4  # one line per file
     assert not any(s in repr(logs) for s in PATIENT_DATA)
