@@ -38,8 +38,16 @@ from adapters.csv.importer import CHUNK_BYTES, REJECTS_SUFFIX, import_file
 from adapters.csv.reader import open_csv, scan
 from adapters.csv.schedule import run_schedule, validate_cron
 from adapters.csv.tables import load_table
-from adapters.files import FileDropSettings, StableWatcher, ignored, move_to_error
-from adapters.inbox import Inbox
+from adapters.files import (
+    FileDropSettings,
+    InboxFile,
+    NotARegularFile,
+    StableWatcher,
+    ignored,
+    move_to_error,
+    open_inbox_file,
+)
+from adapters.inbox import PROCESS_WIDE, Inbox
 from engine.errors import ConfigError, EnjournalError, PermanentError
 from engine.redact import file_ref
 from mappings.csv_decl import CsvSpec, Plan
@@ -126,9 +134,15 @@ class CsvAdapter:
             self._check_header(sample)
 
     def _check_header(self, sample: Path) -> None:
+        """Read the sample as the poll would (never through a link); one that cannot be opened is left to it."""
         try:
-            with open_csv(sample, scan(sample, self.settings.encoding).encoding, self.settings.delimiter) as f:
-                Plan(self.settings.spec, f.raw_header, self.settings.record_source(self.name))
+            opened = open_inbox_file(sample)
+        except (NotARegularFile, OSError):
+            return
+        s = self.settings
+        try:
+            with opened, open_csv(opened.reopen, scan(opened.reopen, s.encoding).encoding, s.delimiter) as f:
+                Plan(s.spec, f.raw_header, s.record_source(self.name))
         except EnjournalError as exc:
             raise ConfigError(f"adapter {self.name!r}: sample {file_ref(sample.name)}: {exc.reason}") from None
 
@@ -142,15 +156,15 @@ class CsvAdapter:
     def _tick(self, stop: threading.Event) -> None:
         """Import every matching file once it is stable. The tick ends when none is left or the bus is
         down (the files wait for the next tick); an unavailable inbox is waited for, with a backoff."""
-        paused = threading.Event()
+        paused = False
 
         def handle(paths: list[Path]) -> None:
-            if not paused.is_set() and not self._handle(paths[0], stop):
-                paused.set()
+            nonlocal paused
+            paused = paused or not self._handle(paths[0], stop)
 
         while not stop.is_set():
             wait = self.inbox.poll_once(handle, 1, stop)
-            if paused.is_set() or (not self.inbox.state.failing and self.inbox.pending == 0):
+            if paused or (not self.inbox.state.failing and self.inbox.pending == 0):
                 return
             stop.wait(wait)
 
@@ -158,27 +172,36 @@ class CsvAdapter:
         self._handle(path, stop)  # a file left by a bus outage is seen again at a later poll
 
     def _handle(self, path: Path, stop: threading.Event) -> bool:
-        """Import one file; False when the bus is down (the file stays for the next attempt). An OSError
-        (the inbox, the state directory or the archive failing) goes to the poll loop, which backs off."""
+        """Import one file; False when the bus is down (the file stays for the next attempt). An OSError of
+        this file (reading it, its reject report, its state, its move) leaves it where it is, logged once
+        (``inbox.file_unreadable``), and the other files go on; only one that stops every file
+        (:data:`adapters.inbox.PROCESS_WIDE`: ``EMFILE`` ...) goes to the poll loop, which backs off."""
         opened = self.inbox.open(path)
         if opened is None:
             return True  # taken away meanwhile, not a regular file (moved away), or unreadable (stays)
-        with opened:
-            if opened.size > self.settings.max_file_bytes:
-                move_to_error(path, self.settings, "FILE_TOO_LARGE")
-                return True
-            try:
-                import_file(self.name, self.settings, self.runtime, path, stop=stop, opened=opened)
-            except PermanentError:
-                return True  # moved to error/ with its reason by import_file
-            except OSError:
+        try:
+            with opened:
+                self._import(path, opened, stop)
+        except OSError as exc:
+            if exc.errno in PROCESS_WIDE:
                 raise
-            except Exception as exc:  # noqa: BLE001 - bus down, or a bug: the file stays, the adapter lives on
-                code = exc.code if isinstance(exc, EnjournalError) else type(exc).__name__
-                log.warning("csv.import_paused", adapter=self.name, file=file_ref(path.name), code=code)
-                return False
+            self.inbox.unreadable(path, exc)
+            return True
+        except PermanentError:
+            return True  # moved to error/ with its reason by import_file
+        except Exception as exc:  # noqa: BLE001 - bus down, or a bug: the file stays, the adapter lives on
+            code = exc.code if isinstance(exc, EnjournalError) else type(exc).__name__
+            log.warning("csv.import_paused", adapter=self.name, file=file_ref(path.name), code=code)
+            return False
         self.inbox.done(path)
         return True
+
+    def _import(self, path: Path, opened: InboxFile, stop: threading.Event) -> None:
+        if opened.size > self.settings.max_file_bytes:
+            move_to_error(path, self.settings, "FILE_TOO_LARGE")
+        else:
+            import_file(self.name, self.settings, self.runtime, path, stop=stop, opened=opened,
+                        still_arriving=self.inbox.still_arriving)
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> CsvAdapter:

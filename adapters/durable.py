@@ -1,16 +1,20 @@
-"""Durable file writes, many at a time: every file is written to ``<name>.tmp``, the data is made durable,
-then each file is renamed into place, then each target directory is fsynced once.
+"""Durable file writes, many at a time: every file is written to a temporary file beside it, the data is
+made durable, then each file is renamed into place, then each target directory is fsynced once.
+
+The temporary file (:func:`create_temp`, also used by :mod:`adapters.files` for ``.reason`` files) has an
+unpredictable hidden name (``.<name>.<random>.tmp``) and is created exclusively without following a link
+(``O_EXCL | O_NOFOLLOW``): nothing planted under a name, a symlink or a hard link, is ever written through
+or truncated.
 
 How the data is made durable, by :class:`Sync`:
 
 * ``syncfs`` (the default on Linux >= 5.8): one ``syncfs(2)`` of the filesystem after all the files of
-  the batch are written: one journal commit for the whole batch, from one thread. Measured on this
-  machine for batches of 200 small files: 44-56 µs of CPU per file against 130-150 for ``fsync``, whose
-  sixteen threads also cost the process dozens of futex wake-ups per file. Linux reports writeback
-  errors through ``syncfs`` only since 5.8, so older kernels (and other systems) use ``fsync``.
+  the batch are written: one journal commit for the whole batch, from one thread, which costs less CPU
+  per file than ``fsync``'s threads and their wake-ups. Linux reports writeback errors through
+  ``syncfs`` only since 5.8, so older kernels (and other systems) use ``fsync``.
 * ``fsync``: each file fsynced by a pool of threads. One fsync per file in a row costs a journal commit
-  each (1.5-2.6 ms per small file with the database busy); fsyncs issued together are committed
-  together (ext4/xfs group commit), 0.14-0.26 ms per file for 200 files.
+  each; fsyncs issued together are committed together (ext4/xfs group commit). Use it when the outbox
+  shares a filesystem with a busy database, whose dirty pages a ``syncfs`` would wait for too.
 
 A reader never sees half a file (rename after the data is durable), and a file that fails does not
 stop the others: :meth:`DurableWriter.write_all` returns a path or the exception for each item.
@@ -24,10 +28,11 @@ import enum
 import errno
 import os
 import platform
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 FSYNC_THREADS = 16
 
@@ -67,12 +72,12 @@ class DurableWriter:
     def write_all(self, items: Sequence[tuple[Path, bytes]]) -> list[Path | OSError]:
         """Write every ``(target, data)`` durably and atomically; the result per item, in order."""
         if self.sync is Sync.SYNCFS and len(items) > 1:
-            synced = _write_then_syncfs(items)
+            staged = _write_then_syncfs(items)
         elif self._pool is not None and len(items) > 1:
-            synced = list(self._pool.map(_write_synced, items))
+            staged = list(self._pool.map(_stage, items))
         else:
-            synced = [_write_synced(item) for item in items]
-        out = [err if err is not None else _rename(target) for (target, _data), err in zip(items, synced)]
+            staged = [_stage(item) for item in items]
+        out = [_rename(tmp, target) if isinstance(tmp, str) else tmp for (target, _d), tmp in zip(items, staged)]
         for directory in {r.parent for r in out if isinstance(r, Path)}:
             _fsync_dir(directory)
         return out
@@ -82,32 +87,45 @@ class DurableWriter:
             self._pool.shutdown(wait=True)
 
 
-def write_file(target: Path, data: bytes, mode: int = 0o644) -> Path:
-    """One file, durably and atomically (``.tmp`` + fsync + rename + directory fsync); raises OSError."""
-    err = _write_synced((target, data), mode)
-    result = err if err is not None else _rename(target)
+def write_file(target: Path, data: bytes, mode: int = 0o644, sync: bool = True) -> Path:
+    """One file, atomically (temporary file + fsync + rename + directory fsync; without ``sync`` only the
+    temporary file and the rename: never half a file, not necessarily durable); raises OSError."""
+    staged = _stage((target, data), mode, fsync=sync)
+    result = _rename(staged, target) if isinstance(staged, str) else staged
     if isinstance(result, OSError):
         raise result
-    _fsync_dir(target.parent)
+    if sync:
+        _fsync_dir(target.parent)
     return result
 
 
-def _tmp(target: Path) -> Path:
-    return target.with_name(target.name + ".tmp")
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write_then_syncfs(items: Sequence[tuple[Path, bytes]]) -> list[OSError | None]:
-    """Write every ``<target>.tmp``, then one ``syncfs`` per directory's filesystem; the error per item."""
-    errors = [_write_synced(item, fsync=False) for item in items]
-    for directory in {target.parent for (target, _d), err in zip(items, errors) if err is None}:
+def create_temp(target: Path, mode: int = 0o644) -> tuple[int, str]:
+    """A new, empty temporary file beside ``target`` (see the module docstring): its descriptor and path.
+    A name that is taken (by chance, or planted) is never opened: another one is drawn."""
+    for _ in range(100):
+        tmp = os.path.join(target.parent, f".{target.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, _CREATE, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name")
+
+
+def _write_then_syncfs(items: Sequence[tuple[Path, bytes]]) -> list[str | OSError]:
+    """Write every temporary file, then one ``syncfs`` per directory's filesystem; the result per item."""
+    staged = [_stage(item, fsync=False) for item in items]
+    for directory in {target.parent for (target, _d), tmp in zip(items, staged) if isinstance(tmp, str)}:
         failure = _syncfs(directory)
         if failure is None:
             continue
-        for i, ((target, _d), err) in enumerate(zip(items, errors)):
-            if err is None and target.parent == directory:
-                _unlink(_tmp(target))
-                errors[i] = failure
-    return errors
+        for i, ((target, _d), tmp) in enumerate(zip(items, staged)):
+            if isinstance(tmp, str) and target.parent == directory:
+                _unlink(tmp)
+                staged[i] = failure
+    return staged
 
 
 def _syncfs(directory: Path) -> OSError | None:
@@ -124,13 +142,12 @@ def _syncfs(directory: Path) -> OSError | None:
         os.close(fd)
 
 
-def _write_synced(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = True) -> OSError | None:
-    """Write ``<target>.tmp`` (and fsync it); on failure remove it and return the error."""
+def _stage(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = True) -> str | OSError:
+    """Write the data to a new temporary file beside the target (and fsync it): its path, or the error
+    (the temporary file removed)."""
     target, data = item
-    tmp = _tmp(target)
     try:
-        # O_NOFOLLOW: never write through a link planted under the temporary name
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
+        fd, tmp = create_temp(target, mode)
     except OSError as exc:
         return exc
     try:
@@ -144,15 +161,15 @@ def _write_synced(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = Tru
         return exc
     finally:
         os.close(fd)
-    return None
+    return tmp
 
 
-def _rename(target: Path) -> Path | OSError:
+def _rename(tmp: str, target: Path) -> Path | OSError:
     try:
-        os.replace(_tmp(target), target)
+        os.replace(tmp, target)
         return target
     except OSError as exc:
-        _unlink(_tmp(target))
+        _unlink(tmp)
         return exc
 
 
@@ -170,8 +187,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: str) -> None:
     try:
-        path.unlink()
+        os.unlink(path)
     except OSError:
         pass

@@ -13,9 +13,13 @@
 * After every message of a file is confirmed on the bus, the file moves to ``archive/``; a file
   that cannot be handled at all moves to ``error/`` with a ``<name>.reason`` file beside it (its text
   through :func:`engine.redact.safe_reason`). Names in ``archive/``/``error/`` are made unique, so a
-  second drop of the same name is kept too.
-* The poll loop, its backoff while the inbox is unavailable and the grace given to a file that looks
-  incomplete live in :mod:`adapters.inbox`; :func:`poll_batches` / :func:`poll_loop` run it.
+  second drop of the same name is kept too. Both moves rename the entry itself (never a link's target),
+  and copy a regular file when ``archive/`` or ``error/`` is on another filesystem.
+* What a file looked like is its :data:`Signature` (inode, size, mtime), from ``lstat`` or the opened
+  descriptor (:func:`signature`): the same name with another signature is another file, or the same
+  file still being written.
+* The poll loop, its backoff while the inbox is unavailable, the grace given to a file that looks
+  incomplete and the memory of files published but not finished live in :mod:`adapters.inbox`.
 """
 
 from __future__ import annotations
@@ -25,8 +29,6 @@ import fnmatch
 import os
 import shutil
 import stat
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,12 +38,36 @@ from typing import BinaryIO, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.durable import write_file
 from engine.redact import safe_reason
 
 #: temporary names of write-then-rename and of common transfer tools: never picked up
 IGNORED_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".filepart", ".crdownload", ".download", ".swp",
                     ".swx", "~", ".reason")
 IGNORED_PREFIXES = (".", "~$")
+
+
+#: (inode, size, mtime in ns) of a file: what tells one version of a name from another
+Signature = tuple[int, int, int]
+
+
+def signature(st: os.stat_result) -> Signature:
+    """The :data:`Signature` of a ``stat`` / ``lstat`` / ``fstat`` result."""
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def lstat_signature(path: Path) -> Signature | None:
+    """The :data:`Signature` of the entry ``path`` itself (a link is not followed); None when it is gone."""
+    try:
+        return signature(os.lstat(path))
+    except FileNotFoundError:
+        return None
+
+
+def settled(st: os.stat_result, seconds: float) -> bool:
+    """Nothing changed the file for at least ``seconds``: not its data (mtime) nor its inode (ctime, which
+    also moves when the mtime is set back)."""
+    return time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 >= seconds
 
 
 def ignored(name: str) -> bool:
@@ -168,9 +194,10 @@ def _unique_target(directory: Path, name: str) -> Path:
 
 
 def move_to_archive(path: Path, settings: FileDropSettings) -> Path:
+    """Move ``path`` (the entry itself) to archive/, under a name not taken yet."""
     settings.archive.mkdir(parents=True, exist_ok=True)
     target = _unique_target(settings.archive, path.name)
-    os.replace(path, target)
+    move_entry(path, target)
     return target
 
 
@@ -183,16 +210,17 @@ def move_to_error(path: Path, settings: FileDropSettings, reason: str) -> Path:
     reason_file = target.with_name(target.name + ".reason")
     _write_new(reason_file, _reason_text(reason))
     try:
-        _move_entry(path, target)
+        move_entry(path, target)
     except BaseException:
         reason_file.unlink(missing_ok=True)
         raise
     return target
 
 
-def _move_entry(path: Path, target: Path) -> None:
-    """Rename (which never follows a link); across filesystems a symlink is recreated and a regular file
-    copied, and any other kind of entry stays where it is (``OSError``)."""
+def move_entry(path: Path, target: Path) -> None:
+    """Move the entry ``path`` itself to ``target``: a rename (which never follows a link); across
+    filesystems a symlink is recreated and a regular file copied, and any other kind of entry stays where
+    it is (``OSError``)."""
     try:
         os.rename(path, target)
         return
@@ -215,38 +243,15 @@ def write_reason(target: Path, reason: str) -> None:
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file of a fresh, unpredictable name (created exclusively, so a
-    link planted at a known name is never written through), then renamed over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``path`` through a temporary file of an unpredictable name, created exclusively
+    (:func:`adapters.durable.create_temp`: a link planted at a known name is never written through)."""
+    write_file(path, text.encode("utf-8"), sync=False)
 
 
 def _reason_text(reason: str) -> str:
     """Each line of a reason made fit for ops (:func:`engine.redact.safe_reason`)."""
     lines = (safe_reason(line) for line in reason.splitlines())
     return "\n".join(line for line in lines if line) + "\n"
-
-
-def poll_batches(stop: threading.Event, settings: FileDropSettings, handle: Callable[[list[Path]], None],
-                 max_batch: int = 200, watcher: StableWatcher | None = None, adapter: str = "") -> None:
-    """Call ``handle(paths)`` with up to ``max_batch`` stable files at a time until ``stop`` is set
-    (one publish and one confirm per batch instead of per file); see :meth:`adapters.inbox.Inbox.poll`."""
-    from adapters.inbox import Inbox
-
-    Inbox(settings, adapter, watcher).poll(stop, handle, max_batch)
-
-
-def poll_loop(stop: threading.Event, settings: FileDropSettings, handle: Callable[[Path], None],
-              watcher: StableWatcher | None = None, adapter: str = "") -> None:
-    """Call ``handle(path)`` for each stable file until ``stop`` is set."""
-    poll_batches(stop, settings, lambda paths: handle(paths[0]), max_batch=1, watcher=watcher, adapter=adapter)
 
 
 class NotARegularFile(Exception):
@@ -270,7 +275,7 @@ class InboxFile:
     _owned: bool = field(default=True, repr=False)  # the descriptor is still ours to close
 
     @property
-    def signature(self) -> tuple[int, int, int]:
+    def signature(self) -> Signature:
         """(inode, size, mtime) when opened: the same name with another signature is another file."""
         return self.inode, self.size, self.mtime_ns
 
@@ -279,11 +284,19 @@ class InboxFile:
         self._owned = False
         return os.fdopen(self.fd, "rb", closefd=True)
 
-    def reopenable(self) -> Path:
-        """A path that opens this very file again (``/proc/self/fd/N`` while the descriptor is open), for
-        code that wants a path; the inbox name itself where ``/proc`` is not mounted."""
-        proc = Path(f"/proc/self/fd/{self.fd}")
-        return proc if self._owned and proc.exists() else self.path
+    def reopen(self) -> BinaryIO:
+        """A reader of this very file from its start, on a duplicate of the open descriptor (never the
+        inbox name again), for code that reads the file more than once; close it when done. Readers
+        share the descriptor's offset: use one at a time."""
+        if not self._owned:
+            raise ValueError("the descriptor was handed over or closed")
+        fd = os.dup(self.fd)
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return os.fdopen(fd, "rb", closefd=True)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def close(self) -> None:
         if self._owned:
@@ -299,22 +312,16 @@ class InboxFile:
     def changed(self) -> bool:
         """True when the name now holds something else than what was opened, or it grew or was touched
         since (a writer was still at work): such a file is looked at again, never rejected half-read."""
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return True
-        return (st.st_ino, st.st_size, st.st_mtime_ns) != self.signature
+        return lstat_signature(self.path) != self.signature
 
     def settled(self, seconds: float) -> bool:
-        """True when the file is still what was opened and nothing changed it (data or inode, so also not a
-        back-dated mtime: the ctime moves then) for at least ``seconds``."""
+        """True when the file is still what was opened and nothing changed it for at least ``seconds``
+        (:func:`settled`)."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
             return False
-        if (st.st_ino, st.st_size, st.st_mtime_ns) != self.signature:
-            return False
-        return time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 >= seconds
+        return signature(st) == self.signature and settled(st, seconds)
 
 
 def open_inbox_file(path: Path) -> InboxFile:

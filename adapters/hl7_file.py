@@ -39,8 +39,15 @@ stream (:mod:`adapters.hl7_stream`: memory does not grow with the size of the fi
   for ``incomplete_grace_seconds`` (its writer may only be pausing:
   :meth:`adapters.inbox.Inbox.still_arriving`); a file that changed while it was read is left for the
   next poll;
-* a file with no message at all or larger than ``max_file_bytes`` moves to ``error/`` with a ``.reason``
-  file; if the bus is unavailable the file stays and is tried again at the next poll.
+* a file with no message at all (``HL7_NO_MSH``) moves to ``error/`` with a ``.reason`` file once it has
+  been unchanged for ``incomplete_grace_seconds`` (an empty or half-written file may be growing); a file
+  larger than ``max_file_bytes`` at once, unread; if the bus is unavailable the file stays and is tried
+  again at the next poll;
+* a file whose messages were all confirmed but which cannot be moved (``archive/`` full or not
+  writable) is remembered as published (:class:`adapters.inbox.Unfinished`): it is not published again
+  while it is unchanged; only the move is retried, with a backoff, logged ``archive.unavailable`` once
+  and ``archive.available`` when it works again. A file that changed after it was read is never
+  archived for what was published: it is read again whole at the next poll.
 """
 
 from __future__ import annotations
@@ -53,9 +60,17 @@ import structlog
 from pydantic import Field
 
 from adapters.base import AdapterRuntime
-from adapters.files import FileDropSettings, InboxFile, move_to_archive, move_to_error, write_reason
+from adapters.files import (
+    FileDropSettings,
+    InboxFile,
+    Signature,
+    lstat_signature,
+    move_to_archive,
+    move_to_error,
+    write_reason,
+)
 from adapters.hl7_stream import FileRun, RunLimits, RunResult
-from adapters.inbox import Inbox, InboxUnavailable, errno_name
+from adapters.inbox import Availability, Inbox, InboxUnavailable, Unfinished, errno_name
 from adapters.mllp.triage import Hl7Options, load_strict
 from engine.errors import BusUnavailable, ConfigError
 from engine.redact import file_ref
@@ -64,6 +79,7 @@ from mappings.hl7v2.batch import looks_truncated
 log = structlog.get_logger(__name__)
 _PEEK = 4096
 _CUT = "HL7_BATCH_TRUNCATED"
+_NO_MSH = "HL7_NO_MSH"
 
 
 class Settings(FileDropSettings, Hl7Options):
@@ -83,10 +99,11 @@ class Hl7FileAdapter:
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime) -> None:
         self.name, self.settings, self.runtime = name, settings, runtime
         self._strict = load_strict(settings)
-        self.inbox = Inbox(settings, name)
         #: files whose every message was confirmed but whose move to archive/ failed: only the move is
         #: retried (publishing them again each poll would archive the same messages again and again)
-        self._published: dict[Path, tuple[tuple[int, int, int], RunResult]] = {}
+        self._published: Unfinished[tuple[Signature, RunResult]] = Unfinished()
+        self.inbox = Inbox(settings, name, unfinished=self._published)
+        self._moves = Availability(name, "archive", settings.poll_interval)
 
     def check(self) -> None:
         try:
@@ -102,18 +119,18 @@ class Hl7FileAdapter:
     def handle(self, path: Path) -> None:
         """Handle one stable file; one bad file never stops the loop (raises only
         :class:`adapters.inbox.InboxUnavailable`: no file can be opened, the poll loop backs off)."""
+        due, fresh = self._published.split([path])
+        for sig, res in due:  # published already: only its move is left
+            self._archive(path, sig, res)
+        if not fresh:
+            return
         f = self.inbox.open(path)  # not a regular file: moved to error/ there
         if f is None:
-            return
-        done = self._published.get(path)
-        if done is not None and done[0] == f.signature:
-            f.close()
-            self._archive(path, done[1])
             return
         try:
             with f.reader() as reader:
                 self._handle(path, f, reader)
-        except OSError as exc:
+        except OSError as exc:  # reading it failed (the moves catch their own errors)
             self.inbox.unreadable(path, exc)
         except InboxUnavailable:
             raise
@@ -136,9 +153,10 @@ class Hl7FileAdapter:
             log.warning("hl7_file.publish_failed", adapter=self.name, file=file_ref(path.name), code=exc.code)
             return
         if res.messages == 0:
-            self._to_error(path, "HL7_NO_MSH: no MSH segment found")
+            if not self.inbox.still_arriving(f, _NO_MSH):  # empty or half-written: its writer may be pausing
+                self._to_error(path, f"{_NO_MSH}: no MSH segment found")
         elif not res.held_back:
-            self._archive(path, res)
+            self._archive(path, f.signature, res)
 
     def _looks_cut(self, reader: BinaryIO, f: InboxFile) -> bool:
         """Whether the file opens a batch but does not end with its trailer (cheap: first and last bytes)."""
@@ -156,42 +174,55 @@ class Hl7FileAdapter:
             return False
         return not res.truncated or not self.inbox.still_arriving(f, _CUT)
 
-    def _archive(self, path: Path, res: RunResult) -> None:
+    def _archive(self, path: Path, sig: Signature, res: RunResult) -> None:
+        """Move a file whose every message was confirmed (``sig``: the file that was read) to archive/.
+        If it changed since, it stays, to be read again whole; if the move fails it is remembered as
+        published and only the move is retried, after a backoff."""
+        current = lstat_signature(path)
+        if current != sig:
+            self._published.forget(path)
+            if current is not None:
+                log.info("hl7_file.changed_while_read", adapter=self.name, file=file_ref(path.name))
+            return
         try:
             target = move_to_archive(path, self.settings)
         except FileNotFoundError:
-            self._published.pop(path, None)
+            self._published.forget(path)
             return
         except OSError as exc:
-            if self._published.get(path) is None:
-                log.warning("hl7_file.archive_failed", adapter=self.name, file=file_ref(path.name),
-                            errno=errno_name(exc))
-            self._published[path] = (_signature(path), res)
+            self._published.remember(path, sig, (sig, res), retry_in=self._moves.failed(exc, "move"))
             return
-        if self._published.pop(path, None) is not None:
-            log.info("hl7_file.archive_recovered", adapter=self.name, file=file_ref(path.name))
+        self._moves.ok()
+        self._published.forget(path)
         self.inbox.done(path)
-        reason = res.reason_text()
-        if reason:
-            write_reason(target, reason)
+        self._write_reason(target, res)
         log.info("hl7_file.archived", adapter=self.name, file=file_ref(path.name), messages=res.messages,
                  rejected=res.rejected_total, file_problems=len(res.file_problems))
 
+    def _write_reason(self, target: Path, res: RunResult) -> None:
+        """The archived file's ``.reason`` (its rejects are in the dead letters either way)."""
+        reason = res.reason_text()
+        if not reason:
+            return
+        try:
+            write_reason(target, reason)
+        except OSError as exc:
+            log.warning("hl7_file.reason_not_written", adapter=self.name, file=file_ref(target.name),
+                        errno=errno_name(exc))
+
     def _to_error(self, path: Path, reason: str) -> None:
+        """Move a file that cannot be handled to error/; if that fails it stays (nothing of it was
+        published) and is tried again at a later poll, logged once per episode (``archive.unavailable``)."""
         try:
             move_to_error(path, self.settings, reason)
         except FileNotFoundError:
             return
+        except OSError as exc:
+            self._moves.failed(exc, "move")
+            return
+        self._moves.ok()
         self.inbox.done(path)
         log.warning("hl7_file.error", adapter=self.name, file=file_ref(path.name), reason=reason.split(":", 1)[0])
-
-
-def _signature(path: Path) -> tuple[int, int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> Hl7FileAdapter:

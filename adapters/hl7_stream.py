@@ -13,7 +13,7 @@ file closed) carries ``count``; envelopes of earlier groups of a large file carr
 without mapping. A file-level problem (``HL7_BATCH_COUNT_MISMATCH``, a missing trailer) becomes a
 content-free envelope with ``reject`` and ``scope=file`` in the last group, so it is in the dead
 letters too. A message whose bytes did not fit its declared charset carries ``charset_repaired``
-(``<declared>-><used>``, :func:`mappings.hl7v2.parser.decode_checked`).
+(``<declared>-><used>``, set by :func:`adapters.mllp.triage.triage`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from engine.bus import Bus
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 from mappings.hl7v2.batch import Piece, Splitter
-from mappings.hl7v2.parser import decode_checked
 
 BLOCK_BYTES = 1 << 20
+_CUT = "HL7_BATCH_TRUNCATED"
 #: rejected positions kept for the ``.reason`` file; past it only their number is written
 MAX_LISTED = 10_000
 
@@ -48,7 +48,6 @@ class RunResult:
     """What one pass over a file did (the adapter archives, waits or gives up with it)."""
 
     messages: int = 0
-    published: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     rejected_total: int = 0
     file_problems: list[str] = field(default_factory=list)
@@ -83,14 +82,15 @@ class FileRun:
             while block := reader.read(BLOCK_BYTES):
                 for piece in self.splitter.feed(block):
                     self._add(piece)
-            for piece in self.splitter.finish():
+            last = self.splitter.finish()  # the message the end of the file closed, if any
+            for piece in last:
                 self._add(piece)
             res = self.result
             res.messages = self.splitter.count
             if res.messages == 0:
                 return res  # nothing to publish: the caller rejects the file
             res.file_problems = list(self.splitter.framing.problems)
-            res.truncated = any(p.startswith("HL7_BATCH_TRUNCATED") for p in res.file_problems) or res.truncated
+            res.truncated = any(p.code == _CUT for p in last) or any(p.startswith(_CUT) for p in res.file_problems)
             if not may_finish(res):
                 res.held_back = True
                 return res
@@ -106,8 +106,6 @@ class FileRun:
             self._send(last=False)
         self._group.append(piece)
         self._group_bytes += len(piece.raw)
-        if piece.code == "HL7_BATCH_TRUNCATED":
-            self.result.truncated = True
 
     def _send(self, last: bool) -> None:
         count = str(self.splitter.count) if last else None
@@ -119,7 +117,6 @@ class FileRun:
             return
         self._wait()
         self._inflight = (self.bus.publish_async(envs), envs)
-        self.result.published += len(envs)
 
     def _wait(self) -> None:
         if self._inflight is None:
@@ -148,11 +145,6 @@ class FileRun:
                    attributes=attrs, strict=self.strict)
         if t.error is not None:
             self._reject(piece.index, t.error.reason)
-        elif not piece.raw.isascii():
-            decoded = decode_checked(piece.raw, t.head.charset, self.options.default_charset)
-            if decoded.repaired:
-                attrs = {**t.envelope.attributes, "charset_repaired": decoded.flag()}
-                return t.envelope.model_copy(update={"attributes": attrs})
         return t.envelope
 
     def _file_envelope(self, problem: str) -> Envelope:

@@ -4,12 +4,20 @@
   :class:`adapters.files.StableWatcher`) are moved, the entry itself, to ``error/`` with a ``.reason``
   (``INBOX_NOT_REGULAR``), logged once (``inbox.not_regular``) and never read. :meth:`Inbox.open` does
   the same for an entry swapped between the listing and the open.
-* **An inbox that fails is waited for.** An ``OSError`` while listing, creating directories, opening
-  (descriptors or memory exhausted: ``EMFILE``, ``ENFILE``, ``ENOMEM``) or moving files makes the loop
-  back off exponentially (from ``poll_interval``, capped at :data:`BACKOFF_CAP`) and try again; it logs
-  ``inbox.unavailable`` with the errno name when that starts (or the errno changes) and
-  ``inbox.available`` when a poll works again, never a line per poll. A file that cannot be opened for
-  a reason of its own (``EACCES`` on that file) stays where it is, logged once, and its neighbours go on.
+* **An inbox that fails is waited for.** An ``OSError`` while listing or creating directories, an
+  ``open`` that fails for the whole process (descriptors or memory exhausted: :data:`PROCESS_WIDE`,
+  ``EMFILE``, ``ENFILE``, ``ENOMEM``), or such an error an adapter lets through while handling a file,
+  makes the loop back off exponentially (:class:`engine.supervise.Backoff`, from ``poll_interval``,
+  capped at :data:`BACKOFF_CAP`) and try again; it logs ``inbox.unavailable`` with the errno name when
+  that starts (or the errno changes) and ``inbox.available`` when a poll works again, never a line per
+  poll. A file that cannot be opened or read for a reason of its own (``EACCES`` on that file) stays
+  where it is, logged once (``inbox.file_unreadable``), and its neighbours go on.
+* **A file published but not finished is not published again.** When the broker confirmed a file's
+  envelopes but its receipt or its move to ``archive/``/``error/`` fails, the adapter catches that
+  itself and remembers the file (:class:`Unfinished`, by its :data:`adapters.files.Signature`): while
+  it is unchanged only what is left is tried again, after a backoff (:class:`Availability`:
+  ``archive.unavailable`` / ``outbox.unavailable`` once, ``*.available`` when it works again). A
+  remembered file that changed is read afresh; one that is gone from the listing is forgotten.
 * **A file that looks incomplete is given time.** Before an adapter rejects a file for looking cut
   short (KITH not well-formed or empty, an HL7 batch without its end), :meth:`Inbox.still_arriving`
   says whether to leave it: it changed since it was opened (its writer is at work), or it has not yet
@@ -24,14 +32,27 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import structlog
 
-from adapters.files import FileDropSettings, InboxFile, NotARegularFile, StableWatcher, move_to_error, open_inbox_file
+from adapters.files import (
+    FileDropSettings,
+    InboxFile,
+    NotARegularFile,
+    Signature,
+    StableWatcher,
+    lstat_signature,
+    move_to_error,
+    open_inbox_file,
+    settled,
+    signature,
+)
 from engine.redact import file_ref
+from engine.supervise import Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +60,7 @@ BACKOFF_CAP = 30.0
 #: open() errors of the process or the system, not of one file: the whole loop backs off
 PROCESS_WIDE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 NOT_REGULAR = "INBOX_NOT_REGULAR"
+T = TypeVar("T")
 
 
 def errno_name(exc: OSError) -> str:
@@ -58,13 +80,15 @@ class InboxUnavailable(Exception):
 class Availability:
     """Whether a directory an adapter depends on works. Logs ``<what>.unavailable`` once when it starts
     failing (or fails with another errno) and ``<what>.available`` once when it works again; the wait
-    before the next attempt doubles with each failure, from ``base`` up to ``cap`` seconds."""
+    before the next attempt is the services' :class:`engine.supervise.Backoff`, from ``base`` doubling
+    up to ``cap`` seconds, back to ``base`` once it works."""
 
     adapter: str
-    what: str  # inbox | outbox | archive
+    what: str  # inbox | outbox | archive (the moves to archive/ and error/)
     base: float
     cap: float = BACKOFF_CAP
     failures: int = 0
+    _wait: float = 0.0  # the last wait while failing (0: working)
     _errno: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -72,40 +96,122 @@ class Availability:
     def failing(self) -> bool:
         return self.failures > 0
 
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(first=self.base, most=max(self.cap, self.base), healthy=float("inf"))
+
     def delay(self) -> float:
         """Seconds to wait before the next attempt (``base`` while it works)."""
-        return min(self.cap, self.base * 2 ** max(0, self.failures - 1))
+        return self._wait or self.base
 
     def failed(self, exc: OSError, op: str) -> float:
         """Record a failure; the seconds to wait before trying again."""
         name = errno_name(exc)
         with self._lock:
             self.failures += 1
+            self._wait = wait = self.backoff.next(self._wait, 0.0)
             changed, self._errno = name != self._errno, name
-            wait = self.delay()
         if changed:
             log.warning(f"{self.what}.unavailable", adapter=self.adapter, errno=name, op=op, retry_in=round(wait, 2))
         return wait
 
     def ok(self) -> None:
         with self._lock:
-            failures, self.failures, self._errno = self.failures, 0, None
+            failures, self.failures, self._wait, self._errno = self.failures, 0, 0.0, None
         if failures:
             log.info(f"{self.what}.available", adapter=self.adapter, failed_attempts=failures)
+
+
+@dataclass
+class _Entry(Generic[T]):
+    signature: Signature
+    value: T
+    retry_at: float = 0.0  # monotonic
+    busy: bool = False  # being finished right now (by another thread)
+
+
+class Unfinished(Generic[T]):
+    """Files whose envelopes the broker confirmed and whose finishing (a receipt, the move) is not done,
+    each with what the adapter needs to finish it (``T``). See the module docstring."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: dict[Path, _Entry[T]] = {}
+
+    def remember(self, path: Path, sig: Signature, value: T, *, busy: bool = False, retry_in: float = 0.0) -> None:
+        """``path``, as it was when read (``sig``: what was published, not what it holds now), is published;
+        ``busy``: a thread finishes it now; ``retry_in``: finishing it failed, try again in that many seconds."""
+        with self._lock:
+            self._items[path] = _Entry(sig, value, self._clock() + retry_in if retry_in else 0.0, busy)
+
+    def retry_in(self, path: Path, seconds: float) -> None:
+        """Finishing ``path`` failed: try again in ``seconds`` at the earliest."""
+        with self._lock:
+            entry = self._items.get(path)
+            if entry is not None:
+                entry.retry_at = self._clock() + seconds
+
+    def forget(self, path: Path, value: T | None = None) -> None:
+        """``path`` is finished (only if it is still remembered for ``value``, when given)."""
+        with self._lock:
+            entry = self._items.get(path)
+            if entry is not None and (value is None or entry.value is value):
+                del self._items[path]
+
+    def release(self, paths: Iterable[Path]) -> None:
+        """The thread finishing these files is done with them (finished or not)."""
+        with self._lock:
+            for p in paths:
+                if (entry := self._items.get(p)) is not None:
+                    entry.busy = False
+
+    def __contains__(self, path: Path) -> bool:
+        with self._lock:
+            return path in self._items
+
+    def prune(self, present: Collection[Path]) -> None:
+        """Forget the files that are not ``present`` (the inbox's last listing), but those being finished."""
+        with self._lock:
+            for gone in [p for p, e in self._items.items() if not e.busy and p not in present]:
+                del self._items[gone]
+
+    def split(self, paths: Iterable[Path]) -> tuple[list[T], list[Path]]:
+        """(what is due for another try, the files to read afresh) among ``paths``. A remembered file that
+        is unchanged but not due, or being finished, is in neither; one that changed is forgotten and read
+        afresh."""
+        now = self._clock()
+        due: list[T] = []
+        fresh: list[Path] = []
+        with self._lock:
+            entries = [(p, self._items.get(p)) for p in paths]
+        for p, entry in entries:
+            if entry is None:
+                fresh.append(p)
+            elif entry.busy:
+                continue
+            elif lstat_signature(p) != entry.signature:
+                self.forget(p, entry.value)
+                fresh.append(p)
+            elif now >= entry.retry_at:
+                due.append(entry.value)
+        return due, fresh
 
 
 class Inbox:
     """One adapter's inbox: the poll loop, safe opens, entries that are not files, incomplete files."""
 
-    def __init__(self, settings: FileDropSettings, adapter: str = "", watcher: StableWatcher | None = None) -> None:
+    def __init__(self, settings: FileDropSettings, adapter: str = "", watcher: StableWatcher | None = None,
+                 unfinished: Unfinished[Any] | None = None) -> None:
         self.settings, self.adapter = settings, adapter
         self.watcher = watcher or StableWatcher(settings)
+        self.unfinished = unfinished  # the adapter's memory of files published, pruned at each listing
         self.state = Availability(adapter, "inbox", settings.poll_interval)
         self._dirs_made = False
         self._lock = threading.Lock()
         self._refused: set[Path] = set()  # not regular files that could not be moved away (yet)
         self._unreadable: dict[Path, str] = {}  # file -> errno name, logged once
-        self._incomplete: dict[Path, tuple[int, int, int]] = {}  # file -> signature when judged incomplete
+        self._incomplete: dict[Path, Signature] = {}  # file -> signature when judged incomplete
 
     # -- the loop -----------------------------------------------------------------------------
     def poll(self, stop: threading.Event, handle: Callable[[list[Path]], None], max_batch: int = 200) -> None:
@@ -128,7 +234,7 @@ class Inbox:
                     self.watcher.forget(p)
         except InboxUnavailable as exc:
             return self.state.failed(exc.error, exc.op)
-        except OSError as exc:  # raised by the adapter while handling (a move, a read): all of it waits
+        except OSError as exc:  # an adapter lets through only what stops every file (EMFILE ...): all of it waits
             return self.state.failed(exc, "handle")
         self.state.ok()
         return self.settings.poll_interval
@@ -156,6 +262,8 @@ class Inbox:
             for memo in (self._unreadable, self._incomplete):
                 for gone in [p for p in memo if p not in present]:
                     del memo[gone]
+        if self.unfinished is not None:
+            self.unfinished.prune(present)
         return [p for p in ready if not self._waiting(p)]
 
     # -- opening files ---------------------------------------------------------------------------
@@ -175,9 +283,7 @@ class Inbox:
                 raise InboxUnavailable("open", exc) from None
             self.unreadable(path, exc)
             return None
-        with self._lock:
-            self._unreadable.pop(path, None)
-        return f
+        return f  # still remembered as unreadable until handled (done) or gone: a read error is logged once too
 
     def unreadable(self, path: Path, exc: OSError) -> None:
         """A file that cannot be opened or read for a reason of its own: it stays, logged once per errno."""
@@ -235,10 +341,8 @@ class Inbox:
         with self._lock:
             sig = self._incomplete.get(path)
         st = self.watcher.stats.get(path)
-        if sig is None or st is None or (st.st_ino, st.st_size, st.st_mtime_ns) != sig:
-            return False
-        last_change = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
-        return time.time() - last_change < self.settings.incomplete_grace_seconds
+        return sig is not None and st is not None and signature(st) == sig \
+            and not settled(st, self.settings.incomplete_grace_seconds)
 
     def done(self, path: Path) -> None:
         """Forget what is remembered about ``path`` (it was handled)."""
@@ -247,4 +351,5 @@ class Inbox:
             self._unreadable.pop(path, None)
 
 
-__all__ = ["BACKOFF_CAP", "Availability", "Inbox", "InboxUnavailable", "errno_name"]
+__all__ = ["BACKOFF_CAP", "NOT_REGULAR", "PROCESS_WIDE", "Availability", "Inbox", "InboxUnavailable", "Unfinished",
+           "errno_name"]

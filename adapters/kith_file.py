@@ -31,20 +31,20 @@ A document that is not well-formed or empty may be a file still being written: i
 once it has been unchanged for ``incomplete_grace_seconds`` (:meth:`adapters.inbox.Inbox.still_arriving`).
 
 Once a file is published (confirmed) it is not published again while only its receipt or its move
-fails (outbox not writable, archive full): the adapter remembers it (path and inode, size, mtime ->
-envelope and AppRec) and retries the receipt and the move with a backoff, logging
+fails (outbox not writable, archive full): the adapter remembers it (:class:`adapters.inbox.Unfinished`:
+path and inode, size, mtime -> envelope and AppRec) and retries the receipt and the move with a backoff,
+logging
 ``outbox.unavailable`` / ``archive.unavailable`` once when that starts and ``outbox.available`` /
 ``archive.available`` when it works again. After a restart such a file is published once more, which
-the journal absorbs (same record keys). One log line per file says what became of it
+the journal absorbs (same record keys). A file that changed after it was read is not moved for what was
+published: it is read again whole (and answered again) at the next poll. One log line per file says what became of it
 (``kith.archived`` or ``kith.rejected``, with the receipt); files are named by
 :func:`engine.redact.file_ref` in logs.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,8 +57,8 @@ from pydantic import Field
 
 from adapters.base import AdapterRuntime
 from adapters.durable import DurableWriter, Sync
-from adapters.files import FileDropSettings, InboxFile, move_to_archive, move_to_error
-from adapters.inbox import Availability, Inbox
+from adapters.files import FileDropSettings, InboxFile, Signature, lstat_signature, move_to_archive, move_to_error
+from adapters.inbox import Availability, Inbox, Unfinished
 from adapters.kith import Inspection, inspect
 from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec, receipt_name
 from adapters.kith.xsd import SchemaSet
@@ -107,7 +107,7 @@ class _Ready:
     ins: Inspection
     envelope: Envelope | None
     received_at: datetime
-    signature: tuple[int, int, int]  # (inode, size, mtime) of what was read
+    signature: Signature  # (inode, size, mtime) of what was read
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,6 @@ class _Pending:
     ready: _Ready
     receipt: _Receipt | None = None
     receipt_done: bool = False
-    retry_at: float = 0.0  # monotonic
 
     @property
     def needs_receipt(self) -> bool:
@@ -142,12 +141,10 @@ class KithFileAdapter:
             self._writer = DurableWriter(sync=settings.receipt_sync)
         except ValueError as exc:
             raise ConfigError(f"adapter {name!r}: receipt_sync: {exc}") from None
-        self.inbox = Inbox(settings, name)
+        self._unfinished: Unfinished[_Pending] = Unfinished()  # published, receipt or move not done yet
+        self.inbox = Inbox(settings, name, unfinished=self._unfinished)
         self._outbox = Availability(name, "outbox", settings.poll_interval)
         self._moves = Availability(name, "archive", settings.poll_interval)
-        self._lock = threading.Lock()
-        self._finishing: set[Path] = set()  # being finished by the finisher thread right now
-        self._pending: dict[Path, _Pending] = {}  # published, receipt or move not done yet
 
     @cached_property
     def schemas(self) -> SchemaSet | None:
@@ -204,7 +201,7 @@ class KithFileAdapter:
     def _publish(self, paths: list[Path]) -> list[_Pending]:
         """Read, check and publish the new files in one confirmed batch; with them, the files published
         before whose receipt or move is due for another try. What is to be finished."""
-        retry, fresh = self._split(paths)
+        retry, fresh = self._unfinished.split(paths)
         ready = [item for item in map(self._prepare, fresh) if item is not None]
         envelopes = [r.envelope for r in ready if r.envelope is not None]
         if envelopes:
@@ -215,27 +212,9 @@ class KithFileAdapter:
                 log.warning("kith.publish_failed", adapter=self.name, files=len(envelopes), code=exc.code)
                 ready = [r for r in ready if r.envelope is None]
         todo = retry + [_Pending(r) for r in ready]
-        with self._lock:
-            self._pending.update((p.ready.path, p) for p in todo)
-            self._finishing.update(p.ready.path for p in todo)
+        for p in todo:  # the finisher thread has them until it releases them
+            self._unfinished.remember(p.ready.path, p.ready.signature, p, busy=True)
         return todo
-
-    def _split(self, paths: list[Path]) -> tuple[list[_Pending], list[Path]]:
-        """(remembered files due for another try, files to read); a remembered file that changed is read
-        again, one that is gone is forgotten."""
-        now = time.monotonic()
-        retry: list[_Pending] = []
-        fresh: list[Path] = []
-        with self._lock:
-            known = {p: self._pending.get(p) for p in paths if p not in self._finishing}
-            for gone in [p for p in self._pending if p not in self._finishing and not os.path.lexists(p)]:
-                del self._pending[gone]
-        for p, pending in known.items():
-            if pending is None or _signature(p) != pending.ready.signature:
-                fresh.append(p)
-            elif now >= pending.retry_at:
-                retry.append(pending)
-        return retry, fresh
 
     def _prepare(self, path: Path) -> _Ready | None:
         f = self.inbox.open(path)
@@ -299,28 +278,29 @@ class KithFileAdapter:
                 if not p.needs_receipt:
                     self._finish_one(p)
         finally:
-            with self._lock:
-                self._finishing.difference_update(p.ready.path for p in todo)
+            self._unfinished.release(p.ready.path for p in todo)
 
     def _finish_one(self, p: _Pending) -> None:
+        path = p.ready.path
+        if lstat_signature(path) not in (p.ready.signature, None):  # its writer replaced it after the read:
+            self._unfinished.forget(path, p)  # never archived for what was published; read again whole
+            log.info("kith.changed_while_read", adapter=self.name, file=file_ref(path.name))
+            return
         try:
             self._move(p)
         except FileNotFoundError:
             pass  # taken away meanwhile: nothing left to move
         except OSError as exc:
-            p.retry_at = time.monotonic() + self._moves.failed(exc, "move")
+            self._unfinished.retry_in(path, self._moves.failed(exc, "move"))
             return
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files; tried again later
-            log.error("kith.finish_failed", adapter=self.name, file=file_ref(p.ready.path.name),
-                      error=type(exc).__name__)
-            p.retry_at = time.monotonic() + self._moves.cap
+            log.error("kith.finish_failed", adapter=self.name, file=file_ref(path.name), error=type(exc).__name__)
+            self._unfinished.retry_in(path, self._moves.cap)
             return
         else:
             self._moves.ok()
-        with self._lock:
-            if self._pending.get(p.ready.path) is p:
-                del self._pending[p.ready.path]
-        self.inbox.done(p.ready.path)
+        self._unfinished.forget(path, p)
+        self.inbox.done(path)
 
     def _write_receipts(self, todo: list[_Pending]) -> None:
         """Build each missing receipt (once) and write those not yet durable, all in one round."""
@@ -332,7 +312,7 @@ class KithFileAdapter:
                 except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files
                     log.error("kith.finish_failed", adapter=self.name, file=file_ref(p.ready.path.name),
                               error=type(exc).__name__)
-                    p.retry_at = time.monotonic() + self._outbox.cap
+                    self._unfinished.retry_in(p.ready.path, self._outbox.cap)
         built = [p for p in need if p.receipt is not None]
         if not built:
             return
@@ -354,9 +334,9 @@ class KithFileAdapter:
             self._outbox.ok()
 
     def _outbox_failed(self, failed: list[_Pending], exc: OSError, op: str) -> None:
-        retry_at = time.monotonic() + self._outbox.failed(exc, op)
+        wait = self._outbox.failed(exc, op)
         for p in failed:
-            p.retry_at = retry_at
+            self._unfinished.retry_in(p.ready.path, wait)
 
     def _status(self, ins: Inspection) -> Status:
         if ins.reject_code:
@@ -394,14 +374,6 @@ class KithFileAdapter:
         else:
             target = move_to_archive(r.path, self.settings)
             log.info("kith.archived", **what, moved_to=file_ref(target.name), failed_parts=len(r.ins.part_errors))
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> KithFileAdapter:

@@ -15,6 +15,7 @@ while the next group is read (1-deep pipeline); checkpoints are written in order
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -32,8 +33,17 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
-from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, open_csv, scan
-from adapters.files import InboxFile, NotARegularFile, move_to_archive, move_to_error, open_inbox_file, write_reason
+from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, Source, open_csv, scan
+from adapters.files import (
+    InboxFile,
+    NotARegularFile,
+    move_entry,
+    move_to_archive,
+    move_to_error,
+    open_inbox_file,
+    write_reason,
+)
+from adapters.inbox import Inbox
 from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
@@ -46,12 +56,16 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("enjournal.adapters.csv")
 Progress = Callable[[int, int, int], None]  # rows done, total bytes, bytes done
+Arriving = Callable[[InboxFile, str], bool]  # (file, reject code) -> leave it: it may still be written
+#: reject codes of a file that may only be half-written (no header line yet, or a header cut short)
+INCOMPLETE = frozenset({"CSV_EMPTY", "MISSING_COLUMN"})
 REJECTS_SUFFIX = ".rejects.csv"
 MAX_PENDING_REJECTS = 2000
 #: a chunk closes once its rows may take this many bytes in the envelope, even short of ``batch_rows``
 CHUNK_BYTES = 8 * 1024 * 1024
-#: a row's bytes in the envelope (UTF-8, quoted) are at most this many times its bytes in the file; rows
-#: larger than :data:`_EXACT_FROM` in the file are measured instead
+#: a row's bytes in the envelope (UTF-8, quoted), its padding apart, are at most this many times its bytes
+#: in the file: a bound that sizes chunks; rows larger than :data:`_EXACT_FROM` in the file, and any row
+#: whose bound would reject it, are measured instead (serialised once, and that serialisation is kept)
 _GROWTH = 8
 _EXACT_FROM = 8 * 1024
 
@@ -74,7 +88,7 @@ def envelope_id(adapter: str, sha256: str, part: str) -> str:
 
 def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,
                 progress: Progress | None = None, stop: threading.Event | None = None,
-                opened: InboxFile | None = None) -> ImportSummary:
+                opened: InboxFile | None = None, still_arriving: Arriving | None = None) -> ImportSummary:
     """Import ``path`` for adapter ``name``; resume at its checkpoint; archive it when complete.
 
     A file inside the adapter's directory is read only if it is a regular file (opened without following
@@ -83,32 +97,36 @@ def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Pa
     elsewhere (``enjournal import``) stays where it is. Raises :class:`BusUnavailable` when the bus stays
     down (the checkpoint stays where it is), ``OSError`` when an inbox file cannot be read now (it stays)
     and :class:`PermanentError` for a file that cannot be imported (codes ``ENCODING_ERROR``,
-    ``CSV_MALFORMED``, ``MISSING_COLUMN``, ``INBOX_NOT_REGULAR`` ...).
+    ``CSV_MALFORMED``, ``MISSING_COLUMN``, ``INBOX_NOT_REGULAR`` ...). With ``still_arriving`` (the poll
+    loop's :meth:`adapters.inbox.Inbox.still_arriving`), a file that may only be half-written
+    (:data:`INCOMPLETE`: no header yet, or a header cut short) stays in the inbox until it has been
+    unchanged for ``incomplete_grace_seconds``.
     """
     path = Path(path)
     owned = Path(os.path.abspath(path)).parent.resolve() == settings.directory.resolve()
     f = opened if opened is not None or not owned else _open_owned(name, settings, path)
     try:
-        return _import(name, settings, runtime, path, f, progress, stop)
+        return _import(name, settings, runtime, path, f, progress, stop, still_arriving)
     finally:
         if opened is None and f is not None:
             f.close()
 
 
 def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
-    """Open an inbox file without following a link; anything but a regular file goes to error/ unread."""
+    """Open an inbox file without following a link; anything but a regular file goes to error/ unread
+    (:meth:`adapters.inbox.Inbox.refuse`, as the poll loop does)."""
     try:
         return open_inbox_file(path)
     except NotARegularFile as exc:
-        log.warning("csv.file_failed", adapter=name, file=file_ref(path.name), code=NotARegularFile.code)
-        move_to_error(path, settings, f"{NotARegularFile.code}: a {exc} in the inbox is never read")
+        Inbox(settings, name).refuse(path, str(exc))
         raise PermanentError(f"a {exc} in the inbox is never read", code=NotARegularFile.code) from None
 
 
 def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, f: InboxFile | None,
-            progress: Progress | None, stop: threading.Event | None) -> ImportSummary:
+            progress: Progress | None, stop: threading.Event | None, still_arriving: Arriving | None) -> ImportSummary:
     """:func:`import_file` once the file is open (``f``: the inbox file, None for a file elsewhere)."""
-    t0, owned, source = time.monotonic(), f is not None, f.reopenable() if f is not None else path
+    t0, owned = time.monotonic(), f is not None
+    source: Source = f.reopen if f is not None else path  # an inbox file: through its descriptor, never its name
     try:
         facts = _scan(source, settings, owned)
         store = CheckpointStore(settings.state, name)
@@ -116,6 +134,8 @@ def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, 
             return _unchanged(path, facts.sha256, store.done_summary(facts.sha256), settings, f, t0)
         summary = _Job(name, settings, runtime, path, facts, store, progress, source).run(stop)
     except PermanentError as exc:
+        if f is not None and still_arriving is not None and exc.code in INCOMPLETE and still_arriving(f, exc.code):
+            raise  # its writer may only be pausing: it stays (logged once by the inbox)
         log.warning("csv.file_failed", adapter=name, file=file_ref(path.name), code=exc.code)
         if f is not None and os.path.lexists(path) and not f.changed():
             move_to_error(path, settings, exc.reason)
@@ -136,11 +156,11 @@ def rich_import(name: str, settings: Settings, runtime: AdapterRuntime, path: Pa
     return run_with_progress(import_file, name, settings, runtime, path, console)
 
 
-def _scan(path: Path, settings: Settings, owned: bool) -> FileFacts:
+def _scan(source: Source, settings: Settings, owned: bool) -> FileFacts:
     """The file's facts; an inbox file that cannot be read now raises ``OSError`` (it stays and is
     tried again), any other file :class:`ParseError` ``FILE_UNREADABLE``."""
     try:
-        return scan(path, settings.encoding)
+        return scan(source, settings.encoding)
     except OSError as exc:
         if owned:
             raise
@@ -167,14 +187,16 @@ def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: Import
         return
     target = move_to_archive(path, settings)
     if report.exists():
-        report.replace(target.with_name(target.name + REJECTS_SUFFIX))
+        move_entry(report, target.with_name(target.name + REJECTS_SUFFIX))  # archive/ may be on another filesystem
         write_reason(target, f"REJECTED_ROWS: {summary.rejected} of {summary.rows} rows rejected, "
                              f"see the {REJECTS_SUFFIX} report beside this file")
 
 
 class _Report:
-    """The reject report beside the file: ``row;column;reason`` (no values), truncated on resume. It is
-    opened without following a link: anything but a regular file at its name is removed (the entry only)."""
+    """The reject report beside the file: ``row;column;reason`` (no values), truncated on resume. Its name is
+    in the inbox, where a sender may plant anything: anything at it but a regular file of one link is
+    removed first (the entry only), and it is written only through a descriptor that is a regular file of
+    one link (never through a symlink, never into the target of a hard link, never blocking on a FIFO)."""
 
     def __init__(self, path: Path, keep_bytes: int) -> None:
         self.path, self.size = path, 0
@@ -182,7 +204,7 @@ class _Report:
             st = os.lstat(path)
         except FileNotFoundError:
             return
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             path.unlink()
             return
         with self._open(os.O_RDWR) as f:
@@ -190,7 +212,15 @@ class _Report:
             self.size = os.fstat(f.fileno()).st_size
 
     def _open(self, flags: int) -> BinaryIO:
-        fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                raise OSError(errno.EEXIST, "the reject report's name holds a file that is not the report")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
         return os.fdopen(fd, "r+b" if flags & os.O_RDWR else "ab")
 
     def append(self, problems: list[tuple[int, RowProblem]]) -> None:
@@ -208,7 +238,7 @@ class _Job:
     """State of one import run."""
 
     def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime, path: Path, facts: FileFacts,
-                 store: CheckpointStore, progress: Progress | None, source: Path) -> None:
+                 store: CheckpointStore, progress: Progress | None, source: Source) -> None:
         self.name, self.s, self.bus, self.path, self.source = name, settings, runtime.bus, path, source
         self.sha, self.size, self.encoding = facts.sha256, facts.size, facts.encoding
         self.store, self.progress = store, progress
@@ -217,7 +247,7 @@ class _Job:
         self.counts = self.cp.model_copy(update={"file": path.name})
         self.pending: list[Envelope] = []
         self.problems: list[tuple[int, RowProblem]] = []
-        self.chunk: list[list[str]] = []
+        self.chunk: list[list[str] | bytes] = []  # rows: cells, or already serialised (measured) rows
         self.chunk_bytes = 0
         self.chunk_first = 0
         self.group_chunks = 0
@@ -262,27 +292,32 @@ class _Job:
         return True
 
     def _take(self, plan: Plan, n: int, row: list[str]) -> None:
-        size = self._envelope_bytes(row)
+        row, problem = plan.check(row)
+        size, line = self._envelope_bytes(row)
         if size > 2 * self.s.max_line_bytes:  # pathological quoting or re-encoding: as if the line were too long
             self._too_long(n, LineTooLong(self.f.line_of_last_record, self.s.max_line_bytes))
             return
-        row, problem = plan.check(row)
         if problem is None:
             if not self.chunk:
                 self.chunk_first = n
-            self.chunk.append(row)
+            self.chunk.append(row if line is None else line)
             self.chunk_bytes += size
             if len(self.chunk) >= self.s.batch_rows or self.chunk_bytes >= CHUNK_BYTES:
                 self._close_chunk()
             return
         self.problems.append((n, problem))
-        raw = self.header + _line(row, self.delim)
+        raw = self.header + (line if line is not None else _line(row, self.delim))
         self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n), "reject": problem.reason(n)}))
 
-    def _envelope_bytes(self, row: list[str]) -> int:
-        """At most the bytes ``row`` takes in an envelope: a bound for short rows, measured for long ones."""
+    def _envelope_bytes(self, row: list[str]) -> tuple[int, bytes | None]:
+        """The bytes the (fitted) ``row`` takes in an envelope: a bound for a short row, unless the bound
+        would reject it; otherwise measured, with the serialised row (used as it is in the chunk)."""
         n = self.f.last_record_bytes
-        return n * _GROWTH if n <= _EXACT_FROM else len(_line(row, self.delim))
+        bound = n * _GROWTH + len(row)  # + one delimiter per cell: a padded row has cells the file had not
+        if n <= _EXACT_FROM and bound <= 2 * self.s.max_line_bytes:
+            return bound, None
+        line = _line(row, self.delim)
+        return len(line), line
 
     def _too_long(self, n: int, exc: LineTooLong) -> None:
         """A record over ``max_line_bytes``: rejected without its content (it was never read whole)."""
@@ -294,7 +329,7 @@ class _Job:
     def _close_chunk(self) -> None:
         if not self.chunk:
             return
-        raw = self.header + _rows(self.chunk, self.delim)
+        raw = self.header + _rows(self.chunk, self.delim)  # the same bytes as one _line per row
         attrs = {"first_row": str(self.chunk_first), "rows": str(len(self.chunk))}
         self.pending.append(self._envelope(raw, str(self.chunk_first), attrs))
         self.counts.accepted += len(self.chunk)
@@ -359,7 +394,25 @@ def _line(cells: list[str], delimiter: str, quote_all: bool = False) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def _rows(rows: list[list[str]], delimiter: str) -> bytes:
+def _rows(rows: list[list[str] | bytes], delimiter: str) -> bytes:
+    """Rows as UTF-8 CSV lines; a row already serialised (bytes) is taken as it is, the others are written
+    a run at a time."""
+    parts: list[bytes] = []
+    run: list[list[str]] = []
+    for r in rows:
+        if isinstance(r, bytes):
+            if run:
+                parts.append(_write(run, delimiter))
+                run = []
+            parts.append(r)
+        else:
+            run.append(r)
+    if run:
+        parts.append(_write(run, delimiter))
+    return b"".join(parts)
+
+
+def _write(rows: list[list[str]], delimiter: str) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows(rows)
     return buf.getvalue().encode("utf-8")

@@ -13,6 +13,8 @@
   next line (a quoted record cut that way may leave its tail to be read as rows of its own, which the
   row checks then reject).
 * Header names are normalised (:func:`mappings.csv_decl.normalise_column`: BOM, case, spaces).
+* A file is a path, or an opener (:data:`Source`): an inbox file is read through its open descriptor
+  (:meth:`adapters.files.InboxFile.reopen`), never by its name again.
 """
 
 from __future__ import annotations
@@ -24,16 +26,22 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Self, TextIO
+from typing import BinaryIO, Self, TextIO, TypeAlias
 
 from engine.errors import ParseError
+from mappings import charset
 from mappings.csv_decl import CANDIDATE_DELIMITERS, normalise_column
 
 BLOCK = 1 << 20
 SAMPLE_CHARS = 64 * 1024
 DEFAULT_MAX_LINE_BYTES = 1 << 20
-_SINGLE_BYTE = {"cp1252", "iso-8859-1", "latin-1", "latin1"}
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+#: a file to read: a path, or a callable that opens the file (from its start) for reading
+Source: TypeAlias = Path | Callable[[], BinaryIO]
+
+
+def _open(source: Source) -> BinaryIO:
+    return source.open("rb") if isinstance(source, Path) else source()
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,8 @@ class FileFacts:
     encoding: str
 
 
-def scan(path: Path, encoding: str = "auto") -> FileFacts:
-    """sha256, size and the effective encoding of ``path``, reading it once in blocks.
+def scan(source: Source, encoding: str = "auto") -> FileFacts:
+    """sha256, size and the effective encoding of ``source``, reading it once in blocks.
 
     Raises :class:`ParseError` (``ENCODING_ERROR``) when an explicit encoding does not decode.
     """
@@ -53,7 +61,7 @@ def scan(path: Path, encoding: str = "auto") -> FileFacts:
     utf8: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("utf-8")() if encoding == "auto" else None
     named = None if encoding == "auto" else codecs.getincrementaldecoder(encoding)()
     cp1252_ok, first = True, b""
-    with path.open("rb") as f:
+    with _open(source) as f:
         while block := f.read(BLOCK):
             h.update(block)
             first = first or block[:3]
@@ -137,7 +145,7 @@ class BoundedLines:
 
     def __init__(self, text: TextIO, encoding: str, limit: int) -> None:
         self._text, self._limit = text, limit
-        self._single = codecs.lookup(encoding).name in _SINGLE_BYTE
+        self._single = charset.canonical(encoding) in charset.SINGLE_BYTE  # bytes = characters
         self.line = 0  # file lines read
         self.last = 0  # bytes of the last whole record
         self.last_line = 0  # the file line where it started
@@ -174,7 +182,6 @@ class BoundedLines:
 class CsvFile:
     """An open export: normalised header, delimiter, encoding; :meth:`rows` streams the data rows."""
 
-    path: Path
     encoding: str
     delimiter: str
     raw_header: list[str]
@@ -231,10 +238,10 @@ class CsvFile:
         self.close()
 
 
-def open_csv(path: Path, encoding: str, delimiter: str | None = None,
+def open_csv(source: Source, encoding: str, delimiter: str | None = None,
              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> CsvFile:
-    """Open ``path`` (``encoding`` already resolved by :func:`scan`) and read its header."""
-    binf = path.open("rb")
+    """Open ``source`` (``encoding`` already resolved by :func:`scan`) and read its header."""
+    binf = _open(source)
     text = io.TextIOWrapper(binf, encoding=encoding, newline="")
     lines = BoundedLines(text, encoding, max_line_bytes)
     try:
@@ -253,4 +260,4 @@ def open_csv(path: Path, encoding: str, delimiter: str | None = None,
         raise ParseError("no header line", code="CSV_EMPTY")
     lines.record_done()
     raw = [c.replace("\ufeff", "") for c in raw]
-    return CsvFile(path, encoding, delim, raw, [normalise_column(c) for c in raw], binf, reader, lines)
+    return CsvFile(encoding, delim, raw, [normalise_column(c) for c in raw], binf, reader, lines)

@@ -12,8 +12,9 @@ Every message becomes an envelope, rejected ones too: they carry ``attributes["r
 "<CODE>: <text>"`` so the worker archives and dead-letters them with the reason. Only accepted
 envelopes carry the sender's ``dedup_key`` (``HL7|MSH-3|MSH-4|MSH-10``, escaped so that any header gives a
 storable key: :meth:`mappings.hl7v2.parser.MshHeader.dedup_key`);
-charset is the Python codec of MSH-18, else ``default_charset``. Nothing here logs or quotes message
-content.
+charset is the Python codec of MSH-18, else ``default_charset``; an accepted message whose bytes do
+not fit it carries ``charset_repaired`` (``<declared>-><used>``, :func:`mappings.charset.repair_flag`).
+Nothing here logs or quotes message content.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from adapters.mllp.ack import AckError, codec, salvage_header
 from engine.envelope import Envelope
 from engine.errors import ConfigError, ParseError
+from mappings.charset import repair_flag
 from mappings.hl7v2.parser import MshHeader, parse_header
 
 CONTENT_TYPE = "application/hl7-v2"
@@ -113,11 +115,14 @@ def triage(raw: bytes, *, adapter: str, options: Hl7Options, source_system: str 
     """Judge ``raw`` and wrap it in its envelope (see the module docstring)."""
     head, code, error = judge(raw, options, strict)
     attrs = dict(attributes or {})
+    charset = codec(head.charset, options.default_charset)
     if error is not None:
         attrs["reject"] = error.reason
+    elif (repaired := repair_flag(raw, charset)) is not None:
+        attrs["charset_repaired"] = repaired
     env = Envelope.build(
         raw, adapter=adapter, mapping=options.mapping, content_type=CONTENT_TYPE,
-        charset=codec(head.charset, options.default_charset), source_system=source_system,
+        charset=charset, source_system=source_system,
         dedup_key=head.dedup_key() if error is None else None, attributes=attrs,
     )
     return Triage(env, head, code, error)

@@ -14,16 +14,17 @@ trailer):
 * a message is complete when the next ``MSH``, ``BHS``, ``BTS`` or ``FTS`` follows it, or when the
   file ends and it has no framing at all; the message still open at the end of a framed file (a
   ``BHS`` without its ``BTS``, an ``FHS`` without its ``FTS``) may be cut: its piece carries
-  ``HL7_BATCH_TRUNCATED`` and must never be mapped;
+  ``HL7_BATCH_TRUNCATED`` and is never mapped (the file adapter dead-letters it,
+  :func:`mappings.hl7v2.parser.split_messages` refuses the file with that code);
 * ``BTS-1`` (batch message count) must equal the messages since the ``BHS`` (or since the start of the
   file), ``FTS-1`` (file batch count) the batches in the file; a difference is a file-level problem
   ``HL7_BATCH_COUNT_MISMATCH`` (the intact messages still go through; the caller reports it);
 * a framing segment missing where the file ends (no ``BTS``/``FTS`` after a header) is a file-level
   problem ``HL7_BATCH_TRUNCATED`` when no message was left open.
 
-A message larger than ``max_message_bytes`` is not kept: its piece has empty ``raw``, its ``size`` and
-``HL7_MESSAGE_TOO_LARGE``, and the split goes on at the next message. Problems are ``CODE: text``
-with counts and positions only, never content.
+A message larger than ``max_message_bytes`` is not kept: its piece has empty ``raw`` and
+``HL7_MESSAGE_TOO_LARGE`` (with its size), and the split goes on at the next message. Problems are
+``CODE: text`` with counts and positions only, never content.
 """
 
 from __future__ import annotations
@@ -39,11 +40,10 @@ _BLANK = b" \t\r\n\x0b\x1c\x00"
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """One message of a file: its bytes (segments joined by CR), position, size and problem if any."""
+    """One message of a file: its bytes (segments joined by CR), position and problem if any."""
 
     index: int
     raw: bytes
-    size: int
     problem: str | None = None  # "CODE: text": reject it, never map it
 
     @property
@@ -61,7 +61,6 @@ class Framing:
     batch_trailers: int = 0
     batch_open: bool = False
     in_batch: int = 0  # messages since the last BHS (or the start)
-    stray: int = 0  # segments outside any message after a trailer
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -160,8 +159,7 @@ class Splitter:
                 segments = None
                 continue
             elif segments is None:
-                self.framing.stray += self.count > 0
-                continue
+                continue  # a segment outside any message (before the first MSH, after a trailer)
             self._size += len(line) + 1
             if self._dropped:
                 continue
@@ -186,7 +184,6 @@ class Splitter:
             self._close(out)
             self._open()
         elif self._segments is None:
-            self.framing.stray += self.count > 0
             return
         self._size += size
         self._drop()
@@ -223,11 +220,10 @@ class Splitter:
             return
         index = self.count - 1
         if self._dropped:
-            out.append(Piece(index, b"", self._size, f"HL7_MESSAGE_TOO_LARGE: message {index} of {self._size} "
-                                                     f"bytes exceeds max_message_bytes={self.max_message_bytes}"))
+            out.append(Piece(index, b"", f"HL7_MESSAGE_TOO_LARGE: message {index} of {self._size} bytes "
+                                         f"exceeds max_message_bytes={self.max_message_bytes}"))
         else:
-            raw = b"\r".join(self._segments) + b"\r"
-            out.append(Piece(index, raw, len(raw), problem))
+            out.append(Piece(index, b"\r".join(self._segments) + b"\r", problem))
         self._segments, self._size, self._dropped = None, 0, False
 
     # -- framing -------------------------------------------------------------------------------

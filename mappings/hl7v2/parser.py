@@ -8,7 +8,8 @@ Stable API (used by the MLLP listener and the HL7 file adapter):
 * :func:`decode` turns MSH-18 names (``8859/1``, ``UNICODE UTF-8``, ``UNICODE``, ``ASCII`` ...) into a
   Python codec and decodes, stripping a BOM; bytes outside the declared charset (UTF-8 or Windows-1252
   declared as Latin-1, ...) are decoded with the charset that fits them, never into C1 control
-  characters (the rule: :func:`decode_checked`, which also says whether it had to repair).
+  characters (the rule of :mod:`mappings.charset`; :func:`decode_checked` also says whether it had to
+  repair, :func:`repair_flag` only that, cheaply).
 * :func:`parse` builds a :class:`~mappings.hl7v2.message.Message`; :func:`serialise` writes one back.
 
 Errors are :class:`engine.errors.ParseError` with codes ``HL7_NO_MSH`` / ``HL7_BAD_MSH`` and never
@@ -21,9 +22,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
 
 from engine.errors import ParseError
+from mappings import charset as charset_rule
+from mappings.charset import Decoded
 from mappings.hl7v2.batch import Splitter
 from mappings.hl7v2.message import Delimiters, Message, Segment, delimiters_from_msh2
 
@@ -57,16 +59,6 @@ CHARSETS: dict[str, str] = {
     "UNICODE UTF-16": "utf-16",
     "UNICODE UTF-32": "utf-32",
 }
-_LATIN = {"ascii", "iso-8859-1", "iso-8859-15", "cp1252"}
-#: ISO-8859-x (and ASCII): a byte 0x80-0x9F is a C1 control there, never a letter
-_ISO = re.compile(r"^(ascii$|iso-?8859|latin)")
-_C1_BYTES = bytes(range(0x80, 0xA0))
-_C1_TEXT = re.compile("[\x80-\x9f]")
-#: the Windows code page that extends an ISO charset with letters in 0x80-0x9F
-_WINDOWS = {"iso-8859-2": "cp1250", "iso8859-2": "cp1250", "iso-8859-5": "cp1251", "iso8859-5": "cp1251",
-            "iso-8859-7": "cp1253", "iso8859-7": "cp1253", "iso-8859-9": "cp1254", "iso8859-9": "cp1254",
-            "iso-8859-8": "cp1255", "iso8859-8": "cp1255", "iso-8859-6": "cp1256", "iso8859-6": "cp1256",
-            "iso-8859-4": "cp1257", "iso8859-4": "cp1257", "iso-8859-13": "cp1257", "iso8859-13": "cp1257"}
 
 
 #: characters escaped in a dedup key: controls (a NUL cannot be stored in PostgreSQL text), lone surrogates
@@ -132,31 +124,7 @@ def codec_for(charset: str | None, default: str = "iso-8859-1") -> str:
     name = charset.strip().upper()
     if name in CHARSETS:
         return CHARSETS[name]
-    try:
-        import codecs
-
-        return codecs.lookup(name).name
-    except (LookupError, ValueError):
-        return default
-
-
-class Decoded(NamedTuple):
-    """Decoded text, the codec that fitted the bytes and the codec the message declared (a tuple: it is
-    made for every message the mapping decodes)."""
-
-    text: str
-    codec: str
-    declared: str
-    replaced: bool = False  # bytes no candidate charset gives a letter became U+FFFD
-
-    @property
-    def repaired(self) -> bool:
-        """The bytes were not in the declared charset: decoded with :attr:`codec` instead, or replaced."""
-        return self.replaced or self.codec != self.declared
-
-    def flag(self) -> str:
-        """``<declared>-><used>`` (e.g. ``iso-8859-1->cp1252``; ``+replaced``), for an envelope attribute."""
-        return f"{self.declared}->{self.codec}" + ("+replaced" if self.replaced else "")
+    return charset_rule.canonical(name) or default
 
 
 def decode(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> str:
@@ -167,66 +135,17 @@ def decode(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> str:
 def decode_checked(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> Decoded:
     """Decode ``raw`` by its MSH-18 ``charset`` (else ``default``), and say whether the bytes fitted it.
 
-    The rule (the same for every adapter and the mapping, so replay gives the same text):
-
-    1. a UTF-8 BOM wins over the declaration (the BOM is dropped);
-    2. bytes declared ASCII or single-byte Latin that are valid UTF-8 with multi-byte sequences are
-       UTF-8 (a common mis-declaration: such sequences are very unlikely in real Latin text);
-    3. otherwise the declared codec, when it decodes and (for ASCII and ISO-8859-x) the bytes hold no
-       C1 control byte 0x80-0x9F: ISO-8859 gives those no letter, so a sender that writes them uses
-       another charset (most often Windows-1252, whose letters and quotes live there);
-    4. otherwise the first that decodes of: UTF-8, the Windows code page extending the declared ISO
-       charset (Windows-1252 for ASCII, Latin-1, Latin-9 and no declaration), and last the declared
-       codec (Latin-1 when it fails) with every C1 control replaced by U+FFFD.
-
-    Text never carries a C1 control from bytes outside the declared charset. :attr:`Decoded.repaired`
-    says that rule 1, 2 or 4 chose another codec than the declared one (the HL7 file adapter sets the
-    envelope attribute ``charset_repaired``).
+    The rule is :func:`mappings.charset.decode_checked`, the same for every adapter and the mapping, so
+    replay gives the same text. :attr:`Decoded.repaired` says it chose another codec than the declared
+    one (the HL7 adapters set the envelope attribute ``charset_repaired``, :func:`repair_flag`).
     """
-    declared = codec_for(charset, codec_for(default))
-    if raw.startswith(_BOM8):
-        return Decoded(raw[3:].decode("utf-8", errors="replace"), "utf-8", declared)
-    if raw.isascii():
-        try:
-            return Decoded(raw.decode(declared), declared, declared)
-        except (UnicodeDecodeError, LookupError):
-            pass
-    if declared in _LATIN:
-        try:
-            return Decoded(raw.decode("utf-8"), "utf-8", declared)
-        except UnicodeDecodeError:
-            pass
-    if not (_is_iso(declared) and has_c1(raw)):
-        try:
-            return Decoded(raw.decode(declared).lstrip("\ufeff"), declared, declared)
-        except (UnicodeDecodeError, LookupError):
-            pass
-    return _refit(raw, declared)
+    return charset_rule.decode_checked(raw, codec_for(charset, codec_for(default)))
 
 
-@lru_cache(maxsize=64)
-def _is_iso(codec: str) -> bool:
-    return _ISO.match(codec) is not None
-
-
-def has_c1(raw: bytes) -> bool:
-    """Whether ``raw`` holds a byte 0x80-0x9F (``translate`` is several times cheaper than a regex here)."""
-    return len(raw.translate(None, _C1_BYTES)) != len(raw)
-
-
-def _refit(raw: bytes, declared: str) -> Decoded:
-    """Rule 4 of :func:`decode_checked`: the bytes are not in the declared charset."""
-    for attempt in ("utf-8", _WINDOWS.get(declared, "cp1252")):
-        if attempt != declared:
-            try:
-                return Decoded(raw.decode(attempt).lstrip("\ufeff"), attempt, declared)
-            except UnicodeDecodeError:
-                continue
-    try:
-        text, used = raw.decode(declared), declared
-    except (UnicodeDecodeError, LookupError):
-        text, used = raw.decode("iso-8859-1"), "iso-8859-1"
-    return Decoded(_C1_TEXT.sub("\ufffd", text), used, declared, replaced=True)
+def repair_flag(raw: bytes, charset: str | None, default: str = "iso-8859-1") -> str | None:
+    """``<declared>-><used>`` when ``raw`` does not fit its MSH-18 ``charset`` (else ``default``), else None;
+    cheap when it fits (:func:`mappings.charset.fits`)."""
+    return charset_rule.repair_flag(raw, codec_for(charset, codec_for(default)))
 
 
 def _first_msh(raw: bytes) -> bytes:
@@ -321,12 +240,17 @@ def split_messages(raw: bytes) -> list[bytes]:
 
     FHS/BHS/BTS/FTS framing, blank lines and ``//`` comment lines are dropped; MLLP framing bytes
     (VT/FS) left around a message are stripped (:class:`mappings.hl7v2.batch.Splitter`, which a file
-    adapter uses block by block with the batch checks). Raises ``HL7_NO_MSH`` when no MSH is present.
+    adapter uses block by block with the batch checks). Raises ``HL7_NO_MSH`` when no MSH is present,
+    and the code of a message the batch checks found cut (``HL7_BATCH_TRUNCATED``: the message left open
+    where a FHS/BHS file ends without its trailer), which is never mapped.
     """
     splitter = Splitter()
     pieces = splitter.feed(raw) + splitter.finish()
     if not pieces:
         raise ParseError("no MSH segment found", code="HL7_NO_MSH")
+    for p in pieces:
+        if p.problem is not None:
+            raise ParseError(p.problem.split(": ", 1)[-1], code=p.code or "HL7_BATCH_TRUNCATED")
     return [p.raw for p in pieces]
 
 
@@ -373,5 +297,5 @@ def serialise(message: Message, charset: str = "utf-8") -> bytes:
 __all__ = [
     "CHARSETS", "Decoded", "Delimiters", "Message", "MshHeader", "Segment", "codec_for", "decode", "decode_checked",
     "header_from_fields",
-    "msh_fields", "parse", "parse_header", "parse_text", "serialise", "split_messages",
+    "msh_fields", "parse", "parse_header", "parse_text", "repair_flag", "serialise", "split_messages",
 ]

@@ -3,16 +3,17 @@
 * lxml with no entity resolution, no network, no DTD loading, no huge trees, and a size limit;
   any document with a DOCTYPE (XXE, billion laughs) is rejected with ``KITH_DTD_FORBIDDEN``.
 * Encodings: UTF-8 and ISO-8859-1, with or without BOM or XML declaration. Bytes that do not fit the
-  declaration are read with the charset that fits them, and :func:`parse_document` says so
-  (``charset_repaired`` = ``<declared>-><used>``), so text never turns into mojibake (``Ã˜degÃ¥rd``)
-  or C1 control characters:
+  declaration are read with the charset that fits them by the rule every adapter shares
+  (:mod:`mappings.charset`), and :func:`parse_document` says so (``charset_repaired`` =
+  ``<declared>-><used>``, charsets named as XML declarations name them: ``windows-1252``), so text never
+  turns into mojibake (``Ã˜degÃ¥rd``) or C1 control characters:
 
-  * declared single-byte (ISO-8859-1/-15, Windows-1252, ASCII) but valid UTF-8 with multi-byte
+  * declared single-byte Latin (ISO-8859-1/-15, Windows-1252, ASCII) but valid UTF-8 with multi-byte
     sequences -> UTF-8 (such sequences are very unlikely in real Latin-1 text);
-  * declared ISO-8859-1/-15 or ASCII with bytes 0x80-0x9F (C1 controls there; Windows-1252's quotes,
-    dashes and euro) -> Windows-1252;
-  * declared UTF-8, or no declaration, but not valid UTF-8 -> Windows-1252 (ISO-8859-1 where a byte is
-    undefined there); a document without a declaration is not flagged (UTF-8 or Latin-1 is the rule);
+  * declared ISO-8859-x or ASCII with bytes 0x80-0x9F (C1 controls there; Windows-1252's quotes,
+    dashes and euro) -> the Windows code page extending it (Windows-1252 for Latin-1);
+  * declared UTF-8, or no declaration (UTF-8 by XML's rule), but not valid UTF-8 -> Windows-1252
+    (ISO-8859-1 where a byte is undefined there); a document without a declaration is not flagged;
   * a byte no candidate gives a letter becomes U+FFFD (``+replaced``).
 * Three shapes: a standalone ``Message``; a ``MsgHead`` v1.2 carrying the message in
   ``Document/RefDoc/Content``; and a MsgHead inside a receiver's own wrapper (NAV ``EI_fellesformat``).
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from engine.errors import ParseError
+from mappings import charset
 
 NS_MSGHEAD = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -37,14 +39,10 @@ _STANDALONE_ROOTS = frozenset({"Message", "AppRec"})
 
 
 _LOCAL = threading.local()
-_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>")
-_UTF8_DECL = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']utf-?8[\"']", re.IGNORECASE)
 _ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._-]+)[\"']")
-_SINGLE_BYTE = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "iso-8859-15", "iso8859-15", "us-ascii",
-                          "ascii", "windows-1252", "cp1252"})
-_WINDOWS_1252 = frozenset({"windows-1252", "cp1252"})
-_C1_TEXT = re.compile("[\x80-\x9f]")
-_C1_BYTES = bytes(range(0x80, 0xA0))
+#: starts of documents in UTF-16/32 (BOM, or NUL bytes around the first ``<``): lxml reads those itself
+_WIDE = (b"\xff\xfe", b"\xfe\xff", b"\x00", b"<\x00")
+_UTF8 = charset.canonical("utf-8")
 
 
 def _parser() -> etree.XMLParser:
@@ -92,7 +90,7 @@ def parse_document(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Parsed:
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        root, repaired = _retry_as_legacy(data, exc)
+        root, repaired = _retry_refitted(data, exc)
     tree = root.getroottree()
     if getattr(tree.docinfo, "doctype", None) or tree.docinfo.internalDTD is not None:
         raise ParseError("a DOCTYPE declaration is not allowed", code="KITH_DTD_FORBIDDEN")
@@ -100,52 +98,60 @@ def parse_document(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Parsed:
 
 
 def _fit_declared(data: bytes) -> tuple[bytes, str | None]:
-    """A document declared single-byte whose bytes are UTF-8, or Windows-1252 where ISO-8859-1 is declared:
-    the bytes re-declared (or re-encoded) so that the parser reads the letters that were meant."""
+    """Before parsing, a document declared in a single-byte charset (lxml would read its bytes as declared,
+    C1 controls and mojibake included) whose bytes do not fit: re-encoded as UTF-8 by the shared rule."""
     if data.isascii():
         return data, None
-    m = _ENCODING.match(data[:1024])
-    declared = m.group(2).decode("ascii").lower() if m else ""
-    if declared not in _SINGLE_BYTE:
+    declared, m = _declaration(data)
+    if declared is None or charset.canonical(declared) not in charset.SINGLE_BYTE:
         return data, None
+    return _refitted(data, declared, m is not None)
+
+
+def _retry_refitted(data: bytes, exc: etree.XMLSyntaxError) -> tuple[etree._Element, str | None]:
+    """After lxml refused a document declared UTF-8, or undeclared (UTF-8 by XML's rule): if its bytes are
+    not UTF-8 (legacy bytes, seen from real senders), parse it as the shared rule reads them; flagged only
+    when UTF-8 was declared. Otherwise it is simply not well-formed."""
+    declared, m = _declaration(data)
+    if data.isascii() or (declared is not None and charset.canonical(declared) != _UTF8) \
+            or (declared is None and data.startswith(_WIDE)):
+        raise _not_well_formed(exc)
+    body, flag = _refitted(data, declared or "utf-8", m is not None)
+    if body is data:
+        raise _not_well_formed(exc)
     try:
-        data.decode("utf-8")
-        return data[:m.start(2)] + b"UTF-8" + data[m.end(2):], f"{declared}->utf-8"  # type: ignore[union-attr]
-    except UnicodeDecodeError:
-        pass
-    if declared in _WINDOWS_1252 or len(data.translate(None, _C1_BYTES)) == len(data):  # no C1 byte
-        return data, None
-    text, used = _legacy_text(data)
-    body = text.encode("utf-8")
-    return body[:m.start(2)] + b"UTF-8" + body[m.end(2):], f"{declared}->{used}"  # type: ignore[union-attr]
-
-
-def _legacy_text(data: bytes) -> tuple[str, str]:
-    """Windows-1252 when it decodes, else ISO-8859-1 with the C1 controls replaced by U+FFFD."""
-    try:
-        return data.decode("cp1252"), "windows-1252"
-    except UnicodeDecodeError:
-        return _C1_TEXT.sub("\ufffd", data.decode("iso-8859-1")), "iso-8859-1+replaced"
-
-
-def _retry_as_legacy(data: bytes, exc: etree.XMLSyntaxError) -> tuple[etree._Element, str | None]:
-    """Legacy bytes with no declaration, or mislabelled as UTF-8 (seen from real senders): read as
-    Windows-1252 (ISO-8859-1 where a byte is undefined there); flagged when UTF-8 was declared."""
-    head = data[:2048].lstrip()
-    undeclared = not head.startswith(b"<?xml") or (b"encoding" not in head[:200])
-    if not (_is_encoding_error(exc) and (undeclared or _UTF8_DECL.match(head))):
-        raise ParseError(f"not well-formed XML at line {exc.lineno}", code="KITH_NOT_WELL_FORMED") from None
-    text, used = _legacy_text(_DECL.sub(b"", data, count=1))
-    try:
-        root = etree.fromstring(text.encode("utf-8"), _parser())
+        return etree.fromstring(body, _parser()), flag
     except etree.XMLSyntaxError as exc2:
-        raise ParseError(f"not well-formed XML at line {exc2.lineno}", code="KITH_NOT_WELL_FORMED") from None
-    return root, None if undeclared else f"utf-8->{used}"
+        raise _not_well_formed(exc2) from None
 
 
-def _is_encoding_error(exc: etree.XMLSyntaxError) -> bool:
-    msg = str(exc).lower()
-    return "encoding" in msg or "utf-8" in msg or "bytes" in msg
+def _declaration(data: bytes) -> tuple[str | None, re.Match[bytes] | None]:
+    """The encoding named by the XML declaration (lower case), and the match that found it."""
+    m = _ENCODING.match(data[:1024])
+    return (m.group(2).decode("ascii").lower(), m) if m else (None, None)
+
+
+def _refitted(data: bytes, declared: str, flagged: bool) -> tuple[bytes, str | None]:
+    """``data`` itself when its bytes fit ``declared`` (:func:`mappings.charset.fits`, cheap), else its text
+    by :func:`mappings.charset.decode_checked` as UTF-8, re-declared so, and the flag (when ``flagged``)."""
+    if charset.canonical(declared) is None or charset.fits(data, declared):
+        return data, None
+    d = charset.decode_checked(data, declared)
+    body = d.text.encode("utf-8")
+    m = _ENCODING.match(body[:1024])
+    if m is not None:
+        body = body[:m.start(2)] + b"UTF-8" + body[m.end(2):]
+    used = _xml_name(d.codec) + ("+replaced" if d.replaced else "")
+    return body, f"{declared}->{used}" if flagged else None
+
+
+def _xml_name(codec: str) -> str:
+    """A Python codec by the name XML declarations use (``cp1252`` -> ``windows-1252``)."""
+    return f"windows-{codec[2:]}" if codec.startswith("cp125") else codec
+
+
+def _not_well_formed(exc: etree.XMLSyntaxError) -> ParseError:
+    return ParseError(f"not well-formed XML at line {exc.lineno}", code="KITH_NOT_WELL_FORMED")
 
 
 def local(el: etree._Element) -> str:
@@ -153,8 +159,8 @@ def local(el: etree._Element) -> str:
     return local_tag(el.tag)
 
 
-#: "{namespace}Local" -> "Local" (etree.QName costs ~1 µs a call, and the adapter's checks and the mappings
-#: ask for every child they look at); bounded, so a sender inventing element names cannot grow it
+#: "{namespace}Local" -> "Local", cached (etree.QName builds an object per call, and the adapter's checks and
+#: the mappings ask for every child they look at); bounded, so a sender inventing element names cannot grow it
 TAG_NAMES: dict[object, str] = {}
 _MAX_NAMES = 4096
 

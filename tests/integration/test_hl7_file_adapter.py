@@ -8,10 +8,12 @@ the file stays where it is.
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from adapters.hl7_file import Settings, build
 from adapters.mllp.client import synthetic_adt
@@ -34,8 +36,8 @@ def store(any_store: Store) -> Store:
     return any_store
 
 
-def adapter(tmp_path: Path, bus: Any, store: Store) -> Any:
-    s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab")
+def adapter(tmp_path: Path, bus: Any, store: Store, **kw: Any) -> Any:
+    s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab", **kw)
     a = build("lab-files", s, Runtime(bus, store))
     a.check()
     return a
@@ -75,20 +77,25 @@ def test_file_stays_while_the_broker_is_unreachable(tmp_path: Path, sqlite_url: 
 
 
 def test_a_file_whose_move_fails_is_published_once(tmp_path: Path, bus: RabbitBus, store: Store) -> None:
-    """Every message confirmed, then archive/ cannot take the file: only the move is retried, the
-    messages are not published again at each poll."""
-    a = adapter(tmp_path, bus, store)
+    """Every message confirmed, then archive/ cannot take the file: only the move is retried (after a
+    backoff from poll_interval, logged once per episode), the messages are not published again."""
+    a = adapter(tmp_path, bus, store, poll_interval=0.05)
     archive = a.settings.archive
     archive.rmdir()
     archive.write_bytes(b"not a directory")  # the move fails even for root
     f = a.settings.directory / "two.hl7"
     f.write_bytes(synthetic_adt(1) + synthetic_adt(2))
-    for _ in range(3):
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            a.handle(f)
+            time.sleep(0.2)  # past the backoff: the move is tried again each time
+        assert f.exists() and bus.depth()["work"] == 1  # one frame: published once
+        archive.unlink()
+        archive.mkdir()
         a.handle(f)
-    assert f.exists() and bus.depth()["work"] == 1  # one frame: published once
-    archive.unlink()
-    archive.mkdir()
-    a.handle(f)
+    assert [e["event"] for e in logs if e["event"].startswith("archive.")] == ["archive.unavailable",
+                                                                              "archive.available"]
+    assert next(e for e in logs if e["event"] == "archive.available")["failed_attempts"] == 3
     assert not f.exists() and (archive / "two.hl7").exists()
     run_worker(bus, store, 2)
     assert store.counts()["received"] == {"lab-files": 2}

@@ -200,7 +200,6 @@ def test_bad_files_are_answered_and_parked_while_the_next_ones_flow(
     ]
     assert len(list(settings.outbox.iterdir())) == 4  # no receipt for a receipt, no .tmp left
 
-    events = [e["event"] for e in logs]
     finished = [e for e in logs if e["event"] in ("kith.archived", "kith.rejected")]
     assert len(finished) == 5 and sum("apprec_id" in e for e in finished) == 4  # one line per file
     assert not any(s in repr(logs) for s in PATIENT_DATA)
@@ -260,3 +259,32 @@ def test_batches_finish_while_the_next_is_published_each_file_once(
     receipts = list(settings.outbox.glob("*.xml"))
     assert len(receipts) == 40 and not list(settings.outbox.glob("*.tmp"))
     assert all(apprec_schema.validate(etree.parse(str(p)).getroot()) for p in receipts[:5])
+
+
+@dataclass
+class WriterDuringPublish:
+    """Forwards to a real bus; while the first batch is published, the sender rewrites one of its files."""
+
+    inner: Bus
+    path: Path
+    data: bytes
+
+    def publish(self, envelopes: Sequence[Envelope], timeout: float = 30.0) -> None:
+        self.inner.publish(envelopes)
+        if self.data:
+            self.path.write_bytes(self.data)
+            self.data = b""
+
+
+def test_a_file_rewritten_after_it_was_read_is_read_again_not_archived_as_published(
+        tmp_path: Path, bus: Bus) -> None:
+    settings = _settings(tmp_path)
+    first, second = STANDALONE, STANDALONE.replace(b"<MsgId>", b"<MsgId>v2-", 1)
+    _drop(settings.directory, "svar.xml", first)
+    adapter = build("kith-test", settings, Runtime(WriterDuringPublish(bus, settings.directory / "svar.xml", second)))
+    adapter.check()
+    adapter.handle(settings.directory / "svar.xml")
+    assert (settings.directory / "svar.xml").read_bytes() == second  # not moved: not what was published
+    adapter.handle(settings.directory / "svar.xml")
+    assert (settings.archive / "svar.xml").read_bytes() == second
+    assert sorted(e.raw == second for e in _consume_now(bus)) == [False, True]  # both versions published

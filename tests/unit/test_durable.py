@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +64,29 @@ def test_one_file_replaces_atomically(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["x.xml"]
     with pytest.raises(OSError):
         write_file(tmp_path / "nope" / "y.xml", b"y")
+
+
+def test_links_planted_at_predictable_names_are_never_written_through(writer: DurableWriter, tmp_path: Path) -> None:
+    """The temporary file has an unpredictable name and is created exclusively: a hard link planted at the
+    old ``<name>.tmp`` (which O_NOFOLLOW does not stop) or a symlink is neither truncated nor written."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    items = [(out / f"r{i}.xml", b"receipt") for i in range(3)]
+    os.link(victim, out / "r0.xml.tmp")
+    os.symlink(victim, out / "r1.xml.tmp")
+    assert writer.write_all(items) == [t for t, _d in items]
+    assert write_file(out / "one.xml", b"x") == out / "one.xml"
+    assert victim.read_bytes() == b"precious" and all(t.read_bytes() == b"receipt" for t, _d in items)
+    assert sorted(p.name for p in out.iterdir()) == ["one.xml", "r0.xml", "r0.xml.tmp", "r1.xml", "r1.xml.tmp",
+                                                     "r2.xml"]
+
+
+def test_temporary_files_are_hidden_unique_and_take_the_mode(tmp_path: Path) -> None:
+    fds = [durable.create_temp(tmp_path / "a.xml", 0o600) for _ in range(2)]
+    for fd, _p in fds:
+        os.close(fd)
+    (p1, p2) = (Path(p) for _fd, p in fds)
+    assert p1 != p2 and all(p.name.startswith(".a.xml.") and p.name.endswith(".tmp") for p in (p1, p2))
+    assert stat.S_IMODE(p1.stat().st_mode) == 0o600

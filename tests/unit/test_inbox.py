@@ -26,11 +26,12 @@ from adapters.files import (
     NotARegularFile,
     StableWatcher,
     ignored,
+    lstat_signature,
     move_to_error,
     open_inbox_file,
     write_reason,
 )
-from adapters.inbox import Availability, Inbox
+from adapters.inbox import Availability, Inbox, Unfinished
 
 PASSWD = Path("/etc/passwd")
 
@@ -145,6 +146,53 @@ def test_availability_logs_again_only_when_the_errno_changes() -> None:
     assert [(e["event"], e.get("errno")) for e in logs] == [
         ("outbox.unavailable", "EACCES"), ("outbox.unavailable", "EMFILE"), ("outbox.available", None)]
     assert a.delay() == 1.0 and not a.failing
+
+
+def test_availability_waits_as_the_services_backoff_does() -> None:
+    a = Availability("t", "archive", base=0.5, cap=3.0)
+    waits = [a.failed(OSError(28, "x"), "move") for _ in range(5)]
+    assert waits == [0.5, 1.0, 2.0, 3.0, 3.0] and a.failing
+    a.ok()
+    assert a.delay() == 0.5 and a.failed(OSError(28, "x"), "move") == 0.5  # starts over once it worked
+
+
+def test_a_published_file_is_remembered_by_what_was_read(tmp_path: Path) -> None:
+    """Unfinished: unchanged and not due -> skipped; due -> retried; changed -> read afresh (forgotten);
+    gone from the listing -> forgotten; busy (being finished elsewhere) -> skipped, never pruned."""
+    now = [0.0]
+    memo: Unfinished[str] = Unfinished(clock=lambda: now[0])
+    a, b, c = (tmp_path / n for n in ("a.xml", "b.xml", "c.xml"))
+    for p in (a, b, c):
+        p.write_bytes(b"<x/>")
+    for p in (a, b, c):
+        memo.remember(p, lstat_signature(p) or (0, 0, 0), p.name, retry_in=5.0)
+    assert memo.split([a, b, c, tmp_path / "new.xml"]) == ([], [tmp_path / "new.xml"])
+    now[0] = 6.0
+    b.write_bytes(b"<x>changed</x>")
+    c.unlink()
+    memo.prune({a, b})
+    assert memo.split([a, b]) == (["a.xml"], [b])
+    assert a in memo and b not in memo and c not in memo
+    memo.remember(a, lstat_signature(a) or (0, 0, 0), "a.xml", busy=True)
+    a.unlink()
+    memo.prune(set())
+    assert memo.split([]) == ([], []) and a in memo  # the thread finishing it decides
+    memo.release([a])
+    memo.prune(set())
+    assert a not in memo
+
+
+def test_the_listing_prunes_the_memory_of_published_files(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    memo: Unfinished[str] = Unfinished()
+    inbox = Inbox(s, "t", unfinished=memo)
+    kept, gone = s.directory / "kept.xml", s.directory / "gone.xml"
+    for p in (kept, gone):
+        p.write_bytes(b"<x/>")
+        memo.remember(p, lstat_signature(p) or (0, 0, 0), p.name, retry_in=60)
+    gone.unlink()
+    inbox.poll_once(lambda paths: None)
+    assert kept in memo and gone not in memo
 
 
 def test_a_file_that_looks_incomplete_waits_out_the_grace_unread(tmp_path: Path) -> None:

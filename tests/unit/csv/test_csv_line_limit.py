@@ -26,9 +26,10 @@ class Runtime:
     keys: Any = None
 
 
-def rows_of(p: Path, limit: int = LIMIT) -> tuple[list[tuple[int, list[str]]], list[tuple[int, int]]]:
+def rows_of(p: Path, limit: int = LIMIT, encoding: str = "utf-8") -> tuple[list[tuple[int, list[str]]],
+                                                                        list[tuple[int, int]]]:
     seen: list[tuple[int, int]] = []
-    with open_csv(p, "utf-8", ";", limit) as f:
+    with open_csv(p, encoding, ";", limit) as f:
         rows = list(f.rows(lambda n, e: seen.append((n, e.line))))
     return rows, seen
 
@@ -60,6 +61,15 @@ def test_utf8_counts_bytes_not_characters(tmp_path: Path) -> None:
     p.write_text("a;b\n1;" + "ø" * (LIMIT // 2 + 10) + "\n2;ok\n", encoding="utf-8")  # fewer chars than bytes
     rows, seen = rows_of(p)
     assert seen == [(1, 2)] and rows == [(2, ["2", "ok"])]
+
+
+@pytest.mark.parametrize("encoding", ["iso-8859-1", "latin-1", "cp1252"])
+def test_single_byte_files_count_one_byte_per_letter(tmp_path: Path, encoding: str) -> None:
+    """Every spelling of a single-byte encoding is measured in its own bytes, not as UTF-8 (where "ø" is two)."""
+    p = tmp_path / "f.csv"
+    p.write_bytes(("a;b\n1;" + "ø" * (LIMIT - 16) + "\n2;" + "ø" * (LIMIT + 1) + "\n").encode(encoding))
+    rows, seen = rows_of(p, encoding=encoding)
+    assert rows == [(1, ["1", "ø" * (LIMIT - 16)])] and seen == [(2, 3)]
 
 
 def test_without_a_handler_it_is_an_error(tmp_path: Path) -> None:

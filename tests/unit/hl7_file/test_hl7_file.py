@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +64,88 @@ def test_bad_message_dead_lettered_good_ones_flow(tmp_path: Path, bus: EmbeddedB
 
 
 def test_file_without_any_message_goes_to_error(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
-    a = make(tmp_path, bus, store)
+    a = make(tmp_path, bus, store, incomplete_grace_seconds=0)
     f = a.settings.directory / "empty.hl7"
     f.write_bytes(b"// only a comment\r\nPID|1||x\r\n")
     a.handle(f)
     assert drain(bus) == []
     assert (a.settings.errors / "empty.hl7").exists()
     assert (a.settings.errors / "empty.hl7.reason").read_text().startswith("HL7_NO_MSH")
+
+
+def test_a_file_without_msh_yet_is_given_the_grace(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    """An empty or half-written file (its writer paused longer than stable_seconds) is not rejected before
+    it has been unchanged for incomplete_grace_seconds; once its writer finishes it is read whole."""
+    a = make(tmp_path, bus, store, incomplete_grace_seconds=0.5)
+    empty, half = a.settings.directory / "empty.hl7", a.settings.directory / "half.hl7"
+    empty.write_bytes(b"")
+    half.write_bytes(synthetic_adt(1)[:2])  # "MS"
+    for f in (empty, half):
+        a.handle(f)
+    assert empty.exists() and half.exists() and not any(a.settings.errors.iterdir()) and drain(bus) == []
+    half.write_bytes(synthetic_adt(1))
+    a.handle(half)
+    assert len(drain(bus)) == 1 and (a.settings.archive / "half.hl7").exists()
+    time.sleep(0.6)
+    a.handle(empty)
+    assert (a.settings.errors / "empty.hl7.reason").read_text().startswith("HL7_NO_MSH")
+
+
+class _WriterDuringPublish:
+    """The bus, and a writer that appends to the file while its messages are being published (after the
+    adapter's last look at it before the publish)."""
+
+    def __init__(self, bus: EmbeddedBus, path: Path, more: bytes) -> None:
+        self.bus, self.path, self.more = bus, path, more
+
+    def publish_async(self, envs: list[Envelope]) -> Any:
+        fut = self.bus.publish_async(envs)
+        if self.more:
+            with self.path.open("ab") as w:
+                w.write(self.more)
+            self.more = b""
+        return fut
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bus, name)
+
+
+def test_a_file_changed_while_published_is_never_archived_for_the_old_content(tmp_path: Path, bus: EmbeddedBus,
+                                                                              store: Store) -> None:
+    """archive/ cannot take the file, and its writer appended a message after the adapter read it: the
+    adapter must not remember the new content as published (the next poll would archive a message never
+    published); it reads the file again whole once it can."""
+    f = tmp_path / "in" / "grow.hl7"
+    a = make(tmp_path, _WriterDuringPublish(bus, f, synthetic_adt(2)), store)
+    archive = a.settings.archive
+    archive.rmdir()
+    archive.write_bytes(b"not a directory")
+    f.write_bytes(synthetic_adt(1))
+    a.handle(f)
+    assert [e.dedup_key for e in drain(bus)] == ["HL7|LOADGEN|TEST|MSG00000001"]
+    archive.unlink()
+    archive.mkdir()
+    a.handle(f)
+    assert sorted(e.dedup_key or "" for e in drain(bus)) == ["HL7|LOADGEN|TEST|MSG00000001",
+                                                             "HL7|LOADGEN|TEST|MSG00000002"]
+    assert (archive / "grow.hl7").read_bytes() == synthetic_adt(1) + synthetic_adt(2)
+
+
+def test_archive_on_another_filesystem(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    """os.replace fails with EXDEV across filesystems: the file is copied there instead (the entry itself)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem at /dev/shm")
+    other = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        a = make(tmp_path, bus, store, archive_dir=other / "archive")
+        f = a.settings.directory / "one.hl7"
+        f.write_bytes(synthetic_adt(1))
+        a.handle(f)
+        assert len(drain(bus)) == 1 and not f.exists()
+        assert (other / "archive" / "one.hl7").read_bytes() == synthetic_adt(1)
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 def test_too_large_file_goes_to_error_unread(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:

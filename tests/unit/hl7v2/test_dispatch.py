@@ -52,7 +52,7 @@ def test_batch_maps_every_message_and_merges() -> None:
 
 
 def test_batch_with_one_bad_message_fails_whole() -> None:
-    raw = b"BHS|^~\\&|X\r" + msg("ADT^A08", "1") + msg("ORM^O01", "2")
+    raw = b"BHS|^~\\&|X\r" + msg("ADT^A08", "1") + msg("ORM^O01", "2") + b"BTS|2\r"
     with pytest.raises(UnsupportedMessage):
         map_message(raw, make_ctx())
 
