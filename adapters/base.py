@@ -23,8 +23,9 @@ class ProcessedKeys(Protocol):
     store, and the commit outcome of published envelopes (``engine.store.journal.Store``)."""
 
     #: per (dedup_key, content_hash): ((envelope_id, ack_code) of that content or None, another content's envelope)
-    def processed_contents(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[tuple[str, str] | None, str | None]]:
-        ...
+    def processed_contents(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> list[tuple[tuple[str, str] | None, str | None]]: ...
     #: {envelope_id: None (mapped) or dead-letter reason code}, for the committed ones
     def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]: ...
     def remember(self, items: Sequence[tuple[str, str, str, str]]) -> None:  # (dedup_key, envelope_id, ack, hash)
@@ -34,8 +35,9 @@ class ProcessedKeys(Protocol):
 class AsyncKeys(Protocol):
     """:class:`ProcessedKeys`' look-ups on an event loop (a store may offer them: ``async_key_reader()``)."""
 
-    async def processed_contents(self, pairs: Sequence[tuple[str, str]]
-                                 ) -> list[tuple[tuple[str, str] | None, str | None]]: ...
+    async def processed_contents(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> list[tuple[tuple[str, str] | None, str | None]]: ...
     async def commit_outcomes(self, envelope_ids: Sequence[str]) -> dict[str, str | None]: ...
     async def close(self) -> None: ...
 

@@ -111,8 +111,11 @@ class _Watcher(StableWatcher):
     leaves reject reports alone."""
 
     def matches(self, name: str) -> bool:
-        return (not ignored(name) and not name.endswith(REJECTS_SUFFIX)
-                and fnmatch.fnmatchcase(name.casefold(), self.settings.pattern.casefold()))
+        return (
+            not ignored(name)
+            and not name.endswith(REJECTS_SUFFIX)
+            and fnmatch.fnmatchcase(name.casefold(), self.settings.pattern.casefold())
+        )
 
 
 class CsvAdapter:
@@ -200,8 +203,15 @@ class CsvAdapter:
         if opened.size > self.settings.max_file_bytes:
             move_to_error(path, self.settings, "FILE_TOO_LARGE")
         else:
-            import_file(self.name, self.settings, self.runtime, path, stop=stop, opened=opened,
-                        still_arriving=self.inbox.still_arriving)
+            import_file(
+                self.name,
+                self.settings,
+                self.runtime,
+                path,
+                stop=stop,
+                opened=opened,
+                still_arriving=self.inbox.still_arriving,
+            )
 
 
 def build(name: str, settings: Settings, runtime: AdapterRuntime) -> CsvAdapter:

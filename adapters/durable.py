@@ -66,8 +66,9 @@ class DurableWriter:
         if sync is Sync.SYNCFS and _SYNCFS is None:
             raise ValueError("syncfs with error reporting needs Linux 5.8 or later")
         self.sync = sync if sync is not Sync.AUTO else (Sync.SYNCFS if _SYNCFS is not None else Sync.FSYNC)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fsync") \
-            if self.sync is Sync.FSYNC else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fsync") if self.sync is Sync.FSYNC else None
+        )
 
     def write_all(self, items: Sequence[tuple[Path, bytes]]) -> list[Path | OSError]:
         """Write every ``(target, data)`` durably and atomically; the result per item, in order."""
@@ -153,7 +154,7 @@ def _stage(item: tuple[Path, bytes], mode: int = 0o644, fsync: bool = True) -> s
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         if fsync:
             os.fsync(fd)
     except OSError as exc:

@@ -42,8 +42,19 @@ from adapters.durable import write_file
 from engine.redact import safe_reason
 
 #: temporary names of write-then-rename and of common transfer tools: never picked up
-IGNORED_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".filepart", ".crdownload", ".download", ".swp",
-                    ".swx", "~", ".reason")
+IGNORED_SUFFIXES = (
+    ".tmp",
+    ".temp",
+    ".part",
+    ".partial",
+    ".filepart",
+    ".crdownload",
+    ".download",
+    ".swp",
+    ".swx",
+    "~",
+    ".reason",
+)
 IGNORED_PREFIXES = (".", "~$")
 
 
@@ -111,9 +122,15 @@ class FileDropSettings(BaseModel):
 
 def entry_kind(mode: int) -> str:
     """What a directory entry is, from its ``lstat`` mode (for reasons and logs)."""
-    for test, kind in ((stat.S_ISREG, "regular file"), (stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "directory"),
-                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"),
-                       (stat.S_ISBLK, "device")):
+    for test, kind in (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+    ):
         if test(mode):
             return kind
     return "special file"
@@ -330,8 +347,13 @@ def open_inbox_file(path: Path) -> InboxFile:
     The open itself refuses a symlink as the last component (``O_NOFOLLOW``) and never blocks on a
     FIFO (``O_NONBLOCK``); ``fstat`` of the opened descriptor then decides, so nothing is read from a
     symlink's target, ``/proc`` or a device. Raises :class:`NotARegularFile` or ``OSError``."""
-    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-             | getattr(os, "O_NOCTTY", 0))
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_NOCTTY", 0)
+    )
     try:
         fd = os.open(path, flags)
     except OSError as exc:

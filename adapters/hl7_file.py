@@ -144,9 +144,15 @@ class Hl7FileAdapter:
             return
         if self._looks_cut(reader, f) and self.inbox.still_arriving(f, _CUT):
             return  # its writer may only be pausing: looked at again once unchanged for the grace
-        run = FileRun(adapter=self.name, name=path.name, options=s, source_system=s.source_system,
-                      bus=self.runtime.bus, strict=self._strict,
-                      limits=RunLimits(s.max_message_bytes, s.publish_group_messages, s.publish_group_bytes))
+        run = FileRun(
+            adapter=self.name,
+            name=path.name,
+            options=s,
+            source_system=s.source_system,
+            bus=self.runtime.bus,
+            strict=self._strict,
+            limits=RunLimits(s.max_message_bytes, s.publish_group_messages, s.publish_group_bytes),
+        )
         try:
             res = run.run(reader, lambda r: self._may_finish(path, f, r))
         except BusUnavailable as exc:
@@ -196,8 +202,14 @@ class Hl7FileAdapter:
         self._published.forget(path)
         self.inbox.done(path)
         self._write_reason(target, res)
-        log.info("hl7_file.archived", adapter=self.name, file=file_ref(path.name), messages=res.messages,
-                 rejected=res.rejected_total, file_problems=len(res.file_problems))
+        log.info(
+            "hl7_file.archived",
+            adapter=self.name,
+            file=file_ref(path.name),
+            messages=res.messages,
+            rejected=res.rejected_total,
+            file_problems=len(res.file_problems),
+        )
 
     def _write_reason(self, target: Path, res: RunResult) -> None:
         """The archived file's ``.reason`` (its rejects are in the dead letters either way)."""
@@ -207,8 +219,9 @@ class Hl7FileAdapter:
         try:
             write_reason(target, reason)
         except OSError as exc:
-            log.warning("hl7_file.reason_not_written", adapter=self.name, file=file_ref(target.name),
-                        errno=errno_name(exc))
+            log.warning(
+                "hl7_file.reason_not_written", adapter=self.name, file=file_ref(target.name), errno=errno_name(exc)
+            )
 
     def _to_error(self, path: Path, reason: str) -> None:
         """Move a file that cannot be handled to error/; if that fails it stays (nothing of it was

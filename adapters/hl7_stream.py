@@ -65,8 +65,17 @@ class RunResult:
 class FileRun:
     """Split, triage and publish one file (see the module docstring)."""
 
-    def __init__(self, *, adapter: str, name: str, options: Hl7Options, source_system: str | None,
-                 bus: Bus, limits: RunLimits, strict: Callable[[bytes], list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        adapter: str,
+        name: str,
+        options: Hl7Options,
+        source_system: str | None,
+        bus: Bus,
+        limits: RunLimits,
+        strict: Callable[[bytes], list[str]] | None = None,
+    ) -> None:
         self.adapter, self.name, self.options = adapter, name, options
         self.source_system, self.bus, self.limits, self.strict = source_system, bus, limits, strict
         self.splitter = Splitter(limits.max_message_bytes)
@@ -101,8 +110,10 @@ class FileRun:
             self._inflight = None
 
     def _add(self, piece: Piece) -> None:
-        if self._group and (len(self._group) >= self.limits.group_messages
-                            or self._group_bytes + len(piece.raw) > self.limits.group_bytes):
+        if self._group and (
+            len(self._group) >= self.limits.group_messages
+            or self._group_bytes + len(piece.raw) > self.limits.group_bytes
+        ):
             self._send(last=False)
         self._group.append(piece)
         self._group_bytes += len(piece.raw)
@@ -141,8 +152,14 @@ class FileRun:
             self._reject(piece.index, piece.problem)
             attrs["reject"] = piece.problem
             return self._bare(piece.raw, attrs)
-        t = triage(piece.raw, adapter=self.adapter, options=self.options, source_system=self.source_system,
-                   attributes=attrs, strict=self.strict)
+        t = triage(
+            piece.raw,
+            adapter=self.adapter,
+            options=self.options,
+            source_system=self.source_system,
+            attributes=attrs,
+            strict=self.strict,
+        )
         if t.error is not None:
             self._reject(piece.index, t.error.reason)
         return t.envelope
@@ -151,8 +168,14 @@ class FileRun:
         return self._bare(b"", {"file": self.name, "scope": "file", "reject": problem})
 
     def _bare(self, raw: bytes, attrs: dict[str, str]) -> Envelope:
-        return Envelope.build(raw, adapter=self.adapter, mapping=self.options.mapping, content_type=CONTENT_TYPE,
-                              source_system=self.source_system, attributes=attrs)
+        return Envelope.build(
+            raw,
+            adapter=self.adapter,
+            mapping=self.options.mapping,
+            content_type=CONTENT_TYPE,
+            source_system=self.source_system,
+            attributes=attrs,
+        )
 
     def _reject(self, index: int, reason: str) -> None:
         res = self.result

@@ -201,8 +201,13 @@ class Unfinished(Generic[T]):
 class Inbox:
     """One adapter's inbox: the poll loop, safe opens, entries that are not files, incomplete files."""
 
-    def __init__(self, settings: FileDropSettings, adapter: str = "", watcher: StableWatcher | None = None,
-                 unfinished: Unfinished[Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: FileDropSettings,
+        adapter: str = "",
+        watcher: StableWatcher | None = None,
+        unfinished: Unfinished[Any] | None = None,
+    ) -> None:
         self.settings, self.adapter = settings, adapter
         self.watcher = watcher or StableWatcher(settings)
         self.unfinished = unfinished  # the adapter's memory of files published, pruned at each listing
@@ -219,8 +224,9 @@ class Inbox:
         while not stop.is_set():
             stop.wait(self.poll_once(handle, max_batch, stop))
 
-    def poll_once(self, handle: Callable[[list[Path]], None], max_batch: int = 200,
-                  stop: threading.Event | None = None) -> float:
+    def poll_once(
+        self, handle: Callable[[list[Path]], None], max_batch: int = 200, stop: threading.Event | None = None
+    ) -> float:
         """One poll: list, move away what is not a file, hand the stable files to ``handle``. Returns the
         seconds to wait before the next poll (the backoff while the inbox is unavailable)."""
         try:
@@ -228,7 +234,7 @@ class Inbox:
             for i in range(0, len(ready), max_batch):
                 if stop is not None and stop.is_set():
                     break
-                chunk = ready[i:i + max_batch]
+                chunk = ready[i : i + max_batch]
                 handle(chunk)
                 for p in chunk:
                     self.watcher.forget(p)
@@ -307,15 +313,28 @@ class Inbox:
                 first = path not in self._refused
                 self._refused.add(path)
             if first:
-                log.warning("inbox.not_regular", adapter=self.adapter, file=file_ref(path.name), kind=kind,
-                            code=NOT_REGULAR, moved=False, errno=errno_name(exc))
+                log.warning(
+                    "inbox.not_regular",
+                    adapter=self.adapter,
+                    file=file_ref(path.name),
+                    kind=kind,
+                    code=NOT_REGULAR,
+                    moved=False,
+                    errno=errno_name(exc),
+                )
             return
         with self._lock:
             logged = path in self._refused
             self._refused.discard(path)
         if not logged:
-            log.warning("inbox.not_regular", adapter=self.adapter, file=file_ref(path.name), kind=kind,
-                        code=NOT_REGULAR, moved_to=file_ref(target.name))
+            log.warning(
+                "inbox.not_regular",
+                adapter=self.adapter,
+                file=file_ref(path.name),
+                kind=kind,
+                code=NOT_REGULAR,
+                moved_to=file_ref(target.name),
+            )
 
     # -- files that look incomplete --------------------------------------------------------------
     def still_arriving(self, f: InboxFile, code: str) -> bool:
@@ -332,8 +351,13 @@ class Inbox:
             first = f.path not in self._incomplete
             self._incomplete[f.path] = f.signature
         if first:
-            log.info("inbox.incomplete_waiting", adapter=self.adapter, file=file_ref(f.path.name), code=code,
-                     grace_seconds=self.settings.incomplete_grace_seconds)
+            log.info(
+                "inbox.incomplete_waiting",
+                adapter=self.adapter,
+                file=file_ref(f.path.name),
+                code=code,
+                grace_seconds=self.settings.incomplete_grace_seconds,
+            )
         return True
 
     def _waiting(self, path: Path) -> bool:
@@ -341,8 +365,12 @@ class Inbox:
         with self._lock:
             sig = self._incomplete.get(path)
         st = self.watcher.stats.get(path)
-        return sig is not None and st is not None and signature(st) == sig \
+        return (
+            sig is not None
+            and st is not None
+            and signature(st) == sig
             and not settled(st, self.settings.incomplete_grace_seconds)
+        )
 
     def done(self, path: Path) -> None:
         """Forget what is remembered about ``path`` (it was handled)."""
@@ -351,5 +379,13 @@ class Inbox:
             self._unreadable.pop(path, None)
 
 
-__all__ = ["BACKOFF_CAP", "NOT_REGULAR", "PROCESS_WIDE", "Availability", "Inbox", "InboxUnavailable", "Unfinished",
-           "errno_name"]
+__all__ = [
+    "BACKOFF_CAP",
+    "NOT_REGULAR",
+    "PROCESS_WIDE",
+    "Availability",
+    "Inbox",
+    "InboxUnavailable",
+    "Unfinished",
+    "errno_name",
+]

@@ -250,14 +250,28 @@ class KithFileAdapter:
 
     def _envelope(self, path: Path, raw: bytes, ins: Inspection, received_at: datetime) -> Envelope:
         attrs = {"file": path.name, "shape": ins.shape}
-        attrs.update({k: v for k, v in (("msg_type", ins.msg_type), ("msg_id", ins.msg_id),
-                                        ("charset_repaired", ins.charset_repaired)) if v})
+        attrs.update(
+            {
+                k: v
+                for k, v in (
+                    ("msg_type", ins.msg_type),
+                    ("msg_id", ins.msg_id),
+                    ("charset_repaired", ins.charset_repaired),
+                )
+                if v
+            }
+        )
         if ins.reject:
             attrs["reject"] = ins.reject
         sender_id = ins.sender.inst.id or self.settings.receiver_her_id or "-"
         return Envelope.build(
-            raw, adapter=self.name, mapping=self.settings.mapping, content_type=CONTENT_TYPE,
-            source_system=self.settings.source_system, received_at=received_at, attributes=attrs,
+            raw,
+            adapter=self.name,
+            mapping=self.settings.mapping,
+            content_type=CONTENT_TYPE,
+            source_system=self.settings.source_system,
+            received_at=received_at,
+            attributes=attrs,
             dedup_key=f"KITH|{sender_id}|{ins.msg_id}" if ins.msg_id and not ins.reject else None,
         )
 
@@ -310,8 +324,12 @@ class KithFileAdapter:
                 try:
                     p.receipt = self._receipt(p.ready)
                 except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files
-                    log.error("kith.finish_failed", adapter=self.name, file=file_ref(p.ready.path.name),
-                              error=type(exc).__name__)
+                    log.error(
+                        "kith.finish_failed",
+                        adapter=self.name,
+                        file=file_ref(p.ready.path.name),
+                        error=type(exc).__name__,
+                    )
                     self._unfinished.retry_in(p.ready.path, self._outbox.cap)
         built = [p for p in need if p.receipt is not None]
         if not built:
@@ -345,10 +363,17 @@ class KithFileAdapter:
 
     def _receipt(self, r: _Ready) -> _Receipt:
         ins, status = r.ins, self._status(r.ins)
-        original = Original(msg_type=ins.msg_type or "UKJENT", msg_type_dn=ins.msg_type_dn,
-                            id=ins.msg_id or r.path.stem, issue_date=as_datetime(ins.issue_date, r.received_at))
+        original = Original(
+            msg_type=ins.msg_type or "UKJENT",
+            msg_type_dn=ins.msg_type_dn,
+            id=ins.msg_id or r.path.stem,
+            issue_date=as_datetime(ins.issue_date, r.received_at),
+        )
         apprec_id, data = build_apprec(
-            status=status, original=original, errors=ins.apprec_errors(), gen_date=datetime.now(UTC),
+            status=status,
+            original=original,
+            errors=ins.apprec_errors(),
+            gen_date=datetime.now(UTC),
             sender=self._fill(ins.receiver, self.settings.sender_her_id, self.settings.sender_name),
             receiver=self._fill(ins.sender, self.settings.receiver_her_id, self.settings.receiver_name),
         )
@@ -363,9 +388,15 @@ class KithFileAdapter:
     def _move(self, p: _Pending) -> None:
         """Move the file and log the one line that says what became of it."""
         r, receipt = p.ready, p.receipt
-        what: dict[str, object] = {"adapter": self.name, "envelope_id": r.envelope.id if r.envelope else "-",
-                "file": file_ref(r.path.name), "msg_id": r.ins.msg_id, "msg_type": r.ins.msg_type,
-                "shape": r.ins.shape, "xsd": r.ins.xsd}
+        what: dict[str, object] = {
+            "adapter": self.name,
+            "envelope_id": r.envelope.id if r.envelope else "-",
+            "file": file_ref(r.path.name),
+            "msg_id": r.ins.msg_id,
+            "msg_type": r.ins.msg_type,
+            "shape": r.ins.shape,
+            "xsd": r.ins.xsd,
+        }
         if receipt is not None:
             what.update(apprec_id=receipt.apprec_id, status=int(receipt.status), receipt=file_ref(receipt.target.name))
         if r.ins.reject:

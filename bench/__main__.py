@@ -47,15 +47,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--stage-messages", type=int, default=1000)
     a("--path-timeout", type=float, default=20.0, help="budget per path; a slower path reports what it committed")
     a("--workers", type=int, default=1, help="worker threads of each engine process")
-    a("--worker-procs", type=int, default=2,
-      help="N: an intake process + N worker processes, the production shape of deploy/enjournal.example.yaml "
-           "(workers.processes: 2, in_intake_process: false); 0: workers inside one engine process")
+    a(
+        "--worker-procs",
+        type=int,
+        default=2,
+        help="N: an intake process + N worker processes, the production shape of deploy/enjournal.example.yaml "
+        "(workers.processes: 2, in_intake_process: false); 0: workers inside one engine process",
+    )
     a("--batch-size", type=int, default=500)
     a("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     a("--only", default=",".join(PATHS), help=f"comma-separated paths of {','.join(PATHS)}")
     a("--no-stages", action="store_true", help="skip the microbenchmarks")
-    a("--hl7-big-mb", type=int, default=0,
-      help="also measure the HL7 file adapter's peak RSS on one file of this many MB (adapter alone; 0: off)")
+    a(
+        "--hl7-big-mb",
+        type=int,
+        default=0,
+        help="also measure the HL7 file adapter's peak RSS on one file of this many MB (adapter alone; 0: off)",
+    )
     a("--hl7-big-repo", type=Path, help="with --hl7-big-mb: measure the adapter of this checkout (e.g. main's)")
     a("--seed", type=int, default=42)
     a("--json", type=Path, help="write the rows as JSON here")
@@ -83,11 +91,23 @@ def _services_up(wait: float = 0.0) -> bool:
 
 
 def _options(ns: argparse.Namespace) -> paths.Options:
-    return paths.Options(messages=ns.messages, oru_messages=ns.oru_messages, kith_messages=ns.kith_messages,
-                         csv_rows=1_000_000 if ns.csv_full else ns.csv_rows, mllp_rate=ns.mllp_rate,
-                         mllp_seconds=ns.mllp_seconds, mllp_messages=ns.mllp_messages,
-                         mllp_connections=ns.mllp_connections, workers=ns.workers, worker_procs=ns.worker_procs, batch_size=ns.batch_size,
-                         log_level=ns.log_level, seed=ns.seed, timeout=ns.path_timeout, workdir=ns.workdir.resolve())
+    return paths.Options(
+        messages=ns.messages,
+        oru_messages=ns.oru_messages,
+        kith_messages=ns.kith_messages,
+        csv_rows=1_000_000 if ns.csv_full else ns.csv_rows,
+        mllp_rate=ns.mllp_rate,
+        mllp_seconds=ns.mllp_seconds,
+        mllp_messages=ns.mllp_messages,
+        mllp_connections=ns.mllp_connections,
+        workers=ns.workers,
+        worker_procs=ns.worker_procs,
+        batch_size=ns.batch_size,
+        log_level=ns.log_level,
+        seed=ns.seed,
+        timeout=ns.path_timeout,
+        workdir=ns.workdir.resolve(),
+    )
 
 
 def _oru_content_bytes(pats: list[data.Patient]) -> int:
@@ -136,19 +156,28 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     pats = _step("data", lambda: data.patients(ns.patients, ns.seed))
     body = data.oru_r01(0, pats[0])
+
     def measure() -> floor.FloorResult:
-        return floor.measure(AMQP_URL.replace("guest@", "guest:guest@"), PG_URL, body, ns.floor_messages,
-                             _oru_content_bytes(pats))
+        return floor.measure(
+            AMQP_URL.replace("guest@", "guest:guest@"), PG_URL, body, ns.floor_messages, _oru_content_bytes(pats)
+        )
 
     floors = [_step("floor", measure)]
     if not ns.no_stages:
-        st = _step("stages", lambda: stages.cpu_stages(ns.stage_messages, pats, ns.seed)
-                   + stages.bus_stages(ns.stage_messages, pats, opts.workdir) + stages.store_stages(min(ns.stage_messages, 500), pats))
+        st = _step(
+            "stages",
+            lambda: (
+                stages.cpu_stages(ns.stage_messages, pats, ns.seed)
+                + stages.bus_stages(ns.stage_messages, pats, opts.workdir)
+                + stages.store_stages(min(ns.stage_messages, 500), pats)
+            ),
+        )
     results = _run_paths(only, opts, pats)
     if ns.hl7_big_mb > 0:
         _services_up(60.0)
-        results.append(_step("hl7 big file", lambda: big_hl7.measure(ns.hl7_big_mb, opts.workdir, pats,
-                                                                     ns.hl7_big_repo)))
+        results.append(
+            _step("hl7 big file", lambda: big_hl7.measure(ns.hl7_big_mb, opts.workdir, pats, ns.hl7_big_repo))
+        )
     try:
         _services_up(60.0)
         floors.append(_step("floor again", measure))
@@ -160,12 +189,19 @@ def main(argv: list[str] | None = None) -> int:
     if not ns.no_stages:
         rows += report.stage_rows(st)
     total = time.perf_counter() - started
-    meta = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
-            "python": platform.python_version(), "seconds": round(total, 1), "args": {k: str(v) for k, v in
-                                                                                    vars(ns).items()}}
-    report.render(rows, f"enjournal bench - floor {fl:,.0f} msg/s, ORU {len(body)} B, "
-                        f"{ns.patients} patients, {ns.workers} worker threads"
-                        f"{f' x {ns.worker_procs} processes' if ns.worker_procs else ''} - {total:.0f} s")
+    meta = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "seconds": round(total, 1),
+        "args": {k: str(v) for k, v in vars(ns).items()},
+    }
+    report.render(
+        rows,
+        f"enjournal bench - floor {fl:,.0f} msg/s, ORU {len(body)} B, "
+        f"{ns.patients} patients, {ns.workers} worker threads"
+        f"{f' x {ns.worker_procs} processes' if ns.worker_procs else ''} - {total:.0f} s",
+    )
     if ns.json:
         report.write_json(ns.json, rows, meta)
     if not ns.keep:

@@ -59,25 +59,43 @@ def measure(mb: int, workdir: Path, pats: list[Any], repo: Path | None = None, t
     messages = write_file(inbox / "big.hl7", mb, pats)
     size = (inbox / "big.hl7").stat().st_size
     bus = rabbit_section(tag())
-    cfg = {"bus": bus, "store": {"url": f"sqlite:///{work / 'journal.db'}"},
-           "adapters": {"big": {"type": "hl7-file", "directory": str(inbox), "stable_seconds": 0,
-                                "source_system": "bench"}}}
+    cfg = {
+        "bus": bus,
+        "store": {"url": f"sqlite:///{work / 'journal.db'}"},
+        "adapters": {
+            "big": {"type": "hl7-file", "directory": str(inbox), "stable_seconds": 0, "source_system": "bench"}
+        },
+    }
     (work / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     code_repo = (repo or Path(__file__).resolve().parent.parent).resolve()
     env = {**os.environ, "PYTHONPATH": str(code_repo)}
     out = work / "stats.json"
     try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(work / "config.yaml"),
-                               str(inbox / "big.hl7"), str(out)], cwd=code_repo, env=env, timeout=timeout,
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                str(work / "config.yaml"),
+                str(inbox / "big.hl7"),
+                str(out),
+            ],
+            cwd=code_repo,
+            env=env,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0 or not out.exists():
             return PathResult(f"hl7-file-big-{mb}MB", 0, note=f"failed: {proc.stderr.strip()[-200:]}")
         st = json.loads(out.read_text(encoding="utf-8"))
     finally:
         cleanup(None, bus)
     rss = st["vm_hwm_kb"] / 1024
-    note = (f"adapter alone ({'this checkout' if repo is None else code_repo.name}), {size / 1e6:.0f} MB file: "
-            f"peak RSS {rss / (size / 2**20):.2f} x file size; archived {st['archived']}")
+    note = (
+        f"adapter alone ({'this checkout' if repo is None else code_repo.name}), {size / 1e6:.0f} MB file: "
+        f"peak RSS {rss / (size / 2**20):.2f} x file size; archived {st['archived']}"
+    )
     return PathResult(f"hl7-file-big-{mb}MB", messages, st["seconds"], rss_mb=rss, note=note)
 
 

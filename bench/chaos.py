@@ -129,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(names, opts)
     summary(rows)
     failed = [r.fault for r, _ in rows if not r.ok]
-    print(f"\n{len(rows)} fault(s) in {time.monotonic() - t0:.0f} s; "
-          + (f"FAILED: {', '.join(failed)}" if failed else "lost = 0, duplicated = 0, no PII in logs"))
+    print(
+        f"\n{len(rows)} fault(s) in {time.monotonic() - t0:.0f} s; "
+        + (f"FAILED: {', '.join(failed)}" if failed else "lost = 0, duplicated = 0, no PII in logs")
+    )
     return 1 if failed else 0
 
 

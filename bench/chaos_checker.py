@@ -91,8 +91,14 @@ def broker_dead_letters(amqp_url: str, queue: str) -> list[dict[str, Any]]:
     return out
 
 
-def reconcile(result: Result, msgs: MessageSet, store_engine: sa.Engine, dlq: list[dict[str, Any]],
-              truncated: dict[str, Path] | None = None, snapshots: Iterable[Snapshot] = ()) -> None:
+def reconcile(
+    result: Result,
+    msgs: MessageSet,
+    store_engine: sa.Engine,
+    dlq: list[dict[str, Any]],
+    truncated: dict[str, Path] | None = None,
+    snapshots: Iterable[Snapshot] = (),
+) -> None:
     """Fill the four counters of ``result`` (see the module docstring)."""
     rows, dead = _load(store_engine)
     by_id, truncated = msgs.by_id(), truncated or {}
@@ -114,13 +120,15 @@ def _load(store_engine: sa.Engine) -> tuple[list[dict[str, Any]], list[dict[str,
     dl, ra = s.dead_letters, s.raw_archive
     with store_engine.connect() as c:
         rows = [dict(r._mapping) for r in c.execute(sa.select(s.record_versions))]
-        dead = [dict(r._mapping) for r in c.execute(
-            sa.select(dl, ra.c.raw).join(ra, ra.c.envelope_id == dl.c.envelope_id))]
+        dead = [
+            dict(r._mapping) for r in c.execute(sa.select(dl, ra.c.raw).join(ra, ra.c.envelope_id == dl.c.envelope_id))
+        ]
     return rows, dead
 
 
-def _count_rows(result: Result, rows: list[dict[str, Any]], expected: dict[str, set[tuple[str, str]]],
-                truncated: set[str]) -> None:
+def _count_rows(
+    result: Result, rows: list[dict[str, Any]], expected: dict[str, set[tuple[str, str]]], truncated: set[str]
+) -> None:
     """Rows the mapping would not write: a duplicate of a sent fact, or unexpected."""
     pairs = {p for v in expected.values() for p in v}
     keys = {k for k, _ in pairs}
@@ -158,8 +166,14 @@ def _dead_by_id(dead: list[dict[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
-def _arrived(msgs: MessageSet, expected: dict[str, set[tuple[str, str]]], present: set[tuple[str, str]],
-             dead_codes: dict[str, set[str]], truncated: dict[str, Path], result: Result) -> set[str]:
+def _arrived(
+    msgs: MessageSet,
+    expected: dict[str, set[tuple[str, str]]],
+    present: set[tuple[str, str]],
+    dead_codes: dict[str, set[str]],
+    truncated: dict[str, Path],
+    result: Result,
+) -> set[str]:
     arrived: set[str] = set()
     for m in msgs.messages:
         if m.control_id in truncated:
@@ -178,12 +192,21 @@ def _arrived(msgs: MessageSet, expected: dict[str, set[tuple[str, str]]], presen
 
 def _reason_file(dropped: Path) -> bool:
     """A ``.reason`` file for the file dropped at ``dropped``, in its ``error/`` or ``archive/``."""
-    return any(any(d.glob(dropped.name + "*.reason")) for d in (dropped.parent / "error", dropped.parent / "archive")
-               if d.is_dir())
+    return any(
+        any(d.glob(dropped.name + "*.reason"))
+        for d in (dropped.parent / "error", dropped.parent / "archive")
+        if d.is_dir()
+    )
 
 
-def _check_dead(result: Result, msgs: MessageSet, dead: list[dict[str, Any]], dead_codes: dict[str, set[str]],
-                dlq: list[dict[str, Any]], truncated: set[str]) -> None:
+def _check_dead(
+    result: Result,
+    msgs: MessageSet,
+    dead: list[dict[str, Any]],
+    dead_codes: dict[str, set[str]],
+    dlq: list[dict[str, Any]],
+    truncated: set[str],
+) -> None:
     """Dead letters nobody expected; malformed messages missing on the broker's dead-letter queue."""
     by_id = msgs.by_id()
     for d in dead:
@@ -197,8 +220,11 @@ def _check_dead(result: Result, msgs: MessageSet, dead: list[dict[str, Any]], de
     on_broker = {control_id(x["raw"]) for x in dlq if x["reason"]}
     if dead or dlq:
         result.notes.append(f"dead letters: {len(dead)} in the store, {len(dlq)} on the broker DLQ")
-    missing = [m.control_id for m in msgs.messages if m.malformed and m.control_id in dead_codes
-               and m.control_id not in on_broker]
+    missing = [
+        m.control_id
+        for m in msgs.messages
+        if m.malformed and m.control_id in dead_codes and m.control_id not in on_broker
+    ]
     if missing:
         result.notes.append(f"{len(missing)} dead letter(s) in the store but not on the broker DLQ")
 
@@ -214,8 +240,9 @@ def scan_pii(result: Result, msgs: MessageSet, texts: Iterable[tuple[str, str]])
             result.notes.append(f"PII: {hits} hit(s) in {place}")
 
 
-def pii_sources(logs: Iterable[Path], store_engine: sa.Engine, dlq: list[dict[str, Any]],
-                dirs: Iterable[Path] = ()) -> list[tuple[str, str]]:
+def pii_sources(
+    logs: Iterable[Path], store_engine: sa.Engine, dlq: list[dict[str, Any]], dirs: Iterable[Path] = ()
+) -> list[tuple[str, str]]:
     """Every text an operator could see: process logs, dead-letter reasons, ``.reason`` files."""
     out = [(p.name, p.read_text("utf-8", "replace")) for p in logs if p.exists()]
     with store_engine.connect() as c:

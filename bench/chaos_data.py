@@ -90,9 +90,12 @@ def _pid(fnr: str | None, family: str, given: str, n: int) -> str:
 
 
 def adt(cid: str, fnr: str | None, family: str, given: str, n: int) -> bytes:
-    return (_msh(cid, "ADT^A01^ADT_A01") + "EVN|A01|20260316091500\r" + _pid(fnr, family, given, n)
-            + f"PV1|1|I|MED^101^1^CHAOS_HF||||||||||||||||V{cid}|||||||||||||||||||||||||20260316080000\r"
-            ).encode("ascii")
+    return (
+        _msh(cid, "ADT^A01^ADT_A01")
+        + "EVN|A01|20260316091500\r"
+        + _pid(fnr, family, given, n)
+        + f"PV1|1|I|MED^101^1^CHAOS_HF||||||||||||||||V{cid}|||||||||||||||||||||||||20260316080000\r"
+    ).encode("ascii")
 
 
 def oru(cid: str, fnr: str, family: str, given: str, n: int, with_pid: bool = True) -> bytes:

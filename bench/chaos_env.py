@@ -71,9 +71,12 @@ class World:
         self.schema = f"chaos_{self.tag}"
         self.dir = Path(tempfile.mkdtemp(prefix=f"chaos-{name}-"))
         self.keep = keep
-        self.names = {"exchange": f"chaos.{self.tag}.inbound", "queue": f"chaos.{self.tag}.work",
-                      "dead_letter_exchange": f"chaos.{self.tag}.dlx",
-                      "dead_letter_queue": f"chaos.{self.tag}.dead"}
+        self.names = {
+            "exchange": f"chaos.{self.tag}.inbound",
+            "queue": f"chaos.{self.tag}.work",
+            "dead_letter_exchange": f"chaos.{self.tag}.dlx",
+            "dead_letter_queue": f"chaos.{self.tag}.dead",
+        }
         self.procs: list[Proc] = []
         self.drain_reruns = 0
         self.proxy = TcpProxy(PG_HOST, PG_PORT)
@@ -124,23 +127,27 @@ class World:
         return f"{PG_BASE}?options=-csearch_path%3D{self.schema}"
 
     def proxied_url(self) -> str:
-        return (f"postgresql+psycopg://postgres@127.0.0.1:{self.proxy.port}/{PG_DB}"
-                f"?options=-csearch_path%3D{self.schema}&connect_timeout=5")
+        return (
+            f"postgresql+psycopg://postgres@127.0.0.1:{self.proxy.port}/{PG_DB}"
+            f"?options=-csearch_path%3D{self.schema}&connect_timeout=5"
+        )
 
-    def config(self, file: str, adapters: dict[str, Any] | None = None, workers: int = 1,
-               batch_size: int = 50) -> Path:
-        cfg = {"bus": {"kind": "rabbitmq", "url": AMQP_URL, **self.names},
-               "store": {"url": self.proxied_url(), "pool_size": 2},
-               "workers": {"count": workers, "batch_size": batch_size, "batch_wait_ms": 20,
-                           "prefetch": batch_size * 2},
-               "log": {"level": "info", "format": "json"}, "adapters": adapters or {}}
+    def config(self, file: str, adapters: dict[str, Any] | None = None, workers: int = 1, batch_size: int = 50) -> Path:
+        cfg = {
+            "bus": {"kind": "rabbitmq", "url": AMQP_URL, **self.names},
+            "store": {"url": self.proxied_url(), "pool_size": 2},
+            "workers": {"count": workers, "batch_size": batch_size, "batch_wait_ms": 20, "prefetch": batch_size * 2},
+            "log": {"level": "info", "format": "json"},
+            "adapters": adapters or {},
+        }
         path = self.dir / file
         path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
         return path
 
     # -- engine processes -----------------------------------------------------------------
-    def spawn(self, name: str, config: Path, *args: str, prefix: tuple[str, ...] = (),
-              env: dict[str, str] | None = None) -> Proc:
+    def spawn(
+        self, name: str, config: Path, *args: str, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> Proc:
         """``enjournal run -c config *args`` as a subprocess; ``prefix``: a command it runs under
         (``setpriv ...``), ``env``: extra environment variables."""
         full = {k: v for k, v in os.environ.items() if k not in _DROP_ENV} | (env or {}) | {"PYTHONPATH": str(REPO)}

@@ -49,7 +49,7 @@ def worker_kill(opts: Options) -> Result:
     with World("worker-kill", opts.keep) as w:
         cfg, snaps, busy = w.config("worker.yaml", batch_size=25), [], 0
         for i in range(opts.worker_kills):
-            publish(w, msgs.messages[i * len(msgs.messages) // waves:(i + 1) * len(msgs.messages) // waves])
+            publish(w, msgs.messages[i * len(msgs.messages) // waves : (i + 1) * len(msgs.messages) // waves])
             sent, before = _published(msgs, i + 1, waves), _committed(w)
             proc = w.spawn("worker", cfg)
             w.wait_started(proc, 60)
@@ -60,13 +60,15 @@ def worker_kill(opts: Options) -> Result:
             snaps.append(snapshot(w, sent))
             busy += int(_committed(w) > before)
             proc.kill9()
-        res.notes.append(f"{opts.worker_kills} kill points, {busy} after the worker had committed; "
-                         f"{len(snaps[-1].arrived) if snaps else 0} of {len(msgs.messages)} arrived before the last")
+        res.notes.append(
+            f"{opts.worker_kills} kill points, {busy} after the worker had committed; "
+            f"{len(snaps[-1].arrived) if snaps else 0} of {len(msgs.messages)} arrived before the last"
+        )
         return finish(w, res, msgs, snapshots=snaps)
 
 
 def _published(msgs: MessageSet, waves_done: int, waves: int) -> set[str]:
-    return {m.control_id for m in msgs.messages[:waves_done * len(msgs.messages) // waves]}
+    return {m.control_id for m in msgs.messages[: waves_done * len(msgs.messages) // waves]}
 
 
 def _committed(w: World) -> int:

@@ -75,8 +75,9 @@ class KithSet:
         self.ids = [_msg_id(raw) for raw in self.files]
         ctx = MapContext(envelope_id="expected", adapter="chaos", received_at=datetime.now(UTC))
         kith = resolve("kith")
-        self.expected = {mid: {(r.key, r.version_hash()) for r in kith(raw, ctx).records}
-                         for mid, raw in zip(self.ids, self.files)}
+        self.expected = {
+            mid: {(r.key, r.version_hash()) for r in kith(raw, ctx).records} for mid, raw in zip(self.ids, self.files)
+        }
 
     def personal(self) -> set[str]:
         return {v for p in self.patients for v in (p.fnr, p.family, p.given)}
@@ -118,8 +119,9 @@ def _account_kith(res: Result, w: World, kith: KithSet, dirs: tuple[Path, ...]) 
     assert w.store is not None
     rv = s.record_versions
     with w.store.engine.connect() as c:
-        rows = [(r[0], r[1], r[2]) for r in c.execute(sa.select(rv.c.record_key, rv.c.version_hash,
-                                                                 rv.c.source_message_id))]
+        rows = [
+            (r[0], r[1], r[2]) for r in c.execute(sa.select(rv.c.record_key, rv.c.version_hash, rv.c.source_message_id))
+        ]
     expected = set().union(*kith.expected.values())
     present = {(k, h) for k, h, _ in rows}
     ours = [(k, h) for k, h, sid in rows if sid in kith.expected]
@@ -138,16 +140,26 @@ def _account_kith(res: Result, w: World, kith: KithSet, dirs: tuple[Path, ...]) 
 
 # -- one engine with both adapters -----------------------------------------------------------------
 def _kith_adapter(inbox: Path, outbox: Path, stable: float) -> dict[str, Any]:
-    return {"type": "kith-file", "directory": str(inbox), "pattern": "*.xml", "outbox": str(outbox),
-            "poll_interval": 0.2, "stable_seconds": stable, "sender_her_id": "12345", "source_system": "chaos"}
+    return {
+        "type": "kith-file",
+        "directory": str(inbox),
+        "pattern": "*.xml",
+        "outbox": str(outbox),
+        "poll_interval": 0.2,
+        "stable_seconds": stable,
+        "sender_her_id": "12345",
+        "source_system": "chaos",
+    }
 
 
 def _inboxes(w: World, opts: Options) -> tuple[Path, Path, Path]:
     hl7, kith = w.dir / "in-hl7", w.dir / "in-kith"
     hl7.mkdir()
     kith.mkdir()
-    adapters = {"lab-files": file_adapter(hl7, opts.stable_seconds),
-                "kith-files": _kith_adapter(kith, w.dir / "out-kith", opts.stable_seconds)}
+    adapters = {
+        "lab-files": file_adapter(hl7, opts.stable_seconds),
+        "kith-files": _kith_adapter(kith, w.dir / "out-kith", opts.stable_seconds),
+    }
     return w.config("engine.yaml", adapters=adapters, workers=2), hl7, kith
 
 
@@ -166,8 +178,9 @@ def _feeding(hl7: Path, kith_inbox: Path, msgs: MessageSet, kith: KithSet, span:
         t.join(span + 30)
 
 
-def _recovered(w: World, res: Result, msgs: MessageSet, kith: KithSet, hl7: Path, kith_inbox: Path,
-               engine: Proc) -> None:
+def _recovered(
+    w: World, res: Result, msgs: MessageSet, kith: KithSet, hl7: Path, kith_inbox: Path, engine: Proc
+) -> None:
     """The running engine (never restarted) finishes everything once the fault is over."""
     if not wait_for(lambda: inbox_empty(hl7)() and not any(kith_inbox.glob("*.xml")), 120):
         res.errors.append("files still in an inbox after the fault (the adapter did not recover)")
@@ -177,9 +190,16 @@ def _recovered(w: World, res: Result, msgs: MessageSet, kith: KithSet, hl7: Path
         res.errors.append("the engine died during the fault")
 
 
-def _run(opts: Options, res: Result, world: str, tag: str, inject: Callable[[World, Proc, Path, Path], None],
-         prefix: tuple[str, ...] = (), env: dict[str, str] | None = None,
-         check: Callable[[World, Proc, Path, Path], None] | None = None) -> Result:
+def _run(
+    opts: Options,
+    res: Result,
+    world: str,
+    tag: str,
+    inject: Callable[[World, Proc, Path, Path], None],
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    check: Callable[[World, Proc, Path, Path], None] | None = None,
+) -> Result:
     """Feed HL7 and KITH files for a while to one engine; ``inject`` the fault meanwhile; reconcile."""
     for module in ("adapters.hl7_file", "adapters.kith_file"):
         if (why := adapter_available(module)) is not None:
@@ -229,8 +249,12 @@ def inbox_symlink(opts: Options) -> Result:
 
 
 def _plant(inbox: Path, suffix: str, i: int) -> list[Path]:
-    made = [inbox / f"passwd{i:03d}{suffix}", inbox / f"environ{i:03d}{suffix}", inbox / f"dangling{i:03d}{suffix}",
-            inbox / f"fifo{i:03d}{suffix}"]
+    made = [
+        inbox / f"passwd{i:03d}{suffix}",
+        inbox / f"environ{i:03d}{suffix}",
+        inbox / f"dangling{i:03d}{suffix}",
+        inbox / f"fifo{i:03d}{suffix}",
+    ]
     os.symlink("/etc/passwd", made[0])
     os.symlink("/proc/self/environ", made[1])
     os.symlink(inbox / f"nothing{i}", made[2])
@@ -270,8 +294,14 @@ def inbox_unreadable(opts: Options) -> Result:
     """Both inboxes chmod 000 for a while (a real EACCES: the engine lacks CAP_DAC_OVERRIDE), then 755."""
     res = Result("inbox unreadable, then readable")
     seconds = _outage(opts)
-    no_override = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search",
-                   "--inh-caps", "-dac_override,-dac_read_search", "--")
+    no_override = (
+        "setpriv",
+        "--bounding-set",
+        "-dac_override,-dac_read_search",
+        "--inh-caps",
+        "-dac_override,-dac_read_search",
+        "--",
+    )
 
     def inject(_w: World, _engine: Proc, hl7: Path, kith_inbox: Path) -> None:
         try:

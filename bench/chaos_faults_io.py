@@ -57,8 +57,18 @@ def _missing(*modules: str) -> str | None:
 Inject = Callable[[World, Callable[[], tuple[int, int]]], None]
 
 
-def _intake_under_fault(opts: Options, res: Result, tag: str, world: str, seconds: float, span_extra: float,
-                        settle: float, inject: Inject, what: str, snapshot_after: bool) -> Result:
+def _intake_under_fault(
+    opts: Options,
+    res: Result,
+    tag: str,
+    world: str,
+    seconds: float,
+    span_extra: float,
+    settle: float,
+    inject: Inject,
+    what: str,
+    snapshot_after: bool,
+) -> Result:
     """MLLP + file intake and workers in one engine; ``inject`` runs the fault (``seconds`` long) while
     messages keep coming; then the running engine must finish the work without a restart."""
     if (why := _missing("adapters.mllp", "adapters.hl7_file")) is not None:
@@ -72,8 +82,7 @@ def _intake_under_fault(opts: Options, res: Result, tag: str, world: str, second
         engine = w.spawn("engine", cfg)
         w.wait_started(engine, 60, b"mllp.listening")
         span = seconds + span_extra
-        sender = ResendingSender(port, by_mllp, window=10, pace=pace_for(len(by_mllp), 10, span),
-                                 give_up=seconds + 120)
+        sender = ResendingSender(port, by_mllp, window=10, pace=pace_for(len(by_mllp), 10, span), give_up=seconds + 120)
         sender.start()
         feeder = drop_files_over(inbox, by_file, 20, span)
         time.sleep(settle)
@@ -115,8 +124,10 @@ def _broker_outage(seconds: float, res: Result, handed_back: Callable[[], tuple[
         time.sleep(max(0.0, seconds - 1.0))
         after = handed_back()
         if after != before:
-            res.errors.append(f"while the broker was away: {after[0] - before[0]} ACK(s) sent, "
-                              f"{after[1] - before[1]} file(s) archived")
+            res.errors.append(
+                f"while the broker was away: {after[0] - before[0]} ACK(s) sent, "
+                f"{after[1] - before[1]} file(s) archived"
+            )
     finally:
         subprocess.run([*ctl, "start_app"], check=False, capture_output=True, timeout=120)
         subprocess.run([*ctl, "await_startup"], check=False, capture_output=True, timeout=120)
@@ -183,8 +194,9 @@ def truncated_files(opts: Options) -> Result:
     with World("truncated", opts.keep) as w:
         inbox = w.dir / "in"
         inbox.mkdir()
-        engine = w.spawn("engine", w.config("all.yaml", adapters={"lab-files": file_adapter(inbox,
-                                                                                              opts.stable_seconds)}))
+        engine = w.spawn(
+            "engine", w.config("all.yaml", adapters={"lab-files": file_adapter(inbox, opts.stable_seconds)})
+        )
         w.wait_started(engine, 60, FILE_STARTED)
         slow, whole, cut_pid, cut_msh = msgs.messages[:20], msgs.messages[20:35], msgs.messages[35], msgs.messages[36]
         _write_slowly(inbox / "slow.hl7", file_body(slow), opts.stable_seconds)
@@ -201,7 +213,7 @@ def _write_slowly(path: Path, body: bytes, stable: float, parts: int = 6) -> Non
     step = max(1, len(body) // parts)
     with open(path, "wb") as f:
         for i in range(0, len(body), step):
-            f.write(body[i:i + step])
+            f.write(body[i : i + step])
             f.flush()
             time.sleep(stable * 0.6)
 

@@ -59,13 +59,17 @@ def _pid5_escape(m: Sent, n: int) -> tuple[str, bytes]:
 def _obx5_nul(m: Sent, n: int) -> tuple[str, bytes]:
     raw = oru(m.control_id, m.fnr, m.family, m.given, n)  # an ORU^R01 whatever message ``m`` was
     head, _, rest = raw.partition(_OBX2)
-    return m.control_id, head + b"OBX|2|ST|NPU19748^CRP;P^NLK||posi\x00tive" + rest[rest.index(b"|"):]
+    return m.control_id, head + b"OBX|2|ST|NPU19748^CRP;P^NLK||posi\x00tive" + rest[rest.index(b"|") :]
 
 
 #: (variant, the code it must end with); None: the message must be journaled
 VARIANTS: tuple[tuple[Variant, str | None], ...] = (
-    (_msh10_nul, NOT_STORABLE), (_pid3_nul, NOT_STORABLE), (_obx5_nul, NOT_STORABLE),
-    (_pid5_escape, NOT_STORABLE), (_pid3_long, NOT_STORABLE), (_msh10_long, NOT_STORABLE),
+    (_msh10_nul, NOT_STORABLE),
+    (_pid3_nul, NOT_STORABLE),
+    (_obx5_nul, NOT_STORABLE),
+    (_pid5_escape, NOT_STORABLE),
+    (_pid3_long, NOT_STORABLE),
+    (_msh10_long, NOT_STORABLE),
     (lambda m, n: (m.control_id, m.raw.replace(b"|CHAOSLAB|", b"|CHAOS\x00LAB|", 1)), None),
 )
 
@@ -87,12 +91,20 @@ def poison_set(run: str, count: int, every: int = 10) -> MessageSet:
 def _publish(world: World, messages: list[Sent], unfit: set[str]) -> None:
     """Straight onto the bus; the envelopes of ``unfit`` carry an id and an adapter name too long to store."""
     assert world.bus is not None
-    envs = [Envelope.build(m.raw, adapter="chaos-bus" + ("-" + "x" * 300 if m.control_id in unfit else ""),
-                           id=new_id() + "-" + "u" * 40 if m.control_id in unfit else None,
-                           mapping="hl7v2", content_type="application/hl7-v2", charset="iso-8859-1",
-                           source_system="chaos") for m in messages]
+    envs = [
+        Envelope.build(
+            m.raw,
+            adapter="chaos-bus" + ("-" + "x" * 300 if m.control_id in unfit else ""),
+            id=new_id() + "-" + "u" * 40 if m.control_id in unfit else None,
+            mapping="hl7v2",
+            content_type="application/hl7-v2",
+            charset="iso-8859-1",
+            source_system="chaos",
+        )
+        for m in messages
+    ]
     for i in range(0, len(envs), 200):
-        world.bus.publish(envs[i:i + 200])
+        world.bus.publish(envs[i : i + 200])
 
 
 def poison(opts: Options) -> Result:
@@ -146,5 +158,7 @@ def _check_stop(res: Result, w: World, procs: tuple[Proc, ...]) -> None:
 def _note(res: Result, msgs: MessageSet, unfit: set[str]) -> None:
     dead = sum(1 for m in msgs.messages if m.expect_code == NOT_STORABLE)
     journaled = sum(1 for m in msgs.messages if b"CHAOS\x00LAB" in m.raw)
-    res.notes.append(f"poison: {dead} {NOT_STORABLE}; {journaled} with NUL in MSH-3 only and {len(unfit)} with "
-                     "an id and an adapter name over their columns (all must be journaled)")
+    res.notes.append(
+        f"poison: {dead} {NOT_STORABLE}; {journaled} with NUL in MSH-3 only and {len(unfit)} with "
+        "an id and an adapter name over their columns (all must be journaled)"
+    )

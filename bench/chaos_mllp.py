@@ -22,8 +22,16 @@ from bench.chaos_data import Sent
 
 
 class ResendingSender(threading.Thread):
-    def __init__(self, port: int, messages: list[Sent], *, window: int = 20, pace: float = 0.0,
-                 give_up: float = 120.0, read_timeout: float = 45.0) -> None:
+    def __init__(
+        self,
+        port: int,
+        messages: list[Sent],
+        *,
+        window: int = 20,
+        pace: float = 0.0,
+        give_up: float = 120.0,
+        read_timeout: float = 45.0,
+    ) -> None:
         super().__init__(name="chaos-mllp-sender", daemon=True)
         self.port, self.messages, self.window, self.pace = port, messages, window, pace
         self.give_up, self.read_timeout = give_up, read_timeout
@@ -43,7 +51,7 @@ class ResendingSender(threading.Thread):
     def run(self) -> None:
         try:
             for i in range(0, len(self.messages), self.window):
-                self._deliver(self.messages[i:i + self.window])
+                self._deliver(self.messages[i : i + self.window])
                 if self.pace:
                     time.sleep(self.pace)
         except Exception as exc:  # noqa: BLE001 - reported, not raised in the thread

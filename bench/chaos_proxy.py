@@ -110,8 +110,10 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._links.update((writer, up_writer))
-        pumps = [asyncio.ensure_future(self._pump(reader, up_writer)),
-                 asyncio.ensure_future(self._pump(up_reader, writer))]
+        pumps = [
+            asyncio.ensure_future(self._pump(reader, up_writer)),
+            asyncio.ensure_future(self._pump(up_reader, writer)),
+        ]
         # one side closed or failed (a killed client resets its socket): close the other side too,
         # as a direct connection would, so the server ends the session and its transaction
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)

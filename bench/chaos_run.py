@@ -33,8 +33,7 @@ class Options:
 
 
 def fast() -> Options:
-    return Options(messages=300, worker_kills=3, adapter_kills=1, db_outage=3.0, broker_outage=0.0,
-                   stable_seconds=0.5)
+    return Options(messages=300, worker_kills=3, adapter_kills=1, db_outage=3.0, broker_outage=0.0, stable_seconds=0.5)
 
 
 def free_port() -> int:
@@ -44,13 +43,25 @@ def free_port() -> int:
 
 
 def mllp_adapter(port: int) -> dict[str, Any]:
-    return {"type": "mllp", "host": "127.0.0.1", "port": port, "source_system": "chaos",
-            "bus_retry_seconds": 5.0, "drain_timeout": 10.0}
+    return {
+        "type": "mllp",
+        "host": "127.0.0.1",
+        "port": port,
+        "source_system": "chaos",
+        "bus_retry_seconds": 5.0,
+        "drain_timeout": 10.0,
+    }
 
 
 def file_adapter(directory: Path, stable: float) -> dict[str, Any]:
-    return {"type": "hl7-file", "directory": str(directory), "pattern": "*.hl7", "poll_interval": 0.2,
-            "stable_seconds": stable, "source_system": "chaos"}
+    return {
+        "type": "hl7-file",
+        "directory": str(directory),
+        "pattern": "*.hl7",
+        "poll_interval": 0.2,
+        "stable_seconds": stable,
+        "source_system": "chaos",
+    }
 
 
 def adapter_available(module: str) -> str | None:
@@ -67,10 +78,19 @@ def adapter_available(module: str) -> str | None:
 def publish(world: World, messages: list[Sent], chunk: int = 500) -> None:
     """Put envelopes straight on the bus (as an adapter would, after its triage)."""
     assert world.bus is not None
-    envs = [Envelope.build(m.raw, adapter="chaos-bus", mapping="hl7v2", content_type="application/hl7-v2",
-                           charset="iso-8859-1", source_system="chaos") for m in messages]
+    envs = [
+        Envelope.build(
+            m.raw,
+            adapter="chaos-bus",
+            mapping="hl7v2",
+            content_type="application/hl7-v2",
+            charset="iso-8859-1",
+            source_system="chaos",
+        )
+        for m in messages
+    ]
     for i in range(0, len(envs), chunk):
-        world.bus.publish(envs[i:i + chunk])
+        world.bus.publish(envs[i : i + chunk])
 
 
 def drop_files(inbox: Path, messages: list[Sent], per_file: int, prefix: str = "f") -> dict[str, Path]:
@@ -78,7 +98,7 @@ def drop_files(inbox: Path, messages: list[Sent], per_file: int, prefix: str = "
     inbox.mkdir(parents=True, exist_ok=True)
     where: dict[str, Path] = {}
     for i in range(0, len(messages), per_file):
-        part = messages[i:i + per_file]
+        part = messages[i : i + per_file]
         target = inbox / f"{prefix}{i // per_file:05d}.hl7"
         tmp = target.with_suffix(".hl7.tmp")
         tmp.write_bytes(file_body(part))
@@ -89,7 +109,7 @@ def drop_files(inbox: Path, messages: list[Sent], per_file: int, prefix: str = "
 
 def drop_files_over(inbox: Path, messages: list[Sent], per_file: int, seconds: float) -> threading.Thread:
     """Drop the files one by one over ``seconds`` (in a thread), so intake spans a fault."""
-    parts = [messages[i:i + per_file] for i in range(0, len(messages), per_file)]
+    parts = [messages[i : i + per_file] for i in range(0, len(messages), per_file)]
 
     def feed() -> None:
         for n, part in enumerate(parts):
@@ -134,8 +154,16 @@ def inbox_empty(inbox: Path) -> Callable[[], bool]:
     return lambda: not any(p for p in inbox.glob("*.hl7"))
 
 
-def finish(world: World, res: Result, msgs: MessageSet, *, snapshots: list[Snapshot] | None = None,
-           truncated: dict[str, Path] | None = None, dirs: tuple[Path, ...] = (), drain: bool = True) -> Result:
+def finish(
+    world: World,
+    res: Result,
+    msgs: MessageSet,
+    *,
+    snapshots: list[Snapshot] | None = None,
+    truncated: dict[str, Path] | None = None,
+    dirs: tuple[Path, ...] = (),
+    drain: bool = True,
+) -> Result:
     """Stop the world's engines, drain the queue with a fresh worker, reconcile, scan for PII."""
     for p in world.procs:
         if p.alive():

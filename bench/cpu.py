@@ -31,13 +31,14 @@ def snapshot() -> Snapshot:
         except OSError:
             continue
         close = stat.rfind(")")
-        fields = stat[close + 2:].split()
-        out[pid] = (stat[stat.find("(") + 1:close], int(fields[1]), (int(fields[11]) + int(fields[12])) / hz)
+        fields = stat[close + 2 :].split()
+        out[pid] = (stat[stat.find("(") + 1 : close], int(fields[1]), (int(fields[11]) + int(fields[12])) / hz)
     return out
 
 
-def spent(before: Snapshot, after: Snapshot, engine_pids: Iterable[int],
-          intake_pid: int | None = None) -> dict[str, float]:
+def spent(
+    before: Snapshot, after: Snapshot, engine_pids: Iterable[int], intake_pid: int | None = None
+) -> dict[str, float]:
     """CPU seconds per group between two snapshots (processes born in between count from zero).
     With ``intake_pid`` (the adapters' process of a split engine) its share of ``engine`` is also
     given as ``intake``."""

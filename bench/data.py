@@ -21,7 +21,9 @@ from typing import Any
 
 from engine.ids import synthetic_fnr
 
-KITH_TEMPLATE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "kith" / "synthetic_svarrapport_v1.4.xml"
+KITH_TEMPLATE = (
+    Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "kith" / "synthetic_svarrapport_v1.4.xml"
+)
 FAMILY = ("Ødegård", "Bjørnstad", "Åsheim", "Særheim", "Kværnes", "Løvås", "Hågensen", "Brænd", "Nilsen", "Dæhlie")
 GIVEN = ("Åse", "Bjørn", "Kjærsti", "Øystein", "Sølvi", "Ørjan", "Håkon", "Mette", "Pål", "Ingrid")
 OBX = (  # code, text, value type, base value, unit, range
@@ -55,14 +57,24 @@ def patients(n: int, seed: int = 42) -> list[Patient]:
         if fnr is None or fnr in seen:
             continue
         seen.add(fnr)
-        out.append(Patient(fnr, f"L{len(out):07d}", rng.choice(FAMILY), rng.choice(GIVEN),
-                           f"{year:04d}{month:02d}{day:02d}", rng.choice("MF")))
+        out.append(
+            Patient(
+                fnr,
+                f"L{len(out):07d}",
+                rng.choice(FAMILY),
+                rng.choice(GIVEN),
+                f"{year:04d}{month:02d}{day:02d}",
+                rng.choice("MF"),
+            )
+        )
     return out
 
 
 def _pid(p: Patient) -> str:
-    return (f"PID|1||{p.fnr}^^^&2.16.578.1.12.4.1.4.1&ISO^NNNOR~{p.local}^^^SYKEHUSET_HF^PI||"
-            f"{p.family}^{p.given}^^^^^L||{p.birth}|{p.sex}|||Storgata {1 + int(p.local[1:]) % 90}^^Tromsø^^9008^NOR^H")
+    return (
+        f"PID|1||{p.fnr}^^^&2.16.578.1.12.4.1.4.1&ISO^NNNOR~{p.local}^^^SYKEHUSET_HF^PI||"
+        f"{p.family}^{p.given}^^^^^L||{p.birth}|{p.sex}|||Storgata {1 + int(p.local[1:]) % 90}^^Tromsø^^9008^NOR^H"
+    )
 
 
 def _msh(app: str, kind: str, control: str, ts: str) -> str:
@@ -76,9 +88,15 @@ def _ts(i: int) -> str:
 def adt_a08(i: int, p: Patient, run: str = "B") -> bytes:
     """One ADT^A08 (patient update) with a visit; unique MSH-10 and visit number per ``i``."""
     ts = _ts(i)
-    segs = [_msh("DIPS", "ADT^A08^ADT_A01", f"{run}A{i:09d}", ts), f"EVN|A08|{ts}", _pid(p),
-            (f"PV1|1|I|MED^{200 + i % 50}^1^SYKEHUSET_HF|A|||||||||||||||V{i:09d}^^^SYKEHUSET_HF^VN"
-             f"|||||||||||||||||||||||||{ts}")]
+    segs = [
+        _msh("DIPS", "ADT^A08^ADT_A01", f"{run}A{i:09d}", ts),
+        f"EVN|A08|{ts}",
+        _pid(p),
+        (
+            f"PV1|1|I|MED^{200 + i % 50}^1^SYKEHUSET_HF|A|||||||||||||||V{i:09d}^^^SYKEHUSET_HF^VN"
+            f"|||||||||||||||||||||||||{ts}"
+        ),
+    ]
     return ("\r".join(segs) + "\r").encode("iso-8859-1")
 
 
@@ -93,8 +111,11 @@ def _obx(n: int, i: int, rng: random.Random) -> str:
 def oru_r01(i: int, p: Patient, run: str = "B", seed: int = 42) -> bytes:
     """One ORU^R01 with 8 OBX (7 numeric + a comment); unique MSH-10 and filler order number."""
     rng, ts = random.Random(seed * 1_000_003 + i), _ts(i)
-    segs = [_msh("LABSYS", "ORU^R01^ORU_R01", f"{run}O{i:09d}", ts), _pid(p),
-            f"OBR|1|REK-{i}^DIPS|LAB-{i:09d}^LABSYS|NPU-PANEL^Blodprøver^L|||{ts}||||||||BLD&Blod&HL70070|||||||{ts}|||F"]
+    segs = [
+        _msh("LABSYS", "ORU^R01^ORU_R01", f"{run}O{i:09d}", ts),
+        _pid(p),
+        f"OBR|1|REK-{i}^DIPS|LAB-{i:09d}^LABSYS|NPU-PANEL^Blodprøver^L|||{ts}||||||||BLD&Blod&HL70070|||||||{ts}|||F",
+    ]
     segs += [_obx(n, i, rng) for n in range(8)]
     return ("\r".join(segs) + "\r").encode("iso-8859-1")
 
@@ -108,8 +129,11 @@ def kith_template() -> str | None:
     return KITH_TEMPLATE.read_text(encoding="utf-8") if KITH_TEMPLATE.exists() else None
 
 
-_KITH_SWAPS = ("5f0c1a2e-0b7d-4c59-9a61-3f1d2b7c8e01", "b7e3c9d4-2f61-4e0a-8c55-6a1d0e9f3b21",
-               "0d9a7c11-52e4-4b8f-a3c6-7e2f91b04d55")
+_KITH_SWAPS = (
+    "5f0c1a2e-0b7d-4c59-9a61-3f1d2b7c8e01",
+    "b7e3c9d4-2f61-4e0a-8c55-6a1d0e9f3b21",
+    "0d9a7c11-52e4-4b8f-a3c6-7e2f91b04d55",
+)
 
 
 def svarrapport(i: int, p: Patient, template: str, seed: int = 42) -> bytes:
@@ -128,11 +152,35 @@ def svarrapport(i: int, p: Patient, template: str, seed: int = 42) -> bytes:
     return text.encode("utf-8")
 
 
-CSV_HEADER = ("vedtak_id", "fødselsnummer", "klient_nr", "etternavn", "fornavn", "tjeneste", "tjeneste_tekst",
-              "vedtaksdato", "fra_dato", "til_dato", "timer_per_uke", "enhet", "status", "saksbehandler",
-              "kommune", "bydel", "adresse", "postnr", "poststed", "merknad")
-_SERVICES = (("HJSP", "Praktisk bistand"), ("HJSY", "Hjemmesykepleie"), ("TRYGG", "Trygghetsalarm"),
-             ("KORT", "Korttidsopphold"), ("MATL", "Matombringing"))
+CSV_HEADER = (
+    "vedtak_id",
+    "fødselsnummer",
+    "klient_nr",
+    "etternavn",
+    "fornavn",
+    "tjeneste",
+    "tjeneste_tekst",
+    "vedtaksdato",
+    "fra_dato",
+    "til_dato",
+    "timer_per_uke",
+    "enhet",
+    "status",
+    "saksbehandler",
+    "kommune",
+    "bydel",
+    "adresse",
+    "postnr",
+    "poststed",
+    "merknad",
+)
+_SERVICES = (
+    ("HJSP", "Praktisk bistand"),
+    ("HJSY", "Hjemmesykepleie"),
+    ("TRYGG", "Trygghetsalarm"),
+    ("KORT", "Korttidsopphold"),
+    ("MATL", "Matombringing"),
+)
 
 
 def csv_rows(n: int, pats: list[Patient], seed: int = 42) -> Iterator[str]:
@@ -141,10 +189,30 @@ def csv_rows(n: int, pats: list[Patient], seed: int = 42) -> Iterator[str]:
     for i in range(n):
         p, (code, text) = pats[i % len(pats)], _SERVICES[i % len(_SERVICES)]
         d, m = 1 + i % 28, 1 + (i // 28) % 12
-        yield ";".join((f"V-{i:08d}", p.fnr, f"K{p.local}", p.family, p.given, code, text,
-                        f"{d:02d}.{m:02d}.2025", f"{d:02d}.{m:02d}.2025", "", f"{rng.randint(1, 40)},5",
-                        "Hjemmetjenesten Sør", "Aktiv", "Saksbehandler Ås", "Tromsø", "Sentrum",
-                        f"Storgata {i % 90}", "9008", "Tromsø", "Ingen merknad"))
+        yield ";".join(
+            (
+                f"V-{i:08d}",
+                p.fnr,
+                f"K{p.local}",
+                p.family,
+                p.given,
+                code,
+                text,
+                f"{d:02d}.{m:02d}.2025",
+                f"{d:02d}.{m:02d}.2025",
+                "",
+                f"{rng.randint(1, 40)},5",
+                "Hjemmetjenesten Sør",
+                "Aktiv",
+                "Saksbehandler Ås",
+                "Tromsø",
+                "Sentrum",
+                f"Storgata {i % 90}",
+                "9008",
+                "Tromsø",
+                "Ingen merknad",
+            )
+        )
 
 
 def write_csv(path: Path, n: int, pats: list[Patient], seed: int = 42) -> int:
@@ -159,12 +227,24 @@ def write_csv(path: Path, n: int, pats: list[Patient], seed: int = 42) -> int:
 def csv_spec() -> dict[str, Any]:
     """The declarative spec for :data:`CSV_HEADER` (care events, code table inline)."""
     return {
-        "kind": "care_event", "source": "bench.vedtak", "key": ["vedtak_id"],
+        "kind": "care_event",
+        "source": "bench.vedtak",
+        "key": ["vedtak_id"],
         "subject": {"national": "fødselsnummer", "local": "klient_nr", "scope": "bench"},
         "event_time": {"column": "vedtaksdato", "formats": ["dd.mm.yyyy"]},
-        "decimal_comma": True, "required": ["tjeneste"],
-        "fields": {"event_code": {"column": "tjeneste", "table": "tjenester"}, "description": "tjeneste_tekst",
-                   "facility": "enhet", "occurred_at": {"column": "fra_dato", "formats": ["dd.mm.yyyy"]}},
-        "tables": {"tjenester": {"system": "2.16.578.1.12.4.1.1.9151", "strict": False,
-                                 "codes": {"HJSP": "1", "HJSY": "6", "TRYGG": "11", "KORT": "17", "MATL": "3"}}},
+        "decimal_comma": True,
+        "required": ["tjeneste"],
+        "fields": {
+            "event_code": {"column": "tjeneste", "table": "tjenester"},
+            "description": "tjeneste_tekst",
+            "facility": "enhet",
+            "occurred_at": {"column": "fra_dato", "formats": ["dd.mm.yyyy"]},
+        },
+        "tables": {
+            "tjenester": {
+                "system": "2.16.578.1.12.4.1.1.9151",
+                "strict": False,
+                "codes": {"HJSP": "1", "HJSY": "6", "TRYGG": "11", "KORT": "17", "MATL": "3"},
+            }
+        },
     }

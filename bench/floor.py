@@ -129,13 +129,28 @@ _DDL = """CREATE TABLE rv (record_key varchar(500), version_hash varchar(32), ki
  subject_key varchar(300) NOT NULL, event_us bigint NOT NULL, status varchar(20) NOT NULL, content text NOT NULL,
  envelope_id varchar(64) NOT NULL, adapter varchar(200) NOT NULL, source_message_id varchar(200),
  PRIMARY KEY (record_key, version_hash))"""
-_COLS = "record_key, version_hash, kind, subject_key, event_us, status, content, envelope_id, adapter, source_message_id"
+_COLS = (
+    "record_key, version_hash, kind, subject_key, event_us, status, content, envelope_id, adapter, source_message_id"
+)
 
 
 def _rows(n: int, content_bytes: int, tag: str) -> list[tuple[Any, ...]]:
     content = '{"x":"' + "v" * max(content_bytes - 8, 1) + '"}'
-    return [(f"lab|{tag}|{i}", f"{i:032x}", "observation", f"FNR|{i % 5000:011d}", 1_700_000_000_000_000 + i,
-             "final", content, f"{i:032x}", "bench", f"M{i}") for i in range(n)]
+    return [
+        (
+            f"lab|{tag}|{i}",
+            f"{i:032x}",
+            "observation",
+            f"FNR|{i % 5000:011d}",
+            1_700_000_000_000_000 + i,
+            "final",
+            content,
+            f"{i:032x}",
+            "bench",
+            f"M{i}",
+        )
+        for i in range(n)
+    ]
 
 
 def db_insert(pg_url: str, n: int, content_bytes: int = 400, per_tx: int = 1000) -> tuple[float, float]:
@@ -148,7 +163,9 @@ def db_insert(pg_url: str, n: int, content_bytes: int = 400, per_tx: int = 1000)
             conn.execute(_DDL.replace("rv", "rv_many", 1))
             conn.execute(_DDL.replace("rv", "rv_copy", 1))
             conn.commit()
-            return _executemany(conn, _rows(n, content_bytes, "m"), per_tx), _copy(conn, _rows(n, content_bytes, "c"), per_tx)
+            return _executemany(conn, _rows(n, content_bytes, "m"), per_tx), _copy(
+                conn, _rows(n, content_bytes, "c"), per_tx
+            )
     finally:
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -159,7 +176,7 @@ def _executemany(conn: psycopg.Connection, rows: list[tuple[Any, ...]], per_tx: 
     t0 = time.perf_counter()
     for i in range(0, len(rows), per_tx):
         with conn.cursor() as cur:
-            cur.executemany(sql, rows[i:i + per_tx])
+            cur.executemany(sql, rows[i : i + per_tx])
         conn.commit()
     return time.perf_counter() - t0
 
@@ -168,7 +185,7 @@ def _copy(conn: psycopg.Connection, rows: list[tuple[Any, ...]], per_tx: int) ->
     t0 = time.perf_counter()
     for i in range(0, len(rows), per_tx):
         with conn.cursor() as cur, cur.copy(f"COPY rv_copy ({_COLS}) FROM STDIN") as cp:
-            for r in rows[i:i + per_tx]:
+            for r in rows[i : i + per_tx]:
                 cp.write_row(r)
         conn.commit()
     return time.perf_counter() - t0

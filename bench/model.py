@@ -40,8 +40,18 @@ def oru_rows(paths: Sequence[PathResult], stages: Sequence[StageResult], floor: 
     ceiling = cores * 1e6 / fixed
     budget = cores * 1e6 / (TARGET * floor) - fixed
     models = {s.name: s.us_per_msg for s in stages}.get(MODELS_ORU)
-    note = (f"CPU µs/msg {cpu:,.0f} = mapping {mapping:,.0f} + the rest {fixed:,.0f}; cores used "
-            f"{cpu * path.rate / 1e6 / cores:.0%}; mapping budget for {TARGET:g} x floor {budget:,.0f} µs/msg"
-            + (f" (the pydantic models alone {models:,.0f})" if models is not None else ""))
-    return [Row("model", f"{PATH} ceiling: the same with mapping free", rate=ceiling, ratio=ceiling / floor,
-                us_per_msg=fixed, note=note)]
+    note = (
+        f"CPU µs/msg {cpu:,.0f} = mapping {mapping:,.0f} + the rest {fixed:,.0f}; cores used "
+        f"{cpu * path.rate / 1e6 / cores:.0%}; mapping budget for {TARGET:g} x floor {budget:,.0f} µs/msg"
+        + (f" (the pydantic models alone {models:,.0f})" if models is not None else "")
+    )
+    return [
+        Row(
+            "model",
+            f"{PATH} ceiling: the same with mapping free",
+            rate=ceiling,
+            ratio=ceiling / floor,
+            us_per_msg=fixed,
+            note=note,
+        )
+    ]

@@ -58,8 +58,11 @@ def mllp_paths(opts: Options, pats: list[data.Patient]) -> list[PathResult]:
     msgs = [data.oru_r01(i, pats[i % len(pats)], run="M") for i in range(n_lat + n_thr)]
     raw = raw_confirm_latency(opts, msgs[0])
     _mllp_run(opts, [(lat, msgs[:n_lat], 1, opts.mllp_rate), (thr, msgs[n_lat:], opts.mllp_connections, None)])
-    _mllp_run(opts, [(split, msgs[:n_lat], 1, opts.mllp_rate),
-                     (thr_split, msgs[n_lat:], opts.mllp_connections, None)], split=True)
+    _mllp_run(
+        opts,
+        [(split, msgs[:n_lat], 1, opts.mllp_rate), (thr_split, msgs[n_lat:], opts.mllp_connections, None)],
+        split=True,
+    )
     _mllp_run(opts, [(commit, msgs[:n_lat], 1, opts.mllp_rate)], split=True, ack_after="commit")
     return [raw, lat, thr, split, thr_split, commit]
 
@@ -98,12 +101,17 @@ Phase = tuple[PathResult, list[bytes], int, float | None]
 
 def _mllp_run(opts: Options, phases: list[Phase], split: bool = False, ack_after: str = "broker") -> None:
     port, work, bus, schema = free_port(), opts.workdir / f"mllp-{tag()}", rabbit_section(tag()), PgSchema()
-    adapter = {"type": "mllp", "mapping": "hl7v2", "host": "127.0.0.1", "port": port, "source_system": "bench",
-               "ack_after": ack_after}
+    adapter = {
+        "type": "mllp",
+        "mapping": "hl7v2",
+        "host": "127.0.0.1",
+        "port": port,
+        "source_system": "bench",
+        "ack_after": ack_after,
+    }
     cfg = engine_config(opts, bus, schema.sa_url, {"mllp": adapter})
     if split:  # enjournal run with the workers in their own process (workers.in_intake_process: false)
-        cfg["workers"] = {**cfg.get("workers", {}), "in_intake_process": False,
-                          "processes": max(opts.worker_procs, 1)}
+        cfg["workers"] = {**cfg.get("workers", {}), "in_intake_process": False, "processes": max(opts.worker_procs, 1)}
     engines = [EngineProcess(work, cfg, "all")]
     try:
         for e in engines:
@@ -130,8 +138,16 @@ def _mllp_run(opts: Options, phases: list[Phase], split: bool = False, ack_after
         cleanup(schema, bus)
 
 
-def _mllp_phase(opts: Options, res: PathResult, part: list[bytes], port: int, conns: int, rate: float | None,
-                schema: PgSchema, done: int) -> None:
+def _mllp_phase(
+    opts: Options,
+    res: PathResult,
+    part: list[bytes],
+    port: int,
+    conns: int,
+    rate: float | None,
+    schema: PgSchema,
+    done: int,
+) -> None:
     from adapters.mllp.client import send_load
 
     t0 = time.perf_counter()

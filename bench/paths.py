@@ -75,9 +75,13 @@ def missing(module: str) -> str | None:
 
 
 def engine_config(opts: Options, bus: dict[str, Any], store_url: str, adapters: dict[str, Any]) -> dict[str, Any]:
-    return {"bus": bus, "store": {"url": store_url, "pool_size": max(4, opts.workers + 2)},
-            "workers": {"count": opts.workers, "batch_size": opts.batch_size, "batch_wait_ms": 20, "prefetch": 1000},
-            "log": {"level": opts.log_level, "format": "json"}, "adapters": adapters}
+    return {
+        "bus": bus,
+        "store": {"url": store_url, "pool_size": max(4, opts.workers + 2)},
+        "workers": {"count": opts.workers, "batch_size": opts.batch_size, "batch_wait_ms": 20, "prefetch": 1000},
+        "log": {"level": opts.log_level, "format": "json"},
+        "adapters": adapters,
+    }
 
 
 def per_message_us(stats: dict[str, Any], messages: int) -> dict[str, float]:
@@ -107,8 +111,9 @@ def _engines(work: Path, cfg: dict[str, Any], opts: Options, split: bool) -> lis
     """One process like ``enjournal run``; or, with ``worker_procs``, an intake process + N worker processes."""
     if not split or opts.worker_procs <= 0:
         return [EngineProcess(work, cfg)]
-    return [EngineProcess(work, cfg, "adapters")] + [EngineProcess(work / f"w{i}", cfg, "workers")
-                                                     for i in range(opts.worker_procs)]
+    return [EngineProcess(work, cfg, "adapters")] + [
+        EngineProcess(work / f"w{i}", cfg, "workers") for i in range(opts.worker_procs)
+    ]
 
 
 def _stage_files(stage: Path, files: list[tuple[str, bytes]]) -> None:
@@ -125,8 +130,15 @@ def _offer(stage: Path, inbox: Path, names: list[str]) -> float:
     return t0
 
 
-def file_path(name: str, opts: Options, adapter: dict[str, Any], files: list[tuple[str, bytes]], envelopes: int,
-              messages: int, embedded: bool = False) -> PathResult:
+def file_path(
+    name: str,
+    opts: Options,
+    adapter: dict[str, Any],
+    files: list[tuple[str, bytes]],
+    envelopes: int,
+    messages: int,
+    embedded: bool = False,
+) -> PathResult:
     """Drop ``files`` into a watched directory; wait until ``envelopes`` are in the store."""
     work = opts.workdir / f"{name}-{tag()}"
     _stage_files(work / "stage", files)
@@ -147,8 +159,9 @@ def file_path(name: str, opts: Options, adapter: dict[str, Any], files: list[tup
         cpu0 = cpu.snapshot()
         t0 = _offer(work / "stage", work / "in", [n for n, _ in files])
         t1 = wait_for(count, envelopes, opts.timeout)
-        used = cpu.spent(cpu0, cpu.snapshot(), [e.proc.pid for e in engines],
-                         engines[0].proc.pid if len(engines) > 1 else None)
+        used = cpu.spent(
+            cpu0, cpu.snapshot(), [e.proc.pid for e in engines], engines[0].proc.pid if len(engines) > 1 else None
+        )
         res = PathResult(name, messages)
         if t1 is None:
             t1, done = time.perf_counter(), count()
@@ -175,8 +188,10 @@ def cleanup(schema: PgSchema | None, bus: dict[str, Any] | None) -> None:
 def hl7_files(kind: str, n: int, opts: Options, pats: list[data.Patient]) -> list[tuple[str, bytes]]:
     make: Callable[..., bytes] = data.adt_a08 if kind == "adt" else data.oru_r01
     msgs = [make(i, pats[i % len(pats)]) for i in range(n)]
-    return [(f"{kind}_{k:05d}.hl7", data.hl7_file(msgs[i:i + opts.per_file]))
-            for k, i in enumerate(range(0, n, opts.per_file))]
+    return [
+        (f"{kind}_{k:05d}.hl7", data.hl7_file(msgs[i : i + opts.per_file]))
+        for k, i in enumerate(range(0, n, opts.per_file))
+    ]
 
 
 def hl7_path(kind: str, opts: Options, pats: list[data.Patient], embedded: bool = False) -> PathResult:
@@ -193,11 +208,17 @@ def kith_path(opts: Options, pats: list[data.Patient]) -> PathResult:
     template = data.kith_template()
     if note := missing("adapters.kith_file") or (None if template else "n/a (no Svarrapport template)"):
         return PathResult("kith-file-svarrapport", n, note=note)
-    files = [(f"svar_{i:06d}.xml", data.svarrapport(i, pats[i % len(pats)], template or "", opts.seed))
-             for i in range(n)]
+    files = [
+        (f"svar_{i:06d}.xml", data.svarrapport(i, pats[i % len(pats)], template or "", opts.seed)) for i in range(n)
+    ]
     outbox = opts.workdir / f"kith-outbox-{tag()}"
-    adapter = {"type": "kith-file", "mapping": "kith", "pattern": "*.xml", "outbox": str(outbox),
-               "sender_her_id": "8800010"}
+    adapter = {
+        "type": "kith-file",
+        "mapping": "kith",
+        "pattern": "*.xml",
+        "outbox": str(outbox),
+        "sender_her_id": "8800010",
+    }
     fs = disk.probe(opts.workdir / f"disk-probe-{tag()}")  # one AppRec file is created per message
     res = file_path("kith-file-svarrapport", opts, adapter, files, n, n)
     res.note = "; ".join(x for x in (res.note, fs.note()) if x)
@@ -212,8 +233,16 @@ def csv_path(opts: Options, pats: list[data.Patient]) -> PathResult:
     stage.mkdir(parents=True, exist_ok=True)
     data.write_csv(stage / "bench_vedtak.csv", n, pats, opts.seed)
     raw = (stage / "bench_vedtak.csv").read_bytes()
-    adapter = {"type": "csv", "mapping": "csv", "pattern": "*.csv", "encoding": "utf-8", "delimiter": ";",
-               "source_system": "bench", "batch_rows": 500, "spec": data.csv_spec()}
+    adapter = {
+        "type": "csv",
+        "mapping": "csv",
+        "pattern": "*.csv",
+        "encoding": "utf-8",
+        "delimiter": ";",
+        "source_system": "bench",
+        "batch_rows": 500,
+        "spec": data.csv_spec(),
+    }
     chunks = math.ceil(n / 500)
     res = file_path("csv", opts, adapter, [("bench_vedtak.csv", raw)], chunks, n)
     (stage / "bench_vedtak.csv").unlink()

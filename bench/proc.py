@@ -39,8 +39,15 @@ def tag() -> str:
 
 
 def rabbit_section(t: str, **extra: Any) -> dict[str, Any]:
-    return {"kind": "rabbitmq", "url": AMQP_URL, "exchange": f"bench.{t}.inbound", "queue": f"bench.{t}.work",
-            "dead_letter_exchange": f"bench.{t}.dlx", "dead_letter_queue": f"bench.{t}.dead", **extra}
+    return {
+        "kind": "rabbitmq",
+        "url": AMQP_URL,
+        "exchange": f"bench.{t}.inbound",
+        "queue": f"bench.{t}.work",
+        "dead_letter_exchange": f"bench.{t}.dlx",
+        "dead_letter_queue": f"bench.{t}.dead",
+        **extra,
+    }
 
 
 def delete_topology(section: dict[str, Any]) -> None:
@@ -85,8 +92,9 @@ class PgSchema:
         self.name = f"bench_{tag()}"
         with psycopg.connect(PG_URL, autocommit=True) as c:
             c.execute(f"CREATE SCHEMA {self.name}")
-        self.sa_url = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1) + \
-            f"?options=-csearch_path%3D{self.name}"
+        self.sa_url = (
+            PG_URL.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{self.name}"
+        )
         self._conn: psycopg.Connection | None = None
 
     def count(self, table: str = "raw_archive") -> int:
@@ -114,8 +122,9 @@ def sqlite_count(path: Path, table: str = "raw_archive") -> int:
             return 0
 
 
-def wait_for(count: Callable[[], int], expected: int, timeout: float, interval: float = 0.05,
-             longest: float = 0.5) -> float | None:
+def wait_for(
+    count: Callable[[], int], expected: int, timeout: float, interval: float = 0.05, longest: float = 0.5
+) -> float | None:
     """perf_counter() when ``count() >= expected``; None on timeout.
 
     The count is a query on the machine being measured, so it is asked for rarely while the end is far
@@ -144,8 +153,13 @@ class EngineProcess:
         self.log = workdir / f"engine-{mode}.log"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bench.runner", str(self.config_path),
-                                          str(self.stats_path), mode], cwd=str(REPO), env=env, stdout=out, stderr=out)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.runner", str(self.config_path), str(self.stats_path), mode],
+                cwd=str(REPO),
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         end = time.monotonic() + timeout

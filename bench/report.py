@@ -67,8 +67,19 @@ def _judge(row: Row, ok: bool | None, target: str) -> None:
 
 def path_row(p: PathResult, floor: float) -> Row:
     rate = p.rate
-    row = Row("path", p.name, p.messages, p.seconds, rate, rate / floor if rate and floor else None, p.p50_ms,
-              p.p99_ms, p.rss_mb, stages_us=p.stages_us, note=p.note)
+    row = Row(
+        "path",
+        p.name,
+        p.messages,
+        p.seconds,
+        rate,
+        rate / floor if rate and floor else None,
+        p.p50_ms,
+        p.p99_ms,
+        p.rss_mb,
+        stages_us=p.stages_us,
+        note=p.note,
+    )
     _apply_target(row, p)
     return row
 
@@ -107,10 +118,21 @@ def _stages_text(d: dict[str, float]) -> str:
 
 def render(rows: list[Row], title: str, console: Console | None = None) -> None:
     t = Table(title=title, show_lines=False)
-    for col, just in (("section", "left"), ("name", "left"), ("msgs", "right"), ("seconds", "right"),
-                      ("msg/s", "right"), ("x floor", "right"), ("p50 ms", "right"), ("p99 ms", "right"),
-                      ("peak RSS MB", "right"), ("µs/msg", "right"), ("target", "left"), ("", "left"),
-                      ("worker µs/msg (consume map store ack) / note", "left")):
+    for col, just in (
+        ("section", "left"),
+        ("name", "left"),
+        ("msgs", "right"),
+        ("seconds", "right"),
+        ("msg/s", "right"),
+        ("x floor", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("peak RSS MB", "right"),
+        ("µs/msg", "right"),
+        ("target", "left"),
+        ("", "left"),
+        ("worker µs/msg (consume map store ack) / note", "left"),
+    ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     last = None
     for r in rows:
@@ -119,12 +141,25 @@ def render(rows: list[Row], title: str, console: Console | None = None) -> None:
         last = r.section
         status = {"PASS": "[green]PASS[/green]", "MISS": "[red]MISS[/red]"}.get(r.status, r.status)
         extra = " | ".join(x for x in (_stages_text(r.stages_us), r.note) if x)
-        t.add_row(r.section, r.name, _f(r.messages), _f(r.seconds, "{:.2f}"), _f(r.rate), _f(r.ratio, "{:.2f}"),
-                  _f(r.p50_ms, "{:.1f}"), _f(r.p99_ms, "{:.1f}"), _f(r.rss_mb), _f(r.us_per_msg, "{:,.1f}"),
-                  r.target, status, extra)
+        t.add_row(
+            r.section,
+            r.name,
+            _f(r.messages),
+            _f(r.seconds, "{:.2f}"),
+            _f(r.rate),
+            _f(r.ratio, "{:.2f}"),
+            _f(r.p50_ms, "{:.1f}"),
+            _f(r.p99_ms, "{:.1f}"),
+            _f(r.rss_mb),
+            _f(r.us_per_msg, "{:,.1f}"),
+            r.target,
+            status,
+            extra,
+        )
     (console or Console(width=220)).print(t)
 
 
 def write_json(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
-    path.write_text(json.dumps({"meta": meta, "rows": [r.__dict__ for r in rows]}, indent=2, ensure_ascii=False),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"meta": meta, "rows": [r.__dict__ for r in rows]}, indent=2, ensure_ascii=False), encoding="utf-8"
+    )

@@ -52,13 +52,28 @@ def _each(fn: Callable[[Any], None], items: Sequence[Any]) -> None:
 
 
 def _ctx(charset: str | None = None, options: dict[str, Any] | None = None) -> MapContext:
-    return MapContext(envelope_id="bench", adapter="bench", source_system="bench",
-                      received_at=datetime.now(UTC), charset=charset, options=options or {})
+    return MapContext(
+        envelope_id="bench",
+        adapter="bench",
+        source_system="bench",
+        received_at=datetime.now(UTC),
+        charset=charset,
+        options=options or {},
+    )
 
 
 def _envelopes(raws: Sequence[bytes]) -> list[Envelope]:
-    return [Envelope.build(r, adapter="bench", mapping="hl7v2", content_type="application/hl7-v2",
-                           charset="8859/1", source_system="bench") for r in raws]
+    return [
+        Envelope.build(
+            r,
+            adapter="bench",
+            mapping="hl7v2",
+            content_type="application/hl7-v2",
+            charset="8859/1",
+            source_system="bench",
+        )
+        for r in raws
+    ]
 
 
 def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageResult]:
@@ -71,20 +86,27 @@ def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageRe
     adt = [data.adt_a08(i, pats[i % len(pats)]) for i in range(n)]
     envs, ctx, opts = _envelopes(oru), _ctx("8859/1"), Hl7Options()
     bodies = [wire.encode(e) for e in envs]
-    frames = [wire.encode_frame(envs[i:i + 64]) for i in range(0, n, 64)]
+    frames = [wire.encode_frame(envs[i : i + 64]) for i in range(0, n, 64)]
     out = [
         _time("parse hl7 ORU", n, lambda: [parse(r) for r in oru]),
-        _time("triage hl7 ORU (adapter)", n, lambda: [triage(r, adapter="b", options=opts, source_system=None)
-                                                      for r in oru]),
+        _time(
+            "triage hl7 ORU (adapter)",
+            n,
+            lambda: [triage(r, adapter="b", options=opts, source_system=None) for r in oru],
+        ),
         _time("map hl7 ADT^A08", n, lambda: [hl7_map(r, ctx) for r in adt]),
         _time("map hl7 ORU^R01 (8 OBX)", n, lambda: [hl7_map(r, ctx) for r in oru]),
         _models_stage(n, [hl7_map(r, ctx).records for r in oru]),
         _time("encode envelope (wire.encode)", n, lambda: [wire.encode(e) for e in envs]),
         _time("decode envelope (wire.decode)", n, lambda: [wire.decode(wire.ENVELOPE_TYPE, None, b) for b in bodies]),
-        _time("encode frames of 64 (per envelope)", n,
-              lambda: [wire.encode_frame(envs[i:i + 64]) for i in range(0, n, 64)]),
-        _time("decode frames of 64 (per envelope)", n,
-              lambda: [wire.decode_all(wire.FRAME_TYPE, None, f) for f in frames]),
+        _time(
+            "encode frames of 64 (per envelope)",
+            n,
+            lambda: [wire.encode_frame(envs[i : i + 64]) for i in range(0, n, 64)],
+        ),
+        _time(
+            "decode frames of 64 (per envelope)", n, lambda: [wire.decode_all(wire.FRAME_TYPE, None, f) for f in frames]
+        ),
     ]
     return out + _kith_csv_stages(n, pats, seed)
 
@@ -116,7 +138,7 @@ def _kith_csv_stages(n: int, pats: list[data.Patient], seed: int) -> list[StageR
 
     rows = list(data.csv_rows(n, pats, seed))
     head = ";".join(f'"{c}"' for c in data.CSV_HEADER)
-    chunks = [("\n".join([head, *rows[i:i + 500]]) + "\n").encode() for i in range(0, n, 500)]
+    chunks = [("\n".join([head, *rows[i : i + 500]]) + "\n").encode() for i in range(0, n, 500)]
     ctx = _ctx("utf-8", parse_spec(data.csv_spec()).model_dump(mode="json", exclude_none=True))
     out.append(_time("map csv (per row, chunks of 500)", n, lambda: [csv_map(c, ctx) for c in chunks]))
     return out
@@ -131,17 +153,27 @@ def bus_stages(n: int, pats: list[data.Patient], workdir: Path) -> list[StageRes
     bus.declare()
     envs = _envelopes([data.oru_r01(i, pats[i % len(pats)]) for i in range(n)])
     try:
+
         def publish() -> None:
             for i in range(0, n, 500):
-                bus.publish(envs[i:i + 500])
+                bus.publish(envs[i : i + 500])
 
         pub = _time("publish (RabbitBus, batches of 500)", n, publish)
         out = [pub, _time("consume (fetch 500 + multi-ack)", n, lambda: _drain(bus, n))]
         k = min(n, 300)
-        out.append(_time("publish one envelope per call (confirm wait)", k, lambda: _each(bus.publish, [[e] for e in envs[:k]])))
+        out.append(
+            _time(
+                "publish one envelope per call (confirm wait)", k, lambda: _each(bus.publish, [[e] for e in envs[:k]])
+            )
+        )
         _drain(bus, k)
-        out.append(_time("kombu publish, confirm per message (the alternative client)", k,
-                         lambda: _kombu_publish(section, envs[:k])))
+        out.append(
+            _time(
+                "kombu publish, confirm per message (the alternative client)",
+                k,
+                lambda: _kombu_publish(section, envs[:k]),
+            )
+        )
         _drain(bus, k)
         return out + _kith_intake(bus, min(n, 500), pats, workdir)
     finally:
@@ -154,11 +186,17 @@ def _kombu_publish(section: dict[str, Any], envs: list[Envelope]) -> None:
     import kombu
 
     with kombu.Connection("amqp://guest:guest@127.0.0.1:5672//", transport_options={"confirm_publish": True}) as conn:
-        producer = conn.Producer(exchange=kombu.Exchange(section["exchange"], type="direct", passive=True),
-                                 routing_key="envelope")
+        producer = conn.Producer(
+            exchange=kombu.Exchange(section["exchange"], type="direct", passive=True), routing_key="envelope"
+        )
         for e in envs:
-            producer.publish(e.raw, headers={k: v for k, v in e.headers().items() if v is not None},
-                             delivery_mode=2, mandatory=True, retry=False)
+            producer.publish(
+                e.raw,
+                headers={k: v for k, v in e.headers().items() if v is not None},
+                delivery_mode=2,
+                mandatory=True,
+                retry=False,
+            )
 
 
 def _kith_intake(bus: Any, n: int, pats: list[data.Patient], workdir: Path) -> list[StageResult]:
@@ -178,9 +216,12 @@ def _kith_intake(bus: Any, n: int, pats: list[data.Patient], workdir: Path) -> l
     files = [d / "in" / f"s{i:05d}.xml" for i in range(n)]
     for i, f in enumerate(files):
         f.write_bytes(data.svarrapport(i, pats[i % len(pats)], template))
-    batches = [files[i:i + settings.max_batch] for i in range(0, n, settings.max_batch)]
-    res = _time(f"kith adapter intake per file (batches of {settings.max_batch}: publish, AppRec, move)", n,
-                lambda: _each(adapter.handle_batch, batches))
+    batches = [files[i : i + settings.max_batch] for i in range(0, n, settings.max_batch)]
+    res = _time(
+        f"kith adapter intake per file (batches of {settings.max_batch}: publish, AppRec, move)",
+        n,
+        lambda: _each(adapter.handle_batch, batches),
+    )
     shutil.rmtree(d, ignore_errors=True)
     return [res]
 
@@ -211,15 +252,17 @@ def store_stages(n: int, pats: list[data.Patient]) -> list[StageResult]:
 
     def commit(items: list[Outcome]) -> None:
         for i in range(0, len(items), 500):
-            store.commit_batch(items[i:i + 500])
+            store.commit_batch(items[i : i + 500])
 
     try:
         people = data.patients(n, seed=7)
         adt_new, adt_known = outcomes(data.adt_a08, 0, people), outcomes(data.adt_a08, n, people)
         oru_known = outcomes(data.oru_r01, 0, people)
-        return [_time("store ADT, every patient new (identity edge)", n, lambda: commit(adt_new)),
-                _time("store ADT, patients known", n, lambda: commit(adt_known)),
-                _time("store ORU (8 obs/msg), patients known", n, lambda: commit(oru_known))]
+        return [
+            _time("store ADT, every patient new (identity edge)", n, lambda: commit(adt_new)),
+            _time("store ADT, patients known", n, lambda: commit(adt_known)),
+            _time("store ORU (8 obs/msg), patients known", n, lambda: commit(oru_known)),
+        ]
     finally:
         store.close()
         schema.drop()

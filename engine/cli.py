@@ -28,19 +28,30 @@ from engine.errors import ConfigError, EnjournalError, PermanentError
 from engine.redact import safe_reason
 
 #: no locals in a traceback: they may hold a message's bytes
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="enjournal: one journal per citizen.",
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="enjournal: one journal per citizen.",
+    pretty_exceptions_show_locals=False,
+)
 config_app = typer.Typer(no_args_is_help=True, help="Configuration helpers.")
 app.add_typer(config_app, name="config")
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 log = structlog.get_logger("engine.cli")
 
-ConfigOpt = typer.Option(None, "--config", "-c", envvar="ENJOURNAL_CONFIG",
-                         help="YAML config file (default: enjournal.yaml in the current directory)")
+ConfigOpt = typer.Option(
+    None,
+    "--config",
+    "-c",
+    envvar="ENJOURNAL_CONFIG",
+    help="YAML config file (default: enjournal.yaml in the current directory)",
+)
 DEFAULT_CONFIG = Path("enjournal.yaml")
-NO_CONFIG = ("no config: pass -c FILE, set ENJOURNAL_CONFIG, or run where an enjournal.yaml is "
-             "(`enjournal demo` runs the demo without one)")
+NO_CONFIG = (
+    "no config: pass -c FILE, set ENJOURNAL_CONFIG, or run where an enjournal.yaml is "
+    "(`enjournal demo` runs the demo without one)"
+)
 
 
 def _reason(text: str) -> str:
@@ -95,11 +106,14 @@ def _runtime(cfg: Any, declare: bool = True) -> Any:
 
 
 @app.command()
-def run(config: Path = ConfigOpt, until_idle: bool = typer.Option(False, help="exit once the queue is empty"),
-        adapters: Optional[list[str]] = typer.Option(None, "--adapter", help="run only these adapters"),
-        no_workers: bool = typer.Option(False, help="adapters only (an intake process)"),
-        no_adapters: bool = typer.Option(False, help="workers only (a worker process)"),
-        drain_seconds: float = typer.Option(30.0, help="shutdown deadline")) -> None:
+def run(
+    config: Path = ConfigOpt,
+    until_idle: bool = typer.Option(False, help="exit once the queue is empty"),
+    adapters: Optional[list[str]] = typer.Option(None, "--adapter", help="run only these adapters"),
+    no_workers: bool = typer.Option(False, help="adapters only (an intake process)"),
+    no_adapters: bool = typer.Option(False, help="workers only (a worker process)"),
+    drain_seconds: float = typer.Option(30.0, help="shutdown deadline"),
+) -> None:
     """Run adapters and workers until SIGTERM/SIGINT (drains, then exits 0)."""
     from engine.runtime import install_signal_handlers
 
@@ -140,8 +154,11 @@ def _pending_files(rt: Any) -> int:
     for settings in rt.config.adapters.values():
         d = getattr(settings, "directory", None)
         if d is not None and Path(d).is_dir():
-            n += sum(1 for p in Path(d).glob(getattr(settings, "pattern", "*"))
-                     if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".reason", ".tmp")))
+            n += sum(
+                1
+                for p in Path(d).glob(getattr(settings, "pattern", "*"))
+                if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".reason", ".tmp"))
+            )
     return n
 
 
@@ -185,10 +202,13 @@ def sniff_mapping(raw: bytes) -> str:
 
 
 @app.command("map")
-def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
-             mapping: Optional[str] = typer.Option(None, help="mapping name (default: sniffed)"),
-             adapter: Optional[str] = typer.Option(None, help="adapter whose mapping options to use (CSV)"),
-             config: Path = ConfigOpt) -> None:
+def map_file(
+    file: Path,
+    as_json: bool = typer.Option(False, "--json"),
+    mapping: Optional[str] = typer.Option(None, help="mapping name (default: sniffed)"),
+    adapter: Optional[str] = typer.Option(None, help="adapter whose mapping options to use (CSV)"),
+    config: Path = ConfigOpt,
+) -> None:
     """Show what a message would become, writing nothing. Exit 0 mapped, 1 rejected (with the reason code)."""
     from engine.envelope import Envelope
     from engine.worker import Mapper
@@ -214,16 +234,22 @@ def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
     outcome = Mapper(lambda _a: options)(env)
     if outcome.dead:  # the Mapper's reason went through safe_reason already
         if as_json:
-            out.print_json(json.dumps({"status": "rejected", "code": outcome.reason_code,
-                                       "reason": outcome.reason or ""}))
+            out.print_json(
+                json.dumps({"status": "rejected", "code": outcome.reason_code, "reason": outcome.reason or ""})
+            )
         else:
             err.print(f"REJECTED {escape(outcome.reason or '')}", highlight=False)
         raise typer.Exit(1)
     res = outcome.result
     assert res is not None
-    doc = {"status": "mapped", "message_type": res.message_type, "source_message_id": res.source_message_id,
-           "warnings": list(res.warnings), "records": [r.model_dump(mode="json") for r in res.records],
-           "links": [link.model_dump(mode="json") for link in res.links]}
+    doc = {
+        "status": "mapped",
+        "message_type": res.message_type,
+        "source_message_id": res.source_message_id,
+        "warnings": list(res.warnings),
+        "records": [r.model_dump(mode="json") for r in res.records],
+        "links": [link.model_dump(mode="json") for link in res.links],
+    }
     if as_json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -238,8 +264,12 @@ def map_file(file: Path, as_json: bool = typer.Option(False, "--json"),
 
 
 @app.command()
-def journal(identifier: str, config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json"),
-            history: bool = typer.Option(False, help="include superseded versions")) -> None:
+def journal(
+    identifier: str,
+    config: Path = ConfigOpt,
+    as_json: bool = typer.Option(False, "--json"),
+    history: bool = typer.Option(False, help="include superseded versions"),
+) -> None:
     """A citizen's unified journal (by any of their identifiers)."""
     from engine.journal_view import load_journal
 
@@ -266,8 +296,10 @@ def print_journal(view: Any) -> None:
 
     data = view.to_json()
     best = data["best_identifier"]
-    out.print(f"[bold]Citizen[/bold] {best['kind']} {best['value']}  "
-              f"({len(data['identifiers'])} identifiers, {len(data['records'])} records)")
+    out.print(
+        f"[bold]Citizen[/bold] {best['kind']} {best['value']}  "
+        f"({len(data['identifiers'])} identifiers, {len(data['records'])} records)"
+    )
     for i in data["identifiers"]:
         out.print(f"  - {i['kind']:5} {i['system']} {i['value']}", highlight=False)
     if data["conflicts"]:
@@ -286,9 +318,15 @@ def print_journal(view: Any) -> None:
 
 
 @app.command()
-def status(config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json"),
-           counts: bool = typer.Option(False, "--counts", help="also count received envelopes per adapter and "
-                                       "records per kind (scans the journal's largest tables)")) -> None:
+def status(
+    config: Path = ConfigOpt,
+    as_json: bool = typer.Option(False, "--json"),
+    counts: bool = typer.Option(
+        False,
+        "--counts",
+        help="also count received envelopes per adapter and records per kind (scans the journal's largest tables)",
+    ),
+) -> None:
     """Queue depth, open dead letters per adapter, identity conflicts; ``--counts`` adds the heavy counts."""
     from engine.status import broker_figures
 
@@ -315,8 +353,11 @@ def status(config: Path = ConfigOpt, as_json: bool = typer.Option(False, "--json
 
 
 @app.command("dead-letters")
-def dead_letters(config: Path = ConfigOpt, limit: int = typer.Option(50, min=1, help="at most this many (newest first)"),
-                 as_json: bool = typer.Option(False, "--json")) -> None:
+def dead_letters(
+    config: Path = ConfigOpt,
+    limit: int = typer.Option(50, min=1, help="at most this many (newest first)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """List dead letters (envelope id, adapter, reason code, reason)."""
     cfg = _load(config)
     rt = _runtime(cfg, declare=False)

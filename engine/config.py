@@ -64,8 +64,10 @@ def _no_password(url: str) -> str:
         raise ValueError("a password in the URL is not allowed in the file; set it in the environment")
     for key, _value in parse_qsl(parts.query, keep_blank_values=True):
         if key.lower() not in _NOT_SECRET_KEYS and _SECRET_KEY.search(key):
-            raise ValueError(f"a secret in the URL query ({safe_reason(key)[:40]!r}) is not allowed in the file; "
-                             "set the password in the environment")
+            raise ValueError(
+                f"a secret in the URL query ({safe_reason(key)[:40]!r}) is not allowed in the file; "
+                "set the password in the environment"
+            )
     return url
 
 

@@ -62,19 +62,21 @@ class Envelope(BaseModel):
         attributes: dict[str, str] | None = None,
         id: str | None = None,
     ) -> "Envelope":
-        return cls.model_validate({
-            "id": id or new_id(),
-            "adapter": adapter,
-            "mapping": mapping,
-            "content_type": content_type,
-            "source_system": source_system,
-            "received_at": received_at or datetime.now(timezone.utc),
-            "charset": charset,
-            "raw": raw,
-            "sha256": hashlib.sha256(raw).hexdigest(),
-            "dedup_key": dedup_key,
-            "attributes": attributes or {},
-        })
+        return cls.model_validate(
+            {
+                "id": id or new_id(),
+                "adapter": adapter,
+                "mapping": mapping,
+                "content_type": content_type,
+                "source_system": source_system,
+                "received_at": received_at or datetime.now(timezone.utc),
+                "charset": charset,
+                "raw": raw,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "dedup_key": dedup_key,
+                "attributes": attributes or {},
+            }
+        )
 
     def headers(self) -> dict[str, Any]:
         """Everything but the bytes, as flat JSON-friendly values (AMQP headers, queue-table columns)."""
@@ -104,20 +106,22 @@ class Envelope(BaseModel):
         """:meth:`from_headers` for values that are already ``str`` (the work queue's JSON metadata)."""
         # model_validate(dict): the same validation as cls(**kwargs) at a lower cost (per envelope in
         # every worker)
-        return cls.model_validate({
-            "id": h["id"],
-            "adapter": h["adapter"],
-            "mapping": h["mapping"],
-            "source_system": h.get("source_system"),
-            "content_type": h["content_type"],
-            "received_at": datetime.fromisoformat(h["received_at"]),
-            "charset": h.get("charset"),
-            "raw": raw,
-            "sha256": h["sha256"],
-            "trace_id": h.get("trace_id") or new_id(),
-            "dedup_key": h.get("dedup_key"),
-            "attributes": orjson.loads(h.get("attributes") or "{}"),
-        })
+        return cls.model_validate(
+            {
+                "id": h["id"],
+                "adapter": h["adapter"],
+                "mapping": h["mapping"],
+                "source_system": h.get("source_system"),
+                "content_type": h["content_type"],
+                "received_at": datetime.fromisoformat(h["received_at"]),
+                "charset": h.get("charset"),
+                "raw": raw,
+                "sha256": h["sha256"],
+                "trace_id": h.get("trace_id") or new_id(),
+                "dedup_key": h.get("dedup_key"),
+                "attributes": orjson.loads(h.get("attributes") or "{}"),
+            }
+        )
 
     def context(self, options: dict[str, Any] | None = None) -> MapContext:
         return MapContext(
@@ -145,6 +149,10 @@ def decode_or_reject(headers: dict[str, Any], raw: bytes) -> Envelope:
 
 def reject_unreadable(raw: bytes, adapter: Any) -> Envelope:
     """An envelope for bytes whose metadata could not be read: the worker archives and dead-letters it."""
-    return Envelope.build(raw, adapter=adapter if isinstance(adapter, str) and adapter else "unknown",
-                          mapping="none", content_type="application/octet-stream",
-                          attributes={"reject": "BAD_ENVELOPE: unreadable envelope headers"})
+    return Envelope.build(
+        raw,
+        adapter=adapter if isinstance(adapter, str) and adapter else "unknown",
+        mapping="none",
+        content_type="application/octet-stream",
+        attributes={"reject": "BAD_ENVELOPE: unreadable envelope headers"},
+    )

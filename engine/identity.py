@@ -51,8 +51,9 @@ def _edge(link: IdentityLink) -> tuple[str, str]:
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema()))"
 
 
-def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], cache: EdgeCache,
-                bulk: Bulk) -> list[tuple[str, str]]:
+def apply_links(
+    conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], cache: EdgeCache, bulk: Bulk
+) -> list[tuple[str, str]]:
     """Store new edges and merge components for a whole batch; return the edges that were new.
 
     A fixed number of statements per batch: one look-up of the edges, one of the identifiers, bulk
@@ -78,10 +79,13 @@ def apply_links(conn: sa.Connection, links: Iterable[tuple[IdentityLink, str]], 
     comp = _components(conn, list(idents))
     merges, env_of = _merge(todo, comp)
     missing = [k for k in idents if k not in comp]
-    bulk(conn, s.identifiers, [(k, idents[k].system, idents[k].value, idents[k].kind, merges.get(k, k))
-                               for k in missing], known_new=True)
-    bulk(conn, s.identity_edges, [(e[0], e[1], link.reason, env) for e, (link, env) in todo.items()],
-         known_new=True)
+    bulk(
+        conn,
+        s.identifiers,
+        [(k, idents[k].system, idents[k].value, idents[k].kind, merges.get(k, k)) for k in missing],
+        known_new=True,
+    )
+    bulk(conn, s.identity_edges, [(e[0], e[1], link.reason, env) for e, (link, env) in todo.items()], known_new=True)
     if merges:
         stored = set(comp.values())  # labels of stored identifiers; a new one's label is its own key
         _relabel(conn, {gone: keep for gone, keep in merges.items() if gone in stored})
@@ -109,15 +113,20 @@ def _relabel(conn: sa.Connection, merges: dict[str, str]) -> None:
     if not merges:
         return
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("UPDATE identifiers t SET component = m.keep FROM unnest(%s::text[], %s::text[]) "
-                             "AS m(gone, keep) WHERE t.component = m.gone",
-                             (pg_text_array(merges), pg_text_array(merges.values())))
+        conn.exec_driver_sql(
+            "UPDATE identifiers t SET component = m.keep FROM unnest(%s::text[], %s::text[]) "
+            "AS m(gone, keep) WHERE t.component = m.gone",
+            (pg_text_array(merges), pg_text_array(merges.values())),
+        )
         return
-    conn.exec_driver_sql("UPDATE identifiers SET component = ? WHERE component = ?",
-                         [(k, g) for g, k in merges.items()])
+    conn.exec_driver_sql(
+        "UPDATE identifiers SET component = ? WHERE component = ?", [(k, g) for g, k in merges.items()]
+    )
 
 
-def _merge(todo: dict[tuple[str, str], tuple[IdentityLink, str]], comp: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _merge(
+    todo: dict[tuple[str, str], tuple[IdentityLink, str]], comp: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Union-find over component labels; the label kept is the smallest (order-independent)."""
     parent: dict[str, str] = {}
 
@@ -143,8 +152,12 @@ def _record_conflicts(conn: sa.Connection, roots: list[str], env_of: dict[str, s
     system = "t.system = '" + ids.OID_FNR.replace("'", "''") + "'"
     for key, c in select_in(conn, s.identifiers, ("id_key", "component"), ("component",), roots, system):
         fnrs.setdefault(str(c), []).append(str(key))
-    pairs = [(x, y, env_of.get(c, ""))
-             for c, ks in fnrs.items() for j, x in enumerate(sorted(ks)) for y in sorted(ks)[j + 1:]]
+    pairs = [
+        (x, y, env_of.get(c, ""))
+        for c, ks in fnrs.items()
+        for j, x in enumerate(sorted(ks))
+        for y in sorted(ks)[j + 1 :]
+    ]
     bulk(conn, s.identity_conflicts, pairs)
 
 
@@ -189,8 +202,11 @@ def resolve(conn: sa.Connection, query: str) -> Citizen | None:
     idents = tuple(sorted((Identifier(system=r[0], value=r[1], kind=r[2]) for r in rows), key=lambda i: i.key))
     keys = [i.key for i in idents if i.system == ids.OID_FNR]
     c = s.identity_conflicts
-    conflicts = tuple((r[0], r[1]) for r in conn.execute(
-        sa.select(c.c.a_key, c.c.b_key).where(c.c.a_key.in_(keys)))) if len(keys) > 1 else ()
+    conflicts = (
+        tuple((r[0], r[1]) for r in conn.execute(sa.select(c.c.a_key, c.c.b_key).where(c.c.a_key.in_(keys))))
+        if len(keys) > 1
+        else ()
+    )
     return Citizen(str(comp), idents, conflicts)
 
 
@@ -229,13 +245,15 @@ def _subject_keys(conn: sa.Connection, query: str) -> list[str]:
 
     if "|" in query:
         return find(rv.c.subject_key == query)
-    return (find(rv.c.subject_key.in_([f"{system}|{query}" for system in NATIONAL_SYSTEMS]))
-            or find(rv.c.subject_key.endswith("|" + query, autoescape=True)))
+    return find(rv.c.subject_key.in_([f"{system}|{query}" for system in NATIONAL_SYSTEMS])) or find(
+        rv.c.subject_key.endswith("|" + query, autoescape=True)
+    )
 
 
 def _kind_of(system: str) -> str:
     return {ids.OID_FNR: "FNR", ids.OID_DNR: "DNR", ids.OID_FHN: "FHN"}.get(
-        system, "HNR" if system.startswith(ids.OID_HNR_PREFIX) else "LOCAL")
+        system, "HNR" if system.startswith(ids.OID_HNR_PREFIX) else "LOCAL"
+    )
 
 
 def best_of(identifiers: Sequence[Identifier]) -> Identifier:

@@ -125,9 +125,7 @@ class NationalId:
 
     @property
     def system(self) -> str:
-        return {IdKind.FNR: OID_FNR, IdKind.DNR: OID_DNR, IdKind.FHN: OID_FHN}.get(
-            self.kind, OID_HNR_PREFIX
-        )
+        return {IdKind.FNR: OID_FNR, IdKind.DNR: OID_DNR, IdKind.FHN: OID_FHN}.get(self.kind, OID_HNR_PREFIX)
 
     @property
     def synthetic(self) -> bool:
@@ -172,7 +170,8 @@ def log_safe(token: str) -> str:
     look like a national identity number in a log line (and be masked there). Deterministic: digits
     after the tenth of a run become the letters g..p."""
     return _LONG_DIGIT_RUN.sub(
-        lambda m: m.group(0)[:10] + "".join(chr(ord("g") + int(c)) for c in m.group(0)[10:]), token)
+        lambda m: m.group(0)[:10] + "".join(chr(ord("g") + int(c)) for c in m.group(0)[10:]), token
+    )
 
 
 def find_valid_numbers(text: str) -> list[str]:

@@ -67,13 +67,17 @@ def problems(config: Any) -> list[str]:
     out: list[str] = []
     frame = getattr(config.bus, "frame_bytes", None)
     if frame is not None and frame + config.bus.frame_envelopes * ENVELOPE_OVERHEAD > largest:
-        out.append(f"field 'bus.frame_bytes': a frame of {frame} bytes and {config.bus.frame_envelopes} "
-                   f"envelopes does not fit one bus message ({where} = {largest})")
+        out.append(
+            f"field 'bus.frame_bytes': a frame of {frame} bytes and {config.bus.frame_envelopes} "
+            f"envelopes does not fit one bus message ({where} = {largest})"
+        )
     for name, settings in config.adapters.items():
         for field, need in published_limits(settings).items():
             if need > room:
-                out.append(f"adapter {name!r}, field {field!r}: envelopes of up to {need} bytes do not fit one bus "
-                           f"message ({where} = {largest}, less {ENVELOPE_OVERHEAD} for the envelope's metadata)")
+                out.append(
+                    f"adapter {name!r}, field {field!r}: envelopes of up to {need} bytes do not fit one bus "
+                    f"message ({where} = {largest}, less {ENVELOPE_OVERHEAD} for the envelope's metadata)"
+                )
     return out
 
 

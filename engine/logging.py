@@ -34,8 +34,22 @@ from engine import ids
 from engine.redact import DIGIT_GROUPS, file_ref, is_file_ref, safe_reason
 
 #: field names that hold a file name or path (exact), and name endings that do
-FILE_FIELDS = frozenset({"file", "files", "filename", "file_name", "path", "paths", "moved_to", "receipt",
-                         "target", "source", "archived_as", "name_in_archive"})
+FILE_FIELDS = frozenset(
+    {
+        "file",
+        "files",
+        "filename",
+        "file_name",
+        "path",
+        "paths",
+        "moved_to",
+        "receipt",
+        "target",
+        "source",
+        "archived_as",
+        "name_in_archive",
+    }
+)
 _FILE_FIELD_SUFFIX = re.compile(r"_(?:file|files|filename|path|paths|receipt)$")
 _NOT_DIGIT = re.compile(r"\D")
 _HANDLER_MARK = "_enjournal_handler"
@@ -68,7 +82,7 @@ def _mask_groups(match: re.Match[str]) -> str:
     valid; otherwise (an order number, a count) left as it is."""
     text = match.group(0)
     digits = _NOT_DIGIT.sub("", text)
-    if not any(ids.is_mod11_valid(digits[i:i + 11]) for i in range(len(digits) - 10)):
+    if not any(ids.is_mod11_valid(digits[i : i + 11]) for i in range(len(digits) - 10)):
         return text
     return ids.mask(text)
 
@@ -136,7 +150,8 @@ def _stdlib_handler(renderer: Any, stream: Any) -> logging.Handler:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[_foreign_record],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_processors(renderer)],
-        keep_exc_info=False, keep_stack_info=False,
+        keep_exc_info=False,
+        keep_stack_info=False,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
@@ -148,7 +163,8 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     structlog.get_logger("engine.thread").error(
-        "thread.crashed", thread=getattr(args.thread, "name", None), error_type=args.exc_type.__name__)
+        "thread.crashed", thread=getattr(args.thread, "name", None), error_type=args.exc_type.__name__
+    )
 
 
 def _process_excepthook(exc_type: type[BaseException], _exc: BaseException, _tb: Any) -> None:
@@ -168,8 +184,9 @@ def configure(level: str = "info", fmt: str = "console", stream: Any = None) -> 
     """Configure structlog, the stdlib root logger and uncaught thread exceptions, once, in the CLI."""
     lvl = getattr(logging, level.upper(), logging.INFO)
     out = stream or sys.stderr
-    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *_processors(renderer)],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),

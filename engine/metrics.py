@@ -72,23 +72,56 @@ class EngineMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.published = _Labelled(Counter("enjournal_envelopes_published", "Envelopes an adapter received and "
-                                           "published (the broker confirmed them)", ["adapter"], registry=r))
-        self.committed = _Labelled(Counter("enjournal_envelopes_committed", "Envelopes a worker committed to the "
-                                           "journal", ["adapter"], registry=r))
-        self.dead = _Labelled(Counter("enjournal_dead_letters", "Envelopes dead-lettered, by adapter and reason code",
-                                      ["adapter", "code"], registry=r))
-        self.commit_seconds = Histogram("enjournal_batch_commit_seconds", "Duration of a worker's batch commit",
-                                        buckets=_COMMIT_BUCKETS, registry=r)
-        self.restarts = _Labelled(Counter("enjournal_service_restarts", "Restarts of a crashed service or worker "
-                                          "process", ["service"], registry=r))
-        self.mllp_open = _Labelled(Gauge("enjournal_mllp_connections", "Open MLLP connections", ["adapter"],
-                                         registry=r, multiprocess_mode="livesum"))
-        self.mllp_acks = _Labelled(Counter("enjournal_mllp_acks", "ACKs sent by an MLLP listener, by code",
-                                           ["adapter", "code"], registry=r))
-        self.last_received = _Labelled(Gauge("enjournal_last_received_timestamp_seconds", "Unix time an adapter "
-                                             "last published an envelope", ["adapter"], registry=r,
-                                             multiprocess_mode="max"))
+        self.published = _Labelled(
+            Counter(
+                "enjournal_envelopes_published",
+                "Envelopes an adapter received and published (the broker confirmed them)",
+                ["adapter"],
+                registry=r,
+            )
+        )
+        self.committed = _Labelled(
+            Counter(
+                "enjournal_envelopes_committed", "Envelopes a worker committed to the journal", ["adapter"], registry=r
+            )
+        )
+        self.dead = _Labelled(
+            Counter(
+                "enjournal_dead_letters",
+                "Envelopes dead-lettered, by adapter and reason code",
+                ["adapter", "code"],
+                registry=r,
+            )
+        )
+        self.commit_seconds = Histogram(
+            "enjournal_batch_commit_seconds", "Duration of a worker's batch commit", buckets=_COMMIT_BUCKETS, registry=r
+        )
+        self.restarts = _Labelled(
+            Counter(
+                "enjournal_service_restarts", "Restarts of a crashed service or worker process", ["service"], registry=r
+            )
+        )
+        self.mllp_open = _Labelled(
+            Gauge(
+                "enjournal_mllp_connections",
+                "Open MLLP connections",
+                ["adapter"],
+                registry=r,
+                multiprocess_mode="livesum",
+            )
+        )
+        self.mllp_acks = _Labelled(
+            Counter("enjournal_mllp_acks", "ACKs sent by an MLLP listener, by code", ["adapter", "code"], registry=r)
+        )
+        self.last_received = _Labelled(
+            Gauge(
+                "enjournal_last_received_timestamp_seconds",
+                "Unix time an adapter last published an envelope",
+                ["adapter"],
+                registry=r,
+                multiprocess_mode="max",
+            )
+        )
 
 
 class _State:
@@ -154,7 +187,7 @@ def _use(*, fresh: bool = False) -> None:
 def _remove_stale(parent: Path) -> None:
     """Run directories of engine processes that no longer run."""
     for d in parent.glob(f"{DIR_PREFIX}*"):
-        pid = d.name[len(DIR_PREFIX):]
+        pid = d.name[len(DIR_PREFIX) :]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
 
@@ -208,8 +241,11 @@ def mllp_ack(adapter: str, code: str) -> None:
     current().mllp_acks(adapter, code).inc()
 
 
-_TOTALS = {"enjournal_envelopes_published_total": "published", "enjournal_envelopes_committed_total": "committed",
-           "enjournal_dead_letters_total": "dead_letters"}
+_TOTALS = {
+    "enjournal_envelopes_published_total": "published",
+    "enjournal_envelopes_committed_total": "committed",
+    "enjournal_dead_letters_total": "dead_letters",
+}
 
 
 def _own() -> Any:

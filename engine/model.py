@@ -244,7 +244,9 @@ class MapContext(_Frozen):
         )
 
 
-def link_all(identifiers: list[Identifier] | tuple[Identifier, ...], reason: str = "same-message") -> tuple[IdentityLink, ...]:
+def link_all(
+    identifiers: list[Identifier] | tuple[Identifier, ...], reason: str = "same-message"
+) -> tuple[IdentityLink, ...]:
     """Edges that connect every identifier to the first (a star is enough for a component)."""
     uniq = list(dict.fromkeys(identifiers))
     return tuple(IdentityLink(a=uniq[0], b=o, reason=reason) for o in uniq[1:])  # type: ignore[arg-type]
@@ -262,11 +264,19 @@ def national_identifier(value: str, *, declared: str | None = None, hnr_scope: s
     if declared == "FHN" and ids.is_mod11_valid(value):
         return Identifier(system=ids.OID_FHN, value=value, kind="FHN")
     if kind is ids.IdKind.FNR:
-        return Identifier(system=ids.OID_FNR, value=value, kind="FNR",
-                          flags=("DECLARED_" + declared,) if declared and declared not in ("FNR",) else ())
+        return Identifier(
+            system=ids.OID_FNR,
+            value=value,
+            kind="FNR",
+            flags=("DECLARED_" + declared,) if declared and declared not in ("FNR",) else (),
+        )
     if kind is ids.IdKind.DNR:
-        return Identifier(system=ids.OID_DNR, value=value, kind="DNR",
-                          flags=("DECLARED_" + declared,) if declared and declared not in ("DNR",) else ())
+        return Identifier(
+            system=ids.OID_DNR,
+            value=value,
+            kind="DNR",
+            flags=("DECLARED_" + declared,) if declared and declared not in ("DNR",) else (),
+        )
     if kind is ids.IdKind.HNR or declared == "HNR":
         flags = () if kind is ids.IdKind.HNR else ("INVALID_NUMBER",)
         return Identifier(system=ids.OID_HNR_PREFIX + scope, value=value, kind="HNR", flags=flags)

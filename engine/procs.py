@@ -95,8 +95,9 @@ class WorkerProcesses:
         self._supervisor.start()
 
     def _spawn(self, index: int) -> Any:
-        p = self._ctx.Process(target=_worker_main, args=(self._data, index), name=f"enjournal-worker-{index}",
-                              daemon=False)
+        p = self._ctx.Process(
+            target=_worker_main, args=(self._data, index), name=f"enjournal-worker-{index}", daemon=False
+        )
         p.start()
         return p
 
@@ -110,8 +111,9 @@ class WorkerProcesses:
             slot.crashes += 1
             slot.delay = self._backoff.next(slot.delay, now - slot.started)
             slot.state, slot.restart_at = RESTARTING, now + slot.delay
-            log.error("service.crashed", service=_name(index), error_type=exit_kind(slot.proc.exitcode),
-                      crashes=slot.crashes)
+            log.error(
+                "service.crashed", service=_name(index), error_type=exit_kind(slot.proc.exitcode), crashes=slot.crashes
+            )
         elif slot.state == RESTARTING and now >= slot.restart_at and not self._stopping.is_set():
             slot.proc, slot.started, slot.state = self._spawn(index), now, RUNNING
             log.warning("service.restarted", service=_name(index), crashes=slot.crashes, after_s=slot.delay)

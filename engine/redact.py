@@ -36,8 +36,26 @@ os.register_at_fork(after_in_child=_rekey)
 DIGIT_GROUPS = re.compile(r"(?<![\d])\d(?:[ .\-_/]{0,2}\d){10,}(?![\d])")
 _QUOTES = "'\"‘’“”`´"
 #: suffixes a file reference keeps (lower-cased): file types. Any other suffix may be part of a name.
-KEPT_SUFFIXES = frozenset({".xml", ".hl7", ".er7", ".msg", ".csv", ".tsv", ".txt", ".dat", ".edi", ".json",
-                           ".reason", ".tmp", ".temp", ".part", ".partial", ".filepart"})
+KEPT_SUFFIXES = frozenset(
+    {
+        ".xml",
+        ".hl7",
+        ".er7",
+        ".msg",
+        ".csv",
+        ".tsv",
+        ".txt",
+        ".dat",
+        ".edi",
+        ".json",
+        ".reason",
+        ".tmp",
+        ".temp",
+        ".part",
+        ".partial",
+        ".filepart",
+    }
+)
 _FILE_REF = re.compile(r"^file-[0-9a-f]{10}(?:" + "|".join(re.escape(s) for s in sorted(KEPT_SUFFIXES)) + ")?$")
 
 
@@ -66,7 +84,7 @@ def drop_quoted(text: str) -> str:
     marks = [i for i, ch in enumerate(text) if ch in _QUOTES]
     if len(marks) < 2:
         return text
-    return f"{text[:marks[0]]}'…'{text[marks[-1] + 1:]}"
+    return f"{text[: marks[0]]}'…'{text[marks[-1] + 1 :]}"
 
 
 def safe_reason(text: str) -> str:

@@ -82,8 +82,16 @@ class Runtime:
     def build_worker(self, i: int = 0) -> Worker:
         w = self.config.workers
         limit = getattr(self.config.bus, "delivery_limit", 5)
-        return Worker(self.bus, self.store, self.mapper(), batch_size=w.batch_size, batch_wait=w.batch_wait_ms / 1000,
-                      prefetch=w.prefetch, delivery_limit=limit, name=f"worker-{i}")
+        return Worker(
+            self.bus,
+            self.store,
+            self.mapper(),
+            batch_size=w.batch_size,
+            batch_wait=w.batch_wait_ms / 1000,
+            prefetch=w.prefetch,
+            delivery_limit=limit,
+            name=f"worker-{i}",
+        )
 
     def start(self, adapters: list[str] | None = None, with_workers: bool = True, extra_processes: bool = True) -> None:
         """Start workers first (so intake is drained), then adapters, each in its thread, then the ops API."""
@@ -99,8 +107,10 @@ class Runtime:
             self._procs.start()
         here = with_workers and (w.in_intake_process or not extra_processes)
         workers = [self.build_worker(i) for i in range(w.count)] if here else []
-        built = [(name, self.build_adapter(name)) for name in
-                 (adapters if adapters is not None else list(self.config.adapters))]
+        built = [
+            (name, self.build_adapter(name))
+            for name in (adapters if adapters is not None else list(self.config.adapters))
+        ]
         heap.freeze(self._mapping_modules())  # long-lived from here on: keep it out of the GC's scans
         for i, worker in enumerate(workers):
             self.workers.append(worker)

@@ -84,8 +84,9 @@ def reachability(runtime: Any) -> dict[str, str]:
 class Monitor:
     """The cached figures of one running engine, for the ops API."""
 
-    def __init__(self, runtime: Any, *, broker_ttl: float = 5.0, reach_ttl: float = 2.0,
-                 counts_ttl: float = 10.0) -> None:
+    def __init__(
+        self, runtime: Any, *, broker_ttl: float = 5.0, reach_ttl: float = 2.0, counts_ttl: float = 10.0
+    ) -> None:
         self.runtime = runtime
         self.broker = Cached(lambda: broker_figures(runtime.bus), broker_ttl)
         self.reach = Cached(lambda: reachability(runtime), reach_ttl)
@@ -96,16 +97,19 @@ class Monitor:
         services = self.runtime.health()
         reach = self.reach.get()
         down = [*services.down, *sorted(k for k, v in reach.items() if v != "ok")]
-        body: dict[str, Any] = {"status": "ok" if not down else "down", "services": dict(services.services),
-                                **reach}
+        body: dict[str, Any] = {"status": "ok" if not down else "down", "services": dict(services.services), **reach}
         if down:
             body["down"] = down
         return not down, body
 
     def status(self, with_counts: bool = False) -> dict[str, Any]:
         ready, health = self.health()
-        out: dict[str, Any] = {"ready": ready, "health": health, "queue": self.broker.get(),
-                               "since_start": metrics.totals()}
+        out: dict[str, Any] = {
+            "ready": ready,
+            "health": health,
+            "queue": self.broker.get(),
+            "since_start": metrics.totals(),
+        }
         if with_counts:
             out["counts"] = self.counts.get()
         return out
@@ -128,8 +132,9 @@ class _Figures:
                 depth.add_metric([name], queue[name])
         yield depth
         if isinstance(queue.get("consumers"), int):
-            yield GaugeMetricFamily("enjournal_queue_consumers", "Consumers of the work queue (cached)",
-                                    value=queue["consumers"])
+            yield GaugeMetricFamily(
+                "enjournal_queue_consumers", "Consumers of the work queue (cached)", value=queue["consumers"]
+            )
         ready, health = self.monitor.health()
         up = GaugeMetricFamily("enjournal_up", "1 when the component answers (cached)", labels=["component"])
         for name in ("bus", "store"):
@@ -139,5 +144,6 @@ class _Figures:
         for name, state in sorted(health["services"].items()):
             services.add_metric([name], 1.0 if state == "running" else 0.0)
         yield services
-        yield GaugeMetricFamily("enjournal_ready", "1 when every service runs and the bus and store answer",
-                                value=1.0 if ready else 0.0)
+        yield GaugeMetricFamily(
+            "enjournal_ready", "1 when every service runs and the bus and store answer", value=1.0 if ready else 0.0
+        )

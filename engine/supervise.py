@@ -78,8 +78,9 @@ class Supervisor:
         self.backoff = backoff or Backoff()
         self._services: dict[str, _Service] = {}
 
-    def spawn(self, name: str, run: Callable[[threading.Event], Any], stop: threading.Event, *,
-              adapter: bool = False) -> None:
+    def spawn(
+        self, name: str, run: Callable[[threading.Event], Any], stop: threading.Event, *, adapter: bool = False
+    ) -> None:
         svc = _Service(name, adapter)
         svc.thread = threading.Thread(target=self._loop, args=(svc, run, stop), name=name, daemon=True)
         self._services[name] = svc
@@ -96,8 +97,7 @@ class Supervisor:
                 except Exception as exc:  # noqa: BLE001 - a dead service is restarted, and visible meanwhile
                     svc.crashes += 1
                     svc.state = RESTARTING
-                    log.error("service.crashed", service=svc.name, error_type=type(exc).__name__,
-                              crashes=svc.crashes)
+                    log.error("service.crashed", service=svc.name, error_type=type(exc).__name__, crashes=svc.crashes)
                     delay = self.backoff.next(delay, time.monotonic() - started)
                     if stop.wait(delay):
                         break

@@ -48,7 +48,8 @@ class WorkerStats:
     requeued: int = 0
     #: wall seconds per stage, and ``map_cpu``: the CPU seconds of the map stage (this thread's)
     stage_seconds: dict[str, float] = field(
-        default_factory=lambda: {"consume": 0.0, "map": 0.0, "store": 0.0, "ack": 0.0, "map_cpu": 0.0})
+        default_factory=lambda: {"consume": 0.0, "map": 0.0, "store": 0.0, "ack": 0.0, "map_cpu": 0.0}
+    )
 
 
 class Mapper:
@@ -76,16 +77,27 @@ class Mapper:
         except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed
             name = type(exc).__name__
             log.error("mapping.crashed", envelope_id=env.id, error_type=name, adapter=env.adapter)
-            return Outcome(env, reason_code="MAPPING_CRASH",
-                           reason=safe_reason(f"MAPPING_CRASH: {name} in mapping {env.mapping}"))
+            return Outcome(
+                env, reason_code="MAPPING_CRASH", reason=safe_reason(f"MAPPING_CRASH: {name} in mapping {env.mapping}")
+            )
 
 
 class Worker:
     """One consume -> map -> commit -> ack loop (run one per thread)."""
 
-    def __init__(self, bus: Bus, store: Store, mapper: Mapper, *, batch_size: int = 500,
-                 batch_wait: float = 0.05, prefetch: int = 1000, delivery_limit: int = 5,
-                 name: str = "worker-0", store_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        store: Store,
+        mapper: Mapper,
+        *,
+        batch_size: int = 500,
+        batch_wait: float = 0.05,
+        prefetch: int = 1000,
+        delivery_limit: int = 5,
+        name: str = "worker-0",
+        store_attempts: int = 5,
+    ) -> None:
         self.bus, self.store, self.mapper = bus, store, mapper
         self.batch_size, self.batch_wait, self.prefetch = batch_size, batch_wait, prefetch
         self.delivery_limit = delivery_limit
@@ -154,13 +166,20 @@ class Worker:
     def _outcome(self, d: Delivery) -> Outcome:
         env = text.storable_envelope(d.envelope)
         if d.delivery_count >= self.delivery_limit:
-            return Outcome(env, reason_code="POISON_MESSAGE",
-                           reason=f"POISON_MESSAGE: delivered {d.delivery_count} times without a commit")
+            return Outcome(
+                env,
+                reason_code="POISON_MESSAGE",
+                reason=f"POISON_MESSAGE: delivered {d.delivery_count} times without a commit",
+            )
         return self.mapper(env)
 
     def _commit(self, outcomes: Sequence[Outcome]) -> BatchStats:
-        retry = Retrying(retry=retry_if_exception_type(StoreUnavailable), stop=stop_after_attempt(self._store_attempts),
-                         wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+        retry = Retrying(
+            retry=retry_if_exception_type(StoreUnavailable),
+            stop=stop_after_attempt(self._store_attempts),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            reraise=True,
+        )
         for attempt in retry:
             with attempt:
                 return self.store.commit_batch(outcomes)
@@ -170,8 +189,9 @@ class Worker:
         if not dead:
             return
         for o in dead:
-            log.warning("envelope.dead_lettered", envelope_id=o.envelope.id, adapter=o.envelope.adapter,
-                        code=o.reason_code)
+            log.warning(
+                "envelope.dead_lettered", envelope_id=o.envelope.id, adapter=o.envelope.adapter, code=o.reason_code
+            )
             metrics.dead_lettered(o.envelope.adapter, o.reason_code)
         try:
             self.bus.dead_letter([(o.envelope, o.reason or o.reason_code or "") for o in dead])
@@ -184,8 +204,14 @@ class Worker:
         self.stats.envelopes += stats.envelopes
         self.stats.dead += stats.dead_letters
         self.stats.versions_new += stats.versions_new
-        log.debug("batch.committed", worker=self.name, envelopes=stats.envelopes, new=stats.versions_new,
-                  unchanged=stats.versions_unchanged, dead=stats.dead_letters)
+        log.debug(
+            "batch.committed",
+            worker=self.name,
+            envelopes=stats.envelopes,
+            new=stats.versions_new,
+            unchanged=stats.versions_unchanged,
+            dead=stats.dead_letters,
+        )
 
 
 def _mapped(outcomes: Sequence[Outcome], stats: BatchStats) -> Counter[str]:

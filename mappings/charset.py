@@ -46,8 +46,7 @@ def _names(*codecs_: str) -> frozenset[str]:
 
 
 #: one byte per character: a text's length is its length in bytes
-SINGLE_BYTE = _names("ascii", *(f"iso-8859-{i}" for i in range(1, 17) if i != 12),
-                     *(f"cp125{i}" for i in range(9)))
+SINGLE_BYTE = _names("ascii", *(f"iso-8859-{i}" for i in range(1, 17) if i != 12), *(f"cp125{i}" for i in range(9)))
 #: ASCII and single-byte Latin: valid UTF-8 with multi-byte sequences declared as one of these is UTF-8
 LATIN = _names("ascii", "iso-8859-1", "iso-8859-15", "cp1252")
 #: ASCII and ISO-8859-x: a byte 0x80-0x9F is a C1 control there, never a letter
@@ -55,10 +54,19 @@ ISO = frozenset(name for name in SINGLE_BYTE if name == "ascii" or name.startswi
 #: every ASCII byte is the same character (the rule keeps the declared codec for ASCII bytes)
 ASCII_SUPERSETS = SINGLE_BYTE | _names("utf-8")
 #: the Windows code page that extends an ISO charset with letters in 0x80-0x9F (others: Windows-1252)
-WINDOWS = {canonical(iso): cp for iso, cp in (("iso-8859-2", "cp1250"), ("iso-8859-5", "cp1251"),
-                                             ("iso-8859-7", "cp1253"), ("iso-8859-9", "cp1254"),
-                                             ("iso-8859-8", "cp1255"), ("iso-8859-6", "cp1256"),
-                                             ("iso-8859-4", "cp1257"), ("iso-8859-13", "cp1257"))}
+WINDOWS = {
+    canonical(iso): cp
+    for iso, cp in (
+        ("iso-8859-2", "cp1250"),
+        ("iso-8859-5", "cp1251"),
+        ("iso-8859-7", "cp1253"),
+        ("iso-8859-9", "cp1254"),
+        ("iso-8859-8", "cp1255"),
+        ("iso-8859-6", "cp1256"),
+        ("iso-8859-4", "cp1257"),
+        ("iso-8859-13", "cp1257"),
+    )
+}
 
 _C1_BYTES = bytes(range(0x80, 0xA0))
 #: bytes 0x80-0xBF: UTF-8 continuation bytes, ISO's C1 controls and Windows-1252's undefined bytes
@@ -152,5 +160,17 @@ def repair_flag(raw: bytes, declared: str) -> str | None:
     return None if fits(raw, declared) else decode_checked(raw, declared).flag()
 
 
-__all__ = ["ASCII_SUPERSETS", "BOM8", "ISO", "LATIN", "SINGLE_BYTE", "WINDOWS", "Decoded", "canonical",
-           "decode_checked", "fits", "has_c1", "repair_flag"]
+__all__ = [
+    "ASCII_SUPERSETS",
+    "BOM8",
+    "ISO",
+    "LATIN",
+    "SINGLE_BYTE",
+    "WINDOWS",
+    "Decoded",
+    "canonical",
+    "decode_checked",
+    "fits",
+    "has_c1",
+    "repair_flag",
+]

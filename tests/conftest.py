@@ -126,8 +126,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _LOG_VIOLATIONS:
         import sys
 
-        sys.stderr.write(f"\nPERSONAL DATA IN LOGS: {len(_LOG_VIOLATIONS)} event(s) carried a valid national "
-                         f"identity number: {sorted(set(_LOG_VIOLATIONS))}\n")
+        sys.stderr.write(
+            f"\nPERSONAL DATA IN LOGS: {len(_LOG_VIOLATIONS)} event(s) carried a valid national "
+            f"identity number: {sorted(set(_LOG_VIOLATIONS))}\n"
+        )
         session.exitstatus = 1
 
 

@@ -25,10 +25,22 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     prov = ctx.provenance(f"msg-{n}")
     return MappingResult(
         records=(
-            Person(key=f"person:{subject.key}", subject=subject, event_time=T0, provenance=prov,
-                   identifiers=(subject, loc), family_name="Testesen"),
-            Observation(key=f"test|{n}", subject=loc, event_time=t, provenance=prov,
-                        code=Coding(code="NPU02593"), value_num=float(value)),
+            Person(
+                key=f"person:{subject.key}",
+                subject=subject,
+                event_time=T0,
+                provenance=prov,
+                identifiers=(subject, loc),
+                family_name="Testesen",
+            ),
+            Observation(
+                key=f"test|{n}",
+                subject=loc,
+                event_time=t,
+                provenance=prov,
+                code=Coding(code="NPU02593"),
+                value_num=float(value),
+            ),
         ),
         links=(IdentityLink(a=loc, b=subject),),
         message_type="TEST",

@@ -43,17 +43,43 @@ def prov(env_id: str = "e1") -> Provenance:
     return Provenance(adapter="test", envelope_id=env_id, source_message_id="m-" + env_id)
 
 
-def observation(key: str, subject: Identifier, value: float, minutes: int = 0,
-                status: RecordStatus = RecordStatus.FINAL, env_id: str = "e1") -> Observation:
-    return Observation(key=key, subject=subject, event_time=T0 + timedelta(minutes=minutes), status=status,
-                       provenance=prov(env_id), code=Coding(system="2.16.578.1.12.4.1.1.7280", code="NPU02593"),
-                       value_type="NM", value_num=value, unit="10*9/L")
+def observation(
+    key: str,
+    subject: Identifier,
+    value: float,
+    minutes: int = 0,
+    status: RecordStatus = RecordStatus.FINAL,
+    env_id: str = "e1",
+) -> Observation:
+    return Observation(
+        key=key,
+        subject=subject,
+        event_time=T0 + timedelta(minutes=minutes),
+        status=status,
+        provenance=prov(env_id),
+        code=Coding(system="2.16.578.1.12.4.1.1.7280", code="NPU02593"),
+        value_type="NM",
+        value_num=value,
+        unit="10*9/L",
+    )
 
 
-def person(subject: Identifier, family: str = "Testesen", minutes: int = 0, env_id: str = "e1",
-           others: tuple[Identifier, ...] = ()) -> Person:
-    return Person(key=f"person:{subject.key}", subject=subject, event_time=T0 + timedelta(minutes=minutes),
-                  provenance=prov(env_id), identifiers=(subject, *others), family_name=family, given_name="Kari")
+def person(
+    subject: Identifier,
+    family: str = "Testesen",
+    minutes: int = 0,
+    env_id: str = "e1",
+    others: tuple[Identifier, ...] = (),
+) -> Person:
+    return Person(
+        key=f"person:{subject.key}",
+        subject=subject,
+        event_time=T0 + timedelta(minutes=minutes),
+        provenance=prov(env_id),
+        identifiers=(subject, *others),
+        family_name=family,
+        given_name="Kari",
+    )
 
 
 def envelope(env_id: str, raw: bytes = b"x", adapter: str = "test", dedup: str | None = None) -> Envelope:
@@ -83,5 +109,6 @@ def unreachable_rabbit_bus(amqp_names: dict[str, str], connect_timeout: float) -
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    return RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names),
-                     connect_timeout=connect_timeout)
+    return RabbitBus(
+        RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names), connect_timeout=connect_timeout
+    )

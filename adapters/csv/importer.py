@@ -86,9 +86,16 @@ def envelope_id(adapter: str, sha256: str, part: str) -> str:
     return log_safe(hashlib.sha256(f"{adapter}|{sha256}|{part}".encode()).hexdigest()[:32])
 
 
-def import_file(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,
-                progress: Progress | None = None, stop: threading.Event | None = None,
-                opened: InboxFile | None = None, still_arriving: Arriving | None = None) -> ImportSummary:
+def import_file(
+    name: str,
+    settings: Settings,
+    runtime: AdapterRuntime,
+    path: Path | str,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    opened: InboxFile | None = None,
+    still_arriving: Arriving | None = None,
+) -> ImportSummary:
     """Import ``path`` for adapter ``name``; resume at its checkpoint; archive it when complete.
 
     A file inside the adapter's directory is read only if it is a regular file (opened without following
@@ -122,8 +129,16 @@ def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
         raise PermanentError(f"a {exc} in the inbox is never read", code=NotARegularFile.code) from None
 
 
-def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, f: InboxFile | None,
-            progress: Progress | None, stop: threading.Event | None, still_arriving: Arriving | None) -> ImportSummary:
+def _import(
+    name: str,
+    settings: Settings,
+    runtime: AdapterRuntime,
+    path: Path,
+    f: InboxFile | None,
+    progress: Progress | None,
+    stop: threading.Event | None,
+    still_arriving: Arriving | None,
+) -> ImportSummary:
     """:func:`import_file` once the file is open (``f``: the inbox file, None for a file elsewhere)."""
     t0, owned = time.monotonic(), f is not None
     source: Source = f.reopen if f is not None else path  # an inbox file: through its descriptor, never its name
@@ -143,13 +158,22 @@ def _import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path, 
     summary.seconds = round(time.monotonic() - t0, 3)
     if summary.complete:
         _finish(path, settings, f, summary, name)
-    log.info("csv.imported", adapter=name, file=file_ref(path.name), rows=summary.rows, accepted=summary.accepted,
-             rejected=summary.rejected, chunks=summary.chunks, complete=summary.complete)
+    log.info(
+        "csv.imported",
+        adapter=name,
+        file=file_ref(path.name),
+        rows=summary.rows,
+        accepted=summary.accepted,
+        rejected=summary.rejected,
+        chunks=summary.chunks,
+        complete=summary.complete,
+    )
     return summary
 
 
-def rich_import(name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str,
-                console: Any = None) -> ImportSummary:
+def rich_import(
+    name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str, console: Any = None
+) -> ImportSummary:
     """:func:`import_file` under a rich progress bar (rows, rows/s, ETA), then a printed summary."""
     from adapters.csv.progress import run_with_progress
 
@@ -167,13 +191,22 @@ def _scan(source: Source, settings: Settings, owned: bool) -> FileFacts:
         raise ParseError(f"file cannot be read ({exc.strerror})", code="FILE_UNREADABLE") from None
 
 
-def _unchanged(path: Path, sha: str, done: Checkpoint | None, settings: Settings, f: InboxFile | None,
-               t0: float) -> ImportSummary:
+def _unchanged(
+    path: Path, sha: str, done: Checkpoint | None, settings: Settings, f: InboxFile | None, t0: float
+) -> ImportSummary:
     d = done or Checkpoint()
     if f is not None and not f.changed():
         move_to_archive(path, settings)
-    return ImportSummary(file=path.name, sha256=sha, rows=d.next_row, accepted=d.accepted, rejected=d.rejected,
-                         unchanged=True, chunks=0, seconds=round(time.monotonic() - t0, 3))
+    return ImportSummary(
+        file=path.name,
+        sha256=sha,
+        rows=d.next_row,
+        accepted=d.accepted,
+        rejected=d.rejected,
+        unchanged=True,
+        chunks=0,
+        seconds=round(time.monotonic() - t0, 3),
+    )
 
 
 def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: ImportSummary, name: str) -> None:
@@ -188,8 +221,11 @@ def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: Import
     target = move_to_archive(path, settings)
     if report.exists():
         move_entry(report, target.with_name(target.name + REJECTS_SUFFIX))  # archive/ may be on another filesystem
-        write_reason(target, f"REJECTED_ROWS: {summary.rejected} of {summary.rows} rows rejected, "
-                             f"see the {REJECTS_SUFFIX} report beside this file")
+        write_reason(
+            target,
+            f"REJECTED_ROWS: {summary.rejected} of {summary.rows} rows rejected, "
+            f"see the {REJECTS_SUFFIX} report beside this file",
+        )
 
 
 class _Report:
@@ -237,8 +273,17 @@ class _Report:
 class _Job:
     """State of one import run."""
 
-    def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime, path: Path, facts: FileFacts,
-                 store: CheckpointStore, progress: Progress | None, source: Source) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        runtime: AdapterRuntime,
+        path: Path,
+        facts: FileFacts,
+        store: CheckpointStore,
+        progress: Progress | None,
+        source: Source,
+    ) -> None:
         self.name, self.s, self.bus, self.path, self.source = name, settings, runtime.bus, path, source
         self.sha, self.size, self.encoding = facts.sha256, facts.size, facts.encoding
         self.store, self.progress = store, progress
@@ -265,15 +310,24 @@ class _Job:
             self._drain_quietly()
             self.pool.shutdown(wait=True)
         c = self.counts
-        return ImportSummary(file=self.path.name, sha256=self.sha, rows=c.next_row, accepted=c.accepted,
-                             rejected=c.rejected, chunks=c.chunks - self.cp.chunks, complete=complete)
+        return ImportSummary(
+            file=self.path.name,
+            sha256=self.sha,
+            rows=c.next_row,
+            accepted=c.accepted,
+            rejected=c.rejected,
+            chunks=c.chunks - self.cp.chunks,
+            complete=complete,
+        )
 
     def _rows(self, f: CsvFile, stop: threading.Event | None) -> bool:
         plan = compile_spec(self.s.mapping_options()).plan(f.raw_header, self.s.record_source(self.name))
         self.header = _line(f.raw_header, f.delimiter, quote_all=True)
         if len(self.header) > 2 * self.s.max_line_bytes:
-            raise ParseError(f"header takes more than 2 x max_line_bytes={self.s.max_line_bytes} bytes as UTF-8",
-                             code="CSV_LINE_TOO_LONG")
+            raise ParseError(
+                f"header takes more than 2 x max_line_bytes={self.s.max_line_bytes} bytes as UTF-8",
+                code="CSV_LINE_TOO_LONG",
+            )
         self.delim, self.f = f.delimiter, f
         n = self.cp.next_row
         for n, row in f.rows(self._too_long):
@@ -282,8 +336,9 @@ class _Job:
             self._take(plan, n, row)
             if len(self.pending) >= MAX_PENDING_REJECTS:
                 self._close_chunk()  # many rejects: a shorter chunk keeps memory bounded (still deterministic)
-            if not self.chunk and (self.group_chunks >= self.s.chunks_per_publish
-                                   or len(self.pending) >= MAX_PENDING_REJECTS):
+            if not self.chunk and (
+                self.group_chunks >= self.s.chunks_per_publish or len(self.pending) >= MAX_PENDING_REJECTS
+            ):
                 self._flush(n)
                 if stop is not None and stop.is_set():
                     return False
@@ -338,10 +393,16 @@ class _Job:
         self.chunk, self.chunk_bytes = [], 0
 
     def _envelope(self, raw: bytes, part: str, attrs: dict[str, str]) -> Envelope:
-        return Envelope.build(raw, adapter=self.name, mapping=self.s.mapping, content_type="text/csv",
-                              source_system=self.s.source_system, charset="utf-8",
-                              attributes={"file": self.path.name, "sha256": self.sha, **attrs},
-                              id=envelope_id(self.name, self.sha, part))
+        return Envelope.build(
+            raw,
+            adapter=self.name,
+            mapping=self.s.mapping,
+            content_type="text/csv",
+            source_system=self.s.source_system,
+            charset="utf-8",
+            attributes={"file": self.path.name, "sha256": self.sha, **attrs},
+            id=envelope_id(self.name, self.sha, part),
+        )
 
     def _flush(self, next_row: int) -> None:
         """Hand the pending group to the publisher; commit the previous group once it is confirmed."""
@@ -354,9 +415,12 @@ class _Job:
         self.inflight = (fut, self.counts.model_copy(), problems, self.f.bytes_done())
 
     def _publish(self, batch: list[Envelope]) -> None:
-        for attempt in Retrying(retry=retry_if_exception_type(BusUnavailable), reraise=True,
-                                stop=stop_after_attempt(self.s.publish_attempts),
-                                wait=wait_exponential(multiplier=0.5, max=10)):
+        for attempt in Retrying(
+            retry=retry_if_exception_type(BusUnavailable),
+            reraise=True,
+            stop=stop_after_attempt(self.s.publish_attempts),
+            wait=wait_exponential(multiplier=0.5, max=10),
+        ):
             with attempt:
                 self.bus.publish(batch)
         metrics.published(batch)
@@ -377,8 +441,9 @@ class _Job:
         try:
             self._wait()
         except Exception as exc:  # noqa: BLE001 - the original error is already propagating
-            log.warning("csv.publish_abandoned", adapter=self.name, file=file_ref(self.path.name),
-                        error_type=type(exc).__name__)
+            log.warning(
+                "csv.publish_abandoned", adapter=self.name, file=file_ref(self.path.name), error_type=type(exc).__name__
+            )
 
 
 def _done() -> Future[None]:
@@ -389,8 +454,9 @@ def _done() -> Future[None]:
 
 def _line(cells: list[str], delimiter: str, quote_all: bool = False) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf, delimiter=delimiter, lineterminator="\n",
-               quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(cells)
+    csv.writer(
+        buf, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+    ).writerow(cells)
     return buf.getvalue().encode("utf-8")
 
 

@@ -26,12 +26,23 @@ class _RowsColumn(ProgressColumn):
         return Text(f"{rows:,} rows  {rate:,.0f} rows/s", style="progress.data.speed")
 
 
-def run_with_progress(run: Callable[..., ImportSummary], name: str, settings: Any, runtime: Any,
-                      path: Path | str, console: Console | None = None) -> ImportSummary:
+def run_with_progress(
+    run: Callable[..., ImportSummary],
+    name: str,
+    settings: Any,
+    runtime: Any,
+    path: Path | str,
+    console: Console | None = None,
+) -> ImportSummary:
     """Run ``run(name, settings, runtime, path, progress=...)`` under a progress bar; print the summary."""
     console = console or Console(stderr=True)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               _RowsColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        _RowsColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(Path(path).name, total=None, rows=0)
 
@@ -45,12 +56,21 @@ def run_with_progress(run: Callable[..., ImportSummary], name: str, settings: An
 
 def summary_table(summary: ImportSummary) -> Table:
     t = Table(title=f"import {summary.file}", show_header=False, box=None)
-    state = "unchanged (already imported)" if summary.unchanged else (
-        "complete" if summary.complete else "stopped (resumes at the checkpoint)")
+    state = (
+        "unchanged (already imported)"
+        if summary.unchanged
+        else ("complete" if summary.complete else "stopped (resumes at the checkpoint)")
+    )
     rate = summary.rows / summary.seconds if summary.seconds and not summary.unchanged else 0.0
-    for k, v in (("state", state), ("rows", f"{summary.rows:,}"), ("accepted", f"{summary.accepted:,}"),
-                 ("rejected", f"{summary.rejected:,}"), ("chunks published", f"{summary.chunks:,}"),
-                 ("seconds", f"{summary.seconds:.1f}"), ("rows/s", f"{rate:,.0f}"),
-                 ("sha256", summary.sha256[:16] + "…")):
+    for k, v in (
+        ("state", state),
+        ("rows", f"{summary.rows:,}"),
+        ("accepted", f"{summary.accepted:,}"),
+        ("rejected", f"{summary.rejected:,}"),
+        ("chunks published", f"{summary.chunks:,}"),
+        ("seconds", f"{summary.seconds:.1f}"),
+        ("rows/s", f"{rate:,.0f}"),
+        ("sha256", summary.sha256[:16] + "…"),
+    ):
         t.add_row(k, v)
     return t

@@ -80,8 +80,9 @@ def _decode(dec: codecs.IncrementalDecoder, block: bytes, pos: int, final: bool 
     try:
         dec.decode(block, final)
     except UnicodeDecodeError:
-        raise ParseError(f"bytes do not decode in the configured encoding near byte {pos}",
-                         code="ENCODING_ERROR") from None
+        raise ParseError(
+            f"bytes do not decode in the configured encoding near byte {pos}", code="ENCODING_ERROR"
+        ) from None
 
 
 def _try_utf8(dec: codecs.IncrementalDecoder | None, block: bytes) -> codecs.IncrementalDecoder | None:
@@ -238,8 +239,9 @@ class CsvFile:
         self.close()
 
 
-def open_csv(source: Source, encoding: str, delimiter: str | None = None,
-             max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> CsvFile:
+def open_csv(
+    source: Source, encoding: str, delimiter: str | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> CsvFile:
     """Open ``source`` (``encoding`` already resolved by :func:`scan`) and read its header."""
     binf = _open(source)
     text = io.TextIOWrapper(binf, encoding=encoding, newline="")

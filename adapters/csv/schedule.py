@@ -31,8 +31,9 @@ def next_tick(expr: str, after: datetime) -> datetime:
     return croniter(expr, base).get_next(datetime)  # type: ignore[no-any-return]
 
 
-def run_schedule(stop: threading.Event, expr: str, tick: Callable[[], None],
-                 now: Callable[[], datetime] = lambda: datetime.now(OSLO)) -> None:
+def run_schedule(
+    stop: threading.Event, expr: str, tick: Callable[[], None], now: Callable[[], datetime] = lambda: datetime.now(OSLO)
+) -> None:
     """Call ``tick()`` at every firing of ``expr`` until ``stop`` is set."""
     due = next_tick(expr, now())
     while not stop.is_set():

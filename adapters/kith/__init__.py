@@ -60,9 +60,15 @@ _PLO = re.compile(r"^http://(www\.kith\.no|ehelse\.no)/xmlstds/po/(?!poKomponent
 _REQUEST_FAMILIES = {"henvisning", "rekvisisjon"}  # sender = Requester, receiver = ServProvider
 _MSGID_RE = re.compile(rb"<(?:\w+:)?MsgId>\s*([A-Za-z0-9._:-]{1,100})\s*</")
 #: ParseError / ValidationError code -> Volven 8221 AppRec error code
-APPREC_CODES = {"KITH_NOT_WELL_FORMED": "T01", "KITH_EMPTY": "T01", "KITH_XSD_INVALID": "T02",
-                "KITH_UNSUPPORTED_TYPE": "T10", "KITH_NO_PAYLOAD": "T99", "KITH_TOO_LARGE": "T99",
-                "KITH_DTD_FORBIDDEN": "T99"}
+APPREC_CODES = {
+    "KITH_NOT_WELL_FORMED": "T01",
+    "KITH_EMPTY": "T01",
+    "KITH_XSD_INVALID": "T02",
+    "KITH_UNSUPPORTED_TYPE": "T10",
+    "KITH_NO_PAYLOAD": "T99",
+    "KITH_TOO_LARGE": "T99",
+    "KITH_DTD_FORBIDDEN": "T99",
+}
 
 
 def family(namespace: str | None) -> str | None:
@@ -209,8 +215,7 @@ def _msghead_info(msghead: etree._Element) -> Inspection:
 def _standalone_info(root: etree._Element) -> Inspection:
     fam = family(etree.QName(root).namespace)
     typ = _child(root, "Type")
-    body = next((c for c in root if isinstance(c.tag, str) and local(c) in ("ServReport", "ServRprt", "ServReq")),
-                None)
+    body = next((c for c in root if isinstance(c.tag, str) and local(c) in ("ServReport", "ServRprt", "ServReq")), None)
     provider = _hcp(_child(_child(body, "ServProvider"), "HCP"))
     requester = _hcp(_child(_child(body, "Requester"), "HCP"))
     sender, receiver = (requester, provider) if fam in _REQUEST_FAMILIES else (provider, requester)
@@ -259,8 +264,11 @@ def _hcp(hcp: etree._Element | None) -> Party:
     """Standalone ``HCP/Inst`` (or ``HCP/HCProf``) -> Party."""
     inst, prof = _child(hcp, "Inst"), _child(hcp, "HCProf")
     if inst is not None:
-        return Party(_flat_unit(inst), tuple(_flat_unit(d) for d in _children(inst, "Dept")),
-                     tuple(_flat_unit(p) for p in _children(inst, "HCPerson")))
+        return Party(
+            _flat_unit(inst),
+            tuple(_flat_unit(d) for d in _children(inst, "Dept")),
+            tuple(_flat_unit(p) for p in _children(inst, "HCPerson")),
+        )
     return Party(persons=(_flat_unit(prof),)) if prof is not None else Party()
 
 

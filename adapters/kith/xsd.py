@@ -173,7 +173,7 @@ def element_path(element: etree._Element, xpath: str | None) -> str:
         children = [c for c in node if isinstance(c.tag, str)]
         idx = int(m.group(1) or 1) if m else 0
         if not m or idx > len(children):
-            return "/".join(["", *names, *steps[len(names):]])
+            return "/".join(["", *names, *steps[len(names) :]])
         node = children[idx - 1]
         names.append(etree.QName(node).localname)
     return "/" + "/".join(names)

@@ -133,8 +133,9 @@ class MllpAdapter:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind((self.settings.host, self.settings.port))
         except OSError as exc:
-            raise ConfigError(f"adapter {self.name!r}: cannot listen on port {self.settings.port} "
-                              f"({exc.strerror})") from None
+            raise ConfigError(
+                f"adapter {self.name!r}: cannot listen on port {self.settings.port} ({exc.strerror})"
+            ) from None
 
     def run(self, stop: threading.Event) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), self.settings.gil_switch_interval_ms / 1000))
@@ -144,14 +145,27 @@ class MllpAdapter:
         s = self.settings
         asyncio.get_running_loop().set_exception_handler(LoopErrors(self.name))
         lookups = StoreLookups(self.runtime.keys)
-        publisher = Publisher(self.runtime.bus, lookups, max_batch=s.max_batch, max_inflight=s.max_inflight_batches,
-                              retry_seconds=s.bus_retry_seconds, cache_size=s.dedup_cache_size,
-                              lookup_budget=s.dedup_lookup_budget_ms / 1000)
+        publisher = Publisher(
+            self.runtime.bus,
+            lookups,
+            max_batch=s.max_batch,
+            max_inflight=s.max_inflight_batches,
+            retry_seconds=s.bus_retry_seconds,
+            cache_size=s.dedup_cache_size,
+            lookup_budget=s.dedup_lookup_budget_ms / 1000,
+        )
         commits = CommitWatch(lookups, interval=s.commit_poll_ms / 1000)
         trim = Trim()
         publishing = asyncio.create_task(publisher.run())
-        make = functools.partial(Connection, name=self.name, settings=s, publisher=publisher, commits=commits,
-                                 strict=self._strict, released=trim.released)
+        make = functools.partial(
+            Connection,
+            name=self.name,
+            settings=s,
+            publisher=publisher,
+            commits=commits,
+            strict=self._strict,
+            released=trim.released,
+        )
         ssl_ctx = server_context(s.tls) if s.tls is not None else None
         try:
             socks = bind(s.host, s.port, backlog=512)
@@ -183,8 +197,9 @@ class MllpAdapter:
         """Admitted connections not yet closed (TLS handshakes included)."""
         return self._acceptor.open if self._acceptor is not None else 0
 
-    async def _drain(self, acceptor: Acceptor[Connection], publisher: Publisher,
-                     publishing: asyncio.Task[None]) -> None:
+    async def _drain(
+        self, acceptor: Acceptor[Connection], publisher: Publisher, publishing: asyncio.Task[None]
+    ) -> None:
         acceptor.close()  # no new connection, and no handshake still running becomes one
         publisher.stopping = True
         for conn in acceptor.served():

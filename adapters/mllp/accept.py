@@ -78,9 +78,16 @@ class Acceptor(Generic[S]):
     MIN_WAIT, MAX_WAIT = 0.1, 2.0
     QUIET_SECONDS = 3.0  # accepting without a failure for this long ends an episode of starvation
 
-    def __init__(self, name: str, socks: list[socket.socket],
-                 make: Callable[[asyncio.StreamReader, asyncio.StreamWriter], S], *, max_connections: int,
-                 ssl_context: ssl.SSLContext | None = None, handshake_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        socks: list[socket.socket],
+        make: Callable[[asyncio.StreamReader, asyncio.StreamWriter], S],
+        *,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 10.0,
+    ) -> None:
         self.name, self.socks, self.make = name, socks, make
         self.max_connections, self.ssl, self.handshake_timeout = max_connections, ssl_context, handshake_timeout
         #: every admitted connection's task -> what serves it (None while its TLS handshake runs); the loop
@@ -147,8 +154,9 @@ class Acceptor(Generic[S]):
             self._recovery = None
         if self._starved_since is None:
             self._starved_since = time.monotonic()
-            log.warning("mllp.accept_starved", adapter=self.name, error=errno_name(exc),
-                        starved=exc.errno in PROCESS_WIDE)
+            log.warning(
+                "mllp.accept_starved", adapter=self.name, error=errno_name(exc), starved=exc.errno in PROCESS_WIDE
+            )
 
     def _fed(self) -> None:
         if self._starved_since is not None and self._recovery is None:
@@ -156,8 +164,12 @@ class Acceptor(Generic[S]):
 
     def _recovered(self) -> None:
         assert self._starved_since is not None
-        log.info("mllp.accept_resumed", adapter=self.name, failures=self._failures,
-                 seconds=round(time.monotonic() - self._starved_since, 1))
+        log.info(
+            "mllp.accept_resumed",
+            adapter=self.name,
+            failures=self._failures,
+            seconds=round(time.monotonic() - self._starved_since, 1),
+        )
         self._starved_since, self._failures, self._recovery = None, 0, None
 
     def _admit(self, conn: socket.socket) -> None:
@@ -194,8 +206,11 @@ class Acceptor(Generic[S]):
             protocol = asyncio.StreamReaderProtocol(reader)
             try:
                 transport, _ = await loop.connect_accepted_socket(
-                    lambda: protocol, conn, ssl=self.ssl,
-                    ssl_handshake_timeout=self.handshake_timeout if self.ssl else None)
+                    lambda: protocol,
+                    conn,
+                    ssl=self.ssl,
+                    ssl_handshake_timeout=self.handshake_timeout if self.ssl else None,
+                )
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 log.info("mllp.handshake_failed", adapter=self.name, error=type(exc).__name__)
                 return

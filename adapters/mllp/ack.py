@@ -43,9 +43,22 @@ _COMMIT = {"AA": "CA", "AE": "CE", "AR": "CR"}
 
 #: used when a message has no readable MSH at all
 FALLBACK = MshHeader(
-    field_sep="|", encoding_chars="^~\\&", sending_app="", sending_facility="", receiving_app="",
-    receiving_facility="", timestamp="", message_type="", trigger_event="", structure="", control_id="",
-    processing_id="P", version="2.5", accept_ack_type=None, app_ack_type=None, charset=None,
+    field_sep="|",
+    encoding_chars="^~\\&",
+    sending_app="",
+    sending_facility="",
+    receiving_app="",
+    receiving_facility="",
+    timestamp="",
+    message_type="",
+    trigger_event="",
+    structure="",
+    control_id="",
+    processing_id="P",
+    version="2.5",
+    accept_ack_type=None,
+    app_ack_type=None,
+    charset=None,
 )
 
 
@@ -114,7 +127,7 @@ def _ack_type(head: MshHeader, cs: str) -> str:
 
 def escape(text: str, head: MshHeader) -> str:
     """HL7-escape ``text`` with the message's delimiters."""
-    enc = head.encoding_chars + "^~\\&"[len(head.encoding_chars):]
+    enc = head.encoding_chars + "^~\\&"[len(head.encoding_chars) :]
     esc = enc[2]
     out = text.replace(esc, f"{esc}E{esc}")
     for ch, tag in ((head.field_sep, "F"), (enc[0], "S"), (enc[1], "R"), (enc[3], "T")):
@@ -127,8 +140,9 @@ def _err_segment(head: MshHeader, err: AckError, fs: str, cs: str) -> str:
     hl7_code, hl7_text = HL7_ERROR_CODES.get(err.code, _DEFAULT_HL7_ERROR)
     text = escape(err.safe_text, head)
     if _version(head.version) >= (2, 5):
-        return fs.join(["ERR", "", "", cs.join([hl7_code, hl7_text, "HL70357"]), "E",
-                        cs.join([err.code, text, "L"]), "", "", text])
+        return fs.join(
+            ["ERR", "", "", cs.join([hl7_code, hl7_text, "HL70357"]), "E", cs.join([err.code, text, "L"]), "", "", text]
+        )
     sub = head.encoding_chars[3] if len(head.encoding_chars) > 3 else "&"
     return fs.join(["ERR", cs.join(["", "", "", sub.join([hl7_code, f"{err.code} {text}".strip(), "HL70357"])])])
 
@@ -138,16 +152,32 @@ def new_control_id() -> str:
     return log_safe(random_bytes(10).hex())
 
 
-def build_ack(head: MshHeader, code: str, *, error: AckError | None = None, control_id: str | None = None,
-              now: datetime | None = None, default_charset: str = "iso-8859-1") -> bytes:
+def build_ack(
+    head: MshHeader,
+    code: str,
+    *,
+    error: AckError | None = None,
+    control_id: str | None = None,
+    now: datetime | None = None,
+    default_charset: str = "iso-8859-1",
+) -> bytes:
     """Encode one ACK message (segments terminated by CR, no MLLP framing)."""
     fs = head.field_sep
     cs = head.encoding_chars[0] if head.encoding_chars else "^"
     stamp = (now or datetime.now(OSLO)).astimezone(OSLO).strftime("%Y%m%d%H%M%S%z")
     msh = [
-        "MSH", head.encoding_chars, head.receiving_app, head.receiving_facility, head.sending_app,
-        head.sending_facility, stamp, "", _ack_type(head, cs), control_id or new_control_id(),
-        head.processing_id or "P", head.version or "2.5",
+        "MSH",
+        head.encoding_chars,
+        head.receiving_app,
+        head.receiving_facility,
+        head.sending_app,
+        head.sending_facility,
+        stamp,
+        "",
+        _ack_type(head, cs),
+        control_id or new_control_id(),
+        head.processing_id or "P",
+        head.version or "2.5",
     ]
     if head.charset:
         msh += ["", "", "", "", "", head.charset]
@@ -178,9 +208,20 @@ def salvage_header(raw: bytes) -> MshHeader:
         return f[i].split(cs, 1)[0].strip() if i < len(f) else ""
 
     return MshHeader(
-        field_sep=f[1], encoding_chars=f[2], sending_app=comp(3), sending_facility=comp(4),
-        receiving_app=comp(5), receiving_facility=comp(6), timestamp="", message_type=comp(9),
-        trigger_event="", structure="", control_id=f[10].strip() if len(f) > 10 else "",
-        processing_id=comp(11) or "P", version=comp(12) or "2.5", accept_ack_type=None, app_ack_type=None,
+        field_sep=f[1],
+        encoding_chars=f[2],
+        sending_app=comp(3),
+        sending_facility=comp(4),
+        receiving_app=comp(5),
+        receiving_facility=comp(6),
+        timestamp="",
+        message_type=comp(9),
+        trigger_event="",
+        structure="",
+        control_id=f[10].strip() if len(f) > 10 else "",
+        processing_id=comp(11) or "P",
+        version=comp(12) or "2.5",
+        accept_ack_type=None,
+        app_ack_type=None,
         charset=None,
     )

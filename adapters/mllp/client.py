@@ -36,12 +36,22 @@ class Ack:
         return cls("", "", raw)
 
 
-def synthetic_adt(seq: int, *, app: str = "LOADGEN", facility: str = "TEST", event: str = "A01",
-                  message_type: str = "ADT", control_id: str | None = None) -> bytes:
+def synthetic_adt(
+    seq: int,
+    *,
+    app: str = "LOADGEN",
+    facility: str = "TEST",
+    event: str = "A01",
+    message_type: str = "ADT",
+    control_id: str | None = None,
+) -> bytes:
     """A small valid HL7 v2.5 message whose patient has a synthetic FNR."""
     day, individual = 1 + seq % 28, seq % 500
-    fnr = synthetic_fnr(day, 1 + (seq // 28) % 12, 1970 + seq % 40, individual) \
-        or synthetic_fnr(day, 1, 1980, (individual + 1) % 500) or "01818012345"
+    fnr = (
+        synthetic_fnr(day, 1 + (seq // 28) % 12, 1970 + seq % 40, individual)
+        or synthetic_fnr(day, 1, 1980, (individual + 1) % 500)
+        or "01818012345"
+    )
     cid = control_id or f"MSG{seq:08d}"
     return (
         f"MSH|^~\\&|{app}|{facility}|ENJOURNAL|HOSP|20240102030405||{message_type}^{event}^ADT_A01|{cid}|P|2.5\r"
@@ -54,8 +64,9 @@ def synthetic_adt(seq: int, *, app: str = "LOADGEN", facility: str = "TEST", eve
 class MllpClient:
     """Blocking MLLP client over one connection."""
 
-    def __init__(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None, timeout: float = 10.0
+    ) -> None:
         sock = socket.create_connection((host, port), timeout=timeout)
         self.sock = ssl_context.wrap_socket(sock, server_hostname=host) if ssl_context else sock
         self.decoder = FrameDecoder(64 * 1024 * 1024)
@@ -105,8 +116,9 @@ class LoadResult:
         return xs[min(len(xs) - 1, int(len(xs) * p / 100))] if xs else 0.0
 
 
-async def _one_connection(host: str, port: int, messages: list[bytes], interval: float,
-                          ssl_context: ssl.SSLContext | None, result: LoadResult) -> None:
+async def _one_connection(
+    host: str, port: int, messages: list[bytes], interval: float, ssl_context: ssl.SSLContext | None, result: LoadResult
+) -> None:
     reader, writer = await asyncio.open_connection(host, port, ssl=ssl_context)
     sent: list[float] = []
 
@@ -134,8 +146,15 @@ async def _one_connection(host: str, port: int, messages: list[bytes], interval:
     writer.close()
 
 
-async def send_load(host: str, port: int, messages: list[bytes], *, connections: int = 1,
-                    rate: float | None = None, ssl_context: ssl.SSLContext | None = None) -> LoadResult:
+async def send_load(
+    host: str,
+    port: int,
+    messages: list[bytes],
+    *,
+    connections: int = 1,
+    rate: float | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> LoadResult:
     """Send ``messages`` round-robin over ``connections`` at ``rate`` msg/s in total (None: no pacing).
 
     Expects exactly one ACK per message (original mode).

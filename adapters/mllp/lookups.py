@@ -50,8 +50,9 @@ class StoreLookups:
             if self._reader is not None:
                 found = await self._reader.processed_contents(pairs)
             else:
-                found = await asyncio.get_running_loop().run_in_executor(self._pool, self.keys.processed_contents,
-                                                                         pairs)
+                found = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self.keys.processed_contents, pairs
+                )
         except Exception as exc:  # noqa: BLE001 - the worker's idempotent store still catches duplicates
             log.warning("mllp.keys_lookup_failed", error=type(exc).__name__)
             return [Stored(None, None)] * len(pairs)
@@ -69,4 +70,3 @@ class StoreLookups:
             await self._reader.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False)
-

@@ -36,5 +36,4 @@ class LoopErrors:
             self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
             return
         self._last[kind] = now
-        log.error("mllp.loop_error", adapter=self.adapter, error=kind,
-                  suppressed=self._suppressed.pop(kind, 0))
+        log.error("mllp.loop_error", adapter=self.adapter, error=kind, suppressed=self._suppressed.pop(kind, 0))

@@ -93,7 +93,7 @@ class RecentKeys:
     def put(self, key: str, content_hash: str, envelope_id: str, code: str) -> None:
         """Keep this content as the key's newest (replacing the same content); drop the oldest beyond the cap."""
         kept = tuple(k for k in self._d.get(key, ()) if k.content_hash != content_hash)
-        self._d[key] = (*kept, Known(content_hash, envelope_id, code))[-self.CONTENTS:]
+        self._d[key] = (*kept, Known(content_hash, envelope_id, code))[-self.CONTENTS :]
         self._d.move_to_end(key)
         while len(self._d) > self.size:
             self._d.popitem(last=False)
@@ -149,8 +149,17 @@ class Publisher:
     REMEMBER_INTERVAL = 0.5  # seconds between writes of accepted keys to the store
     REMEMBER_BATCH = 2000  # ... or sooner when this many are waiting
 
-    def __init__(self, bus: Bus, lookups: StoreLookups, *, max_batch: int = 500, max_inflight: int = 4,
-                 retry_seconds: float = 30.0, cache_size: int = 100_000, lookup_budget: float = 0.0) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        lookups: StoreLookups,
+        *,
+        max_batch: int = 500,
+        max_inflight: int = 4,
+        retry_seconds: float = 30.0,
+        cache_size: int = 100_000,
+        lookup_budget: float = 0.0,
+    ) -> None:
         self.bus, self.lookups, self.keys = bus, lookups, lookups.keys
         self.max_batch, self.retry_seconds, self.lookup_budget = max_batch, retry_seconds, lookup_budget
         self.cache = RecentKeys(cache_size)
@@ -226,7 +235,7 @@ class Publisher:
         leaders = self._claim(batch)
         to_publish = leaders + [p for p in batch if not p.triage.accepted]
         try:
-            to_publish = await self._publish(leaders, to_publish[len(leaders):])
+            to_publish = await self._publish(leaders, to_publish[len(leaders) :])
         except BaseException as exc:
             err = exc if isinstance(exc, EnjournalError) else BusUnavailable("publish failed")
             log.warning("mllp.publish_failed", count=len(to_publish), code=getattr(err, "code", "ERROR"))
@@ -350,8 +359,10 @@ class Publisher:
             if self.stopping:
                 raise
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(BusUnavailable), stop=self._give_up,
-            wait=wait_exponential(multiplier=0.1, max=2.0), reraise=True,
+            retry=retry_if_exception_type(BusUnavailable),
+            stop=self._give_up,
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
         ):
             with attempt:
                 await self._publish_once(envelopes)
@@ -392,4 +403,3 @@ class Publisher:
             self.keys.remember(items)
         except Exception as exc:  # noqa: BLE001 - best effort; the store dedups again in the worker
             log.warning("mllp.keys_remember_failed", count=len(items), error=type(exc).__name__)
-

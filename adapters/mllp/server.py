@@ -99,10 +99,18 @@ def _mapping_error(reason_code: str) -> AckError:
 
 
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, name: str,
-                 settings: Settings, publisher: Publisher, commits: CommitWatch,
-                 strict: Callable[[bytes], list[str]] | None,
-                 released: Callable[[int], None] = lambda _n: None) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        name: str,
+        settings: Settings,
+        publisher: Publisher,
+        commits: CommitWatch,
+        strict: Callable[[bytes], list[str]] | None,
+        released: Callable[[int], None] = lambda _n: None,
+    ) -> None:
         self.reader, self.writer = reader, writer
         self.name, self.settings, self.publisher, self.strict = name, settings, publisher, strict
         self.commits, self.released = commits, released  # released: told the bytes of a dropped partial frame
@@ -161,8 +169,12 @@ class Connection:
             except TimeoutError:
                 if self.decoder.in_frame:  # a frame left open: idle within it, or too slow as a whole
                     late = self._frame_started is not None and self._read_timeout() <= 0
-                    log.info("mllp.frame_timeout" if late else "mllp.idle_timeout", adapter=self.name,
-                             mid_frame=True, bytes=self.decoder.buffered)
+                    log.info(
+                        "mllp.frame_timeout" if late else "mllp.idle_timeout",
+                        adapter=self.name,
+                        mid_frame=True,
+                        bytes=self.decoder.buffered,
+                    )
                     return
                 if self.outstanding:
                     continue
@@ -206,16 +218,23 @@ class Connection:
             answer = Answer(t.head, None, t.code, t.error, len(event.payload))
             receipt = self.publisher.submit(t)
             # an answer that waits for the commit starts waiting from the confirm on, not from its turn
-            answer.future = asyncio.ensure_future(self._confirmed(answer, receipt)) if self._watches(answer) \
-                else receipt
+            answer.future = (
+                asyncio.ensure_future(self._confirmed(answer, receipt)) if self._watches(answer) else receipt
+            )
         else:  # strict validation is slow: off the loop
             answer = Answer(FALLBACK, None, size=len(event.payload))
             answer.future = asyncio.ensure_future(self._triage_off_loop(event.payload, answer))
         self.answers.put_nowait(answer)
 
     def _triage(self, raw: bytes) -> Triage:
-        t = triage(raw, adapter=self.name, options=self.settings, source_system=self.settings.source_system,
-                   attributes=dict(self.peer), strict=self.strict)
+        t = triage(
+            raw,
+            adapter=self.name,
+            options=self.settings,
+            source_system=self.settings.source_system,
+            attributes=dict(self.peer),
+            strict=self.strict,
+        )
         if t.error is not None:
             log.info("mllp.rejected", adapter=self.name, envelope=t.envelope.id, code=t.error.code)
         return t
@@ -300,8 +319,9 @@ class Connection:
             self._app_tail = asyncio.ensure_future(self._app_ack(item, code, error, prev))
         return ok
 
-    async def _app_ack(self, item: Answer, code: str, error: AckError | None,
-                       prev: asyncio.Future[None] | None) -> None:
+    async def _app_ack(
+        self, item: Answer, code: str, error: AckError | None, prev: asyncio.Future[None] | None
+    ) -> None:
         if item.outcome is not None:
             try:
                 code, error = await self._outcome(item)
@@ -317,8 +337,9 @@ class Connection:
         if self.writer.is_closing():
             return False
         for c in codes:
-            ack = build_ack(head, c, error=error if c not in ("AA", "CA") else None,
-                            default_charset=self.settings.default_charset)
+            ack = build_ack(
+                head, c, error=error if c not in ("AA", "CA") else None, default_charset=self.settings.default_charset
+            )
             self.writer.write(encode(ack))
             metrics.mllp_ack(self.name, c)
         try:

@@ -61,8 +61,9 @@ def server_context(tls: TlsSettings) -> ssl.SSLContext:
     return ctx
 
 
-def client_context(cafile: Path | str, certfile: Path | str | None = None,
-                   keyfile: Path | str | None = None) -> ssl.SSLContext:
+def client_context(
+    cafile: Path | str, certfile: Path | str | None = None, keyfile: Path | str | None = None
+) -> ssl.SSLContext:
     """A client-side context (tests, benchmark): trust ``cafile``, present a certificate if given."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile))
     ctx.check_hostname = False

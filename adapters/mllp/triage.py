@@ -88,8 +88,9 @@ def _strict_error(problems: list[str]) -> AckError:
     return AckError("HL7_STRICT_INVALID", f"{len(problems)} problem(s)")
 
 
-def judge(raw: bytes, options: Hl7Options,
-          strict: Callable[[bytes], list[str]] | None = None) -> tuple[MshHeader, str, AckError | None]:
+def judge(
+    raw: bytes, options: Hl7Options, strict: Callable[[bytes], list[str]] | None = None
+) -> tuple[MshHeader, str, AckError | None]:
     """(header, AA/AE/AR, error) for one message; never raises on bad input."""
     try:
         head = parse_header(raw, options.default_charset)
@@ -109,9 +110,15 @@ def judge(raw: bytes, options: Hl7Options,
     return head, "AA", None
 
 
-def triage(raw: bytes, *, adapter: str, options: Hl7Options, source_system: str | None,
-           attributes: dict[str, str] | None = None,
-           strict: Callable[[bytes], list[str]] | None = None) -> Triage:
+def triage(
+    raw: bytes,
+    *,
+    adapter: str,
+    options: Hl7Options,
+    source_system: str | None,
+    attributes: dict[str, str] | None = None,
+    strict: Callable[[bytes], list[str]] | None = None,
+) -> Triage:
     """Judge ``raw`` and wrap it in its envelope (see the module docstring)."""
     head, code, error = judge(raw, options, strict)
     attrs = dict(attributes or {})
@@ -121,8 +128,13 @@ def triage(raw: bytes, *, adapter: str, options: Hl7Options, source_system: str 
     elif (repaired := repair_flag(raw, charset)) is not None:
         attrs["charset_repaired"] = repaired
     env = Envelope.build(
-        raw, adapter=adapter, mapping=options.mapping, content_type=CONTENT_TYPE,
-        charset=charset, source_system=source_system,
-        dedup_key=head.dedup_key() if error is None else None, attributes=attrs,
+        raw,
+        adapter=adapter,
+        mapping=options.mapping,
+        content_type=CONTENT_TYPE,
+        charset=charset,
+        source_system=source_system,
+        dedup_key=head.dedup_key() if error is None else None,
+        attributes=attrs,
     )
     return Triage(env, head, code, error)

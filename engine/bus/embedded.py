@@ -222,13 +222,18 @@ class EmbeddedConsumer:
         rows: list[Any] = []
 
         def lease(conn: sqlite3.Connection) -> None:
-            rows.extend(conn.execute(
-                "SELECT seq, headers, raw, deliveries FROM queue WHERE lease_until < ? ORDER BY seq LIMIT ?",
-                (now, max_items)).fetchall())
+            rows.extend(
+                conn.execute(
+                    "SELECT seq, headers, raw, deliveries FROM queue WHERE lease_until < ? ORDER BY seq LIMIT ?",
+                    (now, max_items),
+                ).fetchall()
+            )
             if rows:
-                conn.execute("UPDATE queue SET lease_until = ?, deliveries = deliveries + 1 "
-                             "WHERE seq BETWEEN ? AND ? AND lease_until < ?",
-                             (now + self._bus.lease_seconds, rows[0][0], rows[-1][0], now))
+                conn.execute(
+                    "UPDATE queue SET lease_until = ?, deliveries = deliveries + 1 "
+                    "WHERE seq BETWEEN ? AND ? AND lease_until < ?",
+                    (now + self._bus.lease_seconds, rows[0][0], rows[-1][0], now),
+                )
 
         _immediate(self._conn, lease, "read")
         self._held.update(r[0] for r in rows)
@@ -250,8 +255,11 @@ class EmbeddedConsumer:
         held, self._held = sorted(self._held), set()
         try:
             if held:
-                _immediate(self._conn, lambda c: c.executemany("UPDATE queue SET lease_until = 0 WHERE seq = ?",
-                                                               [(seq,) for seq in held]), "release")
+                _immediate(
+                    self._conn,
+                    lambda c: c.executemany("UPDATE queue SET lease_until = 0 WHERE seq = ?", [(seq,) for seq in held]),
+                    "release",
+                )
         except BusUnavailable:
             pass  # the leases expire by themselves
         finally:

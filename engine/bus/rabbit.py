@@ -66,8 +66,7 @@ def _properties(env: Envelope, extra: dict[str, Any] | None = None) -> pika.Basi
     headers = {k: v for k, v in env.headers().items() if v is not None}
     if extra:
         headers.update(extra)
-    return pika.BasicProperties(delivery_mode=2, message_id=env.id, content_type=env.content_type,
-                                headers=headers)
+    return pika.BasicProperties(delivery_mode=2, message_id=env.id, content_type=env.content_type, headers=headers)
 
 
 _Outgoing = tuple[str, bytes, pika.BasicProperties]
@@ -101,11 +100,19 @@ def _work_messages(envelopes: Sequence[Envelope], cfg: RabbitBusConfig, framed: 
 def declare_topology(channel: Any, cfg: RabbitBusConfig) -> None:
     channel.exchange_declare(cfg.exchange, exchange_type="direct", durable=True)
     channel.exchange_declare(cfg.dead_letter_exchange, exchange_type="direct", durable=True)
-    args: dict[str, Any] = {"x-dead-letter-exchange": cfg.dead_letter_exchange,
-                            "x-dead-letter-routing-key": ROUTING_KEY}
+    args: dict[str, Any] = {
+        "x-dead-letter-exchange": cfg.dead_letter_exchange,
+        "x-dead-letter-routing-key": ROUTING_KEY,
+    }
     if cfg.queue_type == "quorum":
-        args.update({"x-queue-type": "quorum", "x-delivery-limit": cfg.delivery_limit,
-                     "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+        args.update(
+            {
+                "x-queue-type": "quorum",
+                "x-delivery-limit": cfg.delivery_limit,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            }
+        )
     channel.queue_declare(cfg.queue, durable=True, arguments=args)
     channel.queue_bind(cfg.queue, cfg.exchange, routing_key=ROUTING_KEY)
     dl_args = {"x-queue-type": "quorum"} if cfg.queue_type == "quorum" else {}
@@ -204,9 +211,12 @@ class _Publisher(threading.Thread):
         backoff = 0.2
         while not self._stopping.is_set():
             try:
-                self._conn = SelectConnection(_params(self.cfg), on_open_callback=self._on_open,
-                                              on_open_error_callback=self._on_open_error,
-                                              on_close_callback=self._on_closed)
+                self._conn = SelectConnection(
+                    _params(self.cfg),
+                    on_open_callback=self._on_open,
+                    on_open_error_callback=self._on_open_error,
+                    on_close_callback=self._on_closed,
+                )
                 self._conn.ioloop.start()
             except Exception as exc:  # noqa: BLE001 - any failure means reconnect
                 log.warning("bus.publisher_error", error=type(exc).__name__)
@@ -496,8 +506,7 @@ class RabbitConsumer:
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
-            self._settle(lambda tag: self._chan.basic_nack(delivery_tag=tag, multiple=True, requeue=True),
-                         deliveries)
+            self._settle(lambda tag: self._chan.basic_nack(delivery_tag=tag, multiple=True, requeue=True), deliveries)
 
     def _settle(self, fn: Any, deliveries: Sequence[Delivery]) -> None:
         try:

@@ -109,9 +109,13 @@ class LoopPublisher:
         assert self._closed is not None
         self._closed.clear()
         try:
-            self._conn = AsyncioConnection(_params(self.cfg), on_open_callback=self._on_open,
-                                           on_open_error_callback=self._on_open_error,
-                                           on_close_callback=self._on_closed, custom_ioloop=self._loop)
+            self._conn = AsyncioConnection(
+                _params(self.cfg),
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+                custom_ioloop=self._loop,
+            )
         except Exception as exc:  # noqa: BLE001 - any failure means: try again later
             log.warning("bus.publisher_error", error=type(exc).__name__)
             self._lost("CONNECTION_FAILED")

@@ -51,21 +51,21 @@ def encode_frame(envs: Sequence[Envelope]) -> bytes:
 
 def _decode_one(body: bytes) -> Envelope:
     size = int.from_bytes(body[:_LEN], "big")
-    meta = orjson.loads(body[_LEN:_LEN + size])
+    meta = orjson.loads(body[_LEN : _LEN + size])
     if not isinstance(meta, dict) or _LEN + size > len(body):
         raise ValueError("bad envelope frame")
-    return Envelope.from_meta(meta, body[_LEN + size:])
+    return Envelope.from_meta(meta, body[_LEN + size :])
 
 
 def _decode_frame(body: bytes) -> list[Envelope]:
     view = memoryview(body)
     count, pos, out = int.from_bytes(view[:_LEN], "big"), _LEN, []
     for _ in range(count):
-        size = int.from_bytes(view[pos:pos + _LEN], "big")
+        size = int.from_bytes(view[pos : pos + _LEN], "big")
         pos += _LEN
         if size < _LEN or pos + size > len(body):
             raise ValueError("bad frame")
-        out.append(_decode_one(body[pos:pos + size]))
+        out.append(_decode_one(body[pos : pos + size]))
         pos += size
     if pos != len(body) or not out:
         raise ValueError("bad frame")

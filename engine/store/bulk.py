@@ -40,8 +40,10 @@ import sqlalchemy as sa
 try:
     from psycopg.errors import UniqueViolation
 except ImportError:  # pragma: no cover - SQLite-only installs
+
     class UniqueViolation(Exception):  # type: ignore[no-redef]
         """Never raised: there is no PostgreSQL driver."""
+
 
 Row = tuple[Any, ...]
 #: the attribute naming the table an error was raised on (read by engine.store.isolate)
@@ -94,7 +96,11 @@ class LookupPolicy:
 
 
 _BINARY_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
-    (sa.LargeBinary, "bytea"), (sa.BigInteger, "int8"), (sa.Integer, "int4"), (sa.String, "text"))
+    (sa.LargeBinary, "bytea"),
+    (sa.BigInteger, "int8"),
+    (sa.Integer, "int4"),
+    (sa.String, "text"),
+)
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,9 @@ def pg_text_array(values: Iterable[str]) -> str:
     return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
-def select_in(conn: sa.Connection, table: sa.Table, out: Sequence[str], by: Sequence[str],
-              keys: Sequence[Any], where: str = "") -> list[Row]:
+def select_in(
+    conn: sa.Connection, table: sa.Table, out: Sequence[str], by: Sequence[str], keys: Sequence[Any], where: str = ""
+) -> list[Row]:
     """``SELECT out FROM table WHERE (by) IN keys [AND where]``: one statement on PostgreSQL, chunks on SQLite.
     ``keys`` are strings (one ``by`` column) or tuples of strings; ``where`` is constant SQL.
 
@@ -143,8 +150,12 @@ def select_in(conn: sa.Connection, table: sa.Table, out: Sequence[str], by: Sequ
     if not keys:
         return []
     if conn.dialect.name == "postgresql":
-        return [tuple(r) for r in conn.exec_driver_sql(pg_select_in_sql(table, tuple(out), tuple(by), where),
-                                                        pg_select_in_args(by, keys))]
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                pg_select_in_sql(table, tuple(out), tuple(by), where), pg_select_in_args(by, keys)
+            )
+        ]
     cols = ", ".join(f"t.{c}" for c in out)
     return _sqlite_select_in(conn, table, cols, by, keys, f" AND {where}" if where else "")
 
@@ -158,8 +169,10 @@ def pg_select_in_sql(table: sa.Table, out: tuple[str, ...], by: tuple[str, ...],
     k = ", ".join(f"c{i}" for i in range(len(by)))
     on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(by))
     arrays = ", ".join(["%s::text[]"] * len(by))
-    return (f"SELECT x.* FROM unnest({arrays}) AS k({k}) CROSS JOIN LATERAL "
-            f"(SELECT {cols} FROM {table.name} t WHERE {on}{extra} OFFSET 0) AS x")
+    return (
+        f"SELECT x.* FROM unnest({arrays}) AS k({k}) CROSS JOIN LATERAL "
+        f"(SELECT {cols} FROM {table.name} t WHERE {on}{extra} OFFSET 0) AS x"
+    )
 
 
 def pg_select_in_args(by: Sequence[str], keys: Sequence[Any]) -> tuple[str, ...]:
@@ -167,14 +180,15 @@ def pg_select_in_args(by: Sequence[str], keys: Sequence[Any]) -> tuple[str, ...]
     return tuple(pg_text_array(p) for p in parts)
 
 
-def _sqlite_select_in(conn: sa.Connection, table: sa.Table, cols: str, by: Sequence[str], keys: Sequence[Any],
-                      extra: str) -> list[Row]:
+def _sqlite_select_in(
+    conn: sa.Connection, table: sa.Table, cols: str, by: Sequence[str], keys: Sequence[Any], extra: str
+) -> list[Row]:
     out: list[Row] = []
     step = SQLITE_VARS // len(by)
     one = "(" + ",".join("?" * len(by)) + ")" if len(by) > 1 else "?"
     lhs = "(" + ", ".join(f"t.{c}" for c in by) + ")" if len(by) > 1 else f"t.{by[0]}"
     for i in range(0, len(keys), step):
-        part = keys[i:i + step]
+        part = keys[i : i + step]
         marks = ("VALUES " if len(by) > 1 else "") + ",".join([one] * len(part))
         args = tuple(v for k in part for v in k) if len(by) > 1 else tuple(part)
         sql = f"SELECT {cols} FROM {table.name} t WHERE {lhs} IN ({marks}){extra}"
@@ -202,8 +216,10 @@ class Bulk:
                     return _copy_new(conn, table, rows, known_new, self.policy)
                 return _copy_staged(conn, table, rows)
             t = _table_sql(table)
-            sql = (f"INSERT INTO {table.name} ({t.cols}) VALUES ({', '.join([self._mark] * t.marks)}) "
-                   "ON CONFLICT DO NOTHING")
+            sql = (
+                f"INSERT INTO {table.name} ({t.cols}) VALUES ({', '.join([self._mark] * t.marks)}) "
+                "ON CONFLICT DO NOTHING"
+            )
             return max(conn.exec_driver_sql(sql, list(rows)).rowcount, 0)
         except Exception as exc:
             if not hasattr(exc, TABLE_ATTR):
@@ -214,8 +230,7 @@ class Bulk:
             raise
 
 
-def _copy_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Row], known_new: bool,
-              policy: LookupPolicy) -> int:
+def _copy_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Row], known_new: bool, policy: LookupPolicy) -> int:
     """Look up which keys are stored (unless ``known_new`` or the table is blind), COPY the rest straight
     into the table; raise Raced when a key turns out to be stored."""
     t = _table_sql(table)
@@ -249,8 +264,9 @@ def _copy_staged(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> i
     stage = f"enjournal_stage_{table.name}"
     cur = conn.connection.cursor()
     try:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) "
-                    "ON COMMIT DELETE ROWS")
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
         _copy_rows(cur, stage, t, rows)
         cur.execute(f"INSERT INTO {table.name} ({t.cols}) SELECT {t.cols} FROM {stage} ON CONFLICT DO NOTHING")
         inserted = max(cur.rowcount, 0)

@@ -45,8 +45,9 @@ STORE_WIDE_SQLSTATES = ("42", "25006")
 _TABLE_IN_SQL = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|COPY|DELETE\s+FROM)\s+([A-Za-z_]\w*)", re.IGNORECASE)
 
 
-def split(commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], S], outcomes: Sequence[O],
-          failed: Exception) -> list[S]:
+def split(
+    commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], S], outcomes: Sequence[O], failed: Exception
+) -> list[S]:
     """What ``commit`` and ``reject`` returned for the parts of ``outcomes``, whose commit raised ``failed``.
 
     ``commit`` writes a part in one transaction; ``reject`` dead-letters one outcome on its own. An outage
@@ -56,8 +57,9 @@ def split(commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], S
     return _split(commit, reject, outcomes, failed)
 
 
-def _split(commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], S], outcomes: Sequence[O],
-           failed: Exception) -> list[S]:
+def _split(
+    commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], S], outcomes: Sequence[O], failed: Exception
+) -> list[S]:
     if len(outcomes) == 1:
         return [reject(outcomes[0], failed)]
     mid = len(outcomes) // 2
@@ -81,7 +83,8 @@ def outage(exc: BaseException) -> str | None:
         return "connection lost"
     driver = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or isinstance(
-            driver, (_PgOperationalError, _PgInterfaceError)):
+        driver, (_PgOperationalError, _PgInterfaceError)
+    ):
         return error_type(exc)
     if str(getattr(driver, "sqlstate", None) or "").startswith(STORE_WIDE_SQLSTATES):
         return error_type(exc)

@@ -171,8 +171,14 @@ class Store:
         code, reason = (o.reason_code, o.reason) if o.dead else isolate.reason_for(exc)
         env = text.storable_envelope(o.envelope)
         dead = Outcome(env, reason_code=code, reason=safe_reason(reason or code or isolate.CODE))
-        log.warning("store.envelope_rejected", envelope_id=env.id, adapter=env.adapter, code=code,
-                    error_type=isolate.error_type(exc), table=isolate.table_of(exc))
+        log.warning(
+            "store.envelope_rejected",
+            envelope_id=env.id,
+            adapter=env.adapter,
+            code=code,
+            error_type=isolate.error_type(exc),
+            table=isolate.table_of(exc),
+        )
         try:
             n = self._transaction(lambda conn, bulk: self._write_rejected(conn, bulk, dead))
         except StoreUnavailable:
@@ -203,24 +209,26 @@ class Store:
                 raise StoreUnavailable(f"store write failed ({why})") from None
             raise
 
-    def _write(self, conn: sa.Connection, bulk: Bulk,
-               outcomes: Sequence[Outcome]) -> tuple[BatchStats, list[tuple[str, str]]]:
+    def _write(
+        self, conn: sa.Connection, bulk: Bulk, outcomes: Sequence[Outcome]
+    ) -> tuple[BatchStats, list[tuple[str, str]]]:
         stats = BatchStats(envelopes=len(outcomes))
         bulk(conn, s.raw_archive, [_raw_row(o.envelope) for o in outcomes])
         versions = _version_rows(outcomes, stats)
         stats.versions_new = bulk(conn, s.record_versions, versions)
         stats.versions_unchanged = len(versions) - stats.versions_new
         edges = identity.apply_links(
-            conn, ((link, o.envelope.id) for o in outcomes if o.result for link in o.result.links),
-            self._edges, bulk)
+            conn, ((link, o.envelope.id) for o in outcomes if o.result for link in o.result.links), self._edges, bulk
+        )
         stats.new_edges = len(edges)
         stats.dead_letters = bulk(conn, s.dead_letters, [_dead_row(o) for o in outcomes if o.dead])
         bulk(conn, s.processed_messages, [_processed_row(o) for o in outcomes if o.envelope.dedup_key])
         replayed = [o.envelope.id for o in outcomes if not o.dead and o.envelope.attributes.get("replay")]
         if replayed:
             dl = s.dead_letters
-            conn.execute(dl.update().where(dl.c.envelope_id.in_(replayed), dl.c.replayed_at.is_(None))
-                         .values(replayed_at=_now()))
+            conn.execute(
+                dl.update().where(dl.c.envelope_id.in_(replayed), dl.c.replayed_at.is_(None)).values(replayed_at=_now())
+            )
         return stats, edges
 
     # -- processed keys (adapters.base.ProcessedKeys) ---------------------------------------
@@ -271,7 +279,7 @@ class Store:
         out: list[dict[str, Any]] = []
         with self.engine.connect() as c:
             for i in range(0, len(keys), 500):
-                q = sa.select(rv).where(rv.c.subject_key.in_(keys[i:i + 500]))
+                q = sa.select(rv).where(rv.c.subject_key.in_(keys[i : i + 500]))
                 out.extend(dict(r._mapping) for r in c.execute(q))
         return out
 
@@ -286,8 +294,21 @@ class Store:
         if r is None:
             return None
         m = dict(r._mapping)
-        headers = {k: m[k] for k in ("adapter", "mapping", "source_system", "content_type", "charset",
-                                     "received_at", "sha256", "trace_id", "dedup_key", "attributes")}
+        headers = {
+            k: m[k]
+            for k in (
+                "adapter",
+                "mapping",
+                "source_system",
+                "content_type",
+                "charset",
+                "received_at",
+                "sha256",
+                "trace_id",
+                "dedup_key",
+                "attributes",
+            )
+        }
         headers["id"] = m["envelope_id"]
         return Envelope.from_headers(headers, bytes(m["raw"]))
 
@@ -304,15 +325,20 @@ class Store:
         received per adapter and records per kind (scans of the journal's largest tables)."""
         ra, dl, rv, ic = s.raw_archive, s.dead_letters, s.record_versions, s.identity_conflicts
         with self.engine.connect() as c:
-            dead: dict[str, int] = dict(c.execute(sa.select(dl.c.adapter, sa.func.count())
-                                                  .where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)).all())
+            dead: dict[str, int] = dict(
+                c.execute(
+                    sa.select(dl.c.adapter, sa.func.count()).where(dl.c.replayed_at.is_(None)).group_by(dl.c.adapter)
+                ).all()
+            )
             conflicts = int(c.execute(sa.select(sa.func.count()).select_from(ic)).scalar() or 0)
             out: dict[str, Any] = {"dead_letters": dead, "conflicts": conflicts}
             if heavy:
-                out["received"] = dict(c.execute(sa.select(ra.c.adapter, sa.func.count())
-                                                 .group_by(ra.c.adapter)).all())
-                out["records"] = dict(c.execute(sa.select(rv.c.kind, sa.func.count(sa.distinct(rv.c.record_key)))
-                                                .group_by(rv.c.kind)).all())
+                out["received"] = dict(c.execute(sa.select(ra.c.adapter, sa.func.count()).group_by(ra.c.adapter)).all())
+                out["records"] = dict(
+                    c.execute(
+                        sa.select(rv.c.kind, sa.func.count(sa.distinct(rv.c.record_key))).group_by(rv.c.kind)
+                    ).all()
+                )
         return out
 
     # -- processed keys by content, commit outcomes (the MLLP listener's look-ups) --------------
@@ -328,8 +354,9 @@ class Store:
         if self._reads is None:
             with self.engine.connect() as c:
                 return keys_async.versions(select_in(c, s.processed_messages, out, by, keys))
-        return keys_async.versions(self._read_pg(pg_select_in_sql(s.processed_messages, out, by),
-                                                 pg_select_in_args(by, keys)))
+        return keys_async.versions(
+            self._read_pg(pg_select_in_sql(s.processed_messages, out, by), pg_select_in_args(by, keys))
+        )
 
     def processed_contents(self, pairs: Sequence[tuple[str, str]]) -> list[keys_async.Content]:
         """Per (dedup key, content hash), in order: the stored (envelope_id, ack_code) of that content, and an
@@ -344,7 +371,7 @@ class Store:
         step = SQLITE_VARS // 3
         with self.engine.connect() as c:
             for i in range(0, len(asked), step):
-                part = asked[i:i + step]
+                part = asked[i : i + step]
                 args = tuple(x for j, (k, h) in enumerate(part) for x in (j, k, h))
                 rows += c.exec_driver_sql(keys_async.contents_sql_sqlite(len(part)), args).all()
         return keys_async.contents(rows)
@@ -360,10 +387,12 @@ class Store:
         rows: list[Row] = []
         with self.engine.connect() as c:
             for i in range(0, len(ids), SQLITE_VARS):
-                part = ids[i:i + SQLITE_VARS]
+                part = ids[i : i + SQLITE_VARS]
                 rows += c.exec_driver_sql(
                     f"SELECT {keys_async.OUTCOME_COLS} FROM {keys_async.OUTCOME_FROM} "
-                    f"WHERE r.envelope_id IN ({','.join('?' * len(part))})", tuple(part)).all()
+                    f"WHERE r.envelope_id IN ({','.join('?' * len(part))})",
+                    tuple(part),
+                ).all()
         return keys_async.outcomes(rows)
 
 
@@ -396,8 +425,11 @@ def _cascade_cancellations(best: dict[str, dict[str, Any]]) -> None:
         i = bisect.bisect_left(keys, prefix)
         while i < len(keys) and keys[i].startswith(prefix):
             child = best[keys[i]]
-            if (child["subject_key"] == parent["subject_key"] and child["status"] != "cancelled"
-                    and child["event_us"] <= parent["event_us"]):
+            if (
+                child["subject_key"] == parent["subject_key"]
+                and child["status"] != "cancelled"
+                and child["event_us"] <= parent["event_us"]
+            ):
                 best[keys[i]] = {**child, "status": "cancelled", "cancelled_by": parent["record_key"]}
             i += 1
 
@@ -408,9 +440,20 @@ def _now() -> str:
 
 def _raw_row(env: Envelope) -> Row:
     """A raw_archive row; received_at and attributes as in ``Envelope.headers()`` (without building them all)."""
-    return (env.id, env.adapter, env.mapping, env.source_system, env.content_type, env.charset,
-            env.received_at.isoformat(), env.sha256, env.trace_id, env.dedup_key,
-            orjson.dumps(env.attributes).decode(), env.raw)
+    return (
+        env.id,
+        env.adapter,
+        env.mapping,
+        env.source_system,
+        env.content_type,
+        env.charset,
+        env.received_at.isoformat(),
+        env.sha256,
+        env.trace_id,
+        env.dedup_key,
+        orjson.dumps(env.attributes).decode(),
+        env.raw,
+    )
 
 
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
@@ -450,8 +493,20 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
                 raise text.reject(result, contents)
             if rec.event_time is not when:
                 when, when_us = rec.event_time, event_us(rec.event_time)
-            rows.append((key, hashlib.sha256(content).hexdigest()[:32], kind, subject_key,
-                         when_us, rec.status.value, content.decode(), env.id, env.adapter, sid))
+            rows.append(
+                (
+                    key,
+                    hashlib.sha256(content).hexdigest()[:32],
+                    kind,
+                    subject_key,
+                    when_us,
+                    rec.status.value,
+                    content.decode(),
+                    env.id,
+                    env.adapter,
+                    sid,
+                )
+            )
     return rows
 
 

@@ -41,18 +41,22 @@ Versions = dict[str, dict[str, tuple[str, str]]]
 #: the commit look-up: (envelope_id, reason_code or NULL) of each archived envelope among the asked ids
 OUTCOME_COLS = "r.envelope_id, d.reason_code"
 OUTCOME_FROM = "raw_archive r LEFT JOIN dead_letters d ON d.envelope_id = r.envelope_id"
-_OUTCOME_SQL = (f"SELECT x.* FROM unnest(%s::text[]) AS k(c0) CROSS JOIN LATERAL "
-                f"(SELECT {OUTCOME_COLS} FROM {OUTCOME_FROM} WHERE r.envelope_id = k.c0 OFFSET 0) AS x")
+_OUTCOME_SQL = (
+    f"SELECT x.* FROM unnest(%s::text[]) AS k(c0) CROSS JOIN LATERAL "
+    f"(SELECT {OUTCOME_COLS} FROM {OUTCOME_FROM} WHERE r.envelope_id = k.c0 OFFSET 0) AS x"
+)
 
 
 #: the content look-up: per asked (key, content hash), the stored row of that content and one envelope of
 #: another content under the key; both on the primary key, at most one row each however often the key recurs
-_CONTENTS_PG = ("SELECT hit.envelope_id, hit.ack_code, other.envelope_id "
-                "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(key, hash, i) "
-                "LEFT JOIN LATERAL (SELECT envelope_id, ack_code FROM processed_messages p "
-                "WHERE p.dedup_key = k.key AND p.content_hash = k.hash OFFSET 0) hit ON true "
-                "LEFT JOIN LATERAL (SELECT envelope_id FROM processed_messages p "
-                "WHERE p.dedup_key = k.key AND p.content_hash <> k.hash LIMIT 1) other ON true ORDER BY k.i")
+_CONTENTS_PG = (
+    "SELECT hit.envelope_id, hit.ack_code, other.envelope_id "
+    "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(key, hash, i) "
+    "LEFT JOIN LATERAL (SELECT envelope_id, ack_code FROM processed_messages p "
+    "WHERE p.dedup_key = k.key AND p.content_hash = k.hash OFFSET 0) hit ON true "
+    "LEFT JOIN LATERAL (SELECT envelope_id FROM processed_messages p "
+    "WHERE p.dedup_key = k.key AND p.content_hash <> k.hash LIMIT 1) other ON true ORDER BY k.i"
+)
 #: (what is stored of the same content: (envelope_id, ack_code), or None; an envelope of another content, or None)
 Content = tuple[tuple[str, str] | None, str | None]
 
@@ -60,11 +64,13 @@ Content = tuple[tuple[str, str] | None, str | None]
 def contents_sql_sqlite(n: int) -> str:
     """The content look-up for ``n`` pairs on SQLite (parameters: key, hash per pair, in order)."""
     values = ",".join(["(?, ?, ?)"] * n)
-    return (f"WITH k(i, key, hash) AS (VALUES {values}) "
-            "SELECT hit.envelope_id, hit.ack_code, (SELECT p.envelope_id FROM processed_messages p "
-            "WHERE p.dedup_key = k.key AND p.content_hash <> k.hash LIMIT 1) "
-            "FROM k LEFT JOIN processed_messages hit ON hit.dedup_key = k.key AND hit.content_hash = k.hash "
-            "ORDER BY k.i")
+    return (
+        f"WITH k(i, key, hash) AS (VALUES {values}) "
+        "SELECT hit.envelope_id, hit.ack_code, (SELECT p.envelope_id FROM processed_messages p "
+        "WHERE p.dedup_key = k.key AND p.content_hash <> k.hash LIMIT 1) "
+        "FROM k LEFT JOIN processed_messages hit ON hit.dedup_key = k.key AND hit.content_hash = k.hash "
+        "ORDER BY k.i"
+    )
 
 
 def contents_sql_args(pairs: Sequence[tuple[str, str]]) -> tuple[str, tuple[str, str]]:
@@ -104,8 +110,10 @@ class AsyncKeyReader:
     """See the module docstring. ``connect_kwargs``: psycopg connection parameters."""
 
     def __init__(self, connect_kwargs: dict[str, Any], *, timeout: float = 2.0) -> None:
-        self._kwargs = {"connect_timeout": max(1, round(timeout)),
-                        **{k: v for k, v in connect_kwargs.items() if k != "context"}}
+        self._kwargs = {
+            "connect_timeout": max(1, round(timeout)),
+            **{k: v for k, v in connect_kwargs.items() if k != "context"},
+        }
         self.timeout = timeout
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._cur: psycopg.AsyncCursor[Any] | None = None

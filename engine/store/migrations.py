@@ -16,8 +16,15 @@ Step = Callable[[sa.Connection], None]
 
 
 def _v1_initial(conn: sa.Connection) -> None:
-    for table in (s.raw_archive, s.record_versions, s.identifiers, s.identity_edges,
-                  s.identity_conflicts, s.dead_letters, s.processed_messages):
+    for table in (
+        s.raw_archive,
+        s.record_versions,
+        s.identifiers,
+        s.identity_edges,
+        s.identity_conflicts,
+        s.dead_letters,
+        s.processed_messages,
+    ):
         table.create(conn, checkfirst=True)
 
 
@@ -46,7 +53,8 @@ def _v3_processed_content_hash(conn: sa.Connection) -> None:
     conn.exec_driver_sql(
         "INSERT INTO processed_messages (dedup_key, envelope_id, ack_code, content_hash) "
         "SELECT p.dedup_key, p.envelope_id, p.ack_code, COALESCE(substr(r.sha256, 1, 32), '') "
-        "FROM processed_messages_v2 p LEFT JOIN raw_archive r ON r.envelope_id = p.envelope_id")
+        "FROM processed_messages_v2 p LEFT JOIN raw_archive r ON r.envelope_id = p.envelope_id"
+    )
     conn.exec_driver_sql("DROP TABLE processed_messages_v2")
 
 
@@ -54,8 +62,10 @@ def _v3_postgresql(conn: sa.Connection) -> None:
     pkey = sa.inspect(conn).get_pk_constraint("processed_messages")["name"]
     for sql in (
         "ALTER TABLE processed_messages ADD COLUMN content_hash VARCHAR(32) NOT NULL DEFAULT ''",
-        ("UPDATE processed_messages p SET content_hash = substr(r.sha256, 1, 32) FROM raw_archive r "
-         "WHERE r.envelope_id = p.envelope_id"),
+        (
+            "UPDATE processed_messages p SET content_hash = substr(r.sha256, 1, 32) FROM raw_archive r "
+            "WHERE r.envelope_id = p.envelope_id"
+        ),
         f'ALTER TABLE processed_messages DROP CONSTRAINT "{pkey}"',
         "ALTER TABLE processed_messages ADD PRIMARY KEY (dedup_key, content_hash)",
         "ALTER TABLE processed_messages ALTER COLUMN content_hash DROP DEFAULT",

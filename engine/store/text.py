@@ -52,8 +52,11 @@ def _width(col: Any) -> int:
 KEY = _width(s.record_versions.c.record_key)
 SUBJECT = _width(s.record_versions.c.subject_key)
 SOURCE_ID = _width(s.record_versions.c.source_message_id)
-ID_KEY, ID_SYSTEM, ID_VALUE = (_width(s.identifiers.c.id_key), _width(s.identifiers.c.system),
-                               _width(s.identifiers.c.value))
+ID_KEY, ID_SYSTEM, ID_VALUE = (
+    _width(s.identifiers.c.id_key),
+    _width(s.identifiers.c.system),
+    _width(s.identifiers.c.value),
+)
 DEDUP = _width(s.raw_archive.c.dedup_key)
 RECEIVED_AT = _width(s.raw_archive.c.received_at)
 _MINUTE = timedelta(minutes=1)
@@ -62,8 +65,18 @@ DEAD_CODE = _width(s.dead_letters.c.reason_code)
 #: id, the adapter and the dedup key in columns of the same width)
 ENVELOPE_FIELDS: tuple[tuple[str, int], ...] = tuple(
     (name, _width(s.raw_archive.c["envelope_id" if name == "id" else name]))
-    for name in ("id", "trace_id", "adapter", "mapping", "source_system", "content_type", "charset", "sha256",
-                 "dedup_key"))
+    for name in (
+        "id",
+        "trace_id",
+        "adapter",
+        "mapping",
+        "source_system",
+        "content_type",
+        "charset",
+        "sha256",
+        "dedup_key",
+    )
+)
 
 
 class TextNotStorable(PermanentError):
@@ -79,7 +92,7 @@ def fit(value: str, width: int | None = None) -> str:
     if width is not None and len(value) > width:
         # log_safe: the digest is logged with the value (an envelope id) and must never look like a national id
         digest = log_safe(hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32])
-        value = value[:width - 33] + "#" + digest
+        value = value[: width - 33] + "#" + digest
     return value
 
 

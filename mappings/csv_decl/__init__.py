@@ -23,7 +23,6 @@ publishing it (reason codes ``MISSING_VALUE``, ``MISSING_IDENTIFIER``, ``BAD_DAT
 ``UNKNOWN_CODE``, ``COLUMN_COUNT``); they carry the row and column, never the value.
 """
 
-
 from __future__ import annotations
 
 import csv
@@ -86,8 +85,9 @@ def parse_spec(options: dict[str, Any]) -> CsvSpec:
     try:
         return CsvSpec.model_validate(options)
     except PydanticValidationError as exc:
-        where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}"
-                          for e in exc.errors(include_input=False))
+        where = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
         raise ValidationError(f"invalid csv spec: {where}", code="SPEC_INVALID") from None
 
 
@@ -110,10 +110,10 @@ def header_delimiter(line: str) -> str:
             j = line.find('"', i)
             if j < 0:
                 break
-            if line[j + 1: j + 2] == '"':
+            if line[j + 1 : j + 2] == '"':
                 i = j + 2
                 continue
-            nxt = line[j + 1: j + 2]
+            nxt = line[j + 1 : j + 2]
             if nxt in CANDIDATE_DELIMITERS:
                 return nxt
             break
@@ -134,7 +134,7 @@ def read_chunk(text: str, delimiter: str | None) -> tuple[list[str], Any]:
 
 def _decode(raw: bytes, charset: str | None) -> str:
     """The declared charset strictly; undeclared (a file fed directly): UTF-8 (BOM or not), else cp1252."""
-    for enc in ((charset,) if charset else ("utf-8-sig", "cp1252", "iso-8859-1")):
+    for enc in (charset,) if charset else ("utf-8-sig", "cp1252", "iso-8859-1"):
         try:
             return raw.decode(enc)
         except (UnicodeDecodeError, LookupError):
@@ -159,12 +159,23 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
             _map_one(plan, row, n, prov, records, links, warnings)
     except csv.Error:
         raise ParseError("malformed CSV chunk", code="CSV_MALFORMED") from None
-    return MappingResult(records=tuple(records), links=tuple(links), warnings=tuple(warnings),
-                         message_type=f"CSV_{compiled.spec.kind.upper()}")
+    return MappingResult(
+        records=tuple(records),
+        links=tuple(links),
+        warnings=tuple(warnings),
+        message_type=f"CSV_{compiled.spec.kind.upper()}",
+    )
 
 
-def _map_one(plan: Plan, row: list[str], n: int, prov: Provenance, records: list[Any],
-             links: dict[IdentityLink, None], warnings: dict[str, None]) -> None:
+def _map_one(
+    plan: Plan,
+    row: list[str],
+    n: int,
+    prov: Provenance,
+    records: list[Any],
+    links: dict[IdentityLink, None],
+    warnings: dict[str, None],
+) -> None:
     row, problem = plan.check(row)
     if problem is not None:
         warnings[problem.reason(n)] = None
@@ -180,6 +191,7 @@ def _map_one(plan: Plan, row: list[str], n: int, prov: Provenance, records: list
     records.extend(recs)
     links.update(dict.fromkeys(lnk))
     warnings.update(dict.fromkeys(warn))
+
 
 __all__ = [
     "CANDIDATE_DELIMITERS",

@@ -57,8 +57,11 @@ class Plan:
         self.person_time = self._time(spec.person.event_time) if spec.person and spec.person.event_time else None
         self.checks = self._checks()
         self._ids: dict[Any, Identifier] = {}
-        self.table_cols = [(self._i(f.column), normalise_column(f.column), spec.tables[f.table])
-                           for f in spec.fields.values() if f.column and f.table and not spec.tables[f.table].strict]
+        self.table_cols = [
+            (self._i(f.column), normalise_column(f.column), spec.tables[f.table])
+            for f in spec.fields.values()
+            if f.column and f.table and not spec.tables[f.table].strict
+        ]
 
     def _i(self, column: str) -> int:
         return self.index[normalise_column(column)]
@@ -73,8 +76,11 @@ class Plan:
         i, col = self._i(fs.column), normalise_column(fs.column)
         if name in DATETIME_FIELDS or name in DATE_FIELDS:
             p = make_time_parser(fs.formats or self.spec.event_time.formats, col)
-            return (lambda row: p(row[i]).date() if row[i] else None) if name in DATE_FIELDS else (
-                lambda row: p(row[i]) if row[i] else None)
+            return (
+                (lambda row: p(row[i]).date() if row[i] else None)
+                if name in DATE_FIELDS
+                else (lambda row: p(row[i]) if row[i] else None)
+            )
         if name in FLOAT_FIELDS:
             n = make_number_parser(self.spec.decimal_comma, col)
             return lambda row: n(row[i]) if row[i] else None
@@ -135,7 +141,7 @@ class Plan:
             return row
         if n < self.width:
             return row + [""] * (self.width - n)
-        if any(row[self.width:]):
+        if any(row[self.width :]):
             raise _RowFail("COLUMN_COUNT", "*")
         return row[: self.width]
 
@@ -150,7 +156,9 @@ class Plan:
                         raise _RowFail("MISSING_VALUE", col)
                 elif parse is not None:
                     parse(v)
-            if not ((self.nat_idx is not None and row[self.nat_idx]) or (self.loc_idx is not None and row[self.loc_idx])):
+            if not (
+                (self.nat_idx is not None and row[self.nat_idx]) or (self.loc_idx is not None and row[self.loc_idx])
+            ):
                 raise _RowFail("MISSING_IDENTIFIER", self.id_column)
         except _RowFail as f:
             return row, f.problem
@@ -189,8 +197,14 @@ class Plan:
         if self.person_time is not None and row[self.person_time[0]]:
             event_time = self.person_time[1](row[self.person_time[0]])
         key = f"{self.source}|person|{idents[0].system}|{key_part(idents[0].value)}"
-        return Person(key=key, subject=idents[0], identifiers=tuple(idents), event_time=event_time, provenance=prov,
-                      **{k: v for k, v in data.items() if v is not None})
+        return Person(
+            key=key,
+            subject=idents[0],
+            identifiers=tuple(idents),
+            event_time=event_time,
+            provenance=prov,
+            **{k: v for k, v in data.items() if v is not None},
+        )
 
 
 def _memo(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
@@ -221,8 +235,11 @@ def _convert_const(name: str, fs: FieldSpec, spec: CsvSpec) -> Any:
     if name in CODING_FIELDS:
         table = spec.tables.get(fs.table or "")
         e = table.codes.get(str(v)) if table else None
-        c = Coding(system=(table.system if table else None) or fs.system, code=e.code if e else str(v),
-                   display=e.display if e else None)
+        c = Coding(
+            system=(table.system if table else None) or fs.system,
+            code=e.code if e else str(v),
+            display=e.display if e else None,
+        )
         return (c,) if name == "codes" else c
     try:
         if name in DATETIME_FIELDS or name in DATE_FIELDS:

@@ -15,8 +15,7 @@ from engine.model import (
 OSLO = ZoneInfo("Europe/Oslo")
 CANDIDATE_DELIMITERS = (";", ",", "\t")
 DEFAULT_FORMATS = ("dd.mm.yyyy HH:MM:SS", "dd.mm.yyyy HH:MM", "dd.mm.yyyy", "iso")
-Kind = Literal["person", "observation", "care_event", "condition", "encounter", "document", "medication",
-               "referral"]
+Kind = Literal["person", "observation", "care_event", "condition", "encounter", "document", "medication", "referral"]
 Scalar = str | int | float | bool
 
 CODING_FIELDS = frozenset({"code", "event_code", "doc_type", "value_code", "specimen", "service", "codes"})
@@ -157,7 +156,7 @@ class CsvSpec(_Spec):
                 raise ValueError(f"field {name!r} cannot be mapped for kind {self.kind!r}")
             if fs.table and fs.table not in self.tables:
                 raise ValueError(f"field {name!r} uses unknown table {fs.table!r}")
-        for f in (self.person.fields.values() if self.person else ()):
+        for f in self.person.fields.values() if self.person else ():
             if f.table and f.table not in self.tables:
                 raise ValueError(f"a person field uses unknown table {f.table!r}")
         needed = [n for n, fi in model.model_fields.items() if fi.is_required() and n not in RESERVED]

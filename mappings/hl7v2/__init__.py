@@ -65,8 +65,9 @@ def _strict_check(raw: bytes) -> None:
 
     problems = validate_strict(raw)
     if problems:
-        raise ValidationError(f"{len(problems)} structure problem(s): {', '.join(problems[:5])}",
-                              code="HL7_STRICT_INVALID")
+        raise ValidationError(
+            f"{len(problems)} structure problem(s): {', '.join(problems[:5])}", code="HL7_STRICT_INVALID"
+        )
 
 
 def map_one(raw: bytes, ctx: MapContext) -> MappingResult:

@@ -36,8 +36,13 @@ def map_adt(src: Source) -> MappingResult:
     warnings = list(pat.warnings)
     if pv1 is not None and _wants_encounter(pv1, src.event):
         records.append(encounter(pv1, pat.subject, src))
-    return MappingResult(records=tuple(records), links=pat.links, warnings=tuple(dict.fromkeys(warnings)),
-                         message_type=f"ADT^{src.event}", source_message_id=src.control_id)
+    return MappingResult(
+        records=tuple(records),
+        links=pat.links,
+        warnings=tuple(dict.fromkeys(warnings)),
+        message_type=f"ADT^{src.event}",
+        source_message_id=src.control_id,
+    )
 
 
 def _wants_encounter(pv1: Segment, event: str) -> bool:
@@ -80,10 +85,20 @@ def encounter(pv1: Segment, subject: Any, src: Source) -> Encounter:
     """The Encounter version PV1 states for this event (see the module docstring)."""
     key, key_flags = _key(pv1, subject, src)
     status, end, flags = _status_and_end(pv1, src)
-    return Encounter.model_validate({  # the same model as Encounter(**kwargs), validated at ~3/4 of the cost
-        "key": key, "subject": subject, "event_time": src.event_time, "status": status, "provenance": src.prov,
-        "flags": (*src.flags, *key_flags, *flags),
-        "encounter_class": tables.patient_class(pv1.get(2)), "start": parse_dtm(pv1.get(44)), "end": end,
-        "facility": pv1.get(3, 4) or src.facility, "location": _location(pv1),
-        "admission_type": pv1.get(4) or None, "discharge_disposition": pv1.get(36) or None,
-    })
+    return Encounter.model_validate(
+        {  # the same model as Encounter(**kwargs), validated at ~3/4 of the cost
+            "key": key,
+            "subject": subject,
+            "event_time": src.event_time,
+            "status": status,
+            "provenance": src.prov,
+            "flags": (*src.flags, *key_flags, *flags),
+            "encounter_class": tables.patient_class(pv1.get(2)),
+            "start": parse_dtm(pv1.get(44)),
+            "end": end,
+            "facility": pv1.get(3, 4) or src.facility,
+            "location": _location(pv1),
+            "admission_type": pv1.get(4) or None,
+            "discharge_disposition": pv1.get(36) or None,
+        }
+    )

@@ -101,13 +101,13 @@ class Splitter:
         if cut < 0:
             self._hold(block, out)
             return out
-        head = block[:cut + 1]
+        head = block[: cut + 1]
         if self._parts:
             head = b"".join(self._parts) + head
             self._parts, self._partial = [], 0
         self._lines(head, out)
         if cut + 1 < len(block):
-            self._hold(block[cut + 1:], out)
+            self._hold(block[cut + 1 :], out)
         return out
 
     def finish(self) -> list[Piece]:
@@ -119,8 +119,11 @@ class Splitter:
         f = self.framing
         if self._segments is not None:
             if f.framed and not f.closed:
-                self._close(out, f"HL7_BATCH_TRUNCATED: message {self.count - 1} is not followed by "
-                                 f"{'BTS' if f.batch_open else 'FTS'}: it may be cut")
+                self._close(
+                    out,
+                    f"HL7_BATCH_TRUNCATED: message {self.count - 1} is not followed by "
+                    f"{'BTS' if f.batch_open else 'FTS'}: it may be cut",
+                )
             else:
                 self._close(out)
         elif f.framed and not f.closed:
@@ -199,7 +202,7 @@ class Splitter:
         if self._segments is not None:
             self._size += end + 1
         self._skipping = False
-        return block[end + 1:]
+        return block[end + 1 :]
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -220,8 +223,14 @@ class Splitter:
             return
         index = self.count - 1
         if self._dropped:
-            out.append(Piece(index, b"", f"HL7_MESSAGE_TOO_LARGE: message {index} of {self._size} bytes "
-                                         f"exceeds max_message_bytes={self.max_message_bytes}"))
+            out.append(
+                Piece(
+                    index,
+                    b"",
+                    f"HL7_MESSAGE_TOO_LARGE: message {index} of {self._size} bytes "
+                    f"exceeds max_message_bytes={self.max_message_bytes}",
+                )
+            )
         else:
             out.append(Piece(index, b"\r".join(self._segments) + b"\r", problem))
         self._segments, self._size, self._dropped = None, 0, False
@@ -239,8 +248,9 @@ class Splitter:
             f.batch_open, f.in_batch = True, 0
         elif tag == b"BTS":
             f.batch_trailers += 1
-            self._check_count(_count(line), f.in_batch, f"BTS-1 of batch {max(f.batch_headers, f.batch_trailers)}",
-                              "messages")
+            self._check_count(
+                _count(line), f.in_batch, f"BTS-1 of batch {max(f.batch_headers, f.batch_trailers)}", "messages"
+            )
             f.batch_open, f.in_batch = False, 0
         else:
             if f.batch_open:
@@ -252,8 +262,9 @@ class Splitter:
 
     def _check_count(self, declared: int | None, found: int, what: str, unit: str) -> None:
         if declared is not None and declared != found:
-            self.framing.problems.append(f"HL7_BATCH_COUNT_MISMATCH: {what} says {declared} {unit}, "
-                                         f"the file holds {found}")
+            self.framing.problems.append(
+                f"HL7_BATCH_COUNT_MISMATCH: {what} says {declared} {unit}, the file holds {found}"
+            )
 
 
 def _count(line: bytes) -> int | None:
@@ -273,7 +284,7 @@ def looks_truncated(head: bytes, tail: bytes) -> bool:
     if opener not in _OPENERS:
         return False
     body = tail.rstrip(_BLANK)
-    last = body[max(body.rfind(b"\r"), body.rfind(b"\n")) + 1:].lstrip(_BLANK)[:3]
+    last = body[max(body.rfind(b"\r"), body.rfind(b"\n")) + 1 :].lstrip(_BLANK)[:3]
     return last not in ((b"FTS",) if opener == b"FHS" else (b"BTS", b"FTS"))
 
 

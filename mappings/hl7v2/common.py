@@ -45,9 +45,17 @@ class Source:
         flags: tuple[str, ...] = ()
         if t is None:
             t, flags = ctx.received_at, ("EVENT_TIME_FROM_RECEIPT",)
-        return cls(msg=msg, ctx=ctx, msh=msh, facility=facility.strip(), control_id=control,
-                   event=msh.get(9, 2).upper(), prov=ctx.provenance(source_message_id=control),
-                   event_time=t, flags=flags)
+        return cls(
+            msg=msg,
+            ctx=ctx,
+            msh=msh,
+            facility=facility.strip(),
+            control_id=control,
+            event=msh.get(9, 2).upper(),
+            prov=ctx.provenance(source_message_id=control),
+            event_time=t,
+            flags=flags,
+        )
 
     def key(self, kind: str, *parts: str) -> str:
         """``hl7v2|<facility>|<kind>|<parts...>``: a record key scoped to the sending facility."""

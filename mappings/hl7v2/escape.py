@@ -98,8 +98,13 @@ def escape(value: str, d: Delimiters) -> str:
     if not esc:
         return value
     out = value.replace(esc, f"{esc}E{esc}")
-    for char, code in ((d.field, "F"), (d.component, "S"), (d.subcomponent, "T"), (d.repetition, "R"),
-                       (d.truncation, "P")):
+    for char, code in (
+        (d.field, "F"),
+        (d.component, "S"),
+        (d.subcomponent, "T"),
+        (d.repetition, "R"),
+        (d.truncation, "P"),
+    ):
         if char and char in out:
             out = out.replace(char, f"{esc}{code}{esc}")
     if "\r" in out:

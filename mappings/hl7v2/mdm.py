@@ -60,10 +60,18 @@ def document(txa: Segment, src: Source, subject: object) -> Document:
     status = RecordStatus.CANCELLED if src.event == "T11" else tables.document_status(txa.get(17), txa.get(19))
     flags = (*src.flags, *(("ATTACHMENT_NOT_INLINED",) if attachments else ()))
     return Document(
-        key=src.key("document", number), subject=subject, event_time=src.event_time,  # type: ignore[arg-type]
-        status=status, provenance=src.prov, flags=flags, doc_type=doc_type,
-        title=txa.get(25) or doc_type.display, text=text, mime_type="text/plain" if text else None,
-        author=_person_name(txa, 9) or _person_name(txa, 5), parent_ref=_ei(txa, 13) or None,
+        key=src.key("document", number),
+        subject=subject,
+        event_time=src.event_time,  # type: ignore[arg-type]
+        status=status,
+        provenance=src.prov,
+        flags=flags,
+        doc_type=doc_type,
+        title=txa.get(25) or doc_type.display,
+        text=text,
+        mime_type="text/plain" if text else None,
+        author=_person_name(txa, 9) or _person_name(txa, 5),
+        parent_ref=_ei(txa, 13) or None,
         attachments=attachments,
     )
 
@@ -74,8 +82,17 @@ def map_mdm(src: Source) -> MappingResult:
     pat = pidmod.patient(src.require("PID"), src)
     warnings = list(pat.warnings)
     if src.event in NOTIFICATION_EVENTS:
-        return MappingResult(links=pat.links, warnings=(*warnings, "HL7_NOTIFICATION_ONLY"),
-                             message_type=f"MDM^{src.event}", source_message_id=src.control_id)
+        return MappingResult(
+            links=pat.links,
+            warnings=(*warnings, "HL7_NOTIFICATION_ONLY"),
+            message_type=f"MDM^{src.event}",
+            source_message_id=src.control_id,
+        )
     doc = document(txa, src, pat.subject)
-    return MappingResult(records=(doc,), links=pat.links, warnings=tuple(warnings),
-                         message_type=f"MDM^{src.event}", source_message_id=src.control_id)
+    return MappingResult(
+        records=(doc,),
+        links=pat.links,
+        warnings=tuple(warnings),
+        message_type=f"MDM^{src.event}",
+        source_message_id=src.control_id,
+    )

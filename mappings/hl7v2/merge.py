@@ -49,8 +49,11 @@ def _merge(src: Source, reason: str) -> tuple[list[Any], list[IdentityLink], lis
         pat = pidmod.patient(pid, src)
         prior = pidmod.identifiers(mrg, (1, 2, 4), src.facility)
         links.extend(pat.links)
-        links.extend(IdentityLink(a=pat.subject, b=p, reason=reason) for p in prior  # type: ignore[arg-type]
-                     if p != pat.subject)
+        links.extend(
+            IdentityLink(a=pat.subject, b=p, reason=reason)
+            for p in prior  # type: ignore[arg-type]
+            if p != pat.subject
+        )
         if not prior:
             warnings.append("HL7_MRG_NO_PRIOR_ID")
         if any("INVALID_NUMBER" in p.flags for p in prior):
@@ -79,6 +82,10 @@ def map_merge(src: Source) -> MappingResult:
         records, links, warnings = _link(src)
     else:
         records, links, warnings = _merge(src, "replaces" if src.event in REPLACE_EVENTS else "merge")
-    return MappingResult(records=tuple(records), links=tuple(dict.fromkeys(links)),
-                         warnings=tuple(dict.fromkeys(warnings)), message_type=f"ADT^{src.event}",
-                         source_message_id=src.control_id)
+    return MappingResult(
+        records=tuple(records),
+        links=tuple(dict.fromkeys(links)),
+        warnings=tuple(dict.fromkeys(warnings)),
+        message_type=f"ADT^{src.event}",
+        source_message_id=src.control_id,
+    )

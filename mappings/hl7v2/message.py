@@ -16,8 +16,18 @@ from functools import lru_cache
 
 from mappings.hl7v2.escape import Delimiters, escape, unescape
 
-__all__ = ["NULL", "Delimiters", "FieldValue", "Message", "Segment", "delimiters_from_msh2", "split_first",
-           "split_reps", "split_value", "text_of"]
+__all__ = [
+    "NULL",
+    "Delimiters",
+    "FieldValue",
+    "Message",
+    "Segment",
+    "delimiters_from_msh2",
+    "split_first",
+    "split_reps",
+    "split_value",
+    "text_of",
+]
 
 NULL = '""'
 

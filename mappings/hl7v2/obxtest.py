@@ -41,7 +41,10 @@ def _test(obx2: str, obx3: str, obx6: str, obx7: str, obx11: str, d: Delimiters)
     # an OBX holding only these fields, read with the same readers as a whole OBX
     seg = Segment("OBX", ["OBX", "", obx2, obx3, "", "", obx6, obx7, "", "", "", obx11], d)
     return ObxTest(
-        value_type=seg.get(2).upper(), code=tables.coding_of(seg, 3),
-        code_key=seg.get(3) or seg.get(3, 4), unit=values.unit(seg),
-        reference=values.reference_range(seg.get(7)), status=tables.result_status(seg.get(11)),
+        value_type=seg.get(2).upper(),
+        code=tables.coding_of(seg, 3),
+        code_key=seg.get(3) or seg.get(3, 4),
+        unit=values.unit(seg),
+        reference=values.reference_range(seg.get(7)),
+        status=tables.result_status(seg.get(11)),
     )

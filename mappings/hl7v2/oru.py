@@ -113,8 +113,13 @@ def _order(g: Group, src: Source) -> _Order:
     obr = g.obr
     if obr is None:
         return _Order(filler(g, src), _specimen(g), "", None, first_time(src.msh.get(7)))
-    return _Order(filler(g, src), _specimen(g), obr.get(7), tables.result_status(obr.get(25)),
-                  first_time(obr.get(22), src.msh.get(7)))
+    return _Order(
+        filler(g, src),
+        _specimen(g),
+        obr.get(7),
+        tables.result_status(obr.get(25)),
+        first_time(obr.get(22), src.msh.get(7)),
+    )
 
 
 def _abnormal(obx: Segment) -> str | None:
@@ -131,8 +136,9 @@ def _performer(obx: Segment) -> str | None:
     return None
 
 
-def observation(obx: Segment, test: ObxTest, key: str, order: _Order, subject: Identifier, src: Source,
-                flags: tuple[str, ...]) -> Observation:
+def observation(
+    obx: Segment, test: ObxTest, key: str, order: _Order, subject: Identifier, src: Source, flags: tuple[str, ...]
+) -> Observation:
     """One Observation version for ``obx`` (``test``: its :func:`~mappings.hl7v2.obxtest.obx_test`)."""
     value = values.obx_value(obx, test.value_type)
     effective = first_time(obx.get(14), order.obr7)
@@ -145,17 +151,31 @@ def observation(obx: Segment, test: ObxTest, key: str, order: _Order, subject: I
     if "flags" in value:
         flags = (*flags, *value.pop("flags"))
     # model_validate(dict) builds the same model as Observation(**kwargs) at ~3/4 of the cost
-    return Observation.model_validate({
-        "key": key, "subject": subject, "event_time": event_time, "status": status, "provenance": src.prov,
-        "flags": flags, "code": test.code or _UNKNOWN_CODE, "value_type": test.value_type or None,
-        "unit": test.unit, "abnormal_flag": _abnormal(obx), "effective_time": effective,
-        "specimen": order.specimen, "report_id": order.filler, "performer": _performer(obx),
-        **test.reference, **value,
-    })
+    return Observation.model_validate(
+        {
+            "key": key,
+            "subject": subject,
+            "event_time": event_time,
+            "status": status,
+            "provenance": src.prov,
+            "flags": flags,
+            "code": test.code or _UNKNOWN_CODE,
+            "value_type": test.value_type or None,
+            "unit": test.unit,
+            "abnormal_flag": _abnormal(obx),
+            "effective_time": effective,
+            "specimen": order.specimen,
+            "report_id": order.filler,
+            "performer": _performer(obx),
+            **test.reference,
+            **value,
+        }
+    )
 
 
-def _obx_key(obx: Segment, test: ObxTest, order: _Order, src: Source,
-             seen: dict[str, int]) -> tuple[str, tuple[str, ...]]:
+def _obx_key(
+    obx: Segment, test: ObxTest, order: _Order, src: Source, seen: dict[str, int]
+) -> tuple[str, tuple[str, ...]]:
     code = test.code_key or ("#" + n if (n := obx.get(1)) else "")
     key = src.key("observation", order.filler, code, obx.get(4))
     n = seen.get(key, 0) + 1
@@ -182,5 +202,10 @@ def map_oru(src: Source) -> MappingResult:
     warnings = dict.fromkeys(w for p in pats for w in p.warnings)
     if not records:
         warnings["HL7_NO_OBX"] = None
-    return MappingResult(records=tuple(records), links=links, warnings=tuple(warnings),
-                         message_type=f"ORU^{src.event}", source_message_id=src.control_id)
+    return MappingResult(
+        records=tuple(records),
+        links=links,
+        warnings=tuple(warnings),
+        message_type=f"ORU^{src.event}",
+        source_message_id=src.control_id,
+    )

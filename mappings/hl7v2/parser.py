@@ -108,7 +108,7 @@ class MshHeader:
         key = f"HL7|{parts[0]}|{parts[1]}|{parts[2]}"
         if len(key) <= MAX_KEY_CHARS:
             return key
-        return key[:MAX_KEY_CHARS - 34] + "%~" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        return key[: MAX_KEY_CHARS - 34] + "%~" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
     @property
     def type_name(self) -> str:
@@ -213,14 +213,22 @@ def header_from_fields(f: list[str]) -> MshHeader:
     if not mtype[0].strip() or not control:
         raise ParseError("MSH-9 message type or MSH-10 control id missing", code="HL7_BAD_MSH")
     return MshHeader(
-        field_sep=f[1], encoding_chars=enc,
-        sending_app=_comp(f, 3, cs), sending_facility=_comp(f, 4, cs),
-        receiving_app=_comp(f, 5, cs), receiving_facility=_comp(f, 6, cs),
-        timestamp=_comp(f, 7, cs), message_type=mtype[0].strip().upper(),
+        field_sep=f[1],
+        encoding_chars=enc,
+        sending_app=_comp(f, 3, cs),
+        sending_facility=_comp(f, 4, cs),
+        receiving_app=_comp(f, 5, cs),
+        receiving_facility=_comp(f, 6, cs),
+        timestamp=_comp(f, 7, cs),
+        message_type=mtype[0].strip().upper(),
         trigger_event=(mtype[1].strip().upper() if len(mtype) > 1 else ""),
         structure=(mtype[2].strip().upper() if len(mtype) > 2 else ""),
-        control_id=control, processing_id=_comp(f, 11, cs), version=_comp(f, 12, cs).strip(),
-        accept_ack_type=_opt(f, 15, cs, rs), app_ack_type=_opt(f, 16, cs, rs), charset=_opt(f, 18, cs, rs),
+        control_id=control,
+        processing_id=_comp(f, 11, cs),
+        version=_comp(f, 12, cs).strip(),
+        accept_ack_type=_opt(f, 15, cs, rs),
+        app_ack_type=_opt(f, 16, cs, rs),
+        charset=_opt(f, 18, cs, rs),
     )
 
 
@@ -295,7 +303,21 @@ def serialise(message: Message, charset: str = "utf-8") -> bytes:
 
 
 __all__ = [
-    "CHARSETS", "Decoded", "Delimiters", "Message", "MshHeader", "Segment", "codec_for", "decode", "decode_checked",
+    "CHARSETS",
+    "Decoded",
+    "Delimiters",
+    "Message",
+    "MshHeader",
+    "Segment",
+    "codec_for",
+    "decode",
+    "decode_checked",
     "header_from_fields",
-    "msh_fields", "parse", "parse_header", "parse_text", "repair_flag", "serialise", "split_messages",
+    "msh_fields",
+    "parse",
+    "parse_header",
+    "parse_text",
+    "repair_flag",
+    "serialise",
+    "split_messages",
 ]

@@ -41,8 +41,14 @@ _BY_CLASS = {
     "ParserError": "HL7_STRICT_PARSE",
 }
 #: exception classes whose text quotes a value: no position is taken from them
-_VALUE_QUOTING = {"MaxLengthReached", "ValueError", "InvalidDateFormat", "InvalidDataType",
-                  "InvalidDateOffset", "InvalidMicrosecondsPrecision"}
+_VALUE_QUOTING = {
+    "MaxLengthReached",
+    "ValueError",
+    "InvalidDateFormat",
+    "InvalidDataType",
+    "InvalidDateOffset",
+    "InvalidMicrosecondsPrecision",
+}
 
 
 def describe(exc: BaseException) -> str:

@@ -82,6 +82,7 @@ def coding_of(seg: Segment, f: int) -> Coding | None:
 
 def coding_from_parts(parts: list[list[str]]) -> Coding | None:
     """CE/CWE components (1 code, 2 text, 3 system; 4-6 alternate; 9 original text) -> Coding."""
+
     def c(i: int) -> str:
         return parts[i][0] if i < len(parts) else ""
 

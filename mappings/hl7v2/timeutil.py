@@ -13,9 +13,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 OSLO = ZoneInfo("Europe/Oslo")
-_DTM = re.compile(
-    r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:[.,](\d{1,6}))?\s*(?:([+-])(\d{2})(\d{2}))?$"
-)
+_DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:[.,](\d{1,6}))?\s*(?:([+-])(\d{2})(\d{2}))?$")
 
 
 @lru_cache(maxsize=4096)
@@ -33,8 +31,9 @@ def parse_dtm(value: str) -> datetime | None:
                 return None
             tz = timezone(delta if sign == "+" else -delta)  # type: ignore[assignment]
         micro = int((frac or "0").ljust(6, "0")[:6])
-        return datetime(int(year), int(mon or 1), int(day or 1), int(hh or 0), int(mm or 0), int(ss or 0),
-                        micro, tzinfo=tz)
+        return datetime(
+            int(year), int(mon or 1), int(day or 1), int(hh or 0), int(mm or 0), int(ss or 0), micro, tzinfo=tz
+        )
     except ValueError:
         return None
 

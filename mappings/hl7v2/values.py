@@ -28,8 +28,17 @@ _RANGE = re.compile(r"^\s*([+-]?\d+(?:[.,]\d+)?)\s*(?:-|–|\.\.)\s*([+-]?\d+(?:
 _CODED = frozenset({"CE", "CWE", "CNE", "CF", "CV"})
 _COMPARATORS = frozenset({"<", ">", "<=", ">="})
 #: ED-2 type of data (HL7 table 0191) -> MIME major type
-_MIME_MAJOR = {"AP": "application", "APPLICATION": "application", "IM": "image", "IMAGE": "image",
-               "TX": "text", "TEXT": "text", "AU": "audio", "AUDIO": "audio", "MULTIPART": "multipart"}
+_MIME_MAJOR = {
+    "AP": "application",
+    "APPLICATION": "application",
+    "IM": "image",
+    "IMAGE": "image",
+    "TX": "text",
+    "TEXT": "text",
+    "AU": "audio",
+    "AUDIO": "audio",
+    "MULTIPART": "multipart",
+}
 
 
 @lru_cache(maxsize=4096)

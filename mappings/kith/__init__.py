@@ -85,8 +85,11 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     if not merged.records and first_error is not None:
         raise first_error
     return MappingResult(
-        records=tuple(merged.records), links=merged.links, warnings=tuple(dict.fromkeys(merged.warnings)),
-        message_type=head.msg_type, source_message_id=head.msg_id,
+        records=tuple(merged.records),
+        links=merged.links,
+        warnings=tuple(dict.fromkeys(merged.warnings)),
+        message_type=head.msg_type,
+        source_message_id=head.msg_id,
     )
 
 

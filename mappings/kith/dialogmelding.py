@@ -38,14 +38,21 @@ def map_payload(payload: Node, head: Head, ctx: MapContext) -> c.Part:
         if name not in ("Notat", "Foresporsel"):
             continue
         doc_id = c.text(note, "DokIdNotat" if name == "Notat" else "DokIdForesp") or head.msg_id or "unknown"
-        part.records.append(Document(
-            key=c.unique_key(f"kith:dialog:{scope}:{doc_id}", seen), subject=subj.subject, event_time=time,
-            provenance=prov, doc_type=c.doc_type(head.msg_type or name.upper(), head.msg_type_dn),
-            title=_title(note, name), text=_text(note, name),
-            author=hcp_name(c.find(note, "RollerRelatertNotat/HealthcareProfessional")) or head.sender_person,
-            conversation_ref=head.conversation_ref or head.msg_id, parent_ref=head.parent_ref,
-            attachments=head.attachments,
-        ))
+        part.records.append(
+            Document(
+                key=c.unique_key(f"kith:dialog:{scope}:{doc_id}", seen),
+                subject=subj.subject,
+                event_time=time,
+                provenance=prov,
+                doc_type=c.doc_type(head.msg_type or name.upper(), head.msg_type_dn),
+                title=_title(note, name),
+                text=_text(note, name),
+                author=hcp_name(c.find(note, "RollerRelatertNotat/HealthcareProfessional")) or head.sender_person,
+                conversation_ref=head.conversation_ref or head.msg_id,
+                parent_ref=head.parent_ref,
+                attachments=head.attachments,
+            )
+        )
     if len(part.records) == 1:
         part.warnings.append("KITH_PART_UNMAPPED:Dialogmelding")
     return part
@@ -61,7 +68,9 @@ def _text(note: Node, name: str) -> str | None:
     if name == "Foresporsel":
         return c.element_text(c.find(note, "Sporsmal"))
     question = c.find(note, "Foresporsel")
-    return c.sections([
-        (None, c.element_text(c.find(note, "TekstNotatInnhold"))),
-        (c.attr(question, "TypeForesp", "DN") or "Spørsmål", c.element_text(c.find(question, "Sporsmal"))),
-    ])
+    return c.sections(
+        [
+            (None, c.element_text(c.find(note, "TekstNotatInnhold"))),
+            (c.attr(question, "TypeForesp", "DN") or "Spørsmål", c.element_text(c.find(question, "Sporsmal"))),
+        ]
+    )

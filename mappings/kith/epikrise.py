@@ -40,8 +40,13 @@ class _Ctx:
         self.key, self.subj, self.time, self.prov, self.status = key, subj, time, prov, status
 
     def base(self, key: str) -> dict[str, object]:
-        return {"key": key, "subject": self.subj.subject, "event_time": self.time, "provenance": self.prov,
-                "status": self.status}
+        return {
+            "key": key,
+            "subject": self.subj.subject,
+            "event_time": self.time,
+            "provenance": self.prov,
+            "status": self.status,
+        }
 
 
 def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
@@ -58,7 +63,9 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     time = c.event_time(ctx, part.warnings, c.parse_time(c.attr(rep, "IssueDate")), gen, head.issue_time)
     doc_id = c.text(rep, "ServProvId") or msg_id or "unknown"
     status = c.status_from_servtype(c.attr(rep, "ServType"), c.attr(rep, "Status"))
-    x = _Ctx(f"kith:epikrise:{scope}:{doc_id}", subj, time, ctx.provenance(source_message_id=head.msg_id or msg_id), status)
+    x = _Ctx(
+        f"kith:epikrise:{scope}:{doc_id}", subj, time, ctx.provenance(source_message_id=head.msg_id or msg_id), status
+    )
     part.records.append(pt.person(subj, time, x.prov))
     part.links = pt.links(subj)
     part.records.append(_document(rep, msg, x, inst))
@@ -70,16 +77,21 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
 
 
 def _document(rep: Node, msg: Node, x: _Ctx, inst: Node | None) -> Document:
-    texts = [(c.attr(cm, "Heading", "DN"), c.element_text(c.find(cm, "TextResultValue")))
-             for cm in c.findall(rep, "Event/Comment")]
+    texts = [
+        (c.attr(cm, "Heading", "DN"), c.element_text(c.find(cm, "TextResultValue")))
+        for cm in c.findall(rep, "Event/Comment")
+    ]
     for inf in c.findall(rep, "Event/InfItem"):
         if c.attr(inf, "Type") in _TEXT_TYPES:
             texts.append((c.attr(inf, "Type", "DN"), c.element_text(c.find(inf, "Observation/Description"))))
     author = c.text(rep, "RelServProvider/HCP/HCProf/Name") or inst_name(inst)
     descr = c.text(rep, "MsgDescr") or c.attr(rep, "MsgDescr", "DN")
     return Document(
-        **x.base(x.key), doc_type=c.doc_type("EPIKRISE", "Epikrise"),  # type: ignore[arg-type]
-        title=descr, text=c.sections(texts), author=author,
+        **x.base(x.key),
+        doc_type=c.doc_type("EPIKRISE", "Epikrise"),  # type: ignore[arg-type]
+        title=descr,
+        text=c.sections(texts),
+        author=author,
     )
 
 
@@ -105,13 +117,21 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
             continue
         code = c.normalise_code(concept.code)
         star = c.coding(c.find(inf, "Observation/CodedDescr/Modifier/Value"))
-        text = c.join(concept.display, f"stjernekode {c.normalise_code(star.code)} {star.display or ''}".strip()
-                      if star else None, sep="; ")
+        text = c.join(
+            concept.display,
+            f"stjernekode {c.normalise_code(star.code)} {star.display or ''}".strip() if star else None,
+            sep="; ",
+        )
         key = c.unique_key(f"{x.key}:dx:{code}", seen)
-        out.append(Condition(
-            **x.base(key), code=Coding(system=concept.system, code=code, display=concept.display),  # type: ignore[arg-type]
-            role=_ROLE.get(c.attr(inf, "Type") or "", "other"), text=text, encounter_key=f"{x.key}:stay",
-        ))
+        out.append(
+            Condition(
+                **x.base(key),
+                code=Coding(system=concept.system, code=code, display=concept.display),  # type: ignore[arg-type]
+                role=_ROLE.get(c.attr(inf, "Type") or "", "other"),
+                text=text,
+                encounter_key=f"{x.key}:stay",
+            )
+        )
     return out
 
 
@@ -122,11 +142,13 @@ def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
         code = c.normalise_code(drug.code) if drug and c.attr(med, "DrugId") else None
         dose_v, dose_u = c.quantity(c.find(med, "UnitDose"))
         key = c.unique_key(f"{x.key}:med:{code or (drug.code if drug else 'unknown')}", seen)
-        out.append(Medication(
-            **x.base(key),  # type: ignore[arg-type]
-            code=Coding(system=drug.system, code=code, display=drug.display) if drug and code else None,
-            name=drug.display if drug else None, med_status=c.attr(med, "Status", "DN"),
-            dosage=c.join(c.join(dose_v, dose_u, sep=" "), c.text(med, "DosageText"), sep="; "),
-        ))
+        out.append(
+            Medication(
+                **x.base(key),  # type: ignore[arg-type]
+                code=Coding(system=drug.system, code=code, display=drug.display) if drug and code else None,
+                name=drug.display if drug else None,
+                med_status=c.attr(med, "Status", "DN"),
+                dosage=c.join(c.join(dose_v, dose_u, sep=" "), c.text(med, "DosageText"), sep="; "),
+            )
+        )
     return out
-

@@ -48,7 +48,10 @@ def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Pa
     base = {"subject": subj.subject, "event_time": time, "provenance": prov, "status": status}
     codes, conditions = _diagnoses(req, key, base)
     referral = Referral(
-        key=key, **base, reason=_reason(req), codes=tuple(codes),  # type: ignore[arg-type]
+        key=key,
+        **base,
+        reason=_reason(req),
+        codes=tuple(codes),  # type: ignore[arg-type]
         priority=c.attr(req, "ReqServ/Priority", "DN") or c.attr(req, "ReqServ/Priority"),
         requester=_requester(req, inst, head, v1),
         recipient=inst_name(c.find(req, "ServProvider/HCP/Inst")) if v1 else head.receiver_name,
@@ -60,8 +63,10 @@ def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Pa
 
 
 def _reason(req: Node) -> str | None:
-    items = [(c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
-             for r in c.findall(req, "ReasonAsText")]
+    items = [
+        (c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
+        for r in c.findall(req, "ReasonAsText")
+    ]
     for inf in req.descendants("InfItem"):
         items.append((c.attr(inf, "Type", "DN"), c.element_text(c.find(inf, "Observation/Description"))))
     items.append(("Kommentar", c.text(req, "ReqComment")))
@@ -84,6 +89,12 @@ def _diagnoses(req: Node, key: str, base: dict[str, object]) -> tuple[list[Codin
             continue
         coding = Coding(system=concept.system, code=c.normalise_code(concept.code), display=concept.display)
         codes.append(coding)
-        conditions.append(Condition(key=c.unique_key(f"{key}:dx:{coding.code}", seen), **base,  # type: ignore[arg-type]
-                                    code=coding, text=concept.display))
+        conditions.append(
+            Condition(
+                key=c.unique_key(f"{key}:dx:{coding.code}", seen),
+                **base,  # type: ignore[arg-type]
+                code=coding,
+                text=concept.display,
+            )
+        )
     return codes, conditions

@@ -39,12 +39,12 @@ class Node:
     @property
     def name(self) -> str:
         tag = self.el.tag
-        return tag[tag.rfind("}") + 1:]
+        return tag[tag.rfind("}") + 1 :]
 
     @property
     def ns(self) -> str:
         tag = self.el.tag
-        return tag[1:tag.index("}")] if tag.startswith("{") else ""
+        return tag[1 : tag.index("}")] if tag.startswith("{") else ""
 
     def index(self) -> dict[str, etree._Element]:
         """The first element child of each local name (built once, on first use)."""

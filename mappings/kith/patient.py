@@ -146,8 +146,9 @@ def resolve(parts: list[PatientInfo | None], scope: str) -> Subject:
     identity = _identity(tuple(declared), scope)
     if identity is None:
         raise MappingError("the message names no patient identifier", code="KITH_NO_PATIENT")
-    return Subject(subject=identity.subject, identifiers=identity.identifiers, info=_merge(infos), scope=scope,
-                   identity=identity)
+    return Subject(
+        subject=identity.subject, identifiers=identity.identifiers, info=_merge(infos), scope=scope, identity=identity
+    )
 
 
 @lru_cache(maxsize=8192)
@@ -156,15 +157,19 @@ def _identity(declared: tuple[tuple[bool, str, str | None], ...], scope: str) ->
 
     Memoised: a pure function of its arguments returning immutable values (validation and hashing cost).
     """
-    found = [identifier(v, t, scope) if national else
-             Identifier(system=ids.OID_LOCAL_PREFIX + (t or ""), value=v, kind="LOCAL")
-             for national, v, t in declared]
+    found = [
+        identifier(v, t, scope)
+        if national
+        else Identifier(system=ids.OID_LOCAL_PREFIX + (t or ""), value=v, kind="LOCAL")
+        for national, v, t in declared
+    ]
     identifiers = tuple(dict.fromkeys(found))
     if not identifiers:
         return None
     best = min(identifiers, key=lambda i: (_RANK[i.kind], "INVALID_NUMBER" in i.flags))
     return Identity(
-        subject=best, identifiers=identifiers,
+        subject=best,
+        identifiers=identifiers,
         links=link_all(identifiers) if len(identifiers) > 1 else (),
         number_birth_date=_number_birth_date(identifiers),
         person_key=_person_key(scope, best),

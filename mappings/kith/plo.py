@@ -50,10 +50,19 @@ def map_payload(payload: Node, head: Head, ctx: MapContext) -> c.Part:
     if payload.name == "Pasientlogistikk":
         records: list[object] = _care_events(payload, key, base, head)
     else:
-        records = [_document(payload, key, base, head), *_conditions(payload, key, base),
-                   *_medications(payload, key, base)]
-    deceased = next((r.occurred_at for r in records if isinstance(r, CareEvent) and r.event_code.code == DECEASED
-                     and r.status is not RecordStatus.CANCELLED), None)
+        records = [
+            _document(payload, key, base, head),
+            *_conditions(payload, key, base),
+            *_medications(payload, key, base),
+        ]
+    deceased = next(
+        (
+            r.occurred_at
+            for r in records
+            if isinstance(r, CareEvent) and r.event_code.code == DECEASED and r.status is not RecordStatus.CANCELLED
+        ),
+        None,
+    )
     part.records += [pt.person(subj, time, base["provenance"], deceased_at=deceased), *records]  # type: ignore[arg-type]
     part.links = pt.links(subj)
     if len(records) == 0:
@@ -69,11 +78,16 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
         code = c.coding(c.find(event, "Hendelsekode"))
         if code is None:
             continue
-        out.append(CareEvent(
-            key=c.unique_key(f"{key}:event:{code.code}", seen), **base, event_code=code,  # type: ignore[arg-type]
-            description=c.text(event, "BeskrivelseAvHendelse"), facility=facility,
-            occurred_at=c.ts(event, "TidspunktForHendelse"),
-        ))
+        out.append(
+            CareEvent(
+                key=c.unique_key(f"{key}:event:{code.code}", seen),
+                **base,
+                event_code=code,  # type: ignore[arg-type]
+                description=c.text(event, "BeskrivelseAvHendelse"),
+                facility=facility,
+                occurred_at=c.ts(event, "TidspunktForHendelse"),
+            )
+        )
     return out
 
 
@@ -81,9 +95,12 @@ def _document(payload: Node, key: str, base: dict[str, object], head: Head) -> D
     name = payload.name
     author = hcp_name(c.find(payload, "AnsvarForRapport/AnsvarligRapport")) or head.sender_person
     return Document(
-        key=key, **base,  # type: ignore[arg-type]
+        key=key,
+        **base,  # type: ignore[arg-type]
         doc_type=c.doc_type(head.msg_type or name.upper(), head.msg_type_dn),
-        title=head.msg_type_dn or name, text=c.sections(_texts(payload)), author=c.join(author, head.sender_name),
+        title=head.msg_type_dn or name,
+        text=c.sections(_texts(payload)),
+        author=c.join(author, head.sender_name),
         attachments=head.attachments,
     )
 
@@ -113,10 +130,15 @@ def _conditions(payload: Node, key: str, base: dict[str, object]) -> list[Condit
             continue
         norm = Coding(system=code.system, code=c.normalise_code(code.code), display=code.display)
         main = (c.text(dx, "Hoveddiagnose") or "").lower() == "true"
-        out.append(Condition(
-            key=c.unique_key(f"{key}:dx:{norm.code}", seen), **base, code=norm,  # type: ignore[arg-type]
-            role="main" if main else "secondary", text=c.join(code.display, c.text(dx, "DiagnoseBeskrivelse")),
-        ))
+        out.append(
+            Condition(
+                key=c.unique_key(f"{key}:dx:{norm.code}", seen),
+                **base,
+                code=norm,  # type: ignore[arg-type]
+                role="main" if main else "secondary",
+                text=c.join(code.display, c.text(dx, "DiagnoseBeskrivelse")),
+            )
+        )
     return out
 
 
@@ -128,11 +150,15 @@ def _medications(payload: Node, key: str, base: dict[str, object]) -> list[Medic
         name = c.text(fi, "Navn")
         strength = c.join(*c.quantity(c.find(fi, "Styrke")), sep=" ")
         ident = info.get("komponentID") or name or "unknown"
-        out.append(Medication(
-            key=c.unique_key(f"{key}:med:{ident}", seen), **base, name=name,  # type: ignore[arg-type]
-            dosage=c.join(strength, c.text(fi, "DosVeiledEnkel"), sep="; "),
-            med_status=c.attr(rx, "StatusTilForskrivningen", "DN") or c.attr(fi, "Bruk", "DN"),
-            start=c.ts(fi, "DoseringStarttidspunkt"), end=c.ts(fi, "DoseringSluttidspunkt"),
-        ))
+        out.append(
+            Medication(
+                key=c.unique_key(f"{key}:med:{ident}", seen),
+                **base,
+                name=name,  # type: ignore[arg-type]
+                dosage=c.join(strength, c.text(fi, "DosVeiledEnkel"), sep="; "),
+                med_status=c.attr(rx, "StatusTilForskrivningen", "DN") or c.attr(fi, "Bruk", "DN"),
+                start=c.ts(fi, "DoseringStarttidspunkt"),
+                end=c.ts(fi, "DoseringSluttidspunkt"),
+            )
+        )
     return out
-

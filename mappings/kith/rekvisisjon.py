@@ -33,12 +33,18 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     gen = c.parse_time(c.attr(msg, "GenDate")) or head.gen_time
     time = c.event_time(ctx, part.warnings, c.parse_time(c.attr(req, "IssueDate")), gen, head.issue_time)
     prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
-    reasons = [(c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
-               for r in c.findall(req, "ReasonAsText")]
+    reasons = [
+        (c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
+        for r in c.findall(req, "ReasonAsText")
+    ]
     referral = Referral(
-        key=f"kith:rekvisisjon:{scope}:{c.text(req, 'Id') or msg_id or 'unknown'}", subject=subj.subject,
-        event_time=time, provenance=prov, status=c.status_from_servtype(c.attr(req, "ServType")),
-        reason=c.sections([*reasons, ("Kommentar", c.text(req, "Comment"))]), codes=_investigations(req),
+        key=f"kith:rekvisisjon:{scope}:{c.text(req, 'Id') or msg_id or 'unknown'}",
+        subject=subj.subject,
+        event_time=time,
+        provenance=prov,
+        status=c.status_from_servtype(c.attr(req, "ServType")),
+        reason=c.sections([*reasons, ("Kommentar", c.text(req, "Comment"))]),
+        codes=_investigations(req),
         priority=c.attr(req, "RequestedPrioReport", "DN") or c.attr(req, "RequestedPrioReport"),
         requester=c.join(c.text(inst, "HCPerson/Name"), inst_name(inst)),
         recipient=inst_name(c.find(req, "ServProvider/HCP/Inst")),

@@ -62,8 +62,9 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     return part
 
 
-def _map_report(rep: Node, msg: Node, head: Head, ctx: MapContext,
-                gen: datetime | None, msg_id: str | None, part: c.Part) -> None:
+def _map_report(
+    rep: Node, msg: Node, head: Head, ctx: MapContext, gen: datetime | None, msg_id: str | None, part: c.Part
+) -> None:
     inst = c.find(rep, "ServProvider/HCP/Inst")
     scope = inst_scope(inst) or head.sender_scope or "unknown"
     pat = c.find(rep, "Patient")
@@ -73,9 +74,14 @@ def _map_report(rep: Node, msg: Node, head: Head, ctx: MapContext,
     serv_type = c.attr(rep, "ServType")
     report_id = c.text(rep, "ServProvId") or c.text(rep, "ServReq/Id") or msg_id or "unknown"
     info = _Report(
-        key=f"kith:svar:{scope}:{report_id}", subject=subj, time=time, prov=prov,
-        status=c.status_from_servtype(serv_type, c.attr(rep, "Status")), cancelled=serv_type == "C",
-        performer=inst_name(inst), samples=_samples(pat),
+        key=f"kith:svar:{scope}:{report_id}",
+        subject=subj,
+        time=time,
+        prov=prov,
+        status=c.status_from_servtype(serv_type, c.attr(rep, "Status")),
+        cancelled=serv_type == "C",
+        performer=inst_name(inst),
+        samples=_samples(pat),
     )
     part.records.append(pt.person(subj, time, prov))
     part.links += pt.links(subj)
@@ -88,11 +94,17 @@ def _document(rep: Node, msg: Node, info: _Report) -> Document:
     code = c.attr(msg, "Type") or "SVAR_LAB"
     if code == "S":  # v1.3: one type for all; tell imaging from lab by MsgDescr
         code = "SVAR_RTG" if descr is not None and descr.code in _IMAGING else "SVAR_LAB"
-    reasons = [(c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
-               for r in c.findall(rep, "ServReq/ReasonAsText")]
+    reasons = [
+        (c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
+        for r in c.findall(rep, "ServReq/ReasonAsText")
+    ]
     return Document(
-        key=info.key, subject=info.subject.subject, event_time=info.time, status=info.status,
-        provenance=info.prov, doc_type=c.doc_type(code, c.attr(msg, "Type", "DN")),
+        key=info.key,
+        subject=info.subject.subject,
+        event_time=info.time,
+        status=info.status,
+        provenance=info.prov,
+        doc_type=c.doc_type(code, c.attr(msg, "Type", "DN")),
         title=descr.display or descr.code if descr else None,
         text=c.sections([("Kommentar", c.text(rep, "Comment")), *reasons]),
         author=info.performer,
@@ -111,8 +123,15 @@ def _samples(pat: Node | None) -> dict[str, tuple[datetime | None, Coding | None
     return out
 
 
-def _items(parent: Node | None, info: _Report, parent_key: str, inherited: RecordStatus,
-           parent_code: Coding | None, where: str | None, part: c.Part) -> None:
+def _items(
+    parent: Node | None,
+    info: _Report,
+    parent_key: str,
+    inherited: RecordStatus,
+    parent_code: Coding | None,
+    where: str | None,
+    part: c.Part,
+) -> None:
     for i, item in enumerate(c.findall(parent, "ResultItem"), 1):
         pos = f"{where}/ResultItem[{i}]" if where else f"ResultItem[{i}]"
         try:
@@ -121,14 +140,16 @@ def _items(parent: Node | None, info: _Report, parent_key: str, inherited: Recor
             part.warnings.append(f"KITH_PART_UNMAPPED:{pos}")
             continue
         part.records.append(obs)
-        _items(item, info, obs.key[len(info.key) + 1:], obs.status, obs.code, pos, part)
+        _items(item, info, obs.key[len(info.key) + 1 :], obs.status, obs.code, pos, part)
 
 
-def _observation(item: Node, info: _Report, parent_key: str, inherited: RecordStatus,
-                 parent_code: Coding | None, index: int) -> Observation:
+def _observation(
+    item: Node, info: _Report, parent_key: str, inherited: RecordStatus, parent_code: Coding | None, index: int
+) -> Observation:
     fields = item.index()
-    code = (c.coding_at(item, "Investigation/Id") or c.coding_at(item, "TextResult/Heading")
-            or parent_code or _UNSPECIFIED)
+    code = (
+        c.coding_at(item, "Investigation/Id") or c.coding_at(item, "TextResult/Heading") or parent_code or _UNSPECIFIED
+    )
     key = _item_key(fields, info, parent_key, code, index)
     effective, specimen = _sample_of(fields, info)
     value = _value(item)
@@ -136,10 +157,20 @@ def _observation(item: Node, info: _Report, parent_key: str, inherited: RecordSt
     low, high = units.parse_range(descr)
     flag = c.el_attr(fields.get("DevResultInd"))
     return Observation(
-        key=key, subject=info.subject.subject, event_time=info.time, provenance=info.prov,
-        status=_status(fields, info, inherited), code=code, specimen=specimen, report_id=info.key,
-        effective_time=effective or c.parse_time(c.el_attr(fields.get("InvDate"))), performer=info.performer,
-        reference_range=descr, ref_low=low, ref_high=high, abnormal_flag=_FLAG.get(flag, flag) if flag else None,
+        key=key,
+        subject=info.subject.subject,
+        event_time=info.time,
+        provenance=info.prov,
+        status=_status(fields, info, inherited),
+        code=code,
+        specimen=specimen,
+        report_id=info.key,
+        effective_time=effective or c.parse_time(c.el_attr(fields.get("InvDate"))),
+        performer=info.performer,
+        reference_range=descr,
+        ref_low=low,
+        ref_high=high,
+        abnormal_flag=_FLAG.get(flag, flag) if flag else None,
         **value,
     )
 
@@ -174,23 +205,34 @@ def _value(item: Node) -> dict[str, Any]:
         value, comp = units.parse_number(raw)
         comp = units.comparator(c.attr(num_result, "ArithmeticComp")) or comp
         text = None if value is not None else raw
-        return {"value_type": "NM", "value_num": value, "comparator": comp,
-                "unit": units.normalise_unit(num.get("U")), "value_text": c.join(text, comment, sep="\n")}
+        return {
+            "value_type": "NM",
+            "value_num": value,
+            "comparator": comp,
+            "unit": units.normalise_unit(num.get("U")),
+            "value_text": c.join(text, comment, sep="\n"),
+        }
     text_el = c.find(item, "TextResult")
     if text_el is not None:
         text = c.element_text(c.find(text_el, "TextResultValue"))
         codes = c.findall(text_el, "TextCode")
-        return {"value_type": "TX" if text else "CE", "value_text": c.join(text, comment, sep="\n"),
-                "value_code": c.coding(codes[0]) if codes else None,
-                "unit": units.normalise_unit(c.text(text_el, "Unit"))}
+        return {
+            "value_type": "TX" if text else "CE",
+            "value_text": c.join(text, comment, sep="\n"),
+            "value_code": c.coding(codes[0]) if codes else None,
+            "unit": units.normalise_unit(c.text(text_el, "Unit")),
+        }
     date_v = c.attr(item, "DateResult/DateResultValue")
     if date_v:
         return {"value_type": "DT", "value_text": c.join(date_v, comment, sep="\n")}
     interval = c.find(item, "Interval")
     if interval is not None:
         (lo, unit), (hi, _) = c.quantity(c.find(interval, "Low")), c.quantity(c.find(interval, "High"))
-        return {"value_type": "IVL", "value_text": c.join(f"{lo or ''} - {hi or ''}", comment, sep="\n"),
-                "unit": units.normalise_unit(unit)}
+        return {
+            "value_type": "IVL",
+            "value_text": c.join(f"{lo or ''} - {hi or ''}", comment, sep="\n"),
+            "unit": units.normalise_unit(unit),
+        }
     return {"value_text": comment}
 
 

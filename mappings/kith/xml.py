@@ -113,8 +113,11 @@ def _retry_refitted(data: bytes, exc: etree.XMLSyntaxError) -> tuple[etree._Elem
     not UTF-8 (legacy bytes, seen from real senders), parse it as the shared rule reads them; flagged only
     when UTF-8 was declared. Otherwise it is simply not well-formed."""
     declared, m = _declaration(data)
-    if data.isascii() or (declared is not None and charset.canonical(declared) != _UTF8) \
-            or (declared is None and data.startswith(_WIDE)):
+    if (
+        data.isascii()
+        or (declared is not None and charset.canonical(declared) != _UTF8)
+        or (declared is None and data.startswith(_WIDE))
+    ):
         raise _not_well_formed(exc)
     body, flag = _refitted(data, declared or "utf-8", m is not None)
     if body is data:
@@ -140,7 +143,7 @@ def _refitted(data: bytes, declared: str, flagged: bool) -> tuple[bytes, str | N
     body = d.text.encode("utf-8")
     m = _ENCODING.match(body[:1024])
     if m is not None:
-        body = body[:m.start(2)] + b"UTF-8" + body[m.end(2):]
+        body = body[: m.start(2)] + b"UTF-8" + body[m.end(2) :]
     used = _xml_name(d.codec) + ("+replaced" if d.replaced else "")
     return body, f"{declared}->{used}" if flagged else None
 
@@ -169,7 +172,7 @@ def local_tag(tag: str) -> str:
     """``{ns}Name`` -> ``Name``."""
     name = TAG_NAMES.get(tag)
     if name is None:
-        name = tag[tag.find("}") + 1:]
+        name = tag[tag.find("}") + 1 :]
         if len(TAG_NAMES) < _MAX_NAMES:
             TAG_NAMES[tag] = name
     return name

@@ -21,9 +21,14 @@ from tests.helpers import fnr
 
 KINDS = ("hl7-file", "kith-file", "csv")
 KITH = (FIXTURES / "kith_adapter" / "sarepta_svarrapport-v1.4_biokjemi_ny.xml").read_bytes()
-CSV_SPEC = {"kind": "care_event", "source": "test.vedtak", "key": ["id"],
-            "subject": {"national": "fnr", "scope": "kommune"}, "event_time": "dato",
-            "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"}}
+CSV_SPEC = {
+    "kind": "care_event",
+    "source": "test.vedtak",
+    "key": ["id"],
+    "subject": {"national": "fnr", "scope": "kommune"},
+    "event_time": "dato",
+    "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
+}
 
 
 @dataclass
@@ -33,8 +38,13 @@ class Runtime:
 
 
 def settings(kind: str, root: Path, **extra: Any) -> Any:
-    base = {"directory": str(root / "in"), "stable_seconds": 0, "poll_interval": 0.05,
-            "incomplete_grace_seconds": 0, **extra}
+    base = {
+        "directory": str(root / "in"),
+        "stable_seconds": 0,
+        "poll_interval": 0.05,
+        "incomplete_grace_seconds": 0,
+        **extra,
+    }
     if kind == "hl7-file":
         from adapters.hl7_file import Settings as Hl7
 

@@ -32,10 +32,20 @@ def bus_section(kind: str, tmp: Path, names: dict[str, str] | None = None, **ext
     return {"kind": "rabbitmq", "url": "amqp://guest@127.0.0.1:5672/%2F", **(names or {}), **extra}
 
 
-def write_config(tmp: Path, bus: dict[str, Any], store_url: str, adapters: dict[str, Any] | None = None,
-                 workers: dict[str, Any] | None = None) -> Path:
-    cfg = {"bus": bus, "store": {"url": store_url}, "workers": workers or {"count": 1, "batch_size": 200},
-           "log": {"level": "info", "format": "json"}, "adapters": adapters or {}}
+def write_config(
+    tmp: Path,
+    bus: dict[str, Any],
+    store_url: str,
+    adapters: dict[str, Any] | None = None,
+    workers: dict[str, Any] | None = None,
+) -> Path:
+    cfg = {
+        "bus": bus,
+        "store": {"url": store_url},
+        "workers": workers or {"count": 1, "batch_size": 200},
+        "log": {"level": "info", "format": "json"},
+        "adapters": adapters or {},
+    }
     p = tmp / "enjournal.yaml"
     p.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return p

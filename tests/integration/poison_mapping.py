@@ -25,8 +25,14 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
         raise Surprise("a message quoting content that must never be logged")
     if raw.startswith(b"NAIVE|"):
         n = raw.split(b"|")[1].decode()
-        bad = Observation.model_construct(key=f"naive|{n}", subject=fnr_id(1), event_time=datetime(2026, 1, 1),
-                                          provenance=ctx.provenance(f"naive-{n}"), code=Coding(code="X"),
-                                          kind="observation", flags=())
+        bad = Observation.model_construct(
+            key=f"naive|{n}",
+            subject=fnr_id(1),
+            event_time=datetime(2026, 1, 1),
+            provenance=ctx.provenance(f"naive-{n}"),
+            code=Coding(code="X"),
+            kind="observation",
+            flags=(),
+        )
         return MappingResult(records=(bad,), source_message_id=f"naive-{n}")
     return e2e_map(raw, ctx)

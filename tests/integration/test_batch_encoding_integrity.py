@@ -37,8 +37,14 @@ def store(pg_url: str) -> Any:
 
 
 def hl7_adapter(tmp_path: Path, bus: RabbitBus, store: Store, **kw: Any) -> Any:
-    s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab",
-                 incomplete_grace_seconds=0, **kw)
+    s = Settings(
+        type="hl7-file",
+        directory=tmp_path / "in",
+        stable_seconds=0,
+        source_system="lab",
+        incomplete_grace_seconds=0,
+        **kw,
+    )
     a = build("lab-files", s, Runtime(bus, store))
     a.check()
     return a
@@ -56,11 +62,12 @@ def codes(store: Store) -> list[str]:
     return sorted(d["reason_code"] for d in store.dead_letters())
 
 
-def test_message_cut_mid_pid_is_dead_lettered_never_a_citizen(tmp_path: Path, rabbit_bus: RabbitBus,
-                                                              store: Store) -> None:
+def test_message_cut_mid_pid_is_dead_lettered_never_a_citizen(
+    tmp_path: Path, rabbit_bus: RabbitBus, store: Store
+) -> None:
     a = hl7_adapter(tmp_path, rabbit_bus, store)
     second = synthetic_adt(2)
-    cut = second[:second.index(b"PID|1||") + 11]  # the file ends inside the FNR: no BTS, no FTS
+    cut = second[: second.index(b"PID|1||") + 11]  # the file ends inside the FNR: no BTS, no FTS
     f = a.settings.directory / "cut.hl7"
     f.write_bytes(batch(synthetic_adt(1), cut))
     a.handle(f)
@@ -82,8 +89,9 @@ def test_bts_five_with_two_messages(tmp_path: Path, rabbit_bus: RabbitBus, store
     assert dead["reason"] == "HL7_BATCH_COUNT_MISMATCH: BTS-1 of batch 1 says 5 messages, the file holds 2"
 
 
-def test_message_over_the_limit_is_dead_lettered_without_its_bytes(tmp_path: Path, rabbit_bus: RabbitBus,
-                                                                   store: Store) -> None:
+def test_message_over_the_limit_is_dead_lettered_without_its_bytes(
+    tmp_path: Path, rabbit_bus: RabbitBus, store: Store
+) -> None:
     a = hl7_adapter(tmp_path, rabbit_bus, store, max_message_bytes=4096)
     big = synthetic_adt(2).replace(b"\rPV1|", b"\rNTE|1||" + b"x" * 10_000 + b"\rPV1|")
     f = a.settings.directory / "big.hl7"
@@ -112,8 +120,9 @@ def test_cp1252_in_a_message_declaring_8859_1(tmp_path: Path, rabbit_bus: Rabbit
     assert archived is not None and archived.attributes["charset_repaired"] == "iso-8859-1->cp1252"
 
 
-def test_kith_utf8_declared_latin1_is_stored_right_and_flagged(tmp_path: Path, rabbit_bus: RabbitBus,
-                                                               store: Store) -> None:
+def test_kith_utf8_declared_latin1_is_stored_right_and_flagged(
+    tmp_path: Path, rabbit_bus: RabbitBus, store: Store
+) -> None:
     s = KithSettings(directory=tmp_path / "in", outbox=tmp_path / "out", stable_seconds=0, sender_her_id="1")
     adapter = build_kith("kith", s, Runtime(rabbit_bus, store))
     adapter.check()

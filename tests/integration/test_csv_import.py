@@ -41,9 +41,14 @@ class Runtime:
 
 
 def _settings(tmp: Path, **over: Any) -> Settings:
-    spec = {"kind": "care_event", "source": "test.vedtak", "key": ["id"],
-            "subject": {"national": "fnr", "scope": "kommune"}, "event_time": "dato",
-            "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"}}
+    spec = {
+        "kind": "care_event",
+        "source": "test.vedtak",
+        "key": ["id"],
+        "subject": {"national": "fnr", "scope": "kommune"},
+        "event_time": "dato",
+        "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
+    }
     return Settings.model_validate({"directory": str(tmp / "in"), "stable_seconds": 0, "spec": spec, **over})
 
 
@@ -95,8 +100,9 @@ def test_reject_report_has_no_personal_data(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     s.ensure_dirs()
     p = s.directory / "x.csv"
-    p.write_text(f"id;fnr;kode;navn;dato\n1;{FNRS[0]};A;Åse Ødegård;32.01.2026\n2;;A;Kåre Ås;01.01.2026\n",
-                 encoding="utf-8")
+    p.write_text(
+        f"id;fnr;kode;navn;dato\n1;{FNRS[0]};A;Åse Ødegård;32.01.2026\n2;;A;Kåre Ås;01.01.2026\n", encoding="utf-8"
+    )
     summary = import_file("t", s, Runtime(EmbeddedBus(tmp_path / "q.db")), p)
     assert summary.rejected == 2
     text = (s.archive / "x.csv.rejects.csv").read_text(encoding="utf-8")
@@ -192,7 +198,8 @@ def _drain_rabbit(bus: Any) -> list[Envelope]:
 @pytest.mark.rabbitmq
 @pytest.mark.slow
 def test_kill9_mid_import_then_resume_publishes_every_row_exactly_once(
-        tmp_path: Path, rabbit_url: str, amqp_names: dict[str, str]) -> None:
+    tmp_path: Path, rabbit_url: str, amqp_names: dict[str, str]
+) -> None:
     from engine.bus.rabbit import RabbitBus
 
     cfg = {"url": "amqp://guest@127.0.0.1:5672/%2F", **amqp_names}
@@ -204,8 +211,9 @@ def test_kill9_mid_import_then_resume_publishes_every_row_exactly_once(
     _big_file(path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     args = orjson.dumps({"bus": cfg, "settings": s.model_dump(mode="json"), "path": str(path)}).decode()
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, args], cwd=str(REPO),
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, args], cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     checkpoint = s.state / f"big.{sha}.json"
     try:
         deadline = time.monotonic() + 60
@@ -244,8 +252,9 @@ def test_bus_down_keeps_file_and_checkpoint_then_resumes(tmp_path: Path) -> None
     s = _settings(tmp_path, publish_attempts=2, batch_rows=2, chunks_per_publish=1)
     s.ensure_dirs()
     p = s.directory / "a.csv"
-    p.write_text("id;fnr;kode;navn;dato\n" + "".join(f"{i};{FNRS[i]};A;Ås;01.01.2026\n" for i in range(1, 6)),
-                 encoding="utf-8")
+    p.write_text(
+        "id;fnr;kode;navn;dato\n" + "".join(f"{i};{FNRS[i]};A;Ås;01.01.2026\n" for i in range(1, 6)), encoding="utf-8"
+    )
     down = RabbitBus(RabbitBusConfig(url="amqp://guest@127.0.0.1:1/%2F"), connect_timeout=0.2)
     with pytest.raises(BusUnavailable):
         import_file("t", s, Runtime(down), p)
@@ -301,7 +310,8 @@ def test_stop_then_resume_keeps_reject_report_exact(tmp_path: Path) -> None:
     done = import_file("t", s, Runtime(bus), p)
     assert done.complete and (done.rows, done.accepted, done.rejected) == (30, 20, 10)
     assert report.read_text(encoding="utf-8").splitlines() == (
-        ["row;column;reason"] + [f"{i};dato;BAD_DATE" for i in range(3, 31, 3)])
+        ["row;column;reason"] + [f"{i};dato;BAD_DATE" for i in range(3, 31, 3)]
+    )
     envs = _embedded_envelopes(bus)
     assert len(envs) == len({e.id for e in envs}) == 20
     assert sum(int(e.attributes.get("rows", 0)) for e in envs) == 20
@@ -332,8 +342,9 @@ def test_rich_import_draws_progress_and_summary(tmp_path: Path) -> None:
 
     s = _settings(tmp_path)
     p = tmp_path / "x.csv"
-    p.write_text("id;fnr;kode;navn;dato\n" + "".join(f"{i};{FNRS[3]};A;Øy;01.01.2026\n" for i in range(50)),
-                 encoding="utf-8")
+    p.write_text(
+        "id;fnr;kode;navn;dato\n" + "".join(f"{i};{FNRS[3]};A;Øy;01.01.2026\n" for i in range(50)), encoding="utf-8"
+    )
     buf = io.StringIO()
     summary = rich_import("t", s, Runtime(EmbeddedBus(tmp_path / "q.db")), p, console=Console(file=buf, width=100))
     text = buf.getvalue()
@@ -346,8 +357,9 @@ def test_logs_carry_no_personal_data(tmp_path: Path) -> None:
     s = _settings(tmp_path, encoding="utf-8")
     s.ensure_dirs()
     good = s.directory / "g.csv"
-    good.write_text(f"id;fnr;kode;navn;dato\n1;{FNRS[4]};A;Åse Ødegård;xx\n2;{FNRS[5]};A;Kåre;01.01.2026\n",
-                    encoding="utf-8")
+    good.write_text(
+        f"id;fnr;kode;navn;dato\n1;{FNRS[4]};A;Åse Ødegård;xx\n2;{FNRS[5]};A;Kåre;01.01.2026\n", encoding="utf-8"
+    )
     bad = s.directory / "b.csv"
     bad.write_bytes(f"id;fnr;kode;navn;dato\n1;{FNRS[6]};A;Åse Ødegård;01.01.2026\n".encode("cp1252"))
     adapter = build("t", s, Runtime(EmbeddedBus(tmp_path / "q.db")))

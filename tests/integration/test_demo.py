@@ -11,8 +11,9 @@ from tests.conftest import REPO
 
 def test_demo_prints_one_unified_journal() -> None:
     shutil.rmtree(REPO / "var" / "demo", ignore_errors=True)
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "demo"], cwd=REPO, capture_output=True, text=True,
-                       timeout=180)
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "demo"], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Citizen FNR 13916910082" in r.stdout
     for source in ("hl7", "lab-kith", "gp-patient-list"):

@@ -24,17 +24,38 @@ A, B = fnr(31), fnr(32)
 
 def _fill(store: Any) -> None:
     linked = fnr_id(31)
-    store.commit_batch([
-        outcome("e1", [person(linked, others=(local_id("L1"),))], [IdentityLink(a=linked, b=local_id("L1"))]),
-        outcome("e2", [observation("obs:b", fnr_id(32), 1.0, env_id="e2")], []),
-        outcome("e3", [observation("obs:c", local_id("LOC-1"), 2.0, env_id="e3")], []),
-        outcome("e4", [observation("obs:d", local_id("777", "HOSP_A"), 3.0, env_id="e4")], []),
-        outcome("e5", [observation("obs:e", local_id("777", "HOSP_B"), 4.0, env_id="e5")], []),
-    ])
+    store.commit_batch(
+        [
+            outcome("e1", [person(linked, others=(local_id("L1"),))], [IdentityLink(a=linked, b=local_id("L1"))]),
+            outcome("e2", [observation("obs:b", fnr_id(32), 1.0, env_id="e2")], []),
+            outcome("e3", [observation("obs:c", local_id("LOC-1"), 2.0, env_id="e3")], []),
+            outcome("e4", [observation("obs:d", local_id("777", "HOSP_A"), 3.0, env_id="e4")], []),
+            outcome("e5", [observation("obs:e", local_id("777", "HOSP_B"), 4.0, env_id="e5")], []),
+        ]
+    )
 
 
-WILDCARDS = ["%", "1303%", "1307523068_", "_", "%%", "%|%", f"{A[:4]}%", f"{B[:-1]}_", f"%{B[-4:]}", "_" * 11,
-             f"{ids.OID_FNR}|%", f"{ids.OID_FNR}|{B[:-1]}_", "LOC-_", "LOC%", "L_", "7%", "\\%", "[0-9]%", "*"]
+WILDCARDS = [
+    "%",
+    "1303%",
+    "1307523068_",
+    "_",
+    "%%",
+    "%|%",
+    f"{A[:4]}%",
+    f"{B[:-1]}_",
+    f"%{B[-4:]}",
+    "_" * 11,
+    f"{ids.OID_FNR}|%",
+    f"{ids.OID_FNR}|{B[:-1]}_",
+    "LOC-_",
+    "LOC%",
+    "L_",
+    "7%",
+    "\\%",
+    "[0-9]%",
+    "*",
+]
 
 
 def test_wildcards_find_nobody_and_exact_values_find_their_citizen(any_store: Any) -> None:
@@ -76,8 +97,14 @@ def test_cli_journal_with_wildcards_prints_no_journal(tmp_path: Path, store_url:
         store.close()
     config = write_config(tmp_path, {"kind": "embedded", "path": str(tmp_path / "q.db")}, store_url)
     for query in ("%", "1303%", "1307523068_", f"{B[:-1]}_", "777"):
-        r = subprocess.run([sys.executable, "-m", "engine.cli", "journal", query, "--json", "-c", str(config)],
-                           cwd=REPO, check=False, capture_output=True, text=True, timeout=120,
-                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+        r = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "journal", query, "--json", "-c", str(config)],
+            cwd=REPO,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
         assert r.returncode == 1 and r.stdout == "", (query, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr

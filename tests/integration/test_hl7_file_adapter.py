@@ -57,14 +57,14 @@ def test_bad_message_dead_lettered_good_ones_journaled(tmp_path: Path, bus: Rabb
     assert ack_code(store, "HL7|LOADGEN|TEST|MSG00000003") == "AA"
 
 
-def test_file_stays_while_the_broker_is_unreachable(tmp_path: Path, sqlite_url: str, amqp_names: dict[str, str],
-                                                     rabbit_url: str) -> None:
+def test_file_stays_while_the_broker_is_unreachable(
+    tmp_path: Path, sqlite_url: str, amqp_names: dict[str, str], rabbit_url: str
+) -> None:
     store = Store(sqlite_url)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    down = RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names),
-                     connect_timeout=1.0)
+    down = RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names), connect_timeout=1.0)
     try:
         a = adapter(tmp_path, down, store)
         f = a.settings.directory / "one.hl7"
@@ -93,8 +93,10 @@ def test_a_file_whose_move_fails_is_published_once(tmp_path: Path, bus: RabbitBu
         archive.unlink()
         archive.mkdir()
         a.handle(f)
-    assert [e["event"] for e in logs if e["event"].startswith("archive.")] == ["archive.unavailable",
-                                                                              "archive.available"]
+    assert [e["event"] for e in logs if e["event"].startswith("archive.")] == [
+        "archive.unavailable",
+        "archive.available",
+    ]
     assert next(e for e in logs if e["event"] == "archive.available")["failed_attempts"] == 3
     assert not f.exists() and (archive / "two.hl7").exists()
     run_worker(bus, store, 2)

@@ -42,8 +42,9 @@ def store(pg_url: str) -> Any:
 
 def _journal(bus: RabbitBus, st: Store, a: Any) -> None:
     """Consume everything on the queue into the store with the real worker."""
-    Worker(bus, st, Mapper(k.mapper_options(a)), batch_size=100, batch_wait=0.05).run(threading.Event(),
-                                                                                      until_idle=True)
+    Worker(bus, st, Mapper(k.mapper_options(a)), batch_size=100, batch_wait=0.05).run(
+        threading.Event(), until_idle=True
+    )
     assert bus.depth()["work"] == 0
 
 
@@ -95,8 +96,9 @@ def test_only_regular_files_are_read(kind: str, tmp_path: Path, rabbit_bus: Rabb
 
 
 @pytest.mark.parametrize("kind", k.KINDS)
-def test_an_inbox_that_cannot_be_listed_is_waited_for(kind: str, tmp_path: Path, rabbit_bus: RabbitBus,
-                                                      store: Store) -> None:
+def test_an_inbox_that_cannot_be_listed_is_waited_for(
+    kind: str, tmp_path: Path, rabbit_bus: RabbitBus, store: Store
+) -> None:
     """The inbox path becomes a regular file (ENOTDIR even for root) for a while, then a directory again."""
     a = k.adapter(kind, tmp_path, rabbit_bus)
     inbox, away = a.settings.directory, tmp_path / "away"
@@ -120,11 +122,11 @@ def test_an_inbox_that_cannot_be_listed_is_waited_for(kind: str, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_a_kith_file_written_with_a_pause_is_archived_whole(tmp_path: Path, rabbit_bus: RabbitBus,
-                                                           store: Store) -> None:
+def test_a_kith_file_written_with_a_pause_is_archived_whole(
+    tmp_path: Path, rabbit_bus: RabbitBus, store: Store
+) -> None:
     """Half a document, a 3 s pause, the rest; stable_seconds 2 and the default grace: never rejected."""
-    a = k.adapter("kith-file", tmp_path, rabbit_bus, stable_seconds=2, incomplete_grace_seconds=60,
-                  poll_interval=0.2)
+    a = k.adapter("kith-file", tmp_path, rabbit_bus, stable_seconds=2, incomplete_grace_seconds=60, poll_interval=0.2)
     name, data = k.valid("kith-file", 7)
     path = a.settings.directory / name
     with structlog.testing.capture_logs() as logs, k.run_adapter(a):
@@ -132,7 +134,7 @@ def test_a_kith_file_written_with_a_pause_is_archived_whole(tmp_path: Path, rabb
             w.write(data[: len(data) // 2])
             w.flush()
             time.sleep(3.0)
-            w.write(data[len(data) // 2:])
+            w.write(data[len(data) // 2 :])
         assert k.wait(lambda: k.archived(a) == [name])
     assert list(a.settings.errors.iterdir()) == []
     assert [e["event"] for e in logs if e["event"] == "inbox.incomplete_waiting"] == ["inbox.incomplete_waiting"]
@@ -142,8 +144,9 @@ def test_a_kith_file_written_with_a_pause_is_archived_whole(tmp_path: Path, rabb
     assert [p.name[:10] for p in a.settings.outbox.iterdir()] == ["apprec-T7-"]
 
 
-def test_a_kith_outbox_that_is_not_writable_never_republishes(tmp_path: Path, rabbit_bus: RabbitBus,
-                                                             store: Store) -> None:
+def test_a_kith_outbox_that_is_not_writable_never_republishes(
+    tmp_path: Path, rabbit_bus: RabbitBus, store: Store
+) -> None:
     """The outbox replaced by a regular file for a few polls (mkdir fails even as root), then fixed."""
     a = k.adapter("kith-file", tmp_path, rabbit_bus, poll_interval=0.05)
     outbox = a.settings.outbox

@@ -41,9 +41,14 @@ class Child:
     def __init__(self, kind: str, root: Path, names: dict[str, str], user: str | None = None) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
         args = [kind, str(root), json.dumps(names), *([user] if user else [])]
-        self.popen = subprocess.Popen([sys.executable, "-m", "tests.integration.inbox_child", *args],
-                                      cwd=str(root), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.inbox_child", *args],
+            cwd=str(root),
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.events: list[dict[str, Any]] = []
         self.other: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -106,13 +111,17 @@ def _start(kind: str, root: Path, names: dict[str, str], user: str | None = None
 
 def _archived(root: Path) -> list[str]:
     archive = root / "in" / "archive"
-    return sorted(p.name for p in archive.iterdir() if not p.name.endswith((".reason", ".rejects.csv"))) \
-        if archive.is_dir() else []
+    return (
+        sorted(p.name for p in archive.iterdir() if not p.name.endswith((".reason", ".rejects.csv")))
+        if archive.is_dir()
+        else []
+    )
 
 
 @pytest.mark.parametrize("kind", k.KINDS)
-def test_an_unreadable_inbox_is_waited_for_and_resumed(kind: str, world_root: Path, rabbit_bus: RabbitBus,
-                                                       amqp_names: dict[str, str]) -> None:
+def test_an_unreadable_inbox_is_waited_for_and_resumed(
+    kind: str, world_root: Path, rabbit_bus: RabbitBus, amqp_names: dict[str, str]
+) -> None:
     child = _start(kind, world_root, amqp_names, user="nobody")
     inbox = world_root / "in"
     first, later = k.valid(kind, 1), k.valid(kind, 2)
@@ -135,8 +144,9 @@ def test_an_unreadable_inbox_is_waited_for_and_resumed(kind: str, world_root: Pa
 
 
 @pytest.mark.parametrize("kind", k.KINDS)
-def test_descriptor_exhaustion_is_waited_for_and_resumed(kind: str, tmp_path: Path, rabbit_bus: RabbitBus,
-                                                         amqp_names: dict[str, str]) -> None:
+def test_descriptor_exhaustion_is_waited_for_and_resumed(
+    kind: str, tmp_path: Path, rabbit_bus: RabbitBus, amqp_names: dict[str, str]
+) -> None:
     child = _start(kind, tmp_path, amqp_names)
     inbox = tmp_path / "in"
     first, later = k.valid(kind, 1), k.valid(kind, 2)

@@ -18,8 +18,18 @@ def test_corpus_gives_one_citizen_per_person(store_url: str) -> None:
     store = Store(store_url)
     mapper = Mapper()
     files = sorted((FIXTURES / "kith").glob("sarepta_*.xml"))
-    outcomes = [mapper(Envelope.build(f.read_bytes(), adapter="kith", mapping="kith", content_type="application/xml",
-                                      attributes={"file": f.name})) for f in files]
+    outcomes = [
+        mapper(
+            Envelope.build(
+                f.read_bytes(),
+                adapter="kith",
+                mapping="kith",
+                content_type="application/xml",
+                attributes={"file": f.name},
+            )
+        )
+        for f in files
+    ]
     rejected = {o.envelope.attributes["file"]: o.reason_code for o in outcomes if o.dead}
     assert rejected == {"sarepta_apprec-v1.0_npr_eksempel.xml": "KITH_NOT_CLINICAL"}
     store.commit_batch(outcomes)
@@ -40,8 +50,14 @@ def test_corpus_gives_one_citizen_per_person(store_url: str) -> None:
     line_files = journals[LINE_DANSER]
     assert not line_files & journals[ROLAND_GUNDERSEN]
     assert line_files | journals[ROLAND_GUNDERSEN] == {f.name for f in files} - set(rejected)
-    for family in ("svarrapport-v1.3", "svarrapport-v1.4_biokjemi", "epikrise", "henvisning", "dialogmelding",
-                   "rekvisisjon"):
+    for family in (
+        "svarrapport-v1.3",
+        "svarrapport-v1.4_biokjemi",
+        "epikrise",
+        "henvisning",
+        "dialogmelding",
+        "rekvisisjon",
+    ):
         assert any(family in f for f in line_files), family
     kinds = {r["kind"] for r in load_journal(store, LINE_DANSER).current}  # type: ignore[union-attr]
     assert {"observation", "document", "condition", "referral", "person", "medication"} <= kinds

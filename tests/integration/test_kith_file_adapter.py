@@ -91,8 +91,14 @@ def apprec_schema(tmp_path_factory: pytest.TempPathFactory) -> etree.XMLSchema:
 def _settings(tmp_path: Path, **extra: Any) -> Settings:
     """Files are dropped whole (write, then rename): a cut document is rejected at once (no grace)."""
     extra.setdefault("incomplete_grace_seconds", 0)
-    return Settings(directory=tmp_path / "in", outbox=tmp_path / "out", stable_seconds=0, poll_interval=0.05,
-                    sender_her_id="12345", **extra)
+    return Settings(
+        directory=tmp_path / "in",
+        outbox=tmp_path / "out",
+        stable_seconds=0,
+        poll_interval=0.05,
+        sender_her_id="12345",
+        **extra,
+    )
 
 
 def _drop(directory: Path, name: str, data: bytes) -> None:
@@ -210,8 +216,7 @@ def test_bus_down_leaves_the_file_and_publish_precedes_move_and_receipt(
 ) -> None:
     settings = _settings(tmp_path)
     _drop(settings.directory, "m.xml", MSGHEAD)
-    down = RabbitBus(_rabbit_config("amqp://guest:guest@127.0.0.1:1/%2F", {}, confirm_timeout=1.0),
-                     connect_timeout=0.5)
+    down = RabbitBus(_rabbit_config("amqp://guest:guest@127.0.0.1:1/%2F", {}, confirm_timeout=1.0), connect_timeout=0.5)
     runtime = Runtime(down)
     adapter = build("kith-test", settings, runtime)
     adapter.check()
@@ -276,8 +281,7 @@ class WriterDuringPublish:
             self.data = b""
 
 
-def test_a_file_rewritten_after_it_was_read_is_read_again_not_archived_as_published(
-        tmp_path: Path, bus: Bus) -> None:
+def test_a_file_rewritten_after_it_was_read_is_read_again_not_archived_as_published(tmp_path: Path, bus: Bus) -> None:
     settings = _settings(tmp_path)
     first, second = STANDALONE, STANDALONE.replace(b"<MsgId>", b"<MsgId>v2-", 1)
     _drop(settings.directory, "svar.xml", first)

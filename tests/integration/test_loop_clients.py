@@ -23,9 +23,16 @@ from tests.unit.mllp.helpers import drain
 
 
 def _envelopes(n: int, tag: str = "loop") -> list[Envelope]:
-    return [Envelope.build(f"MSH|^~\\&|A|B|||2024||ADT^A08|{tag}{i}|P|2.5\r".encode(), adapter="loop-test",
-                           mapping="hl7v2", content_type="application/hl7-v2", dedup_key=f"HL7|A|B|{tag}{i}")
-            for i in range(n)]
+    return [
+        Envelope.build(
+            f"MSH|^~\\&|A|B|||2024||ADT^A08|{tag}{i}|P|2.5\r".encode(),
+            adapter="loop-test",
+            mapping="hl7v2",
+            content_type="application/hl7-v2",
+            dedup_key=f"HL7|A|B|{tag}{i}",
+        )
+        for i in range(n)
+    ]
 
 
 async def _started(bus: RabbitBus) -> LoopPublisher:
@@ -54,8 +61,9 @@ def test_publishes_with_confirms_and_the_messages_arrive(rabbit_bus: RabbitBus) 
 
 def _close_from_the_broker(local_port: int) -> None:
     """``rabbitmqctl close_connection`` of the connection from ``local_port`` (as when the broker restarts)."""
-    out = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "peer_port"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "peer_port"], capture_output=True, text=True, check=True
+    ).stdout
     pids = [line.split()[0] for line in out.splitlines() if line.split()[1:] == [str(local_port)]]
     assert pids, "connection not found"
     subprocess.run(["rabbitmqctl", "-q", "close_connection", pids[0], "test"], capture_output=True, check=True)
@@ -119,6 +127,7 @@ def test_unroutable_messages_fail_their_batch(rabbit_bus: RabbitBus) -> None:
 def test_a_channel_closed_by_the_broker_fails_the_batch_then_recovers(rabbit_bus: RabbitBus) -> None:
     """Publishing to an exchange deleted meanwhile: the broker closes the channel (404); the batch fails and
     the publisher opens a new connection, which works once the topology is back."""
+
     async def go() -> None:
         pub = await _started(rabbit_bus)
         try:
@@ -170,8 +179,9 @@ def test_async_key_reader_finds_keys_and_recovers_a_lost_connection(pg_url: str)
             out: list[Any] = [ack_codes(await reader.processed_versions(["HL7|A|B|1", "HL7|A|B|2", "HL7|A|B|3"]))]
             assert reader._conn is not None
             pid = reader._conn.info.backend_pid
-            with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://", 1).split("?")[0],
-                                 autocommit=True) as admin:
+            with psycopg.connect(
+                pg_url.replace("postgresql+psycopg://", "postgresql://", 1).split("?")[0], autocommit=True
+            ) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             try:
                 out.append(ack_codes(await reader.processed_versions(["HL7|A|B|1"])))
@@ -200,14 +210,16 @@ def test_concurrent_async_look_ups_each_get_their_own_answer(pg_url: str) -> Non
 
         async def go() -> list[dict[str, dict[str, tuple[str, str]]]]:
             try:
-                return await asyncio.gather(*(reader.processed_versions([f"HL7|A|B|{i}", f"HL7|A|B|{i + 1}"])
-                                              for i in range(0, 40, 2)))
+                return await asyncio.gather(
+                    *(reader.processed_versions([f"HL7|A|B|{i}", f"HL7|A|B|{i + 1}"]) for i in range(0, 40, 2))
+                )
             finally:
                 await reader.close()
 
         answers = asyncio.run(go())
-        assert answers == [{f"HL7|A|B|{i}": {f"{i:032x}": (f"env-{i}", "AA" if i % 4 else "AE")}}
-                           for i in range(0, 40, 2)]
+        assert answers == [
+            {f"HL7|A|B|{i}": {f"{i:032x}": (f"env-{i}", "AA" if i % 4 else "AE")}} for i in range(0, 40, 2)
+        ]
     finally:
         store.close()
 

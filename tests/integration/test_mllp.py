@@ -81,12 +81,38 @@ def pki(tmp_path: Path) -> Path:
         pytest.skip("openssl CLI not available")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     for ca in ("ca", "rogue-ca"):
-        _openssl(tmp_path, "req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2",
-                 "-subj", f"/CN={ca}")
+        _openssl(
+            tmp_path,
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            f"{ca}.key",
+            "-out",
+            f"{ca}.crt",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={ca}",
+        )
     for name, ca in (("server", "ca"), ("client", "ca"), ("rogue", "rogue-ca")):
         _openssl(tmp_path, "req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        _openssl(tmp_path, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "2")
+        _openssl(
+            tmp_path,
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            f"{ca}.crt",
+            "-CAkey",
+            f"{ca}.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "2",
+        )
     return tmp_path
 
 

@@ -41,8 +41,15 @@ def store(pg_url: str) -> Iterator[Store]:
     s.close()
 
 
-def adt(control_id: str, given: str = "Kari", when: str = "20240102030405", *, patient: int = 1,
-        with_pid: bool = True, acks: str = "") -> bytes:
+def adt(
+    control_id: str,
+    given: str = "Kari",
+    when: str = "20240102030405",
+    *,
+    patient: int = 1,
+    with_pid: bool = True,
+    acks: str = "",
+) -> bytes:
     """An ADT^A08 from ADVLAB/ADVHOSP; ``acks``: MSH-15 and MSH-16, e.g. ``"AL|AL"``."""
     msh = f"MSH|^~\\&|ADVLAB|ADVHOSP|ENJOURNAL|HOSP|{when}||ADT^A08^ADT_A01|{control_id}|P|2.5"
     segments = [msh + (f"|||{acks}" if acks else ""), f"EVN|A08|{when}"]
@@ -73,8 +80,12 @@ def _content(r: dict[str, object]) -> dict[str, str]:
 def test_reused_control_id_with_other_content_is_processed_and_flagged(bus: RabbitBus, store: Store) -> None:
     first = adt("ADV-DUP-1", "Kari", "20240102030405")
     second = adt("ADV-DUP-1", "Ingrid", "20240103030405")
-    with capture_logs() as logs, working(bus, store), \
-            listening(bus, store, ack_after="commit") as a, MllpClient("127.0.0.1", a.port) as c:
+    with (
+        capture_logs() as logs,
+        working(bus, store),
+        listening(bus, store, ack_after="commit") as a,
+        MllpClient("127.0.0.1", a.port) as c,
+    ):
         assert [x.code for x in c.send_many([first, second])] == ["AA", "AA"]  # one batch: in flight together
         assert c.send(first)[0].code == "AA"  # the same bytes: a duplicate (from the cache)
         assert c.send(second)[0].code == "AA"
@@ -91,13 +102,16 @@ def test_reused_control_id_with_other_content_is_processed_and_flagged(bus: Rabb
 
 
 def test_after_a_restart_the_store_tells_contents_apart(bus: RabbitBus, store: Store) -> None:
-    first, second, third = (adt("ADV-DUP-1", g, f"2024010{d}030405") for g, d in (("Kari", 2), ("Ingrid", 3),
-                                                                                   ("Sigrid", 4)))
+    first, second, third = (
+        adt("ADV-DUP-1", g, f"2024010{d}030405") for g, d in (("Kari", 2), ("Ingrid", 3), ("Sigrid", 4))
+    )
     with working(bus, store):
         with listening(bus, store, ack_after="commit") as a, MllpClient("127.0.0.1", a.port) as c:
             assert [x.code for x in c.send_many([first, second])] == ["AA", "AA"]
-        with listening(bus, store, ack_after="commit", dedup_lookup_budget_ms=10_000) as a, \
-                MllpClient("127.0.0.1", a.port) as c:  # an empty cache: the store's contents decide
+        with (
+            listening(bus, store, ack_after="commit", dedup_lookup_budget_ms=10_000) as a,
+            MllpClient("127.0.0.1", a.port) as c,
+        ):  # an empty cache: the store's contents decide
             assert [x.code for x in c.send_many([second, third, first])] == ["AA", "AA", "AA"]
             assert c.send(adt("ADV-SYNC", patient=2))[0].code == "AA"
     assert _raw_count(store) == 4
@@ -134,8 +148,11 @@ def test_ack_after_commit_holds_the_enhanced_accept_ack_too(bus: RabbitBus, stor
             c.sock.recv(100)
         c.sock.settimeout(20)
         with working(bus, store):
-            assert _codes([c.read_ack() for _ in range(3)]) == [("CA", "ADV-ENHC-1"), ("CA", "ADV-ENHC-2"),
-                                                                ("AE", "ADV-ENHC-2")]
+            assert _codes([c.read_ack() for _ in range(3)]) == [
+                ("CA", "ADV-ENHC-1"),
+                ("CA", "ADV-ENHC-2"),
+                ("AE", "ADV-ENHC-2"),
+            ]
             assert _given_names(store) == ("Kari", [])
 
 
@@ -184,19 +201,27 @@ def test_enhanced_mode_application_ack_reflects_the_mapping(bus: RabbitBus, stor
         c.write(encode(no_pid) + encode(good))
         got = [c.read_ack() for _ in range(4)]
         codes = _codes(got)
-        assert sorted(codes) == sorted([("CA", "ADV-ENH-1"), ("AE", "ADV-ENH-1"), ("CA", "ADV-ENH-2"),
-                                        ("AA", "ADV-ENH-2")])
+        assert sorted(codes) == sorted(
+            [("CA", "ADV-ENH-1"), ("AE", "ADV-ENH-1"), ("CA", "ADV-ENH-2"), ("AA", "ADV-ENH-2")]
+        )
         assert codes.index(("CA", "ADV-ENH-1")) < codes.index(("AE", "ADV-ENH-1")) < codes.index(("AA", "ADV-ENH-2"))
         assert codes.index(("CA", "ADV-ENH-1")) < codes.index(("CA", "ADV-ENH-2")) < codes.index(("AA", "ADV-ENH-2"))
         assert _err(got[codes.index(("AE", "ADV-ENH-1"))]) == ("100", "HL7_NO_PID")
         # MSH-16 ER: an application ACK only on an error; SU: only on success; NE: never
         assert _codes(c.send(adt("ADV-ENH-3", with_pid=False, acks="AL|ER"), acks=2)) == [
-            ("CA", "ADV-ENH-3"), ("AE", "ADV-ENH-3")]
+            ("CA", "ADV-ENH-3"),
+            ("AE", "ADV-ENH-3"),
+        ]
         assert _codes(c.send(adt("ADV-ENH-4", acks="AL|SU"), acks=2)) == [("CA", "ADV-ENH-4"), ("AA", "ADV-ENH-4")]
-        ordered = [adt("ADV-ENH-5", acks="AL|ER"), adt("ADV-ENH-6", with_pid=False, acks="AL|SU"),
-                   adt("ADV-ENH-7", with_pid=False, acks="AL|NE"), adt("ADV-ENH-8", acks="AL|AL")]
-        assert sorted(_codes(c.send_many(ordered) + [c.read_ack()])) == sorted([
-            ("CA", "ADV-ENH-5"), ("CA", "ADV-ENH-6"), ("CA", "ADV-ENH-7"), ("CA", "ADV-ENH-8"), ("AA", "ADV-ENH-8")])
+        ordered = [
+            adt("ADV-ENH-5", acks="AL|ER"),
+            adt("ADV-ENH-6", with_pid=False, acks="AL|SU"),
+            adt("ADV-ENH-7", with_pid=False, acks="AL|NE"),
+            adt("ADV-ENH-8", acks="AL|AL"),
+        ]
+        assert sorted(_codes(c.send_many(ordered) + [c.read_ack()])) == sorted(
+            [("CA", "ADV-ENH-5"), ("CA", "ADV-ENH-6"), ("CA", "ADV-ENH-7"), ("CA", "ADV-ENH-8"), ("AA", "ADV-ENH-8")]
+        )
     dead = sorted(d["reason_code"] for d in store.dead_letters())
     assert dead == ["HL7_NO_PID"] * 4
 

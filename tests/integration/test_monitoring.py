@@ -67,8 +67,11 @@ def _wait(pred: Callable[[], bool], what: str, limit: float = 60.0) -> None:
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of a Prometheus text by (name, labels); parsing fails on invalid text."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
@@ -98,10 +101,23 @@ def engine(tmp_path: Path, pg_url: str, amqp_names: dict[str, str]) -> Iterator[
     """An engine in this process: an hl7-file adapter and one worker on RabbitMQ + PostgreSQL, the ops API
     on, every SQL statement of its store recorded."""
     port = _free_port()
-    cfg = parse_config({"bus": bus_section("rabbitmq", tmp_path, amqp_names), "store": {"url": pg_url},
-                        "ops": {"port": port}, "workers": {"batch_wait_ms": 10},
-                        "adapters": {"lab": {"type": "hl7-file", "mapping": "hl7v2", "directory": str(tmp_path / "in"),
-                                             "stable_seconds": 0, "poll_interval": 0.05}}})
+    cfg = parse_config(
+        {
+            "bus": bus_section("rabbitmq", tmp_path, amqp_names),
+            "store": {"url": pg_url},
+            "ops": {"port": port},
+            "workers": {"batch_wait_ms": 10},
+            "adapters": {
+                "lab": {
+                    "type": "hl7-file",
+                    "mapping": "hl7v2",
+                    "directory": str(tmp_path / "in"),
+                    "stable_seconds": 0,
+                    "poll_interval": 0.05,
+                }
+            },
+        }
+    )
     rt = Runtime.build(cfg)
     statements: list[str] = []
     engines = [e for e in (rt.store.engine, getattr(rt.store, "_reads", None)) if e is not None]
@@ -167,10 +183,14 @@ def test_metrics_parse_and_move_with_published_and_committed_envelopes(engine: E
 
     def committed() -> bool:
         now = _samples(_get(engine.port, "/metrics")[1])
-        return (_value(now, "enjournal_envelopes_committed_total", adapter="lab")
-                - _value(before, "enjournal_envelopes_committed_total", adapter="lab") == 2
-                and _value(now, "enjournal_envelopes_committed_total", adapter="direct")
-                - _value(before, "enjournal_envelopes_committed_total", adapter="direct") == 5)
+        return (
+            _value(now, "enjournal_envelopes_committed_total", adapter="lab")
+            - _value(before, "enjournal_envelopes_committed_total", adapter="lab")
+            == 2
+            and _value(now, "enjournal_envelopes_committed_total", adapter="direct")
+            - _value(before, "enjournal_envelopes_committed_total", adapter="direct")
+            == 5
+        )
 
     _wait(committed, "7 envelopes committed")
     code, text = _get(engine.port, "/metrics")
@@ -187,8 +207,10 @@ def test_metrics_parse_and_move_with_published_and_committed_envelopes(engine: E
     assert _value(after, "enjournal_last_received_timestamp_seconds", adapter="lab") > time.time() - 120
     assert _value(after, "enjournal_ready") == 1 and _value(after, "enjournal_up", component="bus") == 1
     # broker figures are cached for a few seconds: the first scrape may predate the worker's consumer
-    _wait(lambda: _value(_samples(_get(engine.port, "/metrics")[1]), "enjournal_queue_consumers") >= 1,
-          "the worker's consumer counted")
+    _wait(
+        lambda: _value(_samples(_get(engine.port, "/metrics")[1]), "enjournal_queue_consumers") >= 1,
+        "the worker's consumer counted",
+    )
     assert ("enjournal_queue_depth", (("queue", "work"),)) in after
 
     status = json.loads(_get(engine.port, "/status")[1])
@@ -199,8 +221,9 @@ def test_metrics_parse_and_move_with_published_and_committed_envelopes(engine: E
 def test_metrics_count_across_worker_processes(tmp_path: Path, pg_url: str, amqp_names: dict[str, str]) -> None:
     port = _free_port()
     bus = bus_section("rabbitmq", tmp_path, amqp_names)
-    config = write_config(tmp_path, bus, pg_url, workers={"count": 1, "processes": 2, "in_intake_process": False,
-                                                          "batch_wait_ms": 10})
+    config = write_config(
+        tmp_path, bus, pg_url, workers={"count": 1, "processes": 2, "in_intake_process": False, "batch_wait_ms": 10}
+    )
     doc = parse_config({**__import__("yaml").safe_load(config.read_text()), "ops": {"port": port}})
     config.write_text(__import__("yaml").safe_dump(doc.model_dump(mode="json")))
     proc = engine_process(config, log=tmp_path / "engine.log")
@@ -208,8 +231,13 @@ def test_metrics_count_across_worker_processes(tmp_path: Path, pg_url: str, amqp
     try:
         _wait(lambda: _ready(port), "the engine's ops API", limit=60)
         publisher.publish(make_envelopes(40, adapter="procs"))
-        _wait(lambda: _value(_samples(_get(port, "/metrics")[1]), "enjournal_envelopes_committed_total",
-                             adapter="procs") == 40, "40 envelopes committed by the worker processes")
+        _wait(
+            lambda: (
+                _value(_samples(_get(port, "/metrics")[1]), "enjournal_envelopes_committed_total", adapter="procs")
+                == 40
+            ),
+            "40 envelopes committed by the worker processes",
+        )
         text = _get(port, "/metrics")[1]
         _promtool(text, tmp_path)
         assert _value(_samples(text), "enjournal_batch_commit_seconds_count") >= 1
@@ -245,9 +273,11 @@ class _Runtime:
 def test_health_is_503_listing_what_is_down(pg_url: str, rabbit_bus: Any, amqp_names: dict[str, str]) -> None:
     store = Store(pg_url)
     dead_bus = unreachable_rabbit_bus(amqp_names, connect_timeout=1.0)
-    cases = [({"worker-0": "running", "adapter-lab": "running"}, rabbit_bus, 200, []),
-             ({"worker-0": "running", "adapter-lab": "restarting"}, rabbit_bus, 503, ["adapter-lab"]),
-             ({"worker-0": "failed"}, dead_bus, 503, ["worker-0", "bus"])]
+    cases = [
+        ({"worker-0": "running", "adapter-lab": "running"}, rabbit_bus, 200, []),
+        ({"worker-0": "running", "adapter-lab": "restarting"}, rabbit_bus, 503, ["adapter-lab"]),
+        ({"worker-0": "failed"}, dead_bus, 503, ["worker-0", "bus"]),
+    ]
     try:
         for services, bus, code, down in cases:
             port = _free_port()

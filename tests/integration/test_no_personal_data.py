@@ -42,9 +42,17 @@ def _wait(pred: Callable[[], bool], what: str, limit: float = 30.0) -> None:
 
 def _adapters(tmp_path: Path) -> dict[str, Any]:
     common = {"stable_seconds": 0, "poll_interval": 0.05, "incomplete_grace_seconds": 0}
-    return {"kith": {"type": "kith-file", "directory": str(tmp_path / "kith"), "outbox": str(tmp_path / "out"),
-                     "validate_xsd": True, "sender_her_id": "12345", **common},
-            "hl7": {"type": "hl7-file", "mapping": "hl7v2", "directory": str(tmp_path / "hl7"), **common}}
+    return {
+        "kith": {
+            "type": "kith-file",
+            "directory": str(tmp_path / "kith"),
+            "outbox": str(tmp_path / "out"),
+            "validate_xsd": True,
+            "sender_her_id": "12345",
+            **common,
+        },
+        "hl7": {"type": "hl7-file", "mapping": "hl7v2", "directory": str(tmp_path / "hl7"), **common},
+    }
 
 
 def _drop(directory: Path, name: str, data: bytes) -> None:
@@ -53,8 +61,9 @@ def _drop(directory: Path, name: str, data: bytes) -> None:
     (directory / (name + ".part")).rename(directory / name)
 
 
-def _run(cfg: Any, drops: list[tuple[Path, str, bytes]],
-         done: Callable[[Runtime], bool]) -> tuple[str, list[dict[str, Any]]]:
+def _run(
+    cfg: Any, drops: list[tuple[Path, str, bytes]], done: Callable[[Runtime], bool]
+) -> tuple[str, list[dict[str, Any]]]:
     """Run the engine's adapters and a worker until ``done``; the log lines it wrote (rendered) and the
     dead letters."""
     buf = io.StringIO()
@@ -73,23 +82,33 @@ def _run(cfg: Any, drops: list[tuple[Path, str, bytes]],
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args, "-c", str(config)], cwd=REPO, check=False,
-                          capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "COLUMNS": "400"})
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args, "-c", str(config)],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
+    )
 
 
-def test_schema_invalid_value_with_apostrophe_reaches_no_reason(tmp_path: Path, pg_url: str,
-                                                              amqp_names: dict[str, str]) -> None:
+def test_schema_invalid_value_with_apostrophe_reaches_no_reason(
+    tmp_path: Path, pg_url: str, amqp_names: dict[str, str]
+) -> None:
     n = fnr(21)
     value = f"Kari O'Hara {n}".encode()
-    files = {"attr.xml": SVAR.replace(b'<GenDate V="2024-03-05T10:15:00"/>', b'<GenDate V="' + value + b'"/>', 1),
-             "text.xml": SVAR.replace(b'DN="Blod"/>', b'DN="Blod"/><Number>' + value + b"</Number>", 1)}
+    files = {
+        "attr.xml": SVAR.replace(b'<GenDate V="2024-03-05T10:15:00"/>', b'<GenDate V="' + value + b'"/>', 1),
+        "text.xml": SVAR.replace(b'DN="Blod"/>', b'DN="Blod"/><Number>' + value + b"</Number>", 1),
+    }
     assert all(f != SVAR for f in files.values())
     bus = bus_section("rabbitmq", tmp_path, amqp_names)
     cfg = parse_config({"bus": bus, "store": {"url": pg_url}, "adapters": {"kith": _adapters(tmp_path)["kith"]}})
     kith = tmp_path / "kith"
-    logs, dead = _run(cfg, [(kith, name, data) for name, data in files.items()],
-                      lambda rt: len(rt.store.dead_letters()) == 2)
+    logs, dead = _run(
+        cfg, [(kith, name, data) for name, data in files.items()], lambda rt: len(rt.store.dead_letters()) == 2
+    )
 
     reasons = [p.read_text(encoding="utf-8") for p in (kith / "error").glob("*.reason")]
     rows = [r["reason"] for r in dead]
@@ -101,22 +120,38 @@ def test_schema_invalid_value_with_apostrophe_reaches_no_reason(tmp_path: Path, 
     assert len(reasons) == 2 and len(rows) == 2 and len(apprecs) == 2
     assert all(r.startswith("KITH_XSD_INVALID: line ") for r in rows)
     assert cli.stdout.count("KITH_XSD_INVALID: line ") == 2
-    for where, text in {"reason files": reasons, "dead_letters.reason": rows, "apprecs": apprecs,
-                        "cli": [cli.stdout, cli.stderr], "cli json": [cli_json.stdout], "logs": [logs]}.items():
+    for where, text in {
+        "reason files": reasons,
+        "dead_letters.reason": rows,
+        "apprecs": apprecs,
+        "cli": [cli.stdout, cli.stderr],
+        "cli json": [cli_json.stdout],
+        "logs": [logs],
+    }.items():
         joined = "\n".join(text)
         for secret in ("Hara", n, n[:6], n[6:], "Kari"):
             assert secret not in joined, (where, secret)
 
 
-def test_file_names_with_names_and_numbers_reach_no_log(tmp_path: Path, pg_url: str,
-                                                       amqp_names: dict[str, str]) -> None:
+def test_file_names_with_names_and_numbers_reach_no_log(
+    tmp_path: Path, pg_url: str, amqp_names: dict[str, str]
+) -> None:
     n, m = fnr(22), fnr(23)
     names = [f"Bjornar Odegard {n}", f"svar {m[:6]} {m[6:]}"]
     p = patients(2)
-    drops = [(tmp_path / "kith", names[0] + ".xml", SVAR), (tmp_path / "kith", names[1] + ".xml", b"<broken"),
-             (tmp_path / "hl7", names[0] + ".hl7", adt_a08(1, p[0])), (tmp_path / "hl7", names[1] + ".hl7", b"junk")]
-    cfg = parse_config({"bus": bus_section("rabbitmq", tmp_path, amqp_names), "store": {"url": pg_url},
-                        "adapters": _adapters(tmp_path)})
+    drops = [
+        (tmp_path / "kith", names[0] + ".xml", SVAR),
+        (tmp_path / "kith", names[1] + ".xml", b"<broken"),
+        (tmp_path / "hl7", names[0] + ".hl7", adt_a08(1, p[0])),
+        (tmp_path / "hl7", names[1] + ".hl7", b"junk"),
+    ]
+    cfg = parse_config(
+        {
+            "bus": bus_section("rabbitmq", tmp_path, amqp_names),
+            "store": {"url": pg_url},
+            "adapters": _adapters(tmp_path),
+        }
+    )
 
     def done(rt: Runtime) -> bool:
         left = [f for d in ("kith", "hl7") for f in (tmp_path / d).iterdir() if f.is_file()]

@@ -86,7 +86,8 @@ def test_store_and_bus_errors_of_their_own_libraries_are_answered_as_errors(tmp_
 
 
 def test_a_failing_handler_answers_500_logged_by_type_without_a_traceback(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     bus, store = EmbeddedBus(tmp_path / "queue.db"), Store(f"sqlite:///{tmp_path / 'journal.db'}")
     port = _free_port()
     server = ops.serve(_Runtime(bus, store, healthy=False), "127.0.0.1", port)
@@ -101,16 +102,24 @@ def test_a_failing_handler_answers_500_logged_by_type_without_a_traceback(
         store.close()
     assert (code, body, live) == (500, "internal error\n", 200)
     assert [(e["event"], e["error_type"], e["path"]) for e in events] == [
-        ("ops.request_failed", "RuntimeError", "/health")]
+        ("ops.request_failed", "RuntimeError", "/health")
+    ]
     err = capfd.readouterr().err
     assert "Traceback" not in err and "01010112345" not in err
 
 
 def test_the_ops_api_starts_after_the_adapters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = parse_config({"bus": bus_section("embedded", tmp_path), "store": {"url": f"sqlite:///{tmp_path / 'j.db'}"},
-                        "ops": {"port": _free_port()},
-                        "adapters": {name: {"type": "hl7-file", "directory": str(tmp_path / name), "poll_interval": 0.05}
-                                     for name in ("lab", "ward")}})
+    cfg = parse_config(
+        {
+            "bus": bus_section("embedded", tmp_path),
+            "store": {"url": f"sqlite:///{tmp_path / 'j.db'}"},
+            "ops": {"port": _free_port()},
+            "adapters": {
+                name: {"type": "hl7-file", "directory": str(tmp_path / name), "poll_interval": 0.05}
+                for name in ("lab", "ward")
+            },
+        }
+    )
     seen: list[dict[str, str]] = []
     real_serve = ops.serve
 

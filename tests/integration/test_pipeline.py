@@ -27,8 +27,13 @@ def bus_kind(request: pytest.FixtureRequest) -> str:
 
 
 def _runtime(bus_kind: str, tmp: Path, store_url: str, names: dict[str, str]) -> Runtime:
-    cfg = parse_config({"bus": bus_section(bus_kind, tmp, names), "store": {"url": store_url},
-                        "workers": {"batch_size": 200, "batch_wait_ms": 20}})
+    cfg = parse_config(
+        {
+            "bus": bus_section(bus_kind, tmp, names),
+            "store": {"url": store_url},
+            "workers": {"batch_size": 200, "batch_wait_ms": 20},
+        }
+    )
     return Runtime.build(cfg)
 
 
@@ -46,14 +51,20 @@ def _drain(rt: Runtime, seconds: float = 60) -> None:
     stop.set()
 
 
-def test_messages_flow_once_and_bad_ones_are_dead_lettered(bus_kind: str, tmp_path: Path, store_url: str,
-                                                           amqp_names: dict[str, str]) -> None:
+def test_messages_flow_once_and_bad_ones_are_dead_lettered(
+    bus_kind: str, tmp_path: Path, store_url: str, amqp_names: dict[str, str]
+) -> None:
     rt = _runtime(bus_kind, tmp_path, store_url, amqp_names)
     try:
         good = make_envelopes(600)
         bad = Envelope.build(b"BAD", adapter="test", mapping="tests.e2e_mapping:map_message", content_type="x")
-        rejected = Envelope.build(b"MSH|", adapter="test", mapping="hl7v2", content_type="x",
-                                  attributes={"reject": "HL7_BAD_MSH: no encoding characters"})
+        rejected = Envelope.build(
+            b"MSH|",
+            adapter="test",
+            mapping="hl7v2",
+            content_type="x",
+            attributes={"reject": "HL7_BAD_MSH: no encoding characters"},
+        )
         rt.bus.publish(good[:300] + [bad, rejected])
         rt.bus.publish(good[300:] + good[:100])  # redelivery of 100: changes nothing
         _drain(rt)
@@ -74,15 +85,16 @@ def test_messages_flow_once_and_bad_ones_are_dead_lettered(bus_kind: str, tmp_pa
 
 
 @pytest.mark.slow
-def test_kill9_of_the_worker_loses_nothing(bus_kind: str, tmp_path: Path, store_url: str,
-                                          amqp_names: dict[str, str]) -> None:
+def test_kill9_of_the_worker_loses_nothing(
+    bus_kind: str, tmp_path: Path, store_url: str, amqp_names: dict[str, str]
+) -> None:
     bus = bus_section(bus_kind, tmp_path, amqp_names)
     config = write_config(tmp_path, bus, store_url, workers={"count": 1, "batch_size": 100, "batch_wait_ms": 5})
     rt = Runtime.build(parse_config({"bus": bus, "store": {"url": store_url}}))
     try:
         envs = make_envelopes(3000)
         for i in range(0, len(envs), 500):
-            rt.bus.publish(envs[i:i + 500])
+            rt.bus.publish(envs[i : i + 500])
         kills = 0
         for _ in range(3):
             proc = engine_process(config, log=tmp_path / "engine.log")
@@ -120,12 +132,16 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, sqlite_url: str) -> None:
         rt.close()
 
 
-@pytest.mark.parametrize("placement", [{"processes": 2}, {"processes": 1, "in_intake_process": False}],
-                         ids=["beside-intake", "apart-from-intake"])
+@pytest.mark.parametrize(
+    "placement",
+    [{"processes": 2}, {"processes": 1, "in_intake_process": False}],
+    ids=["beside-intake", "apart-from-intake"],
+)
 def test_worker_processes_share_the_queue(tmp_path: Path, sqlite_url: str, placement: dict[str, Any]) -> None:
     bus = bus_section("embedded", tmp_path)
-    config = write_config(tmp_path, bus, sqlite_url,
-                          workers={"count": 1, "batch_size": 100, "batch_wait_ms": 5, **placement})
+    config = write_config(
+        tmp_path, bus, sqlite_url, workers={"count": 1, "batch_size": 100, "batch_wait_ms": 5, **placement}
+    )
     rt = Runtime.build(parse_config({"bus": bus, "store": {"url": sqlite_url}}))
     try:
         rt.bus.publish(make_envelopes(2000))

@@ -115,16 +115,24 @@ def test_nul_in_directly_published_envelopes(rabbit_bus: RabbitBus, any_store: S
     A NUL in MSH-3 reaches only the dedup key: that message is journaled, its key stored escaped."""
 
     def env(raw: bytes, dedup: str) -> Envelope:
-        return Envelope.build(raw, adapter="direct", mapping="hl7v2", content_type="application/hl7-v2",
-                              charset="iso-8859-1", dedup_key=dedup)
+        return Envelope.build(
+            raw,
+            adapter="direct",
+            mapping="hl7v2",
+            content_type="application/hl7-v2",
+            charset="iso-8859-1",
+            dedup_key=dedup,
+        )
 
     poison = poison_messages(200)
-    envs = [env(synthetic_adt(1), "HL7|LOADGEN|TEST|MSG00000001"),
-            env(poison["msh10"], "HL7|LOADGEN|TEST|NUL\x00200"),
-            env(poison["pid3"], "HL7|LOADGEN|TEST|MSG00000201"),
-            env(synthetic_adt(3, app="LOAD\x00GEN"), "HL7|LOAD\x00GEN|TEST|MSG00000003"),
-            env(poison["escape"], "HL7|LOADGEN|TEST|MSG00000202"),
-            env(synthetic_adt(4), "HL7|LOADGEN|TEST|MSG00000004")]
+    envs = [
+        env(synthetic_adt(1), "HL7|LOADGEN|TEST|MSG00000001"),
+        env(poison["msh10"], "HL7|LOADGEN|TEST|NUL\x00200"),
+        env(poison["pid3"], "HL7|LOADGEN|TEST|MSG00000201"),
+        env(synthetic_adt(3, app="LOAD\x00GEN"), "HL7|LOAD\x00GEN|TEST|MSG00000003"),
+        env(poison["escape"], "HL7|LOADGEN|TEST|MSG00000202"),
+        env(synthetic_adt(4), "HL7|LOADGEN|TEST|MSG00000004"),
+    ]
     rabbit_bus.publish(envs)  # one frame: one batch
     with running_worker(rabbit_bus, any_store) as worker:
         assert wait_for(lambda: received(any_store) == 6)
@@ -139,14 +147,26 @@ def test_nul_in_directly_published_envelopes(rabbit_bus: RabbitBus, any_store: S
 def test_the_store_isolates_what_the_database_refuses(any_store: Store, store_url: str) -> None:
     """Outcomes that bypass the mapping step: the store finds what it cannot write, dead-letters exactly
     that, with its raw bytes, and commits the rest."""
-    nul = Outcome(envelope("nul", raw=b"NUL\x00RAW"), result=MappingResult(records=(
-        observation("lab|nul", fnr_id(1), 1.0).model_copy(update={"value_text": "a\x00b"}),)))
-    naive = Observation.model_construct(key="lab|naive", subject=fnr_id(1), event_time=datetime(2026, 1, 1),
-                                        provenance=person(fnr_id(1)).provenance, code=Coding(code="X"),
-                                        kind="observation", flags=())
+    nul = Outcome(
+        envelope("nul", raw=b"NUL\x00RAW"),
+        result=MappingResult(
+            records=(observation("lab|nul", fnr_id(1), 1.0).model_copy(update={"value_text": "a\x00b"}),)
+        ),
+    )
+    naive = Observation.model_construct(
+        key="lab|naive",
+        subject=fnr_id(1),
+        event_time=datetime(2026, 1, 1),
+        provenance=person(fnr_id(1)).provenance,
+        code=Coding(code="X"),
+        kind="observation",
+        flags=(),
+    )
     typeerr = Outcome(envelope("naive", raw=b"NAIVE"), result=MappingResult(records=(naive,)))
-    wide = Outcome(envelope("wide", raw=b"WIDE", adapter="a" * 300),
-                   result=MappingResult(records=(observation("lab|wide", fnr_id(2), 1.0),)))
+    wide = Outcome(
+        envelope("wide", raw=b"WIDE", adapter="a" * 300),
+        result=MappingResult(records=(observation("lab|wide", fnr_id(2), 1.0),)),
+    )
     long_key = observation("lab|" + "9" * 600, fnr_id(3), 1.0)  # as the mapping step leaves it: not suspect
     long = Outcome(envelope("long", raw=b"LONG"), result=MappingResult(records=(long_key,)))
     good = [outcome(f"g{i}", [observation(f"lab|g{i}", fnr_id(i), float(i))]) for i in range(40)]  # PG: COPY
@@ -170,10 +190,10 @@ def test_the_store_isolates_what_the_database_refuses(any_store: Store, store_ur
     assert {o.envelope.id for o in again.rejected} == {"nul", "naive"} and again.dead_letters == 0
 
 
-def test_a_worker_keeps_going_when_mapping_or_store_raise_unexpected_errors(rabbit_bus: RabbitBus,
-                                                                           pg_url: str) -> None:
+def test_a_worker_keeps_going_when_mapping_or_store_raise_unexpected_errors(rabbit_bus: RabbitBus, pg_url: str) -> None:
     store = Store(pg_url)
     try:
+
         def env(raw: bytes) -> Envelope:
             return Envelope.build(raw, adapter="t", mapping=poison_mapping.NAME, content_type="text/plain")
 
@@ -186,8 +206,10 @@ def test_a_worker_keeps_going_when_mapping_or_store_raise_unexpected_errors(rabb
             assert wait_for(lambda: received(store) == 27)
             assert worker.is_alive()
         dead = {d["envelope_id"]: (d["reason_code"], d["reason"]) for d in store.dead_letters()}
-        assert dead == {surprise.id: ("MAPPING_CRASH", f"MAPPING_CRASH: Surprise in mapping {poison_mapping.NAME}"),
-                        naive.id: ("STORE_REJECTED", "STORE_REJECTED: TypeError")}
+        assert dead == {
+            surprise.id: ("MAPPING_CRASH", f"MAPPING_CRASH: Surprise in mapping {poison_mapping.NAME}"),
+            naive.id: ("STORE_REJECTED", "STORE_REJECTED: TypeError"),
+        }
         assert store.counts()["records"]["observation"] == 25
         assert rabbit_bus.depth()["dead"] == 2
     finally:

@@ -14,8 +14,10 @@ from engine.envelope import Envelope
 
 
 def _envs(n: int, size: int = 40) -> list[Envelope]:
-    return [Envelope.build(b"%06d" % i + b"x" * size, adapter="t", mapping="hl7v2", content_type="application/hl7-v2")
-            for i in range(n)]
+    return [
+        Envelope.build(b"%06d" % i + b"x" * size, adapter="t", mapping="hl7v2", content_type="application/hl7-v2")
+        for i in range(n)
+    ]
 
 
 @contextmanager
@@ -101,15 +103,18 @@ def test_a_redelivered_frame_is_split_into_single_envelopes(rabbit_url: str, amq
         assert _amqp_messages(amqp_names["queue"]) == 0
 
 
-def test_a_message_that_keeps_killing_workers_is_dead_lettered_as_poison(rabbit_url: str, amqp_names: dict[str, str],
-                                                                         sqlite_store: Any) -> None:
+def test_a_message_that_keeps_killing_workers_is_dead_lettered_as_poison(
+    rabbit_url: str, amqp_names: dict[str, str], sqlite_store: Any
+) -> None:
     """Quorum queue, delivery limit 3: a frame whose worker dies is split; the envelope delivered three
     times without a commit is archived and dead-lettered as POISON_MESSAGE, the others are journaled."""
     from engine.worker import Mapper, Worker
     from adapters.mllp.client import synthetic_adt
 
-    envs = [Envelope.build(synthetic_adt(i), adapter="t", mapping="hl7v2", content_type="application/hl7-v2")
-            for i in range(5)]
+    envs = [
+        Envelope.build(synthetic_adt(i), adapter="t", mapping="hl7v2", content_type="application/hl7-v2")
+        for i in range(5)
+    ]
     with _bus(amqp_names, queue_type="quorum", delivery_limit=3) as bus:
         bus.publish(envs)
         c = bus.consumer(prefetch=10)
@@ -127,7 +132,7 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered_as_poison(rabbit_
                 Worker(bus, sqlite_store, Mapper(), delivery_limit=3).handle(c, batch)
             c.close()
         c = bus.consumer(prefetch=10)
-        while (batch := c.fetch(max_items=10, timeout=0.5)):
+        while batch := c.fetch(max_items=10, timeout=0.5):
             Worker(bus, sqlite_store, Mapper(), delivery_limit=3).handle(c, batch)
         c.close()
     dead = sqlite_store.dead_letters()

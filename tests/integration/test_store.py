@@ -31,8 +31,15 @@ def snapshot(store: Store) -> tuple:
 
 def wipe(store: Store) -> None:
     with store.engine.begin() as c:
-        for t in (s.raw_archive, s.record_versions, s.identifiers, s.identity_edges, s.identity_conflicts,
-                  s.dead_letters, s.processed_messages):
+        for t in (
+            s.raw_archive,
+            s.record_versions,
+            s.identifiers,
+            s.identity_edges,
+            s.identity_conflicts,
+            s.dead_letters,
+            s.processed_messages,
+        ):
             c.execute(t.delete())
     store._edges = type(store._edges)()
 
@@ -72,7 +79,8 @@ messages = st.lists(
         st.sampled_from([RecordStatus.FINAL, RecordStatus.CORRECTED, RecordStatus.CANCELLED]),
         st.booleans(),  # carries a link local id <-> FNR
     ),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 )
 
 
@@ -93,13 +101,13 @@ def test_any_order_and_repetition_gives_the_same_journal(store_url: str, msgs: l
         wipe(store)
         outs = _build(msgs)
         for i in range(0, len(outs), batch):
-            store.commit_batch(outs[i:i + batch])
+            store.commit_batch(outs[i : i + batch])
         expected = snapshot(store)
         wipe(store)
         shuffled = outs + random.Random(seed).sample(outs, k=min(len(outs), 3))
         random.Random(seed).shuffle(shuffled)
         for i in range(0, len(shuffled), batch + 1):
-            store.commit_batch(shuffled[i:i + batch + 1])
+            store.commit_batch(shuffled[i : i + batch + 1])
         assert snapshot(store) == expected
     finally:
         store.close()
@@ -110,8 +118,9 @@ def test_identifiers_resolve_to_one_citizen(store_url: str) -> None:
     fnr, dnr_local, hosp = fnr_id(2), local_id("D-77", "OTHERHOSP"), local_id("H1")
     merged = local_id("H2")
     store.commit_batch([outcome("a", [person(hosp)], [IdentityLink(a=hosp, b=fnr)])])
-    store.commit_batch([outcome("b", [observation("x|1", merged, 1.0)],
-                                [IdentityLink(a=merged, b=hosp, reason="merge")])])
+    store.commit_batch(
+        [outcome("b", [observation("x|1", merged, 1.0)], [IdentityLink(a=merged, b=hosp, reason="merge")])]
+    )
     store.commit_batch([outcome("c", [observation("x|2", dnr_local, 2.0)], [IdentityLink(a=dnr_local, b=fnr)])])
     citizen = store.citizen(fnr.value)
     assert citizen is not None
@@ -157,8 +166,13 @@ def test_a_cancelled_report_cancels_its_items(store_url: str) -> None:
     store.commit_batch([outcome("e3", [observation("lab|R10:item:1", p, 1.0, minutes=0)])])  # not a part of R1
     cur, _ = current_versions(store.all_versions())
     status = {r["record_key"]: r["status"] for r in cur}
-    assert status == {"lab|R1": "cancelled", "lab|R1:item:0": "cancelled", "lab|R1:item:1": "cancelled",
-                      "lab|R1:item:2": "cancelled", "lab|R10:item:1": "final"}
+    assert status == {
+        "lab|R1": "cancelled",
+        "lab|R1:item:0": "cancelled",
+        "lab|R1:item:1": "cancelled",
+        "lab|R1:item:2": "cancelled",
+        "lab|R10:item:1": "final",
+    }
     store.close()
 
 
@@ -166,8 +180,7 @@ def test_large_batches_are_idempotent_too(store_url: str) -> None:
     """Large batches take PostgreSQL's COPY path: the same counts and the same journal."""
     store = Store(store_url)
     p = fnr_id(8)
-    outs = [outcome(f"b{i}", [observation(f"lab|big|{i}", p, float(i)), person(p, env_id=f"b{i}")])
-            for i in range(150)]
+    outs = [outcome(f"b{i}", [observation(f"lab|big|{i}", p, float(i)), person(p, env_id=f"b{i}")]) for i in range(150)]
     first = store.commit_batch(outs)
     before = snapshot(store)
     again = store.commit_batch(outs + outs[:10])
@@ -209,15 +222,17 @@ def test_a_table_skips_its_lookup_after_clean_batches_and_resumes_on_a_stored_ke
     store = Store(pg_url)
     policy = store._bulk.policy
     p = fnr_id(10)
-    batches = [[outcome(f"c{b}-{i}", [observation(f"lab|blind|{b}|{i}", p, float(i))]) for i in range(40)]
-               for b in range(6)]
+    batches = [
+        [outcome(f"c{b}-{i}", [observation(f"lab|blind|{b}|{i}", p, float(i))]) for i in range(40)] for b in range(6)
+    ]
     for b in batches[:4]:
         assert store.commit_batch(b).versions_new == 40
     assert policy.blind("record_versions") and policy.blind("raw_archive")
     assert store.commit_batch(batches[4]).versions_new == 40  # blind
     # new envelopes (a resent report): 20 of their versions are stored already
-    repeat = ([outcome(f"x{i}", [observation(f"lab|blind|4|{i}", p, float(i))]) for i in range(20)]
-              + [outcome(f"r{i}", [observation(f"lab|blind|r|{i}", p, 1.0)]) for i in range(20)])
+    repeat = [outcome(f"x{i}", [observation(f"lab|blind|4|{i}", p, float(i))]) for i in range(20)] + [
+        outcome(f"r{i}", [observation(f"lab|blind|r|{i}", p, 1.0)]) for i in range(20)
+    ]
     stats = store.commit_batch(repeat)
     assert (stats.versions_new, stats.versions_unchanged) == (20, 20)
     assert not policy.blind("record_versions") and policy.blind("raw_archive")
@@ -249,8 +264,14 @@ def test_large_identity_batches_merge_new_and_stored_identifiers(store_url: str)
     store = Store(store_url)
     n = 40
     first = [outcome(f"a{i}", [], [IdentityLink(a=local_id(f"A{i}"), b=fnr_id(i))]) for i in range(n)]
-    second = [outcome(f"b{i}", [], [IdentityLink(a=local_id(f"B{i}"), b=fnr_id(i)),
-                                    IdentityLink(a=local_id(f"B{i}"), b=local_id(f"C{i}"))]) for i in range(n)]
+    second = [
+        outcome(
+            f"b{i}",
+            [],
+            [IdentityLink(a=local_id(f"B{i}"), b=fnr_id(i)), IdentityLink(a=local_id(f"B{i}"), b=local_id(f"C{i}"))],
+        )
+        for i in range(n)
+    ]
     clash = [outcome("c", [], [IdentityLink(a=local_id("A0"), b=fnr_id(1))])]
     assert store.commit_batch(first).new_edges == n
     assert store.commit_batch(second).new_edges == 2 * n
@@ -283,7 +304,8 @@ def test_processed_key_lookup_survives_a_lost_connection(pg_url: str) -> None:
         ended = c.exec_driver_sql(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
             "AND datname = current_database() AND position('FROM processed_messages' in query) > 0 "
-            "AND position('unnest' in query) > 0").scalar()
+            "AND position('unnest' in query) > 0"
+        ).scalar()
     assert ended and ended >= 1
     for _ in range(3):  # a connection that failed is dropped, not handed out again
         try:
@@ -295,4 +317,3 @@ def test_processed_key_lookup_survives_a_lost_connection(pg_url: str) -> None:
         raise AssertionError("the look-up did not recover")
     assert ack_code(store, "HL7|APP|FAC|7") == "AA"
     store.close()
-

@@ -26,8 +26,9 @@ def stored_keys(store: Store) -> set[str]:
 
 
 @pytest.mark.parametrize("bad_id", ["x" * 70, "nul\x00id"])
-def test_an_envelope_id_that_does_not_fit_is_dead_lettered_and_its_batch_commits(any_store: Store, store_url: str,
-                                                                                 bad_id: str) -> None:
+def test_an_envelope_id_that_does_not_fit_is_dead_lettered_and_its_batch_commits(
+    any_store: Store, store_url: str, bad_id: str
+) -> None:
     g = good(4)
     bad = outcome(bad_id, [observation("lab|bad", fnr_id(9), 9.0)])
     stats = any_store.commit_batch([g[0], g[1], bad, g[2], g[3]])
@@ -49,8 +50,9 @@ def test_an_envelope_id_that_does_not_fit_is_dead_lettered_and_its_batch_commits
 def test_a_reception_time_with_a_fractional_utc_offset_is_archived_in_utc(any_store: Store) -> None:
     odd = timezone(timedelta(hours=-3, seconds=7, microseconds=5))
     bad = outcome("odd-offset", [observation("lab|odd", fnr_id(8), 8.0)])
-    bad = Outcome(bad.envelope.model_copy(update={"received_at": datetime(2026, 5, 6, 7, 8, 9, 1, tzinfo=odd)}),
-                  result=bad.result)
+    bad = Outcome(
+        bad.envelope.model_copy(update={"received_at": datetime(2026, 5, 6, 7, 8, 9, 1, tzinfo=odd)}), result=bad.result
+    )
     stats = any_store.commit_batch([*good(3), bad])
     assert {"lab|g0", "lab|g1", "lab|g2"} <= stored_keys(any_store)
     archived = any_store.archived(bad.envelope.id if not stats.rejected else stats.rejected[0].envelope.id)

@@ -56,8 +56,9 @@ class BrokenStore:
 
 @pytest.fixture
 def quorum_bus(rabbit_url: str, amqp_names: dict[str, str]) -> Iterator[RabbitBus]:
-    b = RabbitBus(RabbitBusConfig(url="amqp://guest@127.0.0.1:5672/%2F", queue_type="quorum", delivery_limit=5,
-                                  **amqp_names))
+    b = RabbitBus(
+        RabbitBusConfig(url="amqp://guest@127.0.0.1:5672/%2F", queue_type="quorum", delivery_limit=5, **amqp_names)
+    )
     b.declare()
     yield b
     b.delete_topology()
@@ -90,9 +91,9 @@ def test_a_crashed_worker_gives_its_deliveries_back_and_is_restarted(quorum_bus:
         store.close()
 
 
-def test_a_crashing_adapter_is_restarted_and_the_stop_is_not_clean(tmp_path: Path, rabbit_url: str, pg_url: str,
-                                                                   amqp_names: dict[str, str],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashing_adapter_is_restarted_and_the_stop_is_not_clean(
+    tmp_path: Path, rabbit_url: str, pg_url: str, amqp_names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     real, calls = adapters.hl7_file.Hl7FileAdapter.run, []
 
     def failing_twice(self: Any, stop: threading.Event) -> None:  # an adapter bug, twice
@@ -103,10 +104,16 @@ def test_a_crashing_adapter_is_restarted_and_the_stop_is_not_clean(tmp_path: Pat
 
     monkeypatch.setattr(adapters.hl7_file.Hl7FileAdapter, "run", failing_twice)
     inbox = tmp_path / "in"
-    cfg = parse_config({"bus": bus_section("rabbitmq", tmp_path, amqp_names), "store": {"url": pg_url},
-                        "workers": {"count": 1, "batch_wait_ms": 20},
-                        "adapters": {"lab": {"type": "hl7-file", "directory": str(inbox), "stable_seconds": 0,
-                                             "poll_interval": 0.1}}})
+    cfg = parse_config(
+        {
+            "bus": bus_section("rabbitmq", tmp_path, amqp_names),
+            "store": {"url": pg_url},
+            "workers": {"count": 1, "batch_wait_ms": 20},
+            "adapters": {
+                "lab": {"type": "hl7-file", "directory": str(inbox), "stable_seconds": 0, "poll_interval": 0.1}
+            },
+        }
+    )
     rt = Runtime.build(cfg)
     rt.supervisor = Supervisor(Backoff(first=0.3))
     states: set[str] = set()
@@ -134,9 +141,9 @@ def _events(log: Path, name: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_process_is_restarted_with_backoff_and_run_exits_unclean(tmp_path: Path, rabbit_url: str,
-                                                                                  pg_url: str,
-                                                                                  amqp_names: dict[str, str]) -> None:
+def test_a_killed_worker_process_is_restarted_with_backoff_and_run_exits_unclean(
+    tmp_path: Path, rabbit_url: str, pg_url: str, amqp_names: dict[str, str]
+) -> None:
     bus = bus_section("rabbitmq", tmp_path, amqp_names)
     config = write_config(tmp_path, bus, pg_url, workers={"count": 1, "processes": 2, "batch_wait_ms": 20})
     log = tmp_path / "engine.log"

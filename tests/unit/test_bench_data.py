@@ -12,8 +12,14 @@ from engine.model import MapContext
 
 
 def _ctx(charset: str | None = None, options: dict | None = None) -> MapContext:
-    return MapContext(envelope_id="t", adapter="t", source_system="t",
-                      received_at=datetime(2026, 1, 1, tzinfo=UTC), charset=charset, options=options or {})
+    return MapContext(
+        envelope_id="t",
+        adapter="t",
+        source_system="t",
+        received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        charset=charset,
+        options=options or {},
+    )
 
 
 def test_patients_are_deterministic_distinct_and_synthetic() -> None:
@@ -22,8 +28,7 @@ def test_patients_are_deterministic_distinct_and_synthetic() -> None:
     assert len({p.fnr for p in a}) == 200
     for p in a:
         assert 81 <= int(p.fnr[2:4]) <= 92  # month + 80
-        assert ids.synthetic_fnr(int(p.fnr[:2]), int(p.fnr[2:4]) - 80, 1900 + int(p.fnr[4:6]),
-                                 int(p.fnr[6:9])) == p.fnr
+        assert ids.synthetic_fnr(int(p.fnr[:2]), int(p.fnr[2:4]) - 80, 1900 + int(p.fnr[4:6]), int(p.fnr[6:9])) == p.fnr
 
 
 def test_hl7_messages_are_latin1_with_norwegian_pid() -> None:
@@ -83,8 +88,14 @@ def test_cpu_spent_groups_engine_children_broker_and_database() -> None:
     from bench.cpu import per_message_note, spent
 
     before = {10: ("python", 1, 1.0), 20: ("beam.smp", 1, 5.0), 30: ("postgres", 1, 2.0), 40: ("bash", 1, 9.0)}
-    after = {10: ("python", 1, 3.0), 11: ("python", 10, 0.5), 20: ("beam.smp", 1, 6.0), 30: ("postgres", 1, 2.5),
-             31: ("postgres", 30, 0.25), 40: ("bash", 1, 99.0)}
+    after = {
+        10: ("python", 1, 3.0),
+        11: ("python", 10, 0.5),
+        20: ("beam.smp", 1, 6.0),
+        30: ("postgres", 1, 2.5),
+        31: ("postgres", 30, 0.25),
+        40: ("bash", 1, 99.0),
+    }
     used = spent(before, after, [10])
     assert used == {"engine": 2.5, "broker": 1.0, "database": 0.75}
     assert per_message_note(used, 1000) == "CPU µs/msg engine 2,500 broker 1,000 database 750"

@@ -10,8 +10,13 @@ from bench.stages import StageResult
 
 
 def _path(mapping: float = 400.0, engine: float = 800.0, rate: float = 2000.0) -> PathResult:
-    return PathResult(model.PATH, int(rate * 10), seconds=10.0, stages_us={"map": 500.0, "map_cpu": mapping},
-                      cpu_us={"engine": engine, "broker": 50.0, "database": 150.0, "intake": 90.0})
+    return PathResult(
+        model.PATH,
+        int(rate * 10),
+        seconds=10.0,
+        stages_us={"map": 500.0, "map_cpu": mapping},
+        cpu_us={"engine": engine, "broker": 50.0, "database": 150.0, "intake": 90.0},
+    )
 
 
 def test_ceiling_and_mapping_budget() -> None:
@@ -31,13 +36,16 @@ def test_a_negative_budget_and_the_models_share() -> None:
     assert "budget for 0.5 x floor -1,000 µs/msg (the pydantic models alone 150)" in row.note
 
 
-@pytest.mark.parametrize("path", [
-    PathResult("hl7-file-adt", 100, seconds=1.0, stages_us={"map_cpu": 1.0}, cpu_us={"engine": 1.0}),
-    PathResult(model.PATH, 100, note="n/a"),  # did not run
-    PathResult(model.PATH, 100, seconds=1.0, stages_us={"map": 1.0}, cpu_us={"engine": 1.0}),  # no map CPU
-    PathResult(model.PATH, 100, seconds=1.0, stages_us={"map_cpu": 1.0}),  # no process CPU
-    PathResult(model.PATH, 100, seconds=1.0, stages_us={"map_cpu": 2.0}, cpu_us={"engine": 1.0}),  # inconsistent
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        PathResult("hl7-file-adt", 100, seconds=1.0, stages_us={"map_cpu": 1.0}, cpu_us={"engine": 1.0}),
+        PathResult(model.PATH, 100, note="n/a"),  # did not run
+        PathResult(model.PATH, 100, seconds=1.0, stages_us={"map": 1.0}, cpu_us={"engine": 1.0}),  # no map CPU
+        PathResult(model.PATH, 100, seconds=1.0, stages_us={"map_cpu": 1.0}),  # no process CPU
+        PathResult(model.PATH, 100, seconds=1.0, stages_us={"map_cpu": 2.0}, cpu_us={"engine": 1.0}),  # inconsistent
+    ],
+)
 def test_no_row_without_the_figures(path: PathResult) -> None:
     assert model.oru_rows([path], [], floor=5000.0, cores=2) == []
 

@@ -11,11 +11,39 @@ from mappings import charset
 from mappings.hl7v2.parser import decode_checked as hl7_decode_checked
 from mappings.kith.xml import parse_document
 
-DECLARED = ["ascii", "us-ascii", "iso-8859-1", "latin-1", "ISO8859_1", "iso-8859-15", "cp1252", "windows-1252",
-            "utf-8", "iso-8859-2", "iso-8859-5", "cp1250"]
+DECLARED = [
+    "ascii",
+    "us-ascii",
+    "iso-8859-1",
+    "latin-1",
+    "ISO8859_1",
+    "iso-8859-15",
+    "cp1252",
+    "windows-1252",
+    "utf-8",
+    "iso-8859-2",
+    "iso-8859-5",
+    "cp1250",
+]
 #: byte soups that hit each branch of the rule: ASCII, Latin letters, C1 bytes, UTF-8 sequences, BOM
-ALPHABET = [b"A", b"|", b"\r", b"\xe5", b"\xf8", b"\xd8", b"\xc3", b"\xa5", b"\x98", b"\x80", b"\x81", b"\x9d",
-            b"\xb0", b"\xe2\x80\x93", b"\xef\xbb\xbf", b"\xff"]
+ALPHABET = [
+    b"A",
+    b"|",
+    b"\r",
+    b"\xe5",
+    b"\xf8",
+    b"\xd8",
+    b"\xc3",
+    b"\xa5",
+    b"\x98",
+    b"\x80",
+    b"\x81",
+    b"\x9d",
+    b"\xb0",
+    b"\xe2\x80\x93",
+    b"\xef\xbb\xbf",
+    b"\xff",
+]
 
 
 @settings(max_examples=600, deadline=None)

@@ -44,14 +44,20 @@ def test_password_in_file_is_refused_and_comes_from_env(monkeypatch: pytest.Monk
 def test_cli_exits_2_on_a_bad_config(tmp_path: Path) -> None:
     p = tmp_path / "bad.yaml"
     p.write_text("workers: {count: 0}\n")
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "check", "-c", str(p)], cwd=REPO,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "check", "-c", str(p)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "workers.count" in r.stderr
 
 
 def test_json_schema_is_exported() -> None:
     schema = json_schema()
     assert "adapters" in schema["properties"]
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "config", "schema"], cwd=REPO,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "config", "schema"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and json.loads(r.stdout)["title"] == "EnjournalConfig"

@@ -28,8 +28,9 @@ def test_auto_picks_syncfs_where_it_reports_errors() -> None:
     w.close()
 
 
-def test_a_failed_syncfs_fails_that_directory_s_files_and_leaves_no_tmp(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_syncfs_fails_that_directory_s_files_and_leaves_no_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if durable._SYNCFS is None:
         pytest.skip("no syncfs with error reporting here")
     w = DurableWriter(threads=1, sync=Sync.SYNCFS)
@@ -79,8 +80,14 @@ def test_links_planted_at_predictable_names_are_never_written_through(writer: Du
     assert writer.write_all(items) == [t for t, _d in items]
     assert write_file(out / "one.xml", b"x") == out / "one.xml"
     assert victim.read_bytes() == b"precious" and all(t.read_bytes() == b"receipt" for t, _d in items)
-    assert sorted(p.name for p in out.iterdir()) == ["one.xml", "r0.xml", "r0.xml.tmp", "r1.xml", "r1.xml.tmp",
-                                                     "r2.xml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "one.xml",
+        "r0.xml",
+        "r0.xml.tmp",
+        "r1.xml",
+        "r1.xml.tmp",
+        "r2.xml",
+    ]
 
 
 def test_temporary_files_are_hidden_unique_and_take_the_mode(tmp_path: Path) -> None:

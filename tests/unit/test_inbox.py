@@ -51,12 +51,32 @@ def _plant(inbox: Path) -> dict[str, str]:
     (inbox / "dir.xml").mkdir()
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(inbox / "sock.xml"))
-    return {"passwd.xml": "symbolic link", "environ.xml": "symbolic link", "dangling.xml": "symbolic link",
-            "fifo.xml": "FIFO", "dir.xml": "directory", "sock.xml": "socket"}
+    return {
+        "passwd.xml": "symbolic link",
+        "environ.xml": "symbolic link",
+        "dangling.xml": "symbolic link",
+        "fifo.xml": "FIFO",
+        "dir.xml": "directory",
+        "sock.xml": "socket",
+    }
 
 
-@pytest.mark.parametrize("name", ["a.tmp", "a.TMP", "a.part", "a.filepart", "a.partial", "a.xml~", "a.swp",
-                                  "a.crdownload", ".a.xml", "~$a.xml", "a.xml.reason"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a.tmp",
+        "a.TMP",
+        "a.part",
+        "a.filepart",
+        "a.partial",
+        "a.xml~",
+        "a.swp",
+        "a.crdownload",
+        ".a.xml",
+        "~$a.xml",
+        "a.xml.reason",
+    ],
+)
 def test_temporary_names_are_ignored(name: str) -> None:
     assert ignored(name)
 
@@ -131,8 +151,7 @@ def test_the_loop_backs_off_while_the_inbox_cannot_be_listed_and_logs_each_chang
         seen: list[Path] = []
         assert inbox.poll_once(seen.extend) == s.poll_interval
     assert waits == sorted(waits) and waits[0] == s.poll_interval and waits[-1] == 30.0  # capped
-    assert [(e["event"], e.get("errno")) for e in logs] == [("inbox.unavailable", "ENOTDIR"),
-                                                            ("inbox.available", None)]
+    assert [(e["event"], e.get("errno")) for e in logs] == [("inbox.unavailable", "ENOTDIR"), ("inbox.available", None)]
     assert [p.name for p in seen] == ["late.xml"]
 
 
@@ -144,7 +163,10 @@ def test_availability_logs_again_only_when_the_errno_changes() -> None:
         a.ok()
         a.ok()
     assert [(e["event"], e.get("errno")) for e in logs] == [
-        ("outbox.unavailable", "EACCES"), ("outbox.unavailable", "EMFILE"), ("outbox.available", None)]
+        ("outbox.unavailable", "EACCES"),
+        ("outbox.unavailable", "EMFILE"),
+        ("outbox.available", None),
+    ]
     assert a.delay() == 1.0 and not a.failing
 
 

@@ -20,10 +20,12 @@ SPEC = {"kind": "person", "key": ["id"], "subject": {"national": "fnr", "scope":
 
 
 def adapters(tmp_path: Path, **kinds: dict[str, Any]) -> dict[str, Any]:
-    base = {"hl7": {"type": "hl7-file", "directory": str(tmp_path / "h")},
-            "mllp": {"type": "mllp"},
-            "kith": {"type": "kith-file", "directory": str(tmp_path / "k"), "outbox": str(tmp_path / "o")},
-            "csv": {"type": "csv", "directory": str(tmp_path / "c"), "spec": SPEC}}
+    base = {
+        "hl7": {"type": "hl7-file", "directory": str(tmp_path / "h")},
+        "mllp": {"type": "mllp"},
+        "kith": {"type": "kith-file", "directory": str(tmp_path / "k"), "outbox": str(tmp_path / "o")},
+        "csv": {"type": "csv", "directory": str(tmp_path / "c"), "spec": SPEC},
+    }
     return {name: {**cfg, **kinds.get(name, {})} for name, cfg in base.items()}
 
 
@@ -33,16 +35,20 @@ def test_defaults_fit_both_buses(tmp_path: Path, bus: dict[str, Any]) -> None:
     assert set(cfg.adapters) == {"hl7", "mllp", "kith", "csv"}
 
 
-@pytest.mark.parametrize("name,change,field", [
-    ("hl7", {"max_message_bytes": 200 * MiB}, "max_message_bytes"),
-    ("hl7", {"max_message_bytes": 16 * MiB}, "max_message_bytes"),  # explicit: the metadata needs room too
-    ("mllp", {"max_message_bytes": 129 * MiB}, "max_message_bytes"),
-    ("kith", {"max_bytes": 140 * MiB}, "max_bytes"),
-    ("kith", {"max_file_bytes": 20 * MiB, "max_bytes": 30 * MiB}, "max_file_bytes"),
-    ("csv", {"max_line_bytes": 4 * MiB}, "max_line_bytes"),
-])
-def test_limits_over_the_broker_message_size_are_refused(tmp_path: Path, name: str, change: dict[str, Any],
-                                                         field: str) -> None:
+@pytest.mark.parametrize(
+    "name,change,field",
+    [
+        ("hl7", {"max_message_bytes": 200 * MiB}, "max_message_bytes"),
+        ("hl7", {"max_message_bytes": 16 * MiB}, "max_message_bytes"),  # explicit: the metadata needs room too
+        ("mllp", {"max_message_bytes": 129 * MiB}, "max_message_bytes"),
+        ("kith", {"max_bytes": 140 * MiB}, "max_bytes"),
+        ("kith", {"max_file_bytes": 20 * MiB, "max_bytes": 30 * MiB}, "max_file_bytes"),
+        ("csv", {"max_line_bytes": 4 * MiB}, "max_line_bytes"),
+    ],
+)
+def test_limits_over_the_broker_message_size_are_refused(
+    tmp_path: Path, name: str, change: dict[str, Any], field: str
+) -> None:
     with pytest.raises(ConfigError) as e:
         parse_config({"bus": RABBIT, "adapters": adapters(tmp_path, **{name: change})}, "enjournal.yaml")
     msg = str(e.value)
@@ -102,7 +108,9 @@ def test_kith_file_over_max_bytes_is_never_read_nor_published(tmp_path: Path) ->
     s = Settings(directory=tmp_path / "in", outbox=tmp_path / "out", max_bytes=100, sender_her_id="12345")
     adapter: KithFileAdapter = build("k", s, SimpleNamespace(bus=None))  # the bus is never touched
     adapter.check()
-    (s.directory / "big.xml").write_bytes((FIXTURES / "kith_adapter" / "sarepta_svarrapport-v1.4_biokjemi_ny.xml").read_bytes())
+    (s.directory / "big.xml").write_bytes(
+        (FIXTURES / "kith_adapter" / "sarepta_svarrapport-v1.4_biokjemi_ny.xml").read_bytes()
+    )
     adapter.handle(s.directory / "big.xml")
     reason = (s.errors / "big.xml.reason").read_text()
     assert reason.startswith("KITH_TOO_LARGE: file of ") and "exceeds the limit of 100" in reason

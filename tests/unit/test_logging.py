@@ -63,9 +63,16 @@ def test_file_named_fields_become_file_references() -> None:
     elog.configure("debug", "json", stream=buf)
     n = fnr(9)
     ref = file_ref("already.xml")
-    structlog.get_logger("t").info("file.seen", file=f"Bjornar Odegard {n}.xml", moved_to=f"/in/error/svar {n}.xml",
-                                   receipt=Path(f"/out/apprec-{n}.xml"), source_file="Kari.hl7", files=2,
-                                   target_path=["Kari.xml", ref], other=ref)
+    structlog.get_logger("t").info(
+        "file.seen",
+        file=f"Bjornar Odegard {n}.xml",
+        moved_to=f"/in/error/svar {n}.xml",
+        receipt=Path(f"/out/apprec-{n}.xml"),
+        source_file="Kari.hl7",
+        files=2,
+        target_path=["Kari.xml", ref],
+        other=ref,
+    )
     line = orjson.loads(buf.getvalue())
     assert "Odegard" not in buf.getvalue() and "Kari" not in buf.getvalue() and n not in buf.getvalue()
     assert line["file"] == file_ref(f"Bjornar Odegard {n}.xml") and line["files"] == 2
@@ -94,10 +101,17 @@ def test_uncaught_exception_in_a_thread_is_logged_by_type() -> None:
         try:
             raise RuntimeError(n)
         except RuntimeError as exc:
-            elog._thread_excepthook(threading.ExceptHookArgs((RuntimeError, exc, exc.__traceback__,
-                                                              threading.current_thread())))
-    assert logs == [{"event": "thread.crashed", "thread": threading.current_thread().name,
-                     "error_type": "RuntimeError", "log_level": "error"}]
+            elog._thread_excepthook(
+                threading.ExceptHookArgs((RuntimeError, exc, exc.__traceback__, threading.current_thread()))
+            )
+    assert logs == [
+        {
+            "event": "thread.crashed",
+            "thread": threading.current_thread().name,
+            "error_type": "RuntimeError",
+            "log_level": "error",
+        }
+    ]
 
 
 def test_cli_crash_is_logged_by_type_without_traceback(tmp_path: Path) -> None:
@@ -108,11 +122,20 @@ def test_cli_crash_is_logged_by_type_without_traceback(tmp_path: Path) -> None:
 
     n = fnr(14)
     script = tmp_path / "crash.py"
-    script.write_text("import typer\nfrom engine import logging as elog\napp = typer.Typer()\n\n@app.command()\n"
-                      f"def main() -> None:\n    elog.configure('info', 'json')\n    raise ValueError(\"O'Hara {n}\")\n\n"
-                      "app()\n")
-    r = subprocess.run([sys.executable, str(script)], cwd=REPO, check=False, capture_output=True, text=True, timeout=60,
-                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    script.write_text(
+        "import typer\nfrom engine import logging as elog\napp = typer.Typer()\n\n@app.command()\n"
+        f"def main() -> None:\n    elog.configure('info', 'json')\n    raise ValueError(\"O'Hara {n}\")\n\n"
+        "app()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 1 and '"event": "process.crashed"' in r.stderr and '"error_type": "ValueError"' in r.stderr
     assert n not in r.stderr + r.stdout and "Hara" not in r.stderr + r.stdout and "Traceback" not in r.stderr
 
@@ -132,8 +155,13 @@ def test_a_file_reference_keeps_only_a_known_file_type_as_its_suffix() -> None:
 
 def test_reasons_and_logs_mask_the_same_digit_groups() -> None:
     n = fnr(12)
-    variants = [f"{n[:6]}  {n[6:]}", f"{n[:4]}/{n[4:6]}/{n[6:]}", f"{n[:6]} {n[6:]}", f"{n[:4]}.{n[4:6]}-{n[6:]}",
-                f"{n[:6]}_-{n[6:]}"]
+    variants = [
+        f"{n[:6]}  {n[6:]}",
+        f"{n[:4]}/{n[4:6]}/{n[6:]}",
+        f"{n[:6]} {n[6:]}",
+        f"{n[:4]}.{n[4:6]}-{n[6:]}",
+        f"{n[:6]}_-{n[6:]}",
+    ]
     for v in variants:
         reason = safe_reason(f"svar {v}.xml")
         logged = elog.mask_text(f"svar {v}.xml")

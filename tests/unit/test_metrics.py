@@ -45,8 +45,13 @@ def test_counters_render_as_valid_prometheus_text() -> None:
     metrics.dead_lettered("unit", "SOME_CODE")
     metrics.mllp_ack("unit", "AA")
     families = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
-    assert {"enjournal_envelopes_published", "enjournal_dead_letters", "enjournal_batch_commit_seconds",
-            "enjournal_mllp_acks", "enjournal_mllp_connections"} <= set(families)
+    assert {
+        "enjournal_envelopes_published",
+        "enjournal_dead_letters",
+        "enjournal_batch_commit_seconds",
+        "enjournal_mllp_acks",
+        "enjournal_mllp_connections",
+    } <= set(families)
     totals = metrics.totals()
     assert totals["published"]["unit"] >= 2 and totals["dead_letters"]["unit"] >= 1
 
@@ -95,8 +100,14 @@ if __name__ == "__main__":
 def test_run_directory_is_fresh_per_run_and_shared_with_worker_processes(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     script.write_text(_RUN)
-    r = subprocess.run([sys.executable, str(script), str(tmp_path / "foreign")], cwd=REPO, check=False,
-                       capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                                                                       "TMPDIR": str(tmp_path)})
+    r = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "foreign")],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
     assert not (tmp_path / "foreign").exists()

@@ -30,16 +30,26 @@ def spec_dict(**over: Any) -> dict[str, Any]:
             "unit": "enhet",
             "effective_time": {"column": "tatt"},
         },
-        "tables": {"analyser": {"system": "2.16.578.1.12.4.1.1.7280", "local_system": "urn:lab-x",
-                                "codes": {"HB": {"code": "NOR05172", "display": "B-Hemoglobin"}}}},
+        "tables": {
+            "analyser": {
+                "system": "2.16.578.1.12.4.1.1.7280",
+                "local_system": "urn:lab-x",
+                "codes": {"HB": {"code": "NOR05172", "display": "B-Hemoglobin"}},
+            }
+        },
     }
     base.update(over)
     return base
 
 
 def ctx(options: dict[str, Any]) -> MapContext:
-    return MapContext(envelope_id="e1", adapter="lab-csv", received_at=datetime(2026, 1, 1, tzinfo=UTC),
-                      charset="utf-8", options=options)
+    return MapContext(
+        envelope_id="e1",
+        adapter="lab-csv",
+        received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        charset="utf-8",
+        options=options,
+    )
 
 
 @pytest.fixture

@@ -23,9 +23,14 @@ from engine.bus.embedded import EmbeddedBus
 from engine.envelope import Envelope
 
 FNRS = [v for v in (ids.synthetic_fnr(d, 1 + d % 12, 1960 + d, 100 + d) for d in range(1, 29)) if v]
-SPEC = {"kind": "care_event", "source": "test.vedtak", "key": ["id"],
-        "subject": {"national": "fnr", "scope": "kommune"}, "event_time": "dato",
-        "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"}}
+SPEC = {
+    "kind": "care_event",
+    "source": "test.vedtak",
+    "key": ["id"],
+    "subject": {"national": "fnr", "scope": "kommune"},
+    "event_time": "dato",
+    "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
+}
 HEADER = "id;fnr;kode;navn;dato\n"
 
 
@@ -36,8 +41,9 @@ class Runtime:
 
 
 def settings(tmp_path: Path, **over: Any) -> Settings:
-    s = Settings.model_validate({"directory": str(tmp_path / "in"), "stable_seconds": 0, "poll_interval": 0.01,
-                                 "spec": SPEC, **over})
+    s = Settings.model_validate(
+        {"directory": str(tmp_path / "in"), "stable_seconds": 0, "poll_interval": 0.01, "spec": SPEC, **over}
+    )
     s.ensure_dirs()
     return s
 

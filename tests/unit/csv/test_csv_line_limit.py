@@ -26,8 +26,9 @@ class Runtime:
     keys: Any = None
 
 
-def rows_of(p: Path, limit: int = LIMIT, encoding: str = "utf-8") -> tuple[list[tuple[int, list[str]]],
-                                                                        list[tuple[int, int]]]:
+def rows_of(
+    p: Path, limit: int = LIMIT, encoding: str = "utf-8"
+) -> tuple[list[tuple[int, list[str]]], list[tuple[int, int]]]:
     seen: list[tuple[int, int]] = []
     with open_csv(p, encoding, ";", limit) as f:
         rows = list(f.rows(lambda n, e: seen.append((n, e.line))))
@@ -89,15 +90,24 @@ def test_header_too_long(tmp_path: Path) -> None:
 
 
 def test_import_rejects_the_long_record_into_the_report(tmp_path: Path) -> None:
-    spec = {"kind": "care_event", "source": "test.vedtak", "key": ["id"],
-            "subject": {"national": "fnr", "scope": "kommune"}, "event_time": "dato",
-            "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"}}
-    s = Settings.model_validate({"directory": str(tmp_path / "in"), "stable_seconds": 0, "spec": spec,
-                                 "max_line_bytes": LIMIT})
+    spec = {
+        "kind": "care_event",
+        "source": "test.vedtak",
+        "key": ["id"],
+        "subject": {"national": "fnr", "scope": "kommune"},
+        "event_time": "dato",
+        "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
+    }
+    s = Settings.model_validate(
+        {"directory": str(tmp_path / "in"), "stable_seconds": 0, "spec": spec, "max_line_bytes": LIMIT}
+    )
     s.ensure_dirs()
     p = s.directory / "x.csv"
-    p.write_text(f"id;fnr;kode;navn;dato\n1;{FNRS[0]};A;Åse;01.01.2026\n"
-                 f"2;{FNRS[1]};A;{'Ø' * LIMIT};01.01.2026\n3;{FNRS[2]};A;Kåre;01.01.2026\n", encoding="utf-8")
+    p.write_text(
+        f"id;fnr;kode;navn;dato\n1;{FNRS[0]};A;Åse;01.01.2026\n"
+        f"2;{FNRS[1]};A;{'Ø' * LIMIT};01.01.2026\n3;{FNRS[2]};A;Kåre;01.01.2026\n",
+        encoding="utf-8",
+    )
     bus = EmbeddedBus(tmp_path / "q.db")
     summary = import_file("t", s, Runtime(bus), p)
     assert (summary.rows, summary.accepted, summary.rejected) == (3, 2, 1)

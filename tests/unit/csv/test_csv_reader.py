@@ -13,11 +13,14 @@ from mappings.csv_decl import normalise_column
 TEXT = 'Navn;By;Notat\r\nÅse Ødegård;Tromsø;"to linjer;\r\nmed æøå"\r\nBjørn;Ålesund;enkel\r\n'
 
 
-@pytest.mark.parametrize("encoding,bom,expected", [
-    ("utf-8", b"", "utf-8"),
-    ("utf-8", b"\xef\xbb\xbf", "utf-8-sig"),
-    ("cp1252", b"", "cp1252"),
-])
+@pytest.mark.parametrize(
+    "encoding,bom,expected",
+    [
+        ("utf-8", b"", "utf-8"),
+        ("utf-8", b"\xef\xbb\xbf", "utf-8-sig"),
+        ("cp1252", b"", "cp1252"),
+    ],
+)
 def test_auto_encoding_keeps_norwegian_letters(tmp_path: Path, encoding: str, bom: bytes, expected: str) -> None:
     p = tmp_path / "f.csv"
     p.write_bytes(bom + TEXT.encode(encoding))

@@ -35,11 +35,20 @@ def _settings(config: str) -> tuple[str, Settings]:
 
 def _result(config: str, sample: str) -> dict[str, Any]:
     name, s = _settings(config)
-    ctx = MapContext(envelope_id="env-1", adapter=name, source_system=s.source_system,
-                     received_at=datetime(2026, 1, 16, tzinfo=UTC), charset=None, options=s.mapping_options())
+    ctx = MapContext(
+        envelope_id="env-1",
+        adapter=name,
+        source_system=s.source_system,
+        received_at=datetime(2026, 1, 16, tzinfo=UTC),
+        charset=None,
+        options=s.mapping_options(),
+    )
     res = map_message((DEPLOY / "samples" / sample).read_bytes(), ctx)  # raw file, charset undeclared
-    return {"records": [r.model_dump(mode="json") for r in res.records],
-            "links": [link.model_dump(mode="json") for link in res.links], "warnings": list(res.warnings)}
+    return {
+        "records": [r.model_dump(mode="json") for r in res.records],
+        "links": [link.model_dump(mode="json") for link in res.links],
+        "warnings": list(res.warnings),
+    }
 
 
 @pytest.mark.parametrize("config,sample", CASES)

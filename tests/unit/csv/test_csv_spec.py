@@ -52,8 +52,9 @@ def test_columns_are_normalised() -> None:
 
 
 def test_maps_rows_to_observations_with_links() -> None:
-    res = map_message(chunk(f"P1;HB;{FNR1};L7;05.01.2026 08:30;13,4;g/dL", f"P2;XY;{FNR2};;06.01.2026;1 234,5;"),
-                      ctx(spec_dict()))
+    res = map_message(
+        chunk(f"P1;HB;{FNR1};L7;05.01.2026 08:30;13,4;g/dL", f"P2;XY;{FNR2};;06.01.2026;1 234,5;"), ctx(spec_dict())
+    )
     assert res.warnings == ("UNMAPPED_CODE:column analyse",)
     a, b = res.records
     assert isinstance(a, Observation) and a.key == "lab-x|observation|P1|HB"
@@ -80,17 +81,30 @@ def test_key_never_contains_a_national_number() -> None:
 
 
 def test_bad_rows_become_warning_codes_without_values() -> None:
-    res = map_message(chunk(f"P1;HB;{FNR1};;31.02.2026;1;g", f"P2;HB;{FNR1};;01.02.2026;abc;g",
-                            "P3;HB;;;01.02.2026;1;g", f"P4;;{FNR1};;01.02.2026;1;g"), ctx(spec_dict()))
+    res = map_message(
+        chunk(
+            f"P1;HB;{FNR1};;31.02.2026;1;g",
+            f"P2;HB;{FNR1};;01.02.2026;abc;g",
+            "P3;HB;;;01.02.2026;1;g",
+            f"P4;;{FNR1};;01.02.2026;1;g",
+        ),
+        ctx(spec_dict()),
+    )
     assert res.records == ()
-    assert res.warnings == ("BAD_DATE: row 1 column tatt", "BAD_NUMBER: row 2 column verdi",
-                            "MISSING_IDENTIFIER: row 3 column fnr", "MISSING_VALUE: row 4 column analyse")
+    assert res.warnings == (
+        "BAD_DATE: row 1 column tatt",
+        "BAD_NUMBER: row 2 column verdi",
+        "MISSING_IDENTIFIER: row 3 column fnr",
+        "MISSING_VALUE: row 4 column analyse",
+    )
     assert not any(FNR1 in w for w in res.warnings)
 
 
 def test_short_rows_padded_long_rows_rejected() -> None:
-    res = map_message(chunk(f"P1;HB;{FNR1};;05.01.2026", f"P2;HB;{FNR1};;05.01.2026;1;g;;", f"P3;HB;{FNR1};;05.01.2026;1;g;x"),
-                      ctx(spec_dict()))
+    res = map_message(
+        chunk(f"P1;HB;{FNR1};;05.01.2026", f"P2;HB;{FNR1};;05.01.2026;1;g;;", f"P3;HB;{FNR1};;05.01.2026;1;g;x"),
+        ctx(spec_dict()),
+    )
     assert [r.key.split("|")[2] for r in res.records] == ["P1", "P2"]
     assert res.warnings == ("COLUMN_COUNT: row 3 column *",)
 
@@ -110,10 +124,13 @@ def test_bad_charset_and_empty_chunk() -> None:
 
 
 def test_strict_table_rejects_unknown_codes_and_constants() -> None:
-    spec = spec_dict(kind="condition", key=["prove_id"], fields={"code": {"column": "analyse", "table": "t"},
-                     "role": {"const": "main"}, "onset": {"column": "tatt"}},
-                     constants={"text": "fra liste"},
-                     tables={"t": {"system": "2.16.578.1.12.4.1.1.7170", "strict": True, "codes": {"DM": "T90"}}})
+    spec = spec_dict(
+        kind="condition",
+        key=["prove_id"],
+        fields={"code": {"column": "analyse", "table": "t"}, "role": {"const": "main"}, "onset": {"column": "tatt"}},
+        constants={"text": "fra liste"},
+        tables={"t": {"system": "2.16.578.1.12.4.1.1.7170", "strict": True, "codes": {"DM": "T90"}}},
+    )
     res = map_message(chunk(f"P1;DM;{FNR1};;05.01.2026;;", f"P2;ZZ;{FNR1};;05.01.2026;;"), ctx(spec))
     (c,) = res.records
     assert isinstance(c, Condition) and c.code.code == "T90" and c.role == "main" and c.text == "fra liste"
@@ -134,14 +151,16 @@ def test_person_section_and_person_kind() -> None:
 
 def test_iso_and_strptime_formats_and_aware_times() -> None:
     spec = spec_dict(event_time={"column": "tatt", "formats": ["iso", "%Y%m%d"]})
-    recs = map_message(chunk(f"P1;HB;{FNR1};;2026-07-01T10:00:00+00:00;1;g", f"P2;HB;{FNR1};;20260701;1;g"),
-                       ctx(spec)).records
+    recs = map_message(
+        chunk(f"P1;HB;{FNR1};;2026-07-01T10:00:00+00:00;1;g", f"P2;HB;{FNR1};;20260701;1;g"), ctx(spec)
+    ).records
     assert recs[0].event_time.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
     assert recs[1].event_time == datetime(2026, 7, 1, tzinfo=OSLO)
 
 
-@pytest.mark.parametrize("line,expected", [('"a;b","c"', ","), ('"a";"b"', ";"), ('"a""x"\t"b"', "\t"),
-                                           ("a;b;c", ";"), ("a,b", ",")])
+@pytest.mark.parametrize(
+    "line,expected", [('"a;b","c"', ","), ('"a";"b"', ";"), ('"a""x"\t"b"', "\t"), ("a;b;c", ";"), ("a,b", ",")]
+)
 def test_header_delimiter(line: str, expected: str) -> None:
     assert header_delimiter(line) == expected
 

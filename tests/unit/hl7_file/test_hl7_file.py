@@ -26,8 +26,9 @@ ORU_BOM = HERE / "fhirconv_ORU-R01_v2.5_lab_bom.hl7"
 
 
 def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:
-    s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, poll_interval=0.05,
-                 source_system="lab", **kw)
+    s = Settings(
+        type="hl7-file", directory=tmp_path / "in", stable_seconds=0, poll_interval=0.05, source_system="lab", **kw
+    )
     a = build("lab-files", s, Runtime(bus, store))
     a.check()
     return a
@@ -55,7 +56,12 @@ def test_bad_message_dead_lettered_good_ones_flow(tmp_path: Path, bus: EmbeddedB
     f.write_bytes(content.replace(b"\r", b"\r\n"))
     a.handle(f)
     envs = sorted(drain(bus), key=lambda e: int(e.attributes["index"]))
-    assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == ["", "HL7_BAD_MSH", "HL7_UNSUPPORTED_TYPE", ""]
+    assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == [
+        "",
+        "HL7_BAD_MSH",
+        "HL7_UNSUPPORTED_TYPE",
+        "",
+    ]
     assert [e.dedup_key is not None for e in envs] == [True, False, False, True]
     reason = (a.settings.archive / "mixed.hl7.reason").read_text()
     assert reason.splitlines()[0].startswith("message 1: HL7_BAD_MSH")
@@ -110,8 +116,9 @@ class _WriterDuringPublish:
         return getattr(self.bus, name)
 
 
-def test_a_file_changed_while_published_is_never_archived_for_the_old_content(tmp_path: Path, bus: EmbeddedBus,
-                                                                              store: Store) -> None:
+def test_a_file_changed_while_published_is_never_archived_for_the_old_content(
+    tmp_path: Path, bus: EmbeddedBus, store: Store
+) -> None:
     """archive/ cannot take the file, and its writer appended a message after the adapter read it: the
     adapter must not remember the new content as published (the next poll would archive a message never
     published); it reads the file again whole once it can."""
@@ -126,8 +133,10 @@ def test_a_file_changed_while_published_is_never_archived_for_the_old_content(tm
     archive.unlink()
     archive.mkdir()
     a.handle(f)
-    assert sorted(e.dedup_key or "" for e in drain(bus)) == ["HL7|LOADGEN|TEST|MSG00000001",
-                                                             "HL7|LOADGEN|TEST|MSG00000002"]
+    assert sorted(e.dedup_key or "" for e in drain(bus)) == [
+        "HL7|LOADGEN|TEST|MSG00000001",
+        "HL7|LOADGEN|TEST|MSG00000002",
+    ]
     assert (archive / "grow.hl7").read_bytes() == synthetic_adt(1) + synthetic_adt(2)
 
 

@@ -46,8 +46,7 @@ def test_large_file_goes_out_in_groups_count_on_the_last(tmp_path: Path, bus: Em
     assert all(e.dedup_key for e in envs) and (a.settings.archive / "many.hl7").exists()
 
 
-def test_message_over_the_limit_rejected_once_without_its_bytes(tmp_path: Path, bus: EmbeddedBus,
-                                                                store: Store) -> None:
+def test_message_over_the_limit_rejected_once_without_its_bytes(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
     a = make(tmp_path, bus, store, max_message_bytes=2000)
     big = synthetic_adt(2).replace(b"\rPID|", b"\rOBX|1|ED|" + b"Q" * 5000 + b"\rPID|")
     f = a.settings.directory / "big.hl7"
@@ -55,16 +54,20 @@ def test_message_over_the_limit_rejected_once_without_its_bytes(tmp_path: Path, 
     a.handle(f)
     envs = by_index(drain(bus))
     assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == ["", "HL7_MESSAGE_TOO_LARGE", ""]
-    assert envs[1].raw == b"" and envs[1].dedup_key is None and "bytes exceeds max_message_bytes=2000" in \
-        envs[1].attributes["reject"]
+    assert (
+        envs[1].raw == b""
+        and envs[1].dedup_key is None
+        and "bytes exceeds max_message_bytes=2000" in envs[1].attributes["reject"]
+    )
     reason = (a.settings.archive / "big.hl7.reason").read_text()
     assert reason.startswith("message 1: HL7_MESSAGE_TOO_LARGE") and "Q" not in reason
     a.handle(f)  # gone: nothing happens again
     assert drain(bus) == []
 
 
-def test_truncated_batch_waits_while_young_then_rejects_the_cut_message(tmp_path: Path, bus: EmbeddedBus,
-                                                                         store: Store) -> None:
+def test_truncated_batch_waits_while_young_then_rejects_the_cut_message(
+    tmp_path: Path, bus: EmbeddedBus, store: Store
+) -> None:
     a = make(tmp_path, bus, store, incomplete_grace_seconds=0.5)
     f = a.settings.directory / "cut.hl7"
     f.write_bytes(batch_file(synthetic_adt(1), synthetic_adt(2))[:-40])  # cut inside the last message's PID
@@ -96,8 +99,10 @@ def test_bytes_outside_the_declared_charset_are_flagged(tmp_path: Path, bus: Emb
     a = make(tmp_path, bus, store)
     msg = synthetic_adt(1).replace(b"|2.5", b"|2.5||||||8859/1", 1)
     f = a.settings.directory / "cp.hl7"
-    f.write_bytes(msg + msg.replace(b"MSG00000001", b"MSG00000002") .replace(b"\rPID|", "\rNTE|1||Prøve – “ok”\rPID|"
-                                                                            .encode("cp1252")))
+    f.write_bytes(
+        msg
+        + msg.replace(b"MSG00000001", b"MSG00000002").replace(b"\rPID|", "\rNTE|1||Prøve – “ok”\rPID|".encode("cp1252"))
+    )
     a.handle(f)
     envs = by_index(drain(bus))
     assert [e.attributes.get("charset_repaired") for e in envs] == [None, "iso-8859-1->cp1252"]

@@ -16,8 +16,13 @@ RECEIVED = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 
 
 def make_ctx(**options: object) -> MapContext:
-    return MapContext(envelope_id="env-test-1", adapter="hl7-test", source_system="test-system",
-                      received_at=RECEIVED, options=dict(options))
+    return MapContext(
+        envelope_id="env-test-1",
+        adapter="hl7-test",
+        source_system="test-system",
+        received_at=RECEIVED,
+        options=dict(options),
+    )
 
 
 @pytest.fixture

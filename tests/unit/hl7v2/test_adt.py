@@ -20,9 +20,11 @@ def _pv1(**fields: str) -> str:
 
 
 def adt(event: str, pv1: str, evn: str = "EVN||20260315101400", pid_extra: str = "") -> bytes:
-    return (f"MSH|^~\\&|PAS|HOSP|ENJ|KOMM|20260315101500||ADT^{event}|C-{event}|P|2.5\r{evn}\r"
-            f"PID|1||900^^^HOSP^PI||Nordmann^Ola^Johan||19700101|M|||Gate 2^^Bergen^^5003^NOR{pid_extra}\r"
-            f"{pv1}\r").encode()
+    return (
+        f"MSH|^~\\&|PAS|HOSP|ENJ|KOMM|20260315101500||ADT^{event}|C-{event}|P|2.5\r{evn}\r"
+        f"PID|1||900^^^HOSP^PI||Nordmann^Ola^Johan||19700101|M|||Gate 2^^Bergen^^5003^NOR{pid_extra}\r"
+        f"{pv1}\r"
+    ).encode()
 
 
 PV1 = _pv1(f2="I", f3="MED^12^B^HOSP", f19="V-1", f44="20260301080000")
@@ -51,8 +53,12 @@ def test_death_fields() -> None:
 def test_encounter_fields_and_key() -> None:
     _, enc = _records(adt("A01", PV1))
     assert enc.key == "hl7v2|HOSP|encounter|V-1"
-    assert (enc.encounter_class, enc.location, enc.facility, enc.status) == ("inpatient", "MED/12/B", "HOSP",
-                                                                            RecordStatus.FINAL)
+    assert (enc.encounter_class, enc.location, enc.facility, enc.status) == (
+        "inpatient",
+        "MED/12/B",
+        "HOSP",
+        RecordStatus.FINAL,
+    )
     assert enc.start == datetime(2026, 3, 1, 8, 0, tzinfo=OSLO) and enc.end is None
 
 
@@ -79,11 +85,14 @@ def test_a05_is_preliminary() -> None:
     assert enc.status is RecordStatus.PRELIMINARY
 
 
-@pytest.mark.parametrize("pv1,expected", [
-    (_pv1(f2="N", f19="V-1"), 1),  # class N: not an encounter
-    (_pv1(f2="", f19="V-1"), 1),
-    (_pv1(f2="O"), 2),
-])
+@pytest.mark.parametrize(
+    "pv1,expected",
+    [
+        (_pv1(f2="N", f19="V-1"), 1),  # class N: not an encounter
+        (_pv1(f2="", f19="V-1"), 1),
+        (_pv1(f2="O"), 2),
+    ],
+)
 def test_when_pv1_makes_an_encounter(pv1: str, expected: int) -> None:
     assert len(map_message(adt("A08", pv1), make_ctx()).records) == expected
 

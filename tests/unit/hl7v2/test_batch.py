@@ -17,8 +17,10 @@ from mappings.hl7v2.parser import split_messages
 from tests.helpers import fnr
 
 FNR = fnr(3).encode()
-MSG = (b"MSH|^~\\&|LAB|OUS|EPJ|HOSP|20260101||ADT^A08|C{n}|P|2.5\r"
-       b"EVN|A08|20260101\rPID|1||" + FNR + b"^^^NOR^FNR||Nordmann^Kari\r")
+MSG = (
+    b"MSH|^~\\&|LAB|OUS|EPJ|HOSP|20260101||ADT^A08|C{n}|P|2.5\r"
+    b"EVN|A08|20260101\rPID|1||" + FNR + b"^^^NOR^FNR||Nordmann^Kari\r"
+)
 
 
 def msg(n: int) -> bytes:
@@ -29,7 +31,7 @@ def split(data: bytes, block: int = 1 << 20, limit: int | None = None) -> tuple[
     s = Splitter(limit)
     out: list[Piece] = []
     for i in range(0, len(data), block):
-        out += s.feed(data[i:i + block])
+        out += s.feed(data[i : i + block])
     return out + s.finish(), s
 
 
@@ -82,12 +84,15 @@ def test_last_message_cut_mid_pid_is_truncated() -> None:
     assert FNR not in (pieces[1].problem or "").encode() and FNR not in pieces[1].raw  # cut inside the FNR
 
 
-@pytest.mark.parametrize("data,code", [
-    (batch(msg(1), bts=b"1"), "HL7_BATCH_TRUNCATED"),  # FHS without FTS, the batch is closed
-    (batch(msg(1), msg(2), bts=b"5", fts=b"1"), "HL7_BATCH_COUNT_MISMATCH"),
-    (batch(msg(1), bts=b"1", fts=b"3"), "HL7_BATCH_COUNT_MISMATCH"),
-    (batch(msg(1), fts=b"1"), "HL7_BATCH_TRUNCATED"),  # BHS without BTS
-])
+@pytest.mark.parametrize(
+    "data,code",
+    [
+        (batch(msg(1), bts=b"1"), "HL7_BATCH_TRUNCATED"),  # FHS without FTS, the batch is closed
+        (batch(msg(1), msg(2), bts=b"5", fts=b"1"), "HL7_BATCH_COUNT_MISMATCH"),
+        (batch(msg(1), bts=b"1", fts=b"3"), "HL7_BATCH_COUNT_MISMATCH"),
+        (batch(msg(1), fts=b"1"), "HL7_BATCH_TRUNCATED"),  # BHS without BTS
+    ],
+)
 def test_file_level_problems_leave_intact_messages_alone(data: bytes, code: str) -> None:
     pieces, s = split(data)
     assert all(p.problem is None for p in pieces)
@@ -105,7 +110,7 @@ def test_plain_files_are_never_truncated() -> None:
 
 
 def test_two_batches_counted_each() -> None:
-    data = (b"FHS|^~\\&\rBHS|^~\\&\r" + msg(1) + msg(2) + b"BTS|2\rBHS|^~\\&\r" + msg(3) + b"BTS|1\rFTS|2\r")
+    data = b"FHS|^~\\&\rBHS|^~\\&\r" + msg(1) + msg(2) + b"BTS|2\rBHS|^~\\&\r" + msg(3) + b"BTS|1\rFTS|2\r"
     pieces, s = split(data, 5)
     assert len(pieces) == 3 and s.framing.problems == []
 
@@ -130,12 +135,15 @@ def test_huge_msh_line_itself() -> None:
     assert pieces[2].raw == msg(2)
 
 
-@pytest.mark.parametrize("head,tail,cut", [
-    (b"FHS|^~\\&\r", b"...\rBTS|1\rFTS|1\r", False),
-    (b"FHS|^~\\&\r", b"...\rBTS|1\r", True),
-    (b"\xef\xbb\xbfBHS|^~\\&\r", b"...\rBTS|1\r\n", False),
-    (b"BHS|^~\\&\r", b"PID|1||1303", True),
-    (b"MSH|^~\\&\r", b"PID|1||1303", False),  # no batch framing: nothing to tell by
-])
+@pytest.mark.parametrize(
+    "head,tail,cut",
+    [
+        (b"FHS|^~\\&\r", b"...\rBTS|1\rFTS|1\r", False),
+        (b"FHS|^~\\&\r", b"...\rBTS|1\r", True),
+        (b"\xef\xbb\xbfBHS|^~\\&\r", b"...\rBTS|1\r\n", False),
+        (b"BHS|^~\\&\r", b"PID|1||1303", True),
+        (b"MSH|^~\\&\r", b"PID|1||1303", False),  # no batch framing: nothing to tell by
+    ],
+)
 def test_looks_truncated(head: bytes, tail: bytes, cut: bool) -> None:
     assert looks_truncated(head, tail) is cut

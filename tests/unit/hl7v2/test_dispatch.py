@@ -18,8 +18,7 @@ assert FNR
 
 
 def msg(mtype: str, ctrl: str = "1") -> bytes:
-    return (f"MSH|^~\\&|A|F|||20260101||{mtype}|{ctrl}|P|2.5\r"
-            f"PID|1||{FNR}^^^^NNNOR||Nordmann^Kari\r").encode()
+    return (f"MSH|^~\\&|A|F|||20260101||{mtype}|{ctrl}|P|2.5\rPID|1||{FNR}^^^^NNNOR||Nordmann^Kari\r").encode()
 
 
 @pytest.mark.parametrize("mtype", ["ORM^O01", "ACK^A01", "ADT^A99", "QRY^A19", "SIU^S12", "ADT"])
@@ -31,12 +30,23 @@ def test_unsupported_types_name_the_type_only(mtype: str) -> None:
     assert FNR not in str(err.value) and "Nordmann" not in str(err.value)
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"\x00\x01\x02", b"hello", b"MSH|", b"MSH|^~\\&", b"PID|1||2", "MSH|^~\\&|ÆØÅ".encode(),
-    b"MSH|^~\\&|A|F|||2026||ADT^A08|1|P|2.5\rPID", b"MSH|^~\\&|A|F|||2026||ORU^R01|1|P|2.5\rPID|1||x\rOBX|",
-    b"MSH|^~\\&|A|F|||2026||MDM^T02|1|P|2.5\rPID|1||x\rTXA|", b"MSH|^~\\&|A|F|||2026||ADT^A40|1|P|2.5\rMRG|1",
-    b"FHS|^~\\&\rBHS|^~\\&\rBTS|0\rFTS|1\r",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00\x01\x02",
+        b"hello",
+        b"MSH|",
+        b"MSH|^~\\&",
+        b"PID|1||2",
+        "MSH|^~\\&|ÆØÅ".encode(),
+        b"MSH|^~\\&|A|F|||2026||ADT^A08|1|P|2.5\rPID",
+        b"MSH|^~\\&|A|F|||2026||ORU^R01|1|P|2.5\rPID|1||x\rOBX|",
+        b"MSH|^~\\&|A|F|||2026||MDM^T02|1|P|2.5\rPID|1||x\rTXA|",
+        b"MSH|^~\\&|A|F|||2026||ADT^A40|1|P|2.5\rMRG|1",
+        b"FHS|^~\\&\rBHS|^~\\&\rBTS|0\rFTS|1\r",
+    ],
+)
 def test_bad_input_is_a_permanent_error_never_a_crash(raw: bytes) -> None:
     try:
         map_message(raw, make_ctx())
@@ -103,15 +113,21 @@ def test_strict_option_rejects_invalid_structure() -> None:
     assert err.value.code == "HL7_STRICT_INVALID" and "New_Smith" not in str(err.value)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2026", datetime(2026, 1, 1, tzinfo=OSLO)),
-    ("20260315", datetime(2026, 3, 15, tzinfo=OSLO)),
-    ("202603151014", datetime(2026, 3, 15, 10, 14, tzinfo=OSLO)),
-    ("20260715101400.1234", datetime(2026, 7, 15, 10, 14, 0, 123400, tzinfo=OSLO)),
-    ("20260315101400+0000", datetime(2026, 3, 15, 10, 14, tzinfo=UTC)),
-    ("20260315101400-0500", datetime(2026, 3, 15, 15, 14, tzinfo=UTC)),
-    ("20261315", None), ("04/24/2007", None), ("", None), ("2026031510140+01", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2026", datetime(2026, 1, 1, tzinfo=OSLO)),
+        ("20260315", datetime(2026, 3, 15, tzinfo=OSLO)),
+        ("202603151014", datetime(2026, 3, 15, 10, 14, tzinfo=OSLO)),
+        ("20260715101400.1234", datetime(2026, 7, 15, 10, 14, 0, 123400, tzinfo=OSLO)),
+        ("20260315101400+0000", datetime(2026, 3, 15, 10, 14, tzinfo=UTC)),
+        ("20260315101400-0500", datetime(2026, 3, 15, 15, 14, tzinfo=UTC)),
+        ("20261315", None),
+        ("04/24/2007", None),
+        ("", None),
+        ("2026031510140+01", None),
+    ],
+)
 def test_parse_dtm(text: str, expected: datetime | None) -> None:
     assert parse_dtm(text) == expected
 

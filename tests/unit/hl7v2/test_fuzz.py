@@ -12,8 +12,28 @@ from mappings.hl7v2.parser import parse_header, split_messages
 from tests.unit.hl7v2.conftest import HL7_FIXTURES, make_ctx
 
 SEEDS = [p.read_bytes() for p in sorted(HL7_FIXTURES.glob("*.hl7"))]
-NOISE = st.sampled_from([b"|", b"^", b"~", b"\\", b"&", b"\r", b"\n", b'""', b"MSH|", b"PID|", b"OBX|", b"\xff",
-                         b"\xc3", b"\\X0\\", b"\\.br", b"A40", b"+9999", b"99999999999999"])
+NOISE = st.sampled_from(
+    [
+        b"|",
+        b"^",
+        b"~",
+        b"\\",
+        b"&",
+        b"\r",
+        b"\n",
+        b'""',
+        b"MSH|",
+        b"PID|",
+        b"OBX|",
+        b"\xff",
+        b"\xc3",
+        b"\\X0\\",
+        b"\\.br",
+        b"A40",
+        b"+9999",
+        b"99999999999999",
+    ]
+)
 
 
 @st.composite

@@ -17,20 +17,25 @@ BAD_FNR = FNR[:-1] + str((int(FNR[-1]) + 1) % 10)
 
 
 def adt(pid3: str, event: str = "A08", extra: str = "") -> bytes:
-    return (f"MSH|^~\\&|PAS|HOSP|ENJ|KOMM|20260315101500||ADT^{event}|C-{event}|P|2.5||||||8859/1\r"
-            f"EVN|{event}|20260315101400\r"
-            f"PID|1||{pid3}||Nordmann^Kari||19691113|F\r{extra}").encode("iso-8859-1")
+    return (
+        f"MSH|^~\\&|PAS|HOSP|ENJ|KOMM|20260315101500||ADT^{event}|C-{event}|P|2.5||||||8859/1\r"
+        f"EVN|{event}|20260315101400\r"
+        f"PID|1||{pid3}||Nordmann^Kari||19691113|F\r{extra}"
+    ).encode("iso-8859-1")
 
 
-@pytest.mark.parametrize("cx,kind", [
-    (f"{FNR}^^^&2.16.578.1.12.4.1.4.1&ISO^NNNOR", "FNR"),
-    (f"{FNR}^^^^NNNOR", "FNR"),
-    (f"{FNR}^^^FNR", "FNR"),
-    (f"{FNR}^^^^FNR", "FNR"),
-    (f"{DNR}^^^&2.16.578.1.12.4.1.4.2&ISO^NNNOR", "DNR"),
-    (f"{DNR}^^^^DNR", "DNR"),
-    (f"{FNR}^^^^NH", "FNR"),
-])
+@pytest.mark.parametrize(
+    "cx,kind",
+    [
+        (f"{FNR}^^^&2.16.578.1.12.4.1.4.1&ISO^NNNOR", "FNR"),
+        (f"{FNR}^^^^NNNOR", "FNR"),
+        (f"{FNR}^^^FNR", "FNR"),
+        (f"{FNR}^^^^FNR", "FNR"),
+        (f"{DNR}^^^&2.16.578.1.12.4.1.4.2&ISO^NNNOR", "DNR"),
+        (f"{DNR}^^^^DNR", "DNR"),
+        (f"{FNR}^^^^NH", "FNR"),
+    ],
+)
 def test_national_numbers_recognised(cx: str, kind: str) -> None:
     person = map_message(adt(cx), make_ctx()).records[0]
     assert person.subject.kind == kind
@@ -65,7 +70,10 @@ def test_subject_is_best_identifier_and_all_are_linked() -> None:
     assert person.subject.value == FNR
     assert {i.value for i in person.identifiers} == {"55", DNR, FNR}
     assert all(link.reason == "same-message" for link in result.links)
-    assert {frozenset((lk.a.value, lk.b.value)) for lk in result.links} == {frozenset(("55", DNR)), frozenset(("55", FNR))}
+    assert {frozenset((lk.a.value, lk.b.value)) for lk in result.links} == {
+        frozenset(("55", DNR)),
+        frozenset(("55", FNR)),
+    }
 
 
 def test_pid_without_identifiers_is_rejected() -> None:

@@ -12,14 +12,24 @@ from tests.unit.hl7v2.conftest import make_ctx
 
 def txa(doc: str = "DOC-1", status: str = "AU", availability: str = "AV", parent: str = "") -> str:
     f = [""] * 26
-    f[1], f[2], f[9], f[12], f[13], f[17], f[19], f[25] = ("1", "DS^Epikrise^HL70270", "77^Lege^Lise", doc, parent,
-                                                           status, availability, "Epikrise etter innleggelse")
+    f[1], f[2], f[9], f[12], f[13], f[17], f[19], f[25] = (
+        "1",
+        "DS^Epikrise^HL70270",
+        "77^Lege^Lise",
+        doc,
+        parent,
+        status,
+        availability,
+        "Epikrise etter innleggelse",
+    )
     return "TXA|" + "|".join(f[1:])
 
 
 def mdm(event: str, txa_seg: str, obx: str = "OBX|1|TX|||Linje én\rOBX|2|FT|||Linje\\.br\\to") -> bytes:
-    return (f"MSH|^~\\&|EPJ|HOSP|||20260320100000||MDM^{event}|D-{event}|P|2.5||||||UNICODE UTF-8\r"
-            f"EVN|{event}|20260320095900\rPID|1||900^^^HOSP^PI\r{txa_seg}\r{obx}\r").encode()
+    return (
+        f"MSH|^~\\&|EPJ|HOSP|||20260320100000||MDM^{event}|D-{event}|P|2.5||||||UNICODE UTF-8\r"
+        f"EVN|{event}|20260320095900\rPID|1||900^^^HOSP^PI\r{txa_seg}\r{obx}\r"
+    ).encode()
 
 
 def doc(raw: bytes) -> Document:
@@ -33,13 +43,23 @@ def test_t02_document() -> None:
     assert d.status is RecordStatus.FINAL
     assert d.text == "Linje én\nLinje\nto" and d.mime_type == "text/plain"
     assert (d.title, d.author, d.doc_type.code, d.doc_type.display) == (
-        "Epikrise etter innleggelse", "Lise Lege", "DS", "Epikrise")
+        "Epikrise etter innleggelse",
+        "Lise Lege",
+        "DS",
+        "Epikrise",
+    )
 
 
-@pytest.mark.parametrize("status,availability,expected", [
-    ("IP", "AV", RecordStatus.PRELIMINARY), ("DI", "", RecordStatus.PRELIMINARY), ("LA", "", RecordStatus.FINAL),
-    ("AU", "CA", RecordStatus.CANCELLED), ("AU", "OB", RecordStatus.CANCELLED),
-])
+@pytest.mark.parametrize(
+    "status,availability,expected",
+    [
+        ("IP", "AV", RecordStatus.PRELIMINARY),
+        ("DI", "", RecordStatus.PRELIMINARY),
+        ("LA", "", RecordStatus.FINAL),
+        ("AU", "CA", RecordStatus.CANCELLED),
+        ("AU", "OB", RecordStatus.CANCELLED),
+    ],
+)
 def test_status(status: str, availability: str, expected: RecordStatus) -> None:
     assert doc(mdm("T02", txa(status=status, availability=availability))).status is expected
 

@@ -15,10 +15,12 @@ from tests.unit.hl7v2.conftest import fixture_bytes, make_ctx
 NO_ORU = "no_ORU-R01_synthetic_8obx_8859-1.hl7"
 
 
-def oru(obx: str, obr: str = "OBR|1|P-1|F-1^LAB||||20260316070000|||||||||||||||20260316090000|||F",
-        msh7: str = "20260316091500") -> bytes:
-    return (f"MSH|^~\\&|LAB|LABFAC|||{msh7}||ORU^R01|M-1|P|2.5\r"
-            f"PID|1||900^^^HOSP^PI\r{obr}\r{obx}\r").encode()
+def oru(
+    obx: str,
+    obr: str = "OBR|1|P-1|F-1^LAB||||20260316070000|||||||||||||||20260316090000|||F",
+    msh7: str = "20260316091500",
+) -> bytes:
+    return (f"MSH|^~\\&|LAB|LABFAC|||{msh7}||ORU^R01|M-1|P|2.5\rPID|1||900^^^HOSP^PI\r{obr}\r{obx}\r").encode()
 
 
 def one(raw: bytes) -> Observation:
@@ -49,8 +51,11 @@ def test_norwegian_fixture_eight_observations() -> None:
 
 def test_correction_keeps_key_and_is_newer() -> None:
     raw = fixture_bytes(NO_ORU)
-    corrected = (raw.replace(b"NO-R01-0001", b"NO-R01-0002").replace(b"20260316090000", b"20260316120000")
-                 .replace(b"||13.5|g/dL|11.7-15.3||||F|", b"||12.9|g/dL|11.7-15.3||||C|"))
+    corrected = (
+        raw.replace(b"NO-R01-0001", b"NO-R01-0002")
+        .replace(b"20260316090000", b"20260316120000")
+        .replace(b"||13.5|g/dL|11.7-15.3||||F|", b"||12.9|g/dL|11.7-15.3||||C|")
+    )
     orig = map_message(raw, make_ctx()).records[0]
     corr = map_message(corrected, make_ctx()).records[0]
     assert corr.key == orig.key
@@ -66,10 +71,17 @@ def test_correction_without_newer_source_time_is_not_newer() -> None:
     assert one(again).status is RecordStatus.CORRECTED and one(again).key == one(raw).key
 
 
-@pytest.mark.parametrize("status,expected", [
-    ("F", RecordStatus.FINAL), ("C", RecordStatus.CORRECTED), ("P", RecordStatus.PRELIMINARY),
-    ("X", RecordStatus.CANCELLED), ("D", RecordStatus.CANCELLED), ("I", RecordStatus.PRELIMINARY),
-])
+@pytest.mark.parametrize(
+    "status,expected",
+    [
+        ("F", RecordStatus.FINAL),
+        ("C", RecordStatus.CORRECTED),
+        ("P", RecordStatus.PRELIMINARY),
+        ("X", RecordStatus.CANCELLED),
+        ("D", RecordStatus.CANCELLED),
+        ("I", RecordStatus.PRELIMINARY),
+    ],
+)
 def test_result_status(status: str, expected: RecordStatus) -> None:
     assert one(oru(f"OBX|1|NM|A^a^L||1||||||{status}")).status is expected
 
@@ -97,17 +109,23 @@ def test_event_time_falls_back_to_msh7() -> None:
     assert obs.event_time == datetime(2026, 3, 16, 9, 15, tzinfo=OSLO)
 
 
-@pytest.mark.parametrize("obx,fields", [
-    ("OBX|1|SN|A||^1^:^128", {"value_text": "1:128", "value_num": None}),
-    ("OBX|1|SN|A||<=^0.5", {"comparator": "<=", "value_num": 0.5}),
-    ("OBX|1|SN|A||^10^-^20", {"value_text": "10-20"}),
-    ("OBX|1|NM|A||positive", {"value_text": "positive", "value_num": None}),
-    ("OBX|1|NM|A||>=1,5", {"comparator": ">=", "value_num": 1.5}),
-    ("OBX|1|ST|A||a\\T\\b~c", {"value_text": "a&b\nc"}),
-    ("OBX|1|FT|A||line1\\.br\\line2", {"value_text": "line1\nline2"}),
-    ("OBX|1|CE|A||^^^ALT^Alternate^LOCAL", {"value_code": {"code": "ALT", "display": "Alternate", "system": "LOCAL"}}),
-    ("OBX|1|NM|A||", {"value_num": None, "value_text": None}),
-])
+@pytest.mark.parametrize(
+    "obx,fields",
+    [
+        ("OBX|1|SN|A||^1^:^128", {"value_text": "1:128", "value_num": None}),
+        ("OBX|1|SN|A||<=^0.5", {"comparator": "<=", "value_num": 0.5}),
+        ("OBX|1|SN|A||^10^-^20", {"value_text": "10-20"}),
+        ("OBX|1|NM|A||positive", {"value_text": "positive", "value_num": None}),
+        ("OBX|1|NM|A||>=1,5", {"comparator": ">=", "value_num": 1.5}),
+        ("OBX|1|ST|A||a\\T\\b~c", {"value_text": "a&b\nc"}),
+        ("OBX|1|FT|A||line1\\.br\\line2", {"value_text": "line1\nline2"}),
+        (
+            "OBX|1|CE|A||^^^ALT^Alternate^LOCAL",
+            {"value_code": {"code": "ALT", "display": "Alternate", "system": "LOCAL"}},
+        ),
+        ("OBX|1|NM|A||", {"value_num": None, "value_text": None}),
+    ],
+)
 def test_value_types(obx: str, fields: dict[str, object]) -> None:
     obs = one(oru(obx)).model_dump(mode="json")
     for k, v in fields.items():
@@ -129,9 +147,11 @@ def test_specimen_from_spm_when_obr15_empty() -> None:
 
 
 def test_several_patients_and_orders() -> None:
-    raw = (b"MSH|^~\\&|LAB|LABFAC|||20260316||ORU^R01|M-2|P|2.5\r"
-           b"PID|1||900^^^HOSP^PI\rOBR|1||F-1\rOBX|1|NM|A||1\r"
-           b"PID|2||901^^^HOSP^PI\rORC|RE||F-2\rOBR|1||F-2\rOBX|1|NM|A||2\r")
+    raw = (
+        b"MSH|^~\\&|LAB|LABFAC|||20260316||ORU^R01|M-2|P|2.5\r"
+        b"PID|1||900^^^HOSP^PI\rOBR|1||F-1\rOBX|1|NM|A||1\r"
+        b"PID|2||901^^^HOSP^PI\rORC|RE||F-2\rOBR|1||F-2\rOBX|1|NM|A||2\r"
+    )
     a, b = map_message(raw, make_ctx()).records
     assert (a.subject.value, b.subject.value) == ("900", "901")
     assert (a.report_id, b.report_id) == ("F-1", "F-2")
@@ -165,18 +185,34 @@ def test_no_obx_gives_warning() -> None:
     assert result.records == () and "HL7_NO_OBX" in result.warnings
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("12", (12.0, None)), ("<5", (5.0, "<")), (" >= 3.5 ", (3.5, ">=")), ("=4", (4.0, None)),
-    ("-1.5", (-1.5, None)), (".5", (0.5, None)), ("abc", (None, None)), ("1.2.3", (None, None)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("12", (12.0, None)),
+        ("<5", (5.0, "<")),
+        (" >= 3.5 ", (3.5, ">=")),
+        ("=4", (4.0, None)),
+        ("-1.5", (-1.5, None)),
+        (".5", (0.5, None)),
+        ("abc", (None, None)),
+        ("1.2.3", (None, None)),
+    ],
+)
 def test_number(text: str, expected: tuple[float | None, str | None]) -> None:
     assert number(text) == expected
 
 
-@pytest.mark.parametrize("text,low,high", [
-    ("3.5-5.0", 3.5, 5.0), ("3,5 - 5,0", 3.5, 5.0), ("<5", None, 5.0), (">10", 10.0, None),
-    ("-2--1", -2.0, -1.0), ("neg", None, None),
-])
+@pytest.mark.parametrize(
+    "text,low,high",
+    [
+        ("3.5-5.0", 3.5, 5.0),
+        ("3,5 - 5,0", 3.5, 5.0),
+        ("<5", None, 5.0),
+        (">10", 10.0, None),
+        ("-2--1", -2.0, -1.0),
+        ("neg", None, None),
+    ],
+)
 def test_reference_range(text: str, low: float | None, high: float | None) -> None:
     out = reference_range(text)
     assert (out.get("ref_low"), out.get("ref_high"), out["reference_range"]) == (low, high, text)

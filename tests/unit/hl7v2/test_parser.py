@@ -15,16 +15,23 @@ from mappings.hl7v2.parser import (
     split_messages,
 )
 
-ADT = (b"MSH|^~\\&|DIPS|SYK HF|ENJ|KOMM|20260315101500||ADT^A08^ADT_A01|CTRL-1|P|2.5|||AL|NE|NOR|8859/1\r"
-       b"EVN|A08|20260315101400\r"
-       b"PID|1||123^^^HOSP^PI~456^^^LAB^MR||Hansen^Kari^Anne||19690101|F|||Gate 1^^Oslo^^0150^NOR\r"
-       b"ZXY|1|custom\r")
+ADT = (
+    b"MSH|^~\\&|DIPS|SYK HF|ENJ|KOMM|20260315101500||ADT^A08^ADT_A01|CTRL-1|P|2.5|||AL|NE|NOR|8859/1\r"
+    b"EVN|A08|20260315101400\r"
+    b"PID|1||123^^^HOSP^PI~456^^^LAB^MR||Hansen^Kari^Anne||19690101|F|||Gate 1^^Oslo^^0150^NOR\r"
+    b"ZXY|1|custom\r"
+)
 
 
 def test_parse_header_fields_and_dedup_key() -> None:
     h = parse_header(ADT)
     assert (h.field_sep, h.encoding_chars) == ("|", "^~\\&")
-    assert (h.sending_app, h.sending_facility, h.receiving_app, h.receiving_facility) == ("DIPS", "SYK HF", "ENJ", "KOMM")
+    assert (h.sending_app, h.sending_facility, h.receiving_app, h.receiving_facility) == (
+        "DIPS",
+        "SYK HF",
+        "ENJ",
+        "KOMM",
+    )
     assert (h.message_type, h.trigger_event, h.structure) == ("ADT", "A08", "ADT_A01")
     assert (h.control_id, h.processing_id, h.version, h.timestamp) == ("CTRL-1", "P", "2.5", "20260315101500")
     assert (h.accept_ack_type, h.app_ack_type, h.charset) == ("AL", "NE", "8859/1")
@@ -47,16 +54,19 @@ def test_parse_header_skips_batch_headers() -> None:
     assert parse_header(raw).control_id == "CTRL-1"
 
 
-@pytest.mark.parametrize("raw,code", [
-    (b"", "HL7_NO_MSH"),
-    (b"PID|1||123", "HL7_NO_MSH"),
-    (b"   \r\n", "HL7_NO_MSH"),
-    (b"MSH|0~00||0|||||000|||2.8", "HL7_BAD_MSH"),
-    (b"MSH", "HL7_BAD_MSH"),
-    (b"MSH|^~\\&|A|B|C|D|2026||ADT^A01||P|2.5", "HL7_BAD_MSH"),  # no MSH-10
-    (b"MSH|^~\\&|A|B|C|D|2026|||1|P|2.5", "HL7_BAD_MSH"),  # no MSH-9
-    (b"MSH|^^\\&|A|B|C|D|2026||ADT^A01|1|P|2.5", "HL7_BAD_MSH"),  # repeated delimiter
-])
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        (b"", "HL7_NO_MSH"),
+        (b"PID|1||123", "HL7_NO_MSH"),
+        (b"   \r\n", "HL7_NO_MSH"),
+        (b"MSH|0~00||0|||||000|||2.8", "HL7_BAD_MSH"),
+        (b"MSH", "HL7_BAD_MSH"),
+        (b"MSH|^~\\&|A|B|C|D|2026||ADT^A01||P|2.5", "HL7_BAD_MSH"),  # no MSH-10
+        (b"MSH|^~\\&|A|B|C|D|2026|||1|P|2.5", "HL7_BAD_MSH"),  # no MSH-9
+        (b"MSH|^^\\&|A|B|C|D|2026||ADT^A01|1|P|2.5", "HL7_BAD_MSH"),  # repeated delimiter
+    ],
+)
 def test_parse_header_errors(raw: bytes, code: str) -> None:
     with pytest.raises(ParseError) as err:
         parse_header(raw)
@@ -76,8 +86,13 @@ def test_parse_header_non_ascii_header_uses_charset() -> None:
 
 def test_split_messages_batch_and_file() -> None:
     msg2 = ADT.replace(b"CTRL-1", b"CTRL-2")
-    raw = (b"FHS|^~\\&|X\r\nBHS|^~\\&|X\r\n// a comment\r\n" + ADT.replace(b"\r", b"\r\n") + b"\r\n\r\n"
-           + msg2.replace(b"\r", b"\n") + b"BTS|2\nFTS|1\n")
+    raw = (
+        b"FHS|^~\\&|X\r\nBHS|^~\\&|X\r\n// a comment\r\n"
+        + ADT.replace(b"\r", b"\r\n")
+        + b"\r\n\r\n"
+        + msg2.replace(b"\r", b"\n")
+        + b"BTS|2\nFTS|1\n"
+    )
     out = split_messages(raw)
     assert len(out) == 2
     assert out[0] == ADT
@@ -91,11 +106,20 @@ def test_split_messages_without_msh() -> None:
     assert err.value.code == "HL7_NO_MSH"
 
 
-@pytest.mark.parametrize("name,codec", [
-    ("8859/1", "iso-8859-1"), ("UNICODE UTF-8", "utf-8"), ("UNICODE", "utf-8"), ("ASCII", "ascii"),
-    ("8859/15", "iso-8859-15"), (None, "iso-8859-1"), ("", "iso-8859-1"), ("NONSENSE", "iso-8859-1"),
-    ("utf-8", "utf-8"),
-])
+@pytest.mark.parametrize(
+    "name,codec",
+    [
+        ("8859/1", "iso-8859-1"),
+        ("UNICODE UTF-8", "utf-8"),
+        ("UNICODE", "utf-8"),
+        ("ASCII", "ascii"),
+        ("8859/15", "iso-8859-15"),
+        (None, "iso-8859-1"),
+        ("", "iso-8859-1"),
+        ("NONSENSE", "iso-8859-1"),
+        ("utf-8", "utf-8"),
+    ],
+)
 def test_codec_for(name: str | None, codec: str) -> None:
     assert codec_for(name) == codec
 
@@ -148,8 +172,10 @@ def test_short_encoding_characters() -> None:
 
 
 def test_escape_sequences_resolved_on_read() -> None:
-    raw = (b"MSH|^~\\&|A|F|||2026||ORU^R01|1|P|2.5\r"
-           b"NTE|1||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\.br\\g\\X0D0A\\h\\H\\bold\\N\\\\Zunknown\\ end\\\r")
+    raw = (
+        b"MSH|^~\\&|A|F|||2026||ORU^R01|1|P|2.5\r"
+        b"NTE|1||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\.br\\g\\X0D0A\\h\\H\\bold\\N\\\\Zunknown\\ end\\\r"
+    )
     msg = parse(raw)
     assert msg.get("NTE", 3) == "a|b^c&d~e\\f\ng\r\nhbold\\Zunknown\\ end\\"
 

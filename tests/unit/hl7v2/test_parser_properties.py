@@ -16,13 +16,20 @@ _DELIM_POOL = "|^~\\&#!$%*@+:;?/=<>"
 def delimiters(draw: st.DrawFn) -> Delimiters:
     chars = draw(st.permutations(_DELIM_POOL))
     truncation = chars[5] if draw(st.booleans()) else ""
-    return Delimiters(field=chars[0], component=chars[1], repetition=chars[2], escape=chars[3],
-                      subcomponent=chars[4], truncation=truncation)
+    return Delimiters(
+        field=chars[0],
+        component=chars[1],
+        repetition=chars[2],
+        escape=chars[3],
+        subcomponent=chars[4],
+        truncation=truncation,
+    )
 
 
 # text with every delimiter, backslashes, CR/LF, Norwegian letters and escape-looking sequences
-leaf = st.text(alphabet=st.sampled_from(list(_DELIM_POOL) + list("abcæøåÆØÅ 019XE.rbFSTR\r\n\t\"")),
-               max_size=12).filter(lambda s: s != NULL)
+leaf = st.text(alphabet=st.sampled_from(list(_DELIM_POOL) + list('abcæøåÆØÅ 019XE.rbFSTR\r\n\t"')), max_size=12).filter(
+    lambda s: s != NULL
+)
 component = st.lists(leaf, min_size=1, max_size=3)
 repetition = st.lists(component, min_size=1, max_size=3)
 field_value = st.one_of(st.none(), st.just(NULL), st.lists(repetition, min_size=1, max_size=3))
@@ -32,8 +39,20 @@ seg_id = st.from_regex(r"\A(Z[A-Z0-9]{2}|PID|OBX|OBR|PV1|NTE|EVN)\Z")
 @st.composite
 def messages(draw: st.DrawFn) -> tuple[Message, list[tuple[str, list]]]:
     d = draw(delimiters())
-    msh_values = [None, None, [[["APP"]]], [[["FAC"]]], None, None, [[["20260101"]]], None,
-                  [[["ADT"], ["A08"]]], [[["CTRL1"]]], [[["P"]]], [[["2.5"]]]]
+    msh_values = [
+        None,
+        None,
+        [[["APP"]]],
+        [[["FAC"]]],
+        None,
+        None,
+        [[["20260101"]]],
+        None,
+        [[["ADT"], ["A08"]]],
+        [[["CTRL1"]]],
+        [[["P"]]],
+        [[["2.5"]]],
+    ]
     segments = [Segment.from_values("MSH", msh_values, d)]
     generated: list[tuple[str, list]] = []
     for _ in range(draw(st.integers(0, 5))):
@@ -79,8 +98,7 @@ def test_parse_serialise_round_trip(case: tuple[Message, list[tuple[str, list]]]
 
 
 # raw field text made of delimiters, nulls, escapes and letters: every reading path gets exercised
-raw_field = st.lists(st.sampled_from([*_DELIM_POOL, '""', "\\F\\", "\\X41\\", "a", "b", " "]),
-                     max_size=12).map("".join)
+raw_field = st.lists(st.sampled_from([*_DELIM_POOL, '""', "\\F\\", "\\X41\\", "a", "b", " "]), max_size=12).map("".join)
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,7 +13,10 @@ def test_epikrise_document_stay_diagnoses_and_atc_without_spaces() -> None:
     assert (stay.start.isoformat(), stay.end.isoformat()) == ("2017-04-27T09:00:10+02:00", "2017-05-04T09:20:12+02:00")
     assert stay.encounter_class == "inpatient"
     assert [(c.code.code, c.role) for c in records(result, "condition")] == [
-        ("I330", "main"), ("E119", "secondary"), ("I252", "secondary")]
+        ("I330", "main"),
+        ("E119", "secondary"),
+        ("I252", "secondary"),
+    ]
     furix = records(result, "medication")[0]
     assert (furix.code.code, furix.name, furix.dosage) == ("C03CA01", "Furix", "20 mg; 1 tabl. om morgenen")
 
@@ -53,7 +56,9 @@ def test_dialog_threading() -> None:
     assert question.parent_ref is None and answer.doc_type.code == "DIALOG_SVAR"
     (status,) = records(mapped("sarepta_dialogmelding-v1.1_status_henvisning.xml"), "document")
     assert (status.conversation_ref, status.parent_ref) == (
-        "87ef6130-2d17-11e8-b566-0800200c9a66", "810200d0-2d17-11e8-b566-0800200c9a66")
+        "87ef6130-2d17-11e8-b566-0800200c9a66",
+        "810200d0-2d17-11e8-b566-0800200c9a66",
+    )
     assert status.title == "Innkalles til helsehjelp"
 
 
@@ -70,7 +75,10 @@ def test_plo_reports_documents_diagnoses_and_medications() -> None:
     result = mapped("sarepta_plo-v1.6_utskrivningsrapport_ny.xml")
     (doc,) = records(result, "document")
     assert doc.doc_type.code == "UTSKRIVNINGSRAPPORT" and "Forløp og behandling:" in doc.text
-    assert [(c.code.code, c.role) for c in records(result, "condition")] == [("A46", "secondary"), ("I509", "secondary")]
+    assert [(c.code.code, c.role) for c in records(result, "condition")] == [
+        ("A46", "secondary"),
+        ("I509", "secondary"),
+    ]
     meds = {m.name: m for m in records(result, "medication")}
     assert meds["Marevan"].med_status == "Seponering" and meds["Burinex"].end is not None
     (main,) = records(mapped("sarepta_plo-v1.6_innleggelsesrapport_ny.xml"), "condition")

@@ -127,9 +127,13 @@ def test_corpus_identifiers_give_one_component_per_real_person() -> None:
         subjects[xml.name] = {r.subject.key for r in result.records}
     line = f"{ids.OID_FNR}|13116900216"
     line_files = [n for n, keys in subjects.items() if any(uf.find(k) == uf.find(line) for k in keys)]
-    not_line = {"sarepta_svarrapport-v1.4_patologi_histologi_ny.xml", "sarepta_plo-v1.6_utskrivningsrapport_ny.xml",
-              "sarepta_plo-v1.6_pasientlogistikk_innlagt_ny.xml", "sarepta_plo-v1.6_pasientlogistikk_dodsfall_ny.xml",
-              "synthetic_svarrapport_v1.4.xml"}
+    not_line = {
+        "sarepta_svarrapport-v1.4_patologi_histologi_ny.xml",
+        "sarepta_plo-v1.6_utskrivningsrapport_ny.xml",
+        "sarepta_plo-v1.6_pasientlogistikk_innlagt_ny.xml",
+        "sarepta_plo-v1.6_pasientlogistikk_dodsfall_ny.xml",
+        "synthetic_svarrapport_v1.4.xml",
+    }
     assert set(line_files) == set(subjects) - not_line and len(line_files) == 18
     assert all(len({uf.find(k) for k in keys}) == 1 for keys in subjects.values())
     components: dict[str, set[str]] = {}

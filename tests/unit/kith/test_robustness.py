@@ -16,7 +16,7 @@ CODE = re.compile(r"^[A-Z][A-Z0-9_]+$")
 
 
 def _mutations(raw: bytes, rng: random.Random) -> list[bytes]:
-    out = [raw[: rng.randrange(len(raw))], raw.replace(b"V=\"", b"V=\"x", 3), raw.replace(b"<Id>", b"<Id> ", 2)]
+    out = [raw[: rng.randrange(len(raw))], raw.replace(b'V="', b'V="x', 3), raw.replace(b"<Id>", b"<Id> ", 2)]
     root = etree.fromstring(raw)
     elements = list(root.iter(etree.Element))[1:]
     for _ in range(8):

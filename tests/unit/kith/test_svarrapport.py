@@ -66,11 +66,13 @@ def test_microbiology_isolates_and_resistance_rows_have_stable_unique_keys() -> 
     obs = records(result, "observation")
     keys = [o.key for o in obs]
     assert len(keys) == len(set(keys)) == 11  # 2 isolates, 2 quantities, 5 + 2 resistance rows
-    suffixes = {o.key[len(o.report_id) + 1:] for o in obs}
+    suffixes = {o.key[len(o.report_id) + 1 :] for o in obs}
     assert {"item:1", "item:1/Mengde", "ref:1/NPU54371", "ref:2/NPU54371"} <= suffixes
     amp = next(o for o in obs if o.key.endswith("ref:1/NPU54371"))
     assert (amp.value_type, amp.value_code.code, amp.value_code.display) == ("CE", "R", "Resistent")
-    assert keys == [o.key for o in records(mapped("sarepta_svarrapport-v1.4_mikrobiologi_dyrkning_ny.xml"), "observation")]
+    assert keys == [
+        o.key for o in records(mapped("sarepta_svarrapport-v1.4_mikrobiologi_dyrkning_ny.xml"), "observation")
+    ]
 
 
 def test_pathology_preliminary_report_and_nested_text_results() -> None:
@@ -103,7 +105,9 @@ def test_an_item_that_cannot_be_mapped_becomes_a_positional_warning(monkeypatch)
 
 def test_items_without_code_or_id_get_positional_keys() -> None:
     raw = (KITH / "synthetic_svarrapport_v1.4.xml").read_text(encoding="utf-8")
-    raw = raw.replace('<Investigation>\n\t\t\t\t\t<Id V="NPU01685" S="1.23.456.7.89" DN="P-INR"/>\n\t\t\t\t</Investigation>', "")
+    raw = raw.replace(
+        '<Investigation>\n\t\t\t\t\t<Id V="NPU01685" S="1.23.456.7.89" DN="P-INR"/>\n\t\t\t\t</Investigation>', ""
+    )
     raw = raw.replace("<IdResultItem>900004</IdResultItem>", "")
     obs = records(mapped(raw.encode()), "observation")
     assert obs[-1].key.endswith(":item/#4") and obs[-1].code.code == "UNSPECIFIED"

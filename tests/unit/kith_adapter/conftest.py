@@ -39,5 +39,8 @@ def apprec_schema(tmp_path_factory: pytest.TempPathFactory) -> etree.XMLSchema:
 def wrap_in_fellesformat(msghead: bytes) -> bytes:
     """A NAV ``EI_fellesformat`` wrapper around a MsgHead (declaration stripped)."""
     body = msghead.split(b"?>", 1)[1] if msghead.lstrip().startswith(b"<?xml") else msghead
-    return (b'<?xml version="1.0" encoding="UTF-8"?>\n<EI_fellesformat xmlns="http://www.nav.no/xml/eiff/2/">'
-            + body + b"<MottakenhetBlokk ediLoggId=\"x1\" ebRole=\"Lege\"/></EI_fellesformat>")
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<EI_fellesformat xmlns="http://www.nav.no/xml/eiff/2/">'
+        + body
+        + b'<MottakenhetBlokk ediLoggId="x1" ebRole="Lege"/></EI_fellesformat>'
+    )

@@ -30,10 +30,12 @@ A = {"a": NS_APPREC}
 
 def _receipt(raw: bytes, status: Status = Status.OK, errors: tuple[AppRecError, ...] = ()) -> etree._Element:
     ins = inspect(raw, max_bytes=1 << 24)
-    original = Original(ins.msg_type or "UKJENT", ins.msg_id or "stem", as_datetime(ins.issue_date, NOW),
-                        ins.msg_type_dn)
-    _, data = build_apprec(status=status, original=original, sender=ins.receiver, receiver=ins.sender,
-                           gen_date=NOW, errors=errors)
+    original = Original(
+        ins.msg_type or "UKJENT", ins.msg_id or "stem", as_datetime(ins.issue_date, NOW), ins.msg_type_dn
+    )
+    _, data = build_apprec(
+        status=status, original=original, sender=ins.receiver, receiver=ins.sender, gen_date=NOW, errors=errors
+    )
     return etree.fromstring(data)
 
 
@@ -89,8 +91,14 @@ def test_partial_receipt_lists_each_failed_part(apprec_schema: etree.XMLSchema) 
 def test_unknown_parties_and_type_still_validate(apprec_schema: etree.XMLSchema) -> None:
     original = Original("UKJENT", "file-stem", as_datetime(None, NOW))
     ours = Party(Unit(name="Enjournal", id="12345", id_type="HER", id_type_dn="HER-id"))
-    _, data = build_apprec(status=Status.REJECTED, original=original, sender=ours, receiver=Party(), gen_date=NOW,
-                           errors=(AppRecError("T01", "KITH_NOT_WELL_FORMED: not well-formed XML at line 3"),))
+    _, data = build_apprec(
+        status=Status.REJECTED,
+        original=original,
+        sender=ours,
+        receiver=Party(),
+        gen_date=NOW,
+        errors=(AppRecError("T01", "KITH_NOT_WELL_FORMED: not well-formed XML at line 3"),),
+    )
     _assert_valid(apprec_schema, etree.fromstring(data))
 
 
@@ -100,13 +108,16 @@ def test_receipt_for_every_corpus_file_validates(apprec_schema: etree.XMLSchema,
     _assert_valid(apprec_schema, _receipt(path.read_bytes()))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2018-01-24T10:23:32", "2018-01-24T10:23:32"),
-    ("2009-09-10T11:31:54.148+02:00", "2009-09-10T11:31:54.148+02:00"),
-    ("2017-05-05", "2017-05-05T00:00:00"),
-    ("2017-05", NOW.isoformat()),
-    (None, NOW.isoformat()),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2018-01-24T10:23:32", "2018-01-24T10:23:32"),
+        ("2009-09-10T11:31:54.148+02:00", "2009-09-10T11:31:54.148+02:00"),
+        ("2017-05-05", "2017-05-05T00:00:00"),
+        ("2017-05", NOW.isoformat()),
+        (None, NOW.isoformat()),
+    ],
+)
 def test_as_datetime(text: str | None, expected: str) -> None:
     assert as_datetime(text, NOW) == expected
 
@@ -118,8 +129,14 @@ def test_receipt_name_is_safe() -> None:
 
 
 def test_write_is_atomic_and_named_after_the_original(tmp_path: Path) -> None:
-    rid, data = build_apprec(status=Status.OK, original=Original("X", "m1", as_datetime(None, NOW)),
-                             sender=Party(), receiver=Party(), gen_date=NOW, apprec_id="r1")
+    rid, data = build_apprec(
+        status=Status.OK,
+        original=Original("X", "m1", as_datetime(None, NOW)),
+        sender=Party(),
+        receiver=Party(),
+        gen_date=NOW,
+        apprec_id="r1",
+    )
     (tmp_path / "out").mkdir()
     target = write_file(tmp_path / "out" / receipt_name("m1", rid), data)
     assert target.name == "apprec-m1-r1.xml" and target.read_bytes() == data

@@ -20,9 +20,11 @@ NS_SVAR = "http://www.kith.no/xmlstds/labsvar/2012-02-15"
 
 def _svar(body: str = "", encoding: str | None = None) -> str:
     decl = f'<?xml version="1.0" encoding="{encoding}"?>\n' if encoding else ""
-    return (f'{decl}<Message xmlns="{NS_SVAR}"><Type V="SVAR_LAB"/><MIGversion>v1.4 2012-02-15</MIGversion>'
-            f'<GenDate V="2026-01-02T03:04:05"/><MsgId>m-1</MsgId><ServReport><Patient><Name>Øyvind Ærlig</Name>'
-            f"<OffId>{FNR}</OffId></Patient>{body}</ServReport></Message>")
+    return (
+        f'{decl}<Message xmlns="{NS_SVAR}"><Type V="SVAR_LAB"/><MIGversion>v1.4 2012-02-15</MIGversion>'
+        f'<GenDate V="2026-01-02T03:04:05"/><MsgId>m-1</MsgId><ServReport><Patient><Name>Øyvind Ærlig</Name>'
+        f"<OffId>{FNR}</OffId></Patient>{body}</ServReport></Message>"
+    )
 
 
 def _rejected(ins: Inspection, code: str, apprec_code: str) -> None:
@@ -33,11 +35,14 @@ def _rejected(ins: Inspection, code: str, apprec_code: str) -> None:
 
 # --- hardened parsing -------------------------------------------------------------------------------------------
 
+
 def test_xxe_to_a_local_file_is_rejected_and_nothing_is_read(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET")
-    raw = (f'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file://{secret}">]>'
-           f'<Message xmlns="{NS_SVAR}"><MsgId>&x;</MsgId></Message>').encode()
+    raw = (
+        f'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file://{secret}">]>'
+        f'<Message xmlns="{NS_SVAR}"><MsgId>&x;</MsgId></Message>'
+    ).encode()
     ins = inspect(raw, max_bytes=LIMIT)
     _rejected(ins, "KITH_DTD_FORBIDDEN", "T99")
     assert "TOPSECRET" not in repr(ins)
@@ -71,25 +76,32 @@ def test_empty_file_is_rejected() -> None:
 
 # --- shapes and encodings -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("raw", "shape"), [
-    (STANDALONE.read_bytes(), "standalone"),
-    (MSGHEAD.read_bytes(), "msghead"),
-    (wrap_in_fellesformat(MSGHEAD.read_bytes()), "wrapped"),
-])
+
+@pytest.mark.parametrize(
+    ("raw", "shape"),
+    [
+        (STANDALONE.read_bytes(), "standalone"),
+        (MSGHEAD.read_bytes(), "msghead"),
+        (wrap_in_fellesformat(MSGHEAD.read_bytes()), "wrapped"),
+    ],
+)
 def test_three_shapes_are_accepted(schemas: SchemaSet, raw: bytes, shape: str) -> None:
     ins = inspect(raw, max_bytes=LIMIT, schemas=schemas)
     assert (ins.shape, ins.reject, ins.part_errors, ins.xsd) == (shape, None, (), "valid")
     assert ins.msg_id and ins.msg_type and ins.sender.inst.id
 
 
-@pytest.mark.parametrize("raw", [
-    _svar().encode("iso-8859-1"),  # no declaration, not UTF-8
-    _svar(encoding="ISO-8859-1").encode("iso-8859-1"),
-    _svar(encoding="iso-8859-1").encode("iso-8859-1"),
-    b"\xef\xbb\xbf" + _svar(encoding="UTF-8").encode(),
-    b"\xef\xbb\xbf" + _svar().encode(),
-    _svar().encode(),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _svar().encode("iso-8859-1"),  # no declaration, not UTF-8
+        _svar(encoding="ISO-8859-1").encode("iso-8859-1"),
+        _svar(encoding="iso-8859-1").encode("iso-8859-1"),
+        b"\xef\xbb\xbf" + _svar(encoding="UTF-8").encode(),
+        b"\xef\xbb\xbf" + _svar().encode(),
+        _svar().encode(),
+    ],
+)
 def test_encodings(raw: bytes) -> None:
     ins = inspect(raw, max_bytes=LIMIT)
     assert ins.reject is None and ins.family == "svarrapport" and ins.msg_id == "m-1"
@@ -116,6 +128,7 @@ def test_family_of_namespaces() -> None:
 
 # --- XSD in the adapter -------------------------------------------------------------------------------------------
 
+
 def test_xsd_invalid_is_rejected_with_t02(schemas: SchemaSet) -> None:
     raw = STANDALONE.read_bytes().replace(b"<MsgId>", b"<Bogus/><MsgId>", 1)
     ins = inspect(raw, max_bytes=LIMIT, schemas=schemas)
@@ -131,9 +144,10 @@ def test_namespace_without_schema_skips_validation(schemas: SchemaSet) -> None:
 
 # --- parts of a MsgHead (status 3) --------------------------------------------------------------------------------
 
+
 def _with_documents(*docs: str) -> bytes:
     raw = MSGHEAD.read_bytes()
-    extra = "".join(f"<Document><RefDoc><MsgType V=\"A\"/>{d}</RefDoc></Document>" for d in docs)
+    extra = "".join(f'<Document><RefDoc><MsgType V="A"/>{d}</RefDoc></Document>' for d in docs)
     return raw.replace(b"</MsgHead>", extra.encode() + b"</MsgHead>")
 
 
@@ -147,12 +161,18 @@ def test_readable_attachment_is_fine(schemas: SchemaSet) -> None:
 
 
 def test_unreadable_parts_give_status_3_errors() -> None:
-    raw = _with_documents(_b64("************"), '<Content><Other xmlns="urn:example:x"/></Content>',
-                          '<FileReference>vedlegg.pdf</FileReference>')
+    raw = _with_documents(
+        _b64("************"),
+        '<Content><Other xmlns="urn:example:x"/></Content>',
+        "<FileReference>vedlegg.pdf</FileReference>",
+    )
     ins = inspect(raw, max_bytes=LIMIT)
     assert ins.reject is None
     assert [(e.code, e.detail.split(":")[0]) for e in ins.part_errors] == [
-        ("T99", "Document[2]"), ("T10", "Document[3]"), ("T99", "Document[4]")]
+        ("T99", "Document[2]"),
+        ("T10", "Document[3]"),
+        ("T99", "Document[4]"),
+    ]
     assert ins.apprec_errors() == ins.part_errors
 
 
@@ -167,8 +187,9 @@ def test_msghead_with_only_unreadable_attachments_has_no_payload() -> None:
     raw = MSGHEAD.read_bytes()
     start, end = raw.index(b"<Document>"), raw.index(b"</Document>") + len(b"</Document>")
     raw = raw[:start] + raw[end:]
-    raw = raw.replace(b"</MsgHead>", f"<Document><RefDoc><MsgType V=\"A\"/>{_b64('')}</RefDoc></Document>".encode()
-                      + b"</MsgHead>")
+    raw = raw.replace(
+        b"</MsgHead>", f'<Document><RefDoc><MsgType V="A"/>{_b64("")}</RefDoc></Document>'.encode() + b"</MsgHead>"
+    )
     ins = inspect(raw, max_bytes=LIMIT)
     _rejected(ins, "KITH_NO_PAYLOAD", "T99")
     assert "Document[1]: attachment is not readable base64" in ins.reject_text

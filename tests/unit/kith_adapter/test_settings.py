@@ -17,17 +17,37 @@ A = {"a": "http://www.kith.no/xmlstds/apprec/2012-02-15"}
 
 
 def test_config_file_selects_the_kith_adapter(tmp_path: Path) -> None:
-    cfg = parse_config({"adapters": {"kith-in": {
-        "type": "kith-file", "directory": str(tmp_path / "in"), "outbox": str(tmp_path / "out"),
-        "validate_xsd": True, "sender_her_id": "12345"}}})
+    cfg = parse_config(
+        {
+            "adapters": {
+                "kith-in": {
+                    "type": "kith-file",
+                    "directory": str(tmp_path / "in"),
+                    "outbox": str(tmp_path / "out"),
+                    "validate_xsd": True,
+                    "sender_her_id": "12345",
+                }
+            }
+        }
+    )
     s = cfg.adapters["kith-in"]
     assert isinstance(s, Settings) and s.mapping == "kith" and s.validate_xsd and s.xsd_dir is None
 
 
 def test_unknown_key_names_the_adapter_and_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="adapter 'kith-in', field 'validate'"):
-        parse_config({"adapters": {"kith-in": {"type": "kith-file", "directory": str(tmp_path),
-                                               "outbox": str(tmp_path / "out"), "validate": True}}})
+        parse_config(
+            {
+                "adapters": {
+                    "kith-in": {
+                        "type": "kith-file",
+                        "directory": str(tmp_path),
+                        "outbox": str(tmp_path / "out"),
+                        "validate": True,
+                    }
+                }
+            }
+        )
 
 
 def test_outbox_must_not_be_the_drop_directory(tmp_path: Path) -> None:
@@ -37,8 +57,9 @@ def test_outbox_must_not_be_the_drop_directory(tmp_path: Path) -> None:
 
 
 def test_check_compiles_the_schemas_once(tmp_path: Path) -> None:
-    adapter = build("k", Settings(directory=tmp_path / "in", outbox=tmp_path / "out", validate_xsd=True),
-                    SimpleNamespace(bus=None))
+    adapter = build(
+        "k", Settings(directory=tmp_path / "in", outbox=tmp_path / "out", validate_xsd=True), SimpleNamespace(bus=None)
+    )
     adapter.check()
     assert adapter.schemas is adapter.schemas is not None
     assert (tmp_path / "in" / "archive").is_dir() and (tmp_path / "out").is_dir()
@@ -51,8 +72,13 @@ def test_bad_schema_folder_fails_the_check(tmp_path: Path) -> None:
 
 
 def test_file_over_max_file_bytes_is_answered_and_parked_without_reading(tmp_path: Path) -> None:
-    s = Settings(directory=tmp_path / "in", outbox=tmp_path / "out", max_file_bytes=100,
-                 sender_her_id="12345", sender_name="Enjournal")
+    s = Settings(
+        directory=tmp_path / "in",
+        outbox=tmp_path / "out",
+        max_file_bytes=100,
+        sender_her_id="12345",
+        sender_name="Enjournal",
+    )
     adapter: KithFileAdapter = build("k", s, SimpleNamespace(bus=None))  # the bus is never touched
     adapter.check()
     (s.directory / "big.xml").write_bytes(STANDALONE.read_bytes())

@@ -93,11 +93,13 @@ def test_unknown_namespace_is_not_covered(schemas: SchemaSet) -> None:
 
 def test_resolver_maps_urls_and_relative_paths_to_the_folder(tmp_path: Path) -> None:
     (tmp_path / "kith.xsd").write_bytes((DEFAULT_SCHEMA_DIR / "kith.xsd").read_bytes())
-    schema_doc = (b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t" '
-                  b'xmlns:k="http://www.kith.no/xmlstds" elementFormDefault="qualified">'
-                  b'<xs:import namespace="http://www.kith.no/xmlstds" '
-                  b'schemaLocation="http://www.kith.no/xmlstds/../../felleskomponenter/kith.xsd"/>'
-                  b'<xs:element name="R" type="k:CS"/></xs:schema>')
+    schema_doc = (
+        b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t" '
+        b'xmlns:k="http://www.kith.no/xmlstds" elementFormDefault="qualified">'
+        b'<xs:import namespace="http://www.kith.no/xmlstds" '
+        b'schemaLocation="http://www.kith.no/xmlstds/../../felleskomponenter/kith.xsd"/>'
+        b'<xs:element name="R" type="k:CS"/></xs:schema>'
+    )
     parser = etree.XMLParser(no_network=True)
     parser.resolvers.add(FolderResolver(tmp_path))
     doc = etree.fromstring(schema_doc, parser, base_url=str(tmp_path / "t.xsd"))

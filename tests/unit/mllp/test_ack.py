@@ -22,8 +22,25 @@ NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
 def msg(version: str = "2.5", msh15: str = "", msh16: str = "", charset: str = "", fs: str = "|") -> bytes:
-    f = [f"MSH{fs}^~\\&", "LAB", "OUS", "EPJ", "HOSP", "20240101120000", "", "ORU^R01^ORU_R01", "CTRL42",
-         "P", version, "", "", msh15, msh16, "NO", charset]
+    f = [
+        f"MSH{fs}^~\\&",
+        "LAB",
+        "OUS",
+        "EPJ",
+        "HOSP",
+        "20240101120000",
+        "",
+        "ORU^R01^ORU_R01",
+        "CTRL42",
+        "P",
+        version,
+        "",
+        "",
+        msh15,
+        msh16,
+        "NO",
+        charset,
+    ]
     return (fs.join(f) + "\rPID|1\r").encode("latin-1")
 
 

@@ -14,8 +14,10 @@ from tests.helpers import envelope, fnr_id, outcome, person
 def test_newer_commits_are_found_behind_a_full_window_of_uncommitted_ones(store: Store) -> None:
     """40 older envelopes never commit (a worker backlog); the 5 newest are committed: their answers come,
     although each look-up asks for fewer ids than wait."""
-    store.commit_batch([outcome(f"new-{i}", [person(fnr_id(i + 1))]) for i in range(4)]
-                       + [Outcome(envelope("new-4"), reason_code="HL7_NO_PID", reason="HL7_NO_PID")])
+    store.commit_batch(
+        [outcome(f"new-{i}", [person(fnr_id(i + 1))]) for i in range(4)]
+        + [Outcome(envelope("new-4"), reason_code="HL7_NO_PID", reason="HL7_NO_PID")]
+    )
 
     async def go() -> list[str | None]:
         lookups = StoreLookups(store)
@@ -46,6 +48,6 @@ def test_the_pause_grows_while_nothing_commits_but_never_below_the_interval(stor
         return out
 
     fast = asyncio.run(pauses(0.005))
-    assert fast[:IDLE_TICKS - 1] == [0.005] * (IDLE_TICKS - 1) and fast[-1] == MAX_INTERVAL
+    assert fast[: IDLE_TICKS - 1] == [0.005] * (IDLE_TICKS - 1) and fast[-1] == MAX_INTERVAL
     slow = asyncio.run(pauses(0.2))  # commit_poll_ms above MAX_INTERVAL: never polls faster than asked
     assert min(slow) == 0.2

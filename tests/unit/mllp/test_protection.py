@@ -73,8 +73,11 @@ def test_200_open_frames_are_closed_after_idle_timeout_and_released(bus: Embedde
 
 
 def test_a_frame_trickled_past_frame_timeout_is_closed(bus: EmbeddedBus, store: Store) -> None:
-    with capture_logs() as logs, listening(bus, store, idle_timeout=5, frame_timeout=0.5) as a, \
-            socket.create_connection(("127.0.0.1", a.port)) as s:
+    with (
+        capture_logs() as logs,
+        listening(bus, store, idle_timeout=5, frame_timeout=0.5) as a,
+        socket.create_connection(("127.0.0.1", a.port)) as s,
+    ):
         s.sendall(b"\x0bMSH|^~\\&|")
         s.settimeout(10)
         t0 = time.monotonic()
@@ -92,14 +95,16 @@ def test_frames_held_per_connection_are_capped(bus: EmbeddedBus, store: Store) -
     """With ack_after commit and no worker, no frame is answered: the connection stops reading once it holds
     max_buffered_bytes, and the sender is pushed back."""
     big = synthetic_adt(5) + b"NTE|1||" + b"y" * 100_000 + b"\r"
-    with listening(bus, store, ack_after="commit", commit_timeout=3, max_buffered_bytes=300_000) as a, \
-            socket.create_connection(("127.0.0.1", a.port)) as s:
+    with (
+        listening(bus, store, ack_after="commit", commit_timeout=3, max_buffered_bytes=300_000) as a,
+        socket.create_connection(("127.0.0.1", a.port)) as s,
+    ):
         s.setblocking(False)
         sent, data = 0, encode(big) * 200  # 20 MB offered
         end = time.monotonic() + 1.5
         while time.monotonic() < end:
             with contextlib.suppress(BlockingIOError):
-                sent += s.send(data[sent:sent + 65536])
+                sent += s.send(data[sent : sent + 65536])
             time.sleep(0.001)
         held = a.buffered_bytes()
     assert 300_000 <= held <= 300_000 + 2 * len(big) + 256 * 1024  # the cap, plus one frame and one read
@@ -121,7 +126,9 @@ def test_connections_beyond_max_connections_are_refused_and_logged_once(bus: Emb
             c.close()
     events = [e for e in logs if e["event"].startswith("mllp.connection_limit")]
     assert [(e["event"], e.get("refused")) for e in events] == [
-        ("mllp.connection_limit_reached", None), ("mllp.connection_limit_cleared", 5)]
+        ("mllp.connection_limit_reached", None),
+        ("mllp.connection_limit_cleared", 5),
+    ]
 
 
 def test_the_loop_handler_logs_the_error_type_only() -> None:
@@ -154,15 +161,21 @@ with listening(bus, store, max_connections=10_000, idle_timeout=float(sys.argv[2
 """
 
 
-def _listener_process(tmp_path: Path, idle_timeout: float = 300,
-                      starve: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+def _listener_process(
+    tmp_path: Path, idle_timeout: float = 300, starve: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
     """A listener alone in a process (its RSS and its descriptors are its own), logging JSON lines to
     ``tmp_path/listener.log``; it stops when its stdin closes."""
     root = Path(__file__).resolve().parents[3]
     with open(tmp_path / "listener.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", _LISTENER, str(tmp_path), str(idle_timeout),
-                                 "starve" if starve else "-"], cwd=root, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONPATH": str(root)})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LISTENER, str(tmp_path), str(idle_timeout), "starve" if starve else "-"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())
 
@@ -239,9 +252,28 @@ def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl not available")
     crt, key = tmp_path / "s.crt", tmp_path / "s.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", str(key), "-out", str(crt)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(crt, key)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -269,9 +301,13 @@ def test_close_cancels_the_handshakes_still_running(tls_contexts: tuple[ssl.SSLC
     before = _open_gauge("mllp-tls-test")
 
     async def go() -> tuple[str, int]:
-        acceptor = Acceptor("mllp-tls-test", bind("127.0.0.1", 0, backlog=8),
-                            lambda _r, w: _Served(w, served), max_connections=4,
-                            ssl_context=server_ctx)
+        acceptor = Acceptor(
+            "mllp-tls-test",
+            bind("127.0.0.1", 0, backlog=8),
+            lambda _r, w: _Served(w, served),
+            max_connections=4,
+            ssl_context=server_ctx,
+        )
         acceptor.start()
         raw = socket.create_connection(("127.0.0.1", acceptor.port))  # connected; its handshake not begun
         while acceptor.open == 0:

@@ -33,8 +33,9 @@ def test_recent_keys_keep_at_most_a_few_contents_per_key() -> None:
     for i in range(5000):
         cache.put("HL7|A|B|SAME", f"h{i}", f"env-{i}", "AA")
         assert len(cache.get("HL7|A|B|SAME")) <= RecentKeys.CONTENTS
-    assert [k.content_hash for k in cache.get("HL7|A|B|SAME")] == [f"h{i}" for i in range(5000 - RecentKeys.CONTENTS,
-                                                                                          5000)]
+    assert [k.content_hash for k in cache.get("HL7|A|B|SAME")] == [
+        f"h{i}" for i in range(5000 - RecentKeys.CONTENTS, 5000)
+    ]
 
 
 def _same_control_id(i: int) -> bytes:
@@ -55,8 +56,10 @@ def test_a_sender_reusing_one_control_id_costs_the_same_per_message(bus: Embedde
         receipts: list[Receipt] = []
         try:
             for start in range(0, n, batch):
-                futures = [publisher.submit(triage(_same_control_id(i), adapter="t", options=Hl7Options(),
-                                                   source_system=None)) for i in range(start, start + batch)]
+                futures = [
+                    publisher.submit(triage(_same_control_id(i), adapter="t", options=Hl7Options(), source_system=None))
+                    for i in range(start, start + batch)
+                ]
                 receipts += await asyncio.gather(*futures)
                 compared.append(len(publisher.cache.get(key)))
         finally:

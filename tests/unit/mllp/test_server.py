@@ -34,7 +34,9 @@ def test_pipelined_messages_answered_in_order(bus: EmbeddedBus, store: Store) ->
 
 def test_garbage_and_malformed_frame_in_the_middle(bus: EmbeddedBus, store: Store) -> None:
     with listening(bus, store) as a, MllpClient("127.0.0.1", a.port) as c:
-        c.write(b"\r\nnoise" + encode(synthetic_adt(1)) + b"junk" + encode(b"not hl7 at all") + encode(synthetic_adt(2)))
+        c.write(
+            b"\r\nnoise" + encode(synthetic_adt(1)) + b"junk" + encode(b"not hl7 at all") + encode(synthetic_adt(2))
+        )
         acks = [c.read_ack() for _ in range(3)]
         assert [x.code for x in acks] == ["AA", "AR", "AA"]
         assert b"ERR|" in acks[1].raw and b"HL7_NO_MSH" in acks[1].raw
@@ -62,8 +64,10 @@ def test_duplicates_answered_with_original_code_and_not_republished(bus: Embedde
         burst = c.send_many([synthetic_adt(12)] * 5)  # in flight together
     assert first.code == again.code == "AA" and again.control_id == "MSG00000011"
     assert [x.code for x in burst] == ["AA"] * 5
-    assert sorted(e.dedup_key or "" for e in drain(bus)) == ["HL7|LOADGEN|TEST|MSG00000011",
-                                                             "HL7|LOADGEN|TEST|MSG00000012"]
+    assert sorted(e.dedup_key or "" for e in drain(bus)) == [
+        "HL7|LOADGEN|TEST|MSG00000011",
+        "HL7|LOADGEN|TEST|MSG00000012",
+    ]
     assert ack_code(store, "HL7|LOADGEN|TEST|MSG00000011") == "AA"
 
 
@@ -95,8 +99,10 @@ def test_slow_duplicate_lookup_does_not_hold_the_ack(bus: EmbeddedBus, store: St
     with listening(bus, SlowKeys(store, 0.3), dedup_lookup_budget_ms=1) as a, MllpClient("127.0.0.1", a.port) as c:
         assert [x.code for x in c.send_many([synthetic_adt(22), synthetic_adt(23)])] == ["AA", "AA"]
     # published before the look-up answered: the workers' idempotent store absorbs the resend
-    assert sorted(e.dedup_key or "" for e in drain(bus)) == ["HL7|LOADGEN|TEST|MSG00000022",
-                                                             "HL7|LOADGEN|TEST|MSG00000023"]
+    assert sorted(e.dedup_key or "" for e in drain(bus)) == [
+        "HL7|LOADGEN|TEST|MSG00000022",
+        "HL7|LOADGEN|TEST|MSG00000023",
+    ]
     assert ack_code(store, "HL7|LOADGEN|TEST|MSG00000023") == "AA"
 
 
@@ -191,7 +197,8 @@ def test_strict_mode_answers_ae_and_dead_letters(bus: EmbeddedBus, store: Store)
 
 
 def test_strict_mode_answers_ae_with_its_err_even_when_validation_is_slow(
-        bus: EmbeddedBus, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus: EmbeddedBus, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The answer is written only after the off-loop triage filled in the error: a slow validator (as under
     load) must not leave the AE without its ERR segment."""
     import mappings.hl7v2.strict as strict
@@ -237,8 +244,15 @@ def test_a_cancelled_application_ack_is_not_sent(bus: EmbeddedBus, store: Store)
         client_r, client_w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
         r, w = await accepted.get()
         lookups = StoreLookups(store)
-        conn = Connection(r, w, name="t", settings=Settings(type="mllp", port=0), publisher=Publisher(bus, lookups),
-                          commits=CommitWatch(lookups), strict=None)
+        conn = Connection(
+            r,
+            w,
+            name="t",
+            settings=Settings(type="mllp", port=0),
+            publisher=Publisher(bus, lookups),
+            commits=CommitWatch(lookups),
+            strict=None,
+        )
         head = parse_header(synthetic_adt(1).replace(b"|P|2.5\r", b"|P|2.5|||AL|AL\r"))
         earlier: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # the ACK before, waiting
         task = asyncio.ensure_future(conn._app_ack(Answer(head, None), "AA", None, earlier))
@@ -271,8 +285,11 @@ def test_each_answer_waits_for_its_commit_once(bus: EmbeddedBus, store: Store, m
     monkeypatch.setattr(CommitWatch, "outcome", counted)
     for strict in (False, True):
         waits.clear()
-        with working(bus, store), listening(bus, store, ack_after="commit", strict=strict) as a, \
-                MllpClient("127.0.0.1", a.port) as c:
+        with (
+            working(bus, store),
+            listening(bus, store, ack_after="commit", strict=strict) as a,
+            MllpClient("127.0.0.1", a.port) as c,
+        ):
             acks = c.send_many([synthetic_adt(200 + i) for i in range(20)] + [b"MSH|not a message"])
         assert [x.code for x in acks] == ["AA"] * 20 + ["AR"]
         assert len(waits) == len(set(waits)) == 20

@@ -33,8 +33,11 @@ def test_unreadable_tls_material_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         server_context(TlsSettings(certfile=tmp_path / "bad.crt", cafile=tmp_path / "bad.crt"))
     assert "bad.crt" in str(err.value)
-    adapter = build("m", Settings(type="mllp", port=0, tls={"certfile": tmp_path / "missing.crt",
-                                                               "require_client_cert": False}), Runtime(None, None))
+    adapter = build(
+        "m",
+        Settings(type="mllp", port=0, tls={"certfile": tmp_path / "missing.crt", "require_client_cert": False}),
+        Runtime(None, None),
+    )
     with pytest.raises(ConfigError):
         adapter.check()
 

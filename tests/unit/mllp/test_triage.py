@@ -67,7 +67,6 @@ def test_mapping_options_carry_the_default_charset() -> None:
     assert Hl7Options(default_charset="cp1252", strict=True).mapping_options() == {"default_charset": "cp1252"}
 
 
-
 def test_dedup_key_escapes_what_a_store_cannot_hold_or_would_confuse() -> None:
     """The header's own key is the storable one (every caller gets it), and triage's envelope carries it."""
     import dataclasses
