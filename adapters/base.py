@@ -13,7 +13,8 @@ Each adapter kind is a module under ``adapters/`` with:
 from __future__ import annotations
 
 import threading
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from engine.bus import Bus
 

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
 from bench import big_hl7, data, floor, model, path_mllp, paths, report, stages
 from bench.proc import AMQP_URL, PG_URL
 from engine import logging as elog

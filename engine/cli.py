@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import orjson
 import structlog
@@ -109,7 +109,7 @@ def _runtime(cfg: Any, declare: bool = True) -> Any:
 def run(
     config: Path = ConfigOpt,
     until_idle: bool = typer.Option(False, help="exit once the queue is empty"),
-    adapters: Optional[list[str]] = typer.Option(None, "--adapter", help="run only these adapters"),
+    adapters: list[str] | None = typer.Option(None, "--adapter", help="run only these adapters"),
     no_workers: bool = typer.Option(False, help="adapters only (an intake process)"),
     no_adapters: bool = typer.Option(False, help="workers only (a worker process)"),
     drain_seconds: float = typer.Option(30.0, help="shutdown deadline"),
@@ -205,8 +205,8 @@ def sniff_mapping(raw: bytes) -> str:
 def map_file(
     file: Path,
     as_json: bool = typer.Option(False, "--json"),
-    mapping: Optional[str] = typer.Option(None, help="mapping name (default: sniffed)"),
-    adapter: Optional[str] = typer.Option(None, help="adapter whose mapping options to use (CSV)"),
+    mapping: str | None = typer.Option(None, help="mapping name (default: sniffed)"),
+    adapter: str | None = typer.Option(None, help="adapter whose mapping options to use (CSV)"),
     config: Path = ConfigOpt,
 ) -> None:
     """Show what a message would become, writing nothing. Exit 0 mapped, 1 rejected (with the reason code)."""

@@ -26,7 +26,7 @@ import re
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import yaml
@@ -126,7 +126,7 @@ class RabbitBusConfig(_Strict):
         return _with_password(url, pw)
 
 
-BusConfig = Annotated[Union[EmbeddedBusConfig, RabbitBusConfig], Field(discriminator="kind")]
+BusConfig = Annotated[EmbeddedBusConfig | RabbitBusConfig, Field(discriminator="kind")]
 
 
 class StoreConfig(_Strict):
@@ -183,7 +183,7 @@ def adapter_settings_classes() -> dict[str, type[BaseModel]]:
 def config_model() -> type[BaseModel]:
     """The root config model (built once: the adapter union depends on installed adapters)."""
     classes = tuple(adapter_settings_classes().values())
-    AdapterSettings = Annotated[Union[classes], Field(discriminator="type")]  # type: ignore[valid-type]
+    AdapterSettings = Annotated[classes, Field(discriminator="type")]  # type: ignore[valid-type]
     return create_model(
         "EnjournalConfig",
         __config__=ConfigDict(extra="forbid"),

@@ -8,7 +8,7 @@ bytes and a trace id. Replay of an archived envelope is the same code path as li
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -61,7 +61,7 @@ class Envelope(BaseModel):
         dedup_key: str | None = None,
         attributes: dict[str, str] | None = None,
         id: str | None = None,
-    ) -> "Envelope":
+    ) -> Envelope:
         return cls.model_validate(
             {
                 "id": id or new_id(),
@@ -69,7 +69,7 @@ class Envelope(BaseModel):
                 "mapping": mapping,
                 "content_type": content_type,
                 "source_system": source_system,
-                "received_at": received_at or datetime.now(timezone.utc),
+                "received_at": received_at or datetime.now(UTC),
                 "charset": charset,
                 "raw": raw,
                 "sha256": hashlib.sha256(raw).hexdigest(),
@@ -95,14 +95,14 @@ class Envelope(BaseModel):
         }
 
     @classmethod
-    def from_headers(cls, headers: dict[str, Any], raw: bytes) -> "Envelope":
+    def from_headers(cls, headers: dict[str, Any], raw: bytes) -> Envelope:
         def _s(v: Any) -> Any:
             return v.decode() if isinstance(v, (bytes, bytearray)) else v
 
         return cls.from_meta({k: _s(v) for k, v in headers.items()}, raw)
 
     @classmethod
-    def from_meta(cls, h: dict[str, Any], raw: bytes) -> "Envelope":
+    def from_meta(cls, h: dict[str, Any], raw: bytes) -> Envelope:
         """:meth:`from_headers` for values that are already ``str`` (the work queue's JSON metadata)."""
         # model_validate(dict): the same validation as cls(**kwargs) at a lower cost (per envelope in
         # every worker)

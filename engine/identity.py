@@ -13,8 +13,8 @@ writer anyway). Edges already known are skipped without taking the lock.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 

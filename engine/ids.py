@@ -118,7 +118,7 @@ class NationalId:
         found = classify(value)
         if found is None:
             raise ValueError("not a valid Norwegian person number (mod 11 / date)")
-        if kind is not None and kind is not found and not (kind is IdKind.FHN):
+        if kind is not None and kind is not found and kind is not IdKind.FHN:
             raise ValueError(f"number is a {found.value}, not a {kind.value}")
         self.value = value
         self.kind = kind or found

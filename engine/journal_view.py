@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -48,7 +48,7 @@ def _record(r: dict[str, Any]) -> dict[str, Any]:
         "record_key": r["record_key"],
         "kind": r["kind"],
         "status": r["status"],
-        "event_time": datetime.fromtimestamp(r["event_us"] / 1e6, tz=timezone.utc).isoformat(),
+        "event_time": datetime.fromtimestamp(r["event_us"] / 1e6, tz=UTC).isoformat(),
         "version": r["version_hash"],
         "envelope_id": r["envelope_id"],
         "adapter": r["adapter"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -195,7 +195,7 @@ class Medication(RecordBase):
 
 
 Record = Annotated[
-    Union[Person, Encounter, Observation, Condition, Document, Referral, CareEvent, Medication],
+    Person | Encounter | Observation | Condition | Document | Referral | CareEvent | Medication,
     Field(discriminator="kind"),
 ]
 RECORD_TYPES: dict[str, type[RecordBase]] = {

@@ -55,7 +55,7 @@ class Runtime:
     supervisor: Supervisor = field(default_factory=Supervisor)
 
     @classmethod
-    def build(cls, config: Any, *, declare: bool = True) -> "Runtime":
+    def build(cls, config: Any, *, declare: bool = True) -> Runtime:
         store = Store(config.store.url_with_secret(), pool_size=config.store.pool_size)
         bus = make_bus(config.bus)
         if declare:

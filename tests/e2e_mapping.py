@@ -5,13 +5,13 @@ It keeps bus/worker/store tests independent of the real message families. ``BAD.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from engine import ids
 from engine.errors import MappingError
 from engine.model import Coding, Identifier, IdentityLink, MapContext, MappingResult, Observation, Person
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def map_message(raw: bytes, ctx: MapContext) -> MappingResult:

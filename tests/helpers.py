@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine import ids
@@ -14,7 +14,7 @@ from engine.store import Outcome
 if TYPE_CHECKING:
     from engine.bus.rabbit import RabbitBus
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def fnr(i: int) -> str:
@@ -101,7 +101,7 @@ def ack_code(store: Any, dedup_key: str) -> str | None:
     return ack_codes(store.processed_versions([dedup_key])).get(dedup_key)
 
 
-def unreachable_rabbit_bus(amqp_names: dict[str, str], connect_timeout: float) -> "RabbitBus":
+def unreachable_rabbit_bus(amqp_names: dict[str, str], connect_timeout: float) -> RabbitBus:
     """A RabbitBus whose broker URL points at a local port nobody listens on."""
     from engine.bus.rabbit import RabbitBus
     from engine.config import RabbitBusConfig

@@ -20,9 +20,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 
@@ -98,7 +99,7 @@ class EmbeddedBus:
         """Always: :meth:`publish_async` only queues the batch for the writer thread."""
         return True
 
-    def publish_async(self, envelopes: Sequence[Envelope]) -> "Future[None]":
+    def publish_async(self, envelopes: Sequence[Envelope]) -> Future[None]:
         """Queue the batch for the writer thread, which commits everything waiting in one transaction
         (group commit: concurrent publishers share the fsync)."""
         fut: Future[None] = Future()
@@ -124,7 +125,7 @@ class EmbeddedBus:
                 batch, self._pending = self._pending, []
             self._commit_group(batch)
 
-    def _commit_group(self, batch: list[tuple[list[tuple[bytes, bytes]], "Future[None]"]]) -> None:
+    def _commit_group(self, batch: list[tuple[list[tuple[bytes, bytes]], Future[None]]]) -> None:
         try:
             with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -155,7 +156,7 @@ class EmbeddedBus:
             self._conn.executemany("INSERT INTO dead(headers, raw, reason, dead_at) VALUES (?,?,?,?)", rows)
             self._conn.execute("COMMIT")
 
-    def consumer(self, prefetch: int = 1000) -> "EmbeddedConsumer":
+    def consumer(self, prefetch: int = 1000) -> EmbeddedConsumer:
         first = self._take_process_lock()
         c = EmbeddedConsumer(self)
         if first:

@@ -28,9 +28,10 @@ import asyncio
 import itertools
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions
@@ -125,7 +126,7 @@ class _Batch:
     """Envelopes published together: their future (a thread's or an event loop's) settles once the broker
     confirmed every message of it, and fails if it nacked or returned any."""
 
-    future: "Future[None] | asyncio.Future[None]"
+    future: Future[None] | asyncio.Future[None]
     remaining: int
     failed: str | None = None
 
@@ -263,7 +264,7 @@ class _Publisher(threading.Thread):
         self._confirms.publish(self._chan, messages, exchange, batch)
 
     # caller side -------------------------------------------------------------------------
-    def submit(self, messages: Sequence[_Outgoing], exchange: str) -> "Future[None]":
+    def submit(self, messages: Sequence[_Outgoing], exchange: str) -> Future[None]:
         """Publish ``messages`` (encoded on the caller's thread, not the I/O thread); the future settles
         when the broker confirmed all of them."""
         fut: Future[None] = Future()
@@ -334,14 +335,14 @@ class RabbitBus:
         pub = self._publisher
         return pub is not None and pub.is_alive() and pub.wait_ready(0)
 
-    def loop_publisher(self) -> "LoopPublisher":
+    def loop_publisher(self) -> LoopPublisher:
         """A publisher for the calling event loop (:mod:`engine.bus.rabbit_loop`): the same messages and
         confirms as :meth:`publish_async`, without the I/O thread."""
         from engine.bus.rabbit_loop import LoopPublisher
 
         return LoopPublisher(self.cfg, connect_timeout=self._connect_timeout)
 
-    def publish_async(self, envelopes: Sequence[Envelope], *, framed: bool = True) -> "Future[None]":
+    def publish_async(self, envelopes: Sequence[Envelope], *, framed: bool = True) -> Future[None]:
         return self._pub().submit(_work_messages(envelopes, self.cfg, framed), self.cfg.exchange)
 
     def publish(self, envelopes: Sequence[Envelope], timeout: float | None = None, *, framed: bool = True) -> None:
@@ -359,7 +360,7 @@ class RabbitBus:
         except TimeoutError:
             raise BusUnavailable("dead-letter confirms timed out") from None
 
-    def consumer(self, prefetch: int = 1000) -> "RabbitConsumer":
+    def consumer(self, prefetch: int = 1000) -> RabbitConsumer:
         return RabbitConsumer(self, prefetch)
 
     def depth(self) -> dict[str, int]:

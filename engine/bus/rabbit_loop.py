@@ -18,7 +18,8 @@ Use it from one event loop only: :meth:`start` on that loop, :meth:`close` when 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from pika.adapters.asyncio_connection import AsyncioConnection

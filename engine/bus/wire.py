@@ -22,7 +22,8 @@ version drains after an upgrade. An unreadable body becomes one envelope the wor
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 

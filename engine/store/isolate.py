@@ -22,7 +22,8 @@ store is fixed.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ from engine.store.migrations import migrate
 log = structlog.get_logger("engine.store")
 T = TypeVar("T")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 
@@ -67,7 +68,7 @@ class BatchStats:
     #: envelopes the store dead-lettered itself (isolated after a failed commit), as dead outcomes
     rejected: list[Outcome] = field(default_factory=list)
 
-    def add(self, other: "BatchStats") -> "BatchStats":
+    def add(self, other: BatchStats) -> BatchStats:
         self.envelopes += other.envelopes
         self.versions_new += other.versions_new
         self.versions_unchanged += other.versions_unchanged
@@ -435,7 +436,7 @@ def _cascade_cancellations(best: dict[str, dict[str, Any]]) -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _raw_row(env: Envelope) -> Row:

@@ -6,7 +6,7 @@ advisory lock; SQLite: an immediate transaction). Add a step at the end; never e
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import sqlalchemy as sa
 

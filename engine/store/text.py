@@ -30,8 +30,9 @@ one message), the rule is applied before the database sees a value, per kind of 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from engine.envelope import Envelope
 from engine.errors import PermanentError

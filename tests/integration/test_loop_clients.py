@@ -17,7 +17,6 @@ from engine.bus.rabbit_loop import LoopPublisher
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 from engine.store import Store
-from engine.store.keys_async import AsyncKeyReader
 from tests.helpers import ack_codes, unreachable_rabbit_bus
 from tests.unit.mllp.helpers import drain
 

@@ -3,8 +3,9 @@ single deliveries, and a worker batch never splits a frame (its one ack settles 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pika
 
@@ -108,8 +109,8 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered_as_poison(
 ) -> None:
     """Quorum queue, delivery limit 3: a frame whose worker dies is split; the envelope delivered three
     times without a commit is archived and dead-lettered as POISON_MESSAGE, the others are journaled."""
-    from engine.worker import Mapper, Worker
     from adapters.mllp.client import synthetic_adt
+    from engine.worker import Mapper, Worker
 
     envs = [
         Envelope.build(synthetic_adt(i), adapter="t", mapping="hl7v2", content_type="application/hl7-v2")
