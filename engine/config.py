@@ -26,7 +26,7 @@ import re
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import yaml
@@ -183,7 +183,8 @@ def adapter_settings_classes() -> dict[str, type[BaseModel]]:
 def config_model() -> type[BaseModel]:
     """The root config model (built once: the adapter union depends on installed adapters)."""
     classes = tuple(adapter_settings_classes().values())
-    AdapterSettings = Annotated[classes, Field(discriminator="type")]  # type: ignore[valid-type]
+    # a union of a runtime tuple of types can only be spelled Union[...]
+    AdapterSettings = Annotated[Union[classes], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     return create_model(
         "EnjournalConfig",
         __config__=ConfigDict(extra="forbid"),
