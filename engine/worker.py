@@ -33,8 +33,9 @@ from engine.bus import Bus, Consumer, Delivery
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, TransientError
 from engine.model import MappingResult
+from engine.outcome import BatchStats, Outcome
 from engine.redact import safe_reason
-from engine.store import BatchStats, Outcome, Store, text
+from engine.store import Store, text
 from mappings import registry
 
 log = structlog.get_logger(__name__)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -28,7 +27,7 @@ from sqlalchemy import event
 from engine import identity
 from engine.envelope import Envelope
 from engine.errors import StoreUnavailable
-from engine.model import MappingResult
+from engine.outcome import BatchStats, Outcome
 from engine.redact import safe_reason
 from engine.store import isolate, keys_async, text
 from engine.store import schema as s
@@ -41,43 +40,6 @@ T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the worker made of one envelope: a mapping result, or a dead-letter reason."""
-
-    envelope: Envelope
-    result: MappingResult | None = None
-    reason_code: str | None = None
-    reason: str | None = None
-
-    @property
-    def dead(self) -> bool:
-        return self.reason_code is not None
-
-
-@dataclass
-class BatchStats:
-    envelopes: int = 0
-    versions_new: int = 0
-    versions_unchanged: int = 0
-    dead_letters: int = 0
-    new_edges: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-    #: envelopes the store dead-lettered itself (isolated after a failed commit), as dead outcomes
-    rejected: list[Outcome] = field(default_factory=list)
-
-    def add(self, other: BatchStats) -> BatchStats:
-        self.envelopes += other.envelopes
-        self.versions_new += other.versions_new
-        self.versions_unchanged += other.versions_unchanged
-        self.dead_letters += other.dead_letters
-        self.new_edges += other.new_edges
-        for kind, n in other.by_kind.items():
-            self.by_kind[kind] = self.by_kind.get(kind, 0) + n
-        self.rejected.extend(other.rejected)
-        return self
 
 
 def event_us(dt: datetime) -> int:
