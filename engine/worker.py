@@ -28,15 +28,14 @@ from typing import Any
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from engine import metrics
+from engine import metrics, registry
 from engine.bus import Bus, Consumer, Delivery
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, TransientError
-from engine.model import MappingResult
 from engine.outcome import BatchStats, Outcome
+from engine.plugin import MapFn
 from engine.redact import safe_reason
 from engine.store import Store, text
-from mappings import registry
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +58,7 @@ class Mapper:
 
     def __init__(self, options_for: Callable[[str], dict[str, Any]] | None = None) -> None:
         self._options_for = options_for or (lambda _name: {})
-        self._fns: dict[str, Callable[..., MappingResult]] = {}
+        self._fns: dict[str, MapFn] = {}
 
     def __call__(self, env: Envelope) -> Outcome:
         reject = env.attributes.get("reject")
@@ -69,7 +68,7 @@ class Mapper:
         try:
             fn = self._fns.get(env.mapping)
             if fn is None:
-                fn = self._fns[env.mapping] = registry.resolve(env.mapping)
+                fn = self._fns[env.mapping] = registry.resolve_mapping(env.mapping)
             result = fn(env.raw, env.context(self._options_for(env.adapter)))
             if text.suspect(env.raw, result):  # text the journal may not hold: look at all of it
                 text.check(result, [rec.content_json() for rec in result.records])
