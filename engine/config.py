@@ -163,7 +163,7 @@ def _env_secret(name: str) -> SecretStr | None:
 
 class EngineConfig(_Strict):
     """The config file's root. :func:`config_model` adds ``adapters``: a union over the registry's adapter kinds
-    (discriminated by ``type``), known only once the installed adapters are."""
+    (discriminated by ``type``), known only once the adapters are loaded."""
 
     bus: BusConfig = Field(default_factory=EmbeddedBusConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
@@ -174,10 +174,12 @@ class EngineConfig(_Strict):
         adapters: dict[str, AdapterSettings]
 
 
-@lru_cache(maxsize=1)
-def config_model() -> type[EngineConfig]:
-    """The root config model (built once: the adapter union depends on the installed adapters)."""
-    classes = tuple(plugin.settings for plugin in registry.adapters())
+@lru_cache(maxsize=8)
+def config_model(plugins: tuple[str, ...] = ()) -> type[EngineConfig]:
+    """The root config model over the built-in adapter kinds and the third-party ones named in ``plugins``
+    (only those are loaded: an installed plugin the config does not use cannot break it). Built once each."""
+    kinds = [p for p in registry.adapters() if p.origin == "built-in" or p.name in plugins]
+    classes = tuple(plugin.settings for plugin in kinds)
     # a union of a runtime tuple of types can only be spelled Union[...]
     settings = Annotated[Union[classes], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     return create_model(
@@ -195,6 +197,14 @@ def _describe(loc: tuple[Any, ...]) -> str:
         field = ".".join(rest) or "type"
         return f"adapter {parts[1]!r}, field {field!r}"
     return f"field {'.'.join(parts)!r}"
+
+
+def _third_party(adapters: object) -> tuple[str, ...]:
+    """The adapter kinds ``adapters`` (the file's section, aliases replaced) names that are not built in."""
+    if not isinstance(adapters, dict):
+        return ()
+    kinds = {s.get("type") for s in adapters.values() if isinstance(s, dict)}
+    return tuple(sorted(k for k in kinds if isinstance(k, str) and k not in registry.BUILTIN_ADAPTERS))
 
 
 def _plugin_names(adapters: object, source: str) -> object:
@@ -232,12 +242,8 @@ def _check_mappings(config: EngineConfig, source: str) -> None:
         raise ConfigError("\n".join(problems))
 
 
-def parse_config(data: object, source: str = "<config>") -> EngineConfig:
-    """Validate a loaded YAML document; raise ConfigError naming the file, adapter and field."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
+def _env_urls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the URLs ``ENJOURNAL_BUS_URL`` / ``ENJOURNAL_STORE_URL`` give (a bus URL means RabbitMQ)."""
     for env, path in (("ENJOURNAL_BUS_URL", "bus"), ("ENJOURNAL_STORE_URL", "store")):
         if os.environ.get(env):
             section = dict(data.get(path) or {})
@@ -245,10 +251,24 @@ def parse_config(data: object, source: str = "<config>") -> EngineConfig:
             if path == "bus":
                 section.setdefault("kind", "rabbitmq")
             data = {**data, path: section}
+    return data
+
+
+def parse_config(data: object, source: str = "<config>") -> EngineConfig:
+    """Validate a loaded YAML document; raise ConfigError naming the file, adapter and field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    data = _env_urls(data)
     if "adapters" in data:
         data = {**data, "adapters": _plugin_names(data["adapters"], source)}
     try:
-        config = config_model().model_validate(data)
+        model = config_model(_third_party(data.get("adapters")))
+    except ConfigError as exc:  # a third-party adapter kind that does not load or meet the contract
+        raise ConfigError(f"{source}: {exc}") from None
+    try:
+        config = model.model_validate(data)
     except ValidationError as exc:
         lines = [f"{source}: {_describe(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)]
         raise ConfigError("\n".join(lines)) from None
@@ -273,4 +293,6 @@ def load_config(path: str | Path) -> EngineConfig:
 
 
 def json_schema() -> dict[str, Any]:
-    return config_model().model_json_schema()
+    """The config's JSON Schema, over every adapter kind installed."""
+    plugins = tuple(p.name for p in registry.adapters() if p.origin != "built-in")
+    return config_model(plugins).model_json_schema()
