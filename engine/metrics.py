@@ -278,4 +278,4 @@ class _Chain:
 
 def render(*extra: Any) -> bytes:
     """Prometheus text of every process of this engine run, plus ``extra`` collectors (broker figures)."""
-    return generate_latest(_Chain(_own(), *extra))  # type: ignore[arg-type]
+    return generate_latest(_Chain(_own(), *extra))

@@ -123,7 +123,8 @@ class Worker:
                         break
                 except TransientError as exc:
                     log.warning("worker.transient", worker=self.name, code=exc.code)
-                    consumer = _close(consumer)
+                    _close(consumer)
+                    consumer = None
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:  # also on a crash: what this consumer held goes back to the queue
@@ -226,6 +227,5 @@ def _close(consumer: Consumer | None) -> None:
     if consumer is not None:
         try:
             consumer.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - closing a consumer whose connection failed may fail too
             pass
-    return None

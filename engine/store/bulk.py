@@ -177,7 +177,7 @@ def pg_select_in_sql(table: sa.Table, out: tuple[str, ...], by: tuple[str, ...],
 
 
 def pg_select_in_args(by: Sequence[str], keys: Sequence[Any]) -> tuple[str, ...]:
-    parts = [keys] if len(by) == 1 else list(zip(*keys))
+    parts = [keys] if len(by) == 1 else list(zip(*keys, strict=True))
     return tuple(pg_text_array(p) for p in parts)
 
 

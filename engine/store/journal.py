@@ -17,7 +17,7 @@ import bisect
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -34,6 +34,9 @@ from engine.store import schema as s
 from engine.store.bulk import SQLITE_VARS, Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
 from engine.store.keys_async import AsyncKeyReader
 from engine.store.migrations import migrate
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = structlog.get_logger("engine.store")
 T = TypeVar("T")
@@ -210,7 +213,9 @@ class Store:
         assert self._reads is not None
         conn = self._reads.raw_connection()
         try:
-            with conn.cursor() as cur:
+            driver: psycopg.Connection[tuple[Any, ...]] | None = conn.driver_connection  # psycopg's own
+            assert driver is not None  # a connection just checked out of the pool
+            with driver.cursor() as cur:
                 cur.execute(sql, args, prepare=True)
                 return [tuple(r) for r in cur.fetchall()]
         except Exception:
@@ -441,7 +446,7 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
         # a search per content (each call's overhead outweighs copying a message's few KB).
         if b"\\" in b"".join(contents):
             text.check(result, contents)
-        for rec, content in zip(result.records, contents):
+        for rec, content in zip(result.records, contents, strict=True):
             kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
             if rec.subject is not subject:
