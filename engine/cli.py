@@ -156,13 +156,15 @@ def _wait_idle(rt: Runtime, requested: threading.Event, settle: float = 1.5) -> 
 
 
 def _pending_files(rt: Runtime) -> int:
+    """Files still in the file adapters' inboxes."""
+    from engine.plugin import InboxSettings
+
     n = 0
     for settings in rt.config.adapters.values():
-        d = getattr(settings, "directory", None)
-        if d is not None and Path(d).is_dir():
+        if isinstance(settings, InboxSettings) and settings.directory.is_dir():
             n += sum(
                 1
-                for p in Path(d).glob(getattr(settings, "pattern", "*"))
+                for p in settings.directory.glob(settings.pattern)
                 if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".reason", ".tmp"))
             )
     return n

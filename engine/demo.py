@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.config import load_config
 from engine.journal_view import JournalView, load_journal
-from engine.plugin import AdapterSettings
+from engine.plugin import AdapterSettings, InboxSettings
 from engine.runtime import Runtime
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "deploy" / "demo"
@@ -57,7 +57,6 @@ def _wait_until_ingested(rt: Runtime, timeout: float) -> None:
 
 def _inbox(settings: AdapterSettings) -> Path:
     """The directory an adapter of the demo reads (each of them is a file adapter)."""
-    directory = getattr(settings, "directory", None)
-    if not isinstance(directory, Path):
+    if not isinstance(settings, InboxSettings):
         raise SystemExit(f"demo: adapter type {settings.type!r} reads no directory")
-    return directory
+    return settings.directory

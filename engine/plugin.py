@@ -8,7 +8,8 @@ both by name and checks them when it loads them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine.model import MapContext, MappingResult
 
@@ -38,6 +39,20 @@ class AdapterSettings(Protocol):
 
     def published_limits(self) -> dict[str, int]:
         """``{field: largest raw bytes of one envelope}`` (:mod:`engine.limits`)."""
+
+
+@runtime_checkable
+class InboxSettings(Protocol):
+    """Settings of an adapter that reads files from a directory (the file adapters): ``run --until-idle`` and
+    the demo look at what is still in it."""
+
+    @property
+    def directory(self) -> Path:
+        """The inbox."""
+
+    @property
+    def pattern(self) -> str:
+        """The glob of the files it takes."""
 
 
 #: the members a Settings class must have (checked when the registry loads it)
