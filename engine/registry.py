@@ -162,11 +162,6 @@ def resolve_mapping(name: str) -> MapFn:
     return mapping(name).map_fn
 
 
-def adapter_name(kind: str) -> str:
-    """The name an alias of a built-in adapter kind stands for (any other text unchanged)."""
-    return ADAPTER_ALIASES.get(kind, kind)
-
-
 def mapping_name(name: str) -> str:
     """The name an alias of a built-in mapping stands for (any other text unchanged)."""
     return MAPPING_ALIASES.get(name, name)
