@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import Field
@@ -97,6 +97,10 @@ class Settings(FileDropSettings):
         """The largest envelope (:mod:`engine.limits`): nothing over the smaller of the two limits is read."""
         field = min(("max_bytes", "max_file_bytes"), key=lambda f: int(getattr(self, f)))
         return {field: int(getattr(self, field))}
+
+    def mapping_options(self) -> dict[str, Any]:
+        """``ctx.options`` for the worker's kith mapping: it needs none."""
+        return {}
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,8 @@ from bench.chaos_run import (
     wait_for,
 )
 from engine.model import MapContext
+from engine.registry import resolve_mapping
 from engine.store import schema as s
-from mappings.registry import resolve
 
 KITH_STARTED = b"kith.started"
 SECRET_VAR = "ENJOURNAL_CHAOS_SECRET"
@@ -74,7 +74,7 @@ class KithSet:
         self.files = [data.svarrapport(i, p, template, seed) for i, p in enumerate(self.patients)]
         self.ids = [_msg_id(raw) for raw in self.files]
         ctx = MapContext(envelope_id="expected", adapter="chaos", received_at=datetime.now(UTC))
-        kith = resolve("kith")
+        kith = resolve_mapping("kith")
         self.expected = {
             mid: {(r.key, r.version_hash()) for r in kith(raw, ctx).records} for mid, raw in zip(self.ids, self.files)
         }

@@ -238,8 +238,8 @@ def _drain(bus: Any, n: int) -> None:
 
 
 def store_stages(n: int, pats: list[data.Patient]) -> list[StageResult]:
+    from engine.outcome import Outcome
     from engine.store import Store
-    from engine.store.journal import Outcome
     from mappings.hl7v2 import map_message as hl7_map
 
     schema = PgSchema()

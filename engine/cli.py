@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
 import structlog
@@ -23,9 +23,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine import logging as elog
-from engine.config import json_schema, load_config
+from engine.config import EngineConfig, RabbitBusConfig, json_schema, load_config
 from engine.errors import ConfigError, EnjournalError, PermanentError
 from engine.redact import safe_reason
+
+if TYPE_CHECKING:
+    from engine.journal_view import JournalView
+    from engine.runtime import Runtime
 
 #: no locals in a traceback: they may hold a message's bytes
 app = typer.Typer(
@@ -40,13 +44,16 @@ out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 log = structlog.get_logger("engine.cli")
 
-ConfigOpt = typer.Option(
-    None,
-    "--config",
-    "-c",
-    envvar="ENJOURNAL_CONFIG",
-    help="YAML config file (default: enjournal.yaml in the current directory)",
-)
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="ENJOURNAL_CONFIG",
+        help="YAML config file (default: enjournal.yaml in the current directory)",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json")]
 DEFAULT_CONFIG = Path("enjournal.yaml")
 NO_CONFIG = (
     "no config: pass -c FILE, set ENJOURNAL_CONFIG, or run where an enjournal.yaml is "
@@ -59,7 +66,7 @@ def _reason(text: str) -> str:
     return escape(safe_reason(text))
 
 
-def _load(path: Path | None) -> Any:
+def _load(path: Path | None) -> EngineConfig:
     """The validated config; exit 2 when there is none (nothing is created in the current directory)."""
     if path is None:
         if not DEFAULT_CONFIG.is_file():
@@ -80,19 +87,18 @@ def _config_error(exc: ConfigError) -> NoReturn:
     raise typer.Exit(2) from None
 
 
-def _secrets(cfg: Any) -> None:
+def _secrets(cfg: EngineConfig) -> None:
     """Exit 2 now when a URL needs a password the environment does not give (not deep in a client
     library's connect, as a traceback)."""
     try:
         cfg.store.url_with_secret()
-        with_secret = getattr(cfg.bus, "url_with_secret", None)
-        if callable(with_secret):
-            with_secret()
+        if isinstance(cfg.bus, RabbitBusConfig):
+            cfg.bus.url_with_secret()
     except ConfigError as exc:
         _config_error(exc)
 
 
-def _runtime(cfg: Any, declare: bool = True) -> Any:
+def _runtime(cfg: EngineConfig, declare: bool = True) -> Runtime:
     from engine.runtime import Runtime
 
     _secrets(cfg)
@@ -107,12 +113,12 @@ def _runtime(cfg: Any, declare: bool = True) -> Any:
 
 @app.command()
 def run(
-    config: Path = ConfigOpt,
-    until_idle: bool = typer.Option(False, help="exit once the queue is empty"),
-    adapters: list[str] | None = typer.Option(None, "--adapter", help="run only these adapters"),
-    no_workers: bool = typer.Option(False, help="adapters only (an intake process)"),
-    no_adapters: bool = typer.Option(False, help="workers only (a worker process)"),
-    drain_seconds: float = typer.Option(30.0, help="shutdown deadline"),
+    config: ConfigOpt = None,
+    until_idle: Annotated[bool, typer.Option(help="exit once the queue is empty")] = False,
+    adapters: Annotated[list[str] | None, typer.Option("--adapter", help="run only these adapters")] = None,
+    no_workers: Annotated[bool, typer.Option(help="adapters only (an intake process)")] = False,
+    no_adapters: Annotated[bool, typer.Option(help="workers only (a worker process)")] = False,
+    drain_seconds: Annotated[float, typer.Option(help="shutdown deadline")] = 30.0,
 ) -> None:
     """Run adapters and workers until SIGTERM/SIGINT (drains, then exits 0)."""
     from engine.runtime import install_signal_handlers
@@ -133,7 +139,7 @@ def run(
     raise typer.Exit(0 if ok else 1)
 
 
-def _wait_idle(rt: Any, requested: threading.Event, settle: float = 1.5) -> None:
+def _wait_idle(rt: Runtime, requested: threading.Event, settle: float = 1.5) -> None:
     quiet_since: float | None = None
     while not requested.wait(0.25):
         # the queue depth does not count what a worker has prefetched: also wait for the workers to go quiet,
@@ -149,47 +155,35 @@ def _wait_idle(rt: Any, requested: threading.Event, settle: float = 1.5) -> None
             return
 
 
-def _pending_files(rt: Any) -> int:
+def _pending_files(rt: Runtime) -> int:
+    """Files still in the file adapters' inboxes."""
+    from engine.plugin import InboxSettings
+
     n = 0
     for settings in rt.config.adapters.values():
-        d = getattr(settings, "directory", None)
-        if d is not None and Path(d).is_dir():
+        if isinstance(settings, InboxSettings) and settings.directory.is_dir():
             n += sum(
                 1
-                for p in Path(d).glob(getattr(settings, "pattern", "*"))
+                for p in settings.directory.glob(settings.pattern)
                 if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".reason", ".tmp"))
             )
     return n
 
 
 @app.command()
-def check(config: Path = ConfigOpt) -> None:
-    """Validate the config, reach the bus and the store, and check every adapter's source."""
-    from engine.runtime import Runtime
+def check(config: ConfigOpt = None) -> None:
+    """Validate the config, reach the bus and the store, and check every adapter's source; writes nothing.
+    Exit 0 all usable, 2 the config is invalid or the bus or the store cannot be reached, 1 an adapter's source."""
+    from engine.check import exit_status, run_checks
 
     cfg = _load(config)
-    problems = 0
-    rt = None
     _secrets(cfg)
-    try:
-        rt = Runtime.build(cfg)
-        rt.bus.check()
-        rt.store.check()
-        out.print(f"bus: ok ({cfg.bus.kind})   store: ok ({rt.store.dialect})")
-        for name in cfg.adapters:
-            try:
-                rt.build_adapter(name).check()
-                out.print(f"adapter {name}: ok")
-            except EnjournalError as exc:
-                problems += 1
-                out.print(f"adapter {name}: [red]{_reason(exc.reason)}[/red]")
-    except EnjournalError as exc:
-        out.print(f"[red]{_reason(exc.reason)}[/red]")
-        problems += 1
-    finally:
-        if rt is not None:
-            rt.close()
-    raise typer.Exit(0 if problems == 0 else (2 if problems and rt is None else 1))
+    findings = run_checks(cfg)
+    for f in findings:
+        label = f"adapter {f.name}" if f.part == "adapter" else f.name
+        detail = escape(f.detail) if f.ok else f"[red]{_reason(f.detail)}[/red]"
+        out.print(f"{label}: {detail}", highlight=False)
+    raise typer.Exit(exit_status(findings))
 
 
 def sniff_mapping(raw: bytes) -> str:
@@ -204,10 +198,10 @@ def sniff_mapping(raw: bytes) -> str:
 @app.command("map")
 def map_file(
     file: Path,
-    as_json: bool = typer.Option(False, "--json"),
-    mapping: str | None = typer.Option(None, help="mapping name (default: sniffed)"),
-    adapter: str | None = typer.Option(None, help="adapter whose mapping options to use (CSV)"),
-    config: Path = ConfigOpt,
+    as_json: JsonOpt = False,
+    mapping: Annotated[str | None, typer.Option(help="mapping name (default: sniffed)")] = None,
+    adapter: Annotated[str | None, typer.Option(help="adapter whose mapping options to use (CSV)")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Show what a message would become, writing nothing. Exit 0 mapped, 1 rejected (with the reason code)."""
     from engine.envelope import Envelope
@@ -227,9 +221,8 @@ def map_file(
         if settings is None:
             err.print(f"unknown adapter {adapter!r}", markup=False)
             raise typer.Exit(2)
-        fn = getattr(settings, "mapping_options", None)
-        options = fn() if callable(fn) else {}
-        name = mapping or getattr(settings, "mapping", name)
+        options = settings.mapping_options()
+        name = mapping or settings.mapping
     env = Envelope.build(raw, adapter=adapter or "cli", mapping=name, content_type="application/octet-stream")
     outcome = Mapper(lambda _a: options)(env)
     if outcome.dead:  # the Mapper's reason went through safe_reason already
@@ -266,9 +259,9 @@ def map_file(
 @app.command()
 def journal(
     identifier: str,
-    config: Path = ConfigOpt,
-    as_json: bool = typer.Option(False, "--json"),
-    history: bool = typer.Option(False, help="include superseded versions"),
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    history: Annotated[bool, typer.Option(help="include superseded versions")] = False,
 ) -> None:
     """A citizen's unified journal (by any of their identifiers)."""
     from engine.journal_view import load_journal
@@ -291,7 +284,7 @@ def journal(
     print_journal(view)
 
 
-def print_journal(view: Any) -> None:
+def print_journal(view: JournalView) -> None:
     from engine.journal_view import summary_line
 
     data = view.to_json()
@@ -319,13 +312,15 @@ def print_journal(view: Any) -> None:
 
 @app.command()
 def status(
-    config: Path = ConfigOpt,
-    as_json: bool = typer.Option(False, "--json"),
-    counts: bool = typer.Option(
-        False,
-        "--counts",
-        help="also count received envelopes per adapter and records per kind (scans the journal's largest tables)",
-    ),
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    counts: Annotated[
+        bool,
+        typer.Option(
+            "--counts",
+            help="also count received envelopes per adapter and records per kind (scans the journal's largest tables)",
+        ),
+    ] = False,
 ) -> None:
     """Queue depth, open dead letters per adapter, identity conflicts; ``--counts`` adds the heavy counts."""
     from engine.status import broker_figures
@@ -354,9 +349,9 @@ def status(
 
 @app.command("dead-letters")
 def dead_letters(
-    config: Path = ConfigOpt,
-    limit: int = typer.Option(50, min=1, help="at most this many (newest first)"),
-    as_json: bool = typer.Option(False, "--json"),
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many (newest first)")] = 50,
+    as_json: JsonOpt = False,
 ) -> None:
     """List dead letters (envelope id, adapter, reason code, reason)."""
     cfg = _load(config)
@@ -377,7 +372,7 @@ def dead_letters(
 
 
 @app.command()
-def replay(envelope_ids: list[str], config: Path = ConfigOpt) -> None:
+def replay(envelope_ids: list[str], config: ConfigOpt = None) -> None:
     """Publish archived envelopes again (same path as live traffic), e.g. after a mapping fix."""
     cfg = _load(config)
     rt = _runtime(cfg)
@@ -397,17 +392,21 @@ def replay(envelope_ids: list[str], config: Path = ConfigOpt) -> None:
 
 
 @app.command("import")
-def import_cmd(adapter: str, file: Path, config: Path = ConfigOpt) -> None:
+def import_cmd(adapter: str, file: Path, config: ConfigOpt = None) -> None:
     """One-off import of FILE through ADAPTER (CSV), with a progress bar and a summary."""
+    from adapters.csv import importer
+    from adapters.csv_file import Settings as CsvSettings
+
     cfg = _load(config)
     settings = cfg.adapters.get(adapter)
     if settings is None:
         err.print(f"unknown adapter {adapter!r}", markup=False)
         raise typer.Exit(2)
+    if not isinstance(settings, CsvSettings):
+        err.print(f"adapter {adapter!r} is not a csv adapter", markup=False)
+        raise typer.Exit(2)
     rt = _runtime(cfg)
     try:
-        from adapters.csv import importer
-
         summary = importer.rich_import(adapter, settings, rt, file, console=out)
     except PermanentError as exc:
         err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)

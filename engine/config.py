@@ -2,10 +2,13 @@
 
 The file declares the bus, the store, the workers and named adapter instances. Adapters are a
 discriminated union on ``type`` (each adapter module contributes its ``Settings`` model); every
-model forbids unknown keys. Secrets never come from the file: passwords are read from
-``ENJOURNAL_BUS_PASSWORD`` / ``ENJOURNAL_STORE_PASSWORD``; a URL with a password in the file
-(``user:pw@`` or a query key such as ``?password=``) is an error, and so is a bus URL naming a user
-(other than RabbitMQ's local ``guest``) when ``ENJOURNAL_BUS_PASSWORD`` is not set. ``ENJOURNAL_BUS_URL`` / ``ENJOURNAL_STORE_URL`` override the URLs (handy in CI).
+model forbids unknown keys. The adapter kinds and the mapping names come from :mod:`engine.registry`:
+an unknown ``type`` or ``mapping`` is an error naming the adapter and the field, with the closest known
+name. Secrets never come from the file: passwords are read from ``ENJOURNAL_BUS_PASSWORD`` /
+``ENJOURNAL_STORE_PASSWORD``; a URL with a password in the file (``user:pw@`` or a query key such as
+``?password=``) is an error, and so is a bus URL naming a user (other than RabbitMQ's local ``guest``) when
+``ENJOURNAL_BUS_PASSWORD`` is not set. ``ENJOURNAL_BUS_URL`` / ``ENJOURNAL_STORE_URL`` override the URLs
+(handy in CI).
 
 Example::
 
@@ -20,30 +23,23 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from functools import lru_cache
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
 
+from engine import registry
 from engine.errors import ConfigError
 from engine.limits import RABBITMQ_DEFAULT_MESSAGE_BYTES, fit_to_bus
 from engine.redact import safe_reason
 
-#: built-in adapter kinds -> module holding ``Settings`` and ``build``
-ADAPTER_KINDS: dict[str, str] = {
-    "hl7-file": "adapters.hl7_file",
-    "mllp": "adapters.mllp",
-    "kith-file": "adapters.kith_file",
-    "csv": "adapters.csv_file",
-}
-ENTRY_POINT_GROUP = "enjournal.adapters"
+if TYPE_CHECKING:
+    from engine.plugin import AdapterSettings
 
 
 class _Strict(BaseModel):
@@ -165,53 +161,89 @@ def _env_secret(name: str) -> SecretStr | None:
     return SecretStr(v) if v else None
 
 
-def adapter_settings_classes() -> dict[str, type[BaseModel]]:
-    """Settings model per adapter kind: built-ins plus the ``enjournal.adapters`` entry points."""
-    out: dict[str, type[BaseModel]] = {}
-    for kind, module in ADAPTER_KINDS.items():
-        try:
-            out[kind] = importlib.import_module(module).Settings
-        except ModuleNotFoundError as exc:  # an adapter not built yet must not break the others
-            if exc.name != module:
-                raise
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        out.setdefault(ep.name, ep.load().Settings)
-    return out
+class EngineConfig(_Strict):
+    """The config file's root. :func:`config_model` adds ``adapters``: a union over the registry's adapter kinds
+    (discriminated by ``type``), known only once the adapters are loaded."""
+
+    bus: BusConfig = Field(default_factory=EmbeddedBusConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    workers: WorkerConfig = Field(default_factory=WorkerConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    if TYPE_CHECKING:
+        adapters: dict[str, AdapterSettings]
 
 
-@lru_cache(maxsize=1)
-def config_model() -> type[BaseModel]:
-    """The root config model (built once: the adapter union depends on installed adapters)."""
-    classes = tuple(adapter_settings_classes().values())
+@lru_cache(maxsize=8)
+def config_model(plugins: tuple[str, ...] = ()) -> type[EngineConfig]:
+    """The root config model over the built-in adapter kinds and the third-party ones named in ``plugins``
+    (only those are loaded: an installed plugin the config does not use cannot break it). Built once each."""
+    kinds = [p for p in registry.adapters() if p.origin == "built-in" or p.name in plugins]
+    classes = tuple(plugin.settings for plugin in kinds)
     # a union of a runtime tuple of types can only be spelled Union[...]
-    AdapterSettings = Annotated[Union[classes], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    settings = Annotated[Union[classes], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     return create_model(
         "EnjournalConfig",
-        __config__=ConfigDict(extra="forbid"),
-        bus=(BusConfig, Field(default_factory=EmbeddedBusConfig)),
-        store=(StoreConfig, Field(default_factory=StoreConfig)),
-        workers=(WorkerConfig, Field(default_factory=WorkerConfig)),
-        ops=(OpsConfig, Field(default_factory=OpsConfig)),
-        log=(LogConfig, Field(default_factory=LogConfig)),
-        adapters=(dict[str, AdapterSettings], Field(default_factory=dict)),  # type: ignore[valid-type]
+        __base__=EngineConfig,
+        adapters=(dict[str, settings], Field(default_factory=dict)),
     )
 
 
 def _describe(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if len(parts) >= 2 and parts[0] == "adapters":
-        rest = [p for p in parts[2:] if p not in ADAPTER_KINDS]
+        kinds = {plugin.name for plugin in registry.adapters()}
+        rest = [p for p in parts[2:] if p not in kinds]
         field = ".".join(rest) or "type"
         return f"adapter {parts[1]!r}, field {field!r}"
     return f"field {'.'.join(parts)!r}"
 
 
-def parse_config(data: Any, source: str = "<config>") -> Any:
-    """Validate a loaded YAML document; raise ConfigError naming the file, adapter and field."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
+def _third_party(adapters: object) -> tuple[str, ...]:
+    """The adapter kinds ``adapters`` (the file's section, aliases replaced) names that are not built in."""
+    if not isinstance(adapters, dict):
+        return ()
+    kinds = {s.get("type") for s in adapters.values() if isinstance(s, dict)}
+    return tuple(sorted(k for k in kinds if isinstance(k, str) and k not in registry.BUILTIN_ADAPTERS))
+
+
+def _plugin_names(adapters: object, source: str) -> object:
+    """``adapters`` (the file's section) with each alias of an adapter kind or a mapping replaced by the name
+    it stands for; a ConfigError naming each adapter whose ``type`` is unknown."""
+    if not isinstance(adapters, dict):
+        return adapters  # pydantic says what is wrong with it
+    out: dict[Any, Any] = {}
+    problems: list[str] = []
+    for name, section in adapters.items():
+        if isinstance(section, dict):
+            section = dict(section)
+            if isinstance(section.get("type"), str):
+                try:
+                    section["type"] = registry.adapter(section["type"]).name
+                except ConfigError as exc:
+                    problems.append(f"{source}: adapter {name!r}, field 'type': {exc}")
+            if isinstance(section.get("mapping"), str):
+                section["mapping"] = registry.mapping_name(section["mapping"])
+        out[name] = section
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return out
+
+
+def _check_mappings(config: EngineConfig, source: str) -> None:
+    """Every adapter's ``mapping`` is a known name, or a ``module:function`` that imports."""
+    problems: list[str] = []
+    for name, settings in config.adapters.items():
+        try:
+            registry.mapping(settings.mapping)
+        except ConfigError as exc:
+            problems.append(f"{source}: adapter {name!r}, field 'mapping': {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _env_urls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the URLs ``ENJOURNAL_BUS_URL`` / ``ENJOURNAL_STORE_URL`` give (a bus URL means RabbitMQ)."""
     for env, path in (("ENJOURNAL_BUS_URL", "bus"), ("ENJOURNAL_STORE_URL", "store")):
         if os.environ.get(env):
             section = dict(data.get(path) or {})
@@ -219,14 +251,32 @@ def parse_config(data: Any, source: str = "<config>") -> Any:
             if path == "bus":
                 section.setdefault("kind", "rabbitmq")
             data = {**data, path: section}
+    return data
+
+
+def parse_config(data: object, source: str = "<config>") -> EngineConfig:
+    """Validate a loaded YAML document; raise ConfigError naming the file, adapter and field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    data = _env_urls(data)
+    if "adapters" in data:
+        data = {**data, "adapters": _plugin_names(data["adapters"], source)}
     try:
-        return fit_to_bus(config_model().model_validate(data), source)
+        model = config_model(_third_party(data.get("adapters")))
+    except ConfigError as exc:  # a third-party adapter kind that does not load or meet the contract
+        raise ConfigError(f"{source}: {exc}") from None
+    try:
+        config = model.model_validate(data)
     except ValidationError as exc:
         lines = [f"{source}: {_describe(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)]
         raise ConfigError("\n".join(lines)) from None
+    _check_mappings(config, source)
+    return fit_to_bus(config, source)
 
 
-def load_config(path: str | Path) -> Any:
+def load_config(path: str | Path) -> EngineConfig:
     """Read and validate the YAML config at ``path``; relative paths in it stay relative to the CWD."""
     p = Path(path)
     try:
@@ -243,4 +293,6 @@ def load_config(path: str | Path) -> Any:
 
 
 def json_schema() -> dict[str, Any]:
-    return config_model().model_json_schema()
+    """The config's JSON Schema, over every adapter kind installed."""
+    plugins = tuple(p.name for p in registry.adapters() if p.origin != "built-in")
+    return config_model(plugins).model_json_schema()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.config import load_config
 from engine.journal_view import JournalView, load_journal
+from engine.plugin import AdapterSettings, InboxSettings
 from engine.runtime import Runtime
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "deploy" / "demo"
@@ -21,10 +22,11 @@ def run_demo(timeout: float = 120.0) -> JournalView:
     cfg = load_config(DEMO_DIR / "enjournal.yaml")
     for name, settings in cfg.adapters.items():
         src = DEMO_DIR / "inbox" / name
-        settings.directory.mkdir(parents=True, exist_ok=True)
+        inbox = _inbox(settings)
+        inbox.mkdir(parents=True, exist_ok=True)
         for f in sorted(src.glob("*")) if src.is_dir() else []:
             if f.is_file():
-                shutil.copy2(f, settings.directory / f.name)
+                shutil.copy2(f, inbox / f.name)
     rt = Runtime.build(cfg)
     rt.start()
     try:
@@ -45,9 +47,16 @@ def _wait_until_ingested(rt: Runtime, timeout: float) -> None:
     end = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < end:
-        pending = sum(1 for s in rt.config.adapters.values() for p in Path(s.directory).glob("*") if p.is_file())
+        pending = sum(1 for s in rt.config.adapters.values() for p in _inbox(s).glob("*") if p.is_file())
         depth = rt.bus.depth().get("work", 0)
         quiet = quiet + 1 if pending == 0 and depth == 0 else 0
         if quiet >= 4:
             return
         threading.Event().wait(0.25)
+
+
+def _inbox(settings: AdapterSettings) -> Path:
+    """The directory an adapter of the demo reads (each of them is a file adapter)."""
+    if not isinstance(settings, InboxSettings):
+        raise SystemExit(f"demo: adapter type {settings.type!r} reads no directory")
+    return settings.directory

@@ -1,15 +1,15 @@
 """The process heap and the cyclic garbage collector.
 
 An engine process imports and builds a large, long-lived object graph (models, SQLAlchemy, pika,
-parsers, XML schemas). CPython's full collections walk all of it: measured here, one gen-2 collection
-paused every thread of the MLLP listener for 40-70 ms, which alone blew the ACK latency target.
+parsers, XML schemas). CPython's full collections walk all of it, and pause every thread meanwhile:
+long enough for the MLLP listener to miss its ACK latency target.
 :func:`freeze` moves what exists after start-up into the permanent generation, so later collections
 only walk objects made since.
 
 It also raises the young-generation threshold (:data:`THRESHOLDS`). A worker keeps a whole batch of
 mapped records alive until its commit, so with CPython's default (a collection every 700 net new
-container objects) the collector walked the same survivors again and again: 30-50 us per ORU^R01
-message, 15-25 % of mapping it. Garbage without cycles is freed by reference counting whatever the
+container objects) the collector walks the same survivors again and again, a large share of the
+mapping's own CPU. Garbage without cycles is freed by reference counting whatever the
 threshold; only cyclic garbage waits longer (a few MB at most). A young collection walks the objects
 made since the last one that are still alive: the MLLP listener keeps few alive, so it collects rarely.
 """

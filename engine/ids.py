@@ -41,8 +41,8 @@ class IdKind(str, enum.Enum):
 
 def _check_digits_ok(digits: str) -> bool:
     d = [int(c) for c in digits]
-    s1 = sum(w * x for w, x in zip(_W1, d[:9]))
-    s2 = sum(w * x for w, x in zip(_W2, d[:10]))
+    s1 = sum(w * x for w, x in zip(_W1, d[:9], strict=True))
+    s2 = sum(w * x for w, x in zip(_W2, d[:10], strict=True))
     k2 = (11 - s2 % 11) % 11
     if k2 == 10 or k2 != d[10]:
         return False
@@ -52,7 +52,7 @@ def _check_digits_ok(digits: str) -> bool:
 
 def _strict_k1_ok(digits: str) -> bool:
     d = [int(c) for c in digits]
-    k1 = (11 - sum(w * x for w, x in zip(_W1, d[:9])) % 11) % 11
+    k1 = (11 - sum(w * x for w, x in zip(_W1, d[:9], strict=True)) % 11) % 11
     return k1 != 10 and k1 == d[9]
 
 
@@ -151,11 +151,11 @@ def synthetic_fnr(day: int, month: int, year: int, individual: int) -> str | Non
     """
     base = f"{day:02d}{month + 80:02d}{year % 100:02d}{individual:03d}"
     d = [int(c) for c in base]
-    k1 = (11 - sum(w * x for w, x in zip(_W1, d)) % 11) % 11
+    k1 = (11 - sum(w * x for w, x in zip(_W1, d[:9], strict=True)) % 11) % 11
     if k1 == 10:
         return None
     d.append(k1)
-    k2 = (11 - sum(w * x for w, x in zip(_W2, d)) % 11) % 11
+    k2 = (11 - sum(w * x for w, x in zip(_W2, d[:10], strict=True)) % 11) % 11
     if k2 == 10:
         return None
     return base + str(k1) + str(k2)

@@ -79,7 +79,8 @@ def summary_line(rec: dict[str, Any]) -> str:
         ev = c.get("event_code") or {}
         return f"{ev.get('display') or ev.get('code')} {c.get('facility') or ''}".strip()
     if kind == "encounter":
-        return f"{c.get('encounter_class') or 'encounter'} {c.get('start') or ''} - {c.get('end') or ''} {c.get('facility') or ''}"
+        span = f"{c.get('start') or ''} - {c.get('end') or ''}"
+        return f"{c.get('encounter_class') or 'encounter'} {span} {c.get('facility') or ''}"
     if kind == "referral":
         return f"{c.get('reason') or ''} -> {c.get('recipient') or ''}".strip()
-    return rec["record_key"]
+    return str(rec["record_key"])

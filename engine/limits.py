@@ -20,9 +20,12 @@ declare its own). When the config is loaded (:func:`fit_to_bus`):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from engine.config import EmbeddedBusConfig, EngineConfig, RabbitBusConfig
 
 #: bytes reserved beside an envelope's raw bytes for its metadata and the wire's length prefixes
 ENVELOPE_OVERHEAD = 16 * 1024
@@ -32,47 +35,41 @@ RABBITMQ_DEFAULT_MESSAGE_BYTES = 16 * 1024 * 1024
 EMBEDDED_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
-def bus_message_bytes(bus: Any) -> tuple[int, str]:
+def bus_message_bytes(bus: EmbeddedBusConfig | RabbitBusConfig) -> tuple[int, str]:
     """The largest bus message and the setting it comes from."""
-    if getattr(bus, "kind", None) == "rabbitmq":
-        return int(bus.max_message_bytes), "bus.max_message_bytes"
+    if bus.kind == "rabbitmq":
+        return bus.max_message_bytes, "bus.max_message_bytes"
     return EMBEDDED_MAX_MESSAGE_BYTES, "the embedded bus's limit"
 
 
-def envelope_room(bus: Any) -> int:
+def envelope_room(bus: EmbeddedBusConfig | RabbitBusConfig) -> int:
     """The largest raw bytes of one envelope the bus carries (its message limit less the metadata)."""
     return bus_message_bytes(bus)[0] - ENVELOPE_OVERHEAD
 
 
-def published_limits(settings: Any) -> dict[str, int]:
-    """``{field: largest raw bytes of one envelope}`` for one adapter's settings (empty: unknown)."""
-    own = getattr(settings, "published_limits", None)
-    return dict(own()) if callable(own) else {}
-
-
-def lower_unset(config: Any) -> None:
+def lower_unset(config: EngineConfig) -> None:
     """Lower each adapter limit the config leaves unset, and the bus cannot carry, to what it can."""
     room = envelope_room(config.bus)
     for settings in config.adapters.values():
-        given: set[str] = getattr(settings, "model_fields_set", set())
-        for field, need in published_limits(settings).items():
+        given = settings.model_fields_set
+        for field, need in settings.published_limits().items():
             if need > room and field not in given and getattr(settings, field, None) == need:
                 setattr(settings, field, room)
 
 
-def problems(config: Any) -> list[str]:
+def problems(config: EngineConfig) -> list[str]:
     """What in ``config`` the bus cannot carry (empty: everything fits)."""
-    largest, where = bus_message_bytes(config.bus)
-    room = envelope_room(config.bus)
+    bus = config.bus
+    largest, where = bus_message_bytes(bus)
+    room = envelope_room(bus)
     out: list[str] = []
-    frame = getattr(config.bus, "frame_bytes", None)
-    if frame is not None and frame + config.bus.frame_envelopes * ENVELOPE_OVERHEAD > largest:
+    if bus.kind == "rabbitmq" and bus.frame_bytes + bus.frame_envelopes * ENVELOPE_OVERHEAD > largest:
         out.append(
-            f"field 'bus.frame_bytes': a frame of {frame} bytes and {config.bus.frame_envelopes} "
+            f"field 'bus.frame_bytes': a frame of {bus.frame_bytes} bytes and {bus.frame_envelopes} "
             f"envelopes does not fit one bus message ({where} = {largest})"
         )
     for name, settings in config.adapters.items():
-        for field, need in published_limits(settings).items():
+        for field, need in settings.published_limits().items():
             if need > room:
                 out.append(
                     f"adapter {name!r}, field {field!r}: envelopes of up to {need} bytes do not fit one bus "
@@ -81,7 +78,7 @@ def problems(config: Any) -> list[str]:
     return out
 
 
-def fit_to_bus(config: Any, source: str = "<config>") -> Any:
+def fit_to_bus(config: EngineConfig, source: str = "<config>") -> EngineConfig:
     """``config`` with its unset adapter limits lowered to the bus (:func:`lower_unset`); a ConfigError when
     a limit it sets does not fit."""
     lower_unset(config)

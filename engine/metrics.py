@@ -3,7 +3,7 @@
 Adapters, workers and the MLLP listener call the functions below where the thing happens (one line each):
 :func:`published` after a broker confirm, :func:`batch_committed` and :func:`dead_lettered` at a worker's
 commit, :func:`mllp_connection` / :func:`mllp_ack` in the listener, :func:`service_restarted` in the
-supervisor. Each costs a few microseconds.
+supervisor. Each is a cheap in-process update.
 
 An engine with worker processes counts across all of them: :func:`start_run` (called by the engine's
 process before it spawns any) makes one directory per engine run (``enjournal-metrics-<pid>`` in the
@@ -278,4 +278,4 @@ class _Chain:
 
 def render(*extra: Any) -> bytes:
     """Prometheus text of every process of this engine run, plus ``extra`` collectors (broker figures)."""
-    return generate_latest(_Chain(_own(), *extra))  # type: ignore[arg-type]
+    return generate_latest(_Chain(_own(), *extra))

@@ -249,7 +249,7 @@ def link_all(
 ) -> tuple[IdentityLink, ...]:
     """Edges that connect every identifier to the first (a star is enough for a component)."""
     uniq = list(dict.fromkeys(identifiers))
-    return tuple(IdentityLink(a=uniq[0], b=o, reason=reason) for o in uniq[1:])  # type: ignore[arg-type]
+    return tuple(IdentityLink(a=uniq[0], b=o, reason=reason) for o in uniq[1:])
 
 
 def national_identifier(value: str, *, declared: str | None = None, hnr_scope: str | None = None) -> Identifier:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 
 from engine import metrics
-from engine.status import Monitor
+from engine.status import Monitor, Monitored
 
 log = structlog.get_logger(__name__)
 JSON = "application/json"
@@ -83,7 +83,7 @@ def _handler(monitor: Monitor) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(runtime: Any, host: str, port: int) -> ThreadingHTTPServer:
+def serve(runtime: Monitored, host: str, port: int) -> ThreadingHTTPServer:
     """Start the ops API in a daemon thread; call ``shutdown()`` on the result to stop it."""
     server = ThreadingHTTPServer((host, port), _handler(Monitor(runtime)))
     server.daemon_threads = True

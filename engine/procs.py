@@ -1,7 +1,8 @@
 """Extra worker processes: mapping is CPU-bound Python, so one process per core is how a worker scales.
 
 ``workers.processes: N`` makes ``enjournal run`` start N-1 worker processes beside its own (spawned,
-each building its own runtime from the same config, workers only, no adapters), restart one that
+each building its own runtime from the same config, workers only, no adapters: the ``serve`` function the
+runtime hands over, :func:`engine.runtime.serve_worker_process`), restart one that
 dies with the same exponential backoff as a thread (:class:`engine.supervise.Backoff`), and stop them
 with SIGTERM (they drain) when the engine stops. A process that exits non-zero on that SIGTERM (one
 of its own services had crashed, or it did not drain in time) makes the stop unclean.
@@ -15,43 +16,34 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from engine import metrics
 from engine.supervise import RESTARTING, RUNNING, STOPPED, Backoff
 
+if TYPE_CHECKING:
+    from engine.config import EngineConfig
+
 log = structlog.get_logger(__name__)
 
 
-def _worker_main(config_data: dict[str, Any], index: int) -> None:  # runs in the child
+#: a worker process's life, run in the child: (the config as JSON-able data, its index) -> True when clean
+Serve = Callable[[dict[str, Any], int], bool]
+
+
+def child_main(serve: Serve, config_data: dict[str, Any], index: int) -> None:  # runs in the child
+    """Run ``serve`` and exit with its outcome: 0 clean, 1 not clean or crashed."""
     try:
-        ok = _serve_worker(config_data, index)
+        ok = serve(config_data, index)
     except Exception as exc:  # noqa: BLE001 - multiprocessing would print a traceback, which may quote values
         log.error("worker_process.crashed", index=index, error_type=type(exc).__name__)
         sys.exit(1)
     sys.exit(0 if ok else 1)
-
-
-def _serve_worker(config_data: dict[str, Any], index: int) -> bool:
-    """Build this worker process's runtime, run its workers until SIGTERM, drain; True when clean."""
-    from engine import logging as elog
-    from engine.config import parse_config
-    from engine.runtime import Runtime, install_signal_handlers
-
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    cfg = parse_config(config_data, f"<worker process {index}>")
-    elog.configure(cfg.log.level, cfg.log.format)
-    rt = Runtime.build(cfg, declare=False)
-    rt.start(adapters=[], extra_processes=False)
-    log.info("worker_process.started", index=index, pid=os.getpid())
-    stop.wait()
-    ok = rt.shutdown(30)
-    log.info("worker_process.stopped", index=index, clean=ok)
-    return ok
 
 
 def exit_kind(exitcode: int | None) -> str:
@@ -68,7 +60,7 @@ def exit_kind(exitcode: int | None) -> str:
 class _Slot:
     """One worker process and its supervision state."""
 
-    proc: Any
+    proc: BaseProcess
     started: float
     state: str = RUNNING
     delay: float = 0.0
@@ -79,9 +71,12 @@ class _Slot:
 class WorkerProcesses:
     """Supervises the extra worker processes of one engine."""
 
-    def __init__(self, config: Any, count: int, *, backoff: Backoff | None = None, tick: float = 0.1) -> None:
+    def __init__(
+        self, config: EngineConfig, count: int, serve: Serve, *, backoff: Backoff | None = None, tick: float = 0.1
+    ) -> None:
         self._data = config.model_dump(mode="json")
         self._count = count
+        self._serve = serve
         self._ctx = mp.get_context("spawn")
         self._slots: list[_Slot] = []
         self._stopping = threading.Event()
@@ -94,9 +89,9 @@ class WorkerProcesses:
         self._supervisor = threading.Thread(target=self._supervise, name="worker-processes", daemon=True)
         self._supervisor.start()
 
-    def _spawn(self, index: int) -> Any:
+    def _spawn(self, index: int) -> BaseProcess:
         p = self._ctx.Process(
-            target=_worker_main, args=(self._data, index), name=f"enjournal-worker-{index}", daemon=False
+            target=child_main, args=(self._serve, self._data, index), name=f"enjournal-worker-{index}", daemon=False
         )
         p.start()
         return p

@@ -7,25 +7,34 @@ is restarted with backoff, :meth:`Runtime.health` shows it meanwhile, and the st
 
 from __future__ import annotations
 
-import importlib
+import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from http.server import ThreadingHTTPServer
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from engine import heap, metrics
+from engine import heap, metrics, registry
+from engine import logging as elog
 from engine.bus import Bus
-from engine.config import ADAPTER_KINDS, ENTRY_POINT_GROUP, EmbeddedBusConfig
+from engine.config import BusConfig, EmbeddedBusConfig, EngineConfig, parse_config
+from engine.procs import WorkerProcesses
 from engine.store import Store
 from engine.supervise import Health, Supervisor
 from engine.worker import Mapper, Worker
 
+if TYPE_CHECKING:
+    from adapters.base import Adapter, ProcessedKeys
+
 log = structlog.get_logger(__name__)
 
 
-def make_bus(cfg: Any) -> Bus:
+def make_bus(cfg: BusConfig) -> Bus:
     if isinstance(cfg, EmbeddedBusConfig):
         from engine.bus.embedded import EmbeddedBus
 
@@ -35,53 +44,45 @@ def make_bus(cfg: Any) -> Bus:
     return RabbitBus(cfg)
 
 
-def adapter_module(kind: str) -> Any:
-    target = ADAPTER_KINDS.get(kind)
-    if target is not None:
-        return importlib.import_module(target)
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP, name=kind):
-        return importlib.import_module(ep.module)
-    raise KeyError(kind)
-
-
 @dataclass
 class Runtime:
-    config: Any
+    config: EngineConfig
     bus: Bus
     store: Store
     workers: list[Worker] = field(default_factory=list)
     supervisor: Supervisor = field(default_factory=Supervisor)
+    #: processed-message keys for the adapters' duplicate detection: the store
+    keys: ProcessedKeys = field(init=False, repr=False)
+    #: set to stop the adapters (intake), then the workers (see :meth:`shutdown`)
+    _intake_stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _work_stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _procs: WorkerProcesses | None = field(default=None, init=False, repr=False)
+    _ops: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def build(cls, config: Any, *, declare: bool = True) -> Runtime:
+    def build(cls, config: EngineConfig, *, declare: bool = True) -> Runtime:
         store = Store(config.store.url_with_secret(), pool_size=config.store.pool_size)
         bus = make_bus(config.bus)
         if declare:
             bus.declare()
         return cls(config=config, bus=bus, store=store)
 
-    @property
-    def keys(self) -> Store:
-        """Processed-message keys for duplicate detection (adapters.base.ProcessedKeys)."""
-        return self.store
+    def __post_init__(self) -> None:
+        self.keys = self.store
 
     def mapping_options(self, adapter: str) -> dict[str, Any]:
         settings = self.config.adapters.get(adapter)
-        fn = getattr(settings, "mapping_options", None)
-        return fn() if callable(fn) else {}
+        return settings.mapping_options() if settings is not None else {}
 
     def mapper(self) -> Mapper:
         return Mapper(self.mapping_options)
 
-    def build_adapter(self, name: str) -> Any:
+    def build_adapter(self, name: str) -> Adapter:
         settings = self.config.adapters[name]
-        return adapter_module(settings.type).build(name, settings, self)
+        return registry.adapter(settings.type).build(name, settings, self)
 
     def build_worker(self, i: int = 0) -> Worker:
         w = self.config.workers
-        limit = getattr(self.config.bus, "delivery_limit", 5)
         return Worker(
             self.bus,
             self.store,
@@ -89,7 +90,7 @@ class Runtime:
             batch_size=w.batch_size,
             batch_wait=w.batch_wait_ms / 1000,
             prefetch=w.prefetch,
-            delivery_limit=limit,
+            delivery_limit=self.config.bus.delivery_limit,
             name=f"worker-{i}",
         )
 
@@ -101,9 +102,7 @@ class Runtime:
         spawn = (w.processes - 1 if w.in_intake_process else w.processes) if with_workers and extra_processes else 0
         metrics.start_run(worker_processes=spawn > 0)  # before spawning: they inherit the run's directory
         if spawn > 0:
-            from engine.procs import WorkerProcesses
-
-            self._procs = WorkerProcesses(self.config, spawn)
+            self._procs = WorkerProcesses(self.config, spawn, serve_worker_process)
             self._procs.start()
         here = with_workers and (w.in_intake_process or not extra_processes)
         workers = [self.build_worker(i) for i in range(w.count)] if here else []
@@ -125,38 +124,36 @@ class Runtime:
 
     def health(self) -> Health:
         """Each service's state, worker processes included (see :class:`engine.supervise.Health`); no I/O."""
-        procs = getattr(self, "_procs", None)
+        procs = self._procs
         return Health(services={**self.supervisor.states(), **(procs.states() if procs is not None else {})})
 
     @property
     def crashes(self) -> int:
         """How many times a service (thread or worker process) crashed since the start."""
-        procs = getattr(self, "_procs", None)
+        procs = self._procs
         return self.supervisor.crashes + (procs.crashes if procs is not None else 0)
 
     def _mapping_modules(self) -> list[str]:
-        from mappings.registry import BUILTIN
+        names = {a.mapping for a in self.config.adapters.values()}
+        return [registry.mapping(n).module for n in sorted(names) if n]
 
-        names = {getattr(a, "mapping", "") for a in self.config.adapters.values()}
-        return [BUILTIN.get(n, n).partition(":")[0] for n in names if n]
-
-    def _spawn(self, name: str, fn: Any, stop: threading.Event, adapter: bool = False) -> None:
+    def _spawn(
+        self, name: str, fn: Callable[[threading.Event], object], stop: threading.Event, adapter: bool = False
+    ) -> None:
         self.supervisor.spawn(name, fn, stop, adapter=adapter)
 
     def shutdown(self, deadline: float = 30.0) -> bool:
         """Stop intake, let workers drain, then close. True when every service ended in time and none
         crashed while the engine ran."""
-        import time
-
         end = time.monotonic() + deadline
-        getattr(self, "_intake_stop", threading.Event()).set()
+        self._intake_stop.set()
         self.supervisor.join(end, adapters=True)
-        getattr(self, "_work_stop", threading.Event()).set()
-        procs = getattr(self, "_procs", None)
+        self._work_stop.set()
+        procs = self._procs
         procs_ok = procs.stop(max(1.0, end - time.monotonic())) if procs is not None else True
         ended = self.supervisor.join(end)
         ok = procs_ok and ended and self.crashes == 0
-        ops = getattr(self, "_ops", None)
+        ops = self._ops
         if ops is not None:
             ops.shutdown()
             ops.server_close()
@@ -170,8 +167,24 @@ class Runtime:
             self.store.close()
 
 
+def serve_worker_process(config_data: dict[str, Any], index: int) -> bool:
+    """A worker process's life (:mod:`engine.procs` runs it in the child): build its runtime from the same
+    config, run its workers until SIGTERM, drain; True when clean."""
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    cfg = parse_config(config_data, f"<worker process {index}>")
+    elog.configure(cfg.log.level, cfg.log.format)
+    rt = Runtime.build(cfg, declare=False)
+    rt.start(adapters=[], extra_processes=False)
+    log.info("worker_process.started", index=index, pid=os.getpid())
+    stop.wait()
+    ok = rt.shutdown(30)
+    log.info("worker_process.stopped", index=index, clean=ok)
+    return ok
+
+
 def install_signal_handlers(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("engine.signal", signal=signal.Signals(signum).name)
         stop.set()
 

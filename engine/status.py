@@ -19,14 +19,29 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily
 
 from engine import metrics
 from engine.errors import EnjournalError
 
+if TYPE_CHECKING:
+    from engine.bus import Bus
+    from engine.store import Store
+    from engine.supervise import Health
+
 T = TypeVar("T")
+
+
+class Monitored(Protocol):
+    """What the figures are read from: a running engine (:class:`engine.runtime.Runtime`)."""
+
+    @property
+    def bus(self) -> Bus: ...
+    @property
+    def store(self) -> Store: ...
+    def health(self) -> Health: ...
 
 
 class Cached(Generic[T]):
@@ -59,17 +74,17 @@ def _figures(fn: Callable[[], Any]) -> dict[str, Any]:
         return {"error": error_code(exc)}
 
 
-def broker_figures(bus: Any) -> dict[str, Any]:
+def broker_figures(bus: Bus) -> dict[str, Any]:
     """Queue depths (and consumers of the work queue, where the bus knows them), or the error."""
     return _figures(bus.depth)
 
 
-def store_counts(store: Any, heavy: bool) -> dict[str, Any]:
+def store_counts(store: Store, heavy: bool) -> dict[str, Any]:
     """The store's counts (:meth:`engine.store.Store.counts`), or the error."""
     return _figures(lambda: store.counts(heavy=heavy))
 
 
-def reachability(runtime: Any) -> dict[str, str]:
+def reachability(runtime: Monitored) -> dict[str, str]:
     """``ok`` or the error code, for the bus and the store."""
     out: dict[str, str] = {}
     for name, check in (("bus", runtime.bus.check), ("store", runtime.store.check)):
@@ -85,7 +100,7 @@ class Monitor:
     """The cached figures of one running engine, for the ops API."""
 
     def __init__(
-        self, runtime: Any, *, broker_ttl: float = 5.0, reach_ttl: float = 2.0, counts_ttl: float = 10.0
+        self, runtime: Monitored, *, broker_ttl: float = 5.0, reach_ttl: float = 2.0, counts_ttl: float = 10.0
     ) -> None:
         self.runtime = runtime
         self.broker = Cached(lambda: broker_figures(runtime.bus), broker_ttl)

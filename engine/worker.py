@@ -28,14 +28,14 @@ from typing import Any
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from engine import metrics
+from engine import metrics, registry
 from engine.bus import Bus, Consumer, Delivery
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, TransientError
-from engine.model import MappingResult
+from engine.outcome import BatchStats, Outcome
+from engine.plugin import MapFn
 from engine.redact import safe_reason
-from engine.store import BatchStats, Outcome, Store, text
-from mappings import registry
+from engine.store import Store, text
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +58,7 @@ class Mapper:
 
     def __init__(self, options_for: Callable[[str], dict[str, Any]] | None = None) -> None:
         self._options_for = options_for or (lambda _name: {})
-        self._fns: dict[str, Callable[..., MappingResult]] = {}
+        self._fns: dict[str, MapFn] = {}
 
     def __call__(self, env: Envelope) -> Outcome:
         reject = env.attributes.get("reject")
@@ -68,7 +68,7 @@ class Mapper:
         try:
             fn = self._fns.get(env.mapping)
             if fn is None:
-                fn = self._fns[env.mapping] = registry.resolve(env.mapping)
+                fn = self._fns[env.mapping] = registry.resolve_mapping(env.mapping)
             result = fn(env.raw, env.context(self._options_for(env.adapter)))
             if text.suspect(env.raw, result):  # text the journal may not hold: look at all of it
                 text.check(result, [rec.content_json() for rec in result.records])
@@ -123,7 +123,8 @@ class Worker:
                         break
                 except TransientError as exc:
                     log.warning("worker.transient", worker=self.name, code=exc.code)
-                    consumer = _close(consumer)
+                    _close(consumer)
+                    consumer = None
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:  # also on a crash: what this consumer held goes back to the queue
@@ -226,6 +227,5 @@ def _close(consumer: Consumer | None) -> None:
     if consumer is not None:
         try:
             consumer.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - closing a consumer whose connection failed may fail too
             pass
-    return None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from engine import ids
 from engine.envelope import Envelope
 from engine.model import Coding, Identifier, IdentityLink, MappingResult, Observation, Person, Provenance, RecordStatus
-from engine.store import Outcome
+from engine.outcome import Outcome
 
 if TYPE_CHECKING:
     from engine.bus.rabbit import RabbitBus

@@ -24,175 +24,33 @@ Config example::
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
-import pika.exceptions
 import structlog
 from pika.adapters.select_connection import SelectConnection
-from pika.spec import Basic
 
 from engine.bus import Delivery, wire
+from engine.bus.amqp import (
+    AMQP_ERRORS,
+    Batch,
+    Confirms,
+    Outgoing,
+    connection_params,
+    dead_letter_properties,
+    declare_topology,
+    work_messages,
+)
+from engine.bus.rabbit_loop import LoopPublisher
 from engine.config import RabbitBusConfig
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 
-if TYPE_CHECKING:
-    from engine.bus.rabbit_loop import LoopPublisher
-
 log = structlog.get_logger(__name__)
-ROUTING_KEY = "envelope"
-_AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
-
-
-def _params(cfg: RabbitBusConfig) -> pika.URLParameters:
-    p = pika.URLParameters(cfg.url_with_secret())
-    p.heartbeat = 30
-    p.blocked_connection_timeout = 60
-    p.connection_attempts = 1
-    p.socket_timeout = 5
-    return p
-
-
-def _properties(env: Envelope, extra: dict[str, Any] | None = None) -> pika.BasicProperties:
-    """Dead-letter form: the metadata (and ``extra``, the reason) as AMQP headers, so the dead-letter
-    queue shows the raw bytes as received."""
-    headers = {k: v for k, v in env.headers().items() if v is not None}
-    if extra:
-        headers.update(extra)
-    return pika.BasicProperties(delivery_mode=2, message_id=env.id, content_type=env.content_type, headers=headers)
-
-
-_Outgoing = tuple[str, bytes, pika.BasicProperties]
-
-
-def _frames(envelopes: Sequence[Envelope], most: int, max_bytes: int) -> Iterator[Sequence[Envelope]]:
-    """Consecutive runs of at most ``most`` envelopes and (unless one alone is larger) ``max_bytes`` raw bytes."""
-    start, size = 0, 0
-    for i, env in enumerate(envelopes):
-        if i > start and (i - start >= most or size + len(env.raw) > max_bytes):
-            yield envelopes[start:i]
-            start, size = i, 0
-        size += len(env.raw)
-    if start < len(envelopes):
-        yield envelopes[start:]
-
-
-def _work_messages(envelopes: Sequence[Envelope], cfg: RabbitBusConfig, framed: bool) -> list[_Outgoing]:
-    """(message id, body, properties) of the work-queue messages for ``envelopes``: metadata in the body,
-    and (``framed``) frames of up to ``frame_envelopes`` / ``frame_bytes`` (:mod:`engine.bus.wire`)."""
-    out: list[_Outgoing] = []
-    for frame in _frames(envelopes, cfg.frame_envelopes if framed else 1, cfg.frame_bytes):
-        if len(frame) == 1:
-            mid, body, ctype = frame[0].id, wire.encode(frame[0]), wire.ENVELOPE_TYPE
-        else:
-            mid, body, ctype = f"frame-{frame[0].id}", wire.encode_frame(frame), wire.FRAME_TYPE
-        out.append((mid, body, pika.BasicProperties(delivery_mode=2, message_id=mid, content_type=ctype)))
-    return out
-
-
-def declare_topology(channel: Any, cfg: RabbitBusConfig) -> None:
-    channel.exchange_declare(cfg.exchange, exchange_type="direct", durable=True)
-    channel.exchange_declare(cfg.dead_letter_exchange, exchange_type="direct", durable=True)
-    args: dict[str, Any] = {
-        "x-dead-letter-exchange": cfg.dead_letter_exchange,
-        "x-dead-letter-routing-key": ROUTING_KEY,
-    }
-    if cfg.queue_type == "quorum":
-        args.update(
-            {
-                "x-queue-type": "quorum",
-                "x-delivery-limit": cfg.delivery_limit,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            }
-        )
-    channel.queue_declare(cfg.queue, durable=True, arguments=args)
-    channel.queue_bind(cfg.queue, cfg.exchange, routing_key=ROUTING_KEY)
-    dl_args = {"x-queue-type": "quorum"} if cfg.queue_type == "quorum" else {}
-    channel.queue_declare(cfg.dead_letter_queue, durable=True, arguments=dl_args)
-    channel.queue_bind(cfg.dead_letter_queue, cfg.dead_letter_exchange, routing_key=ROUTING_KEY)
-
-
-@dataclass
-class _Batch:
-    """Envelopes published together: their future (a thread's or an event loop's) settles once the broker
-    confirmed every message of it, and fails if it nacked or returned any."""
-
-    future: Future[None] | asyncio.Future[None]
-    remaining: int
-    failed: str | None = None
-
-    def settle(self, ok: bool, why: str = "NACKED") -> None:
-        if not ok and self.failed is None:
-            self.failed = why
-        self.remaining -= 1
-        if self.remaining == 0 and not self.future.done():
-            if self.failed:
-                self.future.set_exception(BusUnavailable(f"broker did not accept the batch ({self.failed})"))
-            else:
-                self.future.set_result(None)
-
-    def fail(self, why: str) -> None:
-        self.failed = self.failed or why
-        if not self.future.done():
-            self.future.set_exception(BusUnavailable(f"broker did not accept the batch ({self.failed})"))
-
-
-class Confirms:
-    """The streaming confirms of one channel: which batch each delivery tag (and message id, for returns)
-    belongs to. Used on the thread that owns the channel (the I/O thread, or an event loop)."""
-
-    def __init__(self) -> None:
-        self.seq = 0
-        self.pending: dict[int, _Batch] = {}
-        self.by_message: dict[str, _Batch] = {}
-
-    def publish(self, chan: Any, messages: Sequence[_Outgoing], exchange: str, batch: _Batch) -> None:
-        """Send ``messages`` (persistent, mandatory) as ``batch``; a channel error fails the batch."""
-        if chan is None or not chan.is_open:
-            batch.fail("NOT_CONNECTED")
-            return
-        try:
-            for mid, body, props in messages:
-                self.seq += 1
-                self.pending[self.seq] = batch
-                self.by_message[mid] = batch
-                chan.basic_publish(exchange, ROUTING_KEY, body, props, mandatory=True)
-        except _AMQP_ERRORS as exc:
-            batch.fail(type(exc).__name__)
-        if len(self.by_message) > 100_000:
-            live = {id(b) for b in self.pending.values()}
-            self.by_message = {k: b for k, b in self.by_message.items() if id(b) in live}
-
-    def on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        ok = isinstance(method, Basic.Ack)
-        tag = method.delivery_tag
-        # pending is insertion-ordered with increasing tags: stop at the first newer one
-        tags = list(itertools.takewhile(lambda t: t <= tag, self.pending)) if method.multiple else [tag]
-        for t in tags:
-            batch = self.pending.pop(t, None)
-            if batch is not None:
-                batch.settle(ok)
-
-    def on_return(self, chan: Any, method: Any, props: Any, body: bytes) -> None:
-        batch = self.by_message.get(props.message_id or "")
-        if batch is not None:
-            batch.failed = batch.failed or "UNROUTABLE"
-
-    def fail_all(self, why: str) -> None:
-        """Fail every batch still waiting (the channel is gone) and start over."""
-        for batch in {id(b): b for b in self.pending.values()}.values():
-            batch.fail(why)
-        self.seq, self.pending, self.by_message = 0, {}, {}
 
 
 class _Publisher(threading.Thread):
@@ -213,7 +71,7 @@ class _Publisher(threading.Thread):
         while not self._stopping.is_set():
             try:
                 self._conn = SelectConnection(
-                    _params(self.cfg),
+                    connection_params(self.cfg),
                     on_open_callback=self._on_open,
                     on_open_error_callback=self._on_open_error,
                     on_close_callback=self._on_closed,
@@ -260,18 +118,18 @@ class _Publisher(threading.Thread):
         if conn is not None and conn.is_open:
             conn.close()
 
-    def _do_publish(self, messages: Sequence[_Outgoing], exchange: str, batch: _Batch) -> None:
+    def _do_publish(self, messages: Sequence[Outgoing], exchange: str, batch: Batch) -> None:
         self._confirms.publish(self._chan, messages, exchange, batch)
 
     # caller side -------------------------------------------------------------------------
-    def submit(self, messages: Sequence[_Outgoing], exchange: str) -> Future[None]:
+    def submit(self, messages: Sequence[Outgoing], exchange: str) -> Future[None]:
         """Publish ``messages`` (encoded on the caller's thread, not the I/O thread); the future settles
         when the broker confirmed all of them."""
         fut: Future[None] = Future()
         if not messages:
             fut.set_result(None)
             return fut
-        batch = _Batch(fut, len(messages))
+        batch = Batch(fut, len(messages))
         conn = self._conn
         if conn is None or not self._ready.is_set():
             batch.fail("NOT_CONNECTED")
@@ -307,8 +165,8 @@ class RabbitBus:
 
     def _blocking(self) -> pika.BlockingConnection:
         try:
-            return pika.BlockingConnection(_params(self.cfg))
-        except _AMQP_ERRORS as exc:
+            return pika.BlockingConnection(connection_params(self.cfg))
+        except AMQP_ERRORS as exc:
             raise BusUnavailable(f"cannot reach RabbitMQ ({type(exc).__name__})") from None
 
     def declare(self) -> None:
@@ -338,12 +196,10 @@ class RabbitBus:
     def loop_publisher(self) -> LoopPublisher:
         """A publisher for the calling event loop (:mod:`engine.bus.rabbit_loop`): the same messages and
         confirms as :meth:`publish_async`, without the I/O thread."""
-        from engine.bus.rabbit_loop import LoopPublisher
-
         return LoopPublisher(self.cfg, connect_timeout=self._connect_timeout)
 
     def publish_async(self, envelopes: Sequence[Envelope], *, framed: bool = True) -> Future[None]:
-        return self._pub().submit(_work_messages(envelopes, self.cfg, framed), self.cfg.exchange)
+        return self._pub().submit(work_messages(envelopes, self.cfg, framed), self.cfg.exchange)
 
     def publish(self, envelopes: Sequence[Envelope], timeout: float | None = None, *, framed: bool = True) -> None:
         fut = self.publish_async(envelopes, framed=framed)
@@ -353,7 +209,7 @@ class RabbitBus:
             raise BusUnavailable("publisher confirms timed out") from None
 
     def dead_letter(self, items: Sequence[tuple[Envelope, str]]) -> None:
-        messages = [(e.id, e.raw, _properties(e, {"x-enjournal-reason": r})) for e, r in items]
+        messages = [(e.id, e.raw, dead_letter_properties(e, {"x-enjournal-reason": r})) for e, r in items]
         fut = self._pub().submit(messages, self.cfg.dead_letter_exchange)
         try:
             fut.result(self.cfg.confirm_timeout)
@@ -372,7 +228,7 @@ class RabbitBus:
             work_queue = ch.queue_declare(self.cfg.queue, passive=True).method
             work, consumers = work_queue.message_count, work_queue.consumer_count
             dead = ch.queue_declare(self.cfg.dead_letter_queue, passive=True).method.message_count
-        except _AMQP_ERRORS as exc:
+        except AMQP_ERRORS as exc:
             raise BusUnavailable(f"cannot read queue depth ({type(exc).__name__})") from None
         finally:
             if conn.is_open:
@@ -428,7 +284,7 @@ class RabbitConsumer:
             self._split: list[tuple[int, list[Envelope]]] = []
             self._bus = bus
             self._chan.basic_consume(bus.cfg.queue, self._on_message, auto_ack=False)
-        except _AMQP_ERRORS as exc:
+        except AMQP_ERRORS as exc:
             raise BusUnavailable(f"cannot consume ({type(exc).__name__})") from None
 
     def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
@@ -484,7 +340,7 @@ class RabbitConsumer:
                 self._split_redelivered()
                 if self._buffer and time.monotonic() >= deadline:
                     break
-        except _AMQP_ERRORS as exc:
+        except AMQP_ERRORS as exc:
             raise BusUnavailable(f"consume failed ({type(exc).__name__})") from None
         return self._take(max_items)
 
@@ -512,12 +368,12 @@ class RabbitConsumer:
     def _settle(self, fn: Any, deliveries: Sequence[Delivery]) -> None:
         try:
             fn(max(d.tag for d in deliveries))
-        except _AMQP_ERRORS as exc:
+        except AMQP_ERRORS as exc:
             raise BusUnavailable(f"ack failed ({type(exc).__name__})") from None
 
     def close(self) -> None:
         try:
             if self._conn.is_open:
                 self._conn.close()
-        except _AMQP_ERRORS:
+        except AMQP_ERRORS:
             pass

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from pika.adapters.asyncio_connection import AsyncioConnection
 
-from engine.bus.rabbit import Confirms, _Batch, _params, _work_messages
+from engine.bus.amqp import Batch, Confirms, connection_params, work_messages
 from engine.config import RabbitBusConfig
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
@@ -80,14 +80,14 @@ class LoopPublisher:
     # publishing --------------------------------------------------------------------------
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Publish ``envelopes`` and wait for the broker's confirm of all of them (see the module docstring)."""
-        messages = _work_messages(envelopes, self.cfg, True)
+        messages = work_messages(envelopes, self.cfg, True)
         if not messages:
             return
         if not self.ready:
             await self._wait_ready()
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._confirms.publish(self._chan, messages, self.cfg.exchange, _Batch(fut, len(messages)))
+        self._confirms.publish(self._chan, messages, self.cfg.exchange, Batch(fut, len(messages)))
         try:
             async with asyncio.timeout(self.cfg.confirm_timeout):  # cancels fut: a later confirm finds it done
                 await fut
@@ -111,7 +111,7 @@ class LoopPublisher:
         self._closed.clear()
         try:
             self._conn = AsyncioConnection(
-                _params(self.cfg),
+                connection_params(self.cfg),
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,

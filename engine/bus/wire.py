@@ -2,17 +2,15 @@
 
 One envelope: body = 4-byte big-endian length of the metadata + the metadata as JSON
 (``Envelope.headers()``) + the raw bytes; AMQP ``content_type`` = :data:`ENVELOPE_TYPE`. Why not AMQP
-headers: an eleven-entry header table cost the broker about 30 µs and the two pika ends about 20 µs
-per message, measured on the same messages (broker 116-128 -> 82-96 µs, client 56-65 -> 38-43 µs);
-on two cores shared with the broker that is a twelfth of an ORU message's whole cost.
+headers: a table of eleven headers costs the broker and both pika ends clearly more per message than the
+same metadata as JSON in the body (the figures are in docs/performance-history.md).
 
 A **frame** of several envelopes published together (a file's messages, a KITH poll's files, the
 MLLP publisher's coalesced batch): body = 4-byte count + for each envelope its 4-byte length and its
 one-envelope body; ``content_type`` = :data:`FRAME_TYPE`. The envelope stays the unit of the design
 (each has its own id, dedup key, record keys, dead letter and replay); the frame is only how they
 travel: one persistent AMQP message, one confirm, one delivery, one ack for all of them. The
-broker's work per message is mostly per AMQP message, so a frame of 64 ORU messages costs it about
-what one message costs (measured in the README's performance section).
+broker's work is mostly per AMQP message, so a frame costs it about what one message costs.
 
 Messages in the older form (metadata as AMQP headers, body = the raw bytes, as still published to
 the dead-letter queue so it stays readable there) are decoded too, so a queue filled by an older

@@ -1,5 +1,5 @@
 """The journal store (SQLAlchemy Core): SQLite by default, PostgreSQL in production, same code."""
 
-from engine.store.journal import BatchStats, Outcome, Store
+from engine.store.journal import Store
 
-__all__ = ["BatchStats", "Outcome", "Store"]
+__all__ = ["Store"]

@@ -21,10 +21,9 @@ CONFLICT DO NOTHING`` and returns how many rows were new; the way it gets there 
 * PostgreSQL, safe: COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO
   NOTHING`` (each row is written twice, but no unique violation can abort the transaction).
 
-Measured on the store stages (batches of 500): the PostgreSQL backend spends about a third less CPU per
-ORU message (8 observations) than with the staging table, and about 60 % less on a batch stored again
-(the look-up finds every key, nothing is written). The look-up of an ORU message's 8 keys costs about
-35-40 µs of PostgreSQL CPU and 15-25 µs of engine CPU: what a blind table saves.
+Why blind: the optimistic COPY writes each row once, where the staging table writes it twice, and the
+look-up of a batch's keys costs CPU in both PostgreSQL and the engine; a blind table saves that look-up
+(the figures are in docs/performance-history.md).
 """
 
 from __future__ import annotations
@@ -147,7 +146,7 @@ def select_in(
     PostgreSQL gets the keys as ``text[]`` parameters and looks each one up in a LATERAL subquery that
     cannot be flattened (OFFSET 0): an index look-up per key whatever the table's size or statistics.
     A plain join of the arrays let the planner choose a parallel sequential scan and a sort of the
-    whole table as soon as it held a few ten thousand rows (measured 12x slower)."""
+    whole table as soon as it held a few ten thousand rows, many times slower."""
     if not keys:
         return []
     if conn.dialect.name == "postgresql":
@@ -177,7 +176,7 @@ def pg_select_in_sql(table: sa.Table, out: tuple[str, ...], by: tuple[str, ...],
 
 
 def pg_select_in_args(by: Sequence[str], keys: Sequence[Any]) -> tuple[str, ...]:
-    parts = [keys] if len(by) == 1 else list(zip(*keys))
+    parts = [keys] if len(by) == 1 else list(zip(*keys, strict=True))
     return tuple(pg_text_array(p) for p in parts)
 
 

@@ -38,8 +38,8 @@ except ImportError:  # pragma: no cover - SQLite-only installs
     _PgInterfaceError = _PgOperationalError = StoreUnavailable  # type: ignore[assignment,misc]
 
 log = structlog.get_logger("engine.store")
-O = TypeVar("O")
-S = TypeVar("S")
+OutcomeT = TypeVar("OutcomeT")
+StatsT = TypeVar("StatsT")
 CODE = "STORE_REJECTED"
 #: SQLSTATEs (prefixes) that refuse every write of the store, not one envelope's data
 STORE_WIDE_SQLSTATES = ("42", "25006")
@@ -47,8 +47,11 @@ _TABLE_IN_SQL = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|COPY|DELETE\s+FROM)\s+(
 
 
 def split(
-    commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], S], outcomes: Sequence[O], failed: Exception
-) -> list[S]:
+    commit: Callable[[Sequence[OutcomeT]], StatsT],
+    reject: Callable[[OutcomeT, Exception], StatsT],
+    outcomes: Sequence[OutcomeT],
+    failed: Exception,
+) -> list[StatsT]:
     """What ``commit`` and ``reject`` returned for the parts of ``outcomes``, whose commit raised ``failed``.
 
     ``commit`` writes a part in one transaction; ``reject`` dead-letters one outcome on its own. An outage
@@ -59,12 +62,15 @@ def split(
 
 
 def _split(
-    commit: Callable[[Sequence[O]], S], reject: Callable[[O, Exception], S], outcomes: Sequence[O], failed: Exception
-) -> list[S]:
+    commit: Callable[[Sequence[OutcomeT]], StatsT],
+    reject: Callable[[OutcomeT, Exception], StatsT],
+    outcomes: Sequence[OutcomeT],
+    failed: Exception,
+) -> list[StatsT]:
     if len(outcomes) == 1:
         return [reject(outcomes[0], failed)]
     mid = len(outcomes) // 2
-    out: list[S] = []
+    out: list[StatsT] = []
     for part in (outcomes[:mid], outcomes[mid:]):
         try:
             out.append(commit(part))

@@ -16,9 +16,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -28,7 +27,7 @@ from sqlalchemy import event
 from engine import identity
 from engine.envelope import Envelope
 from engine.errors import StoreUnavailable
-from engine.model import MappingResult
+from engine.outcome import BatchStats, Outcome
 from engine.redact import safe_reason
 from engine.store import isolate, keys_async, text
 from engine.store import schema as s
@@ -36,48 +35,14 @@ from engine.store.bulk import SQLITE_VARS, Bulk, Raced, Row, pg_select_in_args, 
 from engine.store.keys_async import AsyncKeyReader
 from engine.store.migrations import migrate
 
+if TYPE_CHECKING:
+    import psycopg
+
 log = structlog.get_logger("engine.store")
 T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the worker made of one envelope: a mapping result, or a dead-letter reason."""
-
-    envelope: Envelope
-    result: MappingResult | None = None
-    reason_code: str | None = None
-    reason: str | None = None
-
-    @property
-    def dead(self) -> bool:
-        return self.reason_code is not None
-
-
-@dataclass
-class BatchStats:
-    envelopes: int = 0
-    versions_new: int = 0
-    versions_unchanged: int = 0
-    dead_letters: int = 0
-    new_edges: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-    #: envelopes the store dead-lettered itself (isolated after a failed commit), as dead outcomes
-    rejected: list[Outcome] = field(default_factory=list)
-
-    def add(self, other: BatchStats) -> BatchStats:
-        self.envelopes += other.envelopes
-        self.versions_new += other.versions_new
-        self.versions_unchanged += other.versions_unchanged
-        self.dead_letters += other.dead_letters
-        self.new_edges += other.new_edges
-        for kind, n in other.by_kind.items():
-            self.by_kind[kind] = self.by_kind.get(kind, 0) + n
-        self.rejected.extend(other.rejected)
-        return self
 
 
 def event_us(dt: datetime) -> int:
@@ -248,7 +213,9 @@ class Store:
         assert self._reads is not None
         conn = self._reads.raw_connection()
         try:
-            with conn.cursor() as cur:
+            driver: psycopg.Connection[tuple[Any, ...]] | None = conn.driver_connection  # psycopg's own
+            assert driver is not None  # a connection just checked out of the pool
+            with driver.cursor() as cur:
                 cur.execute(sql, args, prepare=True)
                 return [tuple(r) for r in cur.fetchall()]
         except Exception:
@@ -479,7 +446,7 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
         # a search per content (each call's overhead outweighs copying a message's few KB).
         if b"\\" in b"".join(contents):
             text.check(result, contents)
-        for rec, content in zip(result.records, contents):
+        for rec, content in zip(result.records, contents, strict=True):
             kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
             if rec.subject is not subject:

@@ -22,7 +22,7 @@ keys as new, and the workers' idempotent writes still keep a resent message to o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -109,7 +109,7 @@ def outcome_sql_args(envelope_ids: Sequence[str]) -> tuple[str, tuple[str]]:
 class AsyncKeyReader:
     """See the module docstring. ``connect_kwargs``: psycopg connection parameters."""
 
-    def __init__(self, connect_kwargs: dict[str, Any], *, timeout: float = 2.0) -> None:
+    def __init__(self, connect_kwargs: Mapping[str, Any], *, timeout: float = 2.0) -> None:
         self._kwargs = {
             "connect_timeout": max(1, round(timeout)),
             **{k: v for k, v in connect_kwargs.items() if k != "context"},

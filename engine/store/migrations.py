@@ -30,9 +30,8 @@ def _v1_initial(conn: sa.Connection) -> None:
 
 def _v2_raw_archive_lean(conn: sa.Connection) -> None:
     """Drop raw_archive's indexes on sha256 and (adapter, received_at): no query used them, and every
-    envelope paid for both (PostgreSQL's CPU per ORU^R01 message: 80-87 µs without them, 82-113 with them,
-    in alternating runs). An archived envelope is found by its id (the primary key), which dead letters,
-    record versions and log lines carry."""
+    envelope paid for both in PostgreSQL's CPU. An archived envelope is found by its id (the primary key),
+    which dead letters, record versions and log lines carry."""
     for name in ("ix_raw_archive_sha256", "ix_raw_archive_adapter_received"):
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 

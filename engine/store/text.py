@@ -156,11 +156,12 @@ def suspect(raw: bytes, result: MappingResult) -> bool:
 
 def problem(result: MappingResult, contents: Sequence[bytes]) -> str | None:
     """Where ``result`` holds text the journal cannot store (``record 2 (person) identifiers[0].value: NUL
-    character``), or None. ``contents`` are the records' JSON content. Thorough: see :func:`suspect`
-    for the cheap question."""
+    character``), or None. ``contents`` are the records' JSON content, in order (records past the last one
+    given are not looked at: ``[]`` checks the links alone). Thorough: see :func:`suspect` for the cheap
+    question."""
     subject: Any = None
     source: Any = None
-    for i, (rec, content) in enumerate(zip(result.records, contents)):
+    for i, (rec, content) in enumerate(zip(result.records, contents, strict=False)):
         if NUL_JSON in content or not key_fits(rec.key):
             where = _locate(rec.model_dump(exclude={"provenance"}), KEY)
             if where is not None:

@@ -59,9 +59,9 @@ def settings(kind: str, root: Path, **extra: Any) -> Any:
 
 
 def adapter(kind: str, root: Path, bus: Any, **extra: Any) -> Any:
-    from engine.runtime import adapter_module
+    from engine import registry
 
-    a = adapter_module(kind).build(f"{kind}-t", settings(kind, root, **extra), Runtime(bus))
+    a = registry.adapter(kind).build(f"{kind}-t", settings(kind, root, **extra), Runtime(bus))
     a.check()
     a.settings.ensure_dirs()
     return a

@@ -23,7 +23,8 @@ from adapters.mllp.client import synthetic_adt
 from engine.bus.rabbit import RabbitBus
 from engine.envelope import Envelope
 from engine.model import Coding, MappingResult, Observation
-from engine.store import Outcome, Store
+from engine.outcome import Outcome
+from engine.store import Store
 from engine.worker import Mapper, Worker
 from tests.helpers import ack_code, envelope, fnr_id, observation, outcome, person
 from tests.integration import poison_mapping

@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.mllp.ack import FALLBACK
-from engine.store import Outcome, Store
+from engine.outcome import Outcome
+from engine.store import Store
 from engine.store import schema as s
 from engine.store.journal import make_engine
 from engine.store.keys_async import content_hash

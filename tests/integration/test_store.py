@@ -143,7 +143,7 @@ def test_two_fnrs_for_one_local_id_is_a_conflict(store_url: str) -> None:
 
 
 def test_dead_letters_and_processed_keys(store_url: str) -> None:
-    from engine.store import Outcome
+    from engine.outcome import Outcome
     from tests.helpers import envelope
 
     store = Store(store_url)

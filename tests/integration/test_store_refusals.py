@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from engine.errors import StoreUnavailable
-from engine.store import Outcome, Store
+from engine.outcome import Outcome
+from engine.store import Store
 from engine.store import schema as s
 from tests.helpers import envelope, fnr_id, observation, outcome
 

@@ -23,8 +23,9 @@ import adapters.hl7_file
 from adapters.mllp.client import synthetic_adt
 from engine.bus.rabbit import RabbitBus
 from engine.config import RabbitBusConfig, parse_config
+from engine.outcome import BatchStats, Outcome
 from engine.runtime import Runtime
-from engine.store import BatchStats, Outcome, Store
+from engine.store import Store
 from engine.supervise import Backoff, Supervisor
 from engine.worker import Mapper, Worker
 from tests.integration.pipeline_util import bus_section, engine_process, make_envelopes, write_config

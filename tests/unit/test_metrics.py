@@ -57,7 +57,7 @@ def test_counters_render_as_valid_prometheus_text() -> None:
 
 
 def test_a_batch_counts_what_it_journaled_per_adapter_and_labelled_children_are_kept() -> None:
-    from engine.store import BatchStats, Outcome
+    from engine.outcome import BatchStats, Outcome
     from engine.worker import _mapped
 
     mapped = [Outcome(envelope(f"ok{i}", adapter="batch-a")) for i in range(3)]

@@ -7,7 +7,8 @@ import asyncio
 
 from adapters.mllp.commits import IDLE_TICKS, MAX_INTERVAL, CommitWatch
 from adapters.mllp.lookups import StoreLookups
-from engine.store import Outcome, Store
+from engine.outcome import Outcome
+from engine.store import Store
 from tests.helpers import envelope, fnr_id, outcome, person
 
 
