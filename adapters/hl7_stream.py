@@ -9,9 +9,9 @@ gathered and a group being confirmed, whatever the size of the file.
 The envelopes of a group are built when the group is sent, so the last group (the one the end of the
 file closed) carries ``count``; envelopes of earlier groups of a large file carry ``file`` and
 ``index`` only. A piece the splitter flagged (``HL7_MESSAGE_TOO_LARGE`` without its bytes,
-``HL7_BATCH_TRUNCATED`` with them) becomes an envelope with ``reject`` that the worker dead-letters
+``HL7_BATCH_TRUNCATED`` with them) becomes an envelope with a ``rejection`` that the worker dead-letters
 without mapping. A file-level problem (``HL7_BATCH_COUNT_MISMATCH``, a missing trailer) becomes a
-content-free envelope with ``reject`` and ``scope=file`` in the last group, so it is in the dead
+content-free envelope with a ``rejection`` and ``scope=file`` in the last group, so it is in the dead
 letters too. A message whose bytes did not fit its declared charset carries ``charset_repaired``
 (``<declared>-><used>``, set by :func:`adapters.mllp.triage.triage`).
 """
@@ -28,6 +28,7 @@ from engine import metrics
 from engine.bus import Bus
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
+from engine.rejection import Rejection
 from mappings.hl7v2.batch import Piece, Splitter
 
 BLOCK_BYTES = 1 << 20
@@ -150,8 +151,7 @@ class FileRun:
         attrs = self._attrs(piece, count)
         if piece.problem is not None:
             self._reject(piece.index, piece.problem)
-            attrs["reject"] = piece.problem
-            return self._bare(piece.raw, attrs)
+            return self._bare(piece.raw, attrs, Rejection.from_reason(piece.problem))
         t = triage(
             piece.raw,
             adapter=self.adapter,
@@ -165,9 +165,9 @@ class FileRun:
         return t.envelope
 
     def _file_envelope(self, problem: str) -> Envelope:
-        return self._bare(b"", {"file": self.name, "scope": "file", "reject": problem})
+        return self._bare(b"", {"file": self.name, "scope": "file"}, Rejection.from_reason(problem))
 
-    def _bare(self, raw: bytes, attrs: dict[str, str]) -> Envelope:
+    def _bare(self, raw: bytes, attrs: dict[str, str], rejection: Rejection) -> Envelope:
         return Envelope.build(
             raw,
             adapter=self.adapter,
@@ -175,6 +175,7 @@ class FileRun:
             content_type=CONTENT_TYPE,
             source_system=self.source_system,
             attributes=attrs,
+            rejection=rejection,
         )
 
     def _reject(self, index: int, reason: str) -> None:

@@ -18,8 +18,8 @@ For each stable regular file (never one still being written, never a symlink or 
 :mod:`adapters.inbox`): read the bytes, run the checks of
 :func:`adapters.kith.inspect`, publish one envelope (``content_type="application/xml; kith"``,
 attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, ``charset_repaired`` when the bytes did not fit
-the declared charset (read with the one that fits, :mod:`mappings.kith.xml`), and ``reject`` = ``CODE: text``
-when the document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
+the declared charset (read with the one that fits, :mod:`mappings.kith.xml`), and a ``rejection`` (code and
+text) when the document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
 go out together, up to ``max_batch`` per publish, so one confirm covers them all — and **only after
 the broker confirmed** write the AppRecs to the outbox (all receipts of a batch are fsynced together,
 see :mod:`adapters.durable`) and move the file to ``archive/`` (accepted) or ``error/``
@@ -261,8 +261,6 @@ class KithFileAdapter:
                 if v
             }
         )
-        if ins.reject:
-            attrs["reject"] = ins.reject
         sender_id = ins.sender.inst.id or self.settings.receiver_her_id or "-"
         return Envelope.build(
             raw,
@@ -273,6 +271,7 @@ class KithFileAdapter:
             received_at=received_at,
             attributes=attrs,
             dedup_key=f"KITH|{sender_id}|{ins.msg_id}" if ins.msg_id and not ins.reject else None,
+            rejection=ins.rejection,
         )
 
     def _oversize(self, f: InboxFile) -> _Ready:

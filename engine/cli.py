@@ -388,8 +388,8 @@ def replay(envelope_ids: list[str], config: Path = ConfigOpt) -> None:
             if env is None:
                 err.print(f"{eid}: not in the archive", markup=False)
                 raise typer.Exit(1)
-            attrs = {k: v for k, v in env.attributes.items() if k != "reject"} | {"replay": "1"}
-            envs.append(env.model_copy(update={"attributes": attrs}))
+            replayed = {"attributes": env.attributes | {"replay": "1"}, "rejection": None}  # a replay is mapped
+            envs.append(env.model_copy(update=replayed))
         rt.bus.publish(envs)
         out.print(f"replayed {len(envs)} envelope(s)")
     finally:

@@ -3,7 +3,7 @@
 Flow (constant memory, one pass after the :func:`adapters.csv.reader.scan` pass)::
 
     rows -> Plan.check -> accepted rows grouped by ``batch_rows`` -> one envelope per chunk
-                       -> rejected row -> its own envelope (attribute ``reject``) + <file>.rejects.csv
+                       -> rejected row -> its own envelope (with its ``rejection``) + <file>.rejects.csv
     ``chunks_per_publish`` chunks -> bus.publish (tenacity retry) -> reject report lines -> checkpoint
 
 A chunk envelope's raw bytes are the header line (fully quoted, so the mapping reads the delimiter
@@ -48,6 +48,7 @@ from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
 from engine.ids import log_safe
+from engine.rejection import Rejection
 from engine.redact import file_ref
 from mappings.csv_decl import Plan, RowProblem, compile_spec
 
@@ -362,7 +363,8 @@ class _Job:
             return
         self.problems.append((n, problem))
         raw = self.header + (line if line is not None else _line(row, self.delim))
-        self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n), "reject": problem.reason(n)}))
+        rejection = Rejection(code=problem.code, text=f"row {n} column {problem.column}")
+        self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n)}, rejection))
 
     def _envelope_bytes(self, row: list[str]) -> tuple[int, bytes | None]:
         """The bytes the (fitted) ``row`` takes in an envelope: a bound for a short row, unless the bound
@@ -379,7 +381,7 @@ class _Job:
         if n <= self.cp.next_row:
             return
         self.problems.append((n, RowProblem(exc.code, f"line {exc.line}")))
-        self.pending.append(self._envelope(self.header, f"reject|{n}", {"row": str(n), "reject": exc.reason(n)}))
+        self.pending.append(self._envelope(self.header, f"reject|{n}", {"row": str(n)}, exc.rejection(n)))
 
     def _close_chunk(self) -> None:
         if not self.chunk:
@@ -392,7 +394,7 @@ class _Job:
         self.group_chunks += 1
         self.chunk, self.chunk_bytes = [], 0
 
-    def _envelope(self, raw: bytes, part: str, attrs: dict[str, str]) -> Envelope:
+    def _envelope(self, raw: bytes, part: str, attrs: dict[str, str], rejection: Rejection | None = None) -> Envelope:
         return Envelope.build(
             raw,
             adapter=self.name,
@@ -402,6 +404,7 @@ class _Job:
             charset="utf-8",
             attributes={"file": self.path.name, "sha256": self.sha, **attrs},
             id=envelope_id(self.name, self.sha, part),
+            rejection=rejection,
         )
 
     def _flush(self, next_row: int) -> None:

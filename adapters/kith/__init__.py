@@ -18,7 +18,7 @@ Checks, in order (the first failure rejects the document, AppRec status 2):
 4. the parts of a MsgHead: each ``Document/RefDoc`` holds a supported XML payload, a readable base64
    attachment, or is reported as a failed part (AppRec status 3; status 2 when no XML payload is usable).
 
-Reject codes (``Inspection.reject`` = ``CODE: text``, AppRec error code from Volven 8221 in brackets):
+Reject codes (``Inspection.rejection``, ``Inspection.reject`` = ``CODE: text``, AppRec error code from Volven 8221 in brackets):
 ``KITH_EMPTY``/``KITH_NOT_WELL_FORMED`` [T01], ``KITH_DTD_FORBIDDEN``/``KITH_TOO_LARGE`` [T99],
 ``KITH_UNSUPPORTED_TYPE`` [T10], ``KITH_XSD_INVALID`` [T02], ``KITH_NO_PAYLOAD`` [T99]; anything else [X99].
 
@@ -39,6 +39,7 @@ from lxml import etree
 
 from adapters.kith.apprec import AppRecError, Party, Unit
 from engine.errors import EnjournalError, ParseError
+from engine.rejection import Rejection
 from mappings.kith.xml import NS_MSGHEAD, first_child, local, parse_document, tag_name, unwrap
 
 if TYPE_CHECKING:
@@ -97,8 +98,13 @@ class Inspection:
 
     @property
     def reject(self) -> str | None:
-        """``CODE: text`` as set in the envelope's ``reject`` attribute."""
+        """``CODE: text``, as the ``.reason`` file and the AppRec say it (None: accepted)."""
         return f"{self.reject_code}: {self.reject_text}" if self.reject_code else None
+
+    @property
+    def rejection(self) -> Rejection | None:
+        """The envelope's rejection (None: accepted)."""
+        return Rejection(code=self.reject_code, text=self.reject_text) if self.reject_code else None
 
     @property
     def is_receipt(self) -> bool:

@@ -8,8 +8,8 @@ Reads only the MSH (``mappings.hl7v2.parser.parse_header``) and decides what the
   first problem's code (``HL7_STRICT_INVALID`` when it has none);
 * otherwise ``AA``.
 
-Every message becomes an envelope, rejected ones too: they carry ``attributes["reject"] =
-"<CODE>: <text>"`` so the worker archives and dead-letters them with the reason. Only accepted
+Every message becomes an envelope, rejected ones too: they carry a ``rejection`` (code and text,
+:class:`engine.rejection.Rejection`) so the worker archives and dead-letters them with the reason. Only accepted
 envelopes carry the sender's ``dedup_key`` (``HL7|MSH-3|MSH-4|MSH-10``, escaped so that any header gives a
 storable key: :meth:`mappings.hl7v2.parser.MshHeader.dedup_key`);
 charset is the Python codec of MSH-18, else ``default_charset``; an accepted message whose bytes do
@@ -123,8 +123,9 @@ def triage(
     head, code, error = judge(raw, options, strict)
     attrs = dict(attributes or {})
     charset = codec(head.charset, options.default_charset)
+    rejection = None
     if error is not None:
-        attrs["reject"] = error.reason
+        rejection = error.rejection()
     elif (repaired := repair_flag(raw, charset)) is not None:
         attrs["charset_repaired"] = repaired
     env = Envelope.build(
@@ -136,5 +137,6 @@ def triage(
         source_system=source_system,
         dedup_key=head.dedup_key() if error is None else None,
         attributes=attrs,
+        rejection=rejection,
     )
     return Triage(env, head, code, error)

@@ -188,9 +188,9 @@ def test_bad_files_are_answered_and_parked_while_the_next_ones_flow(
     envs = {e.attributes["file"]: e for e in _consume(bus, len(files))}
     assert set(envs) == set(files)
     assert all(envs[n].raw == data for n, data in files.items())
-    assert envs["a-broken.xml"].attributes["reject"].startswith("KITH_NOT_WELL_FORMED: ")
-    assert envs["c-invalid.xml"].attributes["reject"].startswith("KITH_XSD_INVALID: line ")
-    assert not any("reject" in envs[n].attributes for n in ("b-msghead.xml", "d-iso.xml", "e-receipt.xml"))
+    assert str(envs["a-broken.xml"].rejection).startswith("KITH_NOT_WELL_FORMED: ")
+    assert str(envs["c-invalid.xml"].rejection).startswith("KITH_XSD_INVALID: line ")
+    assert not any(envs[n].rejection for n in ("b-msghead.xml", "d-iso.xml", "e-receipt.xml"))
 
     assert sorted(p.name for p in settings.archive.iterdir()) == ["b-msghead.xml", "d-iso.xml", "e-receipt.xml"]
     errors = sorted(p.name for p in settings.errors.iterdir())

@@ -70,7 +70,7 @@ def test_short_rows_are_measured_exactly_before_a_rejection(tmp_path: Path) -> N
     bus = EmbeddedBus(tmp_path / "q.db")
     summary = import_file("t", s, Runtime(bus), p)
     assert (summary.rows, summary.accepted, summary.rejected) == (3, 2, 1)
-    rejects = [e.attributes["reject"] for e in envelopes(bus) if "reject" in e.attributes]
+    rejects = [str(e.rejection) for e in envelopes(bus) if e.rejection is not None]
     assert [r.split(":")[0] for r in rejects] == ["CSV_LINE_TOO_LONG"] and "row 2" in rejects[0]
 
 

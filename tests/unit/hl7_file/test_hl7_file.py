@@ -56,7 +56,7 @@ def test_bad_message_dead_lettered_good_ones_flow(tmp_path: Path, bus: EmbeddedB
     f.write_bytes(content.replace(b"\r", b"\r\n"))
     a.handle(f)
     envs = sorted(drain(bus), key=lambda e: int(e.attributes["index"]))
-    assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == [
+    assert [e.rejection.code if e.rejection else "" for e in envs] == [
         "",
         "HL7_BAD_MSH",
         "HL7_UNSUPPORTED_TYPE",
