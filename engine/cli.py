@@ -406,9 +406,9 @@ def import_cmd(adapter: str, file: Path, config: Path = ConfigOpt) -> None:
         raise typer.Exit(2)
     rt = _runtime(cfg)
     try:
-        from adapters.csv import importer
+        from adapters.csv.progress import rich_import
 
-        summary = importer.rich_import(adapter, settings, rt, file, console=out)
+        summary = rich_import(adapter, settings, rt, file, console=out)
     except PermanentError as exc:
         err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
         raise typer.Exit(1) from None

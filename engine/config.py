@@ -41,7 +41,7 @@ ADAPTER_KINDS: dict[str, str] = {
     "hl7-file": "adapters.hl7_file",
     "mllp": "adapters.mllp",
     "kith-file": "adapters.kith_file",
-    "csv": "adapters.csv_file",
+    "csv": "adapters.csv",
 }
 ENTRY_POINT_GROUP = "enjournal.adapters"
 

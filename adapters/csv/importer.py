@@ -25,15 +25,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import BinaryIO
 
 import structlog
-from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
+from adapters.csv.options import CHUNK_BYTES, REJECTS_SUFFIX, CsvOptions
 from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, Source, open_csv, scan
+from adapters.csv.summary import ImportSummary
 from adapters.files import (
     InboxFile,
     NotARegularFile,
@@ -43,44 +44,26 @@ from adapters.files import (
     open_inbox_file,
     write_reason,
 )
+from adapters.handoff import Handoff
 from adapters.inbox import Inbox
-from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
 from engine.ids import log_safe
-from engine.rejection import Rejection
 from engine.redact import file_ref
+from engine.rejection import Rejection
 from mappings.csv_decl import Plan, RowProblem, compile_spec
-
-if TYPE_CHECKING:
-    from adapters.csv_file import Settings
 
 log = structlog.get_logger("enjournal.adapters.csv")
 Progress = Callable[[int, int, int], None]  # rows done, total bytes, bytes done
 Arriving = Callable[[InboxFile, str], bool]  # (file, reject code) -> leave it: it may still be written
 #: reject codes of a file that may only be half-written (no header line yet, or a header cut short)
 INCOMPLETE = frozenset({"CSV_EMPTY", "MISSING_COLUMN"})
-REJECTS_SUFFIX = ".rejects.csv"
 MAX_PENDING_REJECTS = 2000
-#: a chunk closes once its rows may take this many bytes in the envelope, even short of ``batch_rows``
-CHUNK_BYTES = 8 * 1024 * 1024
 #: a row's bytes in the envelope (UTF-8, quoted), its padding apart, are at most this many times its bytes
 #: in the file: a bound that sizes chunks; rows larger than :data:`_EXACT_FROM` in the file, and any row
 #: whose bound would reject it, are measured instead (serialised once, and that serialisation is kept)
 _GROWTH = 8
 _EXACT_FROM = 8 * 1024
-
-
-class ImportSummary(BaseModel):
-    file: str
-    sha256: str
-    rows: int
-    accepted: int
-    rejected: int
-    unchanged: bool = False
-    chunks: int = 0
-    seconds: float = 0.0
-    complete: bool = True
 
 
 def envelope_id(adapter: str, sha256: str, part: str) -> str:
@@ -89,7 +72,7 @@ def envelope_id(adapter: str, sha256: str, part: str) -> str:
 
 def import_file(
     name: str,
-    settings: Settings,
+    settings: CsvOptions,
     runtime: AdapterRuntime,
     path: Path | str,
     progress: Progress | None = None,
@@ -120,7 +103,7 @@ def import_file(
             f.close()
 
 
-def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
+def _open_owned(name: str, settings: CsvOptions, path: Path) -> InboxFile:
     """Open an inbox file without following a link; anything but a regular file goes to error/ unread
     (:meth:`adapters.inbox.Inbox.refuse`, as the poll loop does)."""
     try:
@@ -132,7 +115,7 @@ def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
 
 def _import(
     name: str,
-    settings: Settings,
+    settings: CsvOptions,
     runtime: AdapterRuntime,
     path: Path,
     f: InboxFile | None,
@@ -172,16 +155,7 @@ def _import(
     return summary
 
 
-def rich_import(
-    name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str, console: Any = None
-) -> ImportSummary:
-    """:func:`import_file` under a rich progress bar (rows, rows/s, ETA), then a printed summary."""
-    from adapters.csv.progress import run_with_progress
-
-    return run_with_progress(import_file, name, settings, runtime, path, console)
-
-
-def _scan(source: Source, settings: Settings, owned: bool) -> FileFacts:
+def _scan(source: Source, settings: CsvOptions, owned: bool) -> FileFacts:
     """The file's facts; an inbox file that cannot be read now raises ``OSError`` (it stays and is
     tried again), any other file :class:`ParseError` ``FILE_UNREADABLE``."""
     try:
@@ -193,7 +167,7 @@ def _scan(source: Source, settings: Settings, owned: bool) -> FileFacts:
 
 
 def _unchanged(
-    path: Path, sha: str, done: Checkpoint | None, settings: Settings, f: InboxFile | None, t0: float
+    path: Path, sha: str, done: Checkpoint | None, settings: CsvOptions, f: InboxFile | None, t0: float
 ) -> ImportSummary:
     d = done or Checkpoint()
     if f is not None and not f.changed():
@@ -210,7 +184,7 @@ def _unchanged(
     )
 
 
-def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: ImportSummary, name: str) -> None:
+def _finish(path: Path, settings: CsvOptions, f: InboxFile | None, summary: ImportSummary, name: str) -> None:
     """Archive an inbox file with its reject report; one that changed while it was imported stays (its
     writer was still at work: the next poll imports what it holds now)."""
     report = path.with_name(path.name + REJECTS_SUFFIX)
@@ -277,7 +251,7 @@ class _Job:
     def __init__(
         self,
         name: str,
-        settings: Settings,
+        settings: CsvOptions,
         runtime: AdapterRuntime,
         path: Path,
         facts: FileFacts,
@@ -285,7 +259,8 @@ class _Job:
         progress: Progress | None,
         source: Source,
     ) -> None:
-        self.name, self.s, self.bus, self.path, self.source = name, settings, runtime.bus, path, source
+        self.name, self.s, self.path, self.source = name, settings, path, source
+        self.handoff = Handoff(name, runtime.bus, "csv")
         self.sha, self.size, self.encoding = facts.sha256, facts.size, facts.encoding
         self.store, self.progress = store, progress
         self.cp = store.load(self.sha)
@@ -425,8 +400,7 @@ class _Job:
             wait=wait_exponential(multiplier=0.5, max=10),
         ):
             with attempt:
-                self.bus.publish(batch)
-        metrics.published(batch)
+                self.handoff.publish(batch)
 
     def _wait(self) -> None:
         if self.inflight is None:

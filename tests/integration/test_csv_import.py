@@ -19,8 +19,8 @@ import orjson
 import pytest
 import yaml
 
+from adapters.csv import Settings, build
 from adapters.csv.importer import import_file
-from adapters.csv_file import Settings, build
 from engine import ids
 from engine.bus.embedded import EmbeddedBus
 from engine.config import RabbitBusConfig
@@ -161,7 +161,7 @@ N_ROWS = 200_000
 DRIVER = """
 import sys, orjson
 from dataclasses import dataclass
-from adapters.csv_file import Settings
+from adapters.csv import Settings
 from adapters.csv.importer import import_file
 from engine.bus.rabbit import RabbitBus
 from engine.config import RabbitBusConfig
@@ -338,7 +338,7 @@ def test_rich_import_draws_progress_and_summary(tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from adapters.csv.importer import rich_import
+    from adapters.csv.progress import rich_import
 
     s = _settings(tmp_path)
     p = tmp_path / "x.csv"

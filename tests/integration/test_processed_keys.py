@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
-from adapters.mllp.ack import FALLBACK
+from adapters.hl7_intake.ack import FALLBACK
 from engine.store import Outcome, Store
 from engine.store import schema as s
 from engine.store.journal import make_engine

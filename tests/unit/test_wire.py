@@ -76,4 +76,9 @@ def test_damaged_frame_becomes_one_rejected_envelope_keeping_the_whole_body() ->
         b"\x00\x00\x00\x02" + body[4:],
     ):
         out = wire.decode_all(wire.FRAME_TYPE, None, damaged)
-        assert len(out) == 1 and out[0].rejection is not None and out[0].rejection.code == "BAD_ENVELOPE" and out[0].raw == damaged
+        assert (
+            len(out) == 1
+            and out[0].rejection is not None
+            and out[0].rejection.code == "BAD_ENVELOPE"
+            and out[0].raw == damaged
+        )

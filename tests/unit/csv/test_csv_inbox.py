@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import structlog
 
+from adapters.csv import Settings, build
 from adapters.csv.importer import import_file
-from adapters.csv_file import Settings, build
 from adapters.files import open_inbox_file
 from engine import ids
 from engine.bus.embedded import EmbeddedBus

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from adapters.csv import Settings
 from adapters.csv.importer import import_file
 from adapters.csv.reader import LineTooLong, open_csv
-from adapters.csv_file import Settings
 from engine import ids
 from engine.bus.embedded import EmbeddedBus
 from engine.errors import ParseError

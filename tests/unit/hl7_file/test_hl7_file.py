@@ -30,6 +30,7 @@ def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:
         type="hl7-file", directory=tmp_path / "in", stable_seconds=0, poll_interval=0.05, source_system="lab", **kw
     )
     a = build("lab-files", s, Runtime(bus, store))
+    a.settings.ensure_dirs()  # run() creates them; check() creates nothing
     a.check()
     return a
 

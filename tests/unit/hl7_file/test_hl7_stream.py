@@ -21,6 +21,7 @@ from tests.unit.mllp.helpers import Runtime, drain
 def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:
     s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab", **kw)
     a = build("lab-files", s, Runtime(bus, store))
+    a.settings.ensure_dirs()  # run() creates them; check() creates nothing
     a.check()
     return a
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.kith import Inspection, family, inspect
-from adapters.kith.xsd import SchemaSet
+from adapters.kith_file.inspection import Inspection, family, inspect
+from adapters.kith_file.xsd import SchemaSet
 from engine.ids import synthetic_fnr
 from tests.unit.kith_adapter.conftest import MSGHEAD, RECEIPT, STANDALONE, wrap_in_fellesformat
 

@@ -231,6 +231,7 @@ def test_stop_while_the_bus_is_down_gives_up_retrying_and_never_acks(tmp_path: P
 def test_a_cancelled_application_ack_is_not_sent(bus: EmbeddedBus, store: Store) -> None:
     """An application ACK waiting for the one before it is cancelled (its connection broke): it ends
     cancelled and sends nothing, instead of taking the earlier one's cancellation for its own end."""
+    from adapters.handoff import Handoff
     from adapters.mllp import Settings
     from adapters.mllp.commits import CommitWatch
     from adapters.mllp.lookups import StoreLookups
@@ -249,7 +250,7 @@ def test_a_cancelled_application_ack_is_not_sent(bus: EmbeddedBus, store: Store)
             w,
             name="t",
             settings=Settings(type="mllp", port=0),
-            publisher=Publisher(bus, lookups),
+            publisher=Publisher(Handoff("t", bus, "mllp"), lookups),
             commits=CommitWatch(lookups),
             strict=None,
         )

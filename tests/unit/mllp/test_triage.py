@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from adapters.hl7_intake import Hl7Options, judge, triage
 from adapters.mllp.client import synthetic_adt
-from adapters.mllp.triage import Hl7Options, judge, triage
 
 OPTS = Hl7Options()
 
@@ -71,7 +71,7 @@ def test_dedup_key_escapes_what_a_store_cannot_hold_or_would_confuse() -> None:
     """The header's own key is the storable one (every caller gets it), and triage's envelope carries it."""
     import dataclasses
 
-    from adapters.mllp.ack import FALLBACK
+    from adapters.hl7_intake.ack import FALLBACK
     from mappings.hl7v2.parser import MAX_KEY_CHARS
 
     def key(app: str, fac: str, cid: str) -> str:

@@ -2,7 +2,8 @@
 
 :class:`FileRun` feeds blocks of the file to :class:`mappings.hl7v2.batch.Splitter` and collects the
 messages into a group of at most ``publish_group_messages`` messages or ``publish_group_bytes`` bytes;
-a full group is triaged (:func:`adapters.mllp.triage.triage`) and handed to ``bus.publish_async`` while
+a full group is triaged (:func:`adapters.hl7_intake.triage.triage`) and handed to the bus
+(:meth:`adapters.handoff.Handoff.send`) while
 the next group is read, with at most one group in flight. Memory holds a block, a group being
 gathered and a group being confirmed, whatever the size of the file.
 
@@ -13,21 +14,19 @@ file closed) carries ``count``; envelopes of earlier groups of a large file carr
 without mapping. A file-level problem (``HL7_BATCH_COUNT_MISMATCH``, a missing trailer) becomes a
 content-free envelope with a ``rejection`` and ``scope=file`` in the last group, so it is in the dead
 letters too. A message whose bytes did not fit its declared charset carries ``charset_repaired``
-(``<declared>-><used>``, set by :func:`adapters.mllp.triage.triage`).
+(``<declared>-><used>``, set by :func:`adapters.hl7_intake.triage.triage`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from adapters.mllp.triage import CONTENT_TYPE, Hl7Options, triage
-from engine import metrics
-from engine.bus import Bus
+from adapters.handoff import Confirmation, Handoff
+from adapters.hl7_intake.options import Hl7Options, StrictCheck
+from adapters.hl7_intake.triage import CONTENT_TYPE, triage
 from engine.envelope import Envelope
-from engine.errors import BusUnavailable
 from engine.rejection import Rejection
 from mappings.hl7v2.batch import Piece, Splitter
 
@@ -73,17 +72,17 @@ class FileRun:
         name: str,
         options: Hl7Options,
         source_system: str | None,
-        bus: Bus,
+        handoff: Handoff,
         limits: RunLimits,
-        strict: Callable[[bytes], list[str]] | None = None,
+        strict: StrictCheck | None = None,
     ) -> None:
         self.adapter, self.name, self.options = adapter, name, options
-        self.source_system, self.bus, self.limits, self.strict = source_system, bus, limits, strict
+        self.source_system, self.handoff, self.limits, self.strict = source_system, handoff, limits, strict
         self.splitter = Splitter(limits.max_message_bytes)
         self.result = RunResult()
         self._group: list[Piece] = []
         self._group_bytes = 0
-        self._inflight: tuple[Future[None], list[Envelope]] | None = None
+        self._inflight: Confirmation | None = None
 
     def run(self, reader: BinaryIO, may_finish: Callable[[RunResult], bool]) -> RunResult:
         """Read ``reader`` to its end, publishing full groups on the way; then, if ``may_finish(result)``
@@ -128,18 +127,12 @@ class FileRun:
         if not envs:
             return
         self._wait()
-        self._inflight = (self.bus.publish_async(envs), envs)
+        self._inflight = self.handoff.send(envs)
 
     def _wait(self) -> None:
-        if self._inflight is None:
-            return
-        fut, envs = self._inflight
-        self._inflight = None
-        try:
-            fut.result(30.0 + len(envs) / 500)  # a big group gets more time for its confirms
-        except TimeoutError:
-            raise BusUnavailable("publisher confirms timed out") from None
-        metrics.published(envs)
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.wait()
 
     def _attrs(self, piece: Piece, count: str | None) -> dict[str, str]:
         attrs = {"file": self.name, "index": str(piece.index)}

@@ -1,4 +1,5 @@
-"""HL7 v2 acknowledgements (ACK) for the MLLP listener: original and enhanced mode.
+"""HL7 v2 acknowledgements (ACK): original and enhanced mode (the MLLP listener sends them; triage uses
+the same error type and header salvage).
 
 The ACK answers one received message:
 

@@ -14,11 +14,12 @@ Checks, in order (the first failure rejects the document, AppRec status 2):
    Rekvisisjon 1.5/1.6, Epikrise 1.0-1.2, Henvisning 1.0/1.1), a ``MsgHead`` v1.2, or a MsgHead inside a
    receiver's wrapper (NAV ``EI_fellesformat``); a received ``AppRec`` is recognised as a receipt (it is
    published but never answered with an AppRec);
-3. optional XSD validation of the MsgHead (or the standalone root), see :mod:`adapters.kith.xsd`;
+3. optional XSD validation of the MsgHead (or the standalone root), see :mod:`adapters.kith_file.xsd`;
 4. the parts of a MsgHead: each ``Document/RefDoc`` holds a supported XML payload, a readable base64
    attachment, or is reported as a failed part (AppRec status 3; status 2 when no XML payload is usable).
 
-Reject codes (``Inspection.rejection``, ``Inspection.reject`` = ``CODE: text``, AppRec error code from Volven 8221 in brackets):
+Reject codes (``Inspection.rejection``; ``Inspection.reject`` = ``CODE: text``; the AppRec error code from
+Volven 8221 in brackets):
 ``KITH_EMPTY``/``KITH_NOT_WELL_FORMED`` [T01], ``KITH_DTD_FORBIDDEN``/``KITH_TOO_LARGE`` [T99],
 ``KITH_UNSUPPORTED_TYPE`` [T10], ``KITH_XSD_INVALID`` [T02], ``KITH_NO_PAYLOAD`` [T99]; anything else [X99].
 
@@ -33,17 +34,14 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from adapters.kith.apprec import AppRecError, Party, Unit
+from adapters.kith_file.apprec import AppRecError, Party, Unit
+from adapters.kith_file.xsd import SchemaSet
 from engine.errors import EnjournalError, ParseError
 from engine.rejection import Rejection
 from mappings.kith.xml import NS_MSGHEAD, first_child, local, parse_document, tag_name, unwrap
-
-if TYPE_CHECKING:
-    from adapters.kith.xsd import SchemaSet
 
 _K = "http://www.kith.no/xmlstds/"
 #: payload namespaces the engine knows -> message family
