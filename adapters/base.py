@@ -2,19 +2,26 @@
 
 An adapter receives bytes from a legacy system, builds an :class:`engine.envelope.Envelope`,
 publishes it on the bus and hands responsibility back to the sender (ACK, AppRec, file move)
-**only after** ``bus.publish`` returned (the broker confirmed). It never maps.
+**only after** the broker confirmed it (:mod:`adapters.handoff`). It never maps.
 
-Each adapter kind is a module under ``adapters/`` with:
+Each adapter kind is a package under ``adapters/`` of the same shape:
 
-* ``Settings``: a pydantic model with ``type: Literal["<kind>"]`` and ``extra="forbid"``;
-* ``build(name: str, settings: Settings, runtime: AdapterRuntime) -> Adapter``.
+* ``__init__.py``: the module docstring (what it supports, a config example), ``Settings`` (a pydantic
+  model with ``type: Literal["<kind>"]`` and ``extra="forbid"``) and
+  ``build(name: str, settings: Settings, runtime: AdapterRuntime) -> Adapter``;
+* the rest in modules beside it (``options.py``: the settings' fields; ``adapter.py``: the
+  :class:`Adapter`; whatever else the kind needs).
+
+``check()`` writes nothing: it reports what would stop the adapter (a missing or unwritable directory,
+a port already taken, a spec that does not fit its sample) as :class:`engine.errors.ConfigError`.
+``run(stop)`` creates what it needs (directories) and receives until ``stop`` is set.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from engine.bus import Bus
 
@@ -34,7 +41,7 @@ class ProcessedKeys(Protocol):
 
 
 class AsyncKeys(Protocol):
-    """:class:`ProcessedKeys`' look-ups on an event loop (a store may offer them: ``async_key_reader()``)."""
+    """:class:`ProcessedKeys`' look-ups on an event loop."""
 
     async def processed_contents(
         self, pairs: Sequence[tuple[str, str]]
@@ -43,16 +50,35 @@ class AsyncKeys(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class AsyncKeySource(Protocol):
+    """A store that may offer its look-ups on an event loop (PostgreSQL; None where a look-up is a local
+    file read that callers run on a thread)."""
+
+    def async_key_reader(self) -> AsyncKeys | None: ...
+
+
 class AdapterRuntime(Protocol):
-    bus: Bus
-    keys: ProcessedKeys
+    """What an adapter gets from the engine: the bus to publish on, the store's processed keys."""
+
+    @property
+    def bus(self) -> Bus: ...
+    @property
+    def keys(self) -> ProcessedKeys: ...
 
 
 class Adapter(Protocol):
+    """One configured adapter, as the engine runs it (see the module docstring)."""
+
     name: str
 
     def check(self) -> None:
-        """Raise :class:`engine.errors.ConfigError` when the source cannot be reached."""
+        """Raise :class:`engine.errors.ConfigError` when the source cannot be reached or what the adapter
+        needs is missing or not writable; write nothing."""
 
     def run(self, stop: threading.Event) -> None:
-        """Receive until ``stop`` is set; then stop intake, drain in-flight work and return."""
+        """Create what the adapter needs, receive until ``stop`` is set; then stop intake, drain in-flight
+        work and return."""
+
+
+__all__ = ["Adapter", "AdapterRuntime", "AsyncKeySource", "AsyncKeys", "ProcessedKeys"]

@@ -32,7 +32,6 @@ import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 FSYNC_THREADS = 16
 
@@ -49,11 +48,12 @@ def _load_syncfs() -> Callable[[int], int] | None:
         major, minor = (int(x) for x in platform.release().split(".")[:2])
         if platform.system() != "Linux" or (major, minor) < (5, 8):
             return None
-        fn: Any = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
+        fn = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
     except (OSError, AttributeError, ValueError):
         return None
     fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    syncfs: Callable[[int], int] = fn
+    return syncfs
 
 
 _SYNCFS = _load_syncfs()
@@ -78,7 +78,10 @@ class DurableWriter:
             staged = list(self._pool.map(_stage, items))
         else:
             staged = [_stage(item) for item in items]
-        out = [_rename(tmp, target) if isinstance(tmp, str) else tmp for (target, _d), tmp in zip(items, staged)]
+        out = [
+            _rename(tmp, target) if isinstance(tmp, str) else tmp
+            for (target, _d), tmp in zip(items, staged, strict=True)
+        ]
         for directory in {r.parent for r in out if isinstance(r, Path)}:
             _fsync_dir(directory)
         return out
@@ -118,11 +121,11 @@ def create_temp(target: Path, mode: int = 0o644) -> tuple[int, str]:
 def _write_then_syncfs(items: Sequence[tuple[Path, bytes]]) -> list[str | OSError]:
     """Write every temporary file, then one ``syncfs`` per directory's filesystem; the result per item."""
     staged = [_stage(item, fsync=False) for item in items]
-    for directory in {target.parent for (target, _d), tmp in zip(items, staged) if isinstance(tmp, str)}:
+    for directory in {target.parent for (target, _d), tmp in zip(items, staged, strict=True) if isinstance(tmp, str)}:
         failure = _syncfs(directory)
         if failure is None:
             continue
-        for i, ((target, _d), tmp) in enumerate(zip(items, staged)):
+        for i, ((target, _d), tmp) in enumerate(zip(items, staged, strict=True)):
             if isinstance(tmp, str) and target.parent == directory:
                 _unlink(tmp)
                 staged[i] = failure

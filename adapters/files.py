@@ -39,6 +39,7 @@ from typing import BinaryIO, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.durable import write_file
+from engine.errors import ConfigError
 from engine.redact import safe_reason
 
 #: temporary names of write-then-rename and of common transfer tools: never picked up
@@ -111,13 +112,53 @@ class FileDropSettings(BaseModel):
     def errors(self) -> Path:
         return self.error_dir or self.directory / "error"
 
+    def dirs(self) -> dict[str, Path]:
+        """Every directory the adapter reads or writes, by its setting: the inbox and the adapter's own."""
+        return {"directory": self.directory, "archive_dir": self.archive, "error_dir": self.errors}
+
     def own_dirs(self) -> list[Path]:
         """Directories of the adapter itself, which may lie inside the inbox and are never picked up."""
-        return [self.archive, self.errors]
+        return [d for setting, d in self.dirs().items() if setting != "directory"]
 
     def ensure_dirs(self) -> None:
+        """Create the inbox, ``archive/`` and ``error/`` (when the adapter starts, never in a check)."""
         for d in (self.directory, self.archive, self.errors):
             d.mkdir(parents=True, exist_ok=True)
+
+    def check_dirs(self, adapter: str) -> None:
+        """Raise :class:`engine.errors.ConfigError` when the inbox is missing, or a directory of :meth:`dirs`
+        is not a writable directory, or a missing one could not be created; create nothing."""
+        for setting, d in self.dirs().items():
+            problem = dir_problem(d, must_exist=setting == "directory")
+            if problem is not None:
+                raise ConfigError(f"adapter {adapter!r}: {setting} {d} {problem}")
+
+
+def dir_problem(path: Path, *, must_exist: bool) -> str | None:
+    """Why ``path`` cannot serve as a directory the engine writes to (None: it can), without writing: it is
+    missing (when it ``must_exist``), not a directory, not writable, or missing below a directory where it
+    cannot be created."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if must_exist:
+            return "does not exist"
+        parent = _existing_parent(path)
+        if parent is None or not parent.is_dir():
+            return "cannot be created (no directory above it)"
+        return None if os.access(parent, os.W_OK | os.X_OK) else "cannot be created (its parent is not writable)"
+    except OSError as exc:
+        return f"cannot be looked at ({errno.errorcode.get(exc.errno or 0, type(exc).__name__)})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    return None if os.access(path, os.R_OK | os.W_OK | os.X_OK) else "is not readable and writable"
+
+
+def _existing_parent(path: Path) -> Path | None:
+    for parent in Path(os.path.abspath(path)).parents:
+        if os.path.lexists(parent):
+            return parent
+    return None
 
 
 def entry_kind(mode: int) -> str:

@@ -227,7 +227,7 @@ def kith_path(opts: Options, pats: list[data.Patient]) -> PathResult:
 
 def csv_path(opts: Options, pats: list[data.Patient]) -> PathResult:
     n = opts.csv_rows
-    if note := missing("adapters.csv_file"):
+    if note := missing("adapters.csv"):
         return PathResult("csv", n, note=note)
     stage = opts.workdir / f"csv-src-{tag()}"
     stage.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Stages (each timed alone, in this process, on the same synthetic messages as the paths):
 
 * ``parse``: :func:`mappings.hl7v2.parser.parse` of an ORU^R01;
-* ``triage``: the HL7 adapters' MSH check + envelope (:func:`adapters.mllp.triage.triage`);
+* ``triage``: the HL7 adapters' MSH check + envelope (:func:`adapters.hl7_intake.triage.triage`);
 * ``map``: the mappings (HL7 ADT^A08, ORU^R01, KITH Svarrapport, CSV per row);
 * ``pydantic``: the canonical models' share of an ORU^R01 (validate its 8 records, serialise each);
 * ``encode`` / ``decode``: the envelope as a work-queue message and back (:mod:`engine.bus.wire`);
@@ -77,7 +77,7 @@ def _envelopes(raws: Sequence[bytes]) -> list[Envelope]:
 
 
 def cpu_stages(n: int, pats: list[data.Patient], seed: int = 42) -> list[StageResult]:
-    from adapters.mllp.triage import Hl7Options, triage
+    from adapters.hl7_intake import Hl7Options, triage
     from engine.bus import wire
     from mappings.hl7v2 import map_message as hl7_map
     from mappings.hl7v2.parser import parse

@@ -383,8 +383,8 @@ def replay(envelope_ids: list[str], config: ConfigOpt = None) -> None:
             if env is None:
                 err.print(f"{eid}: not in the archive", markup=False)
                 raise typer.Exit(1)
-            attrs = {k: v for k, v in env.attributes.items() if k != "reject"} | {"replay": "1"}
-            envs.append(env.model_copy(update={"attributes": attrs}))
+            replayed = {"attributes": env.attributes | {"replay": "1"}, "rejection": None}  # a replay is mapped
+            envs.append(env.model_copy(update=replayed))
         rt.bus.publish(envs)
         out.print(f"replayed {len(envs)} envelope(s)")
     finally:
@@ -394,8 +394,8 @@ def replay(envelope_ids: list[str], config: ConfigOpt = None) -> None:
 @app.command("import")
 def import_cmd(adapter: str, file: Path, config: ConfigOpt = None) -> None:
     """One-off import of FILE through ADAPTER (CSV), with a progress bar and a summary."""
-    from adapters.csv import importer
-    from adapters.csv_file import Settings as CsvSettings
+    from adapters.csv import Settings as CsvSettings
+    from adapters.csv.progress import rich_import
 
     cfg = _load(config)
     settings = cfg.adapters.get(adapter)
@@ -407,7 +407,7 @@ def import_cmd(adapter: str, file: Path, config: ConfigOpt = None) -> None:
         raise typer.Exit(2)
     rt = _runtime(cfg)
     try:
-        summary = importer.rich_import(adapter, settings, rt, file, console=out)
+        summary = rich_import(adapter, settings, rt, file, console=out)
     except PermanentError as exc:
         err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
         raise typer.Exit(1) from None

@@ -3,6 +3,8 @@
 It carries the raw bytes exactly as received (plus the declared charset) and the metadata a
 worker needs to redo its work: which adapter and mapping, when it was received, a sha256 of the
 bytes and a trace id. Replay of an archived envelope is the same code path as live traffic.
+A message its adapter refused carries the :class:`engine.rejection.Rejection` (the worker dead-letters it
+without mapping).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.ids import log_safe
 from engine.model import MapContext
 from engine.randomid import random_bytes
+from engine.rejection import Rejection
+
+#: the attribute in which envelopes of the previous version carried a rejection (``CODE: text``)
+LEGACY_REJECT = "reject"
 
 
 def new_id() -> str:
@@ -46,6 +52,8 @@ class Envelope(BaseModel):
     dedup_key: str | None = None
     #: small adapter facts: file name, row offset, ... never patient data
     attributes: dict[str, str] = Field(default_factory=dict)
+    #: set when the adapter refused the message: the worker archives and dead-letters it without mapping
+    rejection: Rejection | None = None
 
     @classmethod
     def build(
@@ -61,6 +69,7 @@ class Envelope(BaseModel):
         dedup_key: str | None = None,
         attributes: dict[str, str] | None = None,
         id: str | None = None,
+        rejection: Rejection | None = None,
     ) -> Envelope:
         return cls.model_validate(
             {
@@ -75,12 +84,14 @@ class Envelope(BaseModel):
                 "sha256": hashlib.sha256(raw).hexdigest(),
                 "dedup_key": dedup_key,
                 "attributes": attributes or {},
+                "rejection": rejection,
             }
         )
 
     def headers(self) -> dict[str, Any]:
-        """Everything but the bytes, as flat JSON-friendly values (AMQP headers, queue-table columns)."""
-        return {
+        """Everything but the bytes, as flat JSON-friendly values (AMQP headers, queue-table columns); the
+        rejection, as JSON text, only when there is one."""
+        h = {
             "id": self.id,
             "adapter": self.adapter,
             "mapping": self.mapping,
@@ -93,6 +104,9 @@ class Envelope(BaseModel):
             "dedup_key": self.dedup_key,
             "attributes": orjson.dumps(self.attributes).decode(),
         }
+        if self.rejection is not None:
+            h["rejection"] = self.rejection.model_dump_json()
+        return h
 
     @classmethod
     def from_headers(cls, headers: dict[str, Any], raw: bytes) -> Envelope:
@@ -103,7 +117,16 @@ class Envelope(BaseModel):
 
     @classmethod
     def from_meta(cls, h: dict[str, Any], raw: bytes) -> Envelope:
-        """:meth:`from_headers` for values that are already ``str`` (the work queue's JSON metadata)."""
+        """:meth:`from_headers` for values that are already ``str`` (the work queue's JSON metadata).
+
+        An envelope of the previous version carried its rejection as the attribute ``reject``
+        (``CODE: text``): it becomes the :attr:`rejection`, and the attribute is dropped."""
+        attributes = orjson.loads(h.get("attributes") or "{}")
+        stated = h.get("rejection")
+        rejection = Rejection.model_validate_json(stated) if stated else None
+        if isinstance(attributes, dict) and LEGACY_REJECT in attributes:
+            legacy = Rejection.from_reason(str(attributes.pop(LEGACY_REJECT)))
+            rejection = rejection or legacy
         # model_validate(dict): the same validation as cls(**kwargs) at a lower cost (per envelope in
         # every worker)
         return cls.model_validate(
@@ -119,7 +142,8 @@ class Envelope(BaseModel):
                 "sha256": h["sha256"],
                 "trace_id": h.get("trace_id") or new_id(),
                 "dedup_key": h.get("dedup_key"),
-                "attributes": orjson.loads(h.get("attributes") or "{}"),
+                "attributes": attributes,
+                "rejection": rejection,
             }
         )
 
@@ -154,5 +178,5 @@ def reject_unreadable(raw: bytes, adapter: Any) -> Envelope:
         adapter=adapter if isinstance(adapter, str) and adapter else "unknown",
         mapping="none",
         content_type="application/octet-stream",
-        attributes={"reject": "BAD_ENVELOPE: unreadable envelope headers"},
+        rejection=Rejection(code="BAD_ENVELOPE", text="unreadable envelope headers"),
     )

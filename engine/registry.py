@@ -46,7 +46,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "hl7-file": "adapters.hl7_file",
     "mllp": "adapters.mllp",
     "kith-file": "adapters.kith_file",
-    "csv": "adapters.csv_file",
+    "csv": "adapters.csv",
 }
 #: other spellings of a built-in adapter kind (the module's own name, the kind without its dash)
 ADAPTER_ALIASES: dict[str, str] = {

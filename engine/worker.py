@@ -3,8 +3,8 @@
 * A mapping error is permanent: the envelope is dead-lettered with its stable reason code (in the
   store, in the same transaction as the batch's records, and on the bus's dead-letter queue); its
   raw bytes are archived either way, so it can be replayed once the mapping is fixed.
-* An envelope carrying ``attributes["reject"]`` was refused by its adapter (an AR, an AppRec status 2,
-  a rejected CSV row): it is archived and dead-lettered without mapping.
+* An envelope carrying a ``rejection`` was refused by its adapter (an AR, an AppRec status 2, a rejected
+  CSV row): it is archived and dead-lettered without mapping, with the rejection's code.
 * An envelope delivered more than ``delivery_limit`` times (it keeps killing workers) is dead-lettered
   as ``POISON_MESSAGE``.
 * A mapped value the journal cannot hold (NUL, longer than its column) makes the envelope a dead letter
@@ -61,10 +61,9 @@ class Mapper:
         self._fns: dict[str, MapFn] = {}
 
     def __call__(self, env: Envelope) -> Outcome:
-        reject = env.attributes.get("reject")
-        if reject:
-            code = reject.split(":", 1)[0].strip() or "ADAPTER_REJECTED"
-            return Outcome(env, reason_code=code, reason=safe_reason(reject))
+        rejection = env.rejection
+        if rejection is not None:
+            return Outcome(env, reason_code=rejection.code, reason=safe_reason(str(rejection)))
         try:
             fn = self._fns.get(env.mapping)
             if fn is None:

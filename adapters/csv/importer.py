@@ -3,7 +3,7 @@
 Flow (constant memory, one pass after the :func:`adapters.csv.reader.scan` pass)::
 
     rows -> Plan.check -> accepted rows grouped by ``batch_rows`` -> one envelope per chunk
-                       -> rejected row -> its own envelope (attribute ``reject``) + <file>.rejects.csv
+                       -> rejected row -> its own envelope (with its ``rejection``) + <file>.rejects.csv
     ``chunks_per_publish`` chunks -> bus.publish (tenacity retry) -> reject report lines -> checkpoint
 
 A chunk envelope's raw bytes are the header line (fully quoted, so the mapping reads the delimiter
@@ -25,15 +25,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import BinaryIO
 
 import structlog
-from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
+from adapters.csv.options import CHUNK_BYTES, REJECTS_SUFFIX, CsvOptions
 from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, Source, open_csv, scan
+from adapters.csv.summary import ImportSummary
 from adapters.files import (
     InboxFile,
     NotARegularFile,
@@ -43,43 +44,26 @@ from adapters.files import (
     open_inbox_file,
     write_reason,
 )
+from adapters.handoff import Handoff
 from adapters.inbox import Inbox
-from engine import metrics
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, ParseError, PermanentError
 from engine.ids import log_safe
 from engine.redact import file_ref
+from engine.rejection import Rejection
 from mappings.csv_decl import Plan, RowProblem, compile_spec
-
-if TYPE_CHECKING:
-    from adapters.csv_file import Settings
 
 log = structlog.get_logger("enjournal.adapters.csv")
 Progress = Callable[[int, int, int], None]  # rows done, total bytes, bytes done
 Arriving = Callable[[InboxFile, str], bool]  # (file, reject code) -> leave it: it may still be written
 #: reject codes of a file that may only be half-written (no header line yet, or a header cut short)
 INCOMPLETE = frozenset({"CSV_EMPTY", "MISSING_COLUMN"})
-REJECTS_SUFFIX = ".rejects.csv"
 MAX_PENDING_REJECTS = 2000
-#: a chunk closes once its rows may take this many bytes in the envelope, even short of ``batch_rows``
-CHUNK_BYTES = 8 * 1024 * 1024
 #: a row's bytes in the envelope (UTF-8, quoted), its padding apart, are at most this many times its bytes
 #: in the file: a bound that sizes chunks; rows larger than :data:`_EXACT_FROM` in the file, and any row
 #: whose bound would reject it, are measured instead (serialised once, and that serialisation is kept)
 _GROWTH = 8
 _EXACT_FROM = 8 * 1024
-
-
-class ImportSummary(BaseModel):
-    file: str
-    sha256: str
-    rows: int
-    accepted: int
-    rejected: int
-    unchanged: bool = False
-    chunks: int = 0
-    seconds: float = 0.0
-    complete: bool = True
 
 
 def envelope_id(adapter: str, sha256: str, part: str) -> str:
@@ -88,7 +72,7 @@ def envelope_id(adapter: str, sha256: str, part: str) -> str:
 
 def import_file(
     name: str,
-    settings: Settings,
+    settings: CsvOptions,
     runtime: AdapterRuntime,
     path: Path | str,
     progress: Progress | None = None,
@@ -119,7 +103,7 @@ def import_file(
             f.close()
 
 
-def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
+def _open_owned(name: str, settings: CsvOptions, path: Path) -> InboxFile:
     """Open an inbox file without following a link; anything but a regular file goes to error/ unread
     (:meth:`adapters.inbox.Inbox.refuse`, as the poll loop does)."""
     try:
@@ -131,7 +115,7 @@ def _open_owned(name: str, settings: Settings, path: Path) -> InboxFile:
 
 def _import(
     name: str,
-    settings: Settings,
+    settings: CsvOptions,
     runtime: AdapterRuntime,
     path: Path,
     f: InboxFile | None,
@@ -171,16 +155,7 @@ def _import(
     return summary
 
 
-def rich_import(
-    name: str, settings: Settings, runtime: AdapterRuntime, path: Path | str, console: Any = None
-) -> ImportSummary:
-    """:func:`import_file` under a rich progress bar (rows, rows/s, ETA), then a printed summary."""
-    from adapters.csv.progress import run_with_progress
-
-    return run_with_progress(import_file, name, settings, runtime, path, console)
-
-
-def _scan(source: Source, settings: Settings, owned: bool) -> FileFacts:
+def _scan(source: Source, settings: CsvOptions, owned: bool) -> FileFacts:
     """The file's facts; an inbox file that cannot be read now raises ``OSError`` (it stays and is
     tried again), any other file :class:`ParseError` ``FILE_UNREADABLE``."""
     try:
@@ -192,7 +167,7 @@ def _scan(source: Source, settings: Settings, owned: bool) -> FileFacts:
 
 
 def _unchanged(
-    path: Path, sha: str, done: Checkpoint | None, settings: Settings, f: InboxFile | None, t0: float
+    path: Path, sha: str, done: Checkpoint | None, settings: CsvOptions, f: InboxFile | None, t0: float
 ) -> ImportSummary:
     d = done or Checkpoint()
     if f is not None and not f.changed():
@@ -209,7 +184,7 @@ def _unchanged(
     )
 
 
-def _finish(path: Path, settings: Settings, f: InboxFile | None, summary: ImportSummary, name: str) -> None:
+def _finish(path: Path, settings: CsvOptions, f: InboxFile | None, summary: ImportSummary, name: str) -> None:
     """Archive an inbox file with its reject report; one that changed while it was imported stays (its
     writer was still at work: the next poll imports what it holds now)."""
     report = path.with_name(path.name + REJECTS_SUFFIX)
@@ -276,7 +251,7 @@ class _Job:
     def __init__(
         self,
         name: str,
-        settings: Settings,
+        settings: CsvOptions,
         runtime: AdapterRuntime,
         path: Path,
         facts: FileFacts,
@@ -284,7 +259,8 @@ class _Job:
         progress: Progress | None,
         source: Source,
     ) -> None:
-        self.name, self.s, self.bus, self.path, self.source = name, settings, runtime.bus, path, source
+        self.name, self.s, self.path, self.source = name, settings, path, source
+        self.handoff = Handoff(name, runtime.bus, "csv")
         self.sha, self.size, self.encoding = facts.sha256, facts.size, facts.encoding
         self.store, self.progress = store, progress
         self.cp = store.load(self.sha)
@@ -362,7 +338,8 @@ class _Job:
             return
         self.problems.append((n, problem))
         raw = self.header + (line if line is not None else _line(row, self.delim))
-        self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n), "reject": problem.reason(n)}))
+        rejection = Rejection(code=problem.code, text=f"row {n} column {problem.column}")
+        self.pending.append(self._envelope(raw, f"reject|{n}", {"row": str(n)}, rejection))
 
     def _envelope_bytes(self, row: list[str]) -> tuple[int, bytes | None]:
         """The bytes the (fitted) ``row`` takes in an envelope: a bound for a short row, unless the bound
@@ -379,7 +356,7 @@ class _Job:
         if n <= self.cp.next_row:
             return
         self.problems.append((n, RowProblem(exc.code, f"line {exc.line}")))
-        self.pending.append(self._envelope(self.header, f"reject|{n}", {"row": str(n), "reject": exc.reason(n)}))
+        self.pending.append(self._envelope(self.header, f"reject|{n}", {"row": str(n)}, exc.rejection(n)))
 
     def _close_chunk(self) -> None:
         if not self.chunk:
@@ -392,7 +369,7 @@ class _Job:
         self.group_chunks += 1
         self.chunk, self.chunk_bytes = [], 0
 
-    def _envelope(self, raw: bytes, part: str, attrs: dict[str, str]) -> Envelope:
+    def _envelope(self, raw: bytes, part: str, attrs: dict[str, str], rejection: Rejection | None = None) -> Envelope:
         return Envelope.build(
             raw,
             adapter=self.name,
@@ -402,6 +379,7 @@ class _Job:
             charset="utf-8",
             attributes={"file": self.path.name, "sha256": self.sha, **attrs},
             id=envelope_id(self.name, self.sha, part),
+            rejection=rejection,
         )
 
     def _flush(self, next_row: int) -> None:
@@ -422,8 +400,7 @@ class _Job:
             wait=wait_exponential(multiplier=0.5, max=10),
         ):
             with attempt:
-                self.bus.publish(batch)
-        metrics.published(batch)
+                self.handoff.publish(batch)
 
     def _wait(self) -> None:
         if self.inflight is None:

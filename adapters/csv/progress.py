@@ -1,19 +1,19 @@
-"""Rich progress rendering for ``enjournal import ADAPTER FILE``: a bar over the file's bytes, rows done,
-rows per second and ETA, then a one-screen summary. Counts and file names only, never row content."""
+"""``enjournal import ADAPTER FILE``: the import under a rich progress bar over the file's bytes (rows done,
+rows per second and ETA), then a one-screen summary. Counts and file names only, never row content."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from adapters.csv.importer import ImportSummary
+from adapters.base import AdapterRuntime
+from adapters.csv.importer import import_file
+from adapters.csv.options import CsvOptions
+from adapters.csv.summary import ImportSummary
 
 
 class _RowsColumn(ProgressColumn):
@@ -26,15 +26,11 @@ class _RowsColumn(ProgressColumn):
         return Text(f"{rows:,} rows  {rate:,.0f} rows/s", style="progress.data.speed")
 
 
-def run_with_progress(
-    run: Callable[..., ImportSummary],
-    name: str,
-    settings: Any,
-    runtime: Any,
-    path: Path | str,
-    console: Console | None = None,
+def rich_import(
+    name: str, settings: CsvOptions, runtime: AdapterRuntime, path: Path | str, console: Console | None = None
 ) -> ImportSummary:
-    """Run ``run(name, settings, runtime, path, progress=...)`` under a progress bar; print the summary."""
+    """:func:`adapters.csv.importer.import_file` under a progress bar (rows, rows/s, ETA); then the summary
+    is printed."""
     console = console or Console(stderr=True)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -49,7 +45,7 @@ def run_with_progress(
         def progress(rows: int, total: int, done: int) -> None:
             bar.update(task, total=total, completed=done, rows=rows)
 
-        summary = run(name, settings, runtime, path, progress=progress)
+        summary = import_file(name, settings, runtime, path, progress=progress)
     console.print(summary_table(summary))
     return summary
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Self, TextIO, TypeAlias
 
 from engine.errors import ParseError
+from engine.rejection import Rejection
 from mappings import charset
 from mappings.csv_decl import CANDIDATE_DELIMITERS, normalise_column
 
@@ -133,8 +134,11 @@ class LineTooLong(Exception):
         super().__init__(f"line {line}: more than {limit} bytes")
         self.line, self.limit = line, limit
 
-    def reason(self, row: int) -> str:
-        return f"{self.code}: row {row} (line {self.line}) has more than max_line_bytes={self.limit} bytes"
+    def rejection(self, row: int) -> Rejection:
+        """The rejection of data row ``row`` (sizes and positions only: the record was never read whole)."""
+        return Rejection(
+            code=self.code, text=f"row {row} (line {self.line}) has more than max_line_bytes={self.limit} bytes"
+        )
 
 
 class BoundedLines:
@@ -205,7 +209,7 @@ class CsvFile:
             except LineTooLong as exc:
                 n += 1
                 if too_long is None:
-                    raise ParseError(exc.reason(n), code=exc.code) from None
+                    raise ParseError(str(exc.rejection(n)), code=exc.code) from None
                 too_long(n, exc)
                 continue
             except csv.Error:

@@ -28,7 +28,8 @@ def next_tick(expr: str, after: datetime) -> datetime:
     from croniter import croniter
 
     base = after.astimezone(OSLO)
-    return croniter(expr, base).get_next(datetime)  # type: ignore[no-any-return]
+    tick: datetime = croniter(expr, base).get_next(datetime)
+    return tick
 
 
 def run_schedule(

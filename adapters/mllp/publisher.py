@@ -19,11 +19,10 @@ to ``max_inflight`` batches at once:
    hold the sender's ACK; with a budget the batch waits that long for it first and a key found in time is
    not published again. A resend published again reaches the workers, whose store writes are idempotent;
 2. the rest is published and its confirm awaited, retried (tenacity) while the bus is unavailable for up
-   to ``retry_seconds``. On RabbitMQ the publisher runs on the event loop (``bus.loop_publisher()``,
-   :mod:`engine.bus.rabbit_loop`: no thread hand-off per batch); other buses take the batch with
-   ``bus.publish_async``;
-3. after the confirm the futures resolve and the accepted keys are remembered with their content hash in
-   batches (``runtime.keys.remember``) by a background task, at most every ``REMEMBER_INTERVAL`` seconds.
+   to ``retry_seconds``, on the listener's event loop (:func:`adapters.mllp.paths.publish_path`);
+3. after the confirm (counted by the adapter's :class:`adapters.handoff.Handoff`) the futures resolve, and
+   the accepted keys are remembered with their content hash in batches (``runtime.keys.remember``) by a
+   background task, at most every ``REMEMBER_INTERVAL`` seconds.
 
 A message submitted after :meth:`Publisher.close` fails at once (its sender gets no answer).
 """
@@ -33,17 +32,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from adapters.handoff import Handoff
+from adapters.hl7_intake.triage import Triage
 from adapters.mllp.lookups import Seen, Stored, StoreLookups
-from adapters.mllp.triage import Triage
-from engine import metrics
-from engine.bus import Bus, EventLoopPublisher
+from adapters.mllp.paths import PublishPath, publish_path
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable, EnjournalError
 
@@ -151,7 +149,7 @@ class Publisher:
 
     def __init__(
         self,
-        bus: Bus,
+        handoff: Handoff,
         lookups: StoreLookups,
         *,
         max_batch: int = 500,
@@ -160,7 +158,7 @@ class Publisher:
         cache_size: int = 100_000,
         lookup_budget: float = 0.0,
     ) -> None:
-        self.bus, self.lookups, self.keys = bus, lookups, lookups.keys
+        self.handoff, self.lookups, self.keys = handoff, lookups, lookups.keys
         self.max_batch, self.retry_seconds, self.lookup_budget = max_batch, retry_seconds, lookup_budget
         self.cache = RecentKeys(cache_size)
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
@@ -174,8 +172,8 @@ class Publisher:
         self._closed = False  # close() was called: nothing more is taken
         #: set when the listener stops: a publish that failed is not retried any more (no ACK is sent)
         self.stopping = False
-        self._io = ThreadPoolExecutor(max_workers=max_inflight + 1, thread_name_prefix="mllp-publish")
-        self._loop_pub: EventLoopPublisher | None = None
+        self._threads = max_inflight + 1  # a publish that has to wait for a connection waits on one of them
+        self._path: PublishPath | None = None
 
     def submit(self, triage: Triage) -> asyncio.Future[Receipt]:
         p = Pending(triage)
@@ -187,16 +185,12 @@ class Publisher:
 
     async def run(self) -> None:
         """Drain the queue into batches until :meth:`close`; then wait for every batch."""
-        make_publisher = getattr(self.bus, "loop_publisher", None)  # RabbitMQ: publish on this event loop
-        if callable(make_publisher):
-            self._loop_pub = make_publisher()
-            self._loop_pub.start()
+        self._path = path = publish_path(self.handoff.bus, self._threads)
+        path.start()
         try:
             await self._drain()
         finally:
-            if self._loop_pub is not None:
-                await self._loop_pub.close()
-            self._io.shutdown(wait=False)
+            await path.close()
 
     async def _drain(self) -> None:
         remember = asyncio.create_task(self._remember_loop())
@@ -238,14 +232,14 @@ class Publisher:
             to_publish = await self._publish(leaders, to_publish[len(leaders) :])
         except BaseException as exc:
             err = exc if isinstance(exc, EnjournalError) else BusUnavailable("publish failed")
-            log.warning("mllp.publish_failed", count=len(to_publish), code=getattr(err, "code", "ERROR"))
+            self.handoff.failed(err, count=len(to_publish))
             for p in to_publish:
                 self._release(p)
                 _settle(p.future, exc=err)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        metrics.published(p.triage.envelope for p in to_publish)
+        self.handoff.confirmed(p.envelope for p in to_publish)
         for p in to_publish:
             self._release(p)
             _settle(p.future, self._confirmed(p))
@@ -282,7 +276,7 @@ class Publisher:
             return published
         published = leaders + rejects
         await self._confirm([p.envelope for p in published])
-        for p, stored in zip(leaders, await lookup):
+        for p, stored in zip(leaders, await lookup, strict=True):
             p.known = stored.hit
             if stored.other is not None:
                 self._reused(p, stored.other, published=True)
@@ -319,18 +313,10 @@ class Publisher:
             p.envelope = p.envelope.model_copy(update={"attributes": {**p.envelope.attributes, REUSED: earlier}})
         log.warning("mllp.control_id_reused", envelope=p.envelope.id, earlier=earlier, flagged=not published)
 
-    def _submit(self, envelopes: list[Envelope]) -> Future[None]:
-        try:
-            return self.bus.publish_async(envelopes)
-        except Exception as exc:  # noqa: BLE001 - a bus that raises instead of failing the future
-            failed: Future[None] = Future()
-            failed.set_exception(exc if isinstance(exc, EnjournalError) else BusUnavailable(type(exc).__name__))
-            return failed
-
     def _settle_known(self, leaders: list[Pending], stored: list[Stored]) -> list[Pending]:
         """Answer the leaders whose content the store already knew; flag reused keys; return the rest."""
         fresh: list[Pending] = []
-        for p, known in zip(leaders, stored):
+        for p, known in zip(leaders, stored, strict=True):
             if known.hit is None:
                 if known.other is not None:
                     self._reused(p, known.other)
@@ -368,14 +354,8 @@ class Publisher:
                 await self._publish_once(envelopes)
 
     async def _publish_once(self, envelopes: list[Envelope]) -> None:
-        if self._loop_pub is not None:
-            await self._loop_pub.publish(envelopes)
-            return
-        if self.bus.ready_to_publish():
-            future = self._submit(envelopes)  # hands the batch to the bus's I/O thread: no wait
-        else:  # (re)connecting can block: not on the event loop
-            future = await asyncio.get_running_loop().run_in_executor(self._io, self._submit, envelopes)
-        await asyncio.wrap_future(future)
+        assert self._path is not None, "publishing before run()"
+        await self._path.publish(envelopes)
 
     def _give_up(self, state: RetryCallState) -> bool:
         """Stop retrying after ``retry_seconds``, or at once when the listener is stopping."""

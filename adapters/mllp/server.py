@@ -1,7 +1,7 @@
 """One MLLP connection: read frames, submit them, answer in order, stop gracefully.
 
 Each connection reads frames (:mod:`adapters.mllp.framing`), triages every message
-(:mod:`adapters.mllp.triage`) and submits it to the shared :class:`~adapters.mllp.publisher.Publisher`.
+(:mod:`adapters.hl7_intake.triage`) and submits it to the shared :class:`~adapters.mllp.publisher.Publisher`.
 A writer task answers the frames strictly in arrival order (pipelining), each only when its publish is
 confirmed; with ``ack_after: commit`` an accepted message is answered only once a worker committed it
 (AA) or dead-lettered it (AE with an ERR segment carrying the reason code), looked up by the listener's
@@ -11,12 +11,12 @@ sender resends, and the duplicate check answers the resend with the original's o
 
 Enhanced mode (MSH-15/MSH-16 present): the accept ACK (CA/CE/CR, as MSH-15 asks) is sent after the
 confirm (``ack_after: commit``: after the commit, CA also for a message the mapping rejected, which is
-archived and dead-lettered: safely stored), in arrival order. The application ACK (AA/AE/AR, as MSH-16 asks: AL always, ER only on an
-error, SU only on success, NE or empty never) reflects the mapping's outcome: for an accepted message it
-is sent once the commit outcome is known, as a message of its own, after the message's accept ACK and
-after the application ACKs of earlier messages (its accept ACK does not wait for it). Without a commit
-within ``commit_timeout`` no application ACK is sent for it (``mllp.app_ack_uncommitted``): the accept
-ACK already told the sender the message is safe.
+archived and dead-lettered: safely stored), in arrival order. The application ACK (AA/AE/AR, as MSH-16
+asks: AL always, ER only on an error, SU only on success, NE or empty never) reflects the mapping's
+outcome: for an accepted message it is sent once the commit outcome is known, as a message of its own,
+after the message's accept ACK and after the application ACKs of earlier messages (its accept ACK does
+not wait for it). Without a commit within ``commit_timeout`` no application ACK is sent for it
+(``mllp.app_ack_uncommitted``): the accept ACK already told the sender the message is safe.
 
 Protection: an oversize frame is answered AR (``MLLP_FRAME_TOO_LARGE``) from its first bytes and the
 stream resynchronises on the next frame; garbage between frames is skipped (counted, never logged). A
@@ -37,20 +37,27 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from adapters.mllp.ack import FALLBACK, AckError, accept_codes, app_ack_wanted, build_ack, is_enhanced, salvage_header
+from adapters.hl7_intake.ack import (
+    FALLBACK,
+    AckError,
+    accept_codes,
+    app_ack_wanted,
+    build_ack,
+    is_enhanced,
+    salvage_header,
+)
+from adapters.hl7_intake.options import StrictCheck
+from adapters.hl7_intake.triage import Triage, triage
 from adapters.mllp.commits import CommitWatch
 from adapters.mllp.framing import Frame, FrameDecoder, Garbage, Oversize, encode
+from adapters.mllp.options import MllpOptions
 from adapters.mllp.publisher import Publisher, Receipt
-from adapters.mllp.triage import Triage, triage
 from engine import metrics
 from mappings.hl7v2.parser import MshHeader
-
-if TYPE_CHECKING:
-    from adapters.mllp import Settings
 
 log = structlog.get_logger("adapters.mllp")
 READ_CHUNK = 256 * 1024
@@ -105,10 +112,10 @@ class Connection:
         writer: asyncio.StreamWriter,
         *,
         name: str,
-        settings: Settings,
+        settings: MllpOptions,
         publisher: Publisher,
         commits: CommitWatch,
-        strict: Callable[[bytes], list[str]] | None,
+        strict: StrictCheck | None,
         released: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self.reader, self.writer = reader, writer

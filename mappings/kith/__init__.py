@@ -2,19 +2,9 @@
 
 Shapes (see :mod:`mappings.kith.xml`): standalone ``Message``, MsgHead v1.2 with payloads in
 ``Document/RefDoc/Content``, and a MsgHead inside a receiver's wrapper. Each payload is dispatched by its
-namespace and root element to one family module:
-
-=====================================================  ==================  =====================
-namespace contains                                     root                module
-=====================================================  ==================  =====================
-``/labsvar/`` (Svarrapport 1.3, 1.4)                   ``Message``         ``svarrapport``
-``/epikrise`` (Epikrise 1.1, 1.2)                      ``Message``         ``epikrise``
-``/henvisning/`` (Henvisning 1.1; 2.0 on ehelse.no)    ``Message``/``Henvisning``  ``henvisning``
-``/dialog/`` (Dialogmelding 1.0, 1.1)                  ``Dialogmelding``   ``dialogmelding``
-``/po/`` (PLO 1.5, 1.6, 2.0)                           any                 ``plo``
-``/rekvisisjon/`` (Rekvisisjon 1.5, 1.6)               ``Message``         ``rekvisisjon``
-``/apprec/`` (AppRec: a receipt, not clinical)         ``AppRec``          rejected ``KITH_NOT_CLINICAL``
-=====================================================  ==================  =====================
+namespace and root element to the module of its family (:mod:`mappings.kith.families`, the table the KITH
+file adapter uses too): ``svarrapport``, ``epikrise``, ``henvisning``, ``dialogmelding``, ``plo``,
+``rekvisisjon``. An AppRec (a receipt, not clinical) is rejected with ``KITH_NOT_CLINICAL``.
 
 Anything else is rejected with ``KITH_UNSUPPORTED_TYPE`` naming the namespace and root. When a MsgHead
 carries several payloads and only some map, the others become warnings ``KITH_PART_UNMAPPED:Document[n]``
@@ -38,30 +28,27 @@ from engine.model import MapContext, MappingResult
 from mappings.kith import dialogmelding, epikrise, henvisning, plo, rekvisisjon, svarrapport
 from mappings.kith import head as hd
 from mappings.kith.common import Part
+from mappings.kith.families import mapped_family
 from mappings.kith.node import Node
 from mappings.kith.xml import DEFAULT_MAX_BYTES, local, parse_xml, unwrap
 
 __all__ = ["map_message"]
 
-_FAMILIES: tuple[tuple[str, str | None, ModuleType], ...] = (
-    ("/labsvar/", "Message", svarrapport),
-    ("/epikrise", "Message", epikrise),
-    ("/henvisning/", None, henvisning),
-    ("/dialog/", "Dialogmelding", dialogmelding),
-    ("/po/", None, plo),
-    ("/rekvisisjon/", "Message", rekvisisjon),
-)
+#: family name (:mod:`mappings.kith.families`) -> the module that maps it
+_MODULES: dict[str, ModuleType] = {
+    m.__name__.rsplit(".", 1)[-1]: m for m in (svarrapport, epikrise, henvisning, dialogmelding, plo, rekvisisjon)
+}
 
 
 def family(payload: etree._Element) -> ModuleType:
     """The family module for a payload, or a PermanentError saying why there is none."""
     ns, root = etree.QName(payload).namespace or "", local(payload)
-    if "/apprec/" in ns or root == "AppRec":
+    found = mapped_family(ns, root)
+    if found is not None and not found.clinical:
         raise UnsupportedMessage("an AppRec is a receipt, not a clinical message", code="KITH_NOT_CLINICAL")
-    for marker, wanted_root, module in _FAMILIES:
-        if marker in ns and (wanted_root is None or wanted_root == root):
-            return module
-    raise UnsupportedMessage(f"no KITH mapping for {{{ns}}}{root}", code="KITH_UNSUPPORTED_TYPE")
+    if found is None:
+        raise UnsupportedMessage(f"no KITH mapping for {{{ns}}}{root}", code="KITH_UNSUPPORTED_TYPE")
+    return _MODULES[found.name]
 
 
 def map_message(raw: bytes, ctx: MapContext) -> MappingResult:

@@ -48,7 +48,7 @@ def _exhausted() -> bool:
 
 def _become(user: str) -> None:
     """Drop root for ``user`` (after every import the run needs: the standard library may be unreadable)."""
-    import adapters.csv_file
+    import adapters.csv
     import adapters.hl7_file
     import adapters.inbox
     import adapters.kith_file  # noqa: F401

@@ -53,7 +53,7 @@ def settings(kind: str, root: Path, **extra: Any) -> Any:
         from adapters.kith_file import Settings as Kith
 
         return Kith.model_validate({"outbox": str(root / "out"), "sender_her_id": "12345", **base})
-    from adapters.csv_file import Settings as Csv
+    from adapters.csv import Settings as Csv
 
     return Csv.model_validate({"spec": CSV_SPEC, **base})
 
@@ -62,8 +62,8 @@ def adapter(kind: str, root: Path, bus: Any, **extra: Any) -> Any:
     from engine import registry
 
     a = registry.adapter(kind).build(f"{kind}-t", settings(kind, root, **extra), Runtime(bus))
+    a.settings.ensure_dirs()  # run() creates them; check() creates nothing
     a.check()
-    a.settings.ensure_dirs()
     return a
 
 

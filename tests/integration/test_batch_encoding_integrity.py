@@ -46,6 +46,7 @@ def hl7_adapter(tmp_path: Path, bus: RabbitBus, store: Store, **kw: Any) -> Any:
         **kw,
     )
     a = build("lab-files", s, Runtime(bus, store))
+    a.settings.ensure_dirs()  # run() creates them; check() creates nothing
     a.check()
     return a
 
@@ -125,6 +126,7 @@ def test_kith_utf8_declared_latin1_is_stored_right_and_flagged(
 ) -> None:
     s = KithSettings(directory=tmp_path / "in", outbox=tmp_path / "out", stable_seconds=0, sender_her_id="1")
     adapter = build_kith("kith", s, Runtime(rabbit_bus, store))
+    adapter.settings.ensure_dirs()  # run() creates them; check() creates nothing
     adapter.check()
     text = (FIXTURES / "kith" / "synthetic_svarrapport_v1.4.xml").read_text(encoding="utf-8")
     text = text.replace("Testesen, Kari", "Ødegård, Åse").replace('encoding="UTF-8"', 'encoding="ISO-8859-1"', 1)

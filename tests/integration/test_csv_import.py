@@ -19,8 +19,8 @@ import orjson
 import pytest
 import yaml
 
+from adapters.csv import Settings, build
 from adapters.csv.importer import import_file
-from adapters.csv_file import Settings, build
 from engine import ids
 from engine.bus.embedded import EmbeddedBus
 from engine.config import RabbitBusConfig
@@ -81,11 +81,11 @@ def test_vedtak_sample_cp1252_rejects_and_unchanged(tmp_path: Path) -> None:
     summary = import_file(name, s, Runtime(bus), path)
     assert (summary.rows, summary.accepted, summary.rejected, summary.chunks) == (7, 6, 1, 1)
     envs = _embedded_envelopes(bus)
-    chunk, reject = sorted(envs, key=lambda e: "reject" in e.attributes)
+    chunk, reject = sorted(envs, key=lambda e: e.rejection is not None)
     assert chunk.charset == "utf-8" and chunk.content_type == "text/csv"
     assert chunk.attributes["first_row"] == "1" and chunk.attributes["rows"] == "6"
     assert "Åse Ødegård" in chunk.raw.decode("utf-8")
-    assert reject.attributes["reject"] == "MISSING_VALUE: row 5 column vedtaksdato"
+    assert str(reject.rejection) == "MISSING_VALUE: row 5 column vedtaksdato"
     archived = s.archive / src.name
     assert archived.exists() and not path.exists()
     report = (s.archive / (src.name + ".rejects.csv")).read_text(encoding="utf-8")
@@ -161,7 +161,7 @@ N_ROWS = 200_000
 DRIVER = """
 import sys, orjson
 from dataclasses import dataclass
-from adapters.csv_file import Settings
+from adapters.csv import Settings
 from adapters.csv.importer import import_file
 from engine.bus.rabbit import RabbitBus
 from engine.config import RabbitBusConfig
@@ -338,7 +338,7 @@ def test_rich_import_draws_progress_and_summary(tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from adapters.csv.importer import rich_import
+    from adapters.csv.progress import rich_import
 
     s = _settings(tmp_path)
     p = tmp_path / "x.csv"

@@ -39,6 +39,7 @@ def store(any_store: Store) -> Store:
 def adapter(tmp_path: Path, bus: Any, store: Store, **kw: Any) -> Any:
     s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab", **kw)
     a = build("lab-files", s, Runtime(bus, store))
+    a.settings.ensure_dirs()  # run() creates them; check() creates nothing
     a.check()
     return a
 

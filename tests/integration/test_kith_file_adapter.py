@@ -21,8 +21,8 @@ import structlog
 from lxml import etree
 from pydantic import SecretStr
 
-from adapters.kith.xsd import DEFAULT_SCHEMA_DIR, SchemaSet
 from adapters.kith_file import Settings, build
+from adapters.kith_file.xsd import DEFAULT_SCHEMA_DIR, SchemaSet
 from engine.bus import Bus
 from engine.bus.embedded import EmbeddedBus
 from engine.bus.rabbit import RabbitBus
@@ -118,6 +118,7 @@ def _wait(pred: Callable[[], bool], what: str, limit: float = 30.0) -> None:
 
 def _run_until_drained(settings: Settings, runtime: Runtime, tweak: Callable[[Any], None] | None = None) -> None:
     adapter = build("kith-test", settings, runtime)
+    adapter.settings.ensure_dirs()  # run() creates them; check() creates nothing
     adapter.check()
     if tweak is not None:
         tweak(adapter)
@@ -188,9 +189,9 @@ def test_bad_files_are_answered_and_parked_while_the_next_ones_flow(
     envs = {e.attributes["file"]: e for e in _consume(bus, len(files))}
     assert set(envs) == set(files)
     assert all(envs[n].raw == data for n, data in files.items())
-    assert envs["a-broken.xml"].attributes["reject"].startswith("KITH_NOT_WELL_FORMED: ")
-    assert envs["c-invalid.xml"].attributes["reject"].startswith("KITH_XSD_INVALID: line ")
-    assert not any("reject" in envs[n].attributes for n in ("b-msghead.xml", "d-iso.xml", "e-receipt.xml"))
+    assert str(envs["a-broken.xml"].rejection).startswith("KITH_NOT_WELL_FORMED: ")
+    assert str(envs["c-invalid.xml"].rejection).startswith("KITH_XSD_INVALID: line ")
+    assert not any(envs[n].rejection for n in ("b-msghead.xml", "d-iso.xml", "e-receipt.xml"))
 
     assert sorted(p.name for p in settings.archive.iterdir()) == ["b-msghead.xml", "d-iso.xml", "e-receipt.xml"]
     errors = sorted(p.name for p in settings.errors.iterdir())
@@ -219,6 +220,8 @@ def test_bus_down_leaves_the_file_and_publish_precedes_move_and_receipt(
     down = RabbitBus(_rabbit_config("amqp://guest:guest@127.0.0.1:1/%2F", {}, confirm_timeout=1.0), connect_timeout=0.5)
     runtime = Runtime(down)
     adapter = build("kith-test", settings, runtime)
+    adapter.settings.ensure_dirs()  # run() creates them; check() creates nothing
+    settings.outbox.mkdir()
     adapter.check()
     try:
         adapter.handle(settings.directory / "m.xml")
@@ -286,6 +289,7 @@ def test_a_file_rewritten_after_it_was_read_is_read_again_not_archived_as_publis
     first, second = STANDALONE, STANDALONE.replace(b"<MsgId>", b"<MsgId>v2-", 1)
     _drop(settings.directory, "svar.xml", first)
     adapter = build("kith-test", settings, Runtime(WriterDuringPublish(bus, settings.directory / "svar.xml", second)))
+    adapter.settings.ensure_dirs()  # run() creates them; check() creates nothing
     adapter.check()
     adapter.handle(settings.directory / "svar.xml")
     assert (settings.directory / "svar.xml").read_bytes() == second  # not moved: not what was published

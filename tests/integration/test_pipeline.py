@@ -12,6 +12,7 @@ import pytest
 
 from engine.config import parse_config
 from engine.envelope import Envelope
+from engine.rejection import Rejection
 from engine.runtime import Runtime
 from engine.store.journal import current_versions
 from tests.integration.pipeline_util import bus_section, engine_process, make_envelopes, write_config
@@ -63,9 +64,13 @@ def test_messages_flow_once_and_bad_ones_are_dead_lettered(
             adapter="test",
             mapping="hl7v2",
             content_type="x",
-            attributes={"reject": "HL7_BAD_MSH: no encoding characters"},
+            rejection=Rejection(code="HL7_BAD_MSH", text="no encoding characters"),
         )
-        rt.bus.publish(good[:300] + [bad, rejected])
+        # as the previous version published a rejection: an attribute, read as a rejection on the way
+        legacy = Envelope.build(
+            b"MSH|", adapter="test", mapping="hl7v2", content_type="x", attributes={"reject": "HL7_NO_MSH: none"}
+        )
+        rt.bus.publish(good[:300] + [bad, rejected, legacy])
         rt.bus.publish(good[300:] + good[:100])  # redelivery of 100: changes nothing
         _drain(rt)
         cur, hist = current_versions(rt.store.all_versions())
@@ -73,7 +78,9 @@ def test_messages_flow_once_and_bad_ones_are_dead_lettered(
         assert len(obs) == 600 and not hist
         assert len([r for r in cur if r["kind"] == "person"]) == 50
         dead = {r["envelope_id"]: r["reason_code"] for r in rt.store.dead_letters()}
-        assert dead == {bad.id: "TEST_BAD_MESSAGE", rejected.id: "HL7_BAD_MSH"}
+        assert dead == {bad.id: "TEST_BAD_MESSAGE", rejected.id: "HL7_BAD_MSH", legacy.id: "HL7_NO_MSH"}
+        reasons = {r["envelope_id"]: r["reason"] for r in rt.store.dead_letters()}
+        assert (reasons[rejected.id], reasons[legacy.id]) == ("HL7_BAD_MSH: no encoding characters", "HL7_NO_MSH: none")
         assert rt.store.archived(bad.id).raw == b"BAD"
         assert rt.bus.depth()["work"] == 0
         citizen = rt.store.citizen("L7")

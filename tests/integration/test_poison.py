@@ -91,6 +91,7 @@ def dead_by_raw(store: Store) -> dict[bytes, str]:
 def test_nul_in_msh10_and_pid3_over_a_file(tmp_path: Path, rabbit_bus: RabbitBus, any_store: Store) -> None:
     s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab")
     adapter = build("lab-files", s, Runtime(rabbit_bus, any_store))
+    adapter.settings.ensure_dirs()  # run() creates them; check() creates nothing
     adapter.check()
     poison = poison_messages(100)
     good = [synthetic_adt(i) for i in range(1, 5)]

@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
-from adapters.mllp.ack import FALLBACK
+from adapters.hl7_intake.ack import FALLBACK
 from engine.outcome import Outcome
 from engine.store import Store
 from engine.store import schema as s

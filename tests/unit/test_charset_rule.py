@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.mllp.triage import Hl7Options, triage
+from adapters.hl7_intake import Hl7Options, triage
 from mappings import charset
 from mappings.hl7v2.parser import decode_checked as hl7_decode_checked
 from mappings.kith.xml import parse_document

@@ -107,6 +107,7 @@ def test_frames_must_fit_too() -> None:
 def test_kith_file_over_max_bytes_is_never_read_nor_published(tmp_path: Path) -> None:
     s = Settings(directory=tmp_path / "in", outbox=tmp_path / "out", max_bytes=100, sender_her_id="12345")
     adapter: KithFileAdapter = build("k", s, SimpleNamespace(bus=None))  # the bus is never touched
+    adapter.settings.ensure_dirs()  # run() creates them; check() creates nothing
     adapter.check()
     (s.directory / "big.xml").write_bytes(
         (FIXTURES / "kith_adapter" / "sarepta_svarrapport-v1.4_biokjemi_ny.xml").read_bytes()

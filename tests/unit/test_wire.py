@@ -36,7 +36,7 @@ def test_damaged_body_becomes_a_rejected_envelope_keeping_the_bytes() -> None:
     body = wire.encode(_env())
     for damaged in (body[:3], b"\x00\x00\x10\x00{}", b"\x00\x00\x00\x02[]" + b"raw", body[:20]):
         env = wire.decode(wire.ENVELOPE_TYPE, None, damaged)
-        assert env.attributes["reject"].startswith("BAD_ENVELOPE") and env.raw == damaged
+        assert env.rejection is not None and env.rejection.code == "BAD_ENVELOPE" and env.raw == damaged
 
 
 def _envs(n: int) -> list[Envelope]:
@@ -76,4 +76,9 @@ def test_damaged_frame_becomes_one_rejected_envelope_keeping_the_whole_body() ->
         b"\x00\x00\x00\x02" + body[4:],
     ):
         out = wire.decode_all(wire.FRAME_TYPE, None, damaged)
-        assert len(out) == 1 and out[0].attributes["reject"].startswith("BAD_ENVELOPE") and out[0].raw == damaged
+        assert (
+            len(out) == 1
+            and out[0].rejection is not None
+            and out[0].rejection.code == "BAD_ENVELOPE"
+            and out[0].raw == damaged
+        )

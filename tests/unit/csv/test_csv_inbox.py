@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import structlog
 
+from adapters.csv import Settings, build
 from adapters.csv.importer import import_file
-from adapters.csv_file import Settings, build
 from adapters.files import open_inbox_file
 from engine import ids
 from engine.bus.embedded import EmbeddedBus
@@ -70,7 +70,7 @@ def test_short_rows_are_measured_exactly_before_a_rejection(tmp_path: Path) -> N
     bus = EmbeddedBus(tmp_path / "q.db")
     summary = import_file("t", s, Runtime(bus), p)
     assert (summary.rows, summary.accepted, summary.rejected) == (3, 2, 1)
-    rejects = [e.attributes["reject"] for e in envelopes(bus) if "reject" in e.attributes]
+    rejects = [str(e.rejection) for e in envelopes(bus) if e.rejection is not None]
     assert [r.split(":")[0] for r in rejects] == ["CSV_LINE_TOO_LONG"] and "row 2" in rejects[0]
 
 

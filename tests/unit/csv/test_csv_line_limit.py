@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from adapters.csv import Settings
 from adapters.csv.importer import import_file
 from adapters.csv.reader import LineTooLong, open_csv
-from adapters.csv_file import Settings
 from engine import ids
 from engine.bus.embedded import EmbeddedBus
 from engine.errors import ParseError
@@ -116,6 +116,6 @@ def test_import_rejects_the_long_record_into_the_report(tmp_path: Path) -> None:
     c = bus.consumer()
     envs = [d.envelope for d in c.fetch(100, 0.5)]
     c.close()
-    [reject] = [e for e in envs if "reject" in e.attributes]
-    assert reject.attributes["reject"].startswith("CSV_LINE_TOO_LONG: row 2 (line 3)")
+    [reject] = [e for e in envs if e.rejection is not None]
+    assert str(reject.rejection).startswith("CSV_LINE_TOO_LONG: row 2 (line 3)")
     assert "Ø" not in reject.raw.decode() and FNRS[1] not in reject.raw.decode()  # the header only

@@ -14,7 +14,7 @@ import orjson
 import pytest
 import yaml
 
-from adapters.csv_file import Settings
+from adapters.csv import Settings
 from engine import ids
 from engine.model import MapContext
 from mappings.csv_decl import map_message

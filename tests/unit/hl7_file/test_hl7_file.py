@@ -30,6 +30,7 @@ def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:
         type="hl7-file", directory=tmp_path / "in", stable_seconds=0, poll_interval=0.05, source_system="lab", **kw
     )
     a = build("lab-files", s, Runtime(bus, store))
+    a.settings.ensure_dirs()  # run() creates them; check() creates nothing
     a.check()
     return a
 
@@ -56,7 +57,7 @@ def test_bad_message_dead_lettered_good_ones_flow(tmp_path: Path, bus: EmbeddedB
     f.write_bytes(content.replace(b"\r", b"\r\n"))
     a.handle(f)
     envs = sorted(drain(bus), key=lambda e: int(e.attributes["index"]))
-    assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == [
+    assert [e.rejection.code if e.rejection else "" for e in envs] == [
         "",
         "HL7_BAD_MSH",
         "HL7_UNSUPPORTED_TYPE",

@@ -21,6 +21,7 @@ from tests.unit.mllp.helpers import Runtime, drain
 def make(tmp_path: Path, bus: Any, store: Any, **kw: Any) -> Hl7FileAdapter:
     s = Settings(type="hl7-file", directory=tmp_path / "in", stable_seconds=0, source_system="lab", **kw)
     a = build("lab-files", s, Runtime(bus, store))
+    a.settings.ensure_dirs()  # run() creates them; check() creates nothing
     a.check()
     return a
 
@@ -53,11 +54,11 @@ def test_message_over_the_limit_rejected_once_without_its_bytes(tmp_path: Path, 
     f.write_bytes(synthetic_adt(1) + big + synthetic_adt(3))
     a.handle(f)
     envs = by_index(drain(bus))
-    assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == ["", "HL7_MESSAGE_TOO_LARGE", ""]
+    assert [e.rejection.code if e.rejection else "" for e in envs] == ["", "HL7_MESSAGE_TOO_LARGE", ""]
     assert (
         envs[1].raw == b""
         and envs[1].dedup_key is None
-        and "bytes exceeds max_message_bytes=2000" in envs[1].attributes["reject"]
+        and "bytes exceeds max_message_bytes=2000" in str(envs[1].rejection)
     )
     reason = (a.settings.archive / "big.hl7.reason").read_text()
     assert reason.startswith("message 1: HL7_MESSAGE_TOO_LARGE") and "Q" not in reason
@@ -76,7 +77,7 @@ def test_truncated_batch_waits_while_young_then_rejects_the_cut_message(
     time.sleep(0.6)  # unchanged for the grace now
     a.handle(f)
     envs = by_index(drain(bus))
-    assert [e.attributes.get("reject", "").split(":")[0] for e in envs] == ["", "HL7_BATCH_TRUNCATED"]
+    assert [e.rejection.code if e.rejection else "" for e in envs] == ["", "HL7_BATCH_TRUNCATED"]
     assert envs[1].dedup_key is None and envs[1].attributes["count"] == "2"
     reason = (a.settings.archive / "cut.hl7.reason").read_text()
     assert reason.startswith("message 1: HL7_BATCH_TRUNCATED")
@@ -88,10 +89,10 @@ def test_count_mismatch_reported_intact_messages_go_through(tmp_path: Path, bus:
     f.write_bytes(batch_file(synthetic_adt(1), synthetic_adt(2), bts=b"5", fts=b"1"))
     a.handle(f)
     envs = by_index(drain(bus))
-    assert [e.attributes.get("reject") is None for e in envs] == [True, True, False]
+    assert [e.rejection is None for e in envs] == [True, True, False]
     marker = envs[2]
     assert marker.raw == b"" and marker.attributes["scope"] == "file"
-    assert marker.attributes["reject"] == "HL7_BATCH_COUNT_MISMATCH: BTS-1 of batch 1 says 5 messages, the file holds 2"
+    assert str(marker.rejection) == "HL7_BATCH_COUNT_MISMATCH: BTS-1 of batch 1 says 5 messages, the file holds 2"
     assert (a.settings.archive / "bts5.hl7.reason").read_text().startswith("file: HL7_BATCH_COUNT_MISMATCH")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from adapters.kith.xsd import DEFAULT_SCHEMA_DIR, SchemaSet
+from adapters.kith_file.xsd import DEFAULT_SCHEMA_DIR, SchemaSet
 from tests.conftest import FIXTURES, SHARED_CORPUS
 
 KITH_FIXTURES = FIXTURES / "kith_adapter"

@@ -9,8 +9,7 @@ import pytest
 from lxml import etree
 
 from adapters.durable import write_file
-from adapters.kith import inspect
-from adapters.kith.apprec import (
+from adapters.kith_file.apprec import (
     NS_APPREC,
     OID_ERROR,
     AppRecError,
@@ -22,6 +21,7 @@ from adapters.kith.apprec import (
     build_apprec,
     receipt_name,
 )
+from adapters.kith_file.inspection import inspect
 from tests.unit.kith_adapter.conftest import MSGHEAD, REFERRAL, STANDALONE, corpus_files
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.kith import inspect
+from adapters.kith_file.inspection import inspect
 from mappings.kith.xml import parse_document
 from tests.conftest import FIXTURES
 from tests.unit.kith.helpers import mapped, records

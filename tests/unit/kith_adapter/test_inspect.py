@@ -6,9 +6,10 @@ import base64
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
-from adapters.kith import Inspection, family, inspect
-from adapters.kith.xsd import SchemaSet
+from adapters.kith_file.inspection import Inspection, family, inspect
+from adapters.kith_file.xsd import SchemaSet
 from engine.ids import synthetic_fnr
 from tests.unit.kith_adapter.conftest import MSGHEAD, RECEIPT, STANDALONE, wrap_in_fellesformat
 
@@ -118,12 +119,15 @@ def test_received_apprec_is_a_receipt() -> None:
     assert ins.is_receipt and ins.reject is None and ins.msg_type == "APPREC"
 
 
-def test_family_of_namespaces() -> None:
-    assert family("http://www.kith.no/xmlstds/po/Pasientlogistikk/2012-04-01") == "plo"
-    assert family("http://ehelse.no/xmlstds/po/Sammenfatning/2016-05-30") == "plo"
-    assert family("http://www.kith.no/xmlstds/po/poKomponent/2012-04-01") is None
-    assert family("http://ehelse.no/xmlstds/henvisning/2017-11-30") == "henvisning"
-    assert family(None) is None
+def test_family_of_elements() -> None:
+    def el(ns: str | None, root: str) -> etree._Element:
+        return etree.Element(f"{{{ns}}}{root}" if ns else root)
+
+    assert family(el("http://www.kith.no/xmlstds/po/Pasientlogistikk/2012-04-01", "Pasientlogistikk")) == "plo"
+    assert family(el("http://ehelse.no/xmlstds/po/Sammenfatning/2016-05-30", "Sammenfatning")) == "plo"
+    assert family(el("http://ehelse.no/xmlstds/henvisning/2017-11-30", "Henvisning")) == "henvisning"
+    assert family(el("urn:example:other", "AppRec")) == "apprec"  # a receipt by its root, as the mapping says
+    assert family(el(None, "Message")) is None
 
 
 # --- XSD in the adapter -------------------------------------------------------------------------------------------

@@ -56,18 +56,20 @@ def test_outbox_must_not_be_the_drop_directory(tmp_path: Path) -> None:
         adapter.check()
 
 
-def test_check_compiles_the_schemas_once(tmp_path: Path) -> None:
+def test_check_compiles_the_schemas_once_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
     adapter = build(
         "k", Settings(directory=tmp_path / "in", outbox=tmp_path / "out", validate_xsd=True), SimpleNamespace(bus=None)
     )
     adapter.check()
     assert adapter.schemas is adapter.schemas is not None
-    assert (tmp_path / "in" / "archive").is_dir() and (tmp_path / "out").is_dir()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["in"]  # archive/, error/ and the outbox: made by run()
 
 
 def test_bad_schema_folder_fails_the_check(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
     s = Settings(directory=tmp_path / "in", outbox=tmp_path / "out", validate_xsd=True, xsd_dir=tmp_path / "none")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="XSD folder"):
         build("k", s, SimpleNamespace(bus=None)).check()
 
 
@@ -80,6 +82,7 @@ def test_file_over_max_file_bytes_is_answered_and_parked_without_reading(tmp_pat
         sender_name="Enjournal",
     )
     adapter: KithFileAdapter = build("k", s, SimpleNamespace(bus=None))  # the bus is never touched
+    adapter.settings.ensure_dirs()  # run() creates them; check() creates nothing
     adapter.check()
     (s.directory / "big.xml").write_bytes(STANDALONE.read_bytes())
     adapter.handle(s.directory / "big.xml")

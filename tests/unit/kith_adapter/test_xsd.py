@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from adapters.kith.xsd import DEFAULT_SCHEMA_DIR, FolderResolver, SchemaSet, element_path, schema_namespaces
+from adapters.kith_file.xsd import DEFAULT_SCHEMA_DIR, FolderResolver, SchemaSet, element_path, schema_namespaces
 from engine.errors import ConfigError, ValidationError
 from mappings.kith.xml import parse_xml, unwrap
 from tests.unit.kith_adapter.conftest import MSGHEAD, STANDALONE, corpus_files, wrap_in_fellesformat

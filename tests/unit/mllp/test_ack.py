@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.mllp.ack import (
+from adapters.hl7_intake.ack import (
     FALLBACK,
     AckError,
     accept_codes,

@@ -7,10 +7,11 @@ import asyncio
 
 import pytest
 
+from adapters.handoff import Handoff
+from adapters.hl7_intake import Hl7Options, triage
 from adapters.mllp.client import synthetic_adt
 from adapters.mllp.lookups import StoreLookups
 from adapters.mllp.publisher import Known, Publisher, Receipt, RecentKeys
-from adapters.mllp.triage import Hl7Options, triage
 from engine.bus.embedded import EmbeddedBus
 from engine.errors import BusUnavailable
 from engine.store import Store
@@ -51,7 +52,7 @@ def test_a_sender_reusing_one_control_id_costs_the_same_per_message(bus: Embedde
 
     async def go() -> list[Receipt]:
         lookups = StoreLookups(store)
-        publisher = Publisher(bus, lookups)
+        publisher = Publisher(Handoff("t", bus, "mllp"), lookups)
         running = asyncio.create_task(publisher.run())
         receipts: list[Receipt] = []
         try:
@@ -80,7 +81,7 @@ def test_a_sender_reusing_one_control_id_costs_the_same_per_message(bus: Embedde
 def test_a_message_submitted_after_close_fails_at_once(bus: EmbeddedBus, store: Store) -> None:
     async def go() -> asyncio.Future[Receipt]:
         lookups = StoreLookups(store)
-        publisher = Publisher(bus, lookups)
+        publisher = Publisher(Handoff("t", bus, "mllp"), lookups)
         running = asyncio.create_task(publisher.run())
         await publisher.close()
         late = publisher.submit(triage(synthetic_adt(1), adapter="t", options=Hl7Options(), source_system=None))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from adapters.hl7_intake import Hl7Options, judge, triage
 from adapters.mllp.client import synthetic_adt
-from adapters.mllp.triage import Hl7Options, judge, triage
 
 OPTS = Hl7Options()
 
@@ -26,7 +26,7 @@ def test_charset_from_msh18() -> None:
 def test_no_msh_is_rejected_but_published() -> None:
     t = triage(b"PID|1||x\r", adapter="a", options=OPTS, source_system=None)
     assert t.code == "AR" and t.error is not None and t.error.code == "HL7_NO_MSH"
-    assert t.envelope.attributes["reject"].startswith("HL7_NO_MSH: ")
+    assert str(t.envelope.rejection).startswith("HL7_NO_MSH: ")
     assert t.envelope.dedup_key is None
 
 
@@ -38,7 +38,7 @@ def test_bad_msh_rejected() -> None:
 def test_unsupported_type() -> None:
     t = triage(synthetic_adt(3, message_type="ORM"), adapter="a", options=OPTS, source_system=None)
     assert t.code == "AR" and t.error is not None and t.error.code == "HL7_UNSUPPORTED_TYPE"
-    assert t.envelope.attributes["reject"] == "HL7_UNSUPPORTED_TYPE: message type ORM is not accepted"
+    assert str(t.envelope.rejection) == "HL7_UNSUPPORTED_TYPE: message type ORM is not accepted"
 
 
 def test_accepted_types_setting() -> None:
@@ -60,7 +60,7 @@ def test_reject_reason_never_quotes_content() -> None:
     raw = synthetic_adt(6, message_type="ORM")
     t = triage(raw, adapter="a", options=OPTS, source_system=None)
     pid = raw.split(b"PID|1||", 1)[1].split(b"^", 1)[0].decode()
-    assert pid not in t.envelope.attributes["reject"]
+    assert pid not in str(t.envelope.rejection)
 
 
 def test_mapping_options_carry_the_default_charset() -> None:
@@ -71,7 +71,7 @@ def test_dedup_key_escapes_what_a_store_cannot_hold_or_would_confuse() -> None:
     """The header's own key is the storable one (every caller gets it), and triage's envelope carries it."""
     import dataclasses
 
-    from adapters.mllp.ack import FALLBACK
+    from adapters.hl7_intake.ack import FALLBACK
     from mappings.hl7v2.parser import MAX_KEY_CHARS
 
     def key(app: str, fac: str, cid: str) -> str:

@@ -2,32 +2,32 @@
 
 :class:`FileRun` feeds blocks of the file to :class:`mappings.hl7v2.batch.Splitter` and collects the
 messages into a group of at most ``publish_group_messages`` messages or ``publish_group_bytes`` bytes;
-a full group is triaged (:func:`adapters.mllp.triage.triage`) and handed to ``bus.publish_async`` while
+a full group is triaged (:func:`adapters.hl7_intake.triage.triage`) and handed to the bus
+(:meth:`adapters.handoff.Handoff.send`) while
 the next group is read, with at most one group in flight. Memory holds a block, a group being
 gathered and a group being confirmed, whatever the size of the file.
 
 The envelopes of a group are built when the group is sent, so the last group (the one the end of the
 file closed) carries ``count``; envelopes of earlier groups of a large file carry ``file`` and
 ``index`` only. A piece the splitter flagged (``HL7_MESSAGE_TOO_LARGE`` without its bytes,
-``HL7_BATCH_TRUNCATED`` with them) becomes an envelope with ``reject`` that the worker dead-letters
+``HL7_BATCH_TRUNCATED`` with them) becomes an envelope with a ``rejection`` that the worker dead-letters
 without mapping. A file-level problem (``HL7_BATCH_COUNT_MISMATCH``, a missing trailer) becomes a
-content-free envelope with ``reject`` and ``scope=file`` in the last group, so it is in the dead
+content-free envelope with a ``rejection`` and ``scope=file`` in the last group, so it is in the dead
 letters too. A message whose bytes did not fit its declared charset carries ``charset_repaired``
-(``<declared>-><used>``, set by :func:`adapters.mllp.triage.triage`).
+(``<declared>-><used>``, set by :func:`adapters.hl7_intake.triage.triage`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from adapters.mllp.triage import CONTENT_TYPE, Hl7Options, triage
-from engine import metrics
-from engine.bus import Bus
+from adapters.handoff import Confirmation, Handoff
+from adapters.hl7_intake.options import Hl7Options, StrictCheck
+from adapters.hl7_intake.triage import CONTENT_TYPE, triage
 from engine.envelope import Envelope
-from engine.errors import BusUnavailable
+from engine.rejection import Rejection
 from mappings.hl7v2.batch import Piece, Splitter
 
 BLOCK_BYTES = 1 << 20
@@ -72,17 +72,17 @@ class FileRun:
         name: str,
         options: Hl7Options,
         source_system: str | None,
-        bus: Bus,
+        handoff: Handoff,
         limits: RunLimits,
-        strict: Callable[[bytes], list[str]] | None = None,
+        strict: StrictCheck | None = None,
     ) -> None:
         self.adapter, self.name, self.options = adapter, name, options
-        self.source_system, self.bus, self.limits, self.strict = source_system, bus, limits, strict
+        self.source_system, self.handoff, self.limits, self.strict = source_system, handoff, limits, strict
         self.splitter = Splitter(limits.max_message_bytes)
         self.result = RunResult()
         self._group: list[Piece] = []
         self._group_bytes = 0
-        self._inflight: tuple[Future[None], list[Envelope]] | None = None
+        self._inflight: Confirmation | None = None
 
     def run(self, reader: BinaryIO, may_finish: Callable[[RunResult], bool]) -> RunResult:
         """Read ``reader`` to its end, publishing full groups on the way; then, if ``may_finish(result)``
@@ -127,18 +127,12 @@ class FileRun:
         if not envs:
             return
         self._wait()
-        self._inflight = (self.bus.publish_async(envs), envs)
+        self._inflight = self.handoff.send(envs)
 
     def _wait(self) -> None:
-        if self._inflight is None:
-            return
-        fut, envs = self._inflight
-        self._inflight = None
-        try:
-            fut.result(30.0 + len(envs) / 500)  # a big group gets more time for its confirms
-        except TimeoutError:
-            raise BusUnavailable("publisher confirms timed out") from None
-        metrics.published(envs)
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.wait()
 
     def _attrs(self, piece: Piece, count: str | None) -> dict[str, str]:
         attrs = {"file": self.name, "index": str(piece.index)}
@@ -150,8 +144,7 @@ class FileRun:
         attrs = self._attrs(piece, count)
         if piece.problem is not None:
             self._reject(piece.index, piece.problem)
-            attrs["reject"] = piece.problem
-            return self._bare(piece.raw, attrs)
+            return self._bare(piece.raw, attrs, Rejection.from_reason(piece.problem))
         t = triage(
             piece.raw,
             adapter=self.adapter,
@@ -165,9 +158,9 @@ class FileRun:
         return t.envelope
 
     def _file_envelope(self, problem: str) -> Envelope:
-        return self._bare(b"", {"file": self.name, "scope": "file", "reject": problem})
+        return self._bare(b"", {"file": self.name, "scope": "file"}, Rejection.from_reason(problem))
 
-    def _bare(self, raw: bytes, attrs: dict[str, str]) -> Envelope:
+    def _bare(self, raw: bytes, attrs: dict[str, str], rejection: Rejection) -> Envelope:
         return Envelope.build(
             raw,
             adapter=self.adapter,
@@ -175,6 +168,7 @@ class FileRun:
             content_type=CONTENT_TYPE,
             source_system=self.source_system,
             attributes=attrs,
+            rejection=rejection,
         )
 
     def _reject(self, index: int, reason: str) -> None:

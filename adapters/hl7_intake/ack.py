@@ -1,4 +1,5 @@
-"""HL7 v2 acknowledgements (ACK) for the MLLP listener: original and enhanced mode.
+"""HL7 v2 acknowledgements (ACK): original and enhanced mode (the MLLP listener sends them; triage uses
+the same error type and header salvage).
 
 The ACK answers one received message:
 
@@ -24,6 +25,7 @@ from engine.errors import ParseError
 from engine.ids import log_safe
 from engine.randomid import random_bytes
 from engine.redact import safe_reason
+from engine.rejection import Rejection
 from mappings.hl7v2.parser import MshHeader, codec_for, msh_fields
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -77,6 +79,10 @@ class AckError:
     def safe_text(self) -> str:
         """The text as the ACK carries it: quoted values dropped, long digit runs masked (last step)."""
         return safe_reason(self.text)
+
+    def rejection(self) -> Rejection:
+        """The envelope's rejection: the code, and the text as the ACK carries it."""
+        return Rejection(code=self.code, text=self.safe_text)
 
 
 def codec(charset: str | None, default: str) -> str:

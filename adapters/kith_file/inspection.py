@@ -12,13 +12,15 @@ Checks, in order (the first failure rejects the document, AppRec status 2):
    (the adapter's envelope attribute ``charset_repaired``; the mapping reads the same letters);
 2. a shape we recognise (:func:`mappings.kith.xml.unwrap`): a standalone ``Message`` (Svarrapport 1.2-1.4,
    Rekvisisjon 1.5/1.6, Epikrise 1.0-1.2, Henvisning 1.0/1.1), a ``MsgHead`` v1.2, or a MsgHead inside a
-   receiver's wrapper (NAV ``EI_fellesformat``); a received ``AppRec`` is recognised as a receipt (it is
+   receiver's wrapper (NAV ``EI_fellesformat``), of a family the engine knows (the table it shares with the
+   mapping: :mod:`mappings.kith.families`); a received ``AppRec`` is recognised as a receipt (it is
    published but never answered with an AppRec);
-3. optional XSD validation of the MsgHead (or the standalone root), see :mod:`adapters.kith.xsd`;
+3. optional XSD validation of the MsgHead (or the standalone root), see :mod:`adapters.kith_file.xsd`;
 4. the parts of a MsgHead: each ``Document/RefDoc`` holds a supported XML payload, a readable base64
    attachment, or is reported as a failed part (AppRec status 3; status 2 when no XML payload is usable).
 
-Reject codes (``Inspection.reject`` = ``CODE: text``, AppRec error code from Volven 8221 in brackets):
+Reject codes (``Inspection.rejection``; ``Inspection.reject`` = ``CODE: text``; the AppRec error code from
+Volven 8221 in brackets):
 ``KITH_EMPTY``/``KITH_NOT_WELL_FORMED`` [T01], ``KITH_DTD_FORBIDDEN``/``KITH_TOO_LARGE`` [T99],
 ``KITH_UNSUPPORTED_TYPE`` [T10], ``KITH_XSD_INVALID`` [T02], ``KITH_NO_PAYLOAD`` [T99]; anything else [X99].
 
@@ -33,30 +35,16 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from adapters.kith.apprec import AppRecError, Party, Unit
+from adapters.kith_file.apprec import AppRecError, Party, Unit
+from adapters.kith_file.xsd import SchemaSet
 from engine.errors import EnjournalError, ParseError
+from engine.rejection import Rejection
+from mappings.kith.families import APPREC, family_of
 from mappings.kith.xml import NS_MSGHEAD, first_child, local, parse_document, tag_name, unwrap
 
-if TYPE_CHECKING:
-    from adapters.kith.xsd import SchemaSet
-
-_K = "http://www.kith.no/xmlstds/"
-#: payload namespaces the engine knows -> message family
-KNOWN_NAMESPACES: dict[str, str] = {
-    **{_K + f"labsvar/{d}": "svarrapport" for d in ("2005-03-14", "2008-12-01", "2012-02-15")},
-    **{_K + f"rekvisisjon/{d}": "rekvisisjon" for d in ("2008-12-01", "2012-02-15")},
-    _K + "epikrise": "epikrise",
-    **{_K + f"epikrise/{d}": "epikrise" for d in ("2006-09-23", "2012-02-15")},
-    **{_K + f"henvisning/{d}": "henvisning" for d in ("2005-07-08", "2012-02-15")},
-    "http://ehelse.no/xmlstds/henvisning/2017-11-30": "henvisning",
-    **{_K + f"dialog/{d}": "dialogmelding" for d in ("2006-10-11", "2013-01-23")},
-    **{_K + f"apprec/{d}": "apprec" for d in ("2004-11-21", "2012-02-15")},
-}
-_PLO = re.compile(r"^http://(www\.kith\.no|ehelse\.no)/xmlstds/po/(?!poKomponent/)\w+/\d{4}-\d{2}-\d{2}$")
 _REQUEST_FAMILIES = {"henvisning", "rekvisisjon"}  # sender = Requester, receiver = ServProvider
 _MSGID_RE = re.compile(rb"<(?:\w+:)?MsgId>\s*([A-Za-z0-9._:-]{1,100})\s*</")
 #: ParseError / ValidationError code -> Volven 8221 AppRec error code
@@ -71,10 +59,11 @@ APPREC_CODES = {
 }
 
 
-def family(namespace: str | None) -> str | None:
-    """The message family of a payload namespace, or None when the engine does not know it."""
-    ns = namespace or ""
-    return KNOWN_NAMESPACES.get(ns) or ("plo" if _PLO.match(ns) else None)
+def family(element: etree._Element) -> str | None:
+    """The message family of a document or payload element (:func:`mappings.kith.families.family_of`: by
+    its namespace, a receipt also by its root element), or None when the engine does not know it."""
+    found = family_of(etree.QName(element).namespace, local(element))
+    return found.name if found is not None else None
 
 
 @dataclass(frozen=True)
@@ -97,12 +86,17 @@ class Inspection:
 
     @property
     def reject(self) -> str | None:
-        """``CODE: text`` as set in the envelope's ``reject`` attribute."""
+        """``CODE: text``, as the ``.reason`` file and the AppRec say it (None: accepted)."""
         return f"{self.reject_code}: {self.reject_text}" if self.reject_code else None
 
     @property
+    def rejection(self) -> Rejection | None:
+        """The envelope's rejection (None: accepted)."""
+        return Rejection(code=self.reject_code, text=self.reject_text) if self.reject_code else None
+
+    @property
     def is_receipt(self) -> bool:
-        return self.family == "apprec"
+        return self.family == APPREC.name
 
     def apprec_errors(self) -> tuple[AppRecError, ...]:
         if self.reject_code:
@@ -175,7 +169,7 @@ def _part_problem(refdoc: etree._Element, where: str) -> AppRecError | None:
         if local(child) == "Base64Container":
             if not _base64_ok(child.text or ""):
                 return AppRecError("T99", f"{where}: attachment is not readable base64")
-        elif family(etree.QName(child).namespace) in (None, "apprec"):
+        elif family(child) in (None, APPREC.name):
             ns = etree.QName(child).namespace or "no namespace"
             return AppRecError("T10", f"{where}: unsupported document {local(child)} ({ns})")
     return None
@@ -213,7 +207,7 @@ def _msghead_info(msghead: etree._Element) -> Inspection:
 
 
 def _standalone_info(root: etree._Element) -> Inspection:
-    fam = family(etree.QName(root).namespace)
+    fam = family(root)
     typ = _child(root, "Type")
     body = next((c for c in root if isinstance(c.tag, str) and local(c) in ("ServReport", "ServRprt", "ServReq")), None)
     provider = _hcp(_child(_child(body, "ServProvider"), "HCP"))
@@ -221,7 +215,7 @@ def _standalone_info(root: etree._Element) -> Inspection:
     sender, receiver = (requester, provider) if fam in _REQUEST_FAMILIES else (provider, requester)
     return Inspection(
         family=fam,
-        msg_type=_attr(typ, "V") or ("APPREC" if fam == "apprec" else None),
+        msg_type=_attr(typ, "V") or ("APPREC" if fam == APPREC.name else None),
         msg_type_dn=_attr(typ, "DN"),
         msg_id=_text(_child(root, "MsgId")) or _text(_child(root, "Id")),
         issue_date=_attr(_child(root, "GenDate"), "V") or _text(_child(root, "GenDate")),

@@ -126,7 +126,7 @@ def build_apprec(
 ) -> tuple[str, bytes]:
     """Return ``(apprec id, UTF-8 XML bytes)`` of one AppRec 1.1."""
     rid = apprec_id or log_safe(str(uuid.uuid4()))
-    root = etree.Element(_q("AppRec"), nsmap={None: NS_APPREC})
+    root = etree.Element(_q("AppRec"), nsmap={None: NS_APPREC})  # type: ignore[dict-item]  # None: default namespace
     _cs(root, "MsgType", "APPREC", "Applikasjonskvittering")
     _text(root, "MIGversion", MIG_VERSION)
     _text(root, "GenDate", gen_date.isoformat())

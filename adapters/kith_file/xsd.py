@@ -1,6 +1,6 @@
 """Optional XSD validation of received KITH / e-helse documents, offline.
 
-* Schemas come from one folder (default: ``adapters/kith/schemas``, shipped with the package; see
+* Schemas come from one folder (default: ``adapters/kith_file/schemas``, shipped with the package; see
   ``SOURCES.tsv`` there). Every ``xs:import``/``xs:include`` is resolved **by file name** in that folder,
   whatever the ``schemaLocation`` says (absolute ``http://www.kith.no/...`` URLs, ``../../`` paths):
   nothing is ever fetched from the network.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from lxml import etree
@@ -70,19 +71,19 @@ DESCRIPTIONS = {
 _STEP = re.compile(r"^\*(?:\[(\d+)\])?$")
 
 
-class FolderResolver(etree.Resolver):  # type: ignore[misc]
+class FolderResolver(etree.Resolver):
     """Map any URL or relative path to ``<schema_dir>/<basename>``; never touch the network."""
 
     def __init__(self, schema_dir: Path) -> None:
         super().__init__()
         self.schema_dir = schema_dir
 
-    def resolve(self, system_url: str | None, public_id: str | None, context: object) -> object:
+    def resolve(self, system_url: str | None, public_id: str | None, context: object = None) -> object:
         name = PurePosixPath((system_url or "").replace("\\", "/")).name
         target = self.schema_dir / name
         if name and target.is_file():
-            return self.resolve_filename(str(target), context)
-        return self.resolve_string("", context)  # unknown file: empty document, the compile fails
+            return self.resolve_filename(str(target), context)  # type: ignore[attr-defined]  # missing in lxml-stubs
+        return self.resolve_string("", context, base_url=None)  # unknown file: empty document, the compile fails
 
 
 def _schema_parser(schema_dir: Path) -> etree.XMLParser:
@@ -138,7 +139,8 @@ class SchemaSet:
         with self._lock:
             if self._schema.validate(element):
                 return
-            errors = list(self._schema.error_log)
+            entries: Iterable[etree._LogEntry] = self._schema.error_log  # type: ignore[assignment]  # iterable (lxml-stubs)
+            errors = list(entries)
         if not errors:
             raise ValidationError("document does not validate", code="KITH_XSD_INVALID")
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""

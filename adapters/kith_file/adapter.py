@@ -1,46 +1,5 @@
-"""KITH file adapter: KITH / e-helse XML documents dropped in a directory, answered with AppRec 1.1.
-
-Supports standalone ``Message`` documents (Svarrapport, Rekvisisjon, Epikrise, Henvisning 1.x), ``MsgHead``
-v1.2 and MsgHead inside a receiver's wrapper (NAV ``EI_fellesformat``), ISO-8859-1 or UTF-8 with or
-without BOM/declaration. Config example::
-
-    adapters:
-      kith-inbox:
-        type: kith-file
-        mapping: kith
-        directory: /srv/enjournal/in/kith
-        outbox: /srv/enjournal/out/apprec     # AppRec receipts (must not be the input directory)
-        validate_xsd: true                    # schemas shipped in adapters/kith/schemas (or xsd_dir)
-        receipt_sync: auto                    # auto | syncfs | fsync: how a batch's AppRecs are made durable
-        sender_her_id: "12345"                # our identity when the message does not name its receiver
-
-For each stable regular file (never one still being written, never a symlink or a FIFO: see
-:mod:`adapters.inbox`): read the bytes, run the checks of
-:func:`adapters.kith.inspect`, publish one envelope (``content_type="application/xml; kith"``,
-attributes ``file``, ``shape``, ``msg_type``, ``msg_id``, ``charset_repaired`` when the bytes did not fit
-the declared charset (read with the one that fits, :mod:`mappings.kith.xml`), and ``reject`` = ``CODE: text``
-when the document is rejected; the worker dead-letters those without mapping) — the stable files of one poll
-go out together, up to ``max_batch`` per publish, so one confirm covers them all — and **only after
-the broker confirmed** write the AppRecs to the outbox (all receipts of a batch are fsynced together,
-see :mod:`adapters.durable`) and move the file to ``archive/`` (accepted) or ``error/``
-with a ``.reason`` file (rejected). If the bus is down the file stays and is retried at the next poll,
-with no receipt. A received AppRec is published and archived but never answered. A file larger than
-``max_bytes`` (or ``max_file_bytes``) is not read: it gets an AppRec status 2 and moves to ``error/`` without a
-publish, so it is never published whole into the archive.
-A document that is not well-formed or empty may be a file still being written: it is rejected only
-once it has been unchanged for ``incomplete_grace_seconds`` (:meth:`adapters.inbox.Inbox.still_arriving`).
-
-Once a file is published (confirmed) it is not published again while only its receipt or its move
-fails (outbox not writable, archive full): the adapter remembers it (:class:`adapters.inbox.Unfinished`:
-path and inode, size, mtime -> envelope and AppRec) and retries the receipt and the move with a backoff,
-logging
-``outbox.unavailable`` / ``archive.unavailable`` once when that starts and ``outbox.available`` /
-``archive.available`` when it works again. After a restart such a file is published once more, which
-the journal absorbs (same record keys). A file that changed after it was read is not moved for what was
-published: it is read again whole (and answered again) at the next poll. One log line per file says what became of it
-(``kith.archived`` or ``kith.rejected``, with the receipt); files are named by
-:func:`engine.redact.file_ref` in logs.
-"""
+"""The KITH file adapter: stable files read, checked and published in batches; after the confirm each
+file's AppRec is written and the file moved (see :mod:`adapters.kith_file`)."""
 
 from __future__ import annotations
 
@@ -50,57 +9,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
 
 import structlog
-from pydantic import Field
 
 from adapters.base import AdapterRuntime
-from adapters.durable import DurableWriter, Sync
-from adapters.files import FileDropSettings, InboxFile, Signature, lstat_signature, move_to_archive, move_to_error
+from adapters.durable import DurableWriter
+from adapters.files import InboxFile, Signature, lstat_signature, move_to_archive, move_to_error
+from adapters.handoff import Handoff
 from adapters.inbox import Availability, Inbox, Unfinished
-from adapters.kith import Inspection, inspect
-from adapters.kith.apprec import Original, Party, Status, Unit, as_datetime, build_apprec, receipt_name
-from adapters.kith.xsd import SchemaSet
-from engine import metrics
+from adapters.kith_file.apprec import Original, Party, Status, Unit, as_datetime, build_apprec, receipt_name
+from adapters.kith_file.inspection import Inspection, inspect
+from adapters.kith_file.options import KithFileOptions
+from adapters.kith_file.xsd import SchemaSet
 from engine.envelope import Envelope
-from engine.errors import BusUnavailable, ConfigError
+from engine.errors import ConfigError
 from engine.redact import file_ref
 
 log = structlog.get_logger(__name__)
 CONTENT_TYPE = "application/xml; kith"
 #: reject codes of a document that may only be cut short (its writer still at work)
 INCOMPLETE = frozenset({"KITH_NOT_WELL_FORMED", "KITH_EMPTY"})
-
-
-class Settings(FileDropSettings):
-    type: Literal["kith-file"] = "kith-file"
-    mapping: str = "kith"
-    outbox: Path
-    validate_xsd: bool = False
-    xsd_dir: Path | None = None  # default: adapters/kith/schemas
-    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # parse limit; larger is rejected (KITH_TOO_LARGE)
-    max_batch: int = Field(default=200, ge=1, le=5000)  # files published per confirmed batch
-    #: how a batch's receipts are made durable (adapters.durable): one syncfs of the outbox's filesystem
-    #: (auto on Linux >= 5.8), or an fsync per file by a thread pool (when the outbox shares a filesystem
-    #: with a busy database, whose dirty pages a syncfs would wait for too)
-    receipt_sync: Sync = Sync.AUTO
-    sender_her_id: str | None = None  # our identity, when the message names no receiver
-    sender_name: str | None = None
-    receiver_her_id: str | None = None  # the partner's identity, when the message names no sender
-    receiver_name: str | None = None
-
-    def own_dirs(self) -> list[Path]:
-        return [*super().own_dirs(), self.outbox]
-
-    def published_limits(self) -> dict[str, int]:
-        """The largest envelope (:mod:`engine.limits`): nothing over the smaller of the two limits is read."""
-        field = min(("max_bytes", "max_file_bytes"), key=lambda f: int(getattr(self, f)))
-        return {field: int(getattr(self, field))}
-
-    def mapping_options(self) -> dict[str, Any]:
-        """``ctx.options`` for the worker's kith mapping: it needs none."""
-        return {}
 
 
 @dataclass(frozen=True)
@@ -137,10 +65,12 @@ class _Pending:
 
 
 class KithFileAdapter:
-    def __init__(self, name: str, settings: Settings, runtime: AdapterRuntime) -> None:
+    """See :mod:`adapters.kith_file`."""
+
+    def __init__(self, name: str, settings: KithFileOptions, runtime: AdapterRuntime) -> None:
         self.name = name
         self.settings = settings
-        self.runtime = runtime
+        self.handoff = Handoff(name, runtime.bus, "kith")
         try:
             self._writer = DurableWriter(sync=settings.receipt_sync)
         except ValueError as exc:
@@ -156,14 +86,12 @@ class KithFileAdapter:
         return SchemaSet(self.settings.xsd_dir) if self.settings.validate_xsd else None
 
     def check(self) -> None:
+        """The outbox is not the inbox, the directories exist or can be created (nothing is created), and the
+        schemas compile when ``validate_xsd`` is on."""
         s = self.settings
         if s.outbox.resolve() == s.directory.resolve():
             raise ConfigError(f"adapter {self.name!r}: outbox must not be the input directory")
-        try:
-            s.ensure_dirs()
-            s.outbox.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"adapter {self.name!r}: cannot create directories ({exc.strerror})") from None
+        s.check_dirs(self.name)
         _ = self.schemas
 
     def run(self, stop: threading.Event) -> None:
@@ -208,14 +136,13 @@ class KithFileAdapter:
         retry, fresh = self._unfinished.split(paths)
         ready = [item for item in map(self._prepare, fresh) if item is not None]
         envelopes = [r.envelope for r in ready if r.envelope is not None]
-        if envelopes:
-            try:
-                self.runtime.bus.publish(envelopes)
-                metrics.published(envelopes)
-            except BusUnavailable as exc:
-                log.warning("kith.publish_failed", adapter=self.name, files=len(envelopes), code=exc.code)
-                ready = [r for r in ready if r.envelope is None]
-        todo = retry + [_Pending(r) for r in ready]
+        todo = list(retry)
+
+        def confirmed() -> None:
+            todo.extend(_Pending(r) for r in ready)
+
+        if not self.handoff.deliver(envelopes, confirmed, files=len(envelopes)):  # the files stay for the next poll
+            todo.extend(_Pending(r) for r in ready if r.envelope is None)  # answered without a publish: finished
         for p in todo:  # the finisher thread has them until it releases them
             self._unfinished.remember(p.ready.path, p.ready.signature, p, busy=True)
         return todo
@@ -265,8 +192,6 @@ class KithFileAdapter:
                 if v
             }
         )
-        if ins.reject:
-            attrs["reject"] = ins.reject
         sender_id = ins.sender.inst.id or self.settings.receiver_her_id or "-"
         return Envelope.build(
             raw,
@@ -277,6 +202,7 @@ class KithFileAdapter:
             received_at=received_at,
             attributes=attrs,
             dedup_key=f"KITH|{sender_id}|{ins.msg_id}" if ins.msg_id and not ins.reject else None,
+            rejection=ins.rejection,
         )
 
     def _oversize(self, f: InboxFile) -> _Ready:
@@ -345,7 +271,7 @@ class KithFileAdapter:
             self._outbox_failed(built, exc, "mkdir")
             return
         failure: OSError | None = None
-        for p, result in zip(built, results):
+        for p, result in zip(built, results, strict=True):
             if isinstance(result, OSError):
                 failure = result
             else:
@@ -411,8 +337,4 @@ class KithFileAdapter:
             log.info("kith.archived", **what, moved_to=file_ref(target.name), failed_parts=len(r.ins.part_errors))
 
 
-def build(name: str, settings: Settings, runtime: AdapterRuntime) -> KithFileAdapter:
-    return KithFileAdapter(name, settings, runtime)
-
-
-__all__ = ["KithFileAdapter", "Settings", "build"]
+__all__ = ["KithFileAdapter"]

@@ -1,4 +1,4 @@
-"""Triage of one received HL7 v2 message (MLLP listener and HL7 file adapter share it).
+"""Triage of one received HL7 v2 message (the MLLP listener and the HL7 file adapter share it).
 
 Reads only the MSH (``mappings.hl7v2.parser.parse_header``) and decides what the sender is told:
 
@@ -8,8 +8,8 @@ Reads only the MSH (``mappings.hl7v2.parser.parse_header``) and decides what the
   first problem's code (``HL7_STRICT_INVALID`` when it has none);
 * otherwise ``AA``.
 
-Every message becomes an envelope, rejected ones too: they carry ``attributes["reject"] =
-"<CODE>: <text>"`` so the worker archives and dead-letters them with the reason. Only accepted
+Every message becomes an envelope, rejected ones too: they carry a ``rejection`` (code and text,
+:class:`engine.rejection.Rejection`) so the worker archives and dead-letters them with the reason. Only accepted
 envelopes carry the sender's ``dedup_key`` (``HL7|MSH-3|MSH-4|MSH-10``, escaped so that any header gives a
 storable key: :meth:`mappings.hl7v2.parser.MshHeader.dedup_key`);
 charset is the Python codec of MSH-18, else ``default_charset``; an accepted message whose bytes do
@@ -19,43 +19,18 @@ Nothing here logs or quotes message content.
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from adapters.mllp.ack import AckError, codec, salvage_header
+from adapters.hl7_intake.ack import AckError, codec, salvage_header
+from adapters.hl7_intake.options import Hl7Options, StrictCheck
 from engine.envelope import Envelope
-from engine.errors import ConfigError, ParseError
+from engine.errors import ParseError
 from mappings.charset import repair_flag
 from mappings.hl7v2.parser import MshHeader, parse_header
 
 CONTENT_TYPE = "application/hl7-v2"
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
-
-
-class Hl7Options(BaseModel):
-    """Settings every HL7 v2 adapter shares."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mapping: str = "hl7v2"
-    default_charset: str = "iso-8859-1"
-    strict: bool = False
-    #: MSH-9.1 message types accepted; anything else is answered AR / dead-lettered
-    accepted_types: list[str] = Field(default_factory=lambda: ["ADT", "ORU", "MDM"])
-
-    @field_validator("accepted_types")
-    @classmethod
-    def _upper(cls, v: list[str]) -> list[str]:
-        return [t.strip().upper() for t in v if t.strip()]
-
-    def mapping_options(self) -> dict[str, Any]:
-        """``ctx.options`` for the worker's hl7v2 mapping (strict ran here already: not repeated)."""
-        return {"default_charset": self.default_charset}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +45,6 @@ class Triage:
         return self.code == "AA"
 
 
-def load_strict(options: Hl7Options) -> Callable[[bytes], list[str]] | None:
-    """``validate_strict`` when ``strict`` is on; ConfigError when the validator is not installed."""
-    if not options.strict:
-        return None
-    try:
-        return importlib.import_module("mappings.hl7v2.strict").validate_strict  # type: ignore[no-any-return]
-    except (ModuleNotFoundError, AttributeError):
-        raise ConfigError("strict: true needs mappings.hl7v2.strict.validate_strict") from None
-
-
 def _strict_error(problems: list[str]) -> AckError:
     first = problems[0]
     code, _, text = first.partition(":")
@@ -88,9 +53,7 @@ def _strict_error(problems: list[str]) -> AckError:
     return AckError("HL7_STRICT_INVALID", f"{len(problems)} problem(s)")
 
 
-def judge(
-    raw: bytes, options: Hl7Options, strict: Callable[[bytes], list[str]] | None = None
-) -> tuple[MshHeader, str, AckError | None]:
+def judge(raw: bytes, options: Hl7Options, strict: StrictCheck | None = None) -> tuple[MshHeader, str, AckError | None]:
     """(header, AA/AE/AR, error) for one message; never raises on bad input."""
     try:
         head = parse_header(raw, options.default_charset)
@@ -117,14 +80,15 @@ def triage(
     options: Hl7Options,
     source_system: str | None,
     attributes: dict[str, str] | None = None,
-    strict: Callable[[bytes], list[str]] | None = None,
+    strict: StrictCheck | None = None,
 ) -> Triage:
     """Judge ``raw`` and wrap it in its envelope (see the module docstring)."""
     head, code, error = judge(raw, options, strict)
     attrs = dict(attributes or {})
     charset = codec(head.charset, options.default_charset)
+    rejection = None
     if error is not None:
-        attrs["reject"] = error.reason
+        rejection = error.rejection()
     elif (repaired := repair_flag(raw, charset)) is not None:
         attrs["charset_repaired"] = repaired
     env = Envelope.build(
@@ -136,5 +100,9 @@ def triage(
         source_system=source_system,
         dedup_key=head.dedup_key() if error is None else None,
         attributes=attrs,
+        rejection=rejection,
     )
     return Triage(env, head, code, error)
+
+
+__all__ = ["CONTENT_TYPE", "Triage", "judge", "triage"]
