@@ -83,8 +83,8 @@ def _text(raw: bytes) -> str:
 
 def validate_strict(raw: bytes) -> list[str]:
     """Problems of ``raw`` against its declared version's structure (empty list = valid)."""
-    from hl7apy.consts import VALIDATION_LEVEL  # type: ignore[import-untyped]
-    from hl7apy.parser import parse_message  # type: ignore[import-untyped]
+    from hl7apy.consts import VALIDATION_LEVEL
+    from hl7apy.parser import parse_message
 
     try:
         text = _text(raw)
