@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,13 @@ from pydantic import BaseModel
 
 from engine.bus import Bus, Consumer, Delivery
 from engine.envelope import Envelope
-from engine.model import MapContext, MappingResult
 from engine.store import Store
 from engine.store import schema as s
 from tests import fixture_pairs
 from tests.contract.inputs import BAD_CASES
-from tests.fixture_pairs import Pair
+from tests.fixture_pairs import MapFn, Pair
 
 HERE = Path(__file__).resolve().parent
-MapFn = Callable[[bytes, MapContext], MappingResult]
 
 
 # -- What is registered: the one place that asks the registries ------------------------------------

@@ -22,7 +22,6 @@ from engine.store import Store
 from engine.worker import Mapper
 from tests import fixture_pairs
 from tests.contract.conftest import (
-    MapFn,
     archived,
     dead_letters,
     event_texts,
@@ -35,7 +34,7 @@ from tests.contract.conftest import (
     work,
 )
 from tests.contract.inputs import BAD_CASES, REFUSED, bad_input
-from tests.fixture_pairs import Pair
+from tests.fixture_pairs import MapFn, Pair
 
 
 @dataclass(frozen=True)
