@@ -76,7 +76,8 @@ class KithSet:
         ctx = MapContext(envelope_id="expected", adapter="chaos", received_at=datetime.now(UTC))
         kith = resolve_mapping("kith")
         self.expected = {
-            mid: {(r.key, r.version_hash()) for r in kith(raw, ctx).records} for mid, raw in zip(self.ids, self.files)
+            mid: {(r.key, r.version_hash()) for r in kith(raw, ctx).records}
+            for mid, raw in zip(self.ids, self.files, strict=True)
         }
 
     def personal(self) -> set[str]:

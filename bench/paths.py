@@ -5,8 +5,9 @@ does: adapters and workers as threads), with unique queue names and a fresh Post
 clock starts just before the first byte is offered (files renamed into the watched directory, or the
 first MLLP frame written) and stops when the store holds the last envelope (``raw_archive`` polled,
 every 50 ms near the end). The file paths also report the CPU time per message of the engine, the
-broker and the database over that interval (:mod:`bench.cpu`). Paths: HL7 file ADT and ORU, KITH Svarrapport files, CSV export, and the embedded default
-(HL7 file ADT on the embedded bus + SQLite); MLLP is in :mod:`bench.path_mllp`. A path whose adapter is not importable reports
+broker and the database over that interval (:mod:`bench.cpu`). Paths: HL7 file ADT and ORU, KITH
+Svarrapport files, CSV export, and the embedded default (HL7 file ADT on the embedded bus + SQLite);
+MLLP is in :mod:`bench.path_mllp`. A path whose adapter is not importable reports
 ``n/a (adapter missing)``; a path still running after ``timeout`` reports what it committed by then.
 With ``worker_procs`` > 0 the RabbitMQ file paths run an intake process (adapters only) plus that many
 worker processes instead (how far the engine scales past one interpreter's GIL).

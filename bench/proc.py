@@ -175,7 +175,6 @@ class EngineProcess:
     def stop(self, timeout: float = 60.0) -> dict[str, Any]:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            end = time.monotonic() + timeout
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

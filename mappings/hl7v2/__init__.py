@@ -24,10 +24,10 @@ Options (``ctx.options``): ``strict: true`` validates the structure with hl7apy 
 Example adapter config::
 
     adapters:
-      - name: lab-mllp
+      lab-mllp:
         type: mllp
         mapping: hl7v2
-        default_charset: iso-8859-1
+        default_charset: iso-8859-1   # when MSH-18 is empty
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def encounter(pv1: Segment, subject: Any, src: Source) -> Encounter:
     key, key_flags = _key(pv1, subject, src)
     status, end, flags = _status_and_end(pv1, src)
     return Encounter.model_validate(
-        {  # the same model as Encounter(**kwargs), validated at ~3/4 of the cost
+        {  # the same model as Encounter(**kwargs), validated more cheaply (once per record on the hot path)
             "key": key,
             "subject": subject,
             "event_time": src.event_time,

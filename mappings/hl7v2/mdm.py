@@ -62,7 +62,7 @@ def document(txa: Segment, src: Source, subject: object) -> Document:
     return Document(
         key=src.key("document", number),
         subject=subject,
-        event_time=src.event_time,  # type: ignore[arg-type]
+        event_time=src.event_time,
         status=status,
         provenance=src.prov,
         flags=flags,

@@ -49,11 +49,7 @@ def _merge(src: Source, reason: str) -> tuple[list[Any], list[IdentityLink], lis
         pat = pidmod.patient(pid, src)
         prior = pidmod.identifiers(mrg, (1, 2, 4), src.facility)
         links.extend(pat.links)
-        links.extend(
-            IdentityLink(a=pat.subject, b=p, reason=reason)
-            for p in prior  # type: ignore[arg-type]
-            if p != pat.subject
-        )
+        links.extend(IdentityLink(a=pat.subject, b=p, reason=reason) for p in prior if p != pat.subject)
         if not prior:
             warnings.append("HL7_MRG_NO_PRIOR_ID")
         if any("INVALID_NUMBER" in p.flags for p in prior):

@@ -12,7 +12,7 @@ carries several payloads and only some map, the others become warnings ``KITH_PA
 ``source_message_id`` is the MsgId. Example config::
 
     adapters:
-      kith-in: {type: files, mapping: kith, path: /srv/inbox/kith}
+      kith-in: {type: kith-file, mapping: kith, directory: /srv/enjournal/in/kith, outbox: /srv/enjournal/out/apprec}
 """
 
 from __future__ import annotations

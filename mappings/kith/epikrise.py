@@ -88,7 +88,7 @@ def _document(rep: Node, msg: Node, x: _Ctx, inst: Node | None) -> Document:
     descr = c.text(rep, "MsgDescr") or c.attr(rep, "MsgDescr", "DN")
     return Document(
         **x.base(x.key),
-        doc_type=c.doc_type("EPIKRISE", "Epikrise"),  # type: ignore[arg-type]
+        doc_type=c.doc_type("EPIKRISE", "Epikrise"),
         title=descr,
         text=c.sections(texts),
         author=author,
@@ -99,7 +99,7 @@ def _encounter(event: Node | None, x: _Ctx, inst: Node | None) -> Encounter:
     adm = c.find(event, "Service/AdmCat")
     adm_code = adm.get("V") if adm is not None else None
     return Encounter(
-        **x.base(f"{x.key}:stay"),  # type: ignore[arg-type]
+        **x.base(f"{x.key}:stay"),
         start=c.parse_time(c.attr(event, "ReportedEvent/StartDateTime")),
         end=c.parse_time(c.attr(event, "ReportedEvent/EndDateTime")),
         encounter_class=_ADM_CLASS.get(adm_code or "", adm.get("DN") if adm is not None else None),
@@ -126,7 +126,7 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
         out.append(
             Condition(
                 **x.base(key),
-                code=Coding(system=concept.system, code=code, display=concept.display),  # type: ignore[arg-type]
+                code=Coding(system=concept.system, code=code, display=concept.display),
                 role=_ROLE.get(c.attr(inf, "Type") or "", "other"),
                 text=text,
                 encounter_key=f"{x.key}:stay",
@@ -144,7 +144,7 @@ def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
         key = c.unique_key(f"{x.key}:med:{code or (drug.code if drug else 'unknown')}", seen)
         out.append(
             Medication(
-                **x.base(key),  # type: ignore[arg-type]
+                **x.base(key),
                 code=Coding(system=drug.system, code=code, display=drug.display) if drug and code else None,
                 name=drug.display if drug else None,
                 med_status=c.attr(med, "Status", "DN"),

@@ -51,7 +51,7 @@ def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Pa
         key=key,
         **base,
         reason=_reason(req),
-        codes=tuple(codes),  # type: ignore[arg-type]
+        codes=tuple(codes),
         priority=c.attr(req, "ReqServ/Priority", "DN") or c.attr(req, "ReqServ/Priority"),
         requester=_requester(req, inst, head, v1),
         recipient=inst_name(c.find(req, "ServProvider/HCP/Inst")) if v1 else head.receiver_name,
@@ -92,7 +92,7 @@ def _diagnoses(req: Node, key: str, base: dict[str, object]) -> tuple[list[Codin
         conditions.append(
             Condition(
                 key=c.unique_key(f"{key}:dx:{coding.code}", seen),
-                **base,  # type: ignore[arg-type]
+                **base,
                 code=coding,
                 text=concept.display,
             )

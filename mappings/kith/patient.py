@@ -202,7 +202,7 @@ def person(subj: Subject, event_time: datetime, prov: Provenance, deceased_at: d
         family_name=info.family_name,
         given_name=info.given_name,
         birth_date=number_date or info.birth_date,
-        sex=info.sex,  # type: ignore[arg-type]
+        sex=info.sex,
         deceased_at=deceased_at,
         address=info.address,
     )

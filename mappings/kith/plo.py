@@ -82,7 +82,7 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
             CareEvent(
                 key=c.unique_key(f"{key}:event:{code.code}", seen),
                 **base,
-                event_code=code,  # type: ignore[arg-type]
+                event_code=code,
                 description=c.text(event, "BeskrivelseAvHendelse"),
                 facility=facility,
                 occurred_at=c.ts(event, "TidspunktForHendelse"),
@@ -96,7 +96,7 @@ def _document(payload: Node, key: str, base: dict[str, object], head: Head) -> D
     author = hcp_name(c.find(payload, "AnsvarForRapport/AnsvarligRapport")) or head.sender_person
     return Document(
         key=key,
-        **base,  # type: ignore[arg-type]
+        **base,
         doc_type=c.doc_type(head.msg_type or name.upper(), head.msg_type_dn),
         title=head.msg_type_dn or name,
         text=c.sections(_texts(payload)),
@@ -134,7 +134,7 @@ def _conditions(payload: Node, key: str, base: dict[str, object]) -> list[Condit
             Condition(
                 key=c.unique_key(f"{key}:dx:{norm.code}", seen),
                 **base,
-                code=norm,  # type: ignore[arg-type]
+                code=norm,
                 role="main" if main else "secondary",
                 text=c.join(code.display, c.text(dx, "DiagnoseBeskrivelse")),
             )
@@ -154,7 +154,7 @@ def _medications(payload: Node, key: str, base: dict[str, object]) -> list[Medic
             Medication(
                 key=c.unique_key(f"{key}:med:{ident}", seen),
                 **base,
-                name=name,  # type: ignore[arg-type]
+                name=name,
                 dosage=c.join(strength, c.text(fi, "DosVeiledEnkel"), sep="; "),
                 med_status=c.attr(rx, "StatusTilForskrivningen", "DN") or c.attr(fi, "Bruk", "DN"),
                 start=c.ts(fi, "DoseringStarttidspunkt"),

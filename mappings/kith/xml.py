@@ -183,7 +183,7 @@ def tag_name(tag: object) -> str | None:
     ``tag`` is a factory function, not a string)."""
     name = TAG_NAMES.get(tag)
     if name is None and tag.__class__ is str:
-        name = local_tag(tag)  # type: ignore[arg-type]
+        name = local_tag(tag)
     return name
 
 

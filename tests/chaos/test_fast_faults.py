@@ -1,9 +1,10 @@
 """The fast subset of the fault suite (``make chaos`` runs it all, longer): real RabbitMQ and PostgreSQL.
 
 Worker kill -9 at a few points, a short database outage through the proxy, MLLP clients cut
-mid-frame, truncated files, poison messages PostgreSQL cannot store; each asserts lost == 0, duplicated == 0 and no PII in any engine log or
-dead-letter reason. The broker is never stopped here (CI shares it). A last test shows the checker
-itself sees a loss, a duplicate and PII, so a green run is not a vacuous one.
+mid-frame, truncated files, poison messages PostgreSQL cannot store; each asserts lost == 0,
+duplicated == 0 and no PII in any engine log or dead-letter reason. The broker is never stopped here
+(CI shares it). A last test shows the checker itself sees a loss, a duplicate and PII, so a green run
+is not a vacuous one.
 """
 
 from __future__ import annotations

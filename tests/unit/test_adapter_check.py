@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConfigError
 from engine import registry
+from engine.errors import ConfigError
 from tests.integration.inbox_kinds import KINDS, Runtime, settings
 
 

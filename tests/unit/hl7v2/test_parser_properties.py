@@ -83,7 +83,7 @@ def test_parse_serialise_round_trip(case: tuple[Message, list[tuple[str, list]]]
     msg, generated = case
     back = parse(serialise(msg))
     assert back == msg
-    for seg, (sid, values) in zip(back.segments[1:], generated):
+    for seg, (sid, values) in zip(back.segments[1:], generated, strict=True):
         assert seg.id == sid
         for f, value in enumerate(values, start=1):
             if value is None:

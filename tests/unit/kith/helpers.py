@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from engine.model import MapContext, MappingResult
@@ -28,10 +27,6 @@ def canonical(result: MappingResult) -> dict[str, Any]:
         "links": [link.model_dump(mode="json") for link in result.links],
         "records": [record.model_dump(mode="json") for record in result.records],
     }
-
-
-def expected_path(xml: Path) -> Path:
-    return xml.with_name(xml.stem + ".expected.json")
 
 
 def records(result: MappingResult, kind: str) -> list[Any]:

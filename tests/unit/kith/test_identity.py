@@ -17,8 +17,8 @@ W1, W2 = (3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 
 def with_check_digits(base: str) -> str:
     d = [int(x) for x in base]
-    k1 = (11 - sum(w * x for w, x in zip(W1, d)) % 11) % 11
-    k2 = (11 - sum(w * x for w, x in zip(W2, d + [k1])) % 11) % 11
+    k1 = (11 - sum(w * x for w, x in zip(W1, d, strict=True)) % 11) % 11
+    k2 = (11 - sum(w * x for w, x in zip(W2, d + [k1], strict=True)) % 11) % 11
     assert k1 < 10 and k2 < 10, base
     return base + str(k1) + str(k2)
 
