@@ -75,20 +75,12 @@ _HL7_NUL = (
     "what is read elsewhere (hapi_ADT-A03: in the id 'PV\\x001' the PV1 is skipped, no Encounter; pyhl7_FHS-BHS: "
     "in EVN-2 the event time falls back to MSH-7); only text that keeps it is dead-lettered, TEXT_NOT_STORABLE"
 )
-_FILE_NOT_PUBLISHED = (
-    "a file with no message in it (empty, or no header/MSH) is moved to error/ with a .reason file but never "
-    "published, so it is neither in the raw archive nor a dead letter (enjournal dead-letters does not show it)"
-)
 #: ``<module>::<test name with its parameters>`` -> why it fails today; the test is marked xfail(strict=True)
 KNOWN_DEFECTS: dict[str, str] = {
     "test_mappings.py::test_bad_input_is_dead_lettered[hl7v2-half]": _HL7_CUT,
     "test_mappings.py::test_bad_input_is_dead_lettered[hl7v2-nul]": _HL7_NUL,
     "test_adapters.py::test_bad_input_is_dead_lettered[hl7-file-half]": _HL7_CUT,
     "test_adapters.py::test_bad_input_is_dead_lettered[mllp-half]": _HL7_CUT,
-    "test_adapters.py::test_bad_input_is_dead_lettered[hl7-file-empty]": _FILE_NOT_PUBLISHED,
-    "test_adapters.py::test_bad_input_is_dead_lettered[hl7-file-random]": _FILE_NOT_PUBLISHED,
-    "test_adapters.py::test_bad_input_is_dead_lettered[csv-empty]": _FILE_NOT_PUBLISHED,
-    "test_adapters.py::test_bad_input_is_dead_lettered[csv-random]": _FILE_NOT_PUBLISHED,
 }
 
 
