@@ -12,7 +12,9 @@ Anything else raises ``UnsupportedMessage`` (``HL7_UNSUPPORTED_TYPE``, the messa
 Malformed input raises ``ParseError`` (``HL7_NO_MSH``, ``HL7_BAD_MSH``, ``HL7_NO_PID``, ``HL7_NO_MRG``,
 ``HL7_NO_TXA``) or ``ValidationError`` (``HL7_NO_PATIENT_ID``, ``HL7_NO_DOCUMENT_NUMBER``,
 ``HL7_STRICT_INVALID``); a value the canonical model rejects raises ``MappingError``
-(``HL7_MAPPING_INVALID``, naming the field, never the value).
+(``HL7_MAPPING_INVALID``, naming the field, never the value). A NUL byte anywhere in the bytes raises
+``ParseError`` (``TEXT_NOT_STORABLE``, naming its position): it can hide a segment (``PV\x001``) or cut a
+field, so nothing read from such a message is trusted.
 
 Batches and files (FHS/BHS): every message in ``raw`` is mapped and the results are merged (records,
 links and warnings concatenated, each record keeping its own MSH-10 in its provenance). One bad
@@ -37,11 +39,14 @@ from collections.abc import Callable
 
 import pydantic
 
-from engine.errors import MappingError, UnsupportedMessage, ValidationError
+from engine.errors import MappingError, ParseError, UnsupportedMessage, ValidationError
 from engine.model import MapContext, MappingResult
 from mappings.hl7v2 import adt, mdm, merge, oru
 from mappings.hl7v2.common import Source
 from mappings.hl7v2.parser import decode, parse_header, parse_text, split_messages
+
+#: the code of a message holding a NUL byte: the one the store gives text it cannot hold
+NUL_CODE = "TEXT_NOT_STORABLE"
 
 _Mapper = Callable[[Source], MappingResult]
 _TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9]{2}(\^[A-Z][0-9A-Z]{2})?$")  # only a type code may reach a message
@@ -104,6 +109,9 @@ def merge_results(results: list[MappingResult]) -> MappingResult:
 
 def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     """Map one HL7 v2 message, or every message of a batch/file (see the module docstring)."""
+    nul = raw.find(b"\x00")
+    if nul >= 0:  # it may hide a segment or cut a field anywhere: nothing read from such bytes is trusted
+        raise ParseError(f"a NUL byte at byte {nul}: HL7 v2 text cannot hold it", code=NUL_CODE)
     if raw.count(b"MSH") == 1 and raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:3] not in (b"FHS", b"BHS"):
         return map_one(raw, ctx)  # fast path: one plain message
     messages = split_messages(raw)

@@ -70,15 +70,9 @@ _HL7_CUT = (
     "HL7 v2 has no end-of-message marker: a message cut at a segment boundary or inside a segment maps its "
     "intact part with no error and no warning (only FHS/BHS batches are caught, HL7_BATCH_TRUNCATED)"
 )
-_HL7_NUL = (
-    "HL7 v2: a 0x00 byte is not an error: where the mapping does not read it is ignored, and it silently changes "
-    "what is read elsewhere (hapi_ADT-A03: in the id 'PV\\x001' the PV1 is skipped, no Encounter; pyhl7_FHS-BHS: "
-    "in EVN-2 the event time falls back to MSH-7); only text that keeps it is dead-lettered, TEXT_NOT_STORABLE"
-)
 #: ``<module>::<test name with its parameters>`` -> why it fails today; the test is marked xfail(strict=True)
 KNOWN_DEFECTS: dict[str, str] = {
     "test_mappings.py::test_bad_input_is_dead_lettered[hl7v2-half]": _HL7_CUT,
-    "test_mappings.py::test_bad_input_is_dead_lettered[hl7v2-nul]": _HL7_NUL,
     "test_adapters.py::test_bad_input_is_dead_lettered[hl7-file-half]": _HL7_CUT,
     "test_adapters.py::test_bad_input_is_dead_lettered[mllp-half]": _HL7_CUT,
 }

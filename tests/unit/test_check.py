@@ -43,18 +43,32 @@ def _tree(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
-def test_check_on_a_fresh_install_creates_nothing(tmp_path: Path) -> None:
-    (tmp_path / "enjournal.yaml").write_text(yaml.safe_dump(_config(tmp_path)))
-    before = _tree(tmp_path)
-    r = subprocess.run(
+def _check(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "engine.cli", "check"],
-        cwd=tmp_path,
+        cwd=root,
         capture_output=True,
         text=True,
         timeout=120,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         check=False,
     )
+
+
+def test_check_reports_a_missing_inbox_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "enjournal.yaml").write_text(yaml.safe_dump(_config(tmp_path)))
+    before = _tree(tmp_path)
+    r = _check(tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "adapter care: CONFIG_INVALID" in r.stdout and "does not exist" in r.stdout
+    assert _tree(tmp_path) == before
+
+
+def test_check_on_a_fresh_install_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "enjournal.yaml").write_text(yaml.safe_dump(_config(tmp_path)))
+    (tmp_path / "var" / "in" / "csv").mkdir(parents=True)  # the sender's drop folder exists; nothing else
+    before = _tree(tmp_path)
+    r = _check(tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "store: ok (sqlite), not created yet" in r.stdout
     assert "bus: ok (embedded), not created yet" in r.stdout
@@ -82,6 +96,7 @@ def test_check_reports_pending_migrations_without_running_them(tmp_path: Path) -
 def test_check_of_a_current_store_reads_it_without_a_trace(tmp_path: Path) -> None:
     cfg = parse_config(_config(tmp_path))
     Store(cfg.store.url).close()  # migrated: the schema is current
+    (tmp_path / "var" / "in" / "csv").mkdir(parents=True)
     before = _tree(tmp_path)
     findings = run_checks(cfg)
     store = next(f for f in findings if f.name == "store")
