@@ -4,7 +4,16 @@ validates rows, publishes chunks of rows, resumes after a crash, writes reject r
 Supports ``;`` ``,`` and tab (sniffed or configured), UTF-8 (with or without BOM), Windows-1252 and
 ISO-8859-1, quoted fields with embedded newlines. The rows are mapped by the worker with the
 declarative mapping :mod:`mappings.csv_decl`; this adapter only checks the rows that decide a reject.
-Config example (under ``adapters:``)::
+
+A file that cannot be imported at all (``CSV_EMPTY``: no header line; ``MISSING_COLUMN``: a header without
+the spec's columns, as random bytes give; ``ENCODING_ERROR``; ``CSV_MALFORMED``; ``CSV_LINE_TOO_LONG`` for
+its header) is published once as one envelope with that code as its ``rejection`` and attributes ``file``
+and ``scope=file``, carrying its bytes (without them when they exceed the largest envelope, which
+``max_line_bytes`` sets): the worker archives and dead-letters it, so ``enjournal dead-letters`` shows it.
+Only after the confirm does it move to ``error/`` with a ``.reason`` file; if the bus is down it stays for
+the next poll. A file with no header yet, or a header cut short, is given ``incomplete_grace_seconds``
+first (its writer may be pausing); a file over ``max_file_bytes`` moves to ``error/`` unread and
+unpublished (``FILE_TOO_LARGE``). Config example (under ``adapters:``)::
 
     care-decisions:
       type: csv

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import hashlib
 import io
 import os
 import stat
@@ -28,27 +27,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 import structlog
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.base import AdapterRuntime
 from adapters.csv.checkpoint import Checkpoint, CheckpointStore
 from adapters.csv.options import CHUNK_BYTES, REJECTS_SUFFIX, CsvOptions
 from adapters.csv.reader import CsvFile, FileFacts, LineTooLong, Source, open_csv, scan
+from adapters.csv.rejected import CONTENT_TYPE, envelope_id, publish, reject_file
 from adapters.csv.summary import ImportSummary
 from adapters.files import (
     InboxFile,
     NotARegularFile,
     move_entry,
     move_to_archive,
-    move_to_error,
     open_inbox_file,
     write_reason,
 )
 from adapters.handoff import Handoff
 from adapters.inbox import Inbox
 from engine.envelope import Envelope
-from engine.errors import BusUnavailable, ParseError, PermanentError
-from engine.ids import log_safe
+from engine.errors import ParseError, PermanentError
 from engine.redact import file_ref
 from engine.rejection import Rejection
 from mappings.csv_decl import Plan, RowProblem, compile_spec
@@ -64,10 +61,6 @@ MAX_PENDING_REJECTS = 2000
 #: whose bound would reject it, are measured instead (serialised once, and that serialisation is kept)
 _GROWTH = 8
 _EXACT_FROM = 8 * 1024
-
-
-def envelope_id(adapter: str, sha256: str, part: str) -> str:
-    return log_safe(hashlib.sha256(f"{adapter}|{sha256}|{part}".encode()).hexdigest()[:32])
 
 
 def import_file(
@@ -87,11 +80,13 @@ def import_file(
     a reason), unless it changed while it was imported (then it stays and is imported again); a file
     elsewhere (``enjournal import``) stays where it is. Raises :class:`BusUnavailable` when the bus stays
     down (the checkpoint stays where it is), ``OSError`` when an inbox file cannot be read now (it stays)
-    and :class:`PermanentError` for a file that cannot be imported (codes ``ENCODING_ERROR``,
-    ``CSV_MALFORMED``, ``MISSING_COLUMN``, ``INBOX_NOT_REGULAR`` ...). With ``still_arriving`` (the poll
-    loop's :meth:`adapters.inbox.Inbox.still_arriving`), a file that may only be half-written
-    (:data:`INCOMPLETE`: no header yet, or a header cut short) stays in the inbox until it has been
-    unchanged for ``incomplete_grace_seconds``.
+    and :class:`PermanentError` for a file that cannot be imported (codes ``CSV_EMPTY``, ``ENCODING_ERROR``,
+    ``CSV_MALFORMED``, ``MISSING_COLUMN``, ``INBOX_NOT_REGULAR`` ...): an inbox file is first published as
+    one rejected envelope with that code (:func:`adapters.csv.rejected.reject_file`: archived and
+    dead-lettered) and only after the confirm moved to ``error/``; if the bus is down it stays. With
+    ``still_arriving`` (the poll loop's :meth:`adapters.inbox.Inbox.still_arriving`), a file that may only
+    be half-written (:data:`INCOMPLETE`: no header yet, or a header cut short) stays in the inbox until it
+    has been unchanged for ``incomplete_grace_seconds``.
     """
     path = Path(path)
     owned = Path(os.path.abspath(path)).parent.resolve() == settings.directory.resolve()
@@ -137,7 +132,7 @@ def _import(
             raise  # its writer may only be pausing: it stays (logged once by the inbox)
         log.warning("csv.file_failed", adapter=name, file=file_ref(path.name), code=exc.code)
         if f is not None and os.path.lexists(path) and not f.changed():
-            move_to_error(path, settings, exc.reason)
+            reject_file(name, settings, runtime, path, f, exc)  # published as a dead letter, then moved
         raise
     summary.seconds = round(time.monotonic() - t0, 3)
     if summary.complete:
@@ -374,7 +369,7 @@ class _Job:
             raw,
             adapter=self.name,
             mapping=self.s.mapping,
-            content_type="text/csv",
+            content_type=CONTENT_TYPE,
             source_system=self.s.source_system,
             charset="utf-8",
             attributes={"file": self.path.name, "sha256": self.sha, **attrs},
@@ -393,14 +388,7 @@ class _Job:
         self.inflight = (fut, self.counts.model_copy(), problems, self.f.bytes_done())
 
     def _publish(self, batch: list[Envelope]) -> None:
-        for attempt in Retrying(
-            retry=retry_if_exception_type(BusUnavailable),
-            reraise=True,
-            stop=stop_after_attempt(self.s.publish_attempts),
-            wait=wait_exponential(multiplier=0.5, max=10),
-        ):
-            with attempt:
-                self.handoff.publish(batch)
+        publish(self.handoff, batch, self.s.publish_attempts)
 
     def _wait(self) -> None:
         if self.inflight is None:

@@ -46,11 +46,16 @@ class CsvOptions(FileDropSettings):
     def dirs(self) -> dict[str, Path]:
         return {**super().dirs(), "state_dir": self.state}
 
+    @property
+    def envelope_bytes(self) -> int:
+        """The largest envelope's raw bytes: a chunk closes once its rows may take ``CHUNK_BYTES``; the last
+        row and the header each take at most 2 x ``max_line_bytes`` in it (a row that would take more is
+        rejected as too long). A file that cannot be imported travels whole only up to this size too."""
+        return CHUNK_BYTES + 4 * self.max_line_bytes
+
     def published_limits(self) -> dict[str, int]:
-        """The largest envelope (:mod:`engine.limits`): a chunk closes once its rows may take ``CHUNK_BYTES``;
-        the last row and the header each take at most 2 x ``max_line_bytes`` in it (a row that would take
-        more is rejected as too long)."""
-        return {"max_line_bytes": CHUNK_BYTES + 4 * self.max_line_bytes}
+        """The largest envelope (:mod:`engine.limits`): :attr:`envelope_bytes`, set by ``max_line_bytes``."""
+        return {"max_line_bytes": self.envelope_bytes}
 
     def record_source(self, adapter: str) -> str:
         """Record-key prefix: the spec's ``source``, else the source system, else the adapter name."""

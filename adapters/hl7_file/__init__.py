@@ -39,12 +39,15 @@ stream (:mod:`adapters.hl7_file.stream`: memory does not grow with the size of t
   for ``incomplete_grace_seconds`` (its writer may only be pausing:
   :meth:`adapters.inbox.Inbox.still_arriving`); a file that changed while it was read is left for the
   next poll;
-* a file with no message at all (``HL7_NO_MSH``) moves to ``error/`` with a ``.reason`` file once it has
-  been unchanged for ``incomplete_grace_seconds`` (an empty or half-written file may be growing); a file
-  larger than ``max_file_bytes`` at once, unread; if the bus is unavailable the file stays and is tried
-  again at the next poll;
-* a file whose messages were all confirmed but which cannot be moved (``archive/`` full or not
-  writable) is remembered as published (:class:`adapters.inbox.Unfinished`): it is not published again
+* a file with no message at all (empty, random bytes, no MSH), once it has been unchanged for
+  ``incomplete_grace_seconds`` (an empty or half-written file may be growing), is published once as one
+  envelope with ``rejection`` ``HL7_NO_MSH`` and attributes ``file`` and ``scope=file``, carrying its bytes
+  (without them when it is larger than ``max_message_bytes``): the worker archives and dead-letters it, so
+  ``enjournal dead-letters`` shows it (:mod:`adapters.rejected_file`). Only after the confirm does it move
+  to ``error/`` with a ``.reason`` file; if the bus is unavailable it stays and is tried again at the next
+  poll. A file larger than ``max_file_bytes`` moves to ``error/`` at once, unread and unpublished;
+* a file whose envelopes were all confirmed but which cannot be moved (``archive/`` or ``error/`` full or
+  not writable) is remembered as published (:class:`adapters.inbox.Unfinished`): it is not published again
   while it is unchanged; only the move is retried, with a backoff, logged ``archive.unavailable`` once
   and ``archive.available`` when it works again. A file that changed after it was read is never
   archived for what was published: it is read again whole at the next poll.

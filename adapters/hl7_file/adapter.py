@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,15 +23,29 @@ from adapters.handoff import Handoff
 from adapters.hl7_file.options import Hl7FileOptions
 from adapters.hl7_file.stream import FileRun, RunLimits, RunResult
 from adapters.hl7_intake.options import load_strict
+from adapters.hl7_intake.triage import CONTENT_TYPE
 from adapters.inbox import Availability, Inbox, InboxUnavailable, Unfinished, errno_name
+from adapters.rejected_file import rejected_file
+from engine.envelope import Envelope
 from engine.errors import BusUnavailable
 from engine.redact import file_ref
+from engine.rejection import Rejection
 from mappings.hl7v2.batch import looks_truncated
 
 log = structlog.get_logger(__name__)
 _PEEK = 4096
 _CUT = "HL7_BATCH_TRUNCATED"
 _NO_MSH = "HL7_NO_MSH"
+
+
+@dataclass(frozen=True)
+class _Published:
+    """A file whose envelopes were all confirmed (``signature``: the file that was read); only its move is
+    left: to ``archive/``, or to ``error/`` with ``error`` as its reason (a file with no message in it)."""
+
+    signature: Signature
+    result: RunResult
+    error: str | None = None
 
 
 class Hl7FileAdapter:
@@ -40,9 +55,9 @@ class Hl7FileAdapter:
         self.name, self.settings = name, settings
         self.handoff = Handoff(name, runtime.bus, "hl7_file")
         self._strict = load_strict(settings)
-        #: files whose every message was confirmed but whose move to archive/ failed: only the move is
-        #: retried (publishing them again each poll would archive the same messages again and again)
-        self._published: Unfinished[tuple[Signature, RunResult]] = Unfinished()
+        #: files whose every envelope was confirmed but whose move failed: only the move is retried
+        #: (publishing them again each poll would archive the same messages again and again)
+        self._published: Unfinished[_Published] = Unfinished()
         self.inbox = Inbox(settings, name, unfinished=self._published)
         self._moves = Availability(name, "archive", settings.poll_interval)
 
@@ -59,8 +74,8 @@ class Hl7FileAdapter:
         """Handle one stable file; one bad file never stops the loop (raises only
         :class:`adapters.inbox.InboxUnavailable`: no file can be opened, the poll loop backs off)."""
         due, fresh = self._published.split([path])
-        for sig, res in due:  # published already: only its move is left
-            self._archive(path, sig, res)
+        for done in due:  # published already: only its move is left
+            self._finish(path, done)
         if not fresh:
             return
         f = self.inbox.open(path)  # not a regular file: moved to error/ there
@@ -99,9 +114,35 @@ class Hl7FileAdapter:
             return
         if res.messages == 0:
             if not self.inbox.still_arriving(f, _NO_MSH):  # empty or half-written: its writer may be pausing
-                self._to_error(path, f"{_NO_MSH}: no MSH segment found")
+                self._reject_file(path, f, reader, res)
         elif not res.held_back:
-            self._archive(path, f.signature, res)
+            self._finish(path, _Published(f.signature, res))
+
+    def _reject_file(self, path: Path, f: InboxFile, reader: BinaryIO, res: RunResult) -> None:
+        """Publish a file with no message in it as one rejected envelope (its bytes up to
+        ``max_message_bytes``), so it is archived and dead-lettered; only after the confirm does it move to
+        ``error/``. If the bus is unavailable, or the file changed while it was read, it stays."""
+        s = self.settings
+        rejection = Rejection(code=_NO_MSH, text="no MSH segment found")
+        out = rejected_file(reader, f, rejection, s.max_message_bytes, "max_message_bytes")
+        if out is None:
+            log.info("hl7_file.changed_while_read", adapter=self.name, file=file_ref(path.name))
+            return
+        env = Envelope.build(
+            out.raw,
+            adapter=self.name,
+            mapping=s.mapping,
+            content_type=CONTENT_TYPE,
+            source_system=s.source_system,
+            attributes={"file": path.name, "scope": "file"},
+            rejection=out.rejection,
+        )
+        try:
+            self.handoff.publish([env])
+        except BusUnavailable as exc:  # nothing is moved: the file is tried again at the next poll
+            self.handoff.failed(exc, file=file_ref(path.name))
+            return
+        self._finish(path, _Published(f.signature, res, error=str(out.rejection)))
 
     def _looks_cut(self, reader: BinaryIO, f: InboxFile) -> bool:
         """Whether the file opens a batch but does not end with its trailer (cheap: first and last bytes)."""
@@ -119,27 +160,35 @@ class Hl7FileAdapter:
             return False
         return not res.truncated or not self.inbox.still_arriving(f, _CUT)
 
-    def _archive(self, path: Path, sig: Signature, res: RunResult) -> None:
-        """Move a file whose every message was confirmed (``sig``: the file that was read) to archive/.
-        If it changed since, it stays, to be read again whole; if the move fails it is remembered as
-        published and only the move is retried, after a backoff."""
+    def _finish(self, path: Path, done: _Published) -> None:
+        """Move a file whose every envelope was confirmed to archive/ (or error/). If it changed since it
+        was read, it stays, to be read again whole; if the move fails it is remembered as published and
+        only the move is retried, after a backoff."""
         current = lstat_signature(path)
-        if current != sig:
+        if current != done.signature:
             self._published.forget(path)
             if current is not None:
                 log.info("hl7_file.changed_while_read", adapter=self.name, file=file_ref(path.name))
             return
         try:
-            target = move_to_archive(path, self.settings)
+            if done.error is not None:
+                target = move_to_error(path, self.settings, done.error)
+            else:
+                target = move_to_archive(path, self.settings)
         except FileNotFoundError:
             self._published.forget(path)
             return
         except OSError as exc:
-            self._published.remember(path, sig, (sig, res), retry_in=self._moves.failed(exc, "move"))
+            self._published.remember(path, done.signature, done, retry_in=self._moves.failed(exc, "move"))
             return
         self._moves.ok()
         self._published.forget(path)
         self.inbox.done(path)
+        if done.error is not None:
+            code = done.error.split(":", 1)[0]
+            log.warning("hl7_file.error", adapter=self.name, file=file_ref(path.name), reason=code, published=True)
+            return
+        res = done.result
         self._write_reason(target, res)
         log.info(
             "hl7_file.archived",
@@ -163,8 +212,8 @@ class Hl7FileAdapter:
             )
 
     def _to_error(self, path: Path, reason: str) -> None:
-        """Move a file that cannot be handled to error/; if that fails it stays (nothing of it was
-        published) and is tried again at a later poll, logged once per episode (``archive.unavailable``)."""
+        """Move a file that is not read (too large) to error/ unpublished; if that fails it stays and is
+        tried again at a later poll, logged once per episode (``archive.unavailable``)."""
         try:
             move_to_error(path, self.settings, reason)
         except FileNotFoundError:

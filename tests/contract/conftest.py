@@ -70,19 +70,11 @@ _HL7_CUT = (
     "HL7 v2 has no end-of-message marker: a message cut at a segment boundary or inside a segment maps its "
     "intact part with no error and no warning (only FHS/BHS batches are caught, HL7_BATCH_TRUNCATED)"
 )
-_FILE_NOT_PUBLISHED = (
-    "a file with no message in it (empty, or no header/MSH) is moved to error/ with a .reason file but never "
-    "published, so it is neither in the raw archive nor a dead letter (enjournal dead-letters does not show it)"
-)
 #: ``<module>::<test name with its parameters>`` -> why it fails today; the test is marked xfail(strict=True)
 KNOWN_DEFECTS: dict[str, str] = {
     "test_mappings.py::test_bad_input_is_dead_lettered[hl7v2-half]": _HL7_CUT,
     "test_adapters.py::test_bad_input_is_dead_lettered[hl7-file-half]": _HL7_CUT,
     "test_adapters.py::test_bad_input_is_dead_lettered[mllp-half]": _HL7_CUT,
-    "test_adapters.py::test_bad_input_is_dead_lettered[hl7-file-empty]": _FILE_NOT_PUBLISHED,
-    "test_adapters.py::test_bad_input_is_dead_lettered[hl7-file-random]": _FILE_NOT_PUBLISHED,
-    "test_adapters.py::test_bad_input_is_dead_lettered[csv-empty]": _FILE_NOT_PUBLISHED,
-    "test_adapters.py::test_bad_input_is_dead_lettered[csv-random]": _FILE_NOT_PUBLISHED,
 }
 
 

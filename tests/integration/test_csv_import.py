@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -368,3 +369,34 @@ def test_logs_carry_no_personal_data(tmp_path: Path) -> None:
             adapter._handle(p, threading.Event())
     text = repr(logs)
     assert logs and not ids.find_valid_numbers(text) and "Åse" not in text and "Kåre" not in text
+
+
+@pytest.mark.rabbitmq
+def test_files_that_cannot_be_imported_are_archived_and_dead_lettered(
+    tmp_path: Path, rabbit_bus: Any, any_store: Store
+) -> None:
+    """Empty, random bytes, a header without the spec's columns, bytes not in the configured encoding: each
+    published once with its bytes, archived raw and dead-lettered with its code (what ops see and replay),
+    and moved to error/ with its .reason file."""
+    s = _settings(tmp_path, encoding="utf-8", incomplete_grace_seconds=0)
+    s.ensure_dirs()
+    files = {
+        "empty.csv": (b"", "CSV_EMPTY"),
+        "random.csv": (random.Random(19).randbytes(512), "ENCODING_ERROR"),
+        "columns.csv": (b"id;fnr;kode;dato\n1;x;A;01.01.2026\n", "MISSING_COLUMN"),
+        "latin.csv": ("id;fnr;kode;navn;dato\n1;x;A;Åse;01.01.2026\n".encode("cp1252"), "ENCODING_ERROR"),
+    }
+    a = build("t", s, Runtime(rabbit_bus))
+    for name, (content, code) in files.items():
+        p = s.directory / name
+        p.write_bytes(content)
+        assert a._handle(p, threading.Event())
+        assert not p.exists() and (s.errors / name).read_bytes() == content
+        assert (s.errors / f"{name}.reason").read_text().startswith(code)
+    Worker(rabbit_bus, any_store, Mapper(lambda _a: s.mapping_options())).run(threading.Event(), until_idle=True)
+    archived = {}
+    for d in any_store.dead_letters():
+        env = any_store.archived(d["envelope_id"])
+        assert env is not None
+        archived[env.attributes["file"]] = (env.raw, d["reason_code"])
+    assert archived == files

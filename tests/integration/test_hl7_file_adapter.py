@@ -7,6 +7,7 @@ the file stays where it is.
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from pathlib import Path
@@ -102,3 +103,40 @@ def test_a_file_whose_move_fails_is_published_once(tmp_path: Path, bus: RabbitBu
     assert not f.exists() and (archive / "two.hl7").exists()
     run_worker(bus, store, 2)
     assert store.counts()["received"] == {"lab-files": 2}
+
+
+def test_files_without_a_message_are_archived_and_dead_lettered(tmp_path: Path, bus: RabbitBus, store: Store) -> None:
+    """An empty file and one of random bytes: each published once with its bytes, archived raw and
+    dead-lettered with HL7_NO_MSH (what ops see and replay), and moved to error/ with its .reason file."""
+    a = adapter(tmp_path, bus, store, incomplete_grace_seconds=0)
+    files = {"empty.hl7": b"", "random.hl7": random.Random(19).randbytes(512)}
+    for name, content in files.items():
+        f = a.settings.directory / name
+        f.write_bytes(content)
+        a.handle(f)
+        assert not f.exists() and (a.settings.errors / name).read_bytes() == content
+        assert (a.settings.errors / f"{name}.reason").read_text().startswith("HL7_NO_MSH")
+    run_worker(bus, store, 2)
+    dead = store.dead_letters()
+    assert sorted(d["reason_code"] for d in dead) == ["HL7_NO_MSH", "HL7_NO_MSH"]
+    archived = [store.archived(d["envelope_id"]) for d in dead]
+    assert sorted((e.attributes["file"], e.raw) for e in archived if e is not None) == sorted(files.items())
+
+
+def test_a_file_without_a_message_stays_while_the_broker_is_unreachable(
+    tmp_path: Path, sqlite_url: str, amqp_names: dict[str, str]
+) -> None:
+    store = Store(sqlite_url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    down = RabbitBus(RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names), connect_timeout=1.0)
+    try:
+        a = adapter(tmp_path, down, store, incomplete_grace_seconds=0)
+        f = a.settings.directory / "empty.hl7"
+        f.write_bytes(b"")
+        a.handle(f)
+        assert f.exists() and not any(a.settings.errors.iterdir())
+    finally:
+        down.close()
+        store.close()

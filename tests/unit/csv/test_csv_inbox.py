@@ -4,6 +4,7 @@ rows are measured exactly before a rejection, and an inbox file is read through 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import threading
@@ -21,6 +22,7 @@ from adapters.files import open_inbox_file
 from engine import ids
 from engine.bus.embedded import EmbeddedBus
 from engine.envelope import Envelope
+from engine.errors import BusUnavailable
 
 FNRS = [v for v in (ids.synthetic_fnr(d, 1 + d % 12, 1960 + d, 100 + d) for d in range(1, 29)) if v]
 SPEC = {
@@ -179,3 +181,47 @@ def test_a_link_planted_at_the_reject_report_is_never_written_through(tmp_path: 
         report = s.archive / f"x{i}.csv.rejects.csv"
         assert report.read_text(encoding="utf-8").startswith("row;column;reason\n") and not report.is_symlink()
     assert victim.read_bytes() == b"precious" and victim.stat().st_nlink == 1
+
+
+class _DownBus:
+    """A bus that is unavailable."""
+
+    def publish(self, envs: list[Envelope]) -> None:
+        raise BusUnavailable("down")
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [(b"", "CSV_EMPTY"), (b"\n \n", "CSV_EMPTY"), (random.Random(19).randbytes(512), "MISSING_COLUMN")],
+    ids=["empty", "blank", "random"],
+)
+def test_a_file_that_cannot_be_imported_is_published_rejected_then_goes_to_error(
+    tmp_path: Path, content: bytes, code: str
+) -> None:
+    """Published once as one envelope with its bytes and the code (archived and dead-lettered by the
+    worker), and only then moved to error/ with its .reason file."""
+    s = settings(tmp_path, incomplete_grace_seconds=0)
+    p = s.directory / "nothing.csv"
+    p.write_bytes(content)
+    bus = EmbeddedBus(tmp_path / "q.db")
+    a = build("t", s, Runtime(bus))
+    assert a._handle(p, threading.Event())
+    [env] = envelopes(bus)
+    assert env.raw == content and env.rejection is not None and env.rejection.code == code
+    assert env.attributes == {"file": "nothing.csv", "scope": "file"} and env.content_type == "text/csv"
+    assert not p.exists() and (s.errors / "nothing.csv").read_bytes() == content
+    assert (s.errors / "nothing.csv.reason").read_text().startswith(code)
+
+
+def test_a_file_that_cannot_be_imported_stays_while_the_bus_is_down(tmp_path: Path) -> None:
+    s = settings(tmp_path, incomplete_grace_seconds=0, publish_attempts=1)
+    p = s.directory / "empty.csv"
+    p.write_bytes(b"")
+    with structlog.testing.capture_logs() as logs:
+        assert not build("t", s, Runtime(_DownBus()))._handle(p, threading.Event())
+    assert p.exists() and not any(s.errors.iterdir())
+    assert [e["code"] for e in logs if e["event"] == "csv.import_paused"] == ["BUS_UNAVAILABLE"]
+    bus = EmbeddedBus(tmp_path / "q.db")
+    assert build("t", s, Runtime(bus))._handle(p, threading.Event())  # the bus is back: published, then moved
+    assert [e.rejection.code for e in envelopes(bus) if e.rejection] == ["CSV_EMPTY"]
+    assert not p.exists() and (s.errors / "empty.csv.reason").read_text().startswith("CSV_EMPTY")

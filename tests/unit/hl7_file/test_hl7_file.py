@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from adapters.hl7_file import Hl7FileAdapter, Settings, build
 from adapters.mllp.client import synthetic_adt
 from engine.bus.embedded import EmbeddedBus
 from engine.envelope import Envelope
+from engine.errors import BusUnavailable
 from engine.store import Store
 from tests.conftest import FIXTURES, SHARED_CORPUS
 from tests.helpers import ack_code
@@ -70,14 +72,81 @@ def test_bad_message_dead_lettered_good_ones_flow(tmp_path: Path, bus: EmbeddedB
     assert "PID" not in reason and "LOADGEN" not in reason
 
 
-def test_file_without_any_message_goes_to_error(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"// only a comment\r\nPID|1||x\r\n", bytes(range(256)) * 2],
+    ids=["empty", "no-msh", "random"],
+)
+def test_file_without_any_message_is_published_rejected_then_goes_to_error(
+    tmp_path: Path, bus: EmbeddedBus, store: Store, content: bytes
+) -> None:
+    """Published once as one envelope with its bytes and HL7_NO_MSH (archived and dead-lettered by the
+    worker), and only then moved to error/ with its .reason file."""
     a = make(tmp_path, bus, store, incomplete_grace_seconds=0)
-    f = a.settings.directory / "empty.hl7"
-    f.write_bytes(b"// only a comment\r\nPID|1||x\r\n")
+    f = a.settings.directory / "nothing.hl7"
+    f.write_bytes(content)
     a.handle(f)
-    assert drain(bus) == []
-    assert (a.settings.errors / "empty.hl7").exists()
-    assert (a.settings.errors / "empty.hl7.reason").read_text().startswith("HL7_NO_MSH")
+    [env] = drain(bus)
+    assert env.raw == content and env.rejection is not None and env.rejection.code == "HL7_NO_MSH"
+    assert env.attributes == {"file": "nothing.hl7", "scope": "file"} and env.content_type == "application/hl7-v2"
+    assert not f.exists() and (a.settings.errors / "nothing.hl7").read_bytes() == content
+    assert (a.settings.errors / "nothing.hl7.reason").read_text().startswith("HL7_NO_MSH")
+
+
+def test_a_file_without_msh_over_max_message_bytes_is_published_without_its_bytes(
+    tmp_path: Path, bus: EmbeddedBus, store: Store
+) -> None:
+    a = make(tmp_path, bus, store, incomplete_grace_seconds=0, max_message_bytes=1024)
+    f = a.settings.directory / "big.hl7"
+    f.write_bytes(b"x" * 5000)
+    a.handle(f)
+    [env] = drain(bus)
+    assert env.raw == b"" and env.rejection is not None and env.rejection.code == "HL7_NO_MSH"
+    assert "5000 bytes > max_message_bytes=1024" in env.rejection.text
+    assert (a.settings.errors / "big.hl7").stat().st_size == 5000
+
+
+class _DownBus:
+    """A bus that is unavailable."""
+
+    def publish(self, envs: list[Envelope]) -> None:
+        raise BusUnavailable("down")
+
+    def publish_async(self, envs: list[Envelope]) -> Any:
+        raise BusUnavailable("down")
+
+
+def test_a_file_without_msh_stays_while_the_bus_is_down(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    a = make(tmp_path, _DownBus(), store, incomplete_grace_seconds=0)
+    f = a.settings.directory / "empty.hl7"
+    f.write_bytes(b"")
+    with structlog.testing.capture_logs() as logs:
+        a.handle(f)
+    assert f.exists() and not any(a.settings.errors.iterdir())
+    assert [e["code"] for e in logs if e["event"] == "hl7_file.publish_failed"] == ["BUS_UNAVAILABLE"]
+    a.handoff.bus = bus  # the bus is back: the next poll publishes it and moves it
+    a.handle(f)
+    assert [e.rejection.code for e in drain(bus) if e.rejection] == ["HL7_NO_MSH"]
+    assert not f.exists() and (a.settings.errors / "empty.hl7.reason").exists()
+
+
+def test_a_rejected_file_whose_move_fails_is_published_once(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
+    """Published and confirmed, then error/ cannot take it: only the move is retried, never the publish."""
+    a = make(tmp_path, bus, store, incomplete_grace_seconds=0)
+    errors = a.settings.errors
+    errors.rmdir()
+    errors.write_bytes(b"not a directory")
+    f = a.settings.directory / "junk.hl7"
+    f.write_bytes(b"junk")
+    for _ in range(3):
+        a.handle(f)
+        time.sleep(0.25)  # past the backoff: the move is tried again each time
+    assert f.exists()
+    errors.unlink()
+    errors.mkdir()
+    a.handle(f)
+    assert not f.exists() and (errors / "junk.hl7.reason").read_text().startswith("HL7_NO_MSH")
+    assert [e.raw for e in drain(bus)] == [b"junk"]
 
 
 def test_a_file_without_msh_yet_is_given_the_grace(tmp_path: Path, bus: EmbeddedBus, store: Store) -> None:
