@@ -21,6 +21,7 @@ from lxml import etree
 
 from engine.model import Coding, IdentityLink, MapContext, RecordStatus
 from mappings.kith.node import Node
+from mappings.kith.status import status as report_status_of
 
 OSLO = ZoneInfo("Europe/Oslo")
 OID_VOLVEN = "2.16.578.1.12.4.1.1."
@@ -204,14 +205,9 @@ def sections(items: list[tuple[str | None, str | None]]) -> str | None:
 
 
 def status_from_servtype(serv_type: str | None, report_status: str | None = None) -> RecordStatus:
-    """ServType (7309: N new, M changed, C cancelled) and report Status (7306: F final, P preliminary)."""
-    if serv_type == "C":
-        return RecordStatus.CANCELLED
-    if serv_type == "M":
-        return RecordStatus.CORRECTED
-    if report_status == "P":
-        return RecordStatus.PRELIMINARY
-    return RecordStatus.FINAL
+    """A whole message's status from ServType (7309) and report Status (7306) by :mod:`mappings.kith.status`;
+    a planned one (no result yet) is preliminary here, for the families that have no result items."""
+    return report_status_of(serv_type, None, report_status) or RecordStatus.PRELIMINARY
 
 
 def join(*parts: str | None, sep: str = ", ") -> str | None:
