@@ -39,7 +39,7 @@ from mappings.kith.status import status as status_of
 
 _FLAG = {"1": "H", "2": "L", "3": "A"}
 _IMAGING = frozenset({"RTG", "UL", "CT", "MR", "NUK", "RAD"})
-_UNSPECIFIED = Coding(code="UNSPECIFIED")
+_UNSPECIFIED = Coding(code=c.UNSPECIFIED)
 
 
 @dataclass
@@ -116,7 +116,7 @@ def _document(rep: Node, msg: Node, info: _Report, status: RecordStatus) -> Docu
         status=status,
         provenance=info.prov,
         doc_type=c.doc_type(code, c.attr(msg, "Type", "DN")),
-        title=descr.display or descr.code if descr else None,
+        title=descr.display or descr.code if descr else c.attr(rep, "MsgDescr", "OT"),
         text=c.sections([("Kommentar", c.text(rep, "Comment")), *reasons]),
         author=info.performer,
         attachments=tuple(c.text(d, "MimeType") or "application/octet-stream" for d in c.findall(rep, "RefDoc")),
@@ -156,6 +156,7 @@ def _items(
         code = (
             c.coding_at(item, "Investigation/Id")
             or c.coding_at(item, "TextResult/Heading")
+            or c.uncoded(c.find(item, "Investigation/Id"))
             or parent_code
             or _UNSPECIFIED
         )
@@ -209,7 +210,8 @@ def _item_key(fields: dict[str, etree._Element], info: _Report, parent_key: str,
     elif ref:
         local = f"ref:{ref}/{code.code}"
     else:
-        local = f"{parent_key or 'item'}/{code.code if code.code != 'UNSPECIFIED' else f'#{index}'}"
+        label = code.code if code.code != c.UNSPECIFIED else code.display or f"#{index}"
+        local = f"{parent_key or 'item'}/{label}"
     return f"{info.key}:{c.unique_key(local, info.keys)}"
 
 
@@ -242,10 +244,14 @@ def _value(item: Node) -> dict[str, Any]:
     if text_el is not None:
         text = c.element_text(c.find(text_el, "TextResultValue"))
         codes = c.findall(text_el, "TextCode")
+        value_code = c.coding(codes[0]) if codes else None
+        if value_code is None and codes:  # a TextCode without V: its text, never as a code
+            uncoded = c.uncoded(codes[0])
+            text = text or (uncoded.display if uncoded else None)
         return {
             "value_type": "TX" if text else "CE",
             "value_text": c.join(text, comment, sep="\n"),
-            "value_code": c.coding(codes[0]) if codes else None,
+            "value_code": value_code,
             "unit": units.normalise_unit(c.text(text_el, "Unit")),
         }
     date_v = c.attr(item, "DateResult/DateResultValue")

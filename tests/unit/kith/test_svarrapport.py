@@ -111,3 +111,29 @@ def test_items_without_code_or_id_get_positional_keys() -> None:
     raw = raw.replace("<IdResultItem>900004</IdResultItem>", "")
     obs = records(mapped(raw.encode()), "observation")
     assert obs[-1].key.endswith(":item/#4") and obs[-1].code.code == "UNSPECIFIED"
+
+
+def test_a_coded_element_without_a_code_value_gives_no_code_but_keeps_its_text() -> None:
+    synth = (KITH / "synthetic_svarrapport_v1.4.xml").read_text(encoding="utf-8")
+    raw = synth.replace(
+        '<Id V="NPU02593" S="2.16.578.1.12.4.1.1.7280" DN="B-Leukocytter"/>',
+        '<Id S="2.16.578.1.12.4.1.1.8212" OT="Identifikasjon"/>',
+    )
+    obs = records(mapped(raw.encode()), "observation")
+    first = next(o for o in obs if o.key.endswith(":item:900001"))
+    assert (first.code.code, first.code.system, first.code.display) == ("UNSPECIFIED", None, "Identifikasjon")
+    assert all(o.code.code != "Identifikasjon" for o in obs)
+
+
+def test_coding_needs_a_code_value() -> None:
+    from lxml import etree
+
+    from mappings.kith import common as c
+    from mappings.kith.node import Node
+
+    uncoded = Node(etree.fromstring('<Id S="2.16.578.1.12.4.1.1.8212" OT="Identifikasjon"/>'))
+    coded = Node(etree.fromstring('<Id V="B-HB" S="2.16.578.1.12.4.1.1.8212" OT="Hemoglobin"/>'))
+    assert c.coding(uncoded) is None
+    assert c.uncoded(uncoded) == c.coding_or_text(uncoded)
+    assert (c.coding_or_text(uncoded).code, c.coding_or_text(uncoded).display) == ("UNSPECIFIED", "Identifikasjon")
+    assert c.uncoded(coded) is None and c.coding(coded).code == "B-HB"
