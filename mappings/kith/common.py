@@ -32,6 +32,7 @@ _BLOCK = frozenset({"p", "div", "br", "tr", "li", "table", "tbody", "h1", "h2", 
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _WS = re.compile(r"\s+")
 _BLANKS = re.compile(r"\n{3,}")
+_DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
 
 
 def find(node: Node | None, rel: str) -> Node | None:
@@ -160,10 +161,15 @@ def _parse_time(value: str) -> datetime | None:
 
 
 def parse_date(value: str | None) -> date | None:
+    """The date at the start of an xs:date / xs:dateTime; senders also write it without zero padding
+    (``1991-12-4``), which is the same date. None when unparseable."""
     if not value:
         return None
+    match = _DATE.match(value)
     try:
-        return date.fromisoformat(value.strip()[:10])
+        if match is None:
+            return date.fromisoformat(value.strip()[:10])
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     except ValueError:
         return None
 
