@@ -3,7 +3,8 @@
 * Element access goes through :class:`mappings.kith.node.Node` (children indexed by local name, so the
   mixed namespaces of PLO and Henvisning 2.0 and the senders' namespace slips do not matter).
 * kith.xsd datatypes: ``CS``/``CV`` (``V``, ``S``, ``DN``, ``OT``) -> :class:`Coding` (``S`` is advisory,
-  the code is ``V``); ``PQ`` (``V`` + ``U``); ``TS`` (``V``: xs:date or xs:dateTime).
+  the code is ``V``; an element without ``V`` has no code, its ``OT``/``DN`` is text only: :func:`uncoded`);
+  ``PQ`` (``V`` + ``U``); ``TS`` (``V``: xs:date or xs:dateTime).
 * Times: naive source times are Europe/Oslo; a date alone is midnight Oslo time.
 * XHTML narrative (``TextResultValue``/``Description`` with ``<div><p>``) -> plain text with line breaks.
 """
@@ -21,14 +22,17 @@ from lxml import etree
 
 from engine.model import Coding, IdentityLink, MapContext, RecordStatus
 from mappings.kith.node import Node
+from mappings.kith.status import status as report_status_of
 
 OSLO = ZoneInfo("Europe/Oslo")
 OID_VOLVEN = "2.16.578.1.12.4.1.1."
+UNSPECIFIED = "UNSPECIFIED"  # the code of a coded field whose source gives no code value
 OID_MSG_TYPE = OID_VOLVEN + "8279"  # meldingens funksjon (SVAR_LAB, DIALOG_NOTAT, INNLEGGELSESRAPPORT ...)
 _BLOCK = frozenset({"p", "div", "br", "tr", "li", "table", "tbody", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol"})
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _WS = re.compile(r"\s+")
 _BLANKS = re.compile(r"\n{3,}")
+_DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
 
 
 def find(node: Node | None, rel: str) -> Node | None:
@@ -71,7 +75,7 @@ def el_attr(el: etree._Element | None, name: str = "V") -> str | None:
 
 
 def coding(node: Node | None) -> Coding | None:
-    """A CS/CV element as a Coding (code = ``V``, else ``OT``); None when it carries no code."""
+    """A CS/CV element as a Coding (code = ``V``); None when it carries no code value."""
     return None if node is None else coding_of(node.el)
 
 
@@ -84,18 +88,36 @@ def coding_at(node: Node, rel: str) -> Coding | None:
 def coding_of(el: etree._Element) -> Coding | None:
     """:func:`coding` of a raw element."""
     get = el.get
-    v, ot = get("V"), get("OT")
-    return _coding(get("S"), v, get("DN"), ot) if v or ot else None
+    v = get("V")
+    return _coding(get("S"), v, get("DN"), get("OT")) if v else None
 
 
 @lru_cache(maxsize=4096)
 def _coding(s: str | None, v: str | None, dn: str | None, ot: str | None) -> Coding | None:
     """Memoised: the same codes recur in every message, and a Coding is immutable (validation costs)."""
     s, v, dn, ot = (_strip(x) for x in (s, v, dn, ot))
-    code = v or ot
-    if not code:
+    if not v:
         return None
-    return Coding(system=s, code=code, display=dn or ot)
+    return Coding(system=s, code=v, display=dn or ot)
+
+
+def uncoded(node: Node | None) -> Coding | None:
+    """A coded element with no ``V`` but a text (``OT``, else ``DN``), for a field that needs a Coding: the code
+    is :data:`UNSPECIFIED` (never the text) and the text is the display; None when it has a code or no text."""
+    if node is None or _strip(node.get("V")):
+        return None
+    text = _strip(node.get("OT")) or _strip(node.get("DN"))
+    return None if text is None else _uncoded(text)
+
+
+@lru_cache(maxsize=1024)
+def _uncoded(text: str) -> Coding:
+    return Coding(code=UNSPECIFIED, display=text)
+
+
+def coding_or_text(node: Node | None) -> Coding | None:
+    """:func:`coding`, else :func:`uncoded`."""
+    return coding(node) or uncoded(node)
 
 
 @lru_cache(maxsize=256)
@@ -139,10 +161,15 @@ def _parse_time(value: str) -> datetime | None:
 
 
 def parse_date(value: str | None) -> date | None:
+    """The date at the start of an xs:date / xs:dateTime; senders also write it without zero padding
+    (``1991-12-4``), which is the same date. None when unparseable."""
     if not value:
         return None
+    match = _DATE.match(value)
     try:
-        return date.fromisoformat(value.strip()[:10])
+        if match is None:
+            return date.fromisoformat(value.strip()[:10])
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     except ValueError:
         return None
 
@@ -204,14 +231,9 @@ def sections(items: list[tuple[str | None, str | None]]) -> str | None:
 
 
 def status_from_servtype(serv_type: str | None, report_status: str | None = None) -> RecordStatus:
-    """ServType (7309: N new, M changed, C cancelled) and report Status (7306: F final, P preliminary)."""
-    if serv_type == "C":
-        return RecordStatus.CANCELLED
-    if serv_type == "M":
-        return RecordStatus.CORRECTED
-    if report_status == "P":
-        return RecordStatus.PRELIMINARY
-    return RecordStatus.FINAL
+    """A whole message's status from ServType (7309) and report Status (7306) by :mod:`mappings.kith.status`;
+    a planned one (no result yet) is preliminary here, for the families that have no result items."""
+    return report_status_of(serv_type, None, report_status) or RecordStatus.PRELIMINARY
 
 
 def join(*parts: str | None, sep: str = ", ") -> str | None:

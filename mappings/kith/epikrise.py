@@ -112,7 +112,7 @@ def _encounter(event: Node | None, x: _Ctx, inst: Node | None) -> Encounter:
 def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
     out, seen = [], set[str]()
     for inf in c.findall(event, "InfItem"):
-        concept = c.coding(c.find(inf, "Observation/CodedDescr/Concept"))
+        concept = c.coding_or_text(c.find(inf, "Observation/CodedDescr/Concept"))
         if concept is None:
             continue
         code = c.normalise_code(concept.code)
@@ -146,7 +146,7 @@ def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
             Medication(
                 **x.base(key),
                 code=Coding(system=drug.system, code=code, display=drug.display) if drug and code else None,
-                name=drug.display if drug else None,
+                name=drug.display if drug else c.attr(med, "DrugId", "OT") or c.attr(med, "DrugId", "DN"),
                 med_status=c.attr(med, "Status", "DN"),
                 dosage=c.join(c.join(dose_v, dose_u, sep=" "), c.text(med, "DosageText"), sep="; "),
             )

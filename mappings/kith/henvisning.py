@@ -84,7 +84,7 @@ def _diagnoses(req: Node, key: str, base: dict[str, object]) -> tuple[list[Codin
     conditions: list[Condition] = []
     seen: set[str] = set()
     for concept_el in c.findall(req, "Diagnosis/Concept"):
-        concept = c.coding(concept_el)
+        concept = c.coding_or_text(concept_el)
         if concept is None:
             continue
         coding = Coding(system=concept.system, code=c.normalise_code(concept.code), display=concept.display)

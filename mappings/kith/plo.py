@@ -75,7 +75,7 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
     out: list[object] = []
     seen: set[str] = set()
     for event in payload.descendants("TidsfestetHendelse"):
-        code = c.coding(c.find(event, "Hendelsekode"))
+        code = c.coding_or_text(c.find(event, "Hendelsekode"))
         if code is None:
             continue
         out.append(
@@ -125,7 +125,7 @@ def _texts(payload: Node) -> list[tuple[str | None, str | None]]:
 def _conditions(payload: Node, key: str, base: dict[str, object]) -> list[Condition]:
     out, seen = [], set[str]()
     for dx in [d for i in payload.descendants("InfoMedisinskDiagnose") for d in i.findall("MedisinskDiagnose")]:
-        code = c.coding(c.find(dx, "Diagnosekode"))
+        code = c.coding_or_text(c.find(dx, "Diagnosekode"))
         if code is None:
             continue
         norm = Coding(system=code.system, code=c.normalise_code(code.code), display=code.display)

@@ -11,8 +11,13 @@ Per ``ServReport`` (1.3 allows several):
   refer to (``ref:<RefIdResultItem>/<code>``) or by their parent and code. Code ``Investigation/Id/@V`` (``S``
   advisory), numeric value + ``ArithmeticComp`` comparator + unit (normalised), text value / ``TextCode``,
   ``RefInterval/Descr`` (text kept, limits parsed), ``DevResultInd`` (1 H, 2 L, 3 A), specimen and collection
-  time from the referenced ``AnalysedSubject``. Status: ``ServType`` C (or ``StatusInvestigation`` 14) cancelled,
-  M corrected, ``StatusInvestigation`` 2/15 preliminary; a whole-report C cancels the report Document.
+  time from the referenced ``AnalysedSubject``. Status: the table in :mod:`mappings.kith.status` over the item's
+  ``ServType`` and ``StatusInvestigation`` (else its parent item's, else the report's ``ServType``) and the
+  report's ``Status``; a whole-report C cancels the report Document and every item.
+* A planned report (``Status`` S) is not a result: its items without a status of their own give no observation
+  (warning ``KITH_PLANNED:<position>``) and it gives a document only when some item is a result (then
+  preliminary); a message that leaves no clinical record at all is rejected with ``KITH_NO_RESULTS``.
+* A result's own ``Comment`` is not its value and is not mapped: the model has no comment field yet.
 * Event time: the latest of ``IssueDate`` and ``GenDate`` (a correction is generated later, so it wins).
 """
 
@@ -24,18 +29,18 @@ from typing import Any
 
 from lxml import etree
 
-from engine.model import Coding, Document, MapContext, Observation, Provenance, RecordStatus
+from engine.errors import MappingError
+from engine.model import Coding, Document, MapContext, Observation, Person, Provenance, RecordStatus
 from mappings.kith import common as c
 from mappings.kith import patient as pt
 from mappings.kith import units
 from mappings.kith.head import Head, inst_name, inst_scope
 from mappings.kith.node import Node
+from mappings.kith.status import status as status_of
 
 _FLAG = {"1": "H", "2": "L", "3": "A"}
-_PRELIMINARY_SI = frozenset({"2", "15"})
-_FINAL_SI = frozenset({"3", "4", "11"})
 _IMAGING = frozenset({"RTG", "UL", "CT", "MR", "NUK", "RAD"})
-_UNSPECIFIED = Coding(code="UNSPECIFIED")
+_UNSPECIFIED = Coding(code=c.UNSPECIFIED)
 
 
 @dataclass
@@ -46,8 +51,9 @@ class _Report:
     subject: pt.Subject
     time: datetime
     prov: Provenance
-    status: RecordStatus
-    cancelled: bool
+    status: RecordStatus | None
+    serv_type: str | None
+    report_status: str | None
     performer: str | None
     samples: dict[str, tuple[datetime | None, Coding | None]]
     keys: set[str] = field(default_factory=set)
@@ -59,6 +65,8 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     msg_id = c.text(msg, "MsgId") or head.msg_id
     for rep in c.findall(msg, "ServReport"):
         _map_report(rep, msg, head, ctx, gen, msg_id, part)
+    if all(isinstance(r, Person) for r in part.records):
+        raise MappingError("the report carries no result", code="KITH_NO_RESULTS")
     return part
 
 
@@ -71,25 +79,29 @@ def _map_report(
     subj = pt.resolve([head.patient, pt.from_message(pat, lab_scope=scope)], scope)
     time = c.event_time(ctx, part.warnings, c.parse_time(c.attr(rep, "IssueDate")), gen, head.issue_time)
     prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
-    serv_type = c.attr(rep, "ServType")
+    serv_type, report_status = c.attr(rep, "ServType"), c.attr(rep, "Status")
     report_id = c.text(rep, "ServProvId") or c.text(rep, "ServReq/Id") or msg_id or "unknown"
     info = _Report(
         key=f"kith:svar:{scope}:{report_id}",
         subject=subj,
         time=time,
         prov=prov,
-        status=c.status_from_servtype(serv_type, c.attr(rep, "Status")),
-        cancelled=serv_type == "C",
+        status=status_of(serv_type, None, report_status),
+        serv_type=serv_type,
+        report_status=report_status,
         performer=inst_name(inst),
         samples=_samples(pat),
     )
     part.records.append(pt.person(subj, time, prov))
     part.links += pt.links(subj)
-    part.records.append(_document(rep, msg, info))
-    _items(pat, info, "", info.status, None, None, part)
+    doc_at = len(part.records)
+    results = _items(pat, info, "", (serv_type, None), None, None, part)
+    doc_status = info.status or (RecordStatus.PRELIMINARY if results else None)
+    if doc_status is not None:
+        part.records.insert(doc_at, _document(rep, msg, info, doc_status))
 
 
-def _document(rep: Node, msg: Node, info: _Report) -> Document:
+def _document(rep: Node, msg: Node, info: _Report, status: RecordStatus) -> Document:
     descr = c.coding(c.find(rep, "MsgDescr"))
     code = c.attr(msg, "Type") or "SVAR_LAB"
     if code == "S":  # v1.3: one type for all; tell imaging from lab by MsgDescr
@@ -102,10 +114,10 @@ def _document(rep: Node, msg: Node, info: _Report) -> Document:
         key=info.key,
         subject=info.subject.subject,
         event_time=info.time,
-        status=info.status,
+        status=status,
         provenance=info.prov,
         doc_type=c.doc_type(code, c.attr(msg, "Type", "DN")),
-        title=descr.display or descr.code if descr else None,
+        title=descr.display or descr.code if descr else c.attr(rep, "MsgDescr", "OT"),
         text=c.sections([("Kommentar", c.text(rep, "Comment")), *reasons]),
         author=info.performer,
         attachments=tuple(c.text(d, "MimeType") or "application/octet-stream" for d in c.findall(rep, "RefDoc")),
@@ -127,30 +139,46 @@ def _items(
     parent: Node | None,
     info: _Report,
     parent_key: str,
-    inherited: RecordStatus,
+    inherited: tuple[str | None, str | None],
     parent_code: Coding | None,
     where: str | None,
     part: c.Part,
-) -> None:
+) -> int:
+    """Map the ``ResultItem`` children of ``parent`` (recursively); ``inherited`` = (ServType,
+    StatusInvestigation) of the parent. Returns how many observations were made."""
+    made = 0
     for i, item in enumerate(c.findall(parent, "ResultItem"), 1):
         pos = f"{where}/ResultItem[{i}]" if where else f"ResultItem[{i}]"
-        try:
-            obs = _observation(item, info, parent_key, inherited, parent_code, i)
-        except (ValueError, TypeError):
-            part.warnings.append(f"KITH_PART_UNMAPPED:{pos}")
-            continue
-        part.records.append(obs)
-        _items(item, info, obs.key[len(info.key) + 1 :], obs.status, obs.code, pos, part)
+        fields = item.index()
+        codes = (
+            c.el_attr(fields.get("ServType")) or inherited[0],
+            c.el_attr(fields.get("StatusInvestigation")) or inherited[1],
+        )
+        code = (
+            c.coding_at(item, "Investigation/Id")
+            or c.coding_at(item, "TextResult/Heading")
+            or c.uncoded(c.find(item, "Investigation/Id"))
+            or parent_code
+            or _UNSPECIFIED
+        )
+        status = RecordStatus.CANCELLED if info.serv_type == "C" else status_of(*codes, info.report_status)
+        key = _item_key(fields, info, parent_key, code, i)
+        if status is None:
+            part.warnings.append(f"KITH_PLANNED:{pos}")
+        else:
+            try:
+                part.records.append(_observation(item, fields, info, key, code, status))
+            except (ValueError, TypeError):
+                part.warnings.append(f"KITH_PART_UNMAPPED:{pos}")
+                continue
+            made += 1
+        made += _items(item, info, key[len(info.key) + 1 :], codes, code, pos, part)
+    return made
 
 
 def _observation(
-    item: Node, info: _Report, parent_key: str, inherited: RecordStatus, parent_code: Coding | None, index: int
+    item: Node, fields: dict[str, etree._Element], info: _Report, key: str, code: Coding, status: RecordStatus
 ) -> Observation:
-    fields = item.index()
-    code = (
-        c.coding_at(item, "Investigation/Id") or c.coding_at(item, "TextResult/Heading") or parent_code or _UNSPECIFIED
-    )
-    key = _item_key(fields, info, parent_key, code, index)
     effective, specimen = _sample_of(fields, info)
     value = _value(item)
     descr = c.text(item, "RefInterval/Descr")
@@ -161,7 +189,7 @@ def _observation(
         subject=info.subject.subject,
         event_time=info.time,
         provenance=info.prov,
-        status=_status(fields, info, inherited),
+        status=status,
         code=code,
         specimen=specimen,
         report_id=info.key,
@@ -183,7 +211,8 @@ def _item_key(fields: dict[str, etree._Element], info: _Report, parent_key: str,
     elif ref:
         local = f"ref:{ref}/{code.code}"
     else:
-        local = f"{parent_key or 'item'}/{code.code if code.code != 'UNSPECIFIED' else f'#{index}'}"
+        label = code.code if code.code != c.UNSPECIFIED else code.display or f"#{index}"
+        local = f"{parent_key or 'item'}/{label}"
     return f"{info.key}:{c.unique_key(local, info.keys)}"
 
 
@@ -197,7 +226,6 @@ def _sample_of(fields: dict[str, etree._Element], info: _Report) -> tuple[dateti
 
 
 def _value(item: Node) -> dict[str, Any]:
-    comment = c.text(item, "Comment")
     num_result = item.find("NumResult")
     num = c.find(num_result, "NumResultValue")
     if num is not None:
@@ -210,42 +238,31 @@ def _value(item: Node) -> dict[str, Any]:
             "value_num": value,
             "comparator": comp,
             "unit": units.normalise_unit(num.get("U")),
-            "value_text": c.join(text, comment, sep="\n"),
+            "value_text": text,
         }
     text_el = c.find(item, "TextResult")
     if text_el is not None:
         text = c.element_text(c.find(text_el, "TextResultValue"))
         codes = c.findall(text_el, "TextCode")
+        value_code = c.coding(codes[0]) if codes else None
+        if value_code is None and codes:  # a TextCode without V: its text, never as a code
+            uncoded = c.uncoded(codes[0])
+            text = text or (uncoded.display if uncoded else None)
         return {
             "value_type": "TX" if text else "CE",
-            "value_text": c.join(text, comment, sep="\n"),
-            "value_code": c.coding(codes[0]) if codes else None,
+            "value_text": text,
+            "value_code": value_code,
             "unit": units.normalise_unit(c.text(text_el, "Unit")),
         }
     date_v = c.attr(item, "DateResult/DateResultValue")
     if date_v:
-        return {"value_type": "DT", "value_text": c.join(date_v, comment, sep="\n")}
+        return {"value_type": "DT", "value_text": date_v}
     interval = c.find(item, "Interval")
     if interval is not None:
         (lo, unit), (hi, _) = c.quantity(c.find(interval, "Low")), c.quantity(c.find(interval, "High"))
         return {
             "value_type": "IVL",
-            "value_text": c.join(f"{lo or ''} - {hi or ''}", comment, sep="\n"),
+            "value_text": f"{lo or ''} - {hi or ''}",
             "unit": units.normalise_unit(unit),
         }
-    return {"value_text": comment}
-
-
-def _status(fields: dict[str, etree._Element], info: _Report, inherited: RecordStatus) -> RecordStatus:
-    serv_type, si = c.el_attr(fields.get("ServType")), c.el_attr(fields.get("StatusInvestigation"))
-    if info.cancelled or serv_type == "C" or si == "14":
-        return RecordStatus.CANCELLED
-    if serv_type == "M" or si == "1":
-        return RecordStatus.CORRECTED
-    if si in _PRELIMINARY_SI:
-        return RecordStatus.PRELIMINARY
-    if si in _FINAL_SI:
-        return RecordStatus.FINAL
-    if serv_type == "N":
-        return RecordStatus.PRELIMINARY if inherited is RecordStatus.PRELIMINARY else RecordStatus.FINAL
-    return inherited
+    return {}

@@ -2,7 +2,9 @@
 
 * Units (``NumResultValue/@U``): ``10E9/L``, ``10^9 /L``, ``10#9/L``, ``x10*9/l`` are one unit (``10^9/L``);
   ``U="0"`` means no unit; known spellings are unified by the table ``units.tsv`` beside this module
-  (``mmol/l`` -> ``mmol/L``, ``IE/L`` -> ``IU/L``); anything else is kept, with whitespace removed.
+  (``mmol/l`` -> ``mmol/L``, ``IE/L`` -> ``IU/L``), compared without whitespace; anything else is kept with
+  its words apart (``mg/L FEU`` stays, a qualifier is part of the unit): runs of whitespace become one space,
+  and none is left around ``/``, ``^`` or ``*``.
 * Numbers: decimal point or comma (``0,5``); a leading ``<``/``>``/``<=``/``>=`` becomes the comparator;
   ``ArithmeticComp`` ``LT``/``GT``/``LE``/``GE`` likewise.
 * Reference intervals (``RefInterval/Descr``, free text): ``3,5 - 11,0`` -> (3.5, 11.0), ``< 0,5`` -> (None, 0.5),
@@ -21,6 +23,7 @@ _NUM = r"(\d+(?:[.,]\d+)?)"
 _RANGE = re.compile(rf"^\s*{_NUM}\s*(?:-|–|—|til)\s*{_NUM}\s*(?:[^\d\s<>=].*)?$")
 _BOUND = re.compile(rf"^\s*(<=|>=|≤|≥|<|>)\s*{_NUM}\s*(?:[^\d\s<>=].*)?$")
 _VALUE = re.compile(r"^\s*(<=|>=|≤|≥|<|>)?\s*([-+]?\d+(?:[.,]\d+)?)\s*$")
+_AROUND_OP = re.compile(r"\s*([/^*])\s*")
 _COMP = {"LT": "<", "GT": ">", "LE": "<=", "GE": ">=", "≤": "<=", "≥": ">="}
 
 
@@ -50,7 +53,7 @@ def normalise_unit(unit: str | None) -> str | None:
         rest = power.group(2) or ""
         per = table.get(rest[1:].lower(), rest[1:]) if rest else ""
         return f"10^{power.group(1)}" + (f"/{per}" if rest else "")
-    return compact or None
+    return _AROUND_OP.sub(r"\1", " ".join(unit.split())) or None
 
 
 def parse_number(value: str | None) -> tuple[float | None, str | None]:

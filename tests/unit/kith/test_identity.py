@@ -86,6 +86,19 @@ def test_birth_date_contradicting_the_number_is_flagged_and_the_number_wins() ->
     assert same.flags == ()
 
 
+def test_birth_date_without_zero_padding_is_parsed_and_compared_with_the_number() -> None:
+    _, same = person_of(svar(FNR, extra='<DateOfBirth V="1985-3-24"/>'))
+    assert same.flags == () and same.birth_date.isoformat() == "1985-03-24"
+    _, other = person_of(svar(FNR, extra='<DateOfBirth V="1991-12-4"/>'))
+    assert other.flags == ("BIRTHDATE_MISMATCH",) and other.birth_date.isoformat() == "1985-03-24"
+
+
+def test_birth_date_without_zero_padding_is_kept_when_there_is_no_number() -> None:
+    raw = svar("54321", "HNR", extra='<DateOfBirth V="1991-12-4"/>')
+    _, person = person_of(raw)
+    assert person.birth_date.isoformat() == "1991-12-04"
+
+
 def test_message_without_patient_identifier_is_rejected() -> None:
     raw = SYNTH.replace(f"<OffId>{FNR}</OffId>", "").replace("<IdByServProvider>L-7700123</IdByServProvider>", "")
     with pytest.raises(MappingError) as info:

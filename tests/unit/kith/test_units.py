@@ -27,6 +27,9 @@ def test_power_of_ten_spellings_are_one_unit(raw: str) -> None:
         ("10E-3/L", "10^-3/L"),
         ("10^12/l", "10^12/L"),
         ("Celler/µL", "Celler/µL"),
+        ("mg/L FEU", "mg/L FEU"),  # a qualifier keeps its space (not mg/LFEU)
+        (" mg / L  FEU ", "mg/L FEU"),
+        ("mmol / l", "mmol/L"),
     ],
 )
 def test_known_spellings(raw: str | None, unit: str | None) -> None:
