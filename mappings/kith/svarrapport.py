@@ -17,7 +17,6 @@ Per ``ServReport`` (1.3 allows several):
 * A planned report (``Status`` S) is not a result: its items without a status of their own give no observation
   (warning ``KITH_PLANNED:<position>``) and it gives a document only when some item is a result (then
   preliminary); a message that leaves no clinical record at all is rejected with ``KITH_NO_RESULTS``.
-* A result's own ``Comment`` is not its value and is not mapped: the model has no comment field yet.
 * Event time: the latest of ``IssueDate`` and ``GenDate`` (a correction is generated later, so it wins).
 """
 
@@ -226,6 +225,7 @@ def _sample_of(fields: dict[str, etree._Element], info: _Report) -> tuple[dateti
 
 
 def _value(item: Node) -> dict[str, Any]:
+    comment = c.text(item, "Comment")
     num_result = item.find("NumResult")
     num = c.find(num_result, "NumResultValue")
     if num is not None:
@@ -238,7 +238,7 @@ def _value(item: Node) -> dict[str, Any]:
             "value_num": value,
             "comparator": comp,
             "unit": units.normalise_unit(num.get("U")),
-            "value_text": text,
+            "value_text": c.join(text, comment, sep="\n"),
         }
     text_el = c.find(item, "TextResult")
     if text_el is not None:
@@ -250,19 +250,19 @@ def _value(item: Node) -> dict[str, Any]:
             text = text or (uncoded.display if uncoded else None)
         return {
             "value_type": "TX" if text else "CE",
-            "value_text": text,
+            "value_text": c.join(text, comment, sep="\n"),
             "value_code": value_code,
             "unit": units.normalise_unit(c.text(text_el, "Unit")),
         }
     date_v = c.attr(item, "DateResult/DateResultValue")
     if date_v:
-        return {"value_type": "DT", "value_text": date_v}
+        return {"value_type": "DT", "value_text": c.join(date_v, comment, sep="\n")}
     interval = c.find(item, "Interval")
     if interval is not None:
         (lo, unit), (hi, _) = c.quantity(c.find(interval, "Low")), c.quantity(c.find(interval, "High"))
         return {
             "value_type": "IVL",
-            "value_text": f"{lo or ''} - {hi or ''}",
+            "value_text": c.join(f"{lo or ''} - {hi or ''}", comment, sep="\n"),
             "unit": units.normalise_unit(unit),
         }
-    return {}
+    return {"value_text": comment}
