@@ -61,7 +61,7 @@ def _investigations(req: Node) -> tuple[Coding, ...]:
         if c.attr(group, "ServType") == "C":
             continue
         for inv in c.findall(group, "Investigation/Id"):
-            code = c.coding(inv)
+            code = c.coding_or_text(inv)  # an investigation named only by its text is kept, uncoded
             if code is not None:
-                out.setdefault(code.code, code)
+                out.setdefault(code.code if code.code != c.UNSPECIFIED else f"text:{code.display}", code)
     return tuple(out.values())
