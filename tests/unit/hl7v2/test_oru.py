@@ -210,9 +210,18 @@ def test_number(text: str, expected: tuple[float | None, str | None]) -> None:
         ("<5", None, 5.0),
         (">10", 10.0, None),
         ("-2--1", -2.0, -1.0),
+        ("4.3 to 6.2", 4.3, 6.2),
+        ("4,3 - 6,2", 4.3, 6.2),
+        (">=10", 10.0, None),
+        ("< 0.6", None, 0.6),
         ("neg", None, None),
     ],
 )
 def test_reference_range(text: str, low: float | None, high: float | None) -> None:
     out = reference_range(text)
     assert (out.get("ref_low"), out.get("ref_high"), out["reference_range"]) == (low, high, text)
+
+
+def test_obx7_written_with_to_gives_low_and_high() -> None:
+    obs = one(oru("OBX|1|NM|NPU02319^Hemoglobin^NLK||5.1|10*12/L|4.3 to 6.2||||F"))
+    assert (obs.reference_range, obs.ref_low, obs.ref_high) == ("4.3 to 6.2", 4.3, 6.2)
