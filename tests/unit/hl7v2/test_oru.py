@@ -225,3 +225,9 @@ def test_reference_range(text: str, low: float | None, high: float | None) -> No
 def test_obx7_written_with_to_gives_low_and_high() -> None:
     obs = one(oru("OBX|1|NM|NPU02319^Hemoglobin^NLK||5.1|10*12/L|4.3 to 6.2||||F"))
     assert (obs.reference_range, obs.ref_low, obs.ref_high) == ("4.3 to 6.2", 4.3, 6.2)
+
+
+@pytest.mark.parametrize("obx6", ["mg/L FEU", "mg/L FEU^D-dimer FEU^L", "^mg/L FEU", "mg/L  FEU"])
+def test_obx6_unit_keeps_inner_spaces(obx6: str) -> None:
+    unit = obx6.split("^")[0] or obx6.split("^")[1]
+    assert one(oru(f"OBX|1|NM|NPU28506^D-dimer;P^NLK||0.4|{obx6}|< 0.5||||F")).unit == unit
