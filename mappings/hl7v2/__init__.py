@@ -10,8 +10,9 @@ Supported (MSH-9.1 ^ MSH-9.2):
 
 Anything else raises ``UnsupportedMessage`` (``HL7_UNSUPPORTED_TYPE``, the message names the type).
 Malformed input raises ``ParseError`` (``HL7_NO_MSH``, ``HL7_BAD_MSH``, ``HL7_NO_PID``, ``HL7_NO_MRG``,
-``HL7_NO_TXA``) or ``ValidationError`` (``HL7_NO_PATIENT_ID``, ``HL7_NO_DOCUMENT_NUMBER``,
-``HL7_STRICT_INVALID``); a value the canonical model rejects raises ``MappingError``
+``HL7_NO_TXA``, ``HL7_SEGMENTS_GLUED``) or ``ValidationError`` (``HL7_NO_PATIENT_ID``,
+``HL7_NO_DOCUMENT_NUMBER``, ``HL7_STRICT_INVALID``, ``HL7_NO_RESULTS`` for an ORU without a result);
+a value the canonical model rejects raises ``MappingError``
 (``HL7_MAPPING_INVALID``, naming the field, never the value). A NUL byte anywhere in the bytes raises
 ``ParseError`` (``TEXT_NOT_STORABLE``, naming its position): it can hide a segment (``PV\x001``) or cut a
 field, so nothing read from such a message is trusted.

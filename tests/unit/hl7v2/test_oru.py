@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from engine.errors import ParseError, ValidationError
 from engine.model import Observation, RecordStatus
 from mappings.hl7v2 import map_message
 from mappings.hl7v2.timeutil import OSLO
@@ -180,9 +181,34 @@ def test_observation_rejection_names_the_field_not_the_value(monkeypatch: pytest
     assert err.value.code == "HL7_MAPPING_INVALID" and str(err.value) == "canonical model rejected comparator"
 
 
-def test_no_obx_gives_warning() -> None:
-    result = map_message(b"MSH|^~\\&|LAB|F|||2026||ORU^R01|1|P|2.5\rPID|1||9^^^H\rOBR|1||F\r", make_ctx())
-    assert result.records == () and "HL7_NO_OBX" in result.warnings
+def test_no_obx_is_a_dead_letter() -> None:
+    with pytest.raises(ValidationError) as err:
+        map_message(b"MSH|^~\\&|LAB|F|||2026||ORU^R01|1|P|2.5\rPID|1||9^^^H\rOBR|1||F\r", make_ctx())
+    assert err.value.code == "HL7_NO_RESULTS"
+
+
+_OBR = "OBR|1|P-1|F-1^LAB||||20260316070000|||||||||||||||20260316090000|||F"
+
+
+@pytest.mark.parametrize("glue,field", [("", 25), (" ", 25), ("\t", 25), ("|", 26)])
+def test_obx_glued_onto_obr_is_a_dead_letter_naming_the_position(glue: str, field: int) -> None:
+    obx = "OBX|1|NM|NPU02319^Hemoglobin^NLK||13.5|g/dL|11.7-15.3||||F"
+    with pytest.raises(ParseError) as err:
+        map_message(oru(obx, obr=_OBR + glue + obx), make_ctx())
+    assert err.value.code == "HL7_SEGMENTS_GLUED"
+    assert f"segment 3 (OBR) at OBR-{field}" in str(err.value) and "13.5" not in str(err.value)
+
+
+def test_second_obx_glued_onto_the_first_is_a_dead_letter() -> None:
+    first = "OBX|1|NM|NPU02319^Hemoglobin^NLK||13.5|g/dL|11.7-15.3||||F|||20260316080000||||||||LAB^Lab"
+    second = "OBX|2|NM|NPU01960^Leukocytter^NLK||7.2|10*9/L|3.5-10.0||||F"
+    with pytest.raises(ParseError) as err:
+        map_message(oru(first + second), make_ctx())
+    assert err.value.code == "HL7_SEGMENTS_GLUED" and "segment 4 (OBX) at OBX-22" in str(err.value)
+
+
+def test_a_field_ending_in_obx_is_not_glue() -> None:
+    assert one(oru("OBX|1|ST|NOR1^Kode^NLK||XOBX|||||F")).value_text == "XOBX"
 
 
 @pytest.mark.parametrize(
