@@ -11,8 +11,10 @@ Stable API (used by the MLLP listener and the HL7 file adapter):
   characters (the rule of :mod:`mappings.charset`; :func:`decode_checked` also says whether it had to
   repair, :func:`repair_flag` only that, cheaply).
 * :func:`parse` builds a :class:`~mappings.hl7v2.message.Message`; :func:`serialise` writes one back.
+  A line break inside a base64 ED value (OBX-5) is rejoined, or refused with ``HL7_ED_CUT``
+  (:mod:`mappings.hl7v2.edcut`).
 
-Errors are :class:`engine.errors.ParseError` with codes ``HL7_NO_MSH`` / ``HL7_BAD_MSH`` and never
+Errors are :class:`engine.errors.ParseError` with codes ``HL7_NO_MSH`` / ``HL7_BAD_MSH`` / ``HL7_ED_CUT`` and never
 quote field values.
 """
 
@@ -26,6 +28,7 @@ from functools import lru_cache
 from engine.errors import ParseError
 from mappings import charset as charset_rule
 from mappings.charset import Decoded
+from mappings.hl7v2 import edcut
 from mappings.hl7v2.batch import Splitter
 from mappings.hl7v2.message import Delimiters, Message, Segment, delimiters_from_msh2
 
@@ -293,7 +296,13 @@ def parse_text(text: str) -> Message:
         if not line or tag in _FRAMING or line.isspace():
             continue
         parts = line.split(fs)
-        segments.append(Segment(parts[0].strip(), parts, delims))
+        sid = parts[0].strip()
+        prev = segments[-1]
+        # an OBX cut inside OBX-5 has six fields (id, OBX-1..5): one length test skips the usual OBX
+        if len(prev.fields) == 6 and edcut.continues_ed(prev, parts[0], len(segments) + 1):
+            segments[-1] = edcut.join(prev, parts, delims)
+            continue
+        segments.append(Segment(sid, parts, delims))
     return Message(delims, segments)
 
 
