@@ -113,8 +113,8 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     nul = raw.find(b"\x00")
     if nul >= 0:  # it may hide a segment or cut a field anywhere: nothing read from such bytes is trusted
         raise ParseError(f"a NUL byte at byte {nul}: HL7 v2 text cannot hold it", code=NUL_CODE)
-    if raw.count(b"MSH") == 1 and raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:3] not in (b"FHS", b"BHS"):
-        return map_one(raw, ctx)  # fast path: one plain message
+    if raw.count(b"MSH") == 1 and raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:3] == b"MSH":
+        return map_one(raw, ctx)  # fast path: one plain message (no batch header or comment line first)
     messages = split_messages(raw)
     if len(messages) == 1:
         return map_one(messages[0], ctx)

@@ -4,7 +4,7 @@ Stable API (used by the MLLP listener and the HL7 file adapter):
 
 * :func:`parse_header` reads only the first MSH segment (cheap, hot path) into :class:`MshHeader`.
 * :func:`split_messages` splits a file or FHS/BHS batch into messages (framing removed, blank and
-  ``//`` comment lines dropped, segment separators normalised to CR, one message per MSH).
+  ``//`` and ``/* ... */`` comment lines dropped, segment separators normalised to CR, one message per MSH).
 * :func:`decode` turns MSH-18 names (``8859/1``, ``UNICODE UTF-8``, ``UNICODE``, ``ASCII`` ...) into a
   Python codec and decodes, stripping a BOM; bytes outside the declared charset (UTF-8 or Windows-1252
   declared as Latin-1, ...) are decoded with the charset that fits them, never into C1 control
@@ -249,7 +249,7 @@ def parse_header(raw: bytes, default_charset: str = "iso-8859-1") -> MshHeader:
 def split_messages(raw: bytes) -> list[bytes]:
     """Split a file or batch into messages, each starting with MSH, segments joined by CR.
 
-    FHS/BHS/BTS/FTS framing, blank lines and ``//`` comment lines are dropped; MLLP framing bytes
+    FHS/BHS/BTS/FTS framing, blank lines and ``//`` / ``/* ... */`` comment lines are dropped; MLLP framing bytes
     (VT/FS) left around a message are stripped (:class:`mappings.hl7v2.batch.Splitter`, which a file
     adapter uses block by block with the batch checks). Raises ``HL7_NO_MSH`` when no MSH is present,
     and the code of a message the batch checks found cut (``HL7_BATCH_TRUNCATED``: the message left open
