@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import codecs
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from engine.cli import app
 from engine.sniff import sniff_mapping
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO
 
 HL7 = (FIXTURES / "hl7v2" / "no_ORU-R01_synthetic_cbc_ranges_to.hl7").read_bytes()
 XML = (FIXTURES / "kith" / "sarepta_dialogmelding-v1.0_avvik.xml").read_bytes()
@@ -65,7 +65,16 @@ def test_anything_else_is_csv(raw: bytes) -> None:
 def _map(tmp_path: Path, raw: bytes) -> dict[str, object]:
     f = tmp_path / "in.dat"
     f.write_bytes(raw)
-    result = CliRunner().invoke(app, ["map", "--json", str(f)])
+    # a subprocess: the CLI configures logging for its process, which must not leak into other tests
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "map", "--json", str(f)],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     out: dict[str, object] = json.loads(result.stdout)
     return out
 
