@@ -26,6 +26,7 @@ from engine import logging as elog
 from engine.config import EngineConfig, RabbitBusConfig, json_schema, load_config
 from engine.errors import ConfigError, EnjournalError, PermanentError
 from engine.redact import safe_reason
+from engine.sniff import sniff_mapping
 
 if TYPE_CHECKING:
     from engine.journal_view import JournalView
@@ -184,15 +185,6 @@ def check(config: ConfigOpt = None) -> None:
         detail = escape(f.detail) if f.ok else f"[red]{_reason(f.detail)}[/red]"
         out.print(f"{label}: {detail}", highlight=False)
     raise typer.Exit(exit_status(findings))
-
-
-def sniff_mapping(raw: bytes) -> str:
-    head = raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:4]
-    if head[:3] in (b"MSH", b"FHS", b"BHS"):
-        return "hl7v2"
-    if head[:1] == b"<":
-        return "kith"
-    return "csv"
 
 
 @app.command("map")

@@ -10,8 +10,9 @@ Supported (MSH-9.1 ^ MSH-9.2):
 
 Anything else raises ``UnsupportedMessage`` (``HL7_UNSUPPORTED_TYPE``, the message names the type).
 Malformed input raises ``ParseError`` (``HL7_NO_MSH``, ``HL7_BAD_MSH``, ``HL7_NO_PID``, ``HL7_NO_MRG``,
-``HL7_NO_TXA``) or ``ValidationError`` (``HL7_NO_PATIENT_ID``, ``HL7_NO_DOCUMENT_NUMBER``,
-``HL7_STRICT_INVALID``); a value the canonical model rejects raises ``MappingError``
+``HL7_NO_TXA``, ``HL7_SEGMENTS_GLUED``) or ``ValidationError`` (``HL7_NO_PATIENT_ID``,
+``HL7_NO_DOCUMENT_NUMBER``, ``HL7_STRICT_INVALID``, ``HL7_NO_RESULTS`` for an ORU without a result);
+a value the canonical model rejects raises ``MappingError``
 (``HL7_MAPPING_INVALID``, naming the field, never the value). A NUL byte anywhere in the bytes raises
 ``ParseError`` (``TEXT_NOT_STORABLE``, naming its position): it can hide a segment (``PV\x001``) or cut a
 field, so nothing read from such a message is trusted.
@@ -112,8 +113,8 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     nul = raw.find(b"\x00")
     if nul >= 0:  # it may hide a segment or cut a field anywhere: nothing read from such bytes is trusted
         raise ParseError(f"a NUL byte at byte {nul}: HL7 v2 text cannot hold it", code=NUL_CODE)
-    if raw.count(b"MSH") == 1 and raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:3] not in (b"FHS", b"BHS"):
-        return map_one(raw, ctx)  # fast path: one plain message
+    if raw.count(b"MSH") == 1 and raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:3] == b"MSH":
+        return map_one(raw, ctx)  # fast path: one plain message (no batch header or comment line first)
     messages = split_messages(raw)
     if len(messages) == 1:
         return map_one(messages[0], ctx)

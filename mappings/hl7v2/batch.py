@@ -4,7 +4,7 @@
 gives each message as a :class:`Piece` as soon as it is complete, so memory holds one message and one
 block, whatever the size of the file. The per-message rules are those of
 :func:`mappings.hl7v2.parser.split_messages` (which uses this class): segments end in CR, LF or CRLF and
-are joined by CR, blank lines and ``//`` comment lines are dropped, MLLP framing bytes (VT/FS/NUL)
+are joined by CR, blank lines and ``//`` or ``/* ... */`` comment lines are dropped, MLLP framing bytes (VT/FS/NUL)
 around a line are stripped, a leading UTF-8 BOM is dropped, each ``MSH`` starts a message and segments
 before the first ``MSH`` belong to no message.
 
@@ -36,6 +36,8 @@ _FRAME_BYTES = b"\x0b\x1c\x00"
 _FRAMING = frozenset((b"FHS", b"BHS", b"BTS", b"FTS"))
 _OPENERS = (b"FHS", b"BHS")
 _BLANK = b" \t\r\n\x0b\x1c\x00"
+#: how a comment line starts (``// ...``, ``/* ... */``)
+_COMMENTS = (b"//", b"/*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,7 @@ class Splitter:
         segments = self._segments
         for line in data.split(b"\r"):
             line = line.strip(_FRAME_BYTES).lstrip()  # trailing spaces may be data: keep them
-            if not line or line.startswith(b"//"):
+            if not line or line[:2] in _COMMENTS:
                 continue
             tag = line[:3]
             if tag == b"MSH":
@@ -181,7 +183,7 @@ class Splitter:
         head = b"".join(p[:64] for p in self._parts[:64]).lstrip(_BLANK)[:3]  # no copy of the whole line
         self._parts, size, self._partial = [], self._partial, 0
         self._skipping = True
-        if head.startswith(b"//"):
+        if head[:2] in _COMMENTS:
             return  # an over-long comment line
         if head == b"MSH":
             self._close(out)

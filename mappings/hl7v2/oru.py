@@ -16,6 +16,9 @@
 * Specimen: OBR-15.1 (v2.3-2.6 SPS), else SPM-4 of the group.
 * The PID's identifiers are linked; no Person version is written from a result message (lab systems
   hold copies of demographics, the ADT source is the authority).
+* Nothing is dropped silently: an OBX glued onto the segment before it (no segment separator before
+  ``OBX|``, a sender defect) is ``ParseError`` ``HL7_SEGMENTS_GLUED`` naming the segment and field where
+  it starts; a message that yields no result is ``ValidationError`` ``HL7_NO_RESULTS``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.errors import ParseError, ValidationError
 from engine.model import Coding, Identifier, MappingResult, Observation, RecordStatus
 from mappings.hl7v2 import pid as pidmod
 from mappings.hl7v2 import tables, values
@@ -47,14 +51,42 @@ class Group:
     spm: list[Segment] = field(default_factory=list)
 
 
+#: an OBX holds at most 33 fields (v2.8); one with more than this many is checked for a glued OBX
+_OBX_GLUE_CHECK = 20
+
+
+def glued_obx_field(seg: Segment) -> int | None:
+    """The field of ``seg`` where an OBX glued onto it starts (``...|FOBX|1|NM|...``: the field ending
+    in ``OBX`` followed by a set id or nothing), or None."""
+    f = seg.fields
+    if "OBX" + seg.d.field not in seg.d.field.join(f[1:]):  # one C-level search: the usual answer
+        return None
+    for i in range(1, len(f) - 1):
+        if f[i].endswith("OBX") and (f[i + 1].isdigit() or not f[i + 1]):
+            return i
+    return None
+
+
+def _check_not_glued(seg: Segment, position: int) -> None:
+    at = glued_obx_field(seg)
+    if at is not None:
+        raise ParseError(
+            f"an OBX segment is glued onto segment {position} ({seg.id}) at {seg.id}-{at}: "
+            "no segment separator before it",
+            code="HL7_SEGMENTS_GLUED",
+        )
+
+
 def groups(src: Source) -> list[Group]:
-    """Result groups in message order (see the module docstring)."""
+    """Result groups in message order (see the module docstring); raises ``HL7_SEGMENTS_GLUED``."""
     out: list[Group] = []
     pid = src.require("PID")
     orc: Segment | None = None
     group: Group | None = None
-    for seg in src.msg.segments:
+    for position, seg in enumerate(src.msg.segments, 1):
         sid = seg.id
+        if sid != "OBX" or len(seg.fields) > _OBX_GLUE_CHECK:
+            _check_not_glued(seg, position)
         if sid == "OBX":
             if group is None:
                 group = Group(pid, None, orc)
@@ -199,9 +231,9 @@ def map_oru(src: Source) -> MappingResult:
             records.append(observation(obx, test, key, order, pat.subject, src, kflags))
     pats = list(patients.values())
     links = pats[0].links if len(pats) == 1 else tuple(dict.fromkeys(lnk for p in pats for lnk in p.links))
-    warnings = dict.fromkeys(w for p in pats for w in p.warnings)
     if not records:
-        warnings["HL7_NO_OBX"] = None
+        raise ValidationError("the result message holds no OBX result", code="HL7_NO_RESULTS")
+    warnings = dict.fromkeys(w for p in pats for w in p.warnings)
     return MappingResult(
         records=tuple(records),
         links=links,

@@ -4,15 +4,17 @@ Stable API (used by the MLLP listener and the HL7 file adapter):
 
 * :func:`parse_header` reads only the first MSH segment (cheap, hot path) into :class:`MshHeader`.
 * :func:`split_messages` splits a file or FHS/BHS batch into messages (framing removed, blank and
-  ``//`` comment lines dropped, segment separators normalised to CR, one message per MSH).
+  ``//`` and ``/* ... */`` comment lines dropped, segment separators normalised to CR, one message per MSH).
 * :func:`decode` turns MSH-18 names (``8859/1``, ``UNICODE UTF-8``, ``UNICODE``, ``ASCII`` ...) into a
   Python codec and decodes, stripping a BOM; bytes outside the declared charset (UTF-8 or Windows-1252
   declared as Latin-1, ...) are decoded with the charset that fits them, never into C1 control
   characters (the rule of :mod:`mappings.charset`; :func:`decode_checked` also says whether it had to
   repair, :func:`repair_flag` only that, cheaply).
 * :func:`parse` builds a :class:`~mappings.hl7v2.message.Message`; :func:`serialise` writes one back.
+  A line break inside a base64 ED value (OBX-5) is rejoined, or refused with ``HL7_ED_CUT``
+  (:mod:`mappings.hl7v2.edcut`).
 
-Errors are :class:`engine.errors.ParseError` with codes ``HL7_NO_MSH`` / ``HL7_BAD_MSH`` and never
+Errors are :class:`engine.errors.ParseError` with codes ``HL7_NO_MSH`` / ``HL7_BAD_MSH`` / ``HL7_ED_CUT`` and never
 quote field values.
 """
 
@@ -26,6 +28,7 @@ from functools import lru_cache
 from engine.errors import ParseError
 from mappings import charset as charset_rule
 from mappings.charset import Decoded
+from mappings.hl7v2 import edcut
 from mappings.hl7v2.batch import Splitter
 from mappings.hl7v2.message import Delimiters, Message, Segment, delimiters_from_msh2
 
@@ -246,7 +249,7 @@ def parse_header(raw: bytes, default_charset: str = "iso-8859-1") -> MshHeader:
 def split_messages(raw: bytes) -> list[bytes]:
     """Split a file or batch into messages, each starting with MSH, segments joined by CR.
 
-    FHS/BHS/BTS/FTS framing, blank lines and ``//`` comment lines are dropped; MLLP framing bytes
+    FHS/BHS/BTS/FTS framing, blank lines and ``//`` / ``/* ... */`` comment lines are dropped; MLLP framing bytes
     (VT/FS) left around a message are stripped (:class:`mappings.hl7v2.batch.Splitter`, which a file
     adapter uses block by block with the batch checks). Raises ``HL7_NO_MSH`` when no MSH is present,
     and the code of a message the batch checks found cut (``HL7_BATCH_TRUNCATED``: the message left open
@@ -293,7 +296,13 @@ def parse_text(text: str) -> Message:
         if not line or tag in _FRAMING or line.isspace():
             continue
         parts = line.split(fs)
-        segments.append(Segment(parts[0].strip(), parts, delims))
+        sid = parts[0].strip()
+        prev = segments[-1]
+        # an OBX cut inside OBX-5 has six fields (id, OBX-1..5): one length test skips the usual OBX
+        if len(prev.fields) == 6 and edcut.continues_ed(prev, parts[0], len(segments) + 1):
+            segments[-1] = edcut.join(prev, parts, delims)
+            continue
+        segments.append(Segment(sid, parts, delims))
     return Message(delims, segments)
 
 

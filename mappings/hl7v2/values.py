@@ -21,10 +21,10 @@ from typing import Any
 from engine.model import Coding
 from mappings.hl7v2 import tables
 from mappings.hl7v2.message import NULL, Segment, text_of
+from mappings.ranges import parse_range
 
 MIME_SYSTEM = "urn:ietf:bcp:13"
 _NUM = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))\s*$")
-_RANGE = re.compile(r"^\s*([+-]?\d+(?:[.,]\d+)?)\s*(?:-|–|\.\.)\s*([+-]?\d+(?:[.,]\d+)?)\s*$")
 _CODED = frozenset({"CE", "CWE", "CNE", "CF", "CV"})
 _COMPARATORS = frozenset({"<", ">", "<=", ">="})
 #: ED-2 type of data (HL7 table 0191) -> MIME major type
@@ -126,20 +126,17 @@ def unit(obx: Segment) -> str | None:
 
 @lru_cache(maxsize=4096)
 def reference_range(text: str) -> dict[str, Any]:
-    """``reference_range`` as written plus ``ref_low``/``ref_high`` for ``a-b``, ``<b``, ``>a``.
+    """``reference_range`` as written plus ``ref_low``/``ref_high`` by :func:`mappings.ranges.parse_range`
+    (``4.3-6.2``, ``4,3 - 6,2``, ``4.3 to 6.2``, ``<5``, ``>=10``).
 
     Cached: callers must not mutate the returned dict.
     """
     if not text.strip():
         return {}
     out: dict[str, Any] = {"reference_range": text}
-    m = _RANGE.match(text)
-    if m is not None:
-        out["ref_low"], out["ref_high"] = (float(x.replace(",", ".")) for x in m.groups())
-        return out
-    value, comp = number(text)
-    if value is not None and comp in ("<", "<="):
-        out["ref_high"] = value
-    elif value is not None and comp in (">", ">="):
-        out["ref_low"] = value
+    bounds = parse_range(text)
+    if bounds.low is not None:
+        out["ref_low"] = bounds.low
+    if bounds.high is not None:
+        out["ref_high"] = bounds.high
     return out

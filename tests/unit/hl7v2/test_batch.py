@@ -147,3 +147,12 @@ def test_huge_msh_line_itself() -> None:
 )
 def test_looks_truncated(head: bytes, tail: bytes, cut: bool) -> None:
     assert looks_truncated(head, tail) is cut
+
+
+def test_block_comment_lines_before_and_between_messages_are_dropped() -> None:
+    from mappings.hl7v2.parser import split_messages
+
+    one = b"MSH|^~\\&|A|F|||2026||ADT^A08|1|P|2.5\rPID|1||9^^^H\r"
+    two = b"MSH|^~\\&|A|F|||2026||ADT^A08|2|P|2.5\rPID|1||8^^^H\r"
+    raw = b"/* export */\r\n" + one + b"/* next */\r\n" + two
+    assert split_messages(raw) == [one, two]

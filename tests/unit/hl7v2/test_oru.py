@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from engine.errors import ParseError, ValidationError
 from engine.model import Observation, RecordStatus
 from mappings.hl7v2 import map_message
 from mappings.hl7v2.timeutil import OSLO
@@ -180,9 +181,34 @@ def test_observation_rejection_names_the_field_not_the_value(monkeypatch: pytest
     assert err.value.code == "HL7_MAPPING_INVALID" and str(err.value) == "canonical model rejected comparator"
 
 
-def test_no_obx_gives_warning() -> None:
-    result = map_message(b"MSH|^~\\&|LAB|F|||2026||ORU^R01|1|P|2.5\rPID|1||9^^^H\rOBR|1||F\r", make_ctx())
-    assert result.records == () and "HL7_NO_OBX" in result.warnings
+def test_no_obx_is_a_dead_letter() -> None:
+    with pytest.raises(ValidationError) as err:
+        map_message(b"MSH|^~\\&|LAB|F|||2026||ORU^R01|1|P|2.5\rPID|1||9^^^H\rOBR|1||F\r", make_ctx())
+    assert err.value.code == "HL7_NO_RESULTS"
+
+
+_OBR = "OBR|1|P-1|F-1^LAB||||20260316070000|||||||||||||||20260316090000|||F"
+
+
+@pytest.mark.parametrize("glue,field", [("", 25), (" ", 25), ("\t", 25), ("|", 26)])
+def test_obx_glued_onto_obr_is_a_dead_letter_naming_the_position(glue: str, field: int) -> None:
+    obx = "OBX|1|NM|NPU02319^Hemoglobin^NLK||13.5|g/dL|11.7-15.3||||F"
+    with pytest.raises(ParseError) as err:
+        map_message(oru(obx, obr=_OBR + glue + obx), make_ctx())
+    assert err.value.code == "HL7_SEGMENTS_GLUED"
+    assert f"segment 3 (OBR) at OBR-{field}" in str(err.value) and "13.5" not in str(err.value)
+
+
+def test_second_obx_glued_onto_the_first_is_a_dead_letter() -> None:
+    first = "OBX|1|NM|NPU02319^Hemoglobin^NLK||13.5|g/dL|11.7-15.3||||F|||20260316080000||||||||LAB^Lab"
+    second = "OBX|2|NM|NPU01960^Leukocytter^NLK||7.2|10*9/L|3.5-10.0||||F"
+    with pytest.raises(ParseError) as err:
+        map_message(oru(first + second), make_ctx())
+    assert err.value.code == "HL7_SEGMENTS_GLUED" and "segment 4 (OBX) at OBX-22" in str(err.value)
+
+
+def test_a_field_ending_in_obx_is_not_glue() -> None:
+    assert one(oru("OBX|1|ST|NOR1^Kode^NLK||XOBX|||||F")).value_text == "XOBX"
 
 
 @pytest.mark.parametrize(
@@ -210,9 +236,24 @@ def test_number(text: str, expected: tuple[float | None, str | None]) -> None:
         ("<5", None, 5.0),
         (">10", 10.0, None),
         ("-2--1", -2.0, -1.0),
+        ("4.3 to 6.2", 4.3, 6.2),
+        ("4,3 - 6,2", 4.3, 6.2),
+        (">=10", 10.0, None),
+        ("< 0.6", None, 0.6),
         ("neg", None, None),
     ],
 )
 def test_reference_range(text: str, low: float | None, high: float | None) -> None:
     out = reference_range(text)
     assert (out.get("ref_low"), out.get("ref_high"), out["reference_range"]) == (low, high, text)
+
+
+def test_obx7_written_with_to_gives_low_and_high() -> None:
+    obs = one(oru("OBX|1|NM|NPU02319^Hemoglobin^NLK||5.1|10*12/L|4.3 to 6.2||||F"))
+    assert (obs.reference_range, obs.ref_low, obs.ref_high) == ("4.3 to 6.2", 4.3, 6.2)
+
+
+@pytest.mark.parametrize("obx6", ["mg/L FEU", "mg/L FEU^D-dimer FEU^L", "^mg/L FEU", "mg/L  FEU"])
+def test_obx6_unit_keeps_inner_spaces(obx6: str) -> None:
+    unit = obx6.split("^")[0] or obx6.split("^")[1]
+    assert one(oru(f"OBX|1|NM|NPU28506^D-dimer;P^NLK||0.4|{obx6}|< 0.5||||F")).unit == unit
