@@ -112,3 +112,14 @@ def unreachable_rabbit_bus(amqp_names: dict[str, str], connect_timeout: float) -
     return RabbitBus(
         RabbitBusConfig(url=f"amqp://guest@127.0.0.1:{dead_port}/%2F", **amqp_names), connect_timeout=connect_timeout
     )
+
+
+#: the declarative spec of the test CSV exports (``id;fnr;kode;navn;dato``): one care event per row
+CSV_SPEC: dict[str, Any] = {
+    "kind": "care_event",
+    "source": "test.vedtak",
+    "key": ["id"],
+    "subject": {"national": "fnr", "scope": "kommune"},
+    "event_time": "dato",
+    "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
+}

@@ -17,18 +17,10 @@ from typing import Any
 
 from adapters.mllp.client import synthetic_adt
 from tests.conftest import FIXTURES
-from tests.helpers import fnr
+from tests.helpers import CSV_SPEC, fnr
 
 KINDS = ("hl7-file", "kith-file", "csv")
 KITH = (FIXTURES / "kith_adapter" / "sarepta_svarrapport-v1.4_biokjemi_ny.xml").read_bytes()
-CSV_SPEC = {
-    "kind": "care_event",
-    "source": "test.vedtak",
-    "key": ["id"],
-    "subject": {"national": "fnr", "scope": "kommune"},
-    "event_time": "dato",
-    "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
-}
 
 
 @dataclass

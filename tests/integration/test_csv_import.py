@@ -30,6 +30,7 @@ from engine.errors import BusUnavailable, ConfigError, PermanentError
 from engine.store import Store
 from engine.worker import Mapper, Worker
 from tests.conftest import REPO
+from tests.helpers import CSV_SPEC
 
 DEPLOY = REPO / "deploy" / "csv"
 FNRS = [v for v in (ids.synthetic_fnr(d, 1 + d % 12, 1960 + d, 100 + d) for d in range(1, 29)) if v]
@@ -42,14 +43,7 @@ class Runtime:
 
 
 def _settings(tmp: Path, **over: Any) -> Settings:
-    spec = {
-        "kind": "care_event",
-        "source": "test.vedtak",
-        "key": ["id"],
-        "subject": {"national": "fnr", "scope": "kommune"},
-        "event_time": "dato",
-        "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
-    }
+    spec = CSV_SPEC
     return Settings.model_validate({"directory": str(tmp / "in"), "stable_seconds": 0, "spec": spec, **over})
 
 

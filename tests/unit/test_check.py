@@ -14,15 +14,7 @@ from engine.check import exit_status, run_checks
 from engine.config import parse_config
 from engine.store import Store
 from tests.conftest import REPO
-
-CSV_SPEC = {
-    "kind": "care_event",
-    "source": "test.vedtak",
-    "key": ["id"],
-    "subject": {"national": "fnr", "scope": "kommune"},
-    "event_time": "dato",
-    "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
-}
+from tests.helpers import CSV_SPEC
 
 
 def _config(root: Path) -> dict[str, object]:

@@ -23,16 +23,10 @@ from engine import ids
 from engine.bus.embedded import EmbeddedBus
 from engine.envelope import Envelope
 from engine.errors import BusUnavailable
+from tests.helpers import CSV_SPEC
 
 FNRS = [v for v in (ids.synthetic_fnr(d, 1 + d % 12, 1960 + d, 100 + d) for d in range(1, 29)) if v]
-SPEC = {
-    "kind": "care_event",
-    "source": "test.vedtak",
-    "key": ["id"],
-    "subject": {"national": "fnr", "scope": "kommune"},
-    "event_time": "dato",
-    "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
-}
+SPEC = CSV_SPEC
 HEADER = "id;fnr;kode;navn;dato\n"
 
 

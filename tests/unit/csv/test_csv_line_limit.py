@@ -15,6 +15,7 @@ from adapters.csv.reader import LineTooLong, open_csv
 from engine import ids
 from engine.bus.embedded import EmbeddedBus
 from engine.errors import ParseError
+from tests.helpers import CSV_SPEC
 
 FNRS = [v for v in (ids.synthetic_fnr(d, 1 + d % 12, 1960 + d, 100 + d) for d in range(1, 29)) if v]
 LIMIT = 64 * 1024
@@ -90,14 +91,7 @@ def test_header_too_long(tmp_path: Path) -> None:
 
 
 def test_import_rejects_the_long_record_into_the_report(tmp_path: Path) -> None:
-    spec = {
-        "kind": "care_event",
-        "source": "test.vedtak",
-        "key": ["id"],
-        "subject": {"national": "fnr", "scope": "kommune"},
-        "event_time": "dato",
-        "fields": {"event_code": {"column": "kode", "system": "urn:test"}, "description": "navn"},
-    }
+    spec = CSV_SPEC
     s = Settings.model_validate(
         {"directory": str(tmp_path / "in"), "stable_seconds": 0, "spec": spec, "max_line_bytes": LIMIT}
     )
