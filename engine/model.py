@@ -40,6 +40,95 @@ class Coding(_Frozen):
     display: str | None = None
 
 
+class PartyId(_Frozen):
+    """A practitioner's or organisation's id: ``system`` is an OID (HPR, HER, ENH, RESH in :mod:`engine.ids`)
+    or a scoped local name (``urn:enjournal:local:<source>``)."""
+
+    system: str
+    value: str
+
+
+class Party(_Frozen):
+    """A practitioner or an organisation named on a record, in a role.
+
+    ``role`` is one of :data:`PARTY_ROLES`. A practitioner's ``organization`` is the name of the
+    organisation (or department) they acted for, when the source says so.
+    """
+
+    role: str
+    kind: Literal["practitioner", "organization"]
+    name: str | None = None
+    ids: tuple[PartyId, ...] = ()
+    organization: str | None = None
+    organization_ids: tuple[PartyId, ...] = ()
+
+
+#: roles a :class:`Party` may have on a record (FHIR: requester, performer, resultsInterpreter, author ...)
+PARTY_ROLES = frozenset(
+    {
+        "requester",  # who ordered the service (the ordering GP)
+        "performer",  # the lab or department that performed it
+        "responsible",  # the doctor responsible for the result
+        "approver",  # who validated or approved the result
+        "screener",  # who screened a cytology sample
+        "sender",  # the organisation that sent the message
+        "recipient",  # the organisation or person it was addressed to
+        "copy",  # a copy recipient
+        "author",  # who wrote a document or note
+        "gp",  # the citizen's regular GP (fastlege)
+        "other",
+    }
+)
+
+
+class AttachmentRef(_Frozen):
+    """An attachment kept in the store: its bytes are found by ``sha256`` (:class:`Attachment`)."""
+
+    content_type: str
+    size: int
+    sha256: str
+    description: str | None = None
+    title: str | None = None
+
+    @classmethod
+    def named(cls, content_type: str, description: str | None = None) -> AttachmentRef:
+        """An attachment the message names without carrying its bytes (a reference to another message)."""
+        return cls(content_type=content_type, size=0, sha256=_EMPTY_SHA256, description=description)
+
+
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class Attachment(_Frozen):
+    """The bytes of an attachment a mapping found (a PDF in a KITH ``RefDoc``, an HL7 ED value).
+
+    The worker writes it to the store once per ``sha256`` in the same transaction as the records that refer to
+    it through an :class:`AttachmentRef`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    content_type: str
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def of(cls, data: bytes, content_type: str) -> Attachment:
+        return cls(content_type=content_type, data=data, sha256=hashlib.sha256(data).hexdigest())
+
+    def ref(self, description: str | None = None, title: str | None = None) -> AttachmentRef:
+        return AttachmentRef(
+            content_type=self.content_type,
+            size=len(self.data),
+            sha256=self.sha256,
+            description=description,
+            title=title,
+        )
+
+    def __repr__(self) -> str:
+        return f"Attachment({self.content_type}, {len(self.data)} bytes)"
+
+
 class Identifier(_Frozen):
     """One identifier in a namespace. ``system`` is an OID (see :mod:`engine.ids`) or a scoped local name.
 
@@ -66,6 +155,8 @@ class Identifier(_Frozen):
 
 
 class Provenance(_Frozen):
+    """Where a record came from. Not part of its content (it does not change the version hash)."""
+
     adapter: str
     envelope_id: str
     source_system: str | None = None
@@ -80,6 +171,10 @@ class RecordBase(_Frozen):
     status: RecordStatus = RecordStatus.FINAL
     provenance: Provenance
     flags: tuple[str, ...] = ()
+    #: practitioners and organisations named on the record, each in a role (None: the source names none)
+    parties: tuple[Party, ...] | None = None
+    #: free-text comments that belong to the record (HL7 NTE, KITH Comment), each as written
+    comments: tuple[str, ...] | None = None
 
     _exclude: ClassVar[set[str]] = {"provenance"}
 
@@ -109,6 +204,7 @@ class Person(RecordBase):
     identifiers: tuple[Identifier, ...] = ()
     family_name: str | None = None
     given_name: str | None = None
+    middle_name: str | None = None
     birth_date: date | None = None
     sex: Literal["male", "female", "other", "unknown"] | None = None
     deceased_at: datetime | None = None
@@ -127,8 +223,15 @@ class Encounter(RecordBase):
 
 
 class Observation(RecordBase):
+    """A result. Optional fields added after the first release default to None so that the content (and the
+    version hash) of a record whose source does not carry them is unchanged."""
+
     kind: Literal["observation"] = "observation"
     code: Coding
+    #: further codings of the same test (a lab's local code beside NPU/NOR), in source order
+    alt_codes: tuple[Coding, ...] | None = None
+    #: the coded element's original text, when the source gives one beside the code's display
+    code_text: str | None = None
     value_type: str | None = None  # NM, ST, TX, CE, CWE, SN, ED, ...
     value_num: float | None = None
     comparator: Literal["<", "<=", ">", ">="] | None = None
@@ -143,6 +246,77 @@ class Observation(RecordBase):
     specimen: Coding | None = None
     report_id: str | None = None
     performer: str | None = None
+    #: ``>`` / ``>=`` of a one-sided range ``>10`` (ref_low), ``<`` / ``<=`` of ``<5`` (ref_high)
+    ref_low_comparator: Literal[">", ">="] | None = None
+    ref_high_comparator: Literal["<", "<="] | None = None
+    #: a date-only value (HL7 DT, KITH DT) or a date-only effective time: a date, never midnight
+    value_date: date | None = None
+    effective_date: date | None = None
+    #: when the result was issued, analysed, validated/approved (the source's own times)
+    issued: datetime | None = None
+    analysed_at: datetime | None = None
+    approved_at: datetime | None = None
+    #: an attachment value (HL7 ED, a KITH result's document) kept in the store
+    value_attachment: AttachmentRef | None = None
+    #: the keys of the report, requisition and specimen records this result belongs to
+    report_key: str | None = None
+    requisition_key: str | None = None
+    specimen_key: str | None = None
+    #: keys of results this one is derived from (a microbiology isolate -> its culture; a quantity -> its isolate)
+    derived_from: tuple[str, ...] | None = None
+    #: codes of the panel (order group) the result was requested in
+    panel: Coding | None = None
+
+
+class Report(RecordBase):
+    """A report (FHIR DiagnosticReport): one lab's or department's answer to a requisition, grouping results.
+
+    ``result_keys`` are the keys of its :class:`Observation` records; its ``status`` is the report's own.
+    """
+
+    kind: Literal["report"] = "report"
+    code: Coding | None = None
+    alt_codes: tuple[Coding, ...] | None = None
+    code_text: str | None = None
+    category: str | None = None  # lab, microbiology, pathology, radiology, ...
+    report_id: str | None = None  # the filler's (lab's) report id
+    issued: datetime | None = None
+    effective_time: datetime | None = None
+    effective_date: date | None = None
+    conclusion: str | None = None
+    conclusion_codes: tuple[Coding, ...] | None = None
+    result_keys: tuple[str, ...] | None = None
+    requisition_key: str | None = None
+    specimen_keys: tuple[str, ...] | None = None
+    attachments: tuple[AttachmentRef, ...] | None = None
+
+
+class Requisition(RecordBase):
+    """A requisition (FHIR ServiceRequest): what was ordered, by whom, how urgently and why."""
+
+    kind: Literal["requisition"] = "requisition"
+    placer_id: str | None = None  # the requester's order id (HL7 ORC-2/OBR-2, KITH ReqId)
+    filler_id: str | None = None  # the performer's order id (HL7 ORC-3/OBR-3)
+    codes: tuple[Coding, ...] | None = None  # the services requested (panel, investigations)
+    code_text: str | None = None
+    priority: str | None = None  # FHIR request-priority: routine, urgent, asap, stat
+    priority_code: Coding | None = None  # the source's own priority code (KITH ``OHJELP``, HL7 ``S``)
+    requested_at: datetime | None = None
+    reason: str | None = None
+    reason_codes: tuple[Coding, ...] | None = None
+
+
+class Specimen(RecordBase):
+    """A specimen (FHIR Specimen): the sample a result was measured on."""
+
+    kind: Literal["specimen"] = "specimen"
+    sample_id: str | None = None  # the lab's accession or sample number
+    specimen_type: Coding | None = None
+    collected_at: datetime | None = None
+    collected_date: date | None = None
+    received_at: datetime | None = None
+    body_site: Coding | None = None
+    body_site_text: str | None = None
 
 
 class Condition(RecordBase):
@@ -152,6 +326,8 @@ class Condition(RecordBase):
     onset: datetime | None = None
     encounter_key: str | None = None
     text: str | None = None
+    onset_date: date | None = None
+    alt_codes: tuple[Coding, ...] | None = None
 
 
 class Document(RecordBase):
@@ -163,7 +339,14 @@ class Document(RecordBase):
     author: str | None = None
     conversation_ref: str | None = None
     parent_ref: str | None = None
-    attachments: tuple[str, ...] = ()  # mime types of attachments kept in the raw archive
+    #: attachments kept in the store (their bytes by sha256); an attachment the message only names (no
+    #: bytes inline) has ``size`` 0 and the sha256 of nothing, with its content type and description
+    attachments: tuple[AttachmentRef, ...] = ()
+    #: topic of a note (dialogue ``Tema``) and its codes (``TemaKodet``)
+    topic: str | None = None
+    topic_codes: tuple[Coding, ...] | None = None
+    #: the document's own date when the source gives only a date
+    document_date: date | None = None
 
 
 class Referral(RecordBase):
@@ -195,12 +378,34 @@ class Medication(RecordBase):
 
 
 Record = Annotated[
-    Person | Encounter | Observation | Condition | Document | Referral | CareEvent | Medication,
+    Person
+    | Encounter
+    | Observation
+    | Report
+    | Requisition
+    | Specimen
+    | Condition
+    | Document
+    | Referral
+    | CareEvent
+    | Medication,
     Field(discriminator="kind"),
 ]
 RECORD_TYPES: dict[str, type[RecordBase]] = {
     t.model_fields["kind"].default: t
-    for t in (Person, Encounter, Observation, Condition, Document, Referral, CareEvent, Medication)
+    for t in (
+        Person,
+        Encounter,
+        Observation,
+        Report,
+        Requisition,
+        Specimen,
+        Condition,
+        Document,
+        Referral,
+        CareEvent,
+        Medication,
+    )
 }
 
 
@@ -220,6 +425,8 @@ class MappingResult(_Frozen):
 
     records: tuple[Any, ...] = ()
     links: tuple[IdentityLink, ...] = ()
+    #: bytes of attachments the records refer to (:class:`AttachmentRef`), stored once per sha256
+    attachments: tuple[Attachment, ...] = ()
     warnings: tuple[str, ...] = ()
     message_type: str | None = None
     source_message_id: str | None = None

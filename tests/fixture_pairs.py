@@ -121,8 +121,9 @@ def orphans(mapping: str) -> list[Path]:
 
 
 def render(result: MappingResult) -> dict[str, Any]:
-    """A result as the JSON stored in an expected file."""
-    data: dict[str, Any] = result.model_dump(mode="json")
+    """A result as the JSON stored in an expected file (fields that are None left out, so a field the model
+    gains later does not change every file)."""
+    data: dict[str, Any] = result.model_dump(mode="json", exclude_none=True)
     return data
 
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from engine.errors import ValidationError
-from engine.model import Coding, Document, MappingResult, RecordStatus
+from engine.model import AttachmentRef, Coding, Document, MappingResult, RecordStatus
 from mappings.hl7v2 import pid as pidmod
 from mappings.hl7v2 import tables, values
 from mappings.hl7v2.common import Source
@@ -33,14 +33,14 @@ def _person_name(seg: Segment, f: int) -> str | None:
     return name or seg.get(f) or None
 
 
-def _content(src: Source) -> tuple[str | None, tuple[str, ...]]:
+def _content(src: Source) -> tuple[str | None, tuple[AttachmentRef, ...]]:
     lines: list[str] = []
-    attachments: list[str] = []
+    attachments: list[AttachmentRef] = []
     for obx in src.msg.all("OBX"):
         vtype = obx.get(2).upper()
         if vtype in ("ED", "RP"):
             code = values.obx_value(obx, vtype).get("value_code")
-            attachments.append(code.code if code is not None else "application/octet-stream")
+            attachments.append(AttachmentRef.named(code.code if code is not None else "application/octet-stream"))
         elif vtype in _TEXT_TYPES or not vtype:
             lines.extend(obx.text(5, r) for r in range(len(obx.reps(5))))
     return ("\n".join(lines) if lines else None), tuple(attachments)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from engine.model import AttachmentRef
 from mappings.kith import common as c
 from mappings.kith import patient as pt
 from mappings.kith.node import Node
@@ -38,7 +39,7 @@ class Head:
     patient: PatientInfo | None = None
     conversation_ref: str | None = None
     parent_ref: str | None = None
-    attachments: tuple[str, ...] = ()
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 def from_msghead(msghead_el: etree._Element, payload: etree._Element | None) -> Head:
@@ -83,11 +84,11 @@ def _first_hcp(org: Node | None) -> Node | None:
     return found[0] if found else None
 
 
-def _attachments(msghead: Node) -> tuple[str, ...]:
+def _attachments(msghead: Node) -> tuple[AttachmentRef, ...]:
     out = []
     for refdoc in c.findall(msghead, "Document/RefDoc"):
         if c.attr(refdoc, "MsgType") == "A":
-            out.append(c.text(refdoc, "MimeType") or "application/octet-stream")
+            out.append(AttachmentRef.named(c.text(refdoc, "MimeType") or "application/octet-stream"))
     return tuple(out)
 
 

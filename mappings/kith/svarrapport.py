@@ -29,7 +29,7 @@ from typing import Any
 from lxml import etree
 
 from engine.errors import MappingError
-from engine.model import Coding, Document, MapContext, Observation, Person, Provenance, RecordStatus
+from engine.model import AttachmentRef, Coding, Document, MapContext, Observation, Person, Provenance, RecordStatus
 from mappings.kith import common as c
 from mappings.kith import patient as pt
 from mappings.kith import units
@@ -119,7 +119,9 @@ def _document(rep: Node, msg: Node, info: _Report, status: RecordStatus) -> Docu
         title=descr.display or descr.code if descr else c.attr(rep, "MsgDescr", "OT"),
         text=c.sections([("Kommentar", c.text(rep, "Comment")), *reasons]),
         author=info.performer,
-        attachments=tuple(c.text(d, "MimeType") or "application/octet-stream" for d in c.findall(rep, "RefDoc")),
+        attachments=tuple(
+            AttachmentRef.named(c.text(d, "MimeType") or "application/octet-stream") for d in c.findall(rep, "RefDoc")
+        ),
     )
 
 

@@ -82,7 +82,7 @@ def test_notification_writes_nothing() -> None:
 
 def test_attachment_not_inlined() -> None:
     d = doc(mdm("T02", txa(), obx="OBX|1|ED|||EPJ^AP^PDF^Base64^JVBERi0xLjQK"))
-    assert d.attachments == ("application/pdf",) and d.text is None
+    assert [a.content_type for a in d.attachments] == ["application/pdf"] and d.text is None
     assert "ATTACHMENT_NOT_INLINED" in d.flags and "JVBERi0" not in d.model_dump_json()
 
 
