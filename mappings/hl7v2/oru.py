@@ -28,13 +28,14 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import ParseError, ValidationError
-from engine.model import Coding, Identifier, MappingResult, Observation, RecordStatus
+from engine.model import Attachment, Coding, Identifier, MappingResult, Observation, Party
+from mappings.hl7v2 import orders, parties, tables, values
 from mappings.hl7v2 import pid as pidmod
-from mappings.hl7v2 import tables, values
+from mappings.hl7v2 import status as tables_status
 from mappings.hl7v2.common import Source
 from mappings.hl7v2.message import Segment
 from mappings.hl7v2.obxtest import ObxTest, obx_test
-from mappings.hl7v2.timeutil import first_time
+from mappings.hl7v2.timeutil import first_time, time_or_date
 
 EVENTS = frozenset({"R01", "R30", "R31", "R32"})
 _UNKNOWN_CODE = Coding(code="UNKNOWN")
@@ -49,6 +50,9 @@ class Group:
     orc: Segment | None
     obx: list[Segment] = field(default_factory=list)
     spm: list[Segment] = field(default_factory=list)
+    tq1: Segment | None = None
+    notes: list[str] = field(default_factory=list)  # NTE after the OBR, before its first OBX
+    obx_notes: dict[int, list[str]] = field(default_factory=dict)  # NTE after an OBX, by its index in obx
 
 
 #: an OBX holds at most 33 fields (v2.8); one with more than this many is checked for a glued OBX
@@ -77,31 +81,52 @@ def _check_not_glued(seg: Segment, position: int) -> None:
         )
 
 
-def groups(src: Source) -> list[Group]:
-    """Result groups in message order (see the module docstring); raises ``HL7_SEGMENTS_GLUED``."""
+def _note(nte: Segment) -> str:
+    """NTE-3 (FT, repeating) as text, repetitions on their own lines."""
+    return "\n".join(nte.text(3, r) for r in range(len(nte.reps(3))))
+
+
+def groups(src: Source) -> tuple[list[Group], dict[int, list[str]]]:
+    """Result groups in message order (see the module docstring) and the comments (NTE) after each
+    PID before its first order, by ``id()`` of the PID; raises ``HL7_SEGMENTS_GLUED``."""
     out: list[Group] = []
+    pid_notes: dict[int, list[str]] = {}
     pid = src.require("PID")
     orc: Segment | None = None
     group: Group | None = None
+    orc_notes: list[str] = []
     for position, seg in enumerate(src.msg.segments, 1):
         sid = seg.id
         if sid != "OBX" or len(seg.fields) > _OBX_GLUE_CHECK:
             _check_not_glued(seg, position)
         if sid == "OBX":
             if group is None:
-                group = Group(pid, None, orc)
+                group = Group(pid, None, orc, notes=orc_notes)
                 out.append(group)
+                orc_notes = []
             group.obx.append(seg)
+        elif sid == "NTE":
+            if group is not None and group.obx:
+                group.obx_notes.setdefault(len(group.obx) - 1, []).append(_note(seg))
+            elif group is not None:
+                group.notes.append(_note(seg))
+            elif orc is not None:
+                orc_notes.append(_note(seg))
+            else:
+                pid_notes.setdefault(id(pid), []).append(_note(seg))
         elif sid == "OBR":
-            group = Group(pid, seg, orc)
+            group = Group(pid, seg, orc, notes=orc_notes)
+            orc_notes = []
             out.append(group)
         elif sid == "ORC":
             orc, group = seg, None
         elif sid == "SPM" and group is not None:
             group.spm.append(seg)
+        elif sid == "TQ1" and group is not None:
+            group.tq1 = seg
         elif sid == "PID":
             pid, orc, group = seg, None, None
-    return out
+    return out, pid_notes
 
 
 def _ei(seg: Segment, f: int) -> str:
@@ -137,21 +162,46 @@ class _Order:
     filler: str
     specimen: Coding | None
     obr7: str
-    status: RecordStatus | None  # OBR-25
+    obr25: str  # OBR-25 as written (the status table's order column)
     issued: datetime | None  # OBR-22, else MSH-7
+    facts: orders.OrderFacts
 
 
-def _order(g: Group, src: Source) -> _Order:
+def _facts(g: Group, src: Source, fill: str, issued: datetime | None, subject: Identifier) -> orders.OrderFacts:
     obr = g.obr
-    if obr is None:
-        return _Order(filler(g, src), _specimen(g), "", None, first_time(src.msh.get(7)))
-    return _Order(
-        filler(g, src),
-        _specimen(g),
-        obr.get(7),
-        tables.result_status(obr.get(25)),
-        first_time(obr.get(22), src.msh.get(7)),
+    event_time = issued or first_time(obr.get(7) if obr is not None else "")
+    flags = src.flags
+    if event_time is None:
+        event_time, flags = src.ctx.received_at, (*flags, "EVENT_TIME_FROM_RECEIPT")
+    if g.spm:
+        spm_keys = tuple(orders.specimen_key(spm, fill, n, src) for n, spm in enumerate(g.spm, 1))
+    else:
+        spm_keys = (src.key("specimen", fill),) if orders.has_obr_specimen(obr) else ()
+    return orders.OrderFacts(
+        subject=subject,
+        event_time=event_time,
+        flags=flags,
+        report_key=src.key("report", fill) if obr is not None else None,
+        requisition_key=src.key("requisition", fill) if obr is not None or g.orc is not None else None,
+        specimen_keys=spm_keys,
+        requesters=orders.requesters(obr, g.orc, src.facility),
+        sender=_sender(src),
     )
+
+
+def _sender(src: Source) -> list[Party]:
+    found = parties.hd(src.msh.raw(4), src.msh.d, "sender") if src.msh.raw(4) else None
+    return [found] if found is not None else []
+
+
+def _order(g: Group, src: Source, subject: Identifier) -> _Order:
+    obr = g.obr
+    fill = filler(g, src)
+    if obr is None:
+        issued = first_time(src.msh.get(7))
+        return _Order(fill, _specimen(g), "", "", issued, _facts(g, src, fill, issued, subject))
+    issued = first_time(obr.get(22), src.msh.get(7))
+    return _Order(fill, _specimen(g), obr.get(7), obr.get(25), issued, _facts(g, src, fill, issued, subject))
 
 
 def _abnormal(obx: Segment) -> str | None:
@@ -168,37 +218,81 @@ def _performer(obx: Segment) -> str | None:
     return None
 
 
-def observation(
-    obx: Segment, test: ObxTest, key: str, order: _Order, subject: Identifier, src: Source, flags: tuple[str, ...]
-) -> Observation:
-    """One Observation version for ``obx`` (``test``: its :func:`~mappings.hl7v2.obxtest.obx_test`)."""
+def _result_parties(obx: Segment, facility: str) -> tuple[Party, ...] | None:
+    """OBX-16 responsible observer, OBX-23 performing organisation, OBX-25 its medical director."""
+    f = obx.fields
+    if len(f) <= 16 or not (f[16] or (len(f) > 23 and f[23]) or (len(f) > 25 and f[25])):
+        return None
+    org = obx.get(23) or None
+    found = [*parties.of(obx, 16, "xcn", "responsible", facility), *parties.of(obx, 23, "xon", "performer", facility)]
+    for rep in obx.reps(25):
+        director = parties.xcn(rep, obx.d, "performer", facility, org)
+        if director is not None:
+            found.append(director)
+    return parties.unique(found)
+
+
+def _values(obx: Segment, test: ObxTest, notes: list[str] | None) -> tuple[dict[str, Any], list[Attachment]]:
+    """The value fields of ``obx`` and the attachment its ED value holds (its bytes decoded once)."""
     value = values.obx_value(obx, test.value_type)
-    effective = first_time(obx.get(14), order.obr7)
-    event_time = order.issued or effective
+    attachment = value.pop("attachment", None)
+    if attachment is None:
+        return value, []
+    description = (test.code.display if test.code is not None else None) or (notes[0] if notes else None)
+    value["value_attachment"] = attachment.ref(description=description)
+    return value, [attachment]
+
+
+def observation(
+    obx: Segment,
+    test: ObxTest,
+    key: str,
+    order: _Order,
+    src: Source,
+    flags: tuple[str, ...],
+    notes: list[str] | None = None,
+    attachments: list[Attachment] | None = None,
+) -> Observation:
+    """One Observation version for ``obx`` (``test``: its :func:`~mappings.hl7v2.obxtest.obx_test`);
+    the bytes of an ED value go to ``attachments``."""
+    value, found = _values(obx, test, notes)
+    if found and attachments is not None:
+        attachments.extend(found)
+    effective, effective_date = time_or_date(obx.get(14), order.obr7)
+    event_time = order.issued or effective or (first_time(order.obr7) if effective_date else None)
     if event_time is None:
         event_time, flags = src.ctx.received_at, (*flags, "EVENT_TIME_FROM_RECEIPT")
-    status = test.status or order.status
-    if status is None:
-        status, flags = RecordStatus.FINAL, (*flags, "STATUS_MISSING")
+    status, sflags = tables_status.result_status(order.obr25, test.status_code, bool(value))
+    if sflags:
+        flags = (*flags, *sflags)
     if "flags" in value:
         flags = (*flags, *value.pop("flags"))
+    facts = order.facts
     # model_validate(dict) builds the same model as Observation(**kwargs) more cheaply (once per OBX)
     return Observation.model_validate(
         {
             "key": key,
-            "subject": subject,
+            "subject": facts.subject,
             "event_time": event_time,
             "status": status,
             "provenance": src.prov,
             "flags": flags,
+            "parties": _result_parties(obx, src.facility),
+            "comments": tuple(notes) if notes else None,
             "code": test.code or _UNKNOWN_CODE,
+            "alt_codes": test.alt_codes,
+            "code_text": test.code_text,
             "value_type": test.value_type or None,
             "unit": test.unit,
             "abnormal_flag": _abnormal(obx),
             "effective_time": effective,
+            "effective_date": effective_date,
             "specimen": order.specimen,
             "report_id": order.filler,
             "performer": _performer(obx),
+            "report_key": facts.report_key,
+            "requisition_key": facts.requisition_key,
+            "specimen_key": facts.specimen_keys[0] if facts.specimen_keys else None,
             **test.reference,
             **value,
         }
@@ -215,28 +309,59 @@ def _obx_key(
     return (key, ()) if n == 1 else (f"{key}#{n}", ("DUPLICATE_KEY_IN_MESSAGE",))
 
 
+def _order_records(g: Group, order: _Order, keys: list[str], notes: list[str], src: Source) -> list[Any]:
+    """The Report, Requisition and Specimen records of one order group."""
+    facts, obr = order.facts, g.obr
+    out: list[Any] = []
+    if obr is not None:
+        out.append(orders.report(obr, g.orc, facts, keys, notes, src))
+    if facts.requisition_key is not None:
+        out.append(orders.requisition(obr, g.orc, g.tq1, facts, src))
+    if g.spm:
+        out += [orders.spm_specimen(spm, k, facts, src) for spm, k in zip(g.spm, facts.specimen_keys, strict=True)]
+    elif facts.specimen_keys and obr is not None:
+        out.append(orders.obr_specimen(obr, facts.specimen_keys[0], order.specimen, facts, src))
+    return out
+
+
+def _person(pid: Segment, pat: pidmod.Patient, src: Source) -> list[Any]:
+    return [pidmod.person(pid, pat, src)] if pidmod.has_demographics(pid) else []
+
+
 def map_oru(src: Source) -> MappingResult:
-    """Observations for every OBX of an ORU message."""
+    """Person, Observations, Reports, Requisitions and Specimens of an ORU message."""
     records: list[Any] = []
+    attachments: list[Attachment] = []
     patients: dict[int, pidmod.Patient] = {}
     seen: dict[str, int] = {}
-    for g in groups(src):
+    found, pid_notes = groups(src)
+    for g in found:
         pat = patients.get(id(g.pid))
         if pat is None:
             pat = patients[id(g.pid)] = pidmod.patient(g.pid, src)
-        order = _order(g, src)
-        for obx in g.obx:
+            records += _person(g.pid, pat, src)
+        order = _order(g, src, pat.subject)
+        keys: list[str] = []
+        for n, obx in enumerate(g.obx):
             test = obx_test(obx)
             key, kflags = _obx_key(obx, test, order, src, seen)
-            records.append(observation(obx, test, key, order, pat.subject, src, kflags))
+            keys.append(key)
+            records.append(observation(obx, test, key, order, src, kflags, g.obx_notes.get(n), attachments))
+        notes = g.notes
+        if id(g.pid) in pid_notes and g.obr is not None:  # the patient's comments go on its first report
+            notes = [*pid_notes.pop(id(g.pid)), *notes]
+        records += _order_records(g, order, keys, notes, src)
+    if not any(isinstance(r, Observation) for r in records):
+        raise ValidationError("the result message holds no OBX result", code="HL7_NO_RESULTS")
     pats = list(patients.values())
     links = pats[0].links if len(pats) == 1 else tuple(dict.fromkeys(lnk for p in pats for lnk in p.links))
-    if not records:
-        raise ValidationError("the result message holds no OBX result", code="HL7_NO_RESULTS")
     warnings = dict.fromkeys(w for p in pats for w in p.warnings)
+    if pid_notes:  # a patient's comments with no report to carry them
+        warnings["HL7_PATIENT_NOTE_WITHOUT_REPORT"] = None
     return MappingResult(
         records=tuple(records),
         links=links,
+        attachments=tuple(dict.fromkeys(attachments)) if attachments else (),
         warnings=tuple(warnings),
         message_type=f"ORU^{src.event}",
         source_message_id=src.control_id,

@@ -11,8 +11,10 @@ Identifiers come from PID-3 (every repetition), PID-2 and PID-4 (CX: 1 id, 4 ass
   else the sending facility).
 
 The subject is the best identifier (FNR > DNR > FHN > HNR > local, first in message order within a
-kind). Person: name PID-5 (legal name preferred), birth date PID-7, sex PID-8, address PID-11 (home
-preferred), death PID-29/PID-30. The person key is ``person:hl7v2:<facility>:<hash of the subject>``.
+kind). Person: name PID-5 (legal name preferred; XPN 1 family, 2 given, 3 further given names ->
+``middle_name``), birth date PID-7, sex PID-8, address PID-11 (home preferred), death PID-29/PID-30,
+the regular GP PD1-4 (party ``gp``). The person key is ``person:hl7v2:<facility>:<hash of the subject>``
+in every message type, so an ORU's or MDM's copy of the demographics is a version of the same Person.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from functools import cached_property, lru_cache
 
 from engine import ids
 from engine.errors import ValidationError
-from engine.model import Identifier, IdentityLink, Person, link_all, national_identifier
-from mappings.hl7v2 import tables
+from engine.model import Identifier, IdentityLink, Party, Person, link_all, national_identifier
+from mappings.hl7v2 import parties, tables
 from mappings.hl7v2.common import Source, digest
 from mappings.hl7v2.message import Delimiters, Segment, split_reps, split_value
 from mappings.hl7v2.timeutil import parse_date, parse_dtm
@@ -115,18 +117,18 @@ def _pick(reps: list[Parts], type_comp: int, preferred: str) -> Parts | None:
     return reps[0] if reps else None
 
 
-def _name(pid: Segment) -> tuple[str | None, str | None]:
+def _name(pid: Segment) -> tuple[str | None, str | None, str | None]:
     return _name_of(pid.raw(5), pid.d)
 
 
 @lru_cache(maxsize=4096)
-def _name_of(xpns: str, d: Delimiters) -> tuple[str | None, str | None]:
-    """(family, given) from raw PID-5 (cached: a citizen's name recurs)."""
+def _name_of(xpns: str, d: Delimiters) -> tuple[str | None, str | None, str | None]:
+    """(family, given, middle) from raw PID-5 (cached: a citizen's name recurs): XPN 1 family name, 2 given
+    name, 3 second and further given names."""
     xpn = _pick(split_reps(xpns, d), 7, "L")
     if xpn is None:
-        return None, None
-    given = " ".join(x for x in (_p(xpn, 2), _p(xpn, 3)) if x)
-    return _p(xpn, 1) or None, given or None
+        return None, None, None
+    return _p(xpn, 1) or None, _p(xpn, 2) or None, _p(xpn, 3) or None
 
 
 def _address(pid: Segment) -> str | None:
@@ -147,7 +149,7 @@ def _address_of(xads: str, d: Delimiters) -> str | None:
 
 def person(pid: Segment, pat: Patient, src: Source) -> Person:
     """The Person version this PID states (see the module docstring)."""
-    family, given = _name(pid)
+    family, given, middle = _name(pid)
     born = parse_date(pid.get(7))
     died = parse_dtm(pid.get(29))
     flags = list(src.flags)
@@ -176,12 +178,20 @@ def person(pid: Segment, pat: Patient, src: Source) -> Person:
             "flags": tuple(flags),
             "family_name": family,
             "given_name": given,
+            "middle_name": middle,
             "birth_date": born,
             "sex": tables.sex(pid.get(8)),
             "deceased_at": died,
             "address": _address(pid),
+            "parties": _gp(src),
         }
     )
+
+
+def _gp(src: Source) -> tuple[Party, ...] | None:
+    """PD1-4, the patient's regular GP (role ``gp``), when the message has a PD1."""
+    pd1 = src.msg.segment("PD1")
+    return parties.unique(parties.of(pd1, 4, "xcn", "gp", src.facility)) if pd1 is not None else None
 
 
 def has_demographics(pid: Segment) -> bool:

@@ -70,7 +70,12 @@ def test_batch_with_one_bad_message_fails_whole() -> None:
 def test_batch_of_mixed_types() -> None:
     oru = b"MSH|^~\\&|A|F|||20260101||ORU^R01|3|P|2.5\rPID|1||9^^^H\rOBR|1||F\rOBX|1|NM|X||1\r"
     result = map_message(msg("ADT^A08") + oru, make_ctx())
-    assert result.message_type == "BATCH" and [r.kind for r in result.records] == ["person", "observation"]
+    assert result.message_type == "BATCH" and [r.kind for r in result.records] == [
+        "person",
+        "observation",
+        "report",
+        "requisition",
+    ]
 
 
 def test_provenance_from_context() -> None:
