@@ -167,12 +167,28 @@ class _Order:
     facts: orders.OrderFacts
 
 
-def _facts(g: Group, src: Source, fill: str, issued: datetime | None, subject: Identifier) -> orders.OrderFacts:
+def _unique(key: str, seen: dict[str, int]) -> tuple[str, tuple[str, ...]]:
+    """``key``, or ``key#<n>`` with the flag ``DUPLICATE_KEY_IN_MESSAGE`` when it repeats in the message."""
+    n = seen.get(key, 0) + 1
+    seen[key] = n
+    return (key, ()) if n == 1 else (f"{key}#{n}", ("DUPLICATE_KEY_IN_MESSAGE",))
+
+
+def _facts(
+    g: Group, src: Source, fill: str, issued: datetime | None, subject: Identifier, seen: dict[str, int]
+) -> orders.OrderFacts:
     obr = g.obr
     event_time = issued or first_time(obr.get(7) if obr is not None else "")
     flags = src.flags
     if event_time is None:
         event_time, flags = src.ctx.received_at, (*flags, "EVENT_TIME_FROM_RECEIPT")
+    report_key = requisition_key = None
+    if obr is not None:  # an OBR that repeats a filler order of the message gets keys of its own
+        report_key, dup = _unique(src.key("report", fill), seen)
+        requisition_key = src.key("requisition", fill) + report_key[len(src.key("report", fill)) :]
+        flags = (*flags, *dup)
+    elif g.orc is not None:  # results right after an ORC: the order's requisition (an OBR of it may follow)
+        requisition_key = src.key("requisition", fill)
     if g.spm:
         spm_keys = tuple(orders.specimen_key(spm, fill, n, src) for n, spm in enumerate(g.spm, 1))
     else:
@@ -181,8 +197,8 @@ def _facts(g: Group, src: Source, fill: str, issued: datetime | None, subject: I
         subject=subject,
         event_time=event_time,
         flags=flags,
-        report_key=src.key("report", fill) if obr is not None else None,
-        requisition_key=src.key("requisition", fill) if obr is not None or g.orc is not None else None,
+        report_key=report_key,
+        requisition_key=requisition_key,
         specimen_keys=spm_keys,
         requesters=orders.requesters(obr, g.orc, src.facility),
         sender=_sender(src),
@@ -194,14 +210,14 @@ def _sender(src: Source) -> list[Party]:
     return [found] if found is not None else []
 
 
-def _order(g: Group, src: Source, subject: Identifier) -> _Order:
+def _order(g: Group, src: Source, subject: Identifier, seen: dict[str, int]) -> _Order:
     obr = g.obr
     fill = filler(g, src)
     if obr is None:
         issued = first_time(src.msh.get(7))
-        return _Order(fill, _specimen(g), "", "", issued, _facts(g, src, fill, issued, subject))
+        return _Order(fill, _specimen(g), "", "", issued, _facts(g, src, fill, issued, subject, seen))
     issued = first_time(obr.get(22), src.msh.get(7))
-    return _Order(fill, _specimen(g), obr.get(7), obr.get(25), issued, _facts(g, src, fill, issued, subject))
+    return _Order(fill, _specimen(g), obr.get(7), obr.get(25), issued, _facts(g, src, fill, issued, subject, seen))
 
 
 def _abnormal(obx: Segment) -> str | None:
@@ -309,19 +325,31 @@ def _obx_key(
     return (key, ()) if n == 1 else (f"{key}#{n}", ("DUPLICATE_KEY_IN_MESSAGE",))
 
 
-def _order_records(g: Group, order: _Order, keys: list[str], notes: list[str], src: Source) -> list[Any]:
-    """The Report, Requisition and Specimen records of one order group."""
-    facts, obr = order.facts, g.obr
-    out: list[Any] = []
-    if obr is not None:
-        out.append(orders.report(obr, g.orc, facts, keys, notes, src))
-    if facts.requisition_key is not None:
-        out.append(orders.requisition(obr, g.orc, g.tq1, facts, src))
-    if g.spm:
-        out += [orders.spm_specimen(spm, k, facts, src) for spm, k in zip(g.spm, facts.specimen_keys, strict=True)]
-    elif facts.specimen_keys and obr is not None:
-        out.append(orders.obr_specimen(obr, facts.specimen_keys[0], order.specimen, facts, src))
-    return out
+class _OrderRecords:
+    """Reports in message order; one Requisition per key (an OBR's wins over its ORC's alone) and one
+    Specimen per key (a sample shared by several orders is written once)."""
+
+    def __init__(self) -> None:
+        self.reports: list[Any] = []
+        self.requisitions: dict[str, tuple[bool, Any]] = {}
+        self.specimens: dict[str, Any] = {}
+
+    def add(self, g: Group, order: _Order, keys: list[str], notes: list[str], src: Source) -> None:
+        facts, obr = order.facts, g.obr
+        if obr is not None:
+            self.reports.append(orders.report(obr, g.orc, facts, keys, notes, src))
+        rkey = facts.requisition_key
+        if rkey is not None and (rkey not in self.requisitions or (obr is not None and not self.requisitions[rkey][0])):
+            self.requisitions[rkey] = (obr is not None, orders.requisition(obr, g.orc, g.tq1, facts, src))
+        for n, key in enumerate(facts.specimen_keys):
+            if key not in self.specimens:
+                if g.spm:
+                    self.specimens[key] = orders.spm_specimen(g.spm[n], key, facts, src)
+                elif obr is not None:
+                    self.specimens[key] = orders.obr_specimen(obr, key, order.specimen, facts, src)
+
+    def records(self) -> list[Any]:
+        return [*self.reports, *(r for _, r in self.requisitions.values()), *self.specimens.values()]
 
 
 def _person(pid: Segment, pat: pidmod.Patient, src: Source) -> list[Any]:
@@ -334,13 +362,15 @@ def map_oru(src: Source) -> MappingResult:
     attachments: list[Attachment] = []
     patients: dict[int, pidmod.Patient] = {}
     seen: dict[str, int] = {}
+    order_seen: dict[str, int] = {}
+    order_records = _OrderRecords()
     found, pid_notes = groups(src)
     for g in found:
         pat = patients.get(id(g.pid))
         if pat is None:
             pat = patients[id(g.pid)] = pidmod.patient(g.pid, src)
             records += _person(g.pid, pat, src)
-        order = _order(g, src, pat.subject)
+        order = _order(g, src, pat.subject, order_seen)
         keys: list[str] = []
         for n, obx in enumerate(g.obx):
             test = obx_test(obx)
@@ -350,9 +380,10 @@ def map_oru(src: Source) -> MappingResult:
         notes = g.notes
         if id(g.pid) in pid_notes and g.obr is not None:  # the patient's comments go on its first report
             notes = [*pid_notes.pop(id(g.pid)), *notes]
-        records += _order_records(g, order, keys, notes, src)
+        order_records.add(g, order, keys, notes, src)
     if not any(isinstance(r, Observation) for r in records):
         raise ValidationError("the result message holds no OBX result", code="HL7_NO_RESULTS")
+    records += order_records.records()
     pats = list(patients.values())
     links = pats[0].links if len(pats) == 1 else tuple(dict.fromkeys(lnk for p in pats for lnk in p.links))
     warnings = dict.fromkeys(w for p in pats for w in p.warnings)

@@ -37,7 +37,12 @@ def _records(raw: bytes) -> tuple[Person, Encounter]:
 
 def test_person_fields_from_pid() -> None:
     person, _ = _records(adt("A01", PV1))
-    assert (person.family_name, person.given_name, person.middle_name, person.sex) == ("Nordmann", "Ola", "Johan", "male")
+    assert (person.family_name, person.given_name, person.middle_name, person.sex) == (
+        "Nordmann",
+        "Ola",
+        "Johan",
+        "male",
+    )
     assert person.birth_date == date(1970, 1, 1)
     assert person.address == "Gate 2, 5003 Bergen, NOR"
     assert person.event_time == datetime(2026, 3, 15, 10, 14, tzinfo=OSLO)

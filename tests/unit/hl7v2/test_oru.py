@@ -141,7 +141,10 @@ def test_ed_base64_is_decoded_into_an_attachment() -> None:
     (att,) = result.attachments
     assert att.data == base64.b64decode("JVBERi0xLjQKJcfsj6IK") and att.content_type == "application/pdf"
     assert obs.value_attachment == att.ref(description="Report")
-    assert obs.value_code is not None and (obs.value_code.system, obs.value_code.code) == (MIME_SYSTEM, "application/pdf")
+    assert obs.value_code is not None and (obs.value_code.system, obs.value_code.code) == (
+        MIME_SYSTEM,
+        "application/pdf",
+    )
     assert obs.value_text is None and "ATTACHMENT_NOT_INLINED" not in obs.flags
     assert "JVBERi0" not in obs.model_dump_json()
 
