@@ -29,6 +29,7 @@ class ObxTest:
     reference: dict[str, Any]  # reference_range (+ ref_low/ref_high) from OBX-7; shared, never changed
     status: RecordStatus | None  # OBX-11
     status_code: str  # OBX-11 as written, upper-cased (for :func:`mappings.hl7v2.status.result_status`)
+    extra: dict[str, Any]  # alt_codes / code_text when the OBX-3 has them; shared, never changed
 
 
 def obx_test(obx: Segment) -> ObxTest:
@@ -54,4 +55,5 @@ def _test(obx2: str, obx3: str, obx6: str, obx7: str, obx11: str, d: Delimiters)
         reference=values.reference_range(seg.get(7)),
         status=tables.result_status(seg.get(11)),
         status_code=seg.get(11).strip().upper(),
+        extra={k: v for k, v in (("alt_codes", coded.alt), ("code_text", coded.text)) if v} if coded else {},
     )

@@ -19,7 +19,7 @@ Event time of all three: OBR-22, else MSH-7, else the effective time, else recei
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -54,6 +54,16 @@ class OrderFacts:
     specimen_keys: tuple[str, ...]
     requesters: list[Party]
     sender: list[Party]
+    #: report_key / requisition_key / specimen_key for each result of the group (the ones it has)
+    result_links: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        links = (
+            ("report_key", self.report_key),
+            ("requisition_key", self.requisition_key),
+            ("specimen_key", self.specimen_keys[0] if self.specimen_keys else None),
+        )
+        self.result_links = {k: v for k, v in links if v is not None}
 
 
 def requesters(obr: Segment | None, orc: Segment | None, facility: str) -> list[Party]:
@@ -148,7 +158,7 @@ def requisition(
             **_base(facts, src, facts.requisition_key or src.key("requisition", src.control_id)),
             "status": _requisition_status(obr, orc),
             "flags": facts.flags,
-            "parties": parties.unique([*facts.sender, *facts.requesters]),
+            "parties": parties.unique(facts.requesters),
             "placer_id": ei(orc, 2) or ei(obr, 2) or None,
             "filler_id": ei(orc, 3) or ei(obr, 3) or None,
             "codes": codes,

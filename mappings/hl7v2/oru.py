@@ -237,7 +237,7 @@ def _performer(obx: Segment) -> str | None:
 def _result_parties(obx: Segment, facility: str) -> tuple[Party, ...] | None:
     """OBX-16 responsible observer, OBX-23 performing organisation, OBX-25 its medical director."""
     f = obx.fields
-    if len(f) <= 16 or not (f[16] or (len(f) > 23 and f[23]) or (len(f) > 25 and f[25])):
+    if not (f[16] or (len(f) > 23 and f[23]) or (len(f) > 25 and f[25])):
         return None
     org = obx.get(23) or None
     found = [*parties.of(obx, 16, "xcn", "responsible", facility), *parties.of(obx, 23, "xon", "performer", facility)]
@@ -284,35 +284,36 @@ def observation(
     if "flags" in value:
         flags = (*flags, *value.pop("flags"))
     facts = order.facts
+    fields = {
+        "key": key,
+        "subject": facts.subject,
+        "event_time": event_time,
+        "status": status,
+        "provenance": src.prov,
+        "flags": flags,
+        "code": test.code or _UNKNOWN_CODE,
+        "value_type": test.value_type or None,
+        "unit": test.unit,
+        "abnormal_flag": _abnormal(obx),
+        "effective_time": effective,
+        "specimen": order.specimen,
+        "report_id": order.filler,
+        "performer": _performer(obx),
+        **facts.result_links,
+        **test.extra,
+        **test.reference,
+        **value,
+    }
+    if effective_date is not None:
+        fields["effective_date"] = effective_date
+    if notes:
+        fields["comments"] = tuple(notes)
+    if len(obx.fields) > 16:
+        named = _result_parties(obx, src.facility)
+        if named is not None:
+            fields["parties"] = named
     # model_validate(dict) builds the same model as Observation(**kwargs) more cheaply (once per OBX)
-    return Observation.model_validate(
-        {
-            "key": key,
-            "subject": facts.subject,
-            "event_time": event_time,
-            "status": status,
-            "provenance": src.prov,
-            "flags": flags,
-            "parties": _result_parties(obx, src.facility),
-            "comments": tuple(notes) if notes else None,
-            "code": test.code or _UNKNOWN_CODE,
-            "alt_codes": test.alt_codes,
-            "code_text": test.code_text,
-            "value_type": test.value_type or None,
-            "unit": test.unit,
-            "abnormal_flag": _abnormal(obx),
-            "effective_time": effective,
-            "effective_date": effective_date,
-            "specimen": order.specimen,
-            "report_id": order.filler,
-            "performer": _performer(obx),
-            "report_key": facts.report_key,
-            "requisition_key": facts.requisition_key,
-            "specimen_key": facts.specimen_keys[0] if facts.specimen_keys else None,
-            **test.reference,
-            **value,
-        }
-    )
+    return Observation.model_validate(fields)
 
 
 def _obx_key(
