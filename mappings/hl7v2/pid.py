@@ -20,11 +20,12 @@ in every message type, so an ORU's or MDM's copy of the demographics is a versio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 
 from engine import ids
 from engine.errors import ValidationError
-from engine.model import Identifier, IdentityLink, Party, Person, link_all, national_identifier
+from engine.model import Identifier, IdentityLink, Party, Person, Provenance, link_all, national_identifier
 from mappings.hl7v2 import parties, tables
 from mappings.hl7v2.common import Source, digest
 from mappings.hl7v2.message import Delimiters, Segment, split_reps, split_value
@@ -33,6 +34,8 @@ from mappings.hl7v2.timeutil import parse_date, parse_dtm
 _RANK = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 Parts = list[list[str]]
 _EARLIEST_BIRTH_YEAR = 1850
+_PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_PLACEHOLDER_PROVENANCE = Provenance(adapter="-", envelope_id="-")
 _encoded_birth = lru_cache(maxsize=4096)(ids.birth_date)  # the birth date a national number encodes
 
 
@@ -148,11 +151,25 @@ def _address_of(xads: str, d: Delimiters) -> str | None:
 
 
 def person(pid: Segment, pat: Patient, src: Source) -> Person:
-    """The Person version this PID states (see the module docstring)."""
+    """The Person version this PID states (see the module docstring).
+
+    What a PID states about a citizen recurs in every message about them: it is built and validated once
+    per distinct PID (and PD1-4, facility, flags) and each message's copy gets its own event time and
+    provenance.
+    """
+    pd1 = src.msg.segment("PD1")
+    template = _person(tuple(pid.fields), pd1.raw(4) if pd1 is not None else "", pid.d, src.facility, src.flags)
+    return template.model_copy(update={"event_time": src.event_time, "provenance": src.prov})
+
+
+@lru_cache(maxsize=4096)
+def _person(fields: tuple[str, ...], pd1_4: str, d: Delimiters, facility: str, src_flags: tuple[str, ...]) -> Person:
+    pid = Segment("PID", list(fields), d)
+    pat = _patient(pid.raw(3), pid.raw(2), pid.raw(4), d, facility)  # cached: the caller's own Patient
     family, given, middle = _name(pid)
     born = parse_date(pid.get(7))
     died = parse_dtm(pid.get(29))
-    flags = list(src.flags)
+    flags = list(src_flags)
     if born is not None and born.year < _EARLIEST_BIRTH_YEAR:
         born = None
         flags.append("BIRTH_DATE_INVALID")
@@ -170,11 +187,11 @@ def person(pid: Segment, pat: Patient, src: Source) -> Person:
         flags.append("BIRTHDATE_MISMATCH")
     return Person.model_validate(
         {  # the same model as Person(**kwargs), validated more cheaply (once per record on the hot path)
-            "key": person_key(src, pat.subject),
+            "key": f"person:hl7v2:{facility}:{digest(pat.subject)}",
             "subject": pat.subject,
             "identifiers": pat.identifiers,
-            "event_time": src.event_time,
-            "provenance": src.prov,
+            "event_time": _PLACEHOLDER_TIME,  # each message's own, set by person()
+            "provenance": _PLACEHOLDER_PROVENANCE,
             "flags": tuple(flags),
             "family_name": family,
             "given_name": given,
@@ -183,15 +200,17 @@ def person(pid: Segment, pat: Patient, src: Source) -> Person:
             "sex": tables.sex(pid.get(8)),
             "deceased_at": died,
             "address": _address(pid),
-            "parties": _gp(src),
+            "parties": _gp(pd1_4, d, facility),
         }
     )
 
 
-def _gp(src: Source) -> tuple[Party, ...] | None:
-    """PD1-4, the patient's regular GP (role ``gp``), when the message has a PD1."""
-    pd1 = src.msg.segment("PD1")
-    return parties.unique(parties.of(pd1, 4, "xcn", "gp", src.facility)) if pd1 is not None else None
+def _gp(pd1_4: str, d: Delimiters, facility: str) -> tuple[Party, ...] | None:
+    """PD1-4 (raw), the patient's regular GP (role ``gp``)."""
+    if not pd1_4:
+        return None
+    found = (parties.xcn(rep, d, "gp", facility) for rep in pd1_4.split(d.repetition))
+    return parties.unique([p for p in found if p is not None])
 
 
 def has_demographics(pid: Segment) -> bool:

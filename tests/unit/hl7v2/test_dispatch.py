@@ -151,9 +151,10 @@ def test_parse_error_codes_are_stable() -> None:
 
 
 def test_model_rejection_is_wrapped_without_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mappings.hl7v2 import tables
+    from mappings.hl7v2 import pid, tables
 
     monkeypatch.setattr(tables, "sex", lambda code: "Nordmann-sex")
+    pid._person.cache_clear()  # a Person built before the patch would be reused
     with pytest.raises(PermanentError) as err:
         map_message(msg("ADT^A08"), make_ctx())
     assert err.value.code == "HL7_MAPPING_INVALID" and "sex" in str(err.value)
