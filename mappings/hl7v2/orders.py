@@ -120,7 +120,7 @@ def report(
 
 def _priority(obr: Segment | None, orc: Segment | None, tq1: Segment | None) -> str:
     for seg, f, c in ((obr, 5, 1), (tq1, 9, 1), (orc, 7, 6), (obr, 27, 6)):
-        if seg is not None:
+        if seg is not None and seg.raw(f):
             code = seg.get(f, c)
             if code:
                 return code

@@ -128,4 +128,6 @@ def of(seg: Segment | None, f: int, reader: Reader, role: str, facility: str) ->
 
 def unique(parties: list[Party]) -> tuple[Party, ...] | None:
     """``parties`` without repeats, or None when there are none (a record without parties keeps its hash)."""
-    return tuple(dict.fromkeys(parties)) or None
+    if len(parties) < 2:  # nothing to repeat: skip hashing the models
+        return tuple(parties) or None
+    return tuple(dict.fromkeys(parties))
