@@ -12,7 +12,8 @@
 * Specimen per SPM, key ``hl7v2|<facility>|specimen|<SPM-2 filler id, else placer id>`` (without an id:
   the filler order and SPM-1): type SPM-4, body site SPM-8, collected SPM-17, received SPM-18. Without
   SPM, OBR-15 (type 15.1, body site 15.4), OBR-7 (collected) and OBR-14 (received) make one specimen keyed
-  by the filler order.
+  by the filler order when OBR-14 or OBR-15.4 is given (the type alone is each result's ``specimen``, the
+  collection time the report's ``effective_time``: no record repeats them).
 
 Event time of all three: OBR-22, else MSH-7, else the effective time, else receipt (as the results').
 """
@@ -206,8 +207,10 @@ def spm_specimen(spm: Segment, key: str, facts: OrderFacts, src: Source) -> Spec
 
 
 def has_obr_specimen(obr: Segment | None) -> bool:
-    """True when the OBR names a specimen source (OBR-15) or a received time (OBR-14)."""
-    return obr is not None and bool(obr.raw(15) or obr.raw(14))
+    """True when the OBR says more about its specimen than the results and the report already hold: a
+    received time (OBR-14) or a body site (OBR-15.4). The type alone (OBR-15.1) is each result's
+    ``specimen`` and the collection time (OBR-7) the report's ``effective_time``."""
+    return obr is not None and bool(obr.raw(14) or (obr.raw(15) and obr.get(15, 4)))
 
 
 def obr_specimen(obr: Segment, key: str, type_: Coding | None, facts: OrderFacts, src: Source) -> Specimen:

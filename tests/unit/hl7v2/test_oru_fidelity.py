@@ -212,3 +212,12 @@ def test_report_status(obr25: str, expected: RecordStatus, flag: str | None) -> 
     obr = OBR.replace("|||F", f"|||{obr25}")
     (report,) = of_kind(map_message(oru(obr, "OBX|1|NM|A^a^L||1||||||F"), make_ctx()), "report")
     assert report.status is expected and (flag in report.flags if flag else not report.flags)
+
+
+def test_obr15_type_alone_stays_on_the_results_without_a_specimen_record() -> None:
+    obr = "OBR|1|P-1|F-1^LAB|PANEL^Panel^L|||20260316070000||||||||BLD&Blod&HL70070"
+    result = map_message(oru(obr, "OBX|1|NM|A^a^L||1||||||F"), make_ctx())
+    (obs,) = observations(result)
+    assert not of_kind(result, "specimen") and obs.specimen_key is None
+    assert obs.specimen is not None and obs.specimen.code == "BLD"
+    assert of_kind(result, "report")[0].effective_time == datetime(2026, 3, 16, 7, 0, tzinfo=OSLO)
