@@ -37,9 +37,10 @@ _CANCEL_ORDER_STATUS = frozenset({"CA", "DC"})
 
 def ei(seg: Segment | None, f: int) -> str:
     """An EI field as ``id@namespace`` (``id`` alone without a namespace)."""
-    if seg is None:
+    if seg is None or not seg.raw(f):
         return ""
-    ident, ns = seg.get(f), seg.get(f, 2)
+    cs = seg.comps(f)
+    ident, ns = cs[0], cs[1] if len(cs) > 1 else ""
     return f"{ident}@{ns}" if ident and ns else ident
 
 
@@ -55,6 +56,12 @@ class OrderFacts:
     specimen_keys: tuple[str, ...]
     requesters: list[Party]
     sender: list[Party]
+    placer_id: str  # ORC-2, else OBR-2
+    filler_id: str  # ORC-3, else OBR-3
+    report_id: str  # OBR-3, else ORC-3
+    obr25: str  # OBR-25 as written
+    obr7: str  # OBR-7 as written
+    obr22: datetime | None  # OBR-22
     #: report_key / requisition_key / specimen_key for each result of the group (the ones it has)
     result_links: dict[str, str] = field(default_factory=dict)
 
@@ -94,8 +101,8 @@ def report(
 ) -> Report:
     """The Report an OBR states (see the module docstring)."""
     coded = _codes(obr)
-    state, flags = status.report_status(obr.get(25))
-    eff, eff_date = time_or_date(obr.get(7), obr.get(8))
+    state, flags = status.report_status(facts.obr25)
+    eff, eff_date = time_or_date(facts.obr7 or obr.get(8))
     found = [*facts.sender, *facts.requesters, *parties.of(obr, 32, "cnn", "responsible", src.facility)]
     return Report.model_validate(
         {
@@ -107,9 +114,9 @@ def report(
             "code": coded.code,
             "alt_codes": coded.alt,
             "code_text": coded.text,
-            "category": tables.diagnostic_section(obr.get(24)),
-            "report_id": ei(obr, 3) or ei(orc, 3) or None,
-            "issued": first_time(obr.get(22)),
+            "category": tables.diagnostic_section(obr.get(24)) if obr.raw(24) else None,
+            "report_id": facts.report_id or None,
+            "issued": facts.obr22,
             "effective_time": eff,
             "effective_date": eff_date,
             "result_keys": tuple(result_keys) or None,
@@ -137,12 +144,10 @@ def _reason(obr: Segment | None) -> tuple[str | None, tuple[Coding, ...] | None]
     return "; ".join(texts) or None, codes or None
 
 
-def _requisition_status(obr: Segment | None, orc: Segment | None) -> RecordStatus:
+def _requisition_status(orc: Segment | None, obr25: str) -> RecordStatus:
     if orc is not None and (orc.get(1).upper() in _CANCEL_CONTROL or orc.get(5).upper() in _CANCEL_ORDER_STATUS):
         return RecordStatus.CANCELLED
-    if obr is not None and obr.get(25).upper() == "X":
-        return RecordStatus.CANCELLED
-    return RecordStatus.FINAL
+    return RecordStatus.CANCELLED if obr25.strip().upper() == "X" else RecordStatus.FINAL
 
 
 def requisition(
@@ -151,17 +156,19 @@ def requisition(
     """The Requisition an ORC/OBR states (see the module docstring)."""
     coded = _codes(obr)
     prio = _priority(obr, orc, tq1)
-    requested = first_time(obr.get(6) if obr is not None else "", orc.get(9) if orc is not None else "")
+    requested = first_time(obr.get(6) if obr is not None and obr.raw(6) else "") or (
+        first_time(orc.get(9)) if orc is not None and orc.raw(9) else None
+    )
     reason, reason_codes = _reason(obr)
     codes = (coded.code, *(coded.alt or ())) if coded.code is not None else None
     return Requisition.model_validate(
         {
             **_base(facts, src, facts.requisition_key or src.key("requisition", src.control_id)),
-            "status": _requisition_status(obr, orc),
+            "status": _requisition_status(orc, facts.obr25),
             "flags": facts.flags,
             "parties": parties.unique(facts.requesters),
-            "placer_id": ei(orc, 2) or ei(obr, 2) or None,
-            "filler_id": ei(orc, 3) or ei(obr, 3) or None,
+            "placer_id": facts.placer_id or None,
+            "filler_id": facts.filler_id or None,
             "codes": codes,
             "code_text": coded.text,
             "priority": tables.priority(prio),
@@ -210,7 +217,12 @@ def has_obr_specimen(obr: Segment | None) -> bool:
     """True when the OBR says more about its specimen than the results and the report already hold: a
     received time (OBR-14) or a body site (OBR-15.4). The type alone (OBR-15.1) is each result's
     ``specimen`` and the collection time (OBR-7) the report's ``effective_time``."""
-    return obr is not None and bool(obr.raw(14) or (obr.raw(15) and obr.get(15, 4)))
+    if obr is None:
+        return False
+    if obr.raw(14):
+        return True
+    sps = obr.comps(15) if obr.raw(15) else []
+    return len(sps) > 3 and bool(sps[3])
 
 
 def obr_specimen(obr: Segment, key: str, type_: Coding | None, facts: OrderFacts, src: Source) -> Specimen:

@@ -129,15 +129,10 @@ def groups(src: Source) -> tuple[list[Group], dict[int, list[str]]]:
     return out, pid_notes
 
 
-def _ei(seg: Segment, f: int) -> str:
-    ident, ns = seg.get(f), seg.get(f, 2)
-    return f"{ident}@{ns}" if ident and ns else ident
-
-
 def filler(g: Group, src: Source) -> str:
     for seg in (g.obr, g.orc):
         if seg is not None:
-            found = _ei(seg, 3) or _ei(seg, 2)
+            found = orders.ei(seg, 3) or orders.ei(seg, 2)
             if found:
                 return found
     return src.control_id
@@ -175,10 +170,17 @@ def _unique(key: str, seen: dict[str, int]) -> tuple[str, tuple[str, ...]]:
 
 
 def _facts(
-    g: Group, src: Source, fill: str, issued: datetime | None, subject: Identifier, seen: dict[str, int]
+    g: Group,
+    src: Source,
+    fill: str,
+    times: tuple[str, datetime | None, datetime | None],
+    subject: Identifier,
+    seen: dict[str, int],
 ) -> orders.OrderFacts:
-    obr = g.obr
-    event_time = issued or first_time(obr.get(7) if obr is not None else "")
+    """``times``: OBR-7 as written, OBR-22, and the issued time (OBR-22, else MSH-7)."""
+    obr, orc = g.obr, g.orc
+    obr7, obr22, issued = times
+    event_time = issued or first_time(obr7)
     flags = src.flags
     if event_time is None:
         event_time, flags = src.ctx.received_at, (*flags, "EVENT_TIME_FROM_RECEIPT")
@@ -200,8 +202,14 @@ def _facts(
         report_key=report_key,
         requisition_key=requisition_key,
         specimen_keys=spm_keys,
-        requesters=orders.requesters(obr, g.orc, src.facility),
+        requesters=orders.requesters(obr, orc, src.facility),
         sender=_sender(src),
+        placer_id=orders.ei(orc, 2) or orders.ei(obr, 2),
+        filler_id=orders.ei(orc, 3) or orders.ei(obr, 3),
+        report_id=orders.ei(obr, 3) or orders.ei(orc, 3),
+        obr25=obr.get(25) if obr is not None else "",
+        obr7=obr7,
+        obr22=obr22,
     )
 
 
@@ -215,9 +223,11 @@ def _order(g: Group, src: Source, subject: Identifier, seen: dict[str, int]) -> 
     fill = filler(g, src)
     if obr is None:
         issued = first_time(src.msh.get(7))
-        return _Order(fill, _specimen(g), "", "", issued, _facts(g, src, fill, issued, subject, seen))
-    issued = first_time(obr.get(22), src.msh.get(7))
-    return _Order(fill, _specimen(g), obr.get(7), obr.get(25), issued, _facts(g, src, fill, issued, subject, seen))
+        return _Order(fill, _specimen(g), "", "", issued, _facts(g, src, fill, ("", None, issued), subject, seen))
+    obr7, obr22 = obr.get(7), first_time(obr.get(22))
+    issued = obr22 or first_time(src.msh.get(7))
+    facts = _facts(g, src, fill, (obr7, obr22, issued), subject, seen)
+    return _Order(fill, _specimen(g), obr7, facts.obr25, issued, facts)
 
 
 def _abnormal(obx: Segment) -> str | None:
