@@ -261,9 +261,9 @@ def _result_parties(obx: Segment, facility: str) -> tuple[Party, ...] | None:
 def _values(obx: Segment, test: ObxTest, notes: list[str] | None) -> tuple[dict[str, Any], list[Attachment]]:
     """The value fields of ``obx`` and the attachment its ED value holds (its bytes decoded once)."""
     value = values.obx_value(obx, test.value_type)
-    attachment = value.pop("attachment", None)
-    if attachment is None:
+    if "attachment" not in value:
         return value, []
+    attachment = value.pop("attachment")
     description = (test.code.display if test.code is not None else None) or (notes[0] if notes else None)
     value["value_attachment"] = attachment.ref(description=description)
     return value, [attachment]

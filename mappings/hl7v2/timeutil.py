@@ -72,5 +72,5 @@ def time_or_date(*values: str) -> tuple[datetime | None, date | None]:
         if v:
             t = parse_dtm(v)
             if t is not None:
-                return (None, t.date()) if is_date_only(v) else (t, None)
+                return (None, t.date()) if len(v) <= 10 and is_date_only(v) else (t, None)
     return None, None
