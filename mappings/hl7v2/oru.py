@@ -330,10 +330,7 @@ def _obx_key(
     obx: Segment, test: ObxTest, order: _Order, src: Source, seen: dict[str, int]
 ) -> tuple[str, tuple[str, ...]]:
     code = test.code_key or ("#" + set_id if (set_id := obx.get(1)) else "")
-    key = src.key("observation", order.filler, code, obx.get(4))
-    n = seen.get(key, 0) + 1
-    seen[key] = n
-    return (key, ()) if n == 1 else (f"{key}#{n}", ("DUPLICATE_KEY_IN_MESSAGE",))
+    return _unique(src.key("observation", order.filler, code, obx.get(4)), seen)
 
 
 class _OrderRecords:
