@@ -5,8 +5,8 @@ Supported (MSH-9.1 ^ MSH-9.2):
 * ADT A01/A02/A03/A04/A05/A06/A07/A08/A11/A13/A28/A31 -> Person + Encounter (:mod:`.adt`)
 * ADT A18/A30/A34/A36/A39/A40 merge, A46/A47 identifier change, A24 link -> IdentityLinks (+ Person)
   (:mod:`.merge`)
-* ORU R01 (R30/R31/R32) -> Observations (:mod:`.oru`)
-* MDM T02/T04/T06/T08/T10/T11 -> Document; T01/T03/T05/T07/T09 -> nothing, with a warning (:mod:`.mdm`)
+* ORU R01 (R30/R31/R32) -> Person, Observations, Reports, Requisitions, Specimens (:mod:`.oru`)
+* MDM T02/T04/T06/T08/T10/T11 -> Document (+ Person); T01/T03/T05/T07/T09 -> nothing, with a warning (:mod:`.mdm`)
 
 Anything else raises ``UnsupportedMessage`` (``HL7_UNSUPPORTED_TYPE``, the message names the type).
 Malformed input raises ``ParseError`` (``HL7_NO_MSH``, ``HL7_BAD_MSH``, ``HL7_NO_PID``, ``HL7_NO_MRG``,

@@ -1,21 +1,34 @@
-"""ORU^R01 (v2.3-v2.8; also the R30/R31/R32 unsolicited variants) -> Observations, one per OBX.
+"""ORU^R01 (v2.3-v2.8; also the R30/R31/R32 unsolicited variants) -> Person, one Observation per OBX, and
+per order a Report, a Requisition and its Specimens (:mod:`mappings.hl7v2.orders`).
 
 * Grouping: OBX belong to the OBR before them (or, without an OBR, to the ORC before them, or to
-  the patient); SPM segments belong to the OBR group they follow. Every PID starts a patient.
+  the patient); SPM and TQ1 segments belong to the OBR group they follow. Every PID starts a patient.
 * Key: ``hl7v2|<sending facility>|observation|<filler order>|<OBX-3 code>|<OBX-4 sub-id>``. The
   filler order is OBR-3 (``id@namespace``), else OBR-2 (placer), else ORC-3/ORC-2, else MSH-10. A
   correction (OBX-11 ``C``) repeats the same order, code and sub-id and so the same key. A key that
-  repeats inside one message gets ``#<n>`` and the flag ``DUPLICATE_KEY_IN_MESSAGE``.
-* Values: see :mod:`mappings.hl7v2.values`. Units OBX-6, reference range OBX-7, abnormal flags
-  OBX-8 (repetitions joined by ``,``), performer OBX-23.1 / OBX-15.
-* Status: OBX-11 (F final, C/A corrected, P/R/S/I/O preliminary, X/D/W/N cancelled), else OBR-25,
-  else final with the flag ``STATUS_MISSING``.
-* Times: ``effective_time`` = OBX-14, else OBR-7. ``event_time`` (orders versions) = OBR-22 (result
-  status change), else MSH-7, else OBX-14, else OBR-7: when the source issued this result, so a
-  correction is newer than the original only when the source says so.
-* Specimen: OBR-15.1 (v2.3-2.6 SPS), else SPM-4 of the group.
-* The PID's identifiers are linked; no Person version is written from a result message (lab systems
-  hold copies of demographics, the ADT source is the authority).
+  repeats inside one message gets ``#<n>`` and the flag ``DUPLICATE_KEY_IN_MESSAGE`` (so does a report).
+* Code OBX-3 (CE/CWE): the primary coding, ``alt_codes`` from components 4-6 (and 10-12), ``code_text``
+  from CWE-9 when it differs from the display.
+* Values: see :mod:`mappings.hl7v2.values` (an ED value's bytes decoded once into the result's
+  ``attachments``, its :class:`~engine.model.AttachmentRef` in ``value_attachment``, described by
+  OBX-3.2 else the NTE after it; a DT value, or a TS/DTM of a date only, also as ``value_date``).
+  Units OBX-6, reference range OBX-7, abnormal flags OBX-8 (repetitions joined by ``,``), performer
+  OBX-23.1 / OBX-15.
+* Parties of a result (:mod:`mappings.hl7v2.parties`): OBX-16 responsible observer, OBX-23 performing
+  organisation and OBX-25 its medical director (performer).
+* Comments: NTE after an OBX -> that result's ``comments``; after an OBR (or its ORC) before its first
+  OBX -> the report's; after the PID -> the patient's first report (warning
+  ``HL7_PATIENT_NOTE_WITHOUT_REPORT`` when there is none). A comment never joins a value.
+* Status: the table in :mod:`mappings.hl7v2.status` (OBR-25 x OBX-11 x value present).
+* Times: ``effective_time`` = OBX-14, else OBR-7 (``effective_date`` instead when the value is a date
+  only). ``event_time`` (orders versions) = OBR-22 (result status change), else MSH-7, else OBX-14,
+  else OBR-7: when the source issued this result, so a correction is newer than the original only
+  when the source says so.
+* Specimen: ``specimen`` OBR-15.1 (v2.3-2.6 SPS), else SPM-4 of the group; ``specimen_key`` its
+  Specimen record, ``report_key`` / ``requisition_key`` the order's records.
+* Person: the PID's demographics (:mod:`mappings.hl7v2.pid`) with the key ADT gives it, so a result
+  message's copy is a version of the same Person (the current one is the latest by event time); the
+  PID's identifiers are linked.
 * Nothing is dropped silently: an OBX glued onto the segment before it (no segment separator before
   ``OBX|``, a sender defect) is ``ParseError`` ``HL7_SEGMENTS_GLUED`` naming the segment and field where
   it starts; a message that yields no result is ``ValidationError`` ``HL7_NO_RESULTS``.
