@@ -18,7 +18,7 @@ a value the canonical model rejects raises ``MappingError``
 field, so nothing read from such a message is trusted.
 
 Batches and files (FHS/BHS): every message in ``raw`` is mapped and the results are merged (records,
-links and warnings concatenated, each record keeping its own MSH-10 in its provenance). One bad
+links, attachments and warnings concatenated, each record keeping its own MSH-10 in its provenance). One bad
 message fails the whole batch, so nothing in it is half-applied or silently dropped.
 
 Options (``ctx.options``): ``strict: true`` validates the structure with hl7apy first
@@ -95,13 +95,14 @@ def map_one(raw: bytes, ctx: MapContext) -> MappingResult:
 
 
 def merge_results(results: list[MappingResult]) -> MappingResult:
-    """One result for a batch: records, links and warnings concatenated (duplicates removed)."""
+    """One result for a batch: records, links, attachments and warnings concatenated (duplicates removed)."""
     if len(results) == 1:
         return results[0]
     types = {r.message_type for r in results}
     return MappingResult(
         records=tuple(dict.fromkeys(r for res in results for r in res.records)),
         links=tuple(dict.fromkeys(lnk for res in results for lnk in res.links)),
+        attachments=tuple(dict.fromkeys(a for res in results for a in res.attachments)),
         warnings=tuple(dict.fromkeys(w for res in results for w in res.warnings)),
         message_type=types.pop() if len(types) == 1 else "BATCH",
         source_message_id=None,

@@ -221,3 +221,10 @@ def test_obr15_type_alone_stays_on_the_results_without_a_specimen_record() -> No
     assert not of_kind(result, "specimen") and obs.specimen_key is None
     assert obs.specimen is not None and obs.specimen.code == "BLD"
     assert of_kind(result, "report")[0].effective_time == datetime(2026, 3, 16, 7, 0, tzinfo=OSLO)
+
+
+def test_a_batch_keeps_the_attachments_of_every_message() -> None:
+    one = oru(OBR, "OBX|1|ED|PDF^Rapport^L||LAB^AP^PDF^Base64^JVBERi0xLjQK||||||F")
+    two = one.replace(b"M-1", b"M-2").replace(b"JVBERi0xLjQK", b"JVBERi0xLjUK")
+    result = map_message(one + b"\n" + two, make_ctx())
+    assert sorted(a.data for a in result.attachments) == [b"%PDF-1.4\n", b"%PDF-1.5\n"]
