@@ -129,6 +129,32 @@ def patient_everything(fhir_id: str, request: Request) -> Response:
     return fhir_json(_bundle(request, entries, len(entries), None))
 
 
+@router.get("/Provenance")
+def provenance_search(request: Request) -> Response:
+    reader, guard, principal = _parts(request)
+    params = list(request.query_params.multi_items())
+    if [n for n, _ in params] != ["target"]:
+        raise FhirError(400, "SEARCH_PARAMETER_INVALID", "Provenance search supports target=TYPE/ID")
+    rtype, _, fhir_id = params[0][1].partition("/")
+    if not fhir_id:
+        raise FhirError(400, "SEARCH_PARAMETER_INVALID", "search parameter target: TYPE/ID")
+    entries, found = reader.provenances(rtype, fhir_id.split("/")[0])
+    access = _access(principal, "search", "Provenance", found, request)
+    _checked(guard, access)
+    guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in entries)}))
+    return fhir_json(_bundle(request, entries, len(entries), None))
+
+
+@router.get("/Provenance/{fhir_id}")
+def provenance_read(fhir_id: str, request: Request) -> Response:
+    reader, guard, principal = _parts(request)
+    body, found = reader.provenance(fhir_id)
+    access = _access(principal, "read", "Provenance", found, request)
+    _checked(guard, access)
+    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    return fhir_json(body)
+
+
 def _page(found_resources: list[_Json], rtype: str, search: srch.Search) -> tuple[list[_Json], int]:
     hits = [r for r in found_resources if srch.matches(rtype, r, search)]
     if search.sort:
