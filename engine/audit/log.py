@@ -1,0 +1,223 @@
+"""The audit log: append a record per read, verify the hash chain, query by citizen or actor.
+
+Each :meth:`AuditLog.append` is its own short transaction, serialised so the chain stays linear (PostgreSQL:
+a transaction-level advisory lock; SQLite: ``BEGIN IMMEDIATE``, the database's write lock). The code never
+updates or deletes a row; the migration adds triggers that refuse both. :meth:`AuditLog.verify` walks the
+chain in id order and names the first row whose hash, link or id does not follow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.audit.schema import GENESIS, audit_log
+from engine.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from engine.auth.policy import Decision
+    from engine.auth.principal import Principal
+    from engine.store.journal import Store
+
+_LOCK_ID = 7_243_021  # the advisory lock of audit appends (PostgreSQL)
+_T = audit_log
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def at_text(when: datetime) -> str:
+    """A time as the audit log stores it: ISO 8601 in UTC with microseconds (sorts as text)."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class AuditEntry(BaseModel):
+    """What one read (or refused read) was: who, why, about whom, what, and the answer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    actor: str
+    role: str
+    outcome: Literal["allowed", "denied"]
+    reason_code: str
+    purpose: str | None = None
+    citizen_key: str | None = None  # the citizen's component key (or the identifier key asked for)
+    resource_type: str | None = None
+    resource_ids: tuple[str, ...] = ()
+    query: str | None = None  # the request path and query string, or the CLI command
+    client: str | None = None
+    break_glass: str | None = None
+    at: datetime = Field(default_factory=_now)
+
+    @classmethod
+    def of(
+        cls,
+        principal: Principal,
+        decision: Decision,
+        *,
+        resource_type: str | None,
+        citizen_key: str | None = None,
+        resource_ids: Iterable[str] = (),
+        query: str | None = None,
+        break_glass: str | None = None,
+    ) -> AuditEntry:
+        """The entry for a policy decision about ``principal``'s request."""
+        return cls(
+            actor=principal.actor,
+            role=principal.role,
+            outcome="allowed" if decision.allowed else "denied",
+            reason_code=decision.reason_code,
+            purpose=principal.purpose,
+            citizen_key=citizen_key,
+            resource_type=resource_type,
+            resource_ids=tuple(resource_ids),
+            query=query,
+            client=principal.client,
+            break_glass=(break_glass or principal.break_glass) if decision.break_glass else None,
+        )
+
+    @classmethod
+    def unauthenticated(cls, reason_code: str, *, client: str | None, query: str | None) -> AuditEntry:
+        """The entry for a request refused before its caller was known (no token, a bad token)."""
+        return cls(
+            actor="anonymous", role="none", outcome="denied", reason_code=reason_code, client=client, query=query
+        )
+
+
+class AuditRecord(AuditEntry):
+    """A stored entry: its id in the chain and the hashes that link it."""
+
+    id: int
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """The first link of the chain that does not hold: the row's id and why (``hash``: the row was changed;
+    ``link``: the row before it was changed or removed; ``id``: a row is missing before it)."""
+
+    id: int
+    why: str
+
+
+def _row(entry: AuditEntry, row_id: int, prev_hash: str) -> dict[str, Any]:
+    return {
+        "id": row_id,
+        "at": at_text(entry.at),
+        "actor": entry.actor,
+        "role": entry.role,
+        "purpose": entry.purpose,
+        "citizen_key": entry.citizen_key,
+        "resource_type": entry.resource_type,
+        "resource_ids": orjson.dumps(list(entry.resource_ids)).decode(),
+        "query": entry.query,
+        "outcome": entry.outcome,
+        "reason_code": entry.reason_code,
+        "client": entry.client,
+        "break_glass": entry.break_glass,
+        "prev_hash": prev_hash,
+    }
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    """sha256 over the row's canonical JSON (every column but ``hash``, keys sorted) and ``prev_hash``."""
+    body = {k: v for k, v in row.items() if k != "hash"}
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical + str(row["prev_hash"]).encode()).hexdigest()
+
+
+class AuditLog:
+    """The audit log of a store (its table is made by the store's migrations)."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+        self._pg = self.engine.dialect.name == "postgresql"
+
+    def append(self, entry: AuditEntry) -> int:
+        """Write ``entry`` as the next link of the chain, in its own transaction; its row id. Raises
+        StoreUnavailable when it cannot be written (the read it records must then not be answered)."""
+        try:
+            with self.engine.begin() as conn:
+                if self._pg:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                last = conn.execute(sa.select(_T.c.id, _T.c.hash).order_by(_T.c.id.desc()).limit(1)).first()
+                row_id, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+                row = _row(entry, row_id, prev)
+                row["hash"] = row_hash(row)
+                conn.execute(_T.insert().values(**row))
+                return row_id
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"audit log write failed ({type(exc).__name__})") from None
+
+    def check(self, batch: int = 1000) -> Broken | None:
+        """The first broken link of the chain, or None when every row follows from the one before."""
+        prev_id, prev_hash = 0, GENESIS
+        for row in self._rows(batch):
+            if row["id"] != prev_id + 1:
+                return Broken(int(row["id"]), "id")
+            if row["prev_hash"] != prev_hash:
+                return Broken(int(row["id"]), "link")
+            if row_hash(row) != row["hash"]:
+                return Broken(int(row["id"]), "hash")
+            prev_id, prev_hash = int(row["id"]), str(row["hash"])
+        return None
+
+    def verify(self) -> int | None:
+        """The id of the first broken row, or None when the chain holds."""
+        broken = self.check()
+        return broken.id if broken else None
+
+    def _rows(self, batch: int) -> Iterator[dict[str, Any]]:
+        """Every row in id order, read in pages by id (no long-held cursor)."""
+        after = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = [
+                    dict(r._mapping)
+                    for r in conn.execute(sa.select(_T).where(_T.c.id > after).order_by(_T.c.id).limit(batch))
+                ]
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = int(rows[-1]["id"])
+
+    def query(
+        self,
+        *,
+        citizen: str | Iterable[str] | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        """Records about ``citizen`` (one key or several: a component and its identifier keys) and/or by
+        ``actor``, at or after ``since`` and before ``until``, oldest first, at most ``limit``."""
+        q = sa.select(_T).order_by(_T.c.id).limit(limit)
+        if citizen is not None:
+            keys = [citizen] if isinstance(citizen, str) else list(citizen)
+            q = q.where(_T.c.citizen_key.in_(keys))
+        if actor is not None:
+            q = q.where(_T.c.actor == actor)
+        if since is not None:
+            q = q.where(_T.c.at >= at_text(since))
+        if until is not None:
+            q = q.where(_T.c.at < at_text(until))
+        with self.engine.connect() as conn:
+            return [_record(dict(r._mapping)) for r in conn.execute(q)]
+
+
+def _record(row: dict[str, Any]) -> AuditRecord:
+    return AuditRecord(
+        **{**row, "resource_ids": tuple(orjson.loads(row["resource_ids"])), "at": datetime.fromisoformat(row["at"])}
+    )
