@@ -130,7 +130,7 @@ def _row(entry: AuditEntry, row_id: int, prev_hash: str) -> dict[str, Any]:
 
 def row_hash(row: dict[str, Any]) -> str:
     """sha256 over the row's canonical JSON (every column but ``hash``, keys sorted) and ``prev_hash``."""
-    body = {k: v for k, v in row.items() if k != "hash"}
+    body = {str(k): v for k, v in row.items() if k != "hash"}  # str(): SQLAlchemy's keys are a str subclass
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical + str(row["prev_hash"]).encode()).hexdigest()
 
