@@ -7,6 +7,7 @@ deployment reads (names from ``auth.claims``), so a local token exercises the sa
 from __future__ import annotations
 
 import getpass
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,14 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "ops": ("system/*.rs",),
     "auditor": ("user/AuditEvent.rs",),
 }
+
+
+def os_user() -> str:
+    """The OS user running this process (``uid<n>`` when the system has no name for it)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (a container's arbitrary uid)
+        return f"uid{os.getuid()}"
 
 
 def issue(
@@ -59,7 +68,7 @@ def issue(
         claims[names.pid] = pid.strip()
         sub = sub or uuid.uuid4().hex
     else:
-        sub = sub or getpass.getuser()
+        sub = sub or os_user()
     if purpose and role != "clinician":
         claims[names.purpose] = purpose
     at = now or datetime.now(UTC)
