@@ -9,7 +9,8 @@ chain in id order and names the first row whose hash, link or id does not follow
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -100,6 +101,19 @@ class AuditRecord(AuditEntry):
     hash: str
 
 
+class _Pending:
+    """An entry waiting to be written, and what its caller waits for."""
+
+    __slots__ = ("entry", "done", "lead", "id", "error")
+
+    def __init__(self, entry: AuditEntry) -> None:
+        self.entry = entry
+        self.done = threading.Event()
+        self.lead = False  # woken to write the next group, not because its own entry is written
+        self.id: int | None = None
+        self.error: StoreUnavailable | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Broken:
     """The first link of the chain that does not hold: the row's id and why (``hash``: the row was changed;
@@ -138,13 +152,64 @@ def row_hash(row: dict[str, Any]) -> str:
 class AuditLog:
     """The audit log of a store (its table is made by the store's migrations)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, group_max: int = 256) -> None:
         self.engine = store.engine
         self._pg = self.engine.dialect.name == "postgresql"
+        self._group_max = group_max
+        self._mutex = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._writing = False
 
     def append(self, entry: AuditEntry) -> int:
-        """Write ``entry`` as the next link of the chain, in its own transaction; its row id. Raises
-        StoreUnavailable when it cannot be written (the read it records must then not be answered)."""
+        """Write ``entry`` as the next link of the chain and return its row id once it is committed. Raises
+        StoreUnavailable when it cannot be written (the read it records must then not be answered).
+
+        Appends of concurrent threads are committed together (group commit): the first caller writes the
+        entries waiting at that moment in one transaction while later ones queue, and hands the next group
+        to one of them. One commit (and one lock) per group instead of per entry keeps the serialised
+        chain from capping the read side's throughput."""
+        mine = _Pending(entry)
+        with self._mutex:
+            self._queue.append(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            mine.done.wait()
+        if lead or mine.lead:
+            self._write_group()
+        if mine.error is not None:
+            raise mine.error
+        if mine.id is None:  # the writer of its group failed in an unexpected way (and raised that itself)
+            raise StoreUnavailable("audit log write failed")
+        return mine.id
+
+    def append_many(self, entries: Sequence[AuditEntry]) -> list[int]:
+        """Write ``entries`` in one transaction, in order; their row ids."""
+        pending = [_Pending(e) for e in entries]
+        self._write(pending)
+        for p in pending:
+            if p.error is not None:
+                raise p.error
+        return [p.id for p in pending if p.id is not None]
+
+    def _write_group(self) -> None:
+        """Write the waiting entries (this caller's among them), wake their callers, pass the lead on."""
+        with self._mutex:
+            group, self._queue = self._queue[: self._group_max], self._queue[self._group_max :]
+        try:
+            self._write(group)
+        finally:
+            with self._mutex:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].done.set()
+                else:
+                    self._writing = False
+            for p in group:
+                p.done.set()
+
+    def _write(self, group: Sequence[_Pending]) -> None:
+        """One transaction: lock the chain's end, link each entry after the last row, insert them."""
         try:
             with self.engine.begin() as conn:
                 if self._pg:
@@ -152,13 +217,21 @@ class AuditLog:
                 else:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 last = conn.execute(sa.select(_T.c.id, _T.c.hash).order_by(_T.c.id.desc()).limit(1)).first()
-                row_id, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-                row = _row(entry, row_id, prev)
-                row["hash"] = row_hash(row)
-                conn.execute(_T.insert().values(**row))
-                return row_id
+                row_id, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+                rows = []
+                for p in group:
+                    row_id += 1
+                    row = _row(p.entry, row_id, prev)
+                    row["hash"] = prev = row_hash(row)
+                    rows.append(row)
+                conn.execute(_T.insert(), rows)
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreUnavailable(f"audit log write failed ({type(exc).__name__})") from None
+            error = StoreUnavailable(f"audit log write failed ({type(exc).__name__})")
+            for p in group:
+                p.error = error
+            return
+        for p, row in zip(group, rows, strict=True):
+            p.id = int(row["id"])
 
     def check(self, batch: int = 1000) -> Broken | None:
         """The first broken link of the chain, or None when every row follows from the one before."""

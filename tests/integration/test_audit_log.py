@@ -15,6 +15,7 @@ from engine.audit import AuditEntry, AuditLog
 from engine.audit.schema import GENESIS
 from engine.auth.policy import decide
 from engine.auth.principal import Principal
+from engine.errors import StoreUnavailable
 from engine.store.journal import Store
 from tests.helpers import fnr
 
@@ -146,8 +147,10 @@ def test_a_rewritten_row_with_its_hash_recomputed_breaks_the_next_link(store: St
     assert broken is not None and (broken.id, broken.why) == (3, "link")
 
 
-def test_concurrent_appends_keep_one_linear_chain(store: Store) -> None:
-    log = AuditLog(store)
+def test_concurrent_appends_keep_one_linear_chain(store: Store, store_url: str) -> None:
+    other = Store(store_url, pool_size=4)  # a second process's writer: its own engine and group
+    logs = [AuditLog(store), AuditLog(other)]
+    log = logs[0]
     threads, per_thread = 8, 25
     errors: list[BaseException] = []
     start = threading.Barrier(threads)
@@ -156,7 +159,7 @@ def test_concurrent_appends_keep_one_linear_chain(store: Store) -> None:
         try:
             start.wait()
             for i in range(per_thread):
-                log.append(_entry(t * 1000 + i))
+                logs[t % 2].append(_entry(t * 1000 + i))
         except BaseException as exc:  # noqa: BLE001  # collected and asserted on below
             errors.append(exc)
 
@@ -165,10 +168,45 @@ def test_concurrent_appends_keep_one_linear_chain(store: Store) -> None:
         th.start()
     for th in pool:
         th.join()
+    other.close()
     assert not errors
     rows = log.query(limit=10_000)
     assert [r.id for r in rows] == list(range(1, threads * per_thread + 1))
+    assert sorted(r.actor for r in rows) == sorted(f"hpr:{9000000 + t * 1000 + i}" for t in range(8) for i in range(25))
     assert log.verify() is None
+
+
+def test_append_many_links_in_order(store: Store) -> None:
+    log = AuditLog(store)
+    log.append(_entry(0))
+    assert log.append_many([_entry(1), _entry(2), _entry(3)]) == [2, 3, 4]
+    assert [r.actor for r in log.query()] == [f"hpr:{9000000 + i}" for i in range(4)]
+    assert log.verify() is None
+
+
+def test_a_failed_group_fails_every_waiting_caller_and_the_next_one_writes(store: Store) -> None:
+    log = AuditLog(store)
+    with store.engine.begin() as c:
+        c.exec_driver_sql("ALTER TABLE audit_log RENAME TO audit_log_away")
+    outcomes: list[object] = []
+    start = threading.Barrier(6)
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            outcomes.append(log.append(_entry(i)))
+        except StoreUnavailable as exc:
+            outcomes.append(exc.code)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join(timeout=60)
+    assert outcomes == ["STORE_UNAVAILABLE"] * 6
+    with store.engine.begin() as c:
+        c.exec_driver_sql("ALTER TABLE audit_log_away RENAME TO audit_log")
+    assert log.append(_entry(9)) == 1 and log.verify() is None
 
 
 def test_the_paged_walk_crosses_page_boundaries(store: Store) -> None:
