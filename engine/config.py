@@ -14,6 +14,9 @@ Example::
 
     bus: {kind: rabbitmq, url: "amqp://guest@127.0.0.1:5672/%2F", queue_type: quorum}
     store: {url: "postgresql+psycopg://enjournal@127.0.0.1/enjournal"}
+    auth:  # who may read through `enjournal serve` (default: local, tokens from `enjournal token`)
+      mode: oidc
+      oidc: {issuer: "https://helseid-sts.nhn.no", audience: "enjournal", jwks_url: "https://helseid-sts.nhn.no/.well-known/openid-configuration/jwks"}
     adapters:
       lab-files:
         type: hl7-file

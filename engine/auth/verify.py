@@ -80,6 +80,10 @@ class Authenticator:
                 oidc.jwks_url, cache_keys=True, cache_jwk_set=True, lifespan=max(oidc.jwks_cache_seconds, 1), timeout=5
             )
 
+    def jwks(self) -> dict[str, Any] | None:
+        """The local public key as a JWK Set (to publish for other verifiers); None unless mode is local."""
+        return {"keys": [keys.public_jwk(self._key)]} if self.settings.mode == "local" else None
+
     def authenticate(
         self, authorization_header: str | None, client: str | None, *, break_glass: str | None = None
     ) -> Principal:

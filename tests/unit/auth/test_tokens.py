@@ -212,3 +212,31 @@ def test_mode_none_gives_the_local_principal_and_binds_to_loopback_only(tmp_path
         with pytest.raises(ConfigError):
             check_bind(none, host)
     check_bind(LOCAL, "0.0.0.0")
+
+
+def test_the_local_jwks_verifies_a_local_token(tmp_path: Path) -> None:
+    auth = _auth(tmp_path)
+    jwks = auth.jwks()
+    assert jwks is not None and [k["kty"] for k in jwks["keys"]] == ["EC"] and "d" not in jwks["keys"][0]
+    token = issue(LOCAL, "ops", state_dir=tmp_path)
+    key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]]
+    assert jwt.decode(token, key, algorithms=["ES256"], audience="enjournal")["enjournal_role"] == "ops"
+    assert Authenticator(AuthConfig(mode="none"), tmp_path).jwks() is None
+
+
+def test_processes_racing_to_make_the_key_all_get_the_same_one(tmp_path: Path) -> None:
+    import threading
+
+    found: list[int] = []
+    start = threading.Barrier(8)
+
+    def make() -> None:
+        start.wait()
+        found.append(keys.load_or_create(tmp_path / "auth").private_numbers().private_value)
+
+    pool = [threading.Thread(target=make) for _ in range(8)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    assert len(found) == 8 and len(set(found)) == 1
