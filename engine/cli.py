@@ -475,11 +475,11 @@ def audit(
     if citizen is None and actor is None:
         err.print("give --citizen or --actor (or `enjournal audit verify`)")
         raise typer.Exit(2)
-    from engine.audit import AuditLog
+    from engine.audit import AuditLog, citizen_keys
 
     store = _store(_load(config))
     try:
-        keys = _citizen_keys(store, citizen) if citizen is not None else None
+        keys = citizen_keys(store, citizen) if citizen is not None else None
         rows = AuditLog(store).query(citizen=keys, actor=actor, since=_utc(since), until=_utc(until), limit=limit)
     except EnjournalError as exc:
         err.print(_reason(exc.reason), highlight=False)
@@ -516,11 +516,13 @@ def audit_verify(config: ConfigOpt = None) -> None:
 
     store = _store(_load(config))
     try:
-        broken = AuditLog(store).check()
+        log = AuditLog(store)
+        broken = log.check()
+        rows, head = log.head()
     finally:
         store.close()
     if broken is None:
-        out.print("audit log: the chain holds")
+        out.print(f"audit log: the chain holds ({rows} rows, head {head})", highlight=False)
         return
     what = {
         "hash": "its content was changed",
@@ -541,13 +543,6 @@ def _store(cfg: EngineConfig) -> Store:
     except EnjournalError as exc:
         err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
         raise typer.Exit(3) from None
-
-
-def _citizen_keys(store: Store, query: str) -> list[str]:
-    """The keys a citizen's audit records are under: its component and every identifier key of it (the
-    query itself when no citizen has it: records of refused or not-found reads)."""
-    found = store.citizen(query.strip())
-    return [found.component, *found.keys] if found is not None else [query.strip()]
 
 
 def _utc(when: datetime | None) -> datetime | None:

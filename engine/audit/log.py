@@ -265,6 +265,13 @@ class AuditLog:
                 return
             after = int(rows[-1]["id"])
 
+    def head(self) -> tuple[int, str]:
+        """The last row's id and hash (``(0, GENESIS)`` when empty): note it elsewhere to detect later
+        removal of rows at the end, which the chain alone cannot show."""
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(_T.c.id, _T.c.hash).order_by(_T.c.id.desc()).limit(1)).first()
+        return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
     def query(
         self,
         *,
@@ -272,11 +279,17 @@ class AuditLog:
         actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: int | None = None,
+        newest_first: bool = False,
         limit: int = 1000,
     ) -> list[AuditRecord]:
-        """Records about ``citizen`` (one key or several: a component and its identifier keys) and/or by
-        ``actor``, at or after ``since`` and before ``until``, oldest first, at most ``limit``."""
-        q = sa.select(_T).order_by(_T.c.id).limit(limit)
+        """Records about ``citizen`` (one key or several: see :func:`citizen_keys`) and/or by ``actor``, at
+        or after ``since`` and before ``until``, at most ``limit``, oldest first (or newest first); ``after``
+        pages on: only ids above it (below it when newest first)."""
+        order = _T.c.id.desc() if newest_first else _T.c.id
+        q = sa.select(_T).order_by(order).limit(limit)
+        if after is not None:
+            q = q.where(_T.c.id < after if newest_first else _T.c.id > after)
         if citizen is not None:
             keys = [citizen] if isinstance(citizen, str) else list(citizen)
             q = q.where(_T.c.citizen_key.in_(keys))
@@ -294,3 +307,11 @@ def _record(row: dict[str, Any]) -> AuditRecord:
     return AuditRecord(
         **{**row, "resource_ids": tuple(orjson.loads(row["resource_ids"])), "at": datetime.fromisoformat(row["at"])}
     )
+
+
+def citizen_keys(store: Store, query: str) -> list[str]:
+    """The keys a citizen's audit records are under: every identifier key of the citizen ``query`` names
+    (its component key is one of them, also after identities merged); ``query`` itself when no citizen has
+    it (records of refused or not-found reads). Raises AmbiguousIdentifier like a journal look-up."""
+    found = store.citizen(query.strip())
+    return sorted({found.component, *found.keys}) if found is not None else [query.strip()]

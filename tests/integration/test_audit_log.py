@@ -219,3 +219,28 @@ def test_the_paged_walk_crosses_page_boundaries(store: Store) -> None:
         c.exec_driver_sql("UPDATE audit_log SET query = '/x' WHERE id = 6")
     broken = log.check(batch=3)
     assert broken is not None and broken.id == 6
+
+
+def test_paging_newest_first_and_the_head(store: Store) -> None:
+    log = AuditLog(store)
+    assert log.head() == (0, GENESIS)
+    for i in range(5):
+        log.append(_entry(i))
+    assert [r.id for r in log.query(limit=2)] == [1, 2]
+    assert [r.id for r in log.query(after=2, limit=2)] == [3, 4]
+    assert [r.id for r in log.query(newest_first=True, limit=2)] == [5, 4]
+    assert [r.id for r in log.query(newest_first=True, after=4, limit=2)] == [3, 2]
+    assert log.head() == (5, log.query(after=4)[0].hash)
+
+
+def test_citizen_keys_cover_every_identifier_of_a_merged_citizen(store: Store) -> None:
+    from engine.audit import citizen_keys
+    from engine.model import IdentityLink
+    from tests.helpers import fnr_id, local_id, outcome, person
+
+    a = fnr_id(1)
+    store.commit_batch([outcome("e1", [person(a, others=(local_id("L9"),))], [IdentityLink(a=a, b=local_id("L9"))])])
+    keys = citizen_keys(store, fnr(1))
+    assert CIT_KEY in keys and local_id("L9").key in keys
+    assert citizen_keys(store, "L9") == keys
+    assert citizen_keys(store, "nobody-has-this") == ["nobody-has-this"]
