@@ -155,9 +155,10 @@ def test_a_citizen_cannot_probe_whether_another_identifier_exists(api: tuple[Tes
     for other in (B, fnr(99)):  # one exists, one does not: the same answer
         r = client.get("/fhir/Patient", params={"identifier": f"{FNR_SYSTEM}|{other}"}, headers=_h(citizen))
         assert r.status_code == 403 and _last(log).reason_code == "DENIED_NOT_OWN_CITIZEN"
-    assert client.get("/fhir/Patient", params={"identifier": f"{FNR_SYSTEM}|{A}"}, headers=_h(citizen)).json()[
-        "total"
-    ] == 1
+    assert (
+        client.get("/fhir/Patient", params={"identifier": f"{FNR_SYSTEM}|{A}"}, headers=_h(citizen)).json()["total"]
+        == 1
+    )
 
 
 def test_a_citizen_sees_who_read_their_journal(api: tuple[TestClient, AuditLog, Path]) -> None:
