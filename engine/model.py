@@ -209,6 +209,8 @@ class Person(RecordBase):
     sex: Literal["male", "female", "other", "unknown"] | None = None
     deceased_at: datetime | None = None
     address: str | None = None
+    #: the date of death when the source gives only a date
+    deceased_date: date | None = None
 
 
 class Encounter(RecordBase):
