@@ -8,7 +8,9 @@ file adapter uses too): ``svarrapport``, ``epikrise``, ``henvisning``, ``dialogm
 
 Anything else is rejected with ``KITH_UNSUPPORTED_TYPE`` naming the namespace and root. When a MsgHead
 carries several payloads and only some map, the others become warnings ``KITH_PART_UNMAPPED:Document[n]``
-(AppRec status 3). ``message_type`` is ``MsgInfo/Type/@V`` (MsgHead) or ``Message/Type/@V``;
+(AppRec status 3), as does an attachment whose base64 does not decode (``KITH_ATTACHMENT_UNDECODABLE``). The
+MsgHead's attachments are decoded once (:mod:`mappings.kith.head`) into ``MappingResult.attachments``.
+``message_type`` is ``MsgInfo/Type/@V`` (MsgHead) or ``Message/Type/@V``;
 ``source_message_id`` is the MsgId. Example config::
 
     adapters:
@@ -75,7 +77,7 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
         records=tuple(merged.records),
         links=merged.links,
         attachments=merged.attachments,
-        warnings=tuple(dict.fromkeys(merged.warnings)),
+        warnings=tuple(dict.fromkeys(merged.warnings + list(head.flags))),
         message_type=head.msg_type,
         source_message_id=head.msg_id,
     )

@@ -282,3 +282,14 @@ def ts(node: Node | None, rel: str) -> datetime | None:
     if found is None:
         return None
     return parse_time(found.get("V") or found.text)
+
+
+def moment(node: Node | None, rel: str) -> tuple[datetime | None, date | None]:
+    """:func:`ts` as ``(time, None)``, or ``(None, date)`` when the source gives a date alone (never midnight)."""
+    found = find(node, rel)
+    value = None if found is None else (found.get("V") or found.text)
+    if not value:
+        return None, None
+    if len(value) <= 10:
+        return None, parse_date(value)
+    return parse_time(value), None

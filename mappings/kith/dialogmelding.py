@@ -118,7 +118,7 @@ def _request_details(req: Node | None) -> list[tuple[str | None, str | None]]:
     """A request's purpose, reason, urgency, period and the journal information it asks for."""
     if req is None:
         return []
-    out = [(label, _value(c.find(req, tag))) for tag, label in _REQUEST_DETAILS]
+    out: list[tuple[str | None, str | None]] = [(label, _value(c.find(req, tag))) for tag, label in _REQUEST_DETAILS]
     out.append(("Periode", c.join(c.text(req, "FraDato"), c.text(req, "TilDato"), sep=" - ")))
     wanted = [_value(t) for t in c.findall(req, "TypeJournalinfo")]
     out.append(("Journalinformasjon", c.join(*wanted, sep="\n")))

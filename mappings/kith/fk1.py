@@ -6,12 +6,13 @@ The shape (MsgHead ``Sender``/``Receiver``/``OtherReceiver``, Dialogmelding ``Ro
     Organisation/{OrganisationName, Ident/{Id, TypeId/@V}, Organisation (a sub-unit, recursive),
                   HealthcareProfessional/{RoleToPatient (9034), FamilyName, GivenName, MiddleName, Ident}}
 
-* Ids by ``TypeId/@V``: ``HPR`` -> :data:`engine.ids.OID_HPR` (leading zeros dropped), ``HER`` -> ``OID_HER``,
-  ``ENH`` -> ``OID_ENH``, ``RSH`` -> ``OID_RESH``, ``FNR``/``DNR`` -> their OIDs; any other type (``LOK``,
-  ``LAV`` ...) is local to the sender: ``urn:enjournal:local:<sender scope>:<type>``.
-* An organisation with a sub-unit is one organisation party: the most specific unit is ``name``/``ids``,
-  the units above it, joined ``"Hospital, Department"``, are ``organization``/``organization_ids``.
-* A practitioner names the unit they act for in ``organization`` (the most specific one) and its ids.
+* Ids by ``TypeId/@V`` as in the v1.x shape (:func:`mappings.kith.hcp.party_id`): ``HPR`` -> ``OID_HPR``
+  (leading zeros dropped), ``HER``, ``ENH``, ``RSH`` -> their OIDs; any other type (``LOK``, ``LAV`` ...) is
+  local to the sender: ``urn:enjournal:local:<sender scope>:<type>``.
+* An organisation with a sub-unit is one organisation party, as :mod:`mappings.kith.hcp` makes an ``Inst``
+  with a ``Dept``: the most specific unit is ``name``/``ids``, the units above it (joined ``", "``) are
+  ``organization``/``organization_ids``.
+* A practitioner names the unit they act for (the most specific one) in ``organization`` and its ids.
 * A practitioner whose ``RoleToPatient`` is 6 (Fastlege) is also named in the role ``gp``.
 
 Parties are memoised by their values: the same sender and receiver recur in every message.
@@ -20,51 +21,34 @@ Parties are memoised by their values: the same sender and receiver recur in ever
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from engine import ids
 from engine.model import Party, PartyId
 from mappings.kith import common as c
+from mappings.kith import hcp
 from mappings.kith.node import Node
 
-_SYSTEMS = {
-    "HPR": ids.OID_HPR,
-    "HER": ids.OID_HER,
-    "ENH": ids.OID_ENH,
-    "RSH": ids.OID_RESH,
-    "RESH": ids.OID_RESH,
-    "FNR": ids.OID_FNR,
-    "DNR": ids.OID_DNR,
-}
 FASTLEGE = "6"  # RoleToPatient (9034) of the citizen's regular GP
 
 
 def party_ids(node: Node | None, scope: str) -> tuple[PartyId, ...]:
-    """The ``Ident`` children of an organisation or practitioner as PartyIds (see the module docstring)."""
+    """The ``Ident`` children of an organisation or practitioner as PartyIds (ids as :func:`hcp.party_id`)."""
     out: list[PartyId] = []
     for ident in c.findall(node, "Ident"):
-        value = c.text(ident, "Id")
-        if value:
-            out.append(party_id((c.attr(ident, "TypeId") or "ID").upper(), value, scope))
-    return tuple(dict.fromkeys(out))
-
-
-@lru_cache(maxsize=4096)
-def party_id(kind: str, value: str, scope: str) -> PartyId:
-    """One id by its KITH type (8116 / 9051): a national OID, else local to the sender."""
-    system = _SYSTEMS.get(kind)
-    if kind == "HPR":
-        value = value.lstrip("0") or value
-    return PartyId(system=system or f"{ids.OID_LOCAL_PREFIX}{scope}:{kind}", value=value)
+        found = hcp.party_id(c.attr(ident, "TypeId"), c.text(ident, "Id"), scope)
+        if found is not None:
+            out.append(found)
+    return tuple(dict.fromkeys(out)) if len(out) > 1 else tuple(out)
 
 
 def organisation(org: Node | None, role: str, scope: str) -> tuple[Party, ...]:
     """An Organisation (with its sub-units) as one organisation party, and each practitioner in it."""
     units: list[tuple[str | None, tuple[PartyId, ...]]] = []
-    hcps: list[tuple[Node, int]] = []
+    professionals: list[tuple[Node, int]] = []
     node = org
     while node is not None:
         units.append((c.text(node, "OrganisationName"), party_ids(node, scope)))
-        hcps += [(h, len(units)) for h in c.findall(node, "HealthcareProfessional")]
+        professionals += [(h, len(units)) for h in c.findall(node, "HealthcareProfessional")]
         node = c.find(node, "Organisation")
     if not units:
         return ()
@@ -74,52 +58,55 @@ def organisation(org: Node | None, role: str, scope: str) -> tuple[Party, ...]:
     parent_ids = tuple(i for u in units[:-1] for i in u[1])
     if name or unit_ids:
         out.append(_party(role, "organization", name, unit_ids, parent, parent_ids))
-    for hcp, depth in hcps:
-        unit_name = c.join(*(u[0] for u in units[:depth]))
-        out += professional(hcp, role, scope, unit_name, units[depth - 1][1])
+    for found, depth in professionals:
+        out += professional(found, role, scope, *_nearest(units[:depth]))
     return tuple(out)
 
 
 def unit(org: Node | None, scope: str) -> tuple[str | None, tuple[PartyId, ...]]:
-    """What a practitioner acting for ``org`` names: ``"Organisation, sub-unit"`` and the sub-unit's ids."""
-    names: list[str | None] = []
-    unit_ids: tuple[PartyId, ...] = ()
+    """What a practitioner acting for ``org`` names: its most specific unit's name and ids."""
+    units: list[tuple[str | None, tuple[PartyId, ...]]] = []
     while org is not None:
-        names.append(c.text(org, "OrganisationName"))
-        unit_ids = party_ids(org, scope) or unit_ids
+        units.append((c.text(org, "OrganisationName"), party_ids(org, scope)))
         org = c.find(org, "Organisation")
-    return c.join(*names), unit_ids
+    return _nearest(units)
+
+
+def _nearest(units: list[tuple[str | None, tuple[PartyId, ...]]]) -> tuple[str | None, tuple[PartyId, ...]]:
+    """The name and ids of the most specific unit that has them."""
+    name = next((n for n, _ in reversed(units) if n), None)
+    return name, next((i for _, i in reversed(units) if i), ())
 
 
 def professional(
-    hcp: Node | None,
+    node: Node | None,
     role: str,
     scope: str,
     org_name: str | None = None,
     org_ids: tuple[PartyId, ...] = (),
 ) -> tuple[Party, ...]:
     """A HealthcareProfessional as a practitioner party in ``role`` (and as ``gp`` when it is the Fastlege)."""
-    if hcp is None:
+    if node is None:
         return ()
-    name = name_of(hcp)
-    hcp_ids = party_ids(hcp, scope)
+    name = name_of(node)
+    hcp_ids = party_ids(node, scope)
     if not name and not hcp_ids:
         return ()
     first = _party(role, "practitioner", name, hcp_ids, org_name, org_ids)
-    if role != "gp" and c.attr(hcp, "RoleToPatient") == FASTLEGE:
+    if role != "gp" and c.attr(node, "RoleToPatient") == FASTLEGE:
         return first, _party("gp", "practitioner", name, hcp_ids, org_name, org_ids)
     return (first,)
 
 
-def name_of(hcp: Node | None) -> str | None:
+def name_of(node: Node | None) -> str | None:
     """``"Given Middle Family"`` of a HealthcareProfessional."""
-    return c.join(c.text(hcp, "GivenName"), c.text(hcp, "MiddleName"), c.text(hcp, "FamilyName"), sep=" ")
+    return c.join(c.text(node, "GivenName"), c.text(node, "MiddleName"), c.text(node, "FamilyName"), sep=" ")
 
 
 @lru_cache(maxsize=4096)
 def _party(
     role: str,
-    kind: str,
+    kind: Literal["practitioner", "organization"],
     name: str | None,
     party_ids_: tuple[PartyId, ...],
     organization: str | None,
@@ -127,12 +114,27 @@ def _party(
 ) -> Party:
     return Party(
         role=role,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         name=name,
         ids=party_ids_,
         organization=organization,
         organization_ids=organization_ids,
     )
+
+
+def report_parties(payload: Node, scope: str) -> tuple[Party, ...]:
+    """The poKomponent parties of a payload: each ``AnsvarForRapport/AnsvarligRapport`` in the role its
+    ``TypeRelasjon`` (8254) gives (``HHE`` requester ...; else ``responsible``), and each
+    ``KontaktpersonHelsepersonell/Kontaktperson`` as ``gp`` when it is the Fastlege, else ``other``."""
+    found: list[Party] = []
+    for resp in c.findall(payload, "AnsvarForRapport"):
+        relation = (c.attr(resp, "TypeRelasjon") or "").upper()
+        role = hcp.RELATION_ROLES.get(relation, "responsible")
+        found += professional(c.find(resp, "AnsvarligRapport"), role, scope)
+    for contact in c.findall(payload, "KontaktpersonHelsepersonell/Kontaktperson"):
+        role = "gp" if c.attr(contact, "RoleToPatient") == FASTLEGE else "other"
+        found += professional(contact, role, scope)
+    return tuple(found)
 
 
 def merge(*groups: tuple[Party, ...] | None) -> tuple[Party, ...] | None:

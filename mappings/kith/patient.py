@@ -197,11 +197,11 @@ def person(
     subj: Subject,
     event_time: datetime,
     prov: Provenance,
-    deceased_at: datetime | None = None,
+    deceased: tuple[datetime | None, date | None] = (None, None),
     parties: tuple[Party, ...] | None = None,
 ) -> Person:
-    """The patient as this sender describes them in this message (key: sender + hashed subject); ``parties``
-    are the message's (its sender, recipients)."""
+    """The patient as this sender describes them in this message (key: sender + hashed subject); ``deceased``
+    is a death the message reports elsewhere (time, or date alone); ``parties`` are the message's."""
     info = subj.info
     number_date = subj.identity.number_birth_date
     flags: tuple[str, ...] = ()
@@ -219,8 +219,8 @@ def person(
         middle_name=info.middle_name,
         birth_date=number_date or info.birth_date,
         sex=info.sex,
-        deceased_at=deceased_at or _time_of(info.deceased),
-        deceased_date=_date_of(info.deceased),
+        deceased_at=deceased[0] or _time_of(info.deceased),
+        deceased_date=deceased[1] or _date_of(info.deceased),
         address=info.address,
         parties=parties or None,
     )
