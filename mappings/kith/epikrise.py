@@ -42,9 +42,9 @@ from engine.model import (
     RecordStatus,
 )
 from mappings.kith import common as c
-from mappings.kith import fk1, hcp
+from mappings.kith import fk1
 from mappings.kith import patient as pt
-from mappings.kith.head import Head, inst_name, inst_scope
+from mappings.kith.head import Head, inst_name, inst_scope, v1_parties
 from mappings.kith.node import Node
 
 _ROLE: dict[str, Literal["main", "secondary", "other"]] = {"H": "main", "B": "secondary"}
@@ -93,7 +93,14 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     doc_id = c.text(rep, "ServProvId") or msg_id or "unknown"
     status = c.status_from_servtype(c.attr(rep, "ServType"), c.attr(rep, "Status"))
     prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
-    x = _Ctx(f"kith:epikrise:{scope}:{doc_id}", subj, time, prov, status, fk1.merge(head.parties, _parties(rep, scope)))
+    x = _Ctx(
+        f"kith:epikrise:{scope}:{doc_id}",
+        subj,
+        time,
+        prov,
+        status,
+        fk1.merge(head.parties, v1_parties(rep, scope, _PARTIES)),
+    )
     part.records.append(pt.person(subj, time, x.prov, parties=x.parties))
     part.links = pt.links(subj)
     part.records.append(_document(rep, msg, x, inst, head))
@@ -105,16 +112,14 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     return part
 
 
-def _parties(rep: Node, scope: str) -> tuple[Party, ...]:
-    found = list(hcp.parties(c.find(rep, "ServProvider"), "author", scope))
-    for rel in c.findall(rep, "RelServProvider"):
-        found += hcp.parties(rel, "responsible", scope)
-    found += hcp.parties(c.find(rep, "Requester"), "requester", scope)
-    for copy in c.findall(rep, "CopyDest"):
-        found += hcp.parties(copy, "copy", scope)
-    for rel in c.findall(rep, "Patient/PatRelHCP"):
-        found += hcp.parties(rel, "other", scope)
-    return tuple(found)
+#: the v1.x wrappers that name parties on a discharge summary, and their roles
+_PARTIES = (
+    ("ServProvider", "author"),
+    ("RelServProvider", "responsible"),
+    ("Requester", "requester"),
+    ("CopyDest", "copy"),
+    ("Patient/PatRelHCP", "other"),
+)
 
 
 def _referral(rep: Node) -> str | None:

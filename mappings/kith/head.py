@@ -26,7 +26,7 @@ from lxml import etree
 
 from engine.model import Attachment, AttachmentRef, Party
 from mappings.kith import common as c
-from mappings.kith import fk1
+from mappings.kith import fk1, hcp
 from mappings.kith import patient as pt
 from mappings.kith.node import Node
 from mappings.kith.patient import PatientInfo
@@ -199,3 +199,13 @@ def inst_scope(inst: Node | None) -> str | None:
 def inst_name(inst: Node | None) -> str | None:
     """``"Institution, Department"`` of a v1.x ``HCP/Inst``."""
     return c.join(c.text(inst, "Name"), c.text(inst, "Dept/Name"))
+
+
+def v1_parties(node: Node, scope: str, wrappers: tuple[tuple[str, str], ...]) -> tuple[Party, ...]:
+    """The v1.x parties (:mod:`mappings.kith.hcp`) of every wrapper element at each ``(path, role)`` under
+    ``node``, in that order (a wrapper's ``Relation`` code overrides the role)."""
+    found: list[Party] = []
+    for path, role in wrappers:
+        for wrapper in c.findall(node, path):
+            found += hcp.parties(wrapper, role, scope)
+    return tuple(found)

@@ -26,11 +26,11 @@ Event time: the latest of ``IssueDate`` and ``GenDate``.
 from __future__ import annotations
 
 from engine.errors import ValidationError
-from engine.model import Coding, Condition, MapContext, Party, Referral
+from engine.model import Coding, Condition, MapContext, Referral
 from mappings.kith import common as c
-from mappings.kith import fk1, hcp
+from mappings.kith import fk1
 from mappings.kith import patient as pt
-from mappings.kith.head import Head, inst_name, inst_scope
+from mappings.kith.head import Head, inst_name, inst_scope, v1_parties
 from mappings.kith.node import Node
 
 
@@ -55,7 +55,7 @@ def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Pa
     key = f"kith:henvisning:{scope}:{doc_id}"
     prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
     status = c.status_from_servtype(c.attr(req, "ServType"))
-    parties = fk1.merge(head.parties, _parties_v1(req, scope) if v1 else fk1.report_parties(req, scope))
+    parties = fk1.merge(head.parties, v1_parties(req, scope, _PARTIES) if v1 else fk1.report_parties(req, scope))
     base = {"subject": subj.subject, "event_time": time, "provenance": prov, "status": status, "parties": parties}
     codes, conditions = _diagnoses(req, key, base)
     referral = Referral(
@@ -99,14 +99,13 @@ def _comments(req: Node) -> tuple[str, ...] | None:
     return tuple(t for t in found if t) or None
 
 
-def _parties_v1(req: Node, scope: str) -> tuple[Party, ...]:
-    found = list(hcp.parties(c.find(req, "Requester"), "requester", scope))
-    found += hcp.parties(c.find(req, "ServProvider"), "performer", scope)
-    for copy in c.findall(req, "CopyDest"):
-        found += hcp.parties(copy, "copy", scope)
-    for rel in c.findall(req, "Patient/PatRelHCP"):
-        found += hcp.parties(rel, "other", scope)
-    return tuple(found)
+#: the v1.x wrappers that name parties on a referral, and their roles
+_PARTIES = (
+    ("Requester", "requester"),
+    ("ServProvider", "performer"),
+    ("CopyDest", "copy"),
+    ("Patient/PatRelHCP", "other"),
+)
 
 
 def _requester(req: Node, inst: Node | None, head: Head, v1: bool) -> str | None:
