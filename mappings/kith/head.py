@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,6 +35,9 @@ from mappings.kith.patient import PatientInfo
 _ORG_ID_ORDER = ("HER", "ENH", "RSH")
 _OCTETS = "application/octet-stream"
 UNDECODABLE = "KITH_ATTACHMENT_UNDECODABLE"
+_MEMO_SIZE = 4096
+#: (elements' bytes, sender scope, roles) -> parties; bounded, values immutable (as the lru_caches here)
+_PARTIES_MEMO: dict[tuple[bytes, str, str], tuple[Party, ...]] = {}
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
 
 
@@ -106,11 +110,35 @@ def from_standalone(root: Node) -> Head:
 
 
 def _parties(info: Node | None, scope: str) -> tuple[Party, ...]:
-    found = list(fk1.organisation(c.find(info, "Sender/Organisation"), "sender", scope))
-    found += fk1.organisation(c.find(info, "Receiver/Organisation"), "recipient", scope)
-    for other in c.findall(info, "OtherReceiver"):
-        role = "copy" if c.attr(other, "RoleReceiver") == "COP" else "other"
-        found += fk1.organisation(c.find(other, "Organisation"), role, scope)
+    """The MsgHead's parties (:func:`_memo`)."""
+    routing = [el for el in (c.find(info, "Sender"), c.find(info, "Receiver"), *c.findall(info, "OtherReceiver")) if el]
+    return _memo(routing, scope, _read_parties, "msghead")
+
+
+def _memo(
+    nodes: list[Node], scope: str, read: Callable[[list[Node], str], tuple[Party, ...]], roles: str
+) -> tuple[Party, ...]:
+    """``read(nodes, scope)``, memoised by the exact bytes of the elements, the scope and the ``roles`` they are
+    read in: the same senders, receivers and practitioners recur in every message, and reading them costs more
+    than serialising them."""
+    key = (b"".join(etree.tostring(n.el) for n in nodes), scope, roles)
+    found = _PARTIES_MEMO.get(key)
+    if found is None:
+        found = read(nodes, scope)
+        if len(_PARTIES_MEMO) >= _MEMO_SIZE:
+            _PARTIES_MEMO.clear()
+        _PARTIES_MEMO[key] = found
+    return found
+
+
+def _read_parties(routing: list[Node], scope: str) -> tuple[Party, ...]:
+    found: list[Party] = []
+    for node in routing:
+        name = node.name
+        role = "sender" if name == "Sender" else "recipient" if name == "Receiver" else None
+        if role is None:
+            role = "copy" if c.attr(node, "RoleReceiver") == "COP" else "other"
+        found += fk1.organisation(c.find(node, "Organisation"), role, scope)
     return tuple(dict.fromkeys(found))
 
 
@@ -203,9 +231,11 @@ def inst_name(inst: Node | None) -> str | None:
 
 def v1_parties(node: Node, scope: str, wrappers: tuple[tuple[str, str], ...]) -> tuple[Party, ...]:
     """The v1.x parties (:mod:`mappings.kith.hcp`) of every wrapper element at each ``(path, role)`` under
-    ``node``, in that order (a wrapper's ``Relation`` code overrides the role)."""
-    found: list[Party] = []
-    for path, role in wrappers:
-        for wrapper in c.findall(node, path):
-            found += hcp.parties(wrapper, role, scope)
-    return tuple(found)
+    ``node``, in that order (a wrapper's ``Relation`` code overrides the role); memoised as :func:`_memo`."""
+    found = [(w, role) for path, role in wrappers for w in c.findall(node, path)]
+    roles = {id(w): role for w, role in found}
+
+    def read(nodes: list[Node], scope: str) -> tuple[Party, ...]:
+        return tuple(p for w in nodes for p in hcp.parties(w, roles[id(w)], scope))
+
+    return _memo([w for w, _ in found], scope, read, ",".join(r for _, r in found)) if found else ()
