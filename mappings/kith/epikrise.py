@@ -16,7 +16,9 @@
 * Parties (:mod:`mappings.kith.hcp`, on every record): the hospital ``ServProvider`` as ``author``,
   ``RelServProvider`` as ``responsible`` (or its ``Relation``), ``Requester`` as ``requester``, ``CopyDest`` as
   ``copy``, ``Patient/PatRelHCP`` by ``Relation`` (``FLE`` gp, ``HHE`` requester), and the MsgHead's.
-* Several ``CodedDescr`` of a diagnosis: the first is the code, the others ``alt_codes``; a ``Concept``'s
+* Several ``CodedDescr`` of a diagnosis: the first is the code, the others ``alt_codes``; the ``InfItem``'s
+  ``StartDateTime`` is the onset (``onset_date`` when a date alone), a drug's ``StartDateTime``/``EndDateTime``
+  its start and end (``start_date``/``end_date``); a ``Concept``'s
   original text (``OT``) beside its display is kept in the text. A drug's ``Comment`` -> comments.
 * The referral the stay answers (``ServReq``: type, date, id, diagnoses) and the approval date (``ApprDate``)
   are sections of the Document text.
@@ -186,6 +188,7 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
             f"stjernekode {c.normalise_code(star.code)} {star.display or ''}".strip() if star else None,
             sep="; ",
         )
+        onset, onset_date = c.moment(inf, "StartDateTime")
         alt = tuple(Coding(system=k.system, code=c.normalise_code(k.code), display=k.display) for k in concepts[1:])
         key = c.unique_key(f"{x.key}:dx:{code}", seen)
         out.append(
@@ -196,6 +199,8 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
                 text=text,
                 alt_codes=alt or None,
                 encounter_key=f"{x.key}:stay",
+                onset=onset,
+                onset_date=onset_date,
             )
         )
     return out
@@ -203,7 +208,12 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
 
 def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
     out, seen = [], set[str]()
-    for med in c.findall(event, "InfItem/Medication"):
+    for inf in c.findall(event, "InfItem"):
+        med = c.find(inf, "Medication")
+        if med is None:
+            continue
+        start, start_date = c.moment(inf, "StartDateTime")
+        end, end_date = c.moment(inf, "EndDateTime")
         drug = c.coding(c.find(med, "DrugId"))
         code = c.normalise_code(drug.code) if drug and c.attr(med, "DrugId") else None
         dose_v, dose_u = c.quantity(c.find(med, "UnitDose"))
@@ -216,6 +226,10 @@ def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
                 med_status=c.attr(med, "Status", "DN"),
                 dosage=c.join(c.join(dose_v, dose_u, sep=" "), c.text(med, "DosageText"), sep="; "),
                 comments=(comment,) if (comment := c.text(med, "Comment")) else None,
+                start=start,
+                end=end,
+                start_date=start_date,
+                end_date=end_date,
             )
         )
     return out

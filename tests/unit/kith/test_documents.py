@@ -103,17 +103,26 @@ def test_henvisning_2_0_referring_doctor_gp_and_interpreter_need() -> None:
     assert "Tolkebehov:\nNORDSAMISK" in referral.reason
 
 
-def test_epikrise_parties_and_further_codings_of_a_diagnosis() -> None:
+def test_epikrise_parties_further_codings_and_dates_of_a_diagnosis_and_a_drug() -> None:
     raw = (KITH / "sarepta_epikrise-v1.2_n.xml").read_bytes()
     old = b'V="E119" S="2.16.578.1.12.4.1.1.7110"/>\n\t\t\t\t\t</CodedDescr>'
     original = b' OT="Diabetes type 2 uten komplikasjoner"'
     extra = b'<CodedDescr><Concept V="E11.9" DN="Diabetes type 2" S="2.16.578.1.12.4.1.1.7170"/></CodedDescr>'
     assert old in raw
     raw = raw.replace(old, old.replace(b"/>", original + b"/>", 1) + extra)
+    medb = b'DN="Legemiddelopplysning"/>'
+    at = raw.index(medb, raw.index(b'DN="Furix"')) + len(medb)
+    raw = raw[:at] + b'<StartDateTime V="2017-05-04"/><EndDateTime V="2017-06-01T08:00:00"/>' + raw[at:]
+    raw = raw.replace(
+        b'<Type V="B" DN="Bidiagnose"/>', b'<Type V="B" DN="Bidiagnose"/><StartDateTime V="1993-05-01"/>', 1
+    )
     result = mapped(raw)
     dm = next(c for c in records(result, "condition") if c.code.code == "E119")
     assert [(k.system, k.code) for k in dm.alt_codes] == [("2.16.578.1.12.4.1.1.7170", "E119")]
     assert dm.text == "Diabetes mellitus; Diabetes type 2 uten komplikasjoner"
+    assert dm.onset_date == date(1993, 5, 1) and dm.onset is None
+    furix = next(m for m in records(result, "medication") if m.name == "Furix")
+    assert furix.start_date == date(2017, 5, 4) and furix.end is not None and furix.end.hour == 8
     (doc,) = records(result, "document")
     roles = _roles(doc.parties)
     assert roles["author"][0].name == "Meldingsvalidering" and roles["author"][0].organization
