@@ -284,12 +284,23 @@ def ts(node: Node | None, rel: str) -> datetime | None:
     return parse_time(found.get("V") or found.text)
 
 
-def moment(node: Node | None, rel: str) -> tuple[datetime | None, date | None]:
-    """:func:`ts` as ``(time, None)``, or ``(None, date)`` when the source gives a date alone (never midnight)."""
-    found = find(node, rel)
-    value = None if found is None else (found.get("V") or found.text)
+def time_or_date(value: str | None) -> tuple[datetime | None, date | None]:
+    """xs:dateTime -> ``(aware datetime, None)``; xs:date -> ``(None, date)`` (a date is never made midnight);
+    ``(None, None)`` when absent or unparseable."""
     if not value:
         return None, None
-    if len(value) <= 10:
-        return None, parse_date(value)
-    return parse_time(value), None
+    value = value.strip()
+    if "T" in value or " " in value:
+        return parse_time(value), None
+    return None, parse_date(value)
+
+
+def texts(node: Node | None, rel: str) -> tuple[str, ...] | None:
+    """The stripped texts of every element at ``rel`` (XHTML as plain text); None when there is none."""
+    found = [t for t in (element_text(n) for n in findall(node, rel)) if t]
+    return tuple(found) or None
+
+
+def uncoded_text(text: str) -> Coding:
+    """A Coding for a value the source gives only as text: code :data:`UNSPECIFIED`, the text as display."""
+    return _uncoded(text)

@@ -188,7 +188,7 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
             f"stjernekode {c.normalise_code(star.code)} {star.display or ''}".strip() if star else None,
             sep="; ",
         )
-        onset, onset_date = c.moment(inf, "StartDateTime")
+        onset, onset_date = c.time_or_date(c.attr(inf, "StartDateTime"))
         alt = tuple(Coding(system=k.system, code=c.normalise_code(k.code), display=k.display) for k in concepts[1:])
         key = c.unique_key(f"{x.key}:dx:{code}", seen)
         out.append(
@@ -212,8 +212,8 @@ def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
         med = c.find(inf, "Medication")
         if med is None:
             continue
-        start, start_date = c.moment(inf, "StartDateTime")
-        end, end_date = c.moment(inf, "EndDateTime")
+        start, start_date = c.time_or_date(c.attr(inf, "StartDateTime"))
+        end, end_date = c.time_or_date(c.attr(inf, "EndDateTime"))
         drug = c.coding(c.find(med, "DrugId"))
         code = c.normalise_code(drug.code) if drug and c.attr(med, "DrugId") else None
         dose_v, dose_u = c.quantity(c.find(med, "UnitDose"))

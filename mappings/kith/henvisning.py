@@ -67,7 +67,7 @@ def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Pa
         requester=_requester(req, inst, head, v1),
         recipient=inst_name(c.find(req, "ServProvider/HCP/Inst")) if v1 else head.receiver_name,
         service=c.coding(c.find(req, "MsgDescr" if v1 else "TypeInnholdIMelding/TypeInnhold")),
-        comments=_comments(req),
+        comments=c.texts(req, "Comment"),
         attachments=head.attachments or None,
         flags=head.flags,
     )
@@ -92,11 +92,6 @@ def _reason(req: Node) -> str | None:
     ]
     items.append(("Kommentar", c.text(req, "ReqComment")))
     return c.sections(items)
-
-
-def _comments(req: Node) -> tuple[str, ...] | None:
-    found = [c.element_text(cm) for cm in c.findall(req, "Comment")]
-    return tuple(t for t in found if t) or None
 
 
 #: the v1.x wrappers that name parties on a referral, and their roles

@@ -107,7 +107,7 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
         code = c.coding_or_text(c.find(event, "Hendelsekode"))
         if code is None:
             continue
-        at, on = c.moment(event, "TidspunktForHendelse")
+        at, on = c.time_or_date(c.attr(event, "TidspunktForHendelse"))
         out.append(
             CareEvent(
                 key=c.unique_key(f"{key}:event:{code.code}", seen),
@@ -232,8 +232,8 @@ def _medications(payload: Node, key: str, base: dict[str, object]) -> list[Medic
         name = c.text(fi, "Navn")
         strength = c.join(*c.quantity(c.find(fi, "Styrke")), sep=" ")
         ident = info.get("komponentID") or name or "unknown"
-        start, start_date = c.moment(fi, "DoseringStarttidspunkt")
-        end, end_date = c.moment(fi, "DoseringSluttidspunkt")
+        start, start_date = c.time_or_date(c.attr(fi, "DoseringStarttidspunkt"))
+        end, end_date = c.time_or_date(c.attr(fi, "DoseringSluttidspunkt"))
         form = c.attr(fi, "Legemiddelform", "DN")
         out.append(
             Medication(
