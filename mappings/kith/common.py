@@ -280,3 +280,20 @@ def ts(node: Node | None, rel: str) -> datetime | None:
     if found is None:
         return None
     return parse_time(found.get("V") or found.text)
+
+
+def time_or_date(value: str | None) -> tuple[datetime | None, date | None]:
+    """xs:dateTime -> ``(aware datetime, None)``; xs:date -> ``(None, date)`` (a date is never made midnight);
+    ``(None, None)`` when absent or unparseable."""
+    if not value:
+        return None, None
+    value = value.strip()
+    if "T" in value or " " in value:
+        return parse_time(value), None
+    return None, parse_date(value)
+
+
+def texts(node: Node | None, rel: str) -> tuple[str, ...] | None:
+    """The stripped texts of every element at ``rel`` (XHTML as plain text); None when there is none."""
+    found = [t for t in (element_text(n) for n in findall(node, rel)) if t]
+    return tuple(found) or None

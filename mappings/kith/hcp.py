@@ -153,3 +153,24 @@ def _person(
 def first_org(found: tuple[Party, ...]) -> Party | None:
     """The first organisation among ``found`` (the lab of a ``ServProvider``)."""
     return next((p for p in found if p.kind == "organization"), None)
+
+
+def merged(found: list[Party] | tuple[Party, ...]) -> tuple[Party, ...]:
+    """``found`` with each person or organisation named more than once in the same role (same kind and name,
+    e.g. the requester in ``Requester`` by HER-id and in ``ResponsibleHcp`` by HPR number) made one party
+    carrying every id; first-seen order."""
+    out: dict[tuple[str, str, str | None], Party] = {}
+    for party in found:
+        at = (party.role, party.kind, party.name if party.name else f"#{len(out)}")
+        seen = out.get(at)
+        if seen is None:
+            out[at] = party
+        elif seen != party:
+            out[at] = seen.model_copy(
+                update={
+                    "ids": tuple(dict.fromkeys(seen.ids + party.ids)),
+                    "organization": seen.organization or party.organization,
+                    "organization_ids": tuple(dict.fromkeys(seen.organization_ids + party.organization_ids)),
+                }
+            )
+    return tuple(out.values())
