@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from lxml import etree
+
 from engine import ids
 from engine.model import Party, PartyId
 from mappings.kith import common as c
@@ -38,6 +40,8 @@ _SYSTEMS = {
     "RSH": ids.OID_RESH,
     "RESH": ids.OID_RESH,
 }
+_MEMO_SIZE = 1024
+_MEMO: dict[tuple[bytes, str, str | None], tuple[Party, ...]] = {}
 #: ``Relation/@V`` (Volven 8254 and the samples' codes) -> :data:`engine.model.PARTY_ROLES`
 RELATION_ROLES = {
     "REK": "requester",
@@ -91,11 +95,19 @@ def role_of(wrapper: Node | None, default: str) -> str:
 def parties(wrapper: Node | None, role: str, scope: str | None = None) -> tuple[Party, ...]:
     """The parties of a wrapper element holding one ``HCP`` (``ServProvider``, ``Requester``, ``RelServProv``,
     ``ResponsibleHcp`` ...) in ``role`` (a ``Relation`` code in the wrapper overrides it): the organisation
-    first, then the practitioner. Empty when the wrapper names nobody."""
+    first, then the practitioner. Empty when the wrapper names nobody.
+
+    Memoised on the wrapper's serialised bytes: the same labs and GPs recur in every message, serialising a
+    small element is cheaper than reading it, and the parties are immutable."""
     if wrapper is None:
         return ()
-    role = role_of(wrapper, role)
-    return from_hcp(wrapper.find("HCP"), role, scope)
+    memo = (etree.tostring(wrapper.el, with_tail=False), role, scope)
+    found = _MEMO.get(memo)
+    if found is None:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        found = _MEMO[memo] = from_hcp(wrapper.find("HCP"), role_of(wrapper, role), scope)
+    return found
 
 
 def from_hcp(hcp: Node | None, role: str, scope: str | None = None) -> tuple[Party, ...]:

@@ -151,26 +151,29 @@ def _map_report(
     performers = hcp.parties(rep.find("ServProvider"), "performer", scope)
     req = rep.find("ServReq")
     descr = c.attr(rep, "MsgDescr")
+    own_status = status_of(serv_type, None, report_status)
+    specimens = _specimens(pat, key, subj, prov, (time, own_status, req))
     info = _Report(
         key=key,
         subject=subj,
         time=time,
         prov=prov,
-        status=status_of(serv_type, None, report_status),
+        status=own_status,
         serv_type=serv_type,
         report_status=report_status,
         performer=_name(hcp.first_org(performers)),
         performers=performers,
-        samples=_samples(pat, key),
+        samples=_samples(specimens),
         requisition_key=f"{key}:requisition" if req is not None else None,
         by_code=(descr or "").upper() not in _MICRO,
         pathology=(descr or "").upper() in _PATHOLOGY,
     )
-    info.unique_codes = _unique_codes(pat) if info.by_code else frozenset()
+    top = c.findall(pat, "ResultItem")
+    info.unique_codes = _unique_codes(top) if info.by_code else frozenset()
     part.records.append(pt.person(subj, time, prov))
     part.links += pt.links(subj)
     report_at = len(part.records)
-    made = _items(pat, info, "", (serv_type, None), None, None, performers, part)
+    made = _items(top, info, "", (serv_type, None), None, None, performers, part)
     report_status_ = info.status or (RecordStatus.PRELIMINARY if made else None)
     if report_status_ is None:
         return
@@ -189,7 +192,7 @@ def _map_report(
                 parties=requester,
             )
         )
-    extra += _specimens(pat, info, report_status_, c.time_or_date(c.attr(req, "ReceiptDate"))[0])
+    extra += specimens
     part.records[report_at:report_at] = extra
 
 
@@ -279,35 +282,45 @@ def _category(msg: Node, descr: Coding | None) -> str:
     return "microbiology" if code in _MICRO else "lab"
 
 
-def _samples(pat: Node | None, key: str) -> dict[str, tuple[datetime | None, date | None, Coding | None, str]]:
-    out: dict[str, tuple[datetime | None, date | None, Coding | None, str]] = {}
+def _specimens(
+    pat: Node | None,
+    key: str,
+    subject: pt.Subject,
+    prov: Provenance,
+    head: tuple[datetime, RecordStatus | None, Node | None],
+) -> list[Specimen]:
+    """A Specimen per ``AnalysedSubject`` (cancelled with a cancelled report); ``head`` = (event time, report
+    status, ServReq), the last for the requisition's ``ReceiptDate``."""
+    time, status, req = head
+    own = RecordStatus.CANCELLED if status is RecordStatus.CANCELLED else RecordStatus.FINAL
+    received = c.time_or_date(c.attr(req, "ReceiptDate"))[0]
+    out = []
     for i, subj in enumerate(c.findall(pat, "AnalysedSubject"), 1):
         sample = order.sample_id(subj, i)
-        at, day = c.time_or_date(c.attr(subj, "CollectedSample/CollectedDate"))
-        out[sample] = (at, day, order.specimen_type(subj), f"{key}:specimen:{sample}")
+        out.append(
+            order.specimen(
+                subj,
+                i,
+                key=f"{key}:specimen:{sample}",
+                subject=subject.subject,
+                time=time,
+                prov=prov,
+                status=own,
+                received_at=received,
+            )
+        )
     return out
 
 
-def _specimens(pat: Node | None, info: _Report, status: RecordStatus, received: datetime | None) -> list[Specimen]:
-    return [
-        order.specimen(
-            subj,
-            i,
-            key=f"{info.key}:specimen:{order.sample_id(subj, i)}",
-            subject=info.subject.subject,
-            time=info.time,
-            prov=info.prov,
-            status=RecordStatus.CANCELLED if status is RecordStatus.CANCELLED else RecordStatus.FINAL,
-            received_at=received,
-        )
-        for i, subj in enumerate(c.findall(pat, "AnalysedSubject"), 1)
-    ]
+def _samples(specimens: list[Specimen]) -> dict[str, tuple[datetime | None, date | None, Coding | None, str]]:
+    """Sample id -> what a result takes from its sample: collection time or date, type, specimen key."""
+    return {s.sample_id or s.key: (s.collected_at, s.collected_date, s.specimen_type, s.key) for s in specimens}
 
 
-def _unique_codes(pat: Node | None) -> frozenset[str]:
+def _unique_codes(top: list[Node]) -> frozenset[str]:
     """Analysis codes that appear once among the top-level items (those items are keyed by their code)."""
     seen: dict[str, int] = {}
-    for item in c.findall(pat, "ResultItem"):
+    for item in top:
         code = item.find_el("Investigation/Id")
         value = None if code is None else c.el_attr(code)
         if value:
@@ -316,7 +329,7 @@ def _unique_codes(pat: Node | None) -> frozenset[str]:
 
 
 def _items(
-    parent: Node | None,
+    items: list[Node],
     info: _Report,
     parent_key: str,
     inherited: tuple[str | None, str | None],
@@ -325,10 +338,10 @@ def _items(
     inherited_parties: tuple[Party, ...],
     part: c.Part,
 ) -> int:
-    """Map the ``ResultItem`` children of ``parent`` (recursively); ``inherited`` = (ServType,
+    """Map ``items`` (a parent's ``ResultItem`` children), recursively; ``inherited`` = (ServType,
     StatusInvestigation) of the parent. Returns how many observations were made."""
     made = 0
-    for i, item in enumerate(c.findall(parent, "ResultItem"), 1):
+    for i, item in enumerate(items, 1):
         pos = f"{where}/ResultItem[{i}]" if where else f"ResultItem[{i}]"
         fields = item.index()
         codes = (
@@ -360,7 +373,9 @@ def _items(
             if info.pathology:
                 _conclude(item, info)
             made += 1
-        made += _items(item, info, key[len(info.key) + 1 :], codes, code, pos, parties, part)
+        nested = item.findall("ResultItem")
+        if nested:
+            made += _items(nested, info, key[len(info.key) + 1 :], codes, code, pos, parties, part)
     return made
 
 
