@@ -297,3 +297,8 @@ def texts(node: Node | None, rel: str) -> tuple[str, ...] | None:
     """The stripped texts of every element at ``rel`` (XHTML as plain text); None when there is none."""
     found = [t for t in (element_text(n) for n in findall(node, rel)) if t]
     return tuple(found) or None
+
+
+def uncoded_text(text: str) -> Coding:
+    """A Coding for a value the source gives only as text: code :data:`UNSPECIFIED`, the text as display."""
+    return _uncoded(text)

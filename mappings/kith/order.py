@@ -19,6 +19,7 @@ from datetime import datetime
 from engine.model import Coding, Identifier, Party, Provenance, RecordStatus, Requisition, Specimen
 from mappings.kith import common as c
 from mappings.kith.node import Node
+from mappings.kith.xml import first_child
 
 #: ``RequestedPrioReport/@V`` -> FHIR request-priority (senders' codes; others keep only ``priority_code``)
 PRIORITIES = {
@@ -47,13 +48,20 @@ def requisition(
     codes: tuple[Coding, ...] | None = None,
 ) -> Requisition:
     """The :class:`Requisition` of one ``ServReq``."""
-    prio = req.first("RequestedPrioReport")
+    get = req.index().get
+    prio = get("RequestedPrioReport")
     prio_code = None if prio is None else c.coding_of(prio)
-    requested_at, requested_date = c.time_or_date(c.attr(req, "IssueDate"))
-    reasons = c.findall(req, "ReasonAsText")
-    reason_codes = [x for x in (c.coding(n) for r in reasons for n in r.findall("TextCode")) if x is not None]
-    reason_codes += [x for x in (c.coding(n) for n in c.findall(req, "Diagnosis/Concept")) if x is not None]
-    comments = [c.text(req, "ReqComment"), *(_comment(n) for n in c.findall(req, "Comment"))]
+    requested_at, requested_date = c.time_or_date(c.el_attr(get("IssueDate")))
+    reasons = req.all("ReasonAsText")
+    reason_codes: list[Coding] = []
+    sections: list[tuple[str | None, str | None]] = []
+    for el in reasons:
+        reason = Node(el)
+        sections.append((c.attr(reason, "Heading", "DN"), c.element_text(reason.find("TextResultValue"))))
+        reason_codes += [x for x in (c.coding_of(n) for n in reason.all("TextCode")) if x is not None]
+    if "Diagnosis" in req.index():
+        reason_codes += [x for x in (c.coding(n) for n in req.findall("Diagnosis/Concept")) if x is not None]
+    comments = [c.el_text(get("ReqComment")), *(_comment(Node(n)) for n in req.all("Comment"))]
     return Requisition(
         key=key,
         subject=subject,
@@ -62,14 +70,14 @@ def requisition(
         provenance=prov,
         parties=parties or None,
         comments=_present(comments),
-        placer_id=c.text(req, "Id"),
-        filler_id=c.text(req, "IdByServProvider"),
+        placer_id=c.el_text(get("Id")),
+        filler_id=c.el_text(get("IdByServProvider")),
         codes=codes or None,
         priority=PRIORITIES.get(prio_code.code.upper()) if prio_code else None,
         priority_code=prio_code,
         requested_at=requested_at,
         requested_date=requested_date,
-        reason=c.sections([(c.attr(r, "Heading", "DN"), c.element_text(r.find("TextResultValue"))) for r in reasons]),
+        reason=c.sections(sections),
         reason_codes=tuple(reason_codes) or None,
     )
 
@@ -88,23 +96,28 @@ def _present(items: Iterable[str | None]) -> tuple[str, ...] | None:
 
 def sample_id(subj: Node, index: int) -> str:
     """The lab's sample id of an ``AnalysedSubject`` (``#<n>`` by position when it has none)."""
-    return (
-        c.text(subj, "IdByServProvider") or c.text(subj, "IdByServProv") or c.text(subj, "IdByRequester") or f"#{index}"
-    )
+    get = subj.index().get
+    for name in ("IdByServProvider", "IdByServProv", "IdByRequester"):
+        found = c.el_text(get(name))
+        if found:
+            return found
+    return f"#{index}"
 
 
 def specimen_type(subj: Node) -> Coding | None:
     """``TypeCoded``, else ``Type`` as an uncoded text."""
-    found = c.coding(subj.find("TypeCoded"))
+    get = subj.index().get
+    coded = get("TypeCoded")
+    found = None if coded is None else c.coding_of(coded)
     if found is None:
-        text = c.text(subj, "Type")
-        found = None if text is None else Coding(code=c.UNSPECIFIED, display=text)
+        text = c.el_text(get("Type"))
+        found = None if text is None else c.uncoded_text(text)
     return found
 
 
 def specimen(
     subj: Node,
-    index: int,
+    sample: str,
     *,
     key: str,
     subject: Identifier,
@@ -113,13 +126,17 @@ def specimen(
     status: RecordStatus,
     received_at: datetime | None = None,
 ) -> Specimen:
-    """The :class:`Specimen` of one ``AnalysedSubject``."""
-    collected_at, collected_date = c.time_or_date(c.attr(subj, "CollectedSample/CollectedDate"))
-    site = c.find(subj, "SampleSite")
+    """The :class:`Specimen` of one ``AnalysedSubject`` whose sample id is ``sample``."""
+    get = subj.index().get
+    collected = get("CollectedSample")
+    collected_at, collected_date = c.time_or_date(
+        None if collected is None else c.el_attr(first_child(collected, "CollectedDate"))
+    )
+    site = get("SampleSite")
     comments = [
-        c.text(subj, "Comment"),
-        c.text(subj, "CollectedSample/CollectorComment"),
-        *(c.element_text(n) for n in c.findall(subj, "SampleHandling")),
+        c.el_text(get("Comment")),
+        None if collected is None else c.el_text(first_child(collected, "CollectorComment")),
+        *(c.el_text(n) for n in subj.all("SampleHandling")),
     ]
     return Specimen(
         key=key,
@@ -128,11 +145,11 @@ def specimen(
         status=status,
         provenance=prov,
         comments=_present(comments),
-        sample_id=sample_id(subj, index),
+        sample_id=sample,
         specimen_type=specimen_type(subj),
         collected_at=collected_at,
         collected_date=collected_date,
         received_at=received_at,
-        body_site=c.coding(site),
-        body_site_text=c.text(subj, "AnatomicalOrigin") or (site.text if site is not None else None),
+        body_site=None if site is None else c.coding_of(site),
+        body_site_text=c.el_text(get("AnatomicalOrigin")) or c.el_text(site),
     )

@@ -65,7 +65,6 @@ from engine.model import (
     MapContext,
     Observation,
     Party,
-    PartyId,
     Person,
     Provenance,
     RecordStatus,
@@ -78,6 +77,7 @@ from mappings.kith import patient as pt
 from mappings.kith.head import Head, inst_scope
 from mappings.kith.node import Node
 from mappings.kith.status import status as status_of
+from mappings.kith.xml import first_child
 
 _FLAG = {"1": "H", "2": "L", "3": "A"}
 _IMAGING = frozenset({"RTG", "UL", "CT", "MR", "NUK", "RAD"})
@@ -177,7 +177,7 @@ def _map_report(
     report_status_ = info.status or (RecordStatus.PRELIMINARY if made else None)
     if report_status_ is None:
         return
-    parties = _report_parties(rep, pat, head, performers, scope)
+    parties = _report_parties(rep, pat, head, scope)
     extra: list[Any] = [_report(rep, msg, info, report_status_, parties)]
     if req is not None and info.requisition_key is not None:
         requester = tuple(p for p in parties if p.role in ("requester", "gp"))
@@ -210,31 +210,14 @@ def _name(party: Party | None) -> str | None:
     return c.join(party.organization, party.name) if party.organization else party.name
 
 
-def _report_parties(
-    rep: Node, pat: Node | None, head: Head, performers: tuple[Party, ...], scope: str
-) -> tuple[Party, ...]:
-    found: list[Party] = [*performers]
-    found += hcp.parties(rep.find("Requester"), "requester", scope)
-    for wrapper in (*c.findall(pat, "ResponsibleHcp"), *c.findall(rep, "RelServProv")):
-        found += hcp.parties(wrapper, "responsible", scope)
-    for wrapper in c.findall(rep, "CopyDest"):
-        found += hcp.parties(wrapper, "copy", scope)
-    sender = _sender(head)
-    if sender is not None:
-        found.append(sender)
-    return hcp.merged(found)
-
-
-def _sender(head: Head) -> Party | None:
-    """The MsgHead sender as an organisation, from the head's name and ``<TypeId>:<Id>`` scope."""
-    if head.sender_scope is None and head.sender_name is None:
-        return None
-    ident: tuple[PartyId, ...] = ()
-    if head.sender_scope and ":" in head.sender_scope:
-        kind, value = head.sender_scope.split(":", 1)
-        found = hcp.party_id(kind, value)
-        ident = () if found is None else (found,)
-    return Party(role="sender", kind="organization", name=head.sender_name, ids=ident)
+def _report_parties(rep: Node, pat: Node | None, head: Head, scope: str) -> tuple[Party, ...]:
+    wrappers = [(w, "performer") for w in rep.all("ServProvider")]
+    wrappers += [(w, "requester") for w in rep.all("Requester")]
+    if pat is not None:
+        wrappers += [(w, "responsible") for w in pat.all("ResponsibleHcp")]
+    wrappers += [(w, "responsible") for w in rep.all("RelServProv")]
+    wrappers += [(w, "copy") for w in rep.all("CopyDest")]
+    return hcp.named(wrappers, scope, (head.sender_name, head.sender_scope))
 
 
 def _report(rep: Node, msg: Node, info: _Report, status: RecordStatus, parties: tuple[Party, ...]) -> Report:
@@ -300,7 +283,7 @@ def _specimens(
         out.append(
             order.specimen(
                 subj,
-                i,
+                sample,
                 key=f"{key}:specimen:{sample}",
                 subject=subject.subject,
                 time=time,
@@ -425,9 +408,10 @@ def _observation(
     low, high = units.parse_range(descr)
     flag = c.el_attr(fields.get("DevResultInd"))
     inv_at, inv_day = c.time_or_date(c.el_attr(fields.get("InvDate")))
-    first_id = item.find_el("Investigation/Id")
+    inv = fields.get("Investigation")
+    first_id = None if inv is None else first_child(inv, "Id")
     ot = c.el_attr(first_id, "OT") if first_id is not None and first_id.get("V") else None
-    comments = [c.el_text(fields.get("Comment")), c.text(item, "Investigation/Comment")]
+    comments = [c.el_text(fields.get("Comment")), None if inv is None else c.el_text(first_child(inv, "Comment"))]
     return Observation(
         key=key,
         subject=info.subject.subject,
