@@ -77,7 +77,7 @@ from mappings.kith import patient as pt
 from mappings.kith.head import Head, inst_scope
 from mappings.kith.node import Node
 from mappings.kith.status import status as status_of
-from mappings.kith.xml import first_child
+from mappings.kith.xml import first_child, tag_name
 
 _FLAG = {"1": "H", "2": "L", "3": "A"}
 _IMAGING = frozenset({"RTG", "UL", "CT", "MR", "NUK", "RAD"})
@@ -363,7 +363,8 @@ def _items(
 
 
 def _ids_of(inv: etree._Element) -> list[etree._Element]:
-    return [el for el in inv if isinstance(el.tag, str) and el.tag.endswith("Id")]
+    """Every ``Id`` child of an ``Investigation`` (a lab's local code may follow the NPU/NOR one)."""
+    return [el for el in inv if tag_name(el.tag) == "Id"]
 
 
 def _conclude(item: Node, info: _Report) -> None:
