@@ -402,7 +402,7 @@ def _observation(
     parent_key: str,
 ) -> Observation:
     at, day, specimen, specimen_key = sample = _sample_of(fields, info, parent_key)
-    if any(sample):
+    if specimen_key is not None and "ResultItem" in fields:  # only items with nested items pass it on
         info.item_samples[key] = sample
     value = _value(item)
     descr = c.text(item, "RefInterval/Descr")
@@ -410,9 +410,16 @@ def _observation(
     flag = c.el_attr(fields.get("DevResultInd"))
     inv_at, inv_day = c.time_or_date(c.el_attr(fields.get("InvDate")))
     inv = fields.get("Investigation")
-    first_id = None if inv is None else first_child(inv, "Id")
-    ot = c.el_attr(first_id, "OT") if first_id is not None and first_id.get("V") else None
-    comments = [c.el_text(fields.get("Comment")), None if inv is None else c.el_text(first_child(inv, "Comment"))]
+    ot = None
+    comments: tuple[str, ...] | None = None
+    if inv is not None:
+        first_id = first_child(inv, "Id")
+        ot = c.el_attr(first_id, "OT") if first_id is not None and first_id.get("V") else None
+        inv_comment = c.el_text(first_child(inv, "Comment")) if len(inv) > 1 else None
+        comments = (inv_comment,) if inv_comment else None
+    own_comment = c.el_text(fields.get("Comment"))
+    if own_comment:
+        comments = (own_comment, *comments) if comments else (own_comment,)
     return Observation(
         key=key,
         subject=info.subject.subject,
@@ -420,7 +427,7 @@ def _observation(
         provenance=info.prov,
         status=status,
         parties=parties or None,
-        comments=tuple(x for x in comments if x) or None,
+        comments=comments,
         code=code,
         alt_codes=tuple(alt) or None,
         code_text=ot if ot and ot != code.display else None,
