@@ -13,8 +13,10 @@ Per ``ServReport`` (1.3 allows several), keys under ``kith:svar:<lab>:<ServProvI
 * Parties (:mod:`mappings.kith.hcp`): ``ServProvider`` performer, ``Requester`` requester,
   ``RelServProv`` responsible (or the role of its ``Relation``), ``Patient/ResponsibleHcp``, ``CopyDest`` copy,
   and the MsgHead sender; the same person or organisation named twice in one role is one party with the ids
-  of both (:func:`mappings.kith.hcp.merged`); the report names them all, each result its performer and the
-  ``RelServProv`` of its own item or of the item it is nested in, the requisition its requester.
+  of both (:func:`mappings.kith.hcp.merged`); the report names them all, the requisition its requester, a
+  result the ``RelServProv`` of its own item or of the item it is nested in (its lab is the report's
+  performer, named through ``report_key`` and in ``performer``: not repeated on every result, which would
+  double the bytes the store writes per message).
 * Requisition, key ``<report>:requisition``, and a Specimen per ``AnalysedSubject``, key
   ``<report>:specimen:<sample id>`` (:mod:`mappings.kith.order`).
 * Observation per ``ResultItem``, nested ones too (microbiology isolate -> quantity/resistance, pathology
@@ -102,7 +104,6 @@ class _Report:
     serv_type: str | None
     report_status: str | None
     performer: str | None
-    performers: tuple[Party, ...]
     samples: dict[str, tuple[datetime | None, date | None, Coding | None, str]]
     requisition_key: str | None
     by_code: bool
@@ -162,7 +163,6 @@ def _map_report(
         serv_type=serv_type,
         report_status=report_status,
         performer=_name(hcp.first_org(performers)),
-        performers=performers,
         samples=_samples(specimens),
         requisition_key=f"{key}:requisition" if req is not None else None,
         by_code=(descr or "").upper() not in _MICRO,
@@ -173,7 +173,7 @@ def _map_report(
     part.records.append(pt.person(subj, time, prov))
     part.links += pt.links(subj)
     report_at = len(part.records)
-    made = _items(top, info, "", (serv_type, None), None, None, performers, part)
+    made = _items(top, info, "", (serv_type, None), None, None, (), part)
     report_status_ = info.status or (RecordStatus.PRELIMINARY if made else None)
     if report_status_ is None:
         return
