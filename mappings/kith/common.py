@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from engine.model import Coding, IdentityLink, MapContext, RecordStatus
+from engine.model import Attachment, Coding, IdentityLink, MapContext, RecordStatus
 from mappings.kith.node import Node
 from mappings.kith.status import status as report_status_of
 
@@ -253,6 +253,8 @@ class Part:
     records: list[Any] = field(default_factory=list)
     links: tuple[IdentityLink, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    #: bytes of the attachments the records refer to (the MsgHead's, decoded once by :mod:`mappings.kith.head`)
+    attachments: tuple[Attachment, ...] = ()
 
 
 def event_time(ctx: MapContext, warnings: list[str], *times: datetime | None) -> datetime:

@@ -191,30 +191,16 @@ def merged(found: list[Party] | tuple[Party, ...]) -> tuple[Party, ...]:
 
 
 def named(
-    wrappers: list[tuple[etree._Element, str]], scope: str | None, sender: tuple[str | None, str | None]
+    wrappers: list[tuple[etree._Element, str]], scope: str | None, extra: tuple[Party, ...] = ()
 ) -> tuple[Party, ...]:
-    """Every party the ``(wrapper, role)`` pairs name plus the sender organisation (``(name, "<TypeId>:<Id>")``
-    of a MsgHead sender), :func:`merged`; memoised like :func:`parties`."""
-    memo = (tuple((etree.tostring(w, with_tail=False), role) for w, role in wrappers), scope, sender)
+    """Every party the ``(wrapper, role)`` pairs name, then ``extra`` (the MsgHead's sender, recipient and copy
+    parties), :func:`merged`; memoised like :func:`parties`."""
+    memo = (tuple((etree.tostring(w, with_tail=False), role) for w, role in wrappers), scope, extra)
     found = _NAMED.get(memo)
     if found is None:
         every: list[Party] = [p for w, role in wrappers for p in parties(Node(w), role, scope)]
-        org = sender_party(*sender)
-        if org is not None:
-            every.append(org)
+        every += extra
         if len(_NAMED) >= _MEMO_SIZE:
             _NAMED.clear()
         found = _NAMED[memo] = merged(every)
     return found
-
-
-def sender_party(name: str | None, scope: str | None) -> Party | None:
-    """The sending organisation from its name and ``<TypeId>:<Id>`` scope (a MsgHead ``Sender``)."""
-    if name is None and scope is None:
-        return None
-    ident: tuple[PartyId, ...] = ()
-    if scope and ":" in scope:
-        kind, value = scope.split(":", 1)
-        found = party_id(kind, value)
-        ident = () if found is None else (found,)
-    return Party(role="sender", kind="organization", name=name, ids=ident)

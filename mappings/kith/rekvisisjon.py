@@ -54,7 +54,7 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
         time=time,
         prov=prov,
         status=status,
-        parties=hcp.named(wrappers, scope, (None, None)),
+        parties=hcp.named(wrappers, scope, head.parties),
         codes=_investigations(req),
     )
     part.records += [pt.person(subj, time, prov), requisition, *_specimens(req, key, subj.subject, time, prov, status)]

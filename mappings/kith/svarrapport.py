@@ -6,14 +6,16 @@ Per ``ServReport`` (1.3 allows several), keys under ``kith:svar:<lab>:<ServProvI
 
 * Report (FHIR DiagnosticReport), key ``<report>``: code ``MsgDescr`` and its category (lab, microbiology,
   pathology, radiology), status from ``ServType`` (N/M/C) and ``Status`` (F/P) by :mod:`mappings.kith.status`,
-  ``IssueDate`` (issued), ``ServProvId`` (report id), ``Comment`` / ``CodedComment`` (comments), ``RefDoc``
-  (attachments, by content type and description), the keys of its results, requisition and specimens; a
+  ``IssueDate`` (issued), ``ServProvId`` (report id), ``Comment`` / ``CodedComment`` (comments), the MsgHead's
+  attachments (their bytes in ``MappingResult.attachments``) and the report's own ``RefDoc`` (named: content
+  type and description), the keys of its results, requisition and specimens; a
   pathology report's conclusion is the text of its diagnosis items and its conclusion codes every
   ``TextCode`` and ``DiagComment/Concept`` of its items (all SNOMED codes, in order).
 * Parties (:mod:`mappings.kith.hcp`): ``ServProvider`` performer, ``Requester`` requester,
   ``RelServProv`` responsible (or the role of its ``Relation``), ``Patient/ResponsibleHcp``, ``CopyDest`` copy,
-  and the MsgHead sender; the same person or organisation named twice in one role is one party with the ids
-  of both (:func:`mappings.kith.hcp.merged`); the report names them all, the requisition its requester, a
+  and the MsgHead's sender, recipient and copy parties (:mod:`mappings.kith.head`); the same person or
+  organisation named twice in one role is one party with the ids of both (:func:`mappings.kith.hcp.merged`);
+  the report names them all, the requisition its requester, a
   result the ``RelServProv`` of its own item or of the item it is nested in (its lab is the report's
   performer, named through ``report_key`` and in ``performer``: not repeated on every result, which would
   double the bytes the store writes per message).
@@ -178,7 +180,8 @@ def _map_report(
     if report_status_ is None:
         return
     parties = _report_parties(rep, pat, head, scope)
-    extra: list[Any] = [_report(rep, msg, info, report_status_, parties)]
+    extra: list[Any] = [_report(rep, msg, info, report_status_, parties, head.attachments)]
+    part.attachments = head.attachment_data
     if req is not None and info.requisition_key is not None:
         requester = tuple(p for p in parties if p.role in ("requester", "gp"))
         extra.append(
@@ -217,10 +220,17 @@ def _report_parties(rep: Node, pat: Node | None, head: Head, scope: str) -> tupl
         wrappers += [(w, "responsible") for w in pat.all("ResponsibleHcp")]
     wrappers += [(w, "responsible") for w in rep.all("RelServProv")]
     wrappers += [(w, "copy") for w in rep.all("CopyDest")]
-    return hcp.named(wrappers, scope, (head.sender_name, head.sender_scope))
+    return hcp.named(wrappers, scope, head.parties)
 
 
-def _report(rep: Node, msg: Node, info: _Report, status: RecordStatus, parties: tuple[Party, ...]) -> Report:
+def _report(
+    rep: Node,
+    msg: Node,
+    info: _Report,
+    status: RecordStatus,
+    parties: tuple[Party, ...],
+    head_attachments: tuple[AttachmentRef, ...],
+) -> Report:
     descr = c.coding(c.find(rep, "MsgDescr"))
     issued, issued_date = c.time_or_date(c.attr(rep, "IssueDate"))
     comments = [
@@ -248,9 +258,12 @@ def _report(rep: Node, msg: Node, info: _Report, status: RecordStatus, parties: 
         result_keys=tuple(info.results) or None,
         requisition_key=info.requisition_key,
         specimen_keys=tuple(s[3] for s in samples) or None,
-        attachments=tuple(
-            AttachmentRef.named(c.text(d, "MimeType") or "application/octet-stream", c.text(d, "Description"))
-            for d in c.findall(rep, "RefDoc")
+        attachments=(
+            *head_attachments,
+            *(
+                AttachmentRef.named(c.text(d, "MimeType") or "application/octet-stream", c.text(d, "Description"))
+                for d in c.findall(rep, "RefDoc")
+            ),
         )
         or None,
     )

@@ -74,17 +74,6 @@ def test_absent_or_empty_wrapper_names_nobody() -> None:
     assert hcp.parties(node("<HCP><Inst/></HCP>"), "performer") == ()
 
 
-def test_msghead_sender_scope_becomes_an_organisation_with_its_id() -> None:
-    sender = hcp.sender_party("Syntetisk Laboratorium AS", "HER:8800001")
-    assert sender is not None and (sender.role, sender.kind, sender.name) == (
-        "sender",
-        "organization",
-        "Syntetisk Laboratorium AS",
-    )
-    assert sender.ids == (PartyId(system=ids.OID_HER, value="8800001"),)
-    assert hcp.sender_party(None, None) is None
-
-
 def test_the_same_person_in_one_role_twice_is_one_party_with_both_ids() -> None:
     by_her = hcp.parties(node(REQUESTER.replace("0009144900", "258521").replace('V="HPR"', 'V="HER"')), "requester")
     by_hpr = hcp.parties(node(REQUESTER), "requester")
