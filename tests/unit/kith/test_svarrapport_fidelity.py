@@ -153,3 +153,16 @@ def test_a_pending_item_without_id_is_replaced_by_the_final_result() -> None:
     before, after = by_code(pending)["NPU02593"], by_code(SYNTH)["NPU02593"]
     assert before.status is RecordStatus.PRELIMINARY and after.status is RecordStatus.FINAL
     assert before.key == after.key
+
+
+def test_inside_msghead_the_report_names_the_msghead_sender_and_recipient() -> None:
+    dialog = (KITH / "sarepta_dialogmelding-v1.0_foresporsel.xml").read_text(encoding="utf-8")
+    body = (KITH / FIDELITY).read_text(encoding="utf-8").split("?>", 1)[1]
+    head, tail = dialog.split("<Content>")[0], dialog.split("</Content>")[1]
+    result = mapped(
+        (head.replace("DIALOG_FORESPORSEL", "SVAR_LAB") + "<Content>" + body + "</Content>" + tail).encode()
+    )
+    (report,) = records(result, "report")
+    roles = {p.role for p in report.parties}
+    assert {"sender", "recipient", "performer", "requester", "approver"} <= roles
+    assert all(p.role != "sender" for o in records(result, "observation") for p in o.parties or ())
