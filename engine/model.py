@@ -304,6 +304,7 @@ class Requisition(RecordBase):
     priority: str | None = None  # FHIR request-priority: routine, urgent, asap, stat
     priority_code: Coding | None = None  # the source's own priority code (KITH ``OHJELP``, HL7 ``S``)
     requested_at: datetime | None = None
+    requested_date: date | None = None  # the requested time when the source gives only a date
     reason: str | None = None
     reason_codes: tuple[Coding, ...] | None = None
 

@@ -25,6 +25,9 @@ wrapped in ``ServProvider``, ``Requester``, ``CopyDest``, ``RelServProv``/``RelS
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
+
+from lxml import etree
 
 from engine import ids
 from engine.model import Party, PartyId
@@ -38,6 +41,9 @@ _SYSTEMS = {
     "RSH": ids.OID_RESH,
     "RESH": ids.OID_RESH,
 }
+_MEMO_SIZE = 1024
+_MEMO: dict[tuple[bytes, str, str | None], tuple[Party, ...]] = {}
+_NAMED: dict[tuple[Any, ...], tuple[Party, ...]] = {}
 #: ``Relation/@V`` (Volven 8254 and the samples' codes) -> :data:`engine.model.PARTY_ROLES`
 RELATION_ROLES = {
     "REK": "requester",
@@ -91,11 +97,19 @@ def role_of(wrapper: Node | None, default: str) -> str:
 def parties(wrapper: Node | None, role: str, scope: str | None = None) -> tuple[Party, ...]:
     """The parties of a wrapper element holding one ``HCP`` (``ServProvider``, ``Requester``, ``RelServProv``,
     ``ResponsibleHcp`` ...) in ``role`` (a ``Relation`` code in the wrapper overrides it): the organisation
-    first, then the practitioner. Empty when the wrapper names nobody."""
+    first, then the practitioner. Empty when the wrapper names nobody.
+
+    Memoised on the wrapper's serialised bytes: the same labs and GPs recur in every message, serialising a
+    small element is cheaper than reading it, and the parties are immutable."""
     if wrapper is None:
         return ()
-    role = role_of(wrapper, role)
-    return from_hcp(wrapper.find("HCP"), role, scope)
+    memo = (etree.tostring(wrapper.el, with_tail=False), role, scope)
+    found = _MEMO.get(memo)
+    if found is None:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        found = _MEMO[memo] = from_hcp(wrapper.find("HCP"), role_of(wrapper, role), scope)
+    return found
 
 
 def from_hcp(hcp: Node | None, role: str, scope: str | None = None) -> tuple[Party, ...]:
@@ -153,3 +167,40 @@ def _person(
 def first_org(found: tuple[Party, ...]) -> Party | None:
     """The first organisation among ``found`` (the lab of a ``ServProvider``)."""
     return next((p for p in found if p.kind == "organization"), None)
+
+
+def merged(found: list[Party] | tuple[Party, ...]) -> tuple[Party, ...]:
+    """``found`` with each person or organisation named more than once in the same role (same kind and name,
+    e.g. the requester in ``Requester`` by HER-id and in ``ResponsibleHcp`` by HPR number) made one party
+    carrying every id; first-seen order."""
+    out: dict[tuple[str, str, str | None], Party] = {}
+    for party in found:
+        at = (party.role, party.kind, party.name if party.name else f"#{len(out)}")
+        seen = out.get(at)
+        if seen is None:
+            out[at] = party
+        elif seen != party:
+            out[at] = seen.model_copy(
+                update={
+                    "ids": tuple(dict.fromkeys(seen.ids + party.ids)),
+                    "organization": seen.organization or party.organization,
+                    "organization_ids": tuple(dict.fromkeys(seen.organization_ids + party.organization_ids)),
+                }
+            )
+    return tuple(out.values())
+
+
+def named(
+    wrappers: list[tuple[etree._Element, str]], scope: str | None, extra: tuple[Party, ...] = ()
+) -> tuple[Party, ...]:
+    """Every party the ``(wrapper, role)`` pairs name, then ``extra`` (the MsgHead's sender, recipient and copy
+    parties), :func:`merged`; memoised like :func:`parties`."""
+    memo = (tuple((etree.tostring(w, with_tail=False), role) for w, role in wrappers), scope, extra)
+    found = _NAMED.get(memo)
+    if found is None:
+        every: list[Party] = [p for w, role in wrappers for p in parties(Node(w), role, scope)]
+        every += extra
+        if len(_NAMED) >= _MEMO_SIZE:
+            _NAMED.clear()
+        found = _NAMED[memo] = merged(every)
+    return found

@@ -4,20 +4,27 @@
 ReasonAsText, Comment, ReqInvestigation/{ServType, Investigation/Id, AnalysedSubject}}``; the sender is
 ``Requester/HCP/Inst``.
 
-Mapped to one Referral (a lab order): key ``kith:rekvisisjon:<sender>:<ServReq/Id>``; codes = every requested
-``Investigation/Id`` (NLK 7280; ``S`` advisory; a ``ReqInvestigation`` with ServType C is left out); service =
-``MsgDescr`` (LAB ...); priority ``RequestedPrioReport``; requester/recipient = the institutions; reason = the
-``ReasonAsText`` sections and ``Comment``. ServType C cancels, M corrects. Event time: the latest of
-``IssueDate`` and ``GenDate``.
+Mapped to one Requisition (:mod:`mappings.kith.order`): key ``kith:rekvisisjon:<sender>:<ServReq/Id>``; codes =
+every requested ``Investigation/Id`` (NLK 7280; ``S`` advisory; a ``ReqInvestigation`` with ServType C is left
+out); priority ``RequestedPrioReport`` (FHIR priority + the code); requested ``IssueDate``; reason the
+``ReasonAsText`` sections (+ their codes and ``Diagnosis/Concept``); comments ``Comment``. Parties
+(:mod:`mappings.kith.hcp`): ``Requester`` and ``Patient/ResponsibleHcp`` requester, ``ServProvider`` performer
+(the lab asked to perform), ``CopyDest`` copy. A Specimen per ``AnalysedSubject`` (in ``ReqInvestigation`` or
+``Patient``), key ``<requisition>:specimen:<sample id>``, the same sample named by several investigations once.
+ServType C cancels, M corrects (requisition and specimens). Event time: the latest of ``IssueDate`` and
+``GenDate``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from engine.errors import ValidationError
-from engine.model import Coding, MapContext, Referral
+from engine.model import Coding, Identifier, MapContext, Provenance, RecordStatus, Specimen
 from mappings.kith import common as c
+from mappings.kith import hcp, order
 from mappings.kith import patient as pt
-from mappings.kith.head import Head, inst_name, inst_scope
+from mappings.kith.head import Head, inst_scope
 from mappings.kith.node import Node
 
 
@@ -33,26 +40,41 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     gen = c.parse_time(c.attr(msg, "GenDate")) or head.gen_time
     time = c.event_time(ctx, part.warnings, c.parse_time(c.attr(req, "IssueDate")), gen, head.issue_time)
     prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
-    reasons = [
-        (c.attr(r, "Heading", "DN"), c.element_text(c.find(r, "TextResultValue")))
-        for r in c.findall(req, "ReasonAsText")
-    ]
-    referral = Referral(
-        key=f"kith:rekvisisjon:{scope}:{c.text(req, 'Id') or msg_id or 'unknown'}",
+    key = f"kith:rekvisisjon:{scope}:{c.text(req, 'Id') or msg_id or 'unknown'}"
+    status = c.status_from_servtype(c.attr(req, "ServType"))
+    pat = c.find(req, "Patient")
+    wrappers = [(w, "requester") for w in req.all("Requester")]
+    wrappers += [(w, "requester") for w in (pat.all("ResponsibleHcp") if pat is not None else [])]
+    wrappers += [(w, "performer") for w in req.all("ServProvider")]
+    wrappers += [(w, "copy") for w in req.all("CopyDest")]
+    requisition = order.requisition(
+        req,
+        key=key,
         subject=subj.subject,
-        event_time=time,
-        provenance=prov,
-        status=c.status_from_servtype(c.attr(req, "ServType")),
-        reason=c.sections([*reasons, ("Kommentar", c.text(req, "Comment"))]),
+        time=time,
+        prov=prov,
+        status=status,
+        parties=hcp.named(wrappers, scope, head.parties),
         codes=_investigations(req),
-        priority=c.attr(req, "RequestedPrioReport", "DN") or c.attr(req, "RequestedPrioReport"),
-        requester=c.join(c.text(inst, "HCPerson/Name"), inst_name(inst)),
-        recipient=inst_name(c.find(req, "ServProvider/HCP/Inst")),
-        service=c.coding(c.find(req, "MsgDescr")),
     )
-    part.records += [pt.person(subj, time, prov), referral]
+    part.records += [pt.person(subj, time, prov), requisition, *_specimens(req, key, subj.subject, time, prov, status)]
     part.links = pt.links(subj)
     return part
+
+
+def _specimens(
+    req: Node, key: str, subject: Identifier, time: datetime, prov: Provenance, status: RecordStatus
+) -> list[Specimen]:
+    """A Specimen per distinct sample id among the ``AnalysedSubject`` of the requisition."""
+    found: dict[str, Specimen] = {}
+    subjects = [*c.findall(req, "Patient/AnalysedSubject"), *c.findall(req, "ReqInvestigation/AnalysedSubject")]
+    for i, subj in enumerate(subjects, 1):
+        sample = order.sample_id(subj, i)
+        if sample not in found:
+            found[sample] = order.specimen(
+                subj, sample, key=f"{key}:specimen:{sample}", subject=subject, time=time, prov=prov, status=status
+            )
+    return list(found.values())
 
 
 def _investigations(req: Node) -> tuple[Coding, ...]:

@@ -49,7 +49,9 @@ def test_corpus_gives_one_citizen_per_person(store_url: str) -> None:
         journals[who] = {envelopes[r["envelope_id"]] for r in view.current + view.history}
     line_files = journals[LINE_DANSER]
     assert not line_files & journals[ROLAND_GUNDERSEN]
-    assert line_files | journals[ROLAND_GUNDERSEN] == {f.name for f in files} - set(rejected)
+    # the v1.4 "ny" report is the v1.3 one in a newer schema: identical records, stored once (from v1.3)
+    same_as_v13 = {"sarepta_svarrapport-v1.4_biokjemi_ny.xml"}
+    assert line_files | journals[ROLAND_GUNDERSEN] == {f.name for f in files} - set(rejected) - same_as_v13
     for family in (
         "svarrapport-v1.3",
         "svarrapport-v1.4_biokjemi",

@@ -83,9 +83,3 @@ def test_plo_reports_documents_diagnoses_and_medications() -> None:
     assert meds["Marevan"].med_status == "Seponering" and meds["Burinex"].end_date is not None
     (main,) = records(mapped("sarepta_plo-v1.6_innleggelsesrapport_ny.xml"), "condition")
     assert (main.code.code, main.role) == ("I50", "main")
-
-
-def test_rekvisisjon_is_a_lab_order_referral() -> None:
-    (order,) = records(mapped("sarepta_rekvisisjon-v1.6_lab_ny.xml"), "referral")
-    assert order.key == "kith:rekvisisjon:HER:91096:79209fb0-0b3a-11e8-b566-0800200c9a66"
-    assert len(order.codes) == 14 and order.codes[0].code == "NPU03429" and order.service.code == "LAB"

@@ -72,3 +72,11 @@ def test_other_id_types_are_local_to_the_issuing_institution() -> None:
 def test_absent_or_empty_wrapper_names_nobody() -> None:
     assert hcp.parties(None, "performer") == ()
     assert hcp.parties(node("<HCP><Inst/></HCP>"), "performer") == ()
+
+
+def test_the_same_person_in_one_role_twice_is_one_party_with_both_ids() -> None:
+    by_her = hcp.parties(node(REQUESTER.replace("0009144900", "258521").replace('V="HPR"', 'V="HER"')), "requester")
+    by_hpr = hcp.parties(node(REQUESTER), "requester")
+    office, gp = hcp.merged([*by_her, *by_hpr])
+    assert office.name == "Kattskinnet legesenter" and gp.name == "Rita Lin"
+    assert {i.system for i in gp.ids} == {ids.OID_HER, ids.OID_HPR}

@@ -60,7 +60,7 @@ def report(serv_type: str, status: str, item_status: bool) -> bytes:
 
 def test_a_preliminary_change_stays_preliminary() -> None:
     result = mapped(report("M", "P", item_status=False))
-    (doc,) = records(result, "document")
+    (doc,) = records(result, "report")
     obs = records(result, "observation")
     assert doc.status is P and obs and all(o.status is P for o in obs)
 
@@ -77,7 +77,7 @@ def test_items_with_their_own_final_status_stay_final_in_a_preliminary_report() 
 
 def test_a_final_change_is_a_correction() -> None:
     result = mapped(report("M", "F", item_status=False))
-    assert {r.status for r in result.records if r.kind != "person"} == {CORR}
+    assert {r.status for r in result.records if r.kind in ("report", "observation")} == {CORR}
 
 
 def test_a_planned_report_without_results_is_a_dead_letter_with_a_reason() -> None:
@@ -91,7 +91,7 @@ def test_a_planned_report_gives_observations_only_for_items_with_a_status_of_the
         b"<IdResultItem>900001</IdResultItem>", b'<IdResultItem>900001</IdResultItem><StatusInvestigation V="15"/>'
     )
     result = mapped(raw)
-    (doc,) = records(result, "document")
+    (doc,) = records(result, "report")
     (obs,) = records(result, "observation")
     assert doc.status is P and obs.status is P
     assert result.warnings == tuple(f"KITH_PLANNED:ResultItem[{i}]" for i in (2, 3, 4))
