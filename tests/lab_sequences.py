@@ -16,9 +16,10 @@ the clinical order (a stage may share its second with the one before it), in two
 * HL7 v2.5 ORU^R01: OBR-25 (P, F, C, X) and OBX-11 (P preliminary, I pending, F, C corrected, X or D
   retracted), OBR-22 and MSH-7 the stage time, OBX-14 the collection time; filler order OBR-3.
 * KITH Svarrapport v1.4 (the SAREPTA biokjemi shapes): report ``ServType`` N (first report), A (a supplement:
-  more results), M (a change), C (cancellation, without items, as the SAREPTA example); report ``Status``
-  P or F; per item ``ServType`` (N, M once changed, C retracted), ``StatusInvestigation`` (2 preliminary,
-  15 in process, 3 final) and ``IdResultItem``; ``ServProvId`` the lab's report id, ``IssueDate`` and
+  more results), M (a change), C (cancellation, with its items or without, as the SAREPTA example); report
+  ``Status`` P or F; per item ``ServType`` (N, M once changed), ``StatusInvestigation`` (2 preliminary,
+  15 in process, 3 final), a retracted item as ``ServType`` C (SAREPTA) or ``StatusInvestigation`` 14
+  (undersøkelse slettet), and ``IdResultItem``; ``ServProvId`` the lab's report id, ``IssueDate`` and
   ``GenDate`` the stage time.
 
 :func:`expected_state` is what a clinician must see after all of them: the state of the clinically latest
@@ -74,7 +75,7 @@ class LabMessage:
     stage: str
     index: int  # position in clinical order
     time: datetime
-    items: tuple[Item, ...]
+    items: tuple[Item, ...]  # the analyses the message carries
     whole_cancel: bool = False
 
 
@@ -107,12 +108,16 @@ def lab_sequence(
     same_second: frozenset[str] = frozenset(),
     pending_without_id: bool = False,
     retract_id: str | None = None,
+    pending_sent: bool = True,
+    cancel_items: bool = True,
 ) -> list[LabMessage]:
     """The messages of ``stages`` (any subset of :data:`STAGES`) in clinical order.
 
     ``same_second``: stages sent in the same second as the stage before them. ``pending_without_id``: pending
     items are sent without ``IdResultItem`` (KITH). ``retract_id``: the ``IdResultItem`` the retraction names
-    (a sender typo when it differs from the original's).
+    (a sender typo when it differs from the original's). ``pending_sent``: pending analyses are in the message
+    (else left out until they have a value). ``cancel_items``: a whole cancellation lists the analyses (else
+    it carries none, as the SAREPTA Svarrapport example).
     """
     chosen = [s for s in STAGES if s in stages]
     out: list[LabMessage] = []
@@ -123,6 +128,10 @@ def lab_sequence(
         items = _items_at(stage)
         if pending_without_id:
             items = tuple(replace(it, item_id=None) if it.state == "pending" else it for it in items)
+        if not pending_sent:
+            items = tuple(it for it in items if it.state != "pending")
+        if stage == "cancel" and not cancel_items:
+            items = ()
         if retract_id is not None:
             items = tuple(replace(it, item_id=retract_id) if it.state == "cancelled" else it for it in items)
         out.append(LabMessage(stage, STAGES.index(stage), t, items, whole_cancel=stage == "cancel"))
@@ -134,10 +143,12 @@ def expected_state(messages: list[LabMessage]) -> tuple[str | None, dict[str, tu
     a pending analysis is a preliminary record without value; a retracted one is cancelled (its value not
     compared: None). The report status is only known for KITH (HL7 ORU gives no report record)."""
     last = max(messages, key=lambda m: m.index)
-    items = {}
+    items: dict[str, tuple[State, float | None]] = {}
     for it in last.items:
         state: State = "preliminary" if it.state == "pending" else it.state
         items[it.analysis.code] = (state, None if state == "cancelled" else it.value)
+    if last.whole_cancel:  # a cancellation without items cancels what the earlier reports carried
+        items |= {it.analysis.code: ("cancelled", None) for m in messages for it in m.items}
     report = {"preliminary": "preliminary", "partial": "preliminary", "final": "final"}.get(last.stage)
     return report or ("cancelled" if last.stage == "cancel" else "corrected"), items
 
@@ -156,8 +167,9 @@ def _segment(name: str, fields: dict[int, str]) -> str:
     return "|".join([name, *(fields.get(i, "") for i in range(1, n + 1))])
 
 
-def hl7_message(m: LabMessage, fnr: str, retract_code: str = "X") -> bytes:
-    """One ORU^R01 for ``m``; ``retract_code`` is OBX-11 of a retracted analysis (X or D)."""
+def hl7_message(m: LabMessage, fnr: str, retract_code: str = "X", msh_time_only: bool = False) -> bytes:
+    """One ORU^R01 for ``m``; ``retract_code`` is OBX-11 of a retracted analysis (X or D);
+    ``msh_time_only``: OBR-22 left empty, the stage time only in MSH-7."""
     segs = [
         "MSH|^~\\&|LABSYS|" + HL7_FACILITY + "|ENJOURNAL|KOMMUNE|" + _ts(m.time) + "||ORU^R01^ORU_R01|"
         f"CTL-{m.index}-{m.stage}|P|2.5|||AL|NE|NOR|UNICODE UTF-8",
@@ -171,7 +183,7 @@ def hl7_message(m: LabMessage, fnr: str, retract_code: str = "X") -> bytes:
                 3: f"{FILLER}^LABSYS",
                 4: "PANEL1^Blodprøver^L",
                 7: _ts(COLLECTED),
-                22: _ts(m.time),
+                22: "" if msh_time_only else _ts(m.time),
                 25: _OBR25[m.stage],
             },
         ),
@@ -211,8 +223,11 @@ def _kith_time(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _kith_item(it: Item) -> str:
-    serv, inv, inv_dn = _ITEM[it.state]
+_DELETED = ("M", "14", "Undersøkelse slettet")
+
+
+def _kith_item(it: Item, retract_style: str) -> str:
+    serv, inv, inv_dn = _DELETED if it.state == "cancelled" and retract_style == "14" else _ITEM[it.state]
     a = it.analysis
     parts = []
     if it.value is not None and it.state != "cancelled":
@@ -230,11 +245,13 @@ def _kith_item(it: Item) -> str:
     return "<ResultItem>" + "".join(parts) + "</ResultItem>"
 
 
-def kith_message(m: LabMessage, fnr: str) -> bytes:
-    """One Svarrapport v1.4 for ``m`` (a whole cancellation carries no items, as the SAREPTA example)."""
+def kith_message(m: LabMessage, fnr: str, retract_style: str = "C", gen_time_only: bool = False) -> bytes:
+    """One Svarrapport v1.4 for ``m``; ``retract_style`` marks a retracted item by ``ServType`` C or by
+    ``StatusInvestigation`` 14; ``gen_time_only``: ``IssueDate`` stays the first report's, the stage time is
+    only in ``GenDate`` (as the SAREPTA cancellation)."""
     serv = _SERV_TYPE[m.stage]
     status = ("P", "Foreløpig") if m.stage in ("preliminary", "partial") else ("F", "Endelig rapport")
-    items = "" if m.whole_cancel else "".join(_kith_item(it) for it in m.items)
+    items = "".join(_kith_item(it, retract_style) for it in m.items)
     when = _kith_time(m.time)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Message xmlns="http://www.kith.no/xmlstds/labsvar/2012-02-15">
@@ -244,7 +261,7 @@ def kith_message(m: LabMessage, fnr: str) -> bytes:
 <MsgId>msg-{m.index}-{m.stage}</MsgId>
 <ServReport>
 <ServType V="{serv}" DN="{_SERV_TYPE_DN[serv]}"/>
-<IssueDate V="{when}"/>
+<IssueDate V="{_kith_time(T0) if gen_time_only else when}"/>
 <Status V="{status[0]}" DN="{status[1]}"/>
 <MsgDescr V="CLIN" DN="Medisinsk biokjemi"/>
 <ServProvId>R-2026-0042</ServProvId>
