@@ -379,7 +379,7 @@ def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
         cur = best.get(r["record_key"])
         if cur is None:
             best[r["record_key"]] = r
-        elif _precedence(r) > _precedence(cur):
+        elif precedence(r) > precedence(cur):
             history.append(cur)
             best[r["record_key"]] = r
         else:
@@ -392,7 +392,8 @@ def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
 _STATUS_RANK = {"preliminary": 0, "final": 1, "corrected": 2, "cancelled": 3}
 
 
-def _precedence(r: dict[str, Any]) -> tuple[int, int, str]:
+def precedence(r: dict[str, Any]) -> tuple[int, int, str]:
+    """Sort key of a record's versions: the highest is current (event time, then status, then hash)."""
     return r["event_us"], _STATUS_RANK.get(r["status"], 1), r["version_hash"]
 
 
