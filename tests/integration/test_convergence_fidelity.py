@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from engine.store import schema as s
 from engine.worker import Mapper
 from tests import lab_sequences as lab
 from tests.helpers import fnr
+from tests.integration.test_pipeline import _drain, _runtime
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 
@@ -229,3 +231,28 @@ def test_retractions_as_senders_send_them(new_store: NewStore, fmt: str, shape: 
     store = new_store()
     ingest(store, fmt, seq, retract=retract)
     assert clinical(journal(store)) == expected(fmt, seq)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_bus_path_gives_the_same_journal(
+    new_store: NewStore, store_url: str, tmp_path: Path, amqp_names: dict[str, str], rabbit_url: str, fmt: str
+) -> None:
+    """Every stage, newest first and then again in order, published to RabbitMQ and consumed by the engine's
+    worker: the journal of the direct path."""
+    seq = lab.lab_sequence(lab.STAGES, same_second=frozenset({"final"}), cancel_items=fmt == "hl7v2")
+    order = seq[::-1] + seq
+    direct = new_store()
+    ingest(direct, fmt, order)
+    want = journal(direct)
+    new_store()  # empty again, for the engine's own store on the same database
+    rt = _runtime("rabbitmq", tmp_path, store_url, amqp_names)
+    try:
+        retract = "X" if fmt == "hl7v2" else "C"
+        rt.bus.publish([_envelope(fmt, m, _raw(fmt, m, retract, False)) for m in order])
+        _drain(rt)
+        assert rt.store.dead_letters() == []
+        assert journal(rt.store) == want
+        assert clinical(want) == expected(fmt, seq)
+    finally:
+        rt.bus.delete_topology()  # type: ignore[attr-defined]
+        rt.close()
