@@ -138,7 +138,7 @@ def test_any_order_and_repetition_gives_the_clinically_latest_journal(new_store:
         case["stages"],
         case["same_second"],
         pending_sent=case["pending_sent"],
-        cancel_items=case["cancel_items"] or fmt == "hl7v2",  # HL7: see test_an_order_cancelled_without_obx...
+        cancel_items=case["cancel_items"] or fmt == "hl7v2",  # HL7 without OBX: see SENDER_SHAPES
     )
     retract = ("X", "D") if fmt == "hl7v2" else ("C", "14")
     rnd = random.Random(case["seed"])
@@ -147,7 +147,7 @@ def test_any_order_and_repetition_gives_the_clinically_latest_journal(new_store:
     in_order = new_store()
     ingest(in_order, fmt, seq, retract=retract[case["retract"]], head_time=case["head_time"])
     want = journal(in_order)
-    permuted = new_store()  # on PostgreSQL the same schema, emptied
+    permuted = new_store()  # the same store, emptied
     ingest(permuted, fmt, shuffled, case["batch"], retract[case["retract"]], case["head_time"])
     got = journal(permuted)
     assert got == want
