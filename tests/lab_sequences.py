@@ -1,7 +1,7 @@
 """Synthetic lab report sequences: one order with several analyses, sent as a lab sends it over time.
 
 The stages, in clinical order (each message carries every analysis of the order, in the state the lab has
-it in at that stage):
+it in at that stage, unless :func:`lab_sequence` is told to leave pending ones or a cancellation's out):
 
 * ``preliminary``: the first analysis has a preliminary value, the others are pending (no value yet);
 * ``partial``: the first two are final, the others still pending;
