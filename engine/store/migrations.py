@@ -77,11 +77,20 @@ def _v4_fhir_ids(conn: sa.Connection) -> None:
     s.fhir_ids.create(conn, checkfirst=True)
 
 
+def _v5_audit_log(conn: sa.Connection) -> None:
+    """The audit log of reads (:mod:`engine.audit`): an append-only, hash-chained table, with triggers that
+    refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL)."""
+    from engine.audit import schema as audit_schema
+
+    audit_schema.create(conn)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _v1_initial),
     (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
     (3, "processed_messages keyed by dedup_key and content hash", _v3_processed_content_hash),
     (4, "fhir ids of served records and citizens", _v4_fhir_ids),
+    (5, "audit_log: append-only and hash-chained", _v5_audit_log),
 ]
 _LOCK_ID = 7_243_001
 
