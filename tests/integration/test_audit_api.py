@@ -135,3 +135,50 @@ def test_a_token_without_the_scope_is_403_and_audited(api: tuple[TestClient, Aud
     )
     _denied(client, log, f"/fhir/Patient/{pa}", _h(narrow), 403, "DENIED_SCOPE")
     assert _last(log).actor == "hpr:9144900"
+
+
+def test_ops_break_the_glass_is_allowed_and_flagged(api: tuple[TestClient, AuditLog, Path]) -> None:
+    client, log, state = api
+    clin = issue(LOCAL, "clinician", state_dir=state, hpr="9144900", purpose="TREAT")
+    pa = _pid(client, clin, A)
+    ops = issue(LOCAL, "ops", state_dir=state)
+    r = client.get(f"/fhir/Patient/{pa}", headers={**_h(ops), "X-Break-Glass-Reason": "sender asks about msg 42"})
+    assert r.status_code == 200
+    row = _last(log)
+    assert (row.outcome, row.reason_code, row.break_glass) == ("allowed", "ALLOWED_BREAK_GLASS", row.break_glass)
+    assert row.break_glass
+
+
+def test_a_citizen_cannot_probe_whether_another_identifier_exists(api: tuple[TestClient, AuditLog, Path]) -> None:
+    client, log, state = api
+    citizen = issue(LOCAL, "citizen", state_dir=state, pid=A)
+    for other in (B, fnr(99)):  # one exists, one does not: the same answer
+        r = client.get("/fhir/Patient", params={"identifier": f"{FNR_SYSTEM}|{other}"}, headers=_h(citizen))
+        assert r.status_code == 403 and _last(log).reason_code == "DENIED_NOT_OWN_CITIZEN"
+    assert (
+        client.get("/fhir/Patient", params={"identifier": f"{FNR_SYSTEM}|{A}"}, headers=_h(citizen)).json()["total"]
+        == 1
+    )
+
+
+def test_a_citizen_sees_who_read_their_journal(api: tuple[TestClient, AuditLog, Path]) -> None:
+    from fhir.resources.R4B.auditevent import AuditEvent
+
+    client, log, state = api
+    clin = issue(LOCAL, "clinician", state_dir=state, hpr="9144900", purpose="TREAT")
+    pa, pb = _pid(client, clin, A), _pid(client, clin, B)
+    assert client.get(f"/fhir/Patient/{pa}/$everything", headers=_h(clin)).status_code == 200
+    citizen = issue(LOCAL, "citizen", state_dir=state, pid=A)
+    r = client.get("/fhir/AuditEvent", params={"patient": pa}, headers=_h(citizen))
+    assert r.status_code == 200, r.text
+    events = [e["resource"] for e in r.json()["entry"]]
+    for e in events:
+        AuditEvent.model_validate(e)
+    readers = {e["agent"][0]["who"]["display"] for e in events}
+    assert "hpr:9144900" in readers
+    assert all(e["entity"][0]["what"]["reference"] == f"Patient/{pa}" for e in events)
+    _denied(client, log, "/fhir/AuditEvent?patient=" + pb, _h(citizen), 403, "DENIED_NOT_OWN_CITIZEN")
+    _denied(client, log, "/fhir/AuditEvent?patient=" + pa, _h(clin), 403, "DENIED_RESOURCE_TYPE")
+    auditor = issue(LOCAL, "auditor", state_dir=state)
+    assert client.get("/fhir/AuditEvent", params={"patient": pb}, headers=_h(auditor)).status_code == 200
+    assert log.verify() is None
