@@ -24,7 +24,7 @@ from engine.identity import AmbiguousIdentifier, Citizen
 from engine.model import RECORD_TYPES, Person, Provenance, RecordBase, RecordStatus
 from engine.store import Store
 from engine.store import read as q
-from engine.store.journal import current_versions
+from engine.store.journal import current_versions, precedence
 
 __all__ = ["Found", "Reader", "from_row"]
 
@@ -155,7 +155,7 @@ class Reader:
     def history(self, resource_type: str, fhir_id: str) -> tuple[list[tuple[RecordBase, dict[str, Any]]], Found]:
         """Every version of a record, newest first, with the citizen it is about."""
         _key, versions = self._versions(resource_type, fhir_id)
-        newest = sorted(versions, key=lambda r: (r["event_us"], r["version_hash"]), reverse=True)
+        newest = sorted(versions, key=precedence, reverse=True)
         found = self.find("", newest[0]["subject_key"])
         if found is None:
             raise FhirError(404, "NOT_FOUND", f"no {resource_type} with this id")

@@ -365,7 +365,9 @@ class Store:
 
 
 def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split versions into (current per record key, history): newest event time, then highest hash.
+    """Split versions into (current per record key, history): newest event time, then the clinically later
+    status (preliminary < final < corrected < cancelled: a lab that stamps to the second may send a final in
+    the second of its preliminary), then highest hash.
 
     A cancelled record also cancels its parts: every current record of the same subject whose key
     starts with ``<its key>:`` and whose event time is not newer (a whole-report cancellation that
@@ -377,13 +379,22 @@ def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
         cur = best.get(r["record_key"])
         if cur is None:
             best[r["record_key"]] = r
-        elif (r["event_us"], r["version_hash"]) > (cur["event_us"], cur["version_hash"]):
+        elif precedence(r) > precedence(cur):
             history.append(cur)
             best[r["record_key"]] = r
         else:
             history.append(r)
     _cascade_cancellations(best)
     return sorted(best.values(), key=lambda r: (r["event_us"], r["record_key"])), history
+
+
+#: at one event time, the status a source sends later in a result's life wins
+_STATUS_RANK = {"preliminary": 0, "final": 1, "corrected": 2, "cancelled": 3}
+
+
+def precedence(r: dict[str, Any]) -> tuple[int, int, str]:
+    """Sort key of a record's versions: the highest is current (event time, then status, then hash)."""
+    return r["event_us"], _STATUS_RANK.get(r["status"], 1), r["version_hash"]
 
 
 def _cascade_cancellations(best: dict[str, dict[str, Any]]) -> None:
