@@ -370,8 +370,9 @@ def current_versions(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
     the second of its preliminary), then highest hash.
 
     A cancelled record also cancels its parts: every current record of the same subject whose key
-    starts with ``<its key>:`` and whose event time is not newer (a whole-report cancellation that
-    cannot name its items). The result is still a pure function of the set of versions.
+    starts with ``<its key>:``, or (a cancelled report) whose content names it as its ``report_key``, and
+    whose event time is not newer (a whole-report cancellation that cannot name its items). The result is
+    still a pure function of the set of versions.
     """
     best: dict[str, dict[str, Any]] = {}
     history: list[dict[str, Any]] = []
@@ -403,14 +404,25 @@ def _cascade_cancellations(best: dict[str, dict[str, Any]]) -> None:
         prefix = parent["record_key"] + ":"
         i = bisect.bisect_left(keys, prefix)
         while i < len(keys) and keys[i].startswith(prefix):
-            child = best[keys[i]]
-            if (
-                child["subject_key"] == parent["subject_key"]
-                and child["status"] != "cancelled"
-                and child["event_us"] <= parent["event_us"]
-            ):
-                best[keys[i]] = {**child, "status": "cancelled", "cancelled_by": parent["record_key"]}
+            _cancel(best, keys[i], parent)
             i += 1
+        if parent["kind"] == "report":
+            needle = '"report_key":' + orjson.dumps(parent["record_key"]).decode()
+            for key, child in list(best.items()):
+                if child["subject_key"] == parent["subject_key"] and needle in child["content"]:
+                    _cancel(best, key, parent)
+
+
+def _cancel(best: dict[str, dict[str, Any]], key: str, parent: dict[str, Any]) -> None:
+    """Mark the current version of ``key`` cancelled by ``parent`` when it is about the same subject, not
+    cancelled already and not newer than the cancellation."""
+    child = best[key]
+    if (
+        child["subject_key"] == parent["subject_key"]
+        and child["status"] != "cancelled"
+        and child["event_us"] <= parent["event_us"]
+    ):
+        best[key] = {**child, "status": "cancelled", "cancelled_by": parent["record_key"]}
 
 
 def _now() -> str:

@@ -31,7 +31,8 @@ per order a Report, a Requisition and its Specimens (:mod:`mappings.hl7v2.orders
   PID's identifiers are linked.
 * Nothing is dropped silently: an OBX glued onto the segment before it (no segment separator before
   ``OBX|``, a sender defect) is ``ParseError`` ``HL7_SEGMENTS_GLUED`` naming the segment and field where
-  it starts; a message that yields no result is ``ValidationError`` ``HL7_NO_RESULTS``.
+  it starts; a message that yields no result is ``ValidationError`` ``HL7_NO_RESULTS``, unless it cancels
+  an order as a whole (OBR-25 X without OBX): its cancelled Report retracts the order's results.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import ParseError, ValidationError
-from engine.model import Attachment, Coding, Identifier, MappingResult, Observation, Party
+from engine.model import Attachment, Coding, Identifier, MappingResult, Observation, Party, RecordStatus, Report
 from mappings.hl7v2 import orders, parties, tables, values
 from mappings.hl7v2 import pid as pidmod
 from mappings.hl7v2 import status as tables_status
@@ -377,6 +378,12 @@ def _person(pid: Segment, pat: pidmod.Patient, src: Source) -> list[Any]:
     return [pidmod.person(pid, pat, src)] if pidmod.has_demographics(pid) else []
 
 
+def _cancels_an_order(records: list[Any]) -> bool:
+    """Whether the message cancels an order as a whole (OBR-25 X without OBX): its cancelled Report then
+    retracts the order's earlier results in the journal (:func:`engine.store.journal.current_versions`)."""
+    return any(isinstance(r, Report) and r.status is RecordStatus.CANCELLED for r in records)
+
+
 def map_oru(src: Source) -> MappingResult:
     """Person, Observations, Reports, Requisitions and Specimens of an ORU message."""
     records: list[Any] = []
@@ -402,9 +409,9 @@ def map_oru(src: Source) -> MappingResult:
         if id(g.pid) in pid_notes and g.obr is not None:  # the patient's comments go on its first report
             notes = [*pid_notes.pop(id(g.pid)), *notes]
         order_records.add(g, order, keys, notes, src)
-    if not any(isinstance(r, Observation) for r in records):
-        raise ValidationError("the result message holds no OBX result", code="HL7_NO_RESULTS")
     records += order_records.records()
+    if not any(isinstance(r, Observation) for r in records) and not _cancels_an_order(records):
+        raise ValidationError("the result message holds no OBX result", code="HL7_NO_RESULTS")
     pats = list(patients.values())
     links = pats[0].links if len(pats) == 1 else tuple(dict.fromkeys(lnk for p in pats for lnk in p.links))
     warnings = dict.fromkeys(w for p in pats for w in p.warnings)

@@ -208,6 +208,15 @@ def test_no_obx_is_a_dead_letter() -> None:
     assert err.value.code == "HL7_NO_RESULTS"
 
 
+def test_an_order_cancelled_whole_without_obx_is_a_cancelled_report() -> None:
+    obr = "OBR|1||F-1^LAB" + "|" * 22 + "X"  # OBR-25 X: the whole order is cancelled
+    raw = b"MSH|^~\\&|LAB|F|||2026||ORU^R01|1|P|2.5\rPID|1||9^^^H\r" + obr.encode() + b"\r"
+    result = map_message(raw, make_ctx())
+    reports = [r for r in result.records if r.kind == "report"]
+    assert len(reports) == 1 and reports[0].status.value == "cancelled"
+    assert not [r for r in result.records if r.kind == "observation"]
+
+
 _OBR = "OBR|1|P-1|F-1^LAB||||20260316070000|||||||||||||||20260316090000|||F"
 
 
