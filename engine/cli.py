@@ -2,7 +2,8 @@
 
 ``run`` (adapters + workers from the config), ``check`` (config, bus, store), ``map FILE`` (what a
 message would become, writing nothing), ``journal ID`` (a citizen's journal), ``status``,
-``config schema``, ``import ADAPTER FILE`` (one-off CSV import), ``dead-letters`` / ``replay``,
+``attachment SHA256`` (an attachment's bytes), ``config schema``, ``import ADAPTER FILE`` (one-off CSV
+import), ``dead-letters`` / ``replay``,
 ``demo`` (the ``make run`` demo on the embedded default).
 """
 
@@ -276,6 +277,42 @@ def journal(
     print_journal(view)
 
 
+@app.command()
+def attachment(
+    sha256: str,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the bytes here (default: stdout)")
+    ] = None,
+) -> None:
+    """Write the bytes of a stored attachment (by the sha256 ``journal`` shows) to stdout or FILE; its type and
+    size go to stderr. The operator's own access, with the engine's store credentials, like ``journal``.
+    Exit 0 written, 1 not in the store, 2 not a sha256 or binary output to a terminal."""
+    digest = sha256.strip().lower()
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        err.print("not a sha256 (64 hex digits)")
+        raise typer.Exit(2)
+    if output is None and sys.stdout.isatty():
+        err.print("the bytes are binary: pass -o FILE or redirect stdout")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    rt = _runtime(cfg, declare=False)
+    try:
+        found = rt.store.attachment(digest)
+    finally:
+        rt.close()
+    if found is None:
+        err.print("no attachment with that sha256 in the store")
+        raise typer.Exit(1)
+    content_type, data = found
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(data)
+    err.print(f"{content_type} {len(data)} bytes", markup=False, highlight=False)
+
+
 def print_journal(view: JournalView) -> None:
     from engine.journal_view import summary_line
 
@@ -298,7 +335,7 @@ def print_journal(view: JournalView) -> None:
     oslo = ZoneInfo("Europe/Oslo")
     for r in data["records"]:
         when = datetime.fromisoformat(r["event_time"]).astimezone(oslo).strftime("%Y-%m-%d %H:%M")
-        t.add_row(when, r["kind"], r["status"], summary_line(r), r["adapter"])
+        t.add_row(when, r["kind"], r["status"], escape(summary_line(r)), r["adapter"])  # text, not markup
     out.print(t)
 
 

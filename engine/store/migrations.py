@@ -72,10 +72,20 @@ def _v3_postgresql(conn: sa.Connection) -> None:
         conn.exec_driver_sql(sql)
 
 
+def _v4_attachments(conn: sa.Connection) -> None:
+    """The ``attachments`` table (bytes by sha256). On PostgreSQL its ``data`` is stored EXTERNAL: out of line,
+    without the compression TOAST would try (and fail at) on every PDF or image, which costs CPU on write and
+    makes reading a slice of the bytes read them all."""
+    s.attachments.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE attachments ALTER COLUMN data SET STORAGE EXTERNAL")
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _v1_initial),
     (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
     (3, "processed_messages keyed by dedup_key and content hash", _v3_processed_content_hash),
+    (4, "attachments by sha256", _v4_attachments),
 ]
 _LOCK_ID = 7_243_001
 

@@ -104,6 +104,16 @@ processed_messages = sa.Table(
     sa.Column("content_hash", sa.String(32), primary_key=True),
 )
 
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("content_type", sa.String(200), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("envelope_id", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,

@@ -1,0 +1,135 @@
+"""Attachments: the bytes of a PDF, an image or another document a message carries, kept once per sha256.
+
+A mapping returns them in :attr:`engine.model.MappingResult.attachments` (decoding base64 is their one
+copy); records refer to them by :class:`engine.model.AttachmentRef` (``Document.attachments``,
+``Observation.value_attachment``, ``Report.attachments``). On the way to the store:
+
+* The mapping step (:func:`screen`, called by :class:`engine.worker.Mapper`) checks every carried
+  attachment's sha256 against its bytes and every reference against what the message carries; a message
+  that does not hold together is a dead letter: ``ATTACHMENT_HASH_MISMATCH`` (the bytes do not hash to
+  their sha256), ``ATTACHMENT_SIZE_MISMATCH`` (a reference's size is not its bytes' length),
+  ``ATTACHMENT_MISSING`` (a reference to bytes the message does not carry; a reference made by
+  :meth:`AttachmentRef.named`, size 0 and the sha256 of nothing, needs none). An attachment larger than
+  the store's ``max_attachment_bytes`` is not stored: the records referring to it keep their reference and
+  carry the flag ``ATTACHMENT_TOO_LARGE`` (its bytes stay in the raw archive, in the message).
+* The store (:func:`write`) inserts the attachments of a batch into ``attachments`` in the same transaction
+  as the batch's records, once per sha256 (``ON CONFLICT DO NOTHING``, after one look-up of the batch's
+  hashes so that bytes already stored are not sent again). An envelope the store isolates and dead-letters
+  writes no attachment; one another envelope of the batch also carries is stored for that other one.
+
+Attachment bytes are binary: no text check (:mod:`engine.store.text`) ever looks at them; their content
+type is metadata, made storable like an envelope's. Reading (:func:`read`) is by sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.errors import PermanentError
+from engine.limits import ATTACHMENT_DEFAULT_MAX_BYTES
+from engine.model import Attachment, AttachmentRef, MappingResult
+from engine.outcome import Outcome
+from engine.store import schema as s
+from engine.store import text
+from engine.store.bulk import Bulk, Row, select_in
+
+DEFAULT_MAX_BYTES = ATTACHMENT_DEFAULT_MAX_BYTES
+#: the flag of a record whose attachment was too large to be stored
+TOO_LARGE = "ATTACHMENT_TOO_LARGE"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_TYPE_WIDTH = int(s.attachments.c.content_type.type.length)  # type: ignore[attr-defined]
+_KEY = ("sha256",)
+
+
+class AttachmentInvalid(PermanentError):
+    """A message whose attachments and references do not hold together; the message says where, by index."""
+
+    code = "ATTACHMENT_HASH_MISMATCH"
+
+
+def refs(rec: Any) -> Iterator[tuple[str, AttachmentRef]]:
+    """The attachment references of a record, each with its field path."""
+    one = getattr(rec, "value_attachment", None)
+    if one is not None:
+        yield "value_attachment", one
+    for i, ref in enumerate(getattr(rec, "attachments", None) or ()):
+        yield f"attachments[{i}]", ref
+
+
+def screen(result: MappingResult, max_bytes: int = DEFAULT_MAX_BYTES) -> MappingResult:
+    """``result`` itself, or (an attachment is larger than ``max_bytes``) a copy without that attachment whose
+    records referring to it carry :data:`TOO_LARGE`. Raise :class:`AttachmentInvalid` when an attachment's
+    bytes do not hash to its sha256 or a reference does not match the bytes carried."""
+    carried: dict[str, Attachment] = {}
+    for i, att in enumerate(result.attachments):
+        if hashlib.sha256(att.data).hexdigest() != att.sha256:
+            raise AttachmentInvalid(f"attachment {i}: the bytes do not hash to its sha256")
+        carried[att.sha256] = att
+    if not result.records:
+        return result
+    too_large = {sha for sha, att in carried.items() if len(att.data) > max_bytes}
+    flag: list[int] = []
+    for n, rec in enumerate(result.records):
+        # two attribute reads per record on the hot path; most records refer to no attachment
+        if getattr(rec, "value_attachment", None) is None and not getattr(rec, "attachments", None):
+            continue
+        for path, ref in refs(rec):
+            _check_ref(ref, carried.get(ref.sha256), f"record {n} ({rec.kind}) {path}")
+            if ref.sha256 in too_large and (not flag or flag[-1] != n):
+                flag.append(n)
+    if not too_large:
+        return result
+    records = list(result.records)
+    for n in flag:
+        rec = records[n]
+        if TOO_LARGE not in rec.flags:
+            records[n] = rec.model_copy(update={"flags": (*rec.flags, TOO_LARGE)})
+    kept = tuple(a for a in result.attachments if a.sha256 not in too_large)
+    return result.model_copy(update={"records": tuple(records), "attachments": kept})
+
+
+def _check_ref(ref: AttachmentRef, att: Attachment | None, where: str) -> None:
+    if att is None:
+        if ref.sha256 != EMPTY_SHA256:
+            raise AttachmentInvalid(f"{where}: no bytes for this sha256 in the message", code="ATTACHMENT_MISSING")
+        size = 0
+    else:
+        size = len(att.data)
+    if ref.size != size:
+        raise AttachmentInvalid(f"{where}: size is not the length of its bytes", code="ATTACHMENT_SIZE_MISMATCH")
+
+
+def write(conn: sa.Connection, bulk: Bulk, outcomes: Sequence[Outcome]) -> int:
+    """Insert the attachments of ``outcomes`` not stored yet, once per sha256; return how many were new. Rows:
+    (sha256, content type, size, the envelope that brought it, bytes); the bytes are passed to the driver as
+    they are (no copy here)."""
+    rows: dict[str, Row] = {}
+    for o in outcomes:
+        result = o.result
+        if result is None or not result.attachments:
+            continue
+        for att in result.attachments:
+            if att.sha256 not in rows:
+                content_type = text.fit(att.content_type, _TYPE_WIDTH)
+                rows[att.sha256] = (att.sha256, content_type, len(att.data), o.envelope.id, att.data)
+    if not rows:
+        return 0
+    for sha in stored(conn, list(rows)):
+        del rows[sha]
+    return bulk(conn, s.attachments, list(rows.values()), known_new=True) if rows else 0
+
+
+def read(conn: sa.Connection, sha256: str) -> tuple[str, bytes] | None:
+    """(content type, bytes) of the attachment ``sha256``, or None."""
+    t = s.attachments
+    row = conn.execute(sa.select(t.c.content_type, t.c.data).where(t.c.sha256 == sha256.lower())).first()
+    return None if row is None else (row[0], bytes(row[1]))
+
+
+def stored(conn: sa.Connection, sha256s: Sequence[str]) -> set[str]:
+    """Which of ``sha256s`` are stored."""
+    return {r[0] for r in select_in(conn, s.attachments, _KEY, _KEY, sha256s)}
