@@ -5,8 +5,9 @@ copy); records refer to them by :class:`engine.model.AttachmentRef` (``Document.
 ``Observation.value_attachment``, ``Report.attachments``). On the way to the store:
 
 * The mapping step (:func:`screen`, called by :class:`engine.worker.Mapper`) checks every carried
-  attachment's sha256 against its bytes and every reference against what the message carries; a message
-  that does not hold together is a dead letter: ``ATTACHMENT_HASH_MISMATCH`` (the bytes do not hash to
+  attachment's sha256 against its bytes and every reference against what the message carries (for a
+  message that carries none, the store checks its references where it serialises the records:
+  :func:`check_refs`); a message that does not hold together is a dead letter: ``ATTACHMENT_HASH_MISMATCH`` (the bytes do not hash to
   their sha256), ``ATTACHMENT_SIZE_MISMATCH`` (a reference's size is not its bytes' length),
   ``ATTACHMENT_MISSING`` (a reference to bytes the message does not carry; a reference made by
   :meth:`AttachmentRef.named`, size 0 and the sha256 of nothing, needs none). An attachment larger than
@@ -23,6 +24,7 @@ type is metadata, made storable like an envelope's. Reading (:func:`read`) is by
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -41,6 +43,8 @@ DEFAULT_MAX_BYTES = ATTACHMENT_DEFAULT_MAX_BYTES
 #: the flag of a record whose attachment was too large to be stored
 TOO_LARGE = "ATTACHMENT_TOO_LARGE"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+#: how a reference shows in a record's JSON content (a key: the same text inside a value is escaped)
+REF_MARK = b'"sha256":'
 _TYPE_WIDTH = int(s.attachments.c.content_type.type.length)  # type: ignore[attr-defined]
 _KEY = ("sha256",)
 
@@ -53,34 +57,38 @@ class AttachmentInvalid(PermanentError):
 
 def refs(rec: Any) -> Iterator[tuple[str, AttachmentRef]]:
     """The attachment references of a record, each with its field path."""
-    one = getattr(rec, "value_attachment", None)
-    if one is not None:
-        yield "value_attachment", one
-    for i, ref in enumerate(getattr(rec, "attachments", None) or ()):
-        yield f"attachments[{i}]", ref
+    for name in _ref_fields(type(rec)):
+        value = getattr(rec, name)
+        if isinstance(value, AttachmentRef):
+            yield name, value
+        elif value:
+            for i, ref in enumerate(value):
+                yield f"{name}[{i}]", ref
+
+
+@functools.cache
+def _ref_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a record class that hold attachment references (``value_attachment``, ``attachments``);
+    known per class, so a record without any costs one dictionary look-up."""
+    fields = getattr(cls, "model_fields", {})
+    return tuple(name for name in ("value_attachment", "attachments") if name in fields)
 
 
 def screen(result: MappingResult, max_bytes: int = DEFAULT_MAX_BYTES) -> MappingResult:
     """``result`` itself, or (an attachment is larger than ``max_bytes``) a copy without that attachment whose
     records referring to it carry :data:`TOO_LARGE`. Raise :class:`AttachmentInvalid` when an attachment's
-    bytes do not hash to its sha256 or a reference does not match the bytes carried."""
+    bytes do not hash to its sha256 or a reference does not match the bytes carried. A result carrying no
+    attachment is returned at once (the hot path): its references are checked by the store, which finds
+    them in the records' serialised content (:func:`check_refs`)."""
+    if not result.attachments:
+        return result
     carried: dict[str, Attachment] = {}
     for i, att in enumerate(result.attachments):
         if hashlib.sha256(att.data).hexdigest() != att.sha256:
             raise AttachmentInvalid(f"attachment {i}: the bytes do not hash to its sha256")
         carried[att.sha256] = att
-    if not result.records:
-        return result
     too_large = {sha for sha, att in carried.items() if len(att.data) > max_bytes}
-    flag: list[int] = []
-    for n, rec in enumerate(result.records):
-        # two attribute reads per record on the hot path; most records refer to no attachment
-        if getattr(rec, "value_attachment", None) is None and not getattr(rec, "attachments", None):
-            continue
-        for path, ref in refs(rec):
-            _check_ref(ref, carried.get(ref.sha256), f"record {n} ({rec.kind}) {path}")
-            if ref.sha256 in too_large and (not flag or flag[-1] != n):
-                flag.append(n)
+    flag = [n for n, rec in enumerate(result.records) if too_large & _checked_refs(n, rec, carried)]
     if not too_large:
         return result
     records = list(result.records)
@@ -90,6 +98,25 @@ def screen(result: MappingResult, max_bytes: int = DEFAULT_MAX_BYTES) -> Mapping
             records[n] = rec.model_copy(update={"flags": (*rec.flags, TOO_LARGE)})
     kept = tuple(a for a in result.attachments if a.sha256 not in too_large)
     return result.model_copy(update={"records": tuple(records), "attachments": kept})
+
+
+def check_refs(result: MappingResult) -> None:
+    """Raise :class:`AttachmentInvalid` when a reference of ``result``'s records does not match the bytes it
+    carries (``ATTACHMENT_MISSING``, ``ATTACHMENT_SIZE_MISMATCH``). Records flagged :data:`TOO_LARGE` are left
+    out: :func:`screen` checked them before it set the flag and dropped their bytes."""
+    carried = {att.sha256: att for att in result.attachments}
+    for n, rec in enumerate(result.records):
+        if TOO_LARGE not in rec.flags:
+            _checked_refs(n, rec, carried)
+
+
+def _checked_refs(n: int, rec: Any, carried: dict[str, Attachment]) -> set[str]:
+    """The sha256 of record ``n``'s references, each checked against ``carried``."""
+    out = set()
+    for path, ref in refs(rec):
+        _check_ref(ref, carried.get(ref.sha256), f"record {n} ({rec.kind}) {path}")
+        out.add(ref.sha256)
+    return out
 
 
 def _check_ref(ref: AttachmentRef, att: Attachment | None, where: str) -> None:

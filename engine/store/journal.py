@@ -443,7 +443,8 @@ def _raw_row(env: Envelope) -> Row:
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     """record_versions rows (each record's content serialised and hashed once, here, next to its writing:
     the bytes are in cache); counts the records per kind. Text the journal cannot hold raises
-    :class:`text.TextNotStorable` (NUL in content, a key, a subject or a source id that does not fit)."""
+    :class:`text.TextNotStorable` (NUL in content, a key, a subject or a source id that does not fit); a
+    reference to attachment bytes the message does not carry raises :class:`attachments.AttachmentInvalid`."""
     rows: list[Row] = []
     by_kind = stats.by_kind
     # the records of one message mostly share their subject, event time and source id (the same
@@ -460,8 +461,11 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
         contents = [rec.content_json() for rec in result.records]
         # NUL shows as a JSON escape: no backslash, no NUL. One search of the joined bytes costs less than
         # a search per content (each call's overhead outweighs copying a message's few KB).
-        if b"\\" in b"".join(contents):
+        joined = b"".join(contents)
+        if b"\\" in joined:
             text.check(result, contents)
+        if attachments.REF_MARK in joined and not result.attachments:  # references to bytes not carried
+            attachments.check_refs(result)
         for rec, content in zip(result.records, contents, strict=True):
             kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1
