@@ -7,10 +7,11 @@ copy); records refer to them by :class:`engine.model.AttachmentRef` (``Document.
 * The mapping step (:func:`screen`, called by :class:`engine.worker.Mapper`) checks every carried
   attachment's sha256 against its bytes and every reference against what the message carries (for a
   message that carries none, the store checks its references where it serialises the records:
-  :func:`check_refs`); a message that does not hold together is a dead letter: ``ATTACHMENT_HASH_MISMATCH`` (the bytes do not hash to
-  their sha256), ``ATTACHMENT_SIZE_MISMATCH`` (a reference's size is not its bytes' length),
-  ``ATTACHMENT_MISSING`` (a reference to bytes the message does not carry; a reference made by
-  :meth:`AttachmentRef.named`, size 0 and the sha256 of nothing, needs none). An attachment larger than
+  :func:`check_refs`); a message that does not hold together is a dead letter:
+  ``ATTACHMENT_HASH_MISMATCH`` (the bytes do not hash to their sha256), ``ATTACHMENT_SIZE_MISMATCH`` (a
+  reference's size is not its bytes' length), ``ATTACHMENT_MISSING`` (a reference to bytes the message
+  does not carry; a reference made by :meth:`AttachmentRef.named`, size 0 and the sha256 of nothing,
+  needs none). An attachment larger than
   the store's ``max_attachment_bytes`` is not stored: the records referring to it keep their reference and
   carry the flag ``ATTACHMENT_TOO_LARGE`` (its bytes stay in the raw archive, in the message).
 * The store (:func:`write`) inserts the attachments of a batch into ``attachments`` in the same transaction
