@@ -25,7 +25,6 @@ type is metadata, made storable like an envelope's. Reading (:func:`read`) is by
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -34,7 +33,7 @@ import sqlalchemy as sa
 
 from engine.errors import PermanentError
 from engine.limits import ATTACHMENT_DEFAULT_MAX_BYTES
-from engine.model import Attachment, AttachmentRef, MappingResult
+from engine.model import RECORD_TYPES, Attachment, AttachmentRef, MappingResult
 from engine.outcome import Outcome
 from engine.store import schema as s
 from engine.store import text
@@ -67,12 +66,19 @@ def refs(rec: Any) -> Iterator[tuple[str, AttachmentRef]]:
                 yield f"{name}[{i}]", ref
 
 
-@functools.cache
-def _ref_fields(cls: type) -> tuple[str, ...]:
-    """The fields of a record class that hold attachment references (``value_attachment``, ``attachments``);
-    known per class, so a record without any costs one dictionary look-up."""
+def _fields_of(cls: type) -> tuple[str, ...]:
     fields = getattr(cls, "model_fields", {})
     return tuple(name for name in ("value_attachment", "attachments") if name in fields)
+
+
+#: the fields of each record class that hold attachment references (most classes: none)
+_REF_FIELDS: dict[type, tuple[str, ...]] = {cls: _fields_of(cls) for cls in RECORD_TYPES.values()}
+
+
+def _ref_fields(cls: type) -> tuple[str, ...]:
+    """Known per class, so a record without such a field costs one dictionary look-up."""
+    found = _REF_FIELDS.get(cls)
+    return _fields_of(cls) if found is None else found
 
 
 def screen(result: MappingResult, max_bytes: int = DEFAULT_MAX_BYTES) -> MappingResult:
