@@ -72,7 +72,12 @@ def _v3_postgresql(conn: sa.Connection) -> None:
         conn.exec_driver_sql(sql)
 
 
-def _v4_attachments(conn: sa.Connection) -> None:
+def _v4_fhir_ids(conn: sa.Connection) -> None:
+    """The read side's id table (see :mod:`engine.store.schema`)."""
+    s.fhir_ids.create(conn, checkfirst=True)
+
+
+def _v5_attachments(conn: sa.Connection) -> None:
     """The ``attachments`` table (bytes by sha256). On PostgreSQL its ``data`` is stored EXTERNAL: out of line,
     without the compression TOAST would try (and fail at) on every PDF or image, which costs CPU on write and
     makes reading a slice of the bytes read them all."""
@@ -85,7 +90,8 @@ STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _v1_initial),
     (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
     (3, "processed_messages keyed by dedup_key and content hash", _v3_processed_content_hash),
-    (4, "attachments by sha256", _v4_attachments),
+    (4, "fhir ids of served records and citizens", _v4_fhir_ids),
+    (5, "attachments by sha256", _v5_attachments),
 ]
 _LOCK_ID = 7_243_001
 
