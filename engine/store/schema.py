@@ -16,6 +16,9 @@
   key with two rows is a control id a sender used again for different content. Rows from before
   migration 3 whose envelope was not archived carry the hash ``''`` (content unknown), which matches no
   message.
+* ``attachments``: the bytes of attachments records refer to (:class:`engine.model.AttachmentRef`), one row
+  per sha256, with the content type, the size and the envelope that first brought them (migration 5). On
+  PostgreSQL ``data`` is stored out of line without compression: PDFs and images are compressed already.
 """
 
 from __future__ import annotations

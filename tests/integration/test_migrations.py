@@ -41,17 +41,17 @@ def test_a_new_database_gets_every_step(store_url: str) -> None:
         engine.dispose()
 
 
-def test_a_version_3_database_gets_the_attachments_table(store_url: str) -> None:
+def test_a_version_4_database_gets_the_attachments_table(store_url: str) -> None:
     engine = make_engine(store_url, 2)
     try:
-        with engine.begin() as c:  # what version 3 made
+        with engine.begin() as c:  # what version 4 made
             s.schema_migrations.create(c)
-            for version, name, step in STEPS[:3]:
+            for version, name, step in STEPS[:4]:
                 step(c)
                 c.execute(s.schema_migrations.insert().values(version=version, name=name))
         with engine.connect() as c:
             assert not sa.inspect(c).has_table("attachments")
-        assert migrate(engine) == [4]
+        assert migrate(engine) == [5]
         with engine.connect() as c:
             cols = [col["name"] for col in sa.inspect(c).get_columns("attachments")]
             assert cols == ["sha256", "content_type", "size", "envelope_id", "data"]
