@@ -8,8 +8,10 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import orjson
 import sqlalchemy as sa
 
 from engine.envelope import Envelope
@@ -174,3 +176,28 @@ def test_journal_shows_attachments_and_the_cli_writes_their_bytes(tmp_path: Path
     assert _cli(config, "attachment", sha, "-o", str(out)).returncode == 0 and out.read_bytes() == data
     assert _cli(config, "attachment", "f" * 64).returncode == 1
     assert _cli(config, "attachment", "not-a-hash").returncode == 2
+
+
+def test_a_running_engine_stores_attachments_under_its_configured_limit(tmp_path: Path, store_url: str) -> None:
+    """Through the bus and a worker of a runtime: ``store.max_attachment_bytes`` reaches the mapping step."""
+    from engine.config import parse_config
+    from engine.runtime import Runtime
+    from tests.integration.pipeline_util import bus_section
+
+    cfg = parse_config(
+        {"bus": bus_section("embedded", tmp_path), "store": {"url": store_url, "max_attachment_bytes": 1000}}
+    )
+    rt = Runtime.build(cfg)
+    rt.bus.publish([env(30, size=5000), env(31, size=800), env(31, size=800, env_id="again")])
+    rt.start(adapters=[])
+    try:
+        for _ in range(200):
+            if rt.bus.depth()["work"] == 0 and rt.store.counts()["received"].get("t") == 3:
+                break
+            time.sleep(0.05)
+        rows = stored_rows(rt.store)
+        flags = {r["record_key"]: orjson.loads(r["content"]).get("flags") for r in rt.store.all_versions()}
+    finally:
+        assert rt.shutdown(10)
+    assert [(r[2], r[3]) for r in rows] == [(800, rows[0][3])] and rows[0][3] != "again"
+    assert flags["att|30|doc"] == ["ATTACHMENT_TOO_LARGE"] and flags["att|31|doc"] == []
