@@ -68,10 +68,14 @@ def test_replay_and_resend_store_nothing_new(any_store: Store) -> None:
 
 
 def test_many_envelopes_in_one_batch_carrying_the_same_attachment(any_store: Store) -> None:
-    """40 envelopes (PostgreSQL: the COPY path) of 20 patients: 20 attachments, each stored once."""
+    """40 envelopes of 20 patients: 20 attachments, each stored once; then 40 new ones in one batch."""
     stats = any_store.commit_batch(mapped(*(env(i % 20, env_id=f"b{i}") for i in range(40))))
     assert stats.attachments_new == 20 and len(stored_rows(any_store)) == 20
     assert any_store.commit_batch(mapped(*(env(i, env_id=f"c{i}") for i in range(40)))).attachments_new == 20
+    fresh = mapped(*(env(100 + i, size=2000 + i) for i in range(40)))  # 40 new ones (PostgreSQL: binary COPY)
+    assert any_store.commit_batch(fresh).attachments_new == 40
+    found = any_store.attachment(hashlib.sha256(am.pdf_bytes(139, 2039)).hexdigest())
+    assert found == ("application/pdf", am.pdf_bytes(139, 2039))
 
 
 def test_attachments_that_do_not_match_their_references_are_dead_letters(any_store: Store) -> None:
