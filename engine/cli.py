@@ -13,6 +13,7 @@ import json
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -25,13 +26,14 @@ from rich.table import Table
 
 from engine import logging as elog
 from engine.config import EngineConfig, RabbitBusConfig, json_schema, load_config
-from engine.errors import ConfigError, EnjournalError, PermanentError
+from engine.errors import ConfigError, EnjournalError, PermanentError, TransientError
 from engine.redact import safe_reason
 from engine.sniff import sniff_mapping
 
 if TYPE_CHECKING:
     from engine.journal_view import JournalView
     from engine.runtime import Runtime
+    from engine.store import Store
 
 #: no locals in a traceback: they may hold a message's bytes
 app = typer.Typer(
@@ -42,6 +44,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Configuration helpers.")
 app.add_typer(config_app, name="config")
+audit_app = typer.Typer(help="The audit log of reads: query it, verify its hash chain.")
+app.add_typer(audit_app, name="audit")
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 log = structlog.get_logger("engine.cli")
@@ -263,9 +267,10 @@ def journal(
     rt = _runtime(cfg, declare=False)
     try:
         view = load_journal(rt.store, identifier)
-    except EnjournalError as exc:  # an ambiguous value: no journal is guessed
+        _audit_journal_read(rt, view, identifier, history)
+    except EnjournalError as exc:  # an ambiguous value: no journal is guessed; an audit log that cannot be written
         err.print(_reason(exc.reason), highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(3 if isinstance(exc, TransientError) else 1) from None
     finally:
         rt.close()
     if view is None:
@@ -277,6 +282,27 @@ def journal(
     print_journal(view)
 
 
+def _audit_journal_read(rt: Runtime, view: JournalView | None, identifier: str, history: bool) -> None:
+    """Record the CLI's read in the audit log (actor: the OS user) before anything is printed."""
+    from engine.audit import AuditEntry, AuditLog
+    from engine.auth.tokens import os_user
+
+    records = [*view.current, *(view.history if history else ())] if view is not None else []
+    AuditLog(rt.store).append(
+        AuditEntry(
+            actor=f"os:{os_user()}",
+            role="local",
+            outcome="allowed",
+            reason_code="ALLOWED_LOCAL" if view is not None else "NOT_FOUND",
+            citizen_key=view.citizen.component if view is not None else identifier.strip(),
+            resource_type="Journal",
+            resource_ids=tuple(dict.fromkeys(str(r["record_key"]) for r in records)),
+            query=f"enjournal journal {identifier}{' --history' if history else ''}",
+            client="cli",
+        )
+    )
+
+
 @app.command()
 def attachment(
     sha256: str,
@@ -286,7 +312,7 @@ def attachment(
     ] = None,
 ) -> None:
     """Write the bytes of a stored attachment (by the sha256 ``journal`` shows) to stdout or FILE; its type and
-    size go to stderr. The operator's own access, with the engine's store credentials, like ``journal``.
+    size go to stderr. The operator's own access, with the engine's store credentials, audited like ``journal``.
     Exit 0 written, 1 not in the store, 2 not a sha256 or binary output to a terminal."""
     digest = sha256.strip().lower()
     if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
@@ -299,6 +325,10 @@ def attachment(
     rt = _runtime(cfg, declare=False)
     try:
         found = rt.store.attachment(digest)
+        _audit_attachment_read(rt, digest, found is not None)
+    except EnjournalError as exc:  # an audit log that cannot be written: nothing is given out
+        err.print(_reason(exc.reason), highlight=False)
+        raise typer.Exit(3 if isinstance(exc, TransientError) else 1) from None
     finally:
         rt.close()
     if found is None:
@@ -311,6 +341,29 @@ def attachment(
     else:
         output.write_bytes(data)
     err.print(f"{content_type} {len(data)} bytes", markup=False, highlight=False)
+
+
+def _audit_attachment_read(rt: Runtime, digest: str, found: bool) -> None:
+    """Record the CLI's read of an attachment in the audit log (actor: the OS user), with the citizen of the
+    record that first brought it, before any byte is written."""
+    from engine.audit import AuditEntry, AuditLog
+    from engine.auth.tokens import os_user
+
+    subject = rt.store.attachment_subject(digest) if found else None
+    citizen = rt.store.citizen(subject) if subject else None
+    AuditLog(rt.store).append(
+        AuditEntry(
+            actor=f"os:{os_user()}",
+            role="local",
+            outcome="allowed",
+            reason_code="ALLOWED_LOCAL" if found else "NOT_FOUND",
+            citizen_key=citizen.component if citizen is not None else subject,
+            resource_type="Binary",
+            resource_ids=(digest,),
+            query=f"enjournal attachment {digest}",
+            client="cli",
+        )
+    )
 
 
 def print_journal(view: JournalView) -> None:
@@ -443,6 +496,121 @@ def import_cmd(adapter: str, file: Path, config: ConfigOpt = None) -> None:
     finally:
         rt.close()
     raise typer.Exit(0 if summary.rejected == 0 else 1)
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="clinician, citizen, ops or auditor")],
+    config: ConfigOpt = None,
+    hpr: Annotated[str | None, typer.Option(help="a clinician's HPR number")] = None,
+    purpose: Annotated[str | None, typer.Option(help="a clinician's purpose of use (TREAT, ETREAT ...)")] = None,
+    pid: Annotated[str | None, typer.Option(help="a citizen's national id")] = None,
+    sub: Annotated[str | None, typer.Option(help="the subject (default: the OS user for ops and auditor)")] = None,
+    ttl: Annotated[int | None, typer.Option(min=60, help="seconds the token is valid (default: auth.local)")] = None,
+) -> None:
+    """Print a token signed with the local key (auth.mode local only), for `enjournal serve` and curl."""
+    from engine.auth.errors import TokenRequestError
+    from engine.auth.keys import state_dir
+    from engine.auth.tokens import issue
+
+    cfg = _load(config)
+    try:
+        signed = issue(cfg.auth, role, state_dir=state_dir(cfg), hpr=hpr, purpose=purpose, pid=pid, sub=sub, ttl=ttl)
+    except TokenRequestError as exc:
+        err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    sys.stdout.write(signed + "\n")
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    citizen: Annotated[str | None, typer.Option(help="a citizen's identifier (value or system|value)")] = None,
+    actor: Annotated[str | None, typer.Option(help="an actor id (hpr:..., pid:..., ops:..., os:...)")] = None,
+    since: Annotated[datetime | None, typer.Option(help="from this time, UTC (YYYY-MM-DD[THH:MM:SS])")] = None,
+    until: Annotated[datetime | None, typer.Option(help="before this time, UTC")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who read what: the audit log by citizen and/or actor (oldest first); `audit verify` checks its chain."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if citizen is None and actor is None:
+        err.print("give --citizen or --actor (or `enjournal audit verify`)")
+        raise typer.Exit(2)
+    from engine.audit import AuditLog, citizen_keys
+
+    store = _store(_load(config))
+    try:
+        keys = citizen_keys(store, citizen) if citizen is not None else None
+        rows = AuditLog(store).query(citizen=keys, actor=actor, since=_utc(since), until=_utc(until), limit=limit)
+    except EnjournalError as exc:
+        err.print(_reason(exc.reason), highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    if as_json:
+        docs = [r.model_dump(mode="json") for r in rows]
+        sys.stdout.write(orjson.dumps(docs, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    t = Table(title=f"audit log ({len(rows)})")
+    for col in ("id", "at", "actor", "role", "purpose", "outcome", "type", "records", "client", "break glass"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            str(r.id),
+            r.at.isoformat(timespec="seconds"),
+            escape(r.actor),
+            r.role,
+            escape(r.purpose or ""),
+            f"{r.outcome} {r.reason_code}",
+            escape(r.resource_type or ""),
+            str(len(r.resource_ids)),
+            escape(r.client or ""),
+            escape(r.break_glass or ""),
+        )
+    out.print(t)
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOpt = None) -> None:
+    """Check the audit log's hash chain: exit 0 when it holds, 1 naming the first broken row."""
+    from engine.audit import AuditLog
+
+    store = _store(_load(config))
+    try:
+        log = AuditLog(store)
+        broken = log.check()
+        rows, head = log.head()
+    finally:
+        store.close()
+    if broken is None:
+        out.print(f"audit log: the chain holds ({rows} rows, head {head})", highlight=False)
+        return
+    what = {
+        "hash": "its content was changed",
+        "link": "the row before it was changed",
+        "id": "rows before it are missing",
+    }
+    err.print(f"[red]audit log broken at row {broken.id}: {what[broken.why]} ({broken.why})[/red]", highlight=False)
+    raise typer.Exit(1)
+
+
+def _store(cfg: EngineConfig) -> Store:
+    """The journal store alone (no bus): the audit commands need nothing else."""
+    from engine.store import Store
+
+    _secrets(cfg)
+    try:
+        return Store(cfg.store.url_with_secret(), pool_size=2)
+    except EnjournalError as exc:
+        err.print(f"[red]{_reason(exc.reason)}[/red]", highlight=False)
+        raise typer.Exit(3) from None
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 @config_app.command("schema")

@@ -14,6 +14,9 @@ Example::
 
     bus: {kind: rabbitmq, url: "amqp://guest@127.0.0.1:5672/%2F", queue_type: quorum}
     store: {url: "postgresql+psycopg://enjournal@127.0.0.1/enjournal"}
+    auth:  # who may read through `enjournal serve` (default: local, tokens from `enjournal token`)
+      mode: oidc
+      oidc: {issuer: "https://helseid-sts.nhn.no", audience: "enjournal", jwks_url: "https://helseid-sts.nhn.no/.well-known/openid-configuration/jwks"}
     adapters:
       lab-files:
         type: hl7-file
@@ -31,7 +34,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from engine import registry
 from engine.errors import ConfigError
@@ -159,6 +171,69 @@ class LogConfig(_Strict):
     format: Literal["console", "json"] = "console"
 
 
+#: JWS algorithms a token may be signed with: asymmetric only (never ``none``, never a shared-secret HS*)
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"})
+
+
+class ClaimNames(_Strict):
+    """Where a token carries what the read side needs (HelseID / ID-porten style by default)."""
+
+    hpr: str = "helseid://claims/hpr/hpr_number"
+    pid: str = "pid"
+    purpose: str = "purpose_of_use"
+    scope: str = "scope"
+    #: an explicit role (``clinician``, ``citizen``, ``ops``, ``auditor``); without it an HPR claim means a
+    #: clinician and a national-id claim a citizen
+    role: str = "enjournal_role"
+
+
+class LocalAuthConfig(_Strict):
+    """``auth.mode: local``: an ES256 key pair made on first use under ``key_dir`` (default: the state
+    directory's ``auth/``); ``enjournal token`` signs with it."""
+
+    key_dir: str | None = None
+    issuer: str = "enjournal-local"
+    audience: str = "enjournal"
+    ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+
+class OidcAuthConfig(_Strict):
+    """``auth.mode: oidc``: tokens from an identity provider, verified with its JWKS (cached)."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    jwks_cache_seconds: int = Field(default=300, ge=0)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ASYMMETRIC_ALGORITHMS]
+        if bad:
+            raise ValueError(f"only asymmetric algorithms are allowed ({', '.join(sorted(ASYMMETRIC_ALGORITHMS))})")
+        return v
+
+    _check_url = field_validator("jwks_url")(classmethod(lambda cls, v: _no_password(v)))
+
+
+class AuthConfig(_Strict):
+    """Who may read (``enjournal serve``): ``none`` (no authentication, only on 127.0.0.1), ``local`` (the
+    embedded default: tokens signed by a local key) or ``oidc`` (production: an identity provider)."""
+
+    mode: Literal["none", "local", "oidc"] = "local"
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    claims: ClaimNames = Field(default_factory=ClaimNames)
+    local: LocalAuthConfig = Field(default_factory=LocalAuthConfig)
+    oidc: OidcAuthConfig | None = None
+
+    @model_validator(mode="after")
+    def _oidc_needs_settings(self) -> AuthConfig:
+        if self.mode == "oidc" and self.oidc is None:
+            raise ValueError("auth.mode oidc needs an 'oidc' section (issuer, audience, jwks_url)")
+        return self
+
+
 def _env_secret(name: str) -> SecretStr | None:
     v = os.environ.get(name)
     return SecretStr(v) if v else None
@@ -173,6 +248,7 @@ class EngineConfig(_Strict):
     workers: WorkerConfig = Field(default_factory=WorkerConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     if TYPE_CHECKING:
         adapters: dict[str, AdapterSettings]
 

@@ -209,6 +209,8 @@ class Person(RecordBase):
     sex: Literal["male", "female", "other", "unknown"] | None = None
     deceased_at: datetime | None = None
     address: str | None = None
+    #: the date of death when the source gives only a date
+    deceased_date: date | None = None
 
 
 class Encounter(RecordBase):
@@ -357,6 +359,8 @@ class Referral(RecordBase):
     requester: str | None = None
     recipient: str | None = None
     service: Coding | None = None
+    #: documents sent with the referral (MsgHead attachments), kept in the store
+    attachments: tuple[AttachmentRef, ...] | None = None
 
 
 class CareEvent(RecordBase):
@@ -365,6 +369,8 @@ class CareEvent(RecordBase):
     description: str | None = None
     facility: str | None = None
     occurred_at: datetime | None = None
+    #: when the source gives only the date of the event
+    occurred_date: date | None = None
 
 
 class Medication(RecordBase):
@@ -375,6 +381,9 @@ class Medication(RecordBase):
     med_status: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+    #: start and end when the source gives only dates
+    start_date: date | None = None
+    end_date: date | None = None
 
 
 Record = Annotated[

@@ -17,6 +17,7 @@ from engine.api.errors import FhirError, operation_outcome
 from engine.api.fhir import fhir_json, router
 from engine.api.guard import Guard
 from engine.api.reader import Reader
+from engine.audit import AuditLog
 from engine.store import Store
 
 __all__ = ["create_app"]
@@ -24,11 +25,13 @@ __all__ = ["create_app"]
 log = structlog.get_logger("enjournal.api")
 
 
-def create_app(store: Store, guard: Guard) -> FastAPI:
-    """The FHIR API over ``store``, every request through ``guard`` (authentication, policy, audit)."""
+def create_app(store: Store, guard: Guard, audit_log: AuditLog | None = None) -> FastAPI:
+    """The FHIR API over ``store``, every request through ``guard`` (authentication, policy, audit);
+    ``audit_log`` serves ``AuditEvent`` (the store's own log unless given)."""
     app = FastAPI(title="enjournal", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.reader = Reader(store)
     app.state.guard = guard
+    app.state.audit_log = audit_log or AuditLog(store)
     app.include_router(router)
 
     @app.exception_handler(FhirError)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from engine.api import search as srch
+from engine.api.auditevent import audit_event
 from engine.api.capability import capability_statement
 from engine.api.errors import FhirError
 from engine.api.guard import Access, Guard
@@ -30,10 +31,19 @@ def fhir_json(body: _Json, status: int = 200, headers: dict[str, str] | None = N
     return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
+#: the header an ops caller states a break-the-glass reason in (audited with every read it allows)
+BREAK_GLASS_HEADER = "x-break-glass-reason"
+
+
 def _parts(request: Request) -> tuple[Reader, Guard, Principal]:
     state = request.app.state
     client = request.client.host if request.client else None
-    principal = state.guard.principal(request.headers.get("authorization"), client)
+    principal = state.guard.principal(
+        request.headers.get("authorization"),
+        client,
+        break_glass=request.headers.get(BREAK_GLASS_HEADER) or None,
+        query=_query(request),
+    )
     return state.reader, state.guard, principal
 
 
@@ -100,8 +110,10 @@ def patient_search(request: Request) -> Response:
     system, _, value = request.query_params["identifier"].rpartition("|")
     found = reader.find(system, value) if value else None
     access = _access(principal, "search", "Patient", found, request)
-    if found is not None:
-        _checked(guard, access)
+    if found is None:  # asked about the identifier itself: a refusal must not depend on whether it exists
+        asked = f"{system.removeprefix('urn:oid:')}|{value}"
+        access = Access(**{**access.__dict__, "identifier_keys": frozenset({asked})})
+    _checked(guard, access)
     entries = [reader.patient(found)] if found else []
     guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in entries)}))
     return fhir_json(_bundle(request, entries, len(entries), None))
@@ -127,6 +139,52 @@ def patient_everything(fhir_id: str, request: Request) -> Response:
     entries = [reader.patient(found), *reader.resources(found), *reader.parties(found)]
     guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in entries)}))
     return fhir_json(_bundle(request, entries, len(entries), None))
+
+
+@router.get("/AuditEvent")
+def audit_search(request: Request) -> Response:
+    reader, guard, principal = _parts(request)
+    params = dict(request.query_params)
+    if set(params) - {"patient", "_count"} or "patient" not in params:
+        raise FhirError(400, "SEARCH_PARAMETER_INVALID", "AuditEvent search supports patient=ID and _count")
+    count = srch.count(params.get("_count", "100"))
+    found = reader.citizen(params["patient"].removeprefix("Patient/"))
+    access = _access(principal, "search", "AuditEvent", found, request)
+    _checked(guard, access)
+    guard.audit(access)  # reading an access log is itself a read that is logged
+    entries = [
+        audit_event(r, found.fhir_id)
+        for r in request.app.state.audit_log.query(
+            citizen=[found.citizen.component, *found.citizen.keys], newest_first=True, limit=count
+        )
+    ]
+    return fhir_json(_bundle(request, entries, len(entries), None))
+
+
+@router.get("/Provenance")
+def provenance_search(request: Request) -> Response:
+    reader, guard, principal = _parts(request)
+    params = list(request.query_params.multi_items())
+    if [n for n, _ in params] != ["target"]:
+        raise FhirError(400, "SEARCH_PARAMETER_INVALID", "Provenance search supports target=TYPE/ID")
+    rtype, _, fhir_id = params[0][1].partition("/")
+    if not fhir_id:
+        raise FhirError(400, "SEARCH_PARAMETER_INVALID", "search parameter target: TYPE/ID")
+    entries, found = reader.provenances(rtype, fhir_id.split("/")[0])
+    access = _access(principal, "search", "Provenance", found, request)
+    _checked(guard, access)
+    guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in entries)}))
+    return fhir_json(_bundle(request, entries, len(entries), None))
+
+
+@router.get("/Provenance/{fhir_id}")
+def provenance_read(fhir_id: str, request: Request) -> Response:
+    reader, guard, principal = _parts(request)
+    body, found = reader.provenance(fhir_id)
+    access = _access(principal, "read", "Provenance", found, request)
+    _checked(guard, access)
+    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    return fhir_json(body)
 
 
 def _page(found_resources: list[_Json], rtype: str, search: srch.Search) -> tuple[list[_Json], int]:

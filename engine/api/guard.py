@@ -32,8 +32,11 @@ class Access:
 class Guard(Protocol):
     """Authentication, access control and audit of the read side."""
 
-    def principal(self, authorization: str | None, client: str | None) -> Principal:
-        """The verified caller; raises a 401 :class:`engine.api.errors.FhirError`."""
+    def principal(
+        self, authorization: str | None, client: str | None, *, break_glass: str | None = None, query: str = ""
+    ) -> Principal:
+        """The verified caller (``break_glass``: the reason an ops caller gave for reading content); raises a
+        401 (or 403, 503) :class:`engine.api.errors.FhirError`, audited."""
 
     def allow(self, access: Access) -> None:
         """Raises a 403 :class:`engine.api.errors.FhirError` when the policy refuses ``access``."""
@@ -49,7 +52,9 @@ class OpenGuard:
     def __init__(self, sink: Guard | None = None) -> None:
         self._sink = sink
 
-    def principal(self, authorization: str | None, client: str | None) -> Principal:
+    def principal(
+        self, authorization: str | None, client: str | None, *, break_glass: str | None = None, query: str = ""
+    ) -> Principal:
         return Principal(actor="local", role="local", scopes=frozenset({"system/*.rs"}), client=client)
 
     def allow(self, access: Access) -> None:

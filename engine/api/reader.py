@@ -17,6 +17,7 @@ import orjson
 from engine import identity
 from engine.api.errors import FhirError
 from engine.fhir.patient import patient
+from engine.fhir.provenance import provenance, provenance_id
 from engine.fhir.refs import RESOURCE_TYPES, citizen_id, party_id, record_id
 from engine.fhir.resources import party, resource
 from engine.identity import AmbiguousIdentifier, Citizen
@@ -178,6 +179,31 @@ class Reader:
                     if found is not None:
                         return res, found
         raise FhirError(404, "NOT_FOUND", f"no {resource_type} with this id")
+
+    def provenances(self, resource_type: str, fhir_id: str) -> tuple[list[_Json], Found]:
+        """The Provenance of every version of a record (newest first), with the citizen it is about."""
+        versions, found = self.history(resource_type, fhir_id)
+        rows = [row for _rec, row in versions]
+        with self.store.engine.connect() as c:
+            meta = q.envelope_meta(c, [r["envelope_id"] for r in rows])
+        out = [provenance(r, meta.get(r["envelope_id"])) for r in rows]
+        self._remember([(p["id"], "provenance", r["record_key"]) for p, r in zip(out, rows, strict=True)])
+        return out, found
+
+    def provenance(self, fhir_id: str) -> tuple[_Json, Found]:
+        """One Provenance by id (served before by :meth:`provenances`)."""
+        with self.store.engine.connect() as c:
+            known = q.key_of(c, fhir_id)
+            if known is None or known[0] != "provenance":
+                raise FhirError(404, "NOT_FOUND", "no Provenance with this id")
+            rows = [
+                r for r in q.versions_of(c, known[1]) if provenance_id(r["record_key"], r["version_hash"]) == fhir_id
+            ]
+            meta = q.envelope_meta(c, [r["envelope_id"] for r in rows])
+        found = self.find("", rows[0]["subject_key"]) if rows else None
+        if found is None:
+            raise FhirError(404, "NOT_FOUND", "no Provenance with this id")
+        return provenance(rows[0], meta.get(rows[0]["envelope_id"])), found
 
     def _versions(self, resource_type: str, fhir_id: str) -> tuple[str, list[dict[str, Any]]]:
         with self.store.engine.connect() as c:

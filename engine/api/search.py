@@ -110,6 +110,11 @@ def _int(name: str, value: str, low: int, high: int) -> int:
     return n
 
 
+def count(value: str) -> int:
+    """A ``_count`` parameter (1 to :data:`MAX_COUNT`)."""
+    return _int("_count", value, 1, MAX_COUNT)
+
+
 def parse(resource_type: str, params: list[tuple[str, str]]) -> Search:
     """The search a query string asks for; raises a 400 :class:`FhirError` for anything unsupported."""
     allowed = _BY_TYPE.get(resource_type)

@@ -8,7 +8,6 @@ middleware logs method, route, status and duration instead.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -21,28 +20,32 @@ from starlette.responses import Response
 
 from engine import logging as elog
 from engine.api.app import create_app
-from engine.api.guard import OpenGuard
+from engine.api.guard import Guard, OpenGuard
+from engine.audit import AuditLog
+from engine.auth.guard import AuthGuard
+from engine.auth.keys import state_dir
+from engine.auth.verify import Authenticator, check_bind
 from engine.config import EngineConfig, load_config
-from engine.errors import ConfigError
 from engine.store import Store
 
-__all__ = ["build", "factory", "serve"]
+__all__ = ["build", "factory", "guard_for", "serve"]
 
 log = structlog.get_logger("enjournal.api")
 CONFIG_VARIABLE = "ENJOURNAL_CONFIG"
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+def guard_for(cfg: EngineConfig, audit_log: AuditLog) -> Guard:
+    """The guard ``auth.mode`` asks for: tokens verified and reads audited, or (``none``, loopback only)
+    every caller the local operator, reads still audited."""
+    audited = AuthGuard(Authenticator(cfg.auth, state_dir(cfg)), audit_log)
+    return OpenGuard(audited) if cfg.auth.mode == "none" else audited
 
 
 def build(cfg: EngineConfig, store: Store | None = None) -> FastAPI:
     """The app for ``cfg`` (the store from the config unless given)."""
     store = store or Store(cfg.store.url, pool_size=cfg.store.pool_size)
-    app = create_app(store, OpenGuard())
+    audit_log = AuditLog(store)
+    app = create_app(store, guard_for(cfg, audit_log), audit_log)
 
     @app.middleware("http")
     async def _log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -70,10 +73,10 @@ def factory() -> FastAPI:
 
 
 def serve(config: Path, cfg: EngineConfig, host: str, port: int, workers: int) -> None:
-    """Run the API until interrupted. Unauthenticated access is refused off the loopback interface."""
-    if not _loopback(host):
-        raise ConfigError("the API runs without authentication: bind it to 127.0.0.1 (auth.mode none)")
-    log.warning("api.unauthenticated", host=host, port=port)
+    """Run the API until interrupted. ``auth.mode: none`` is refused off the loopback interface."""
+    check_bind(cfg.auth, host)
+    if cfg.auth.mode == "none":
+        log.warning("api.unauthenticated", host=host, port=port)
     os.environ[CONFIG_VARIABLE] = str(config.resolve())
     uvicorn.run(
         "engine.api.serve:factory",

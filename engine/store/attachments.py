@@ -11,7 +11,7 @@ copy); records refer to them by :class:`engine.model.AttachmentRef` (``Document.
   ``ATTACHMENT_HASH_MISMATCH`` (the bytes do not hash to their sha256), ``ATTACHMENT_SIZE_MISMATCH`` (a
   reference's size is not its bytes' length), ``ATTACHMENT_MISSING`` (a reference to bytes the message
   does not carry; a reference made by :meth:`AttachmentRef.named`, size 0 and the sha256 of nothing,
-  needs none). An attachment larger than
+  needs none), ``ATTACHMENT_UNREFERENCED`` (bytes no record refers to: whose they are is unknown). An attachment larger than
   the store's ``max_attachment_bytes`` is not stored: the records referring to it keep their reference and
   carry the flag ``ATTACHMENT_TOO_LARGE`` (its bytes stay in the raw archive, in the message).
 * The store (:func:`write`) inserts the attachments of a batch into ``attachments`` in the same transaction
@@ -95,7 +95,15 @@ def screen(result: MappingResult, max_bytes: int = DEFAULT_MAX_BYTES) -> Mapping
             raise AttachmentInvalid(f"attachment {i}: the bytes do not hash to its sha256")
         carried[att.sha256] = att
     too_large = {sha for sha, att in carried.items() if len(att.data) > max_bytes}
-    flag = [n for n, rec in enumerate(result.records) if too_large & _checked_refs(n, rec, carried)]
+    flag: list[int] = []
+    referenced: set[str] = set()
+    for n, rec in enumerate(result.records):
+        shas = _checked_refs(n, rec, carried)
+        referenced |= shas
+        if shas & too_large:
+            flag.append(n)
+    if len(referenced & carried.keys()) < len(carried):
+        raise AttachmentInvalid("an attachment no record refers to", code="ATTACHMENT_UNREFERENCED")
     if not too_large:
         return result
     records = list(result.records)
@@ -139,17 +147,19 @@ def _check_ref(ref: AttachmentRef, att: Attachment | None, where: str) -> None:
 
 def write(conn: sa.Connection, bulk: Bulk, outcomes: Sequence[Outcome]) -> int:
     """Insert the attachments of ``outcomes`` not stored yet, once per sha256; return how many were new. Rows:
-    (sha256, content type, size, the envelope that brought it, bytes); the bytes are passed to the driver as
-    they are (no copy here)."""
+    (sha256, content type, size, the envelope that brought it, the subject of the first record referring to
+    it, bytes); the bytes are passed to the driver as they are (no copy here)."""
     rows: dict[str, Row] = {}
     for o in outcomes:
         result = o.result
         if result is None or not result.attachments:
             continue
+        subjects = {ref.sha256: rec.subject.key for rec in reversed(result.records) for _, ref in refs(rec)}
         for att in result.attachments:
-            if att.sha256 not in rows:
+            subject = subjects.get(att.sha256)
+            if att.sha256 not in rows and subject is not None:  # screen() refuses bytes no record refers to
                 content_type = text.fit(att.content_type, _TYPE_WIDTH)
-                rows[att.sha256] = (att.sha256, content_type, len(att.data), o.envelope.id, att.data)
+                rows[att.sha256] = (att.sha256, content_type, len(att.data), o.envelope.id, subject, att.data)
     if not rows:
         return 0
     for sha in stored(conn, list(rows)):
@@ -167,3 +177,9 @@ def read(conn: sa.Connection, sha256: str) -> tuple[str, bytes] | None:
 def stored(conn: sa.Connection, sha256s: Sequence[str]) -> set[str]:
     """Which of ``sha256s`` are stored."""
     return {r[0] for r in select_in(conn, s.attachments, _KEY, _KEY, sha256s)}
+
+
+def subject(conn: sa.Connection, sha256: str) -> str | None:
+    """The subject key (``system|value``) stored with the attachment ``sha256``, or None."""
+    t = s.attachments
+    return conn.execute(sa.select(t.c.subject_key).where(t.c.sha256 == sha256.lower())).scalar()

@@ -266,6 +266,11 @@ class Store:
         with self.engine.connect() as c:
             return attachments.read(c, sha256)
 
+    def attachment_subject(self, sha256: str) -> str | None:
+        """The subject key of the record that first brought the attachment ``sha256`` (whose it is), or None."""
+        with self.engine.connect() as c:
+            return attachments.subject(c, sha256)
+
     def attachments_stored(self, sha256s: Iterable[str]) -> set[str]:
         """Which of ``sha256s`` the store holds the bytes of (one query, chunked on SQLite; no bytes read)."""
         with self.engine.connect() as c:

@@ -77,7 +77,15 @@ def _v4_fhir_ids(conn: sa.Connection) -> None:
     s.fhir_ids.create(conn, checkfirst=True)
 
 
-def _v5_attachments(conn: sa.Connection) -> None:
+def _v5_audit_log(conn: sa.Connection) -> None:
+    """The audit log of reads (:mod:`engine.audit`): an append-only, hash-chained table, with triggers that
+    refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL)."""
+    from engine.audit import schema as audit_schema
+
+    audit_schema.create(conn)
+
+
+def _v6_attachments(conn: sa.Connection) -> None:
     """The ``attachments`` table (bytes by sha256). On PostgreSQL its ``data`` is stored EXTERNAL: out of line,
     without the compression TOAST would try (and fail at) on every PDF or image, which costs CPU on write and
     makes reading a slice of the bytes read them all."""
@@ -91,7 +99,8 @@ STEPS: list[tuple[int, str, Step]] = [
     (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
     (3, "processed_messages keyed by dedup_key and content hash", _v3_processed_content_hash),
     (4, "fhir ids of served records and citizens", _v4_fhir_ids),
-    (5, "attachments by sha256", _v5_attachments),
+    (5, "audit_log: append-only and hash-chained", _v5_audit_log),
+    (6, "attachments by sha256", _v6_attachments),
 ]
 _LOCK_ID = 7_243_001
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.store import schema as s
 
-__all__ = ["component_of", "key_of", "remember_ids", "versions_of"]
+__all__ = ["component_of", "envelope_meta", "key_of", "remember_ids", "versions_of"]
 
 
 def remember_ids(conn: sa.Connection, rows: Sequence[tuple[str, str, str]]) -> None:
@@ -45,3 +45,16 @@ def component_of(conn: sa.Connection, id_key: str) -> str | None:
     t = s.identifiers
     found = conn.execute(sa.select(t.c.component).where(t.c.id_key == id_key).limit(1)).scalar()
     return str(found) if found is not None else None
+
+
+def envelope_meta(conn: sa.Connection, envelope_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Archive metadata of envelopes (never their bytes): adapter, mapping, source system, content type,
+    charset, received time and sha256, by envelope id."""
+    t = s.raw_archive
+    cols = (t.c.envelope_id, t.c.adapter, t.c.mapping, t.c.source_system, t.c.content_type, t.c.charset)
+    out: dict[str, dict[str, Any]] = {}
+    wanted = list(dict.fromkeys(envelope_ids))
+    for i in range(0, len(wanted), 500):
+        q = sa.select(*cols, t.c.received_at, t.c.sha256).where(t.c.envelope_id.in_(wanted[i : i + 500]))
+        out.update({str(r[0]): dict(r._mapping) for r in conn.execute(q)})
+    return out

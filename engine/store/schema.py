@@ -17,7 +17,8 @@
   migration 3 whose envelope was not archived carry the hash ``''`` (content unknown), which matches no
   message.
 * ``attachments``: the bytes of attachments records refer to (:class:`engine.model.AttachmentRef`), one row
-  per sha256, with the content type, the size and the envelope that first brought them (migration 5). On
+  per sha256, with the content type, the size, the envelope that first brought them and the subject of a
+  record of that envelope referring to them (whose they are, for the read side; migration 6). On
   PostgreSQL ``data`` is stored out of line without compression: PDFs and images are compressed already.
 """
 
@@ -117,6 +118,7 @@ attachments = sa.Table(
     sa.Column("content_type", sa.String(200), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("envelope_id", sa.String(64), nullable=False),
+    sa.Column("subject_key", sa.String(300), nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 

@@ -8,7 +8,9 @@ file adapter uses too): ``svarrapport``, ``epikrise``, ``henvisning``, ``dialogm
 
 Anything else is rejected with ``KITH_UNSUPPORTED_TYPE`` naming the namespace and root. When a MsgHead
 carries several payloads and only some map, the others become warnings ``KITH_PART_UNMAPPED:Document[n]``
-(AppRec status 3). ``message_type`` is ``MsgInfo/Type/@V`` (MsgHead) or ``Message/Type/@V``;
+(AppRec status 3), as does an attachment whose base64 does not decode (``KITH_ATTACHMENT_UNDECODABLE``). The
+MsgHead's attachments are decoded once (:mod:`mappings.kith.head`) into ``MappingResult.attachments``.
+``message_type`` is ``MsgInfo/Type/@V`` (MsgHead) or ``Message/Type/@V``;
 ``source_message_id`` is the MsgId. Example config::
 
     adapters:
@@ -62,7 +64,7 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     for i, payload in enumerate(parts.payloads, 1):
         node = Node(payload)  # one child index per element, shared by the head and the family mapping
         try:
-            head = _guarded("head", _head, parts.msghead, node)
+            head = _guarded("head", _head, parts.msghead, node, head)
             _merge(merged, _map_one(node, head, ctx))
         except EnjournalError as exc:
             if len(parts.payloads) == 1:
@@ -74,14 +76,15 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
     return MappingResult(
         records=tuple(merged.records),
         links=merged.links,
-        warnings=tuple(dict.fromkeys(merged.warnings)),
+        attachments=merged.attachments,
+        warnings=tuple(dict.fromkeys(merged.warnings + list(head.flags))),
         message_type=head.msg_type,
         source_message_id=head.msg_id,
     )
 
 
-def _head(msghead: etree._Element | None, payload: Node) -> hd.Head:
-    return hd.from_msghead(msghead, payload.el) if msghead is not None else hd.from_standalone(payload)
+def _head(msghead: etree._Element | None, payload: Node, prior: hd.Head) -> hd.Head:
+    return hd.from_msghead(msghead, payload.el, prior) if msghead is not None else hd.from_standalone(payload)
 
 
 def _map_one(payload: Node, head: hd.Head, ctx: MapContext) -> Part:
@@ -109,3 +112,5 @@ def _merge(into: Part, part: Part) -> None:
     links = into.links + part.links
     into.links = links if len(links) < 2 else tuple(dict.fromkeys(links))  # hashing models costs: only when needed
     into.warnings += part.warnings
+    if part.attachments:  # the same MsgHead's attachments for every payload: each once
+        into.attachments = tuple({a.sha256: a for a in into.attachments + part.attachments}.values())

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from engine.model import Coding, IdentityLink, MapContext, RecordStatus
+from engine.model import Attachment, Coding, IdentityLink, MapContext, RecordStatus
 from mappings.kith.node import Node
 from mappings.kith.status import status as report_status_of
 
@@ -253,6 +253,8 @@ class Part:
     records: list[Any] = field(default_factory=list)
     links: tuple[IdentityLink, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    #: bytes of the attachments the records refer to (the MsgHead's, decoded once by :mod:`mappings.kith.head`)
+    attachments: tuple[Attachment, ...] = ()
 
 
 def event_time(ctx: MapContext, warnings: list[str], *times: datetime | None) -> datetime:
@@ -280,3 +282,25 @@ def ts(node: Node | None, rel: str) -> datetime | None:
     if found is None:
         return None
     return parse_time(found.get("V") or found.text)
+
+
+def time_or_date(value: str | None) -> tuple[datetime | None, date | None]:
+    """xs:dateTime -> ``(aware datetime, None)``; xs:date -> ``(None, date)`` (a date is never made midnight);
+    ``(None, None)`` when absent or unparseable."""
+    if not value:
+        return None, None
+    value = value.strip()
+    if "T" in value or " " in value:
+        return parse_time(value), None
+    return None, parse_date(value)
+
+
+def texts(node: Node | None, rel: str) -> tuple[str, ...] | None:
+    """The stripped texts of every element at ``rel`` (XHTML as plain text); None when there is none."""
+    found = [t for t in (element_text(n) for n in findall(node, rel)) if t]
+    return tuple(found) or None
+
+
+def uncoded_text(text: str) -> Coding:
+    """A Coding for a value the source gives only as text: code :data:`UNSPECIFIED`, the text as display."""
+    return _uncoded(text)

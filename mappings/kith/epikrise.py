@@ -13,6 +13,16 @@
 * Medication per ``InfItem/Medication``: ATC ``DrugId`` without spaces (``C03C A01`` -> ``C03CA01``), name
   ``DN``, dosage ``UnitDose`` + ``DosageText``, status ``Status/@DN``; key ``<document key>:med:<ATC>``.
 
+* Parties (:mod:`mappings.kith.hcp`, on every record): the hospital ``ServProvider`` as ``author``,
+  ``RelServProvider`` as ``responsible`` (or its ``Relation``), ``Requester`` as ``requester``, ``CopyDest`` as
+  ``copy``, ``Patient/PatRelHCP`` by ``Relation`` (``FLE`` gp, ``HHE`` requester), and the MsgHead's.
+* Several ``CodedDescr`` of a diagnosis: the first is the code, the others ``alt_codes``; the ``InfItem``'s
+  ``StartDateTime`` is the onset (``onset_date`` when a date alone), a drug's ``StartDateTime``/``EndDateTime``
+  its start and end (``start_date``/``end_date``); a ``Concept``'s
+  original text (``OT``) beside its display is kept in the text. A drug's ``Comment`` -> comments.
+* The referral the stay answers (``ServReq``: type, date, id, diagnoses) and the approval date (``ApprDate``)
+  are sections of the Document text.
+
 A cancellation (ServType C) carries no Event: the Document and the Encounter keys are cancelled.
 Event time: the latest of ``IssueDate`` and ``GenDate``.
 """
@@ -22,10 +32,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from engine.model import Coding, Condition, Document, Encounter, MapContext, Medication, Provenance, RecordStatus
+from engine.model import (
+    Coding,
+    Condition,
+    Document,
+    Encounter,
+    MapContext,
+    Medication,
+    Party,
+    Provenance,
+    RecordStatus,
+)
 from mappings.kith import common as c
+from mappings.kith import fk1
 from mappings.kith import patient as pt
-from mappings.kith.head import Head, inst_name, inst_scope
+from mappings.kith.head import Head, inst_name, inst_scope, v1_parties
 from mappings.kith.node import Node
 
 _ROLE: dict[str, Literal["main", "secondary", "other"]] = {"H": "main", "B": "secondary"}
@@ -36,8 +57,17 @@ _TEXT_TYPES = frozenset({"CAVE", "FUNN", "ANAM", "MEDB", "ART"})
 class _Ctx:
     """What every record of one epikrise shares."""
 
-    def __init__(self, key: str, subj: pt.Subject, time: datetime, prov: Provenance, status: RecordStatus) -> None:
+    def __init__(
+        self,
+        key: str,
+        subj: pt.Subject,
+        time: datetime,
+        prov: Provenance,
+        status: RecordStatus,
+        parties: tuple[Party, ...] | None,
+    ) -> None:
         self.key, self.subj, self.time, self.prov, self.status = key, subj, time, prov, status
+        self.parties = parties
 
     def base(self, key: str) -> dict[str, object]:
         return {
@@ -46,6 +76,7 @@ class _Ctx:
             "event_time": self.time,
             "provenance": self.prov,
             "status": self.status,
+            "parties": self.parties,
         }
 
 
@@ -63,12 +94,19 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     time = c.event_time(ctx, part.warnings, c.parse_time(c.attr(rep, "IssueDate")), gen, head.issue_time)
     doc_id = c.text(rep, "ServProvId") or msg_id or "unknown"
     status = c.status_from_servtype(c.attr(rep, "ServType"), c.attr(rep, "Status"))
+    prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
     x = _Ctx(
-        f"kith:epikrise:{scope}:{doc_id}", subj, time, ctx.provenance(source_message_id=head.msg_id or msg_id), status
+        f"kith:epikrise:{scope}:{doc_id}",
+        subj,
+        time,
+        prov,
+        status,
+        fk1.merge(head.parties, v1_parties(rep, scope, _PARTIES)),
     )
-    part.records.append(pt.person(subj, time, x.prov))
+    part.records.append(pt.person(subj, time, x.prov, parties=x.parties))
     part.links = pt.links(subj)
-    part.records.append(_document(rep, msg, x, inst))
+    part.records.append(_document(rep, msg, x, inst, head))
+    part.attachments = head.attachment_data
     event = c.find(rep, "Event")
     if event is not None or status is RecordStatus.CANCELLED:
         part.records.append(_encounter(event, x, inst))
@@ -76,7 +114,29 @@ def map_payload(msg: Node, head: Head, ctx: MapContext) -> c.Part:
     return part
 
 
-def _document(rep: Node, msg: Node, x: _Ctx, inst: Node | None) -> Document:
+#: the v1.x wrappers that name parties on a discharge summary, and their roles
+_PARTIES = (
+    ("ServProvider", "author"),
+    ("RelServProvider", "responsible"),
+    ("Requester", "requester"),
+    ("CopyDest", "copy"),
+    ("Patient/PatRelHCP", "other"),
+)
+
+
+def _referral(rep: Node) -> str | None:
+    """The referral the stay answers, as a line of text (type, date, id, diagnoses)."""
+    req = c.find(rep, "ServReq")
+    if req is None:
+        return None
+    dx = [
+        f"{k.code} {k.display or ''}".strip() for k in map(c.coding_or_text, c.findall(req, "Diagnosis/Concept")) if k
+    ]
+    kind = c.text(req, "MsgDescr") or c.attr(req, "MsgDescr", "DN")
+    return c.join(kind, c.attr(req, "IssueDate"), c.text(req, "Id"), *dx, sep="; ")
+
+
+def _document(rep: Node, msg: Node, x: _Ctx, inst: Node | None, head: Head) -> Document:
     texts = [
         (c.attr(cm, "Heading", "DN"), c.element_text(c.find(cm, "TextResultValue")))
         for cm in c.findall(rep, "Event/Comment")
@@ -84,6 +144,7 @@ def _document(rep: Node, msg: Node, x: _Ctx, inst: Node | None) -> Document:
     for inf in c.findall(rep, "Event/InfItem"):
         if c.attr(inf, "Type") in _TEXT_TYPES:
             texts.append((c.attr(inf, "Type", "DN"), c.element_text(c.find(inf, "Observation/Description"))))
+    texts += [("Henvisning", _referral(rep)), ("Godkjent", c.attr(rep, "ApprDate"))]
     author = c.text(rep, "RelServProvider/HCP/HCProf/Name") or inst_name(inst)
     descr = c.text(rep, "MsgDescr") or c.attr(rep, "MsgDescr", "DN")
     return Document(
@@ -92,6 +153,8 @@ def _document(rep: Node, msg: Node, x: _Ctx, inst: Node | None) -> Document:
         title=descr,
         text=c.sections(texts),
         author=author,
+        attachments=head.attachments,
+        flags=head.flags,
     )
 
 
@@ -112,16 +175,21 @@ def _encounter(event: Node | None, x: _Ctx, inst: Node | None) -> Encounter:
 def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
     out, seen = [], set[str]()
     for inf in c.findall(event, "InfItem"):
-        concept = c.coding_or_text(c.find(inf, "Observation/CodedDescr/Concept"))
-        if concept is None:
+        concepts = [k for k in map(c.coding_or_text, c.findall(inf, "Observation/CodedDescr/Concept")) if k]
+        if not concepts:
             continue
+        concept = concepts[0]
         code = c.normalise_code(concept.code)
         star = c.coding(c.find(inf, "Observation/CodedDescr/Modifier/Value"))
+        original = c.attr(inf, "Observation/CodedDescr/Concept", "OT")
         text = c.join(
             concept.display,
+            original if original != concept.display else None,
             f"stjernekode {c.normalise_code(star.code)} {star.display or ''}".strip() if star else None,
             sep="; ",
         )
+        onset, onset_date = c.time_or_date(c.attr(inf, "StartDateTime"))
+        alt = tuple(Coding(system=k.system, code=c.normalise_code(k.code), display=k.display) for k in concepts[1:])
         key = c.unique_key(f"{x.key}:dx:{code}", seen)
         out.append(
             Condition(
@@ -129,7 +197,10 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
                 code=Coding(system=concept.system, code=code, display=concept.display),
                 role=_ROLE.get(c.attr(inf, "Type") or "", "other"),
                 text=text,
+                alt_codes=alt or None,
                 encounter_key=f"{x.key}:stay",
+                onset=onset,
+                onset_date=onset_date,
             )
         )
     return out
@@ -137,7 +208,12 @@ def _conditions(event: Node | None, x: _Ctx) -> list[Condition]:
 
 def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
     out, seen = [], set[str]()
-    for med in c.findall(event, "InfItem/Medication"):
+    for inf in c.findall(event, "InfItem"):
+        med = c.find(inf, "Medication")
+        if med is None:
+            continue
+        start, start_date = c.time_or_date(c.attr(inf, "StartDateTime"))
+        end, end_date = c.time_or_date(c.attr(inf, "EndDateTime"))
         drug = c.coding(c.find(med, "DrugId"))
         code = c.normalise_code(drug.code) if drug and c.attr(med, "DrugId") else None
         dose_v, dose_u = c.quantity(c.find(med, "UnitDose"))
@@ -149,6 +225,11 @@ def _medications(event: Node | None, x: _Ctx) -> list[Medication]:
                 name=drug.display if drug else c.attr(med, "DrugId", "OT") or c.attr(med, "DrugId", "DN"),
                 med_status=c.attr(med, "Status", "DN"),
                 dosage=c.join(c.join(dose_v, dose_u, sep=" "), c.text(med, "DosageText"), sep="; "),
+                comments=(comment,) if (comment := c.text(med, "Comment")) else None,
+                start=start,
+                end=end,
+                start_date=start_date,
+                end_date=end_date,
             )
         )
     return out

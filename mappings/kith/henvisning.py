@@ -10,7 +10,16 @@
 Referral: key ``kith:henvisning:<sender>:<Id | DocumentId>``; reason = the ``ReasonAsText`` sections, the
 clinical ``InfItem`` texts and ``ReqComment``; codes = the diagnoses (ICPC-2 7170 / ICD-10 7110, no dots);
 service = ``MsgDescr`` (1.1) or ``TypeInnhold`` (8455, 2.0); priority ``ReqServ/Priority``. ServType C cancels
-the referral (same key), M corrects it. Condition per diagnosis, key ``<referral key>:dx:<code>``.
+the referral (same key), M corrects it. Condition per diagnosis, key ``<referral key>:dx:<code>`` (a
+``Concept``'s original text ``OT`` beside its display is kept in the text). The reason also carries the 2.0
+``PatientPrecaution``, interpreter need (``InfoAssistertKommunikasjon``) and ``Pakkeforlop`` sections;
+``Comment`` and ``po:Merknad`` texts are comments.
+
+Parties (on every record): 1.1 ``Requester`` (``requester``), ``ServProvider`` (``performer``: who is asked
+to see the patient), ``CopyDest`` (``copy``), ``Patient/PatRelHCP`` by ``Relation`` (``HHE`` requester, ``FLE``
+gp) through :mod:`mappings.kith.hcp`; 2.0 the MsgHead's, ``po:AnsvarForRapport/AnsvarligRapport`` by its
+``TypeRelasjon`` (``HHE`` requester; else responsible) and ``po:KontaktpersonHelsepersonell/Kontaktperson``
+(``gp`` when its ``RoleToPatient`` is 6 Fastlege, else ``other``) through :mod:`mappings.kith.fk1`.
 Event time: the latest of ``IssueDate`` and ``GenDate``.
 """
 
@@ -19,8 +28,9 @@ from __future__ import annotations
 from engine.errors import ValidationError
 from engine.model import Coding, Condition, MapContext, Referral
 from mappings.kith import common as c
+from mappings.kith import fk1
 from mappings.kith import patient as pt
-from mappings.kith.head import Head, inst_name, inst_scope
+from mappings.kith.head import Head, inst_name, inst_scope, v1_parties
 from mappings.kith.node import Node
 
 
@@ -45,7 +55,8 @@ def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Pa
     key = f"kith:henvisning:{scope}:{doc_id}"
     prov = ctx.provenance(source_message_id=head.msg_id or msg_id)
     status = c.status_from_servtype(c.attr(req, "ServType"))
-    base = {"subject": subj.subject, "event_time": time, "provenance": prov, "status": status}
+    parties = fk1.merge(head.parties, v1_parties(req, scope, _PARTIES) if v1 else fk1.report_parties(req, scope))
+    base = {"subject": subj.subject, "event_time": time, "provenance": prov, "status": status, "parties": parties}
     codes, conditions = _diagnoses(req, key, base)
     referral = Referral(
         key=key,
@@ -56,9 +67,13 @@ def _map(req: Node, msg: Node, head: Head, ctx: MapContext, *, v1: bool) -> c.Pa
         requester=_requester(req, inst, head, v1),
         recipient=inst_name(c.find(req, "ServProvider/HCP/Inst")) if v1 else head.receiver_name,
         service=c.coding(c.find(req, "MsgDescr" if v1 else "TypeInnholdIMelding/TypeInnhold")),
+        comments=c.texts(req, "Comment"),
+        attachments=head.attachments or None,
+        flags=head.flags,
     )
-    part.records += [pt.person(subj, time, prov), referral, *conditions]
+    part.records += [pt.person(subj, time, prov, parties=parties), referral, *conditions]
     part.links = pt.links(subj)
+    part.attachments = head.attachment_data
     return part
 
 
@@ -69,8 +84,23 @@ def _reason(req: Node) -> str | None:
     ]
     for inf in req.descendants("InfItem"):
         items.append((c.attr(inf, "Type", "DN"), c.element_text(c.find(inf, "Observation/Description"))))
+    items += [("Forholdsregel", c.text(p, "Precaution")) for p in c.findall(req, "PatientPrecaution")]
+    for need in c.findall(req, "InfoAssistertKommunikasjon/AssistertKommunikasjon"):
+        items.append(("Tolkebehov", c.join(c.attr(need, "BehovTolkSprak", "DN"), c.text(need, "Merknad"), sep=": ")))
+    items += [
+        ("Pakkeforløp", c.attr(p, "Pakkeforlop", "DN") or c.element_text(p)) for p in c.findall(req, "Pakkeforlop")
+    ]
     items.append(("Kommentar", c.text(req, "ReqComment")))
     return c.sections(items)
+
+
+#: the v1.x wrappers that name parties on a referral, and their roles
+_PARTIES = (
+    ("Requester", "requester"),
+    ("ServProvider", "performer"),
+    ("CopyDest", "copy"),
+    ("Patient/PatRelHCP", "other"),
+)
 
 
 def _requester(req: Node, inst: Node | None, head: Head, v1: bool) -> str | None:
@@ -89,12 +119,13 @@ def _diagnoses(req: Node, key: str, base: dict[str, object]) -> tuple[list[Codin
             continue
         coding = Coding(system=concept.system, code=c.normalise_code(concept.code), display=concept.display)
         codes.append(coding)
+        original = concept_el.get("OT")
         conditions.append(
             Condition(
                 key=c.unique_key(f"{key}:dx:{coding.code}", seen),
                 **base,
                 code=coding,
-                text=concept.display,
+                text=c.join(concept.display, original if original != concept.display else None, sep="; "),
             )
         )
     return codes, conditions

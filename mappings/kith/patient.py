@@ -5,7 +5,8 @@ Where the patient is:
 * MsgHead v1.2 ``MsgInfo/Patient/{FamilyName, MiddleName, GivenName, DateOfBirth, Sex/@V, Ident/{Id, TypeId/@V},
   Address}`` (``DateOfBirth`` is element text here);
 * the v1.x "basis" messages (Svarrapport, Epikrise, Henvisning 1.1, Rekvisisjon) ``Patient/{Name ("Etternavn,
-  Fornavn"), OffId, TypeOffId/@V, DateOfBirth/@V, Sex/@V, IdByServProvider, Address}``.
+  Fornavn Mellomnavn": the first word after the comma is the given name, the rest the middle name), OffId,
+  TypeOffId/@V, DateOfBirth/@V, Sex/@V, IdByServProvider, Address}``.
 
 ``TypeId``/``TypeOffId`` (8116): FNR, DNR, HNR, FHN go through :func:`engine.model.national_identifier`
 (an H-number, and an invalid number, is scoped to the sender organisation, e.g. ``HER:59``; invalid numbers
@@ -23,7 +24,7 @@ from functools import lru_cache
 
 from engine import ids
 from engine.errors import MappingError
-from engine.model import Identifier, IdentityLink, Person, Provenance, link_all, national_identifier
+from engine.model import Identifier, IdentityLink, Party, Person, Provenance, link_all, national_identifier
 from mappings.kith import common as c
 from mappings.kith.node import Node
 
@@ -40,9 +41,11 @@ class PatientInfo:
     local_ids: list[tuple[str, str]] = field(default_factory=list)  # (value, scope)
     family_name: str | None = None
     given_name: str | None = None
+    middle_name: str | None = None
     birth_date: date | None = None
     sex: str | None = None
     address: str | None = None
+    deceased: str | None = None  # ``DateOfDeath/@V`` as written (a date or a date and time)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ def from_msghead(msghead: Node | None) -> PatientInfo | None:
         return None
     info = PatientInfo(
         family_name=c.text(pat, "FamilyName"),
-        given_name=c.join(c.text(pat, "GivenName"), c.text(pat, "MiddleName"), sep=" "),
+        given_name=c.text(pat, "GivenName"),
+        middle_name=c.text(pat, "MiddleName"),
         birth_date=c.parse_date(c.text(pat, "DateOfBirth")),
         sex=_SEX.get(c.attr(pat, "Sex") or ""),
         address=_address(c.find(pat, "Address")),
@@ -90,13 +94,15 @@ def from_message(pat: Node | None, lab_scope: str | None = None) -> PatientInfo 
     """A v1.x ``Patient`` element (Svarrapport, Epikrise, Henvisning 1.1, Rekvisisjon), or None."""
     if pat is None:
         return None
-    family, given = split_name(c.text(pat, "Name"))
+    family, given, middle = split_name(c.text(pat, "Name"))
     info = PatientInfo(
         family_name=family,
         given_name=given,
+        middle_name=middle,
         birth_date=c.parse_date(c.attr(pat, "DateOfBirth")),
         sex=_SEX.get(c.attr(pat, "Sex") or ""),
         address=_address(c.find(pat, "Address")),
+        deceased=c.attr(pat, "DateOfDeath"),
     )
     off_id = c.text(pat, "OffId")
     if off_id:
@@ -107,12 +113,14 @@ def from_message(pat: Node | None, lab_scope: str | None = None) -> PatientInfo 
     return info
 
 
-def split_name(name: str | None) -> tuple[str | None, str | None]:
-    """``"Etternavn, Fornavn"`` -> (family, given); a name with no comma is all family name."""
+@lru_cache(maxsize=4096)
+def split_name(name: str | None) -> tuple[str | None, str | None, str | None]:
+    """``"Etternavn, Fornavn Mellomnavn"`` -> (family, given, middle); a name with no comma is all family name."""
     if not name:
-        return None, None
-    family, sep, given = name.partition(",")
-    return family.strip() or None, (given.strip() or None) if sep else None
+        return None, None, None
+    family, sep, rest = name.partition(",")
+    given, _, middle = rest.strip().partition(" ") if sep else ("", "", "")
+    return family.strip() or None, given or None, middle.strip() or None
 
 
 def _address(el: Node | None) -> str | None:
@@ -179,14 +187,21 @@ def _identity(declared: tuple[tuple[bool, str, str | None], ...], scope: str) ->
 def _merge(infos: list[PatientInfo]) -> PatientInfo:
     merged = PatientInfo()
     for info in infos:
-        for name in ("family_name", "given_name", "birth_date", "sex", "address"):
+        for name in ("family_name", "given_name", "middle_name", "birth_date", "sex", "address", "deceased"):
             if getattr(merged, name) is None:
                 setattr(merged, name, getattr(info, name))
     return merged
 
 
-def person(subj: Subject, event_time: datetime, prov: Provenance, deceased_at: datetime | None = None) -> Person:
-    """The patient as this sender describes them in this message (key: sender + hashed subject)."""
+def person(
+    subj: Subject,
+    event_time: datetime,
+    prov: Provenance,
+    deceased: tuple[datetime | None, date | None] = (None, None),
+    parties: tuple[Party, ...] | None = None,
+) -> Person:
+    """The patient as this sender describes them in this message (key: sender + hashed subject); ``deceased``
+    is a death the message reports elsewhere (time, or date alone); ``parties`` are the message's."""
     info = subj.info
     number_date = subj.identity.number_birth_date
     flags: tuple[str, ...] = ()
@@ -201,11 +216,23 @@ def person(subj: Subject, event_time: datetime, prov: Provenance, deceased_at: d
         identifiers=subj.identifiers,
         family_name=info.family_name,
         given_name=info.given_name,
+        middle_name=info.middle_name,
         birth_date=number_date or info.birth_date,
         sex=info.sex,
-        deceased_at=deceased_at,
+        deceased_at=deceased[0] or _time_of(info.deceased),
+        deceased_date=deceased[1] or _date_of(info.deceased),
         address=info.address,
+        parties=parties or None,
     )
+
+
+def _time_of(value: str | None) -> datetime | None:
+    """A date and time; None for a date alone (that is :func:`_date_of`'s)."""
+    return c.parse_time(value) if value and len(value.strip()) > 10 else None
+
+
+def _date_of(value: str | None) -> date | None:
+    return c.parse_date(value) if value and len(value.strip()) <= 10 else None
 
 
 def person_key(subj: Subject) -> str:

@@ -13,6 +13,16 @@ fk1), so paths match any namespace.
   main; ICD-10 7110 / ICPC-2 7170) and Medications from ``epj3:Legemiddelinfo`` (name, strength, dosage,
   use, start/end; keyed by ``komponentID``).
 
+Also in the Document text: the IPLOS function scores (``KartlagtFunksjon``: ``Funksjonsvariabel`` DN and
+``Vurdering``), next of kin (``ParorendeForesatt``: relation, name, phone, remark), civil status and living
+alone (``TilleggsopplysningPasient``), the service start date and the approval date (``GodkjentDato``).
+A drug's ``Merknad`` -> the Medication's comments, its form (``Legemiddelform``) is part of the dosage;
+date-only start/end -> ``start_date``/``end_date``, a date-only event time -> ``occurred_date``.
+
+Parties (on every record): the MsgHead's, ``AnsvarForRapport/AnsvarligRapport`` (``responsible``, or the role
+of its ``TypeRelasjon``), ``KontaktpersonHelsepersonell`` (:func:`mappings.kith.fk1.report_parties`) and the
+``TilknyttetEnhet/Kontaktenhet`` unit as ``other``.
+
 Keys: ``kith:plo:<sender>:<MsgId>``; a correction or cancellation (``Forsendelsesstatus`` M/C) refers to the
 original by ``ConversationRef/RefToParent`` and so shares its keys. Children: ``<key>:event:<code>``,
 ``<key>:dx:<code>``, ``<key>:med:<komponentID>``. Event time: the latest of RefDoc ``IssueDate`` and ``GenDate``.
@@ -20,8 +30,9 @@ original by ``ConversationRef/RefToParent`` and so shares its keys. Children: ``
 
 from __future__ import annotations
 
-from engine.model import CareEvent, Coding, Condition, Document, MapContext, Medication, RecordStatus
+from engine.model import CareEvent, Coding, Condition, Document, MapContext, Medication, Party, RecordStatus
 from mappings.kith import common as c
+from mappings.kith import fk1
 from mappings.kith import patient as pt
 from mappings.kith.head import Head, hcp_name, org_name
 from mappings.kith.node import Node
@@ -46,7 +57,15 @@ def map_payload(payload: Node, head: Head, ctx: MapContext) -> c.Part:
     doc_id = head.parent_ref if status is not RecordStatus.FINAL and head.parent_ref else head.msg_id
     key = f"kith:plo:{scope}:{doc_id or 'unknown'}"
     time = c.event_time(ctx, part.warnings, head.issue_time, head.gen_time)
-    base = {"subject": subj.subject, "event_time": time, "provenance": ctx.provenance(head.msg_id), "status": status}
+    parties = fk1.merge(head.parties, fk1.report_parties(payload, scope), _units(payload, scope))
+    prov = ctx.provenance(head.msg_id)
+    base = {
+        "subject": subj.subject,
+        "event_time": time,
+        "provenance": prov,
+        "status": status,
+        "parties": parties,
+    }
     if payload.name == "Pasientlogistikk":
         records: list[object] = _care_events(payload, key, base, head)
     else:
@@ -55,19 +74,29 @@ def map_payload(payload: Node, head: Head, ctx: MapContext) -> c.Part:
             *_conditions(payload, key, base),
             *_medications(payload, key, base),
         ]
-    deceased = next(
+    death = next(
         (
-            r.occurred_at
+            r
             for r in records
             if isinstance(r, CareEvent) and r.event_code.code == DECEASED and r.status is not RecordStatus.CANCELLED
         ),
         None,
     )
-    part.records += [pt.person(subj, time, base["provenance"], deceased_at=deceased), *records]  # type: ignore[arg-type]
+    deceased = (death.occurred_at, death.occurred_date) if death is not None else (None, None)
+    person = pt.person(subj, time, prov, deceased=deceased, parties=parties)
+    part.records += [person, *records]
     part.links = pt.links(subj)
+    part.attachments = head.attachment_data if payload.name != "Pasientlogistikk" else ()
     if len(records) == 0:
         part.warnings.append(f"KITH_PART_UNMAPPED:{payload.name}")
     return part
+
+
+def _units(payload: Node, scope: str) -> tuple[Party, ...]:
+    found: list[Party] = []
+    for unit in c.findall(payload, "TilknyttetEnhet/Kontaktenhet"):
+        found += fk1.organisation(unit, "other", scope)
+    return tuple(found)
 
 
 def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -> list[object]:
@@ -78,6 +107,7 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
         code = c.coding_or_text(c.find(event, "Hendelsekode"))
         if code is None:
             continue
+        at, on = c.time_or_date(c.attr(event, "TidspunktForHendelse"))
         out.append(
             CareEvent(
                 key=c.unique_key(f"{key}:event:{code.code}", seen),
@@ -85,7 +115,8 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
                 event_code=code,
                 description=c.text(event, "BeskrivelseAvHendelse"),
                 facility=facility,
-                occurred_at=c.ts(event, "TidspunktForHendelse"),
+                occurred_at=at,
+                occurred_date=on,
             )
         )
     return out
@@ -102,13 +133,22 @@ def _document(payload: Node, key: str, base: dict[str, object], head: Head) -> D
         text=c.sections(_texts(payload)),
         author=c.join(author, head.sender_name),
         attachments=head.attachments,
+        flags=head.flags,
     )
 
 
 def _texts(payload: Node) -> list[tuple[str | None, str | None]]:
     out: list[tuple[str | None, str | None]] = []
+    functions: list[str | None] = []
     for el in payload.descendants("*"):
         name = el.name
+        if name in _MORE:
+            found = _MORE[name](el)
+            if name == "KartlagtFunksjon":
+                functions.append(found)
+            else:
+                out.append((_MORE_LABELS[name], found))
+            continue
         if name == "Journaltekst":
             body = c.join(c.text(el, "Notat"), c.text(el, "Merknad"), sep="\n")
             out.append((c.attr(el, "Overskriftskode", "DN"), c.clean_text(body)))
@@ -119,7 +159,49 @@ def _texts(payload: Node) -> list[tuple[str | None, str | None]]:
             out.append(("Funksjonsnivå", c.text(el, "Merknad")))
         elif name in _LABELS:
             out.append((_LABELS[name], c.element_text(el)))
+    out.append(("Kartlagt funksjon (IPLOS)", c.join(*functions, sep="\n")))
     return out
+
+
+def _function(el: Node) -> str | None:
+    return c.join(
+        c.attr(el, "Funksjonsvariabel", "DN") or c.attr(el, "Funksjonsvariabel"), c.text(el, "Vurdering"), sep=": "
+    )
+
+
+def _next_of_kin(el: Node) -> str | None:
+    ref = c.find(el, "Referanseperson")
+    phones = [c.attr(t, "TeleAddress") for t in c.findall(ref, "TeleCom")]
+    who = c.join(c.attr(el, "Slektskap", "DN"), fk1.name_of(ref), sep=": ")
+    return c.join(who, *phones, c.text(el, "Merknad"), sep="; ")
+
+
+def _patient_facts(el: Node) -> str | None:
+    alone = c.text(el, "BorAlene")
+    return c.join(c.attr(el, "SivilStatus", "DN"), "bor alene" if alone == "true" else None, sep="; ")
+
+
+def _service(el: Node) -> str | None:
+    return c.join(c.attr(el, "IPLOStjenestetype", "DN"), c.text(el, "Startdato"), sep="; ")
+
+
+def _approved(el: Node) -> str | None:
+    return c.text(el, "GodkjentDato")
+
+
+_MORE = {
+    "KartlagtFunksjon": _function,
+    "ParorendeForesatt": _next_of_kin,
+    "TilleggsopplysningPasient": _patient_facts,
+    "EksisterendeTjeneste": _service,
+    "AnsvarForRapport": _approved,
+}
+_MORE_LABELS = {
+    "ParorendeForesatt": "Pårørende",
+    "TilleggsopplysningPasient": "Sivilstatus",
+    "EksisterendeTjeneste": "Tjeneste",
+    "AnsvarForRapport": "Godkjent",
+}
 
 
 def _conditions(payload: Node, key: str, base: dict[str, object]) -> list[Condition]:
@@ -150,15 +232,21 @@ def _medications(payload: Node, key: str, base: dict[str, object]) -> list[Medic
         name = c.text(fi, "Navn")
         strength = c.join(*c.quantity(c.find(fi, "Styrke")), sep=" ")
         ident = info.get("komponentID") or name or "unknown"
+        start, start_date = c.time_or_date(c.attr(fi, "DoseringStarttidspunkt"))
+        end, end_date = c.time_or_date(c.attr(fi, "DoseringSluttidspunkt"))
+        form = c.attr(fi, "Legemiddelform", "DN")
         out.append(
             Medication(
                 key=c.unique_key(f"{key}:med:{ident}", seen),
                 **base,
                 name=name,
-                dosage=c.join(strength, c.text(fi, "DosVeiledEnkel"), sep="; "),
+                dosage=c.join(c.join(strength, form, sep=" "), c.text(fi, "DosVeiledEnkel"), sep="; "),
                 med_status=c.attr(rx, "StatusTilForskrivningen", "DN") or c.attr(fi, "Bruk", "DN"),
-                start=c.ts(fi, "DoseringStarttidspunkt"),
-                end=c.ts(fi, "DoseringSluttidspunkt"),
+                start=start,
+                end=end,
+                start_date=start_date,
+                end_date=end_date,
+                comments=(remark,) if (remark := c.text(rx, "Merknad")) else None,
             )
         )
     return out

@@ -4,7 +4,7 @@ refer to one attachment of ``size`` bytes (default 4096), made from the patient 
 
 Variants: ``shared`` (both records refer to the one attachment), ``two`` (the document has a second
 attachment of its own), ``badhash`` (the attachment's sha256 is not its bytes'), ``badsize`` (a reference
-with the wrong size), ``missing`` (a reference without bytes), ``naive`` (as ``shared``, plus a record the
+with the wrong size), ``missing`` (a reference without bytes), ``orphan`` (bytes no record refers to), ``naive`` (as ``shared``, plus a record the
 store cannot write: a naive event time, built without validation).
 """
 
@@ -50,6 +50,8 @@ def map_message(raw: bytes, ctx: MapContext) -> MappingResult:
         doc_refs = [att.ref("Svarrapport").model_copy(update={"size": size + 1})]
     elif variant == "missing":
         carried = []
+    elif variant == "orphan":
+        carried.append(Attachment.of(b"%PDF-1.4 nobody's", "application/pdf"))
     doc = Document(
         key=f"att|{n}|doc",
         subject=subject,

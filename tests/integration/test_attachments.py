@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
+from engine.auth.tokens import os_user
 from engine.envelope import Envelope
 from engine.journal_view import load_journal, summary_line
 from engine.outcome import Outcome
@@ -81,22 +82,24 @@ def test_many_envelopes_in_one_batch_carrying_the_same_attachment(any_store: Sto
 def test_attachments_that_do_not_match_their_references_are_dead_letters(any_store: Store) -> None:
     """Bytes and references are checked at the mapping step; references of a message that carries no bytes
     are checked by the store (which isolates that envelope), with the same codes."""
-    outcomes = mapped(env(3, "badhash"), env(4, "badsize"), env(5, "missing"), env(6, env_id="good"))
+    outcomes = mapped(env(3, "badhash"), env(4, "badsize"), env(5, "missing"), env(6, env_id="good"), env(7, "orphan"))
     dead = {o.reason for o in outcomes if o.dead}
     assert dead == {
         "ATTACHMENT_HASH_MISMATCH: attachment 0: the bytes do not hash to its sha256",
         "ATTACHMENT_SIZE_MISMATCH: record 0 (document) attachments[0]: size is not the length of its bytes",
+        "ATTACHMENT_UNREFERENCED: an attachment no record refers to",
     }
     stats = any_store.commit_batch(outcomes)
     assert [o.reason for o in stats.rejected] == [
         "ATTACHMENT_MISSING: record 0 (document) attachments[0]: no bytes for this sha256 in the message"
     ]
-    assert stats.dead_letters == 3 and stats.attachments_new == 1
+    assert stats.dead_letters == 4 and stats.attachments_new == 1
     assert [r[3] for r in stored_rows(any_store)] == ["good"]
     assert {d["reason_code"] for d in any_store.dead_letters()} == {
         "ATTACHMENT_HASH_MISMATCH",
         "ATTACHMENT_SIZE_MISMATCH",
         "ATTACHMENT_MISSING",
+        "ATTACHMENT_UNREFERENCED",
     }
 
 
@@ -179,6 +182,12 @@ def test_journal_shows_attachments_and_the_cli_writes_their_bytes(tmp_path: Path
     out = tmp_path / "out.pdf"
     assert _cli(config, "attachment", sha, "-o", str(out)).returncode == 0 and out.read_bytes() == data
     assert _cli(config, "attachment", "f" * 64).returncode == 1
+    audit = json.loads(_cli(config, "audit", "--actor", f"os:{os_user()}", "--json").stdout)
+    reads = [(a["resource_type"], a["reason_code"], a["resource_ids"]) for a in audit if a["resource_type"] == "Binary"]
+    assert reads == [("Binary", "ALLOWED_LOCAL", [sha])] * 2 + [("Binary", "NOT_FOUND", ["f" * 64])]
+    assert {a["citizen_key"] for a in audit if a["reason_code"] == "ALLOWED_LOCAL"} == {
+        f"2.16.578.1.12.4.1.4.1|{fnr(8)}"
+    }
     assert _cli(config, "attachment", "not-a-hash").returncode == 2
 
 

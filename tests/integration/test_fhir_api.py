@@ -176,3 +176,18 @@ def test_errors_are_operation_outcomes(client: TestClient, path: str, status: in
     body = valid(r.json())
     assert body["issue"][0]["details"]["coding"][0]["code"] == code
     assert "Traceback" not in r.text
+
+
+def test_provenance_of_every_version(client: TestClient) -> None:
+    pid = _patient_id(client, A)
+    found = valid(client.get("/fhir/Observation", params={"patient": pid}).json())
+    obs = next(e["resource"] for e in found["entry"] if e["resource"]["valueQuantity"]["value"] == 1.5)
+    bundle = valid(client.get("/fhir/Provenance", params={"target": f"Observation/{obs['id']}"}).json())
+    assert bundle["total"] == 2
+    newest = bundle["entry"][0]["resource"]
+    assert newest["target"][0]["reference"] == f"Observation/{obs['id']}/_history/{obs['meta']['versionId']}"
+    assert {"system": "urn:enjournal:envelope", "value": "e3"} in [e["what"]["identifier"] for e in newest["entity"]]
+    assert newest["recorded"] != "1970-01-01T00:00:00+00:00"
+    again = valid(client.get(f"/fhir/Provenance/{newest['id']}").json())
+    assert again == newest
+    assert client.get("/fhir/Provenance", params={"target": "Observation"}).status_code == 400

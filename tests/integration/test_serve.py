@@ -1,6 +1,6 @@
-"""``enjournal serve`` as a process: it answers on the port it was given with uvicorn workers, refuses to run
-without authentication off the loopback interface, and its log lines carry no query strings (a search by
-national id leaves no number in the log)."""
+"""``enjournal serve`` as a process: it answers on the port it was given with uvicorn workers, to a token
+``enjournal token`` printed (401 without one), refuses to run without authentication off the loopback
+interface, and its log lines carry no query strings (a search by national id leaves no number in the log)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,10 @@ def test_serve_answers_with_two_workers_and_logs_no_query(tmp_path: Path, sqlite
         base = f"http://127.0.0.1:{port}/fhir"
         assert _wait(f"{base}/metadata", proc).json()["resourceType"] == "CapabilityStatement"
         number = fnr(7)
-        r = httpx.get(f"{base}/Patient", params={"identifier": f"urn:oid:{ids.OID_FNR}|{number}"})
+        asked = {"identifier": f"urn:oid:{ids.OID_FNR}|{number}"}
+        assert httpx.get(f"{base}/Patient", params=asked).status_code == 401
+        token = _token(config, "--role", "clinician", "--hpr", "9144900", "--purpose", "TREAT")
+        r = httpx.get(f"{base}/Patient", params=asked, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["total"] == 0
     finally:
         proc.terminate()
@@ -65,8 +68,16 @@ def test_serve_answers_with_two_workers_and_logs_no_query(tmp_path: Path, sqlite
     assert number not in text and "identifier=" not in text
 
 
+def _token(config: Path, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "engine.cli", "token", "-c", str(config), *args]
+    done = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, timeout=60, check=True)
+    return done.stdout.decode().strip()
+
+
 def test_serve_refuses_unauthenticated_off_loopback(tmp_path: Path, sqlite_url: str) -> None:
     config = write_config(tmp_path, {"kind": "embedded", "path": str(tmp_path / "q.db")}, sqlite_url)
+    config.write_text(config.read_text(encoding="utf-8") + "auth: {mode: none}\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "engine.cli", "serve", "-c", str(config), "--host", "0.0.0.0", "--port", "1"]
     done = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, timeout=60)

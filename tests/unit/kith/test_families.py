@@ -80,7 +80,7 @@ def test_plo_reports_documents_diagnoses_and_medications() -> None:
         ("I509", "secondary"),
     ]
     meds = {m.name: m for m in records(result, "medication")}
-    assert meds["Marevan"].med_status == "Seponering" and meds["Burinex"].end is not None
+    assert meds["Marevan"].med_status == "Seponering" and meds["Burinex"].end_date is not None
     (main,) = records(mapped("sarepta_plo-v1.6_innleggelsesrapport_ny.xml"), "condition")
     assert (main.code.code, main.role) == ("I50", "main")
 

@@ -146,6 +146,7 @@ def test_corpus_identifiers_give_one_component_per_real_person() -> None:
         "sarepta_plo-v1.6_pasientlogistikk_innlagt_ny.xml",
         "sarepta_plo-v1.6_pasientlogistikk_dodsfall_ny.xml",
         "synthetic_svarrapport_v1.4.xml",
+        "synthetic_dialogmelding-v1.1_notater_vedlegg.xml",
     }
     assert set(line_files) == set(subjects) - not_line and len(line_files) == 18
     assert all(len({uf.find(k) for k in keys}) == 1 for keys in subjects.values())
