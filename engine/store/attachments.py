@@ -11,9 +11,9 @@ copy); records refer to them by :class:`engine.model.AttachmentRef` (``Document.
   ``ATTACHMENT_HASH_MISMATCH`` (the bytes do not hash to their sha256), ``ATTACHMENT_SIZE_MISMATCH`` (a
   reference's size is not its bytes' length), ``ATTACHMENT_MISSING`` (a reference to bytes the message
   does not carry; a reference made by :meth:`AttachmentRef.named`, size 0 and the sha256 of nothing,
-  needs none), ``ATTACHMENT_UNREFERENCED`` (bytes no record refers to: whose they are is unknown). An attachment larger than
-  the store's ``max_attachment_bytes`` is not stored: the records referring to it keep their reference and
-  carry the flag ``ATTACHMENT_TOO_LARGE`` (its bytes stay in the raw archive, in the message).
+  needs none), ``ATTACHMENT_UNREFERENCED`` (bytes no record refers to: whose they are is unknown). An
+  attachment larger than the store's ``max_attachment_bytes`` is not stored: the records referring to it
+  keep their reference and carry the flag ``ATTACHMENT_TOO_LARGE`` (its bytes stay in the raw archive).
 * The store (:func:`write`) inserts the attachments of a batch into ``attachments`` in the same transaction
   as the batch's records, once per sha256 (``ON CONFLICT DO NOTHING``, after one look-up of the batch's
   hashes so that bytes already stored are not sent again). An envelope the store isolates and dead-letters

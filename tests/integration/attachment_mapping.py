@@ -4,8 +4,9 @@ refer to one attachment of ``size`` bytes (default 4096), made from the patient 
 
 Variants: ``shared`` (both records refer to the one attachment), ``two`` (the document has a second
 attachment of its own), ``badhash`` (the attachment's sha256 is not its bytes'), ``badsize`` (a reference
-with the wrong size), ``missing`` (a reference without bytes), ``orphan`` (bytes no record refers to), ``naive`` (as ``shared``, plus a record the
-store cannot write: a naive event time, built without validation).
+with the wrong size), ``missing`` (a reference without bytes), ``orphan`` (bytes no record refers to),
+``naive`` (as ``shared``, plus a record the store cannot write: a naive event time, built without
+validation).
 """
 
 from __future__ import annotations
