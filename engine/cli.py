@@ -13,9 +13,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import structlog
@@ -49,6 +50,7 @@ app.add_typer(audit_app, name="audit")
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 log = structlog.get_logger("engine.cli")
+T = TypeVar("T")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -263,16 +265,12 @@ def journal(
     """A citizen's unified journal (by any of their identifiers)."""
     from engine.journal_view import load_journal
 
-    cfg = _load(config)
-    rt = _runtime(cfg, declare=False)
-    try:
+    def read(rt: Runtime) -> JournalView | None:
         view = load_journal(rt.store, identifier)
         _audit_journal_read(rt, view, identifier, history)
-    except EnjournalError as exc:  # an ambiguous value: no journal is guessed; an audit log that cannot be written
-        err.print(_reason(exc.reason), highlight=False)
-        raise typer.Exit(3 if isinstance(exc, TransientError) else 1) from None
-    finally:
-        rt.close()
+        return view
+
+    view = _audited(config, read)
     if view is None:
         err.print("no citizen with that identifier")
         raise typer.Exit(1)
@@ -282,25 +280,48 @@ def journal(
     print_journal(view)
 
 
-def _audit_journal_read(rt: Runtime, view: JournalView | None, identifier: str, history: bool) -> None:
+def _audited(config: Path | None, read: Callable[[Runtime], T]) -> T:
+    """What ``read`` (which writes its audit entry) returns from the config's store; exit 1 on an ambiguous
+    identifier, 3 when the audit log cannot be written (then nothing is given out)."""
+    cfg = _load(config)
+    rt = _runtime(cfg, declare=False)
+    try:
+        return read(rt)
+    except EnjournalError as exc:
+        err.print(_reason(exc.reason), highlight=False)
+        raise typer.Exit(3 if isinstance(exc, TransientError) else 1) from None
+    finally:
+        rt.close()
+
+
+def _audit_local(
+    rt: Runtime, found: bool, citizen_key: str | None, resource: str, ids: Sequence[str], query: str
+) -> None:
     """Record the CLI's read in the audit log (actor: the OS user) before anything is printed."""
     from engine.audit import AuditEntry, AuditLog
     from engine.auth.tokens import os_user
 
-    records = [*view.current, *(view.history if history else ())] if view is not None else []
     AuditLog(rt.store).append(
         AuditEntry(
             actor=f"os:{os_user()}",
             role="local",
             outcome="allowed",
-            reason_code="ALLOWED_LOCAL" if view is not None else "NOT_FOUND",
-            citizen_key=view.citizen.component if view is not None else identifier.strip(),
-            resource_type="Journal",
-            resource_ids=tuple(dict.fromkeys(str(r["record_key"]) for r in records)),
-            query=f"enjournal journal {identifier}{' --history' if history else ''}",
+            reason_code="ALLOWED_LOCAL" if found else "NOT_FOUND",
+            citizen_key=citizen_key,
+            resource_type=resource,
+            resource_ids=tuple(ids),
+            query=query,
             client="cli",
         )
     )
+
+
+def _audit_journal_read(rt: Runtime, view: JournalView | None, identifier: str, history: bool) -> None:
+    records = [*view.current, *(view.history if history else ())] if view is not None else []
+    citizen = view.citizen.component if view is not None else identifier.strip()
+    ids = list(dict.fromkeys(str(r["record_key"]) for r in records))
+    query = f"enjournal journal {identifier}{' --history' if history else ''}"
+    _audit_local(rt, view is not None, citizen, "Journal", ids, query)
 
 
 @app.command()
@@ -321,16 +342,13 @@ def attachment(
     if output is None and sys.stdout.isatty():
         err.print("the bytes are binary: pass -o FILE or redirect stdout")
         raise typer.Exit(2)
-    cfg = _load(config)
-    rt = _runtime(cfg, declare=False)
-    try:
+
+    def read(rt: Runtime) -> tuple[str, bytes] | None:
         found = rt.store.attachment(digest)
         _audit_attachment_read(rt, digest, found is not None)
-    except EnjournalError as exc:  # an audit log that cannot be written: nothing is given out
-        err.print(_reason(exc.reason), highlight=False)
-        raise typer.Exit(3 if isinstance(exc, TransientError) else 1) from None
-    finally:
-        rt.close()
+        return found
+
+    found = _audited(config, read)
     if found is None:
         err.print("no attachment with that sha256 in the store")
         raise typer.Exit(1)
@@ -344,26 +362,11 @@ def attachment(
 
 
 def _audit_attachment_read(rt: Runtime, digest: str, found: bool) -> None:
-    """Record the CLI's read of an attachment in the audit log (actor: the OS user), with the citizen of the
-    record that first brought it, before any byte is written."""
-    from engine.audit import AuditEntry, AuditLog
-    from engine.auth.tokens import os_user
-
+    """The citizen is the one of the record that first brought the attachment."""
     subject = rt.store.attachment_subject(digest) if found else None
     citizen = rt.store.citizen(subject) if subject else None
-    AuditLog(rt.store).append(
-        AuditEntry(
-            actor=f"os:{os_user()}",
-            role="local",
-            outcome="allowed",
-            reason_code="ALLOWED_LOCAL" if found else "NOT_FOUND",
-            citizen_key=citizen.component if citizen is not None else subject,
-            resource_type="Binary",
-            resource_ids=(digest,),
-            query=f"enjournal attachment {digest}",
-            client="cli",
-        )
-    )
+    key = citizen.component if citizen is not None else subject
+    _audit_local(rt, found, key, "Binary", [digest], f"enjournal attachment {digest}")
 
 
 def print_journal(view: JournalView) -> None:
