@@ -5,8 +5,8 @@ Supported (MSH-9.1 ^ MSH-9.2):
 * ADT A01/A02/A03/A04/A05/A06/A07/A08/A11/A13/A28/A31 -> Person + Encounter (:mod:`.adt`)
 * ADT A18/A30/A34/A36/A39/A40 merge, A46/A47 identifier change, A24 link -> IdentityLinks (+ Person)
   (:mod:`.merge`)
-* ORU R01 (R30/R31/R32) -> Observations (:mod:`.oru`)
-* MDM T02/T04/T06/T08/T10/T11 -> Document; T01/T03/T05/T07/T09 -> nothing, with a warning (:mod:`.mdm`)
+* ORU R01 (R30/R31/R32) -> Person, Observations, Reports, Requisitions, Specimens (:mod:`.oru`)
+* MDM T02/T04/T06/T08/T10/T11 -> Document (+ Person); T01/T03/T05/T07/T09 -> nothing, with a warning (:mod:`.mdm`)
 
 Anything else raises ``UnsupportedMessage`` (``HL7_UNSUPPORTED_TYPE``, the message names the type).
 Malformed input raises ``ParseError`` (``HL7_NO_MSH``, ``HL7_BAD_MSH``, ``HL7_NO_PID``, ``HL7_NO_MRG``,
@@ -18,7 +18,7 @@ a value the canonical model rejects raises ``MappingError``
 field, so nothing read from such a message is trusted.
 
 Batches and files (FHS/BHS): every message in ``raw`` is mapped and the results are merged (records,
-links and warnings concatenated, each record keeping its own MSH-10 in its provenance). One bad
+links, attachments and warnings concatenated, each record keeping its own MSH-10 in its provenance). One bad
 message fails the whole batch, so nothing in it is half-applied or silently dropped.
 
 Options (``ctx.options``): ``strict: true`` validates the structure with hl7apy first
@@ -95,13 +95,14 @@ def map_one(raw: bytes, ctx: MapContext) -> MappingResult:
 
 
 def merge_results(results: list[MappingResult]) -> MappingResult:
-    """One result for a batch: records, links and warnings concatenated (duplicates removed)."""
+    """One result for a batch: records, links, attachments and warnings concatenated (duplicates removed)."""
     if len(results) == 1:
         return results[0]
     types = {r.message_type for r in results}
     return MappingResult(
         records=tuple(dict.fromkeys(r for res in results for r in res.records)),
         links=tuple(dict.fromkeys(lnk for res in results for lnk in res.links)),
+        attachments=tuple(dict.fromkeys(a for res in results for a in res.attachments)),
         warnings=tuple(dict.fromkeys(w for res in results for w in res.warnings)),
         message_type=types.pop() if len(types) == 1 else "BATCH",
         source_message_id=None,

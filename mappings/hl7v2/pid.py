@@ -11,19 +11,22 @@ Identifiers come from PID-3 (every repetition), PID-2 and PID-4 (CX: 1 id, 4 ass
   else the sending facility).
 
 The subject is the best identifier (FNR > DNR > FHN > HNR > local, first in message order within a
-kind). Person: name PID-5 (legal name preferred), birth date PID-7, sex PID-8, address PID-11 (home
-preferred), death PID-29/PID-30. The person key is ``person:hl7v2:<facility>:<hash of the subject>``.
+kind). Person: name PID-5 (legal name preferred; XPN 1 family, 2 given, 3 further given names ->
+``middle_name``), birth date PID-7, sex PID-8, address PID-11 (home preferred), death PID-29/PID-30,
+the regular GP PD1-4 (party ``gp``). The person key is ``person:hl7v2:<facility>:<hash of the subject>``
+in every message type, so an ORU's or MDM's copy of the demographics is a version of the same Person.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 
 from engine import ids
 from engine.errors import ValidationError
-from engine.model import Identifier, IdentityLink, Person, link_all, national_identifier
-from mappings.hl7v2 import tables
+from engine.model import Identifier, IdentityLink, Party, Person, Provenance, link_all, national_identifier
+from mappings.hl7v2 import parties, tables
 from mappings.hl7v2.common import Source, digest
 from mappings.hl7v2.message import Delimiters, Segment, split_reps, split_value
 from mappings.hl7v2.timeutil import parse_date, parse_dtm
@@ -31,6 +34,8 @@ from mappings.hl7v2.timeutil import parse_date, parse_dtm
 _RANK = {"FNR": 0, "DNR": 1, "FHN": 2, "HNR": 3, "LOCAL": 4, "OTHER": 5}
 Parts = list[list[str]]
 _EARLIEST_BIRTH_YEAR = 1850
+_PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_PLACEHOLDER_PROVENANCE = Provenance(adapter="-", envelope_id="-")
 _encoded_birth = lru_cache(maxsize=4096)(ids.birth_date)  # the birth date a national number encodes
 
 
@@ -115,18 +120,18 @@ def _pick(reps: list[Parts], type_comp: int, preferred: str) -> Parts | None:
     return reps[0] if reps else None
 
 
-def _name(pid: Segment) -> tuple[str | None, str | None]:
+def _name(pid: Segment) -> tuple[str | None, str | None, str | None]:
     return _name_of(pid.raw(5), pid.d)
 
 
 @lru_cache(maxsize=4096)
-def _name_of(xpns: str, d: Delimiters) -> tuple[str | None, str | None]:
-    """(family, given) from raw PID-5 (cached: a citizen's name recurs)."""
+def _name_of(xpns: str, d: Delimiters) -> tuple[str | None, str | None, str | None]:
+    """(family, given, middle) from raw PID-5 (cached: a citizen's name recurs): XPN 1 family name, 2 given
+    name, 3 second and further given names."""
     xpn = _pick(split_reps(xpns, d), 7, "L")
     if xpn is None:
-        return None, None
-    given = " ".join(x for x in (_p(xpn, 2), _p(xpn, 3)) if x)
-    return _p(xpn, 1) or None, given or None
+        return None, None, None
+    return _p(xpn, 1) or None, _p(xpn, 2) or None, _p(xpn, 3) or None
 
 
 def _address(pid: Segment) -> str | None:
@@ -146,11 +151,25 @@ def _address_of(xads: str, d: Delimiters) -> str | None:
 
 
 def person(pid: Segment, pat: Patient, src: Source) -> Person:
-    """The Person version this PID states (see the module docstring)."""
-    family, given = _name(pid)
+    """The Person version this PID states (see the module docstring).
+
+    What a PID states about a citizen recurs in every message about them: it is built and validated once
+    per distinct PID (and PD1-4, facility, flags) and each message's copy gets its own event time and
+    provenance.
+    """
+    pd1 = src.msg.segment("PD1")
+    template = _person(tuple(pid.fields), pd1.raw(4) if pd1 is not None else "", pid.d, src.facility, src.flags)
+    return template.model_copy(update={"event_time": src.event_time, "provenance": src.prov})
+
+
+@lru_cache(maxsize=4096)
+def _person(fields: tuple[str, ...], pd1_4: str, d: Delimiters, facility: str, src_flags: tuple[str, ...]) -> Person:
+    pid = Segment("PID", list(fields), d)
+    pat = _patient(pid.raw(3), pid.raw(2), pid.raw(4), d, facility)  # cached: the caller's own Patient
+    family, given, middle = _name(pid)
     born = parse_date(pid.get(7))
     died = parse_dtm(pid.get(29))
-    flags = list(src.flags)
+    flags = list(src_flags)
     if born is not None and born.year < _EARLIEST_BIRTH_YEAR:
         born = None
         flags.append("BIRTH_DATE_INVALID")
@@ -168,20 +187,30 @@ def person(pid: Segment, pat: Patient, src: Source) -> Person:
         flags.append("BIRTHDATE_MISMATCH")
     return Person.model_validate(
         {  # the same model as Person(**kwargs), validated more cheaply (once per record on the hot path)
-            "key": person_key(src, pat.subject),
+            "key": f"person:hl7v2:{facility}:{digest(pat.subject)}",
             "subject": pat.subject,
             "identifiers": pat.identifiers,
-            "event_time": src.event_time,
-            "provenance": src.prov,
+            "event_time": _PLACEHOLDER_TIME,  # each message's own, set by person()
+            "provenance": _PLACEHOLDER_PROVENANCE,
             "flags": tuple(flags),
             "family_name": family,
             "given_name": given,
+            "middle_name": middle,
             "birth_date": born,
             "sex": tables.sex(pid.get(8)),
             "deceased_at": died,
             "address": _address(pid),
+            "parties": _gp(pd1_4, d, facility),
         }
     )
+
+
+def _gp(pd1_4: str, d: Delimiters, facility: str) -> tuple[Party, ...] | None:
+    """PD1-4 (raw), the patient's regular GP (role ``gp``)."""
+    if not pd1_4:
+        return None
+    found = (parties.xcn(rep, d, "gp", facility) for rep in pd1_4.split(d.repetition))
+    return parties.unique([p for p in found if p is not None])
 
 
 def has_demographics(pid: Segment) -> bool:

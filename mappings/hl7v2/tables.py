@@ -2,6 +2,9 @@
 
 * ``sex`` (HL7 table 0001) -> Person.sex; ``patient_class`` (0004) -> Encounter.encounter_class.
 * ``result_status`` (0085, OBX-11 / OBR-25) -> RecordStatus; ``document_completion`` (0271, TXA-17).
+* ``coded``: a CE/CWE repetition whole (primary, alternates 4-6/10-12, original text 9).
+* ``priority`` (0027, OBR-5 / TQ1-9 / ORC-7.6) -> FHIR request priority; ``hpr_authorities`` /
+  ``her_authorities``: how an XCN/XON assigning authority names the HPR or HER register.
 * ``coding_systems``: coding system names (table 0396) -> OIDs for Coding.system (unknown names kept).
 * ``national_oids`` / ``national_id_types`` / ``national_authorities``: how a PID-3 repetition
   declares a Norwegian national number (OID in CX-4.2, type in CX-5, name in CX-4.1).
@@ -10,12 +13,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from engine.model import Coding, RecordStatus
-from mappings.hl7v2.message import Segment
+from mappings.hl7v2.message import Delimiters, Segment, split_value
 
 _PATH = Path(__file__).with_name("tables.json")
 
@@ -107,3 +111,62 @@ def national_declared(oid: str, namespace: str, id_type: str) -> tuple[bool, str
     if ns in t["national_authorities"]:
         return True, t["national_authorities"][ns]
     return False, None
+
+
+@dataclass(frozen=True, slots=True)
+class Coded:
+    """A CE/CWE value read whole: the primary coding, the alternates and the original text."""
+
+    code: Coding | None
+    alt: tuple[Coding, ...] | None  # CE/CWE 4-6 (and CWE 10-12) beside a primary coding
+    text: str | None  # CWE-9 original text when it differs from the primary's display
+
+
+@lru_cache(maxsize=8192)
+def coded(raw: str, d: Delimiters) -> Coded:
+    """One raw CE/CWE repetition -> :class:`Coded` (cached: a test's code recurs in every message)."""
+    parts = split_value(raw, d) if raw else []
+
+    def c(i: int) -> str:
+        return parts[i][0].strip() if i < len(parts) else ""
+
+    primary = coding_from_parts(parts)
+    alts: list[Coding] = []
+    if c(0) or c(1):  # the primary came from 1-3: 4-6 and 10-12 are alternates
+        alts = [a for a in (coding(c(3), c(4), c(5)), coding(c(9), c(10), c(11))) if a is not None]
+    text = c(8) or None
+    if text is not None and primary is not None and text == primary.display:
+        text = None
+    return Coded(primary, tuple(alts) or None, text)
+
+
+def coded_field(seg: Segment, f: int) -> Coded:
+    """The first repetition of CE/CWE field ``f`` of ``seg`` as :class:`Coded`."""
+    reps = seg.reps(f)
+    return coded(reps[0] if reps else "", seg.d)
+
+
+def priority(code: str) -> str | None:
+    """FHIR request priority for an HL7 priority (table 0027: S stat, A asap, R routine, P/T urgent, C routine)."""
+    return tables()["priority"].get(code.strip().upper()) if code else None
+
+
+def authority_kind(*names: str) -> str | None:
+    """``HPR`` or ``HER`` when one of ``names`` (an assigning authority's namespace, OID or id type) says so."""
+    t = tables()
+    for n in names:
+        u = n.strip().upper()
+        if not u:
+            continue
+        if u in t["hpr_authorities"]:
+            return "HPR"
+        if u in t["her_authorities"]:
+            return "HER"
+    return None
+
+
+def diagnostic_section(code: str) -> str | None:
+    """Report category for OBR-24 (table 0074: CH/HM -> lab, MB -> microbiology, RAD -> radiology ...;
+    unknown codes kept lower-cased)."""
+    c = code.strip().upper()
+    return tables()["diagnostic_section"].get(c, c.lower()) if c else None

@@ -57,3 +57,20 @@ def first_time(*values: str) -> datetime | None:
             if t is not None:
                 return t
     return None
+
+
+def is_date_only(value: str) -> bool:
+    """True for a value of exactly eight digits (``YYYYMMDD``, a DT or a TS/DTM given to the day)."""
+    v = value.strip()
+    return len(v) == 8 and v.isdigit()
+
+
+def time_or_date(*values: str) -> tuple[datetime | None, date | None]:
+    """The first of ``values`` that parses: (datetime, None), or (None, date) for a date-only value
+    (a date is never read as midnight)."""
+    for v in values:
+        if v:
+            t = parse_dtm(v)
+            if t is not None:
+                return (None, t.date()) if len(v) <= 10 and is_date_only(v) else (t, None)
+    return None, None

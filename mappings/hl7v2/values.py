@@ -7,25 +7,31 @@
 * ST, TX, FT (and any other type): text, repetitions joined by a line break, escapes resolved
   (``\\.br\\`` -> line break).
 * CE, CWE, CNE, CF: ``value_code`` (code, text, coding system as an OID where known).
-* ED: the data is never inlined: ``value_code`` is the MIME type (system ``urn:ietf:bcp:13``) and the
-  flag ``ATTACHMENT_NOT_INLINED`` is set. RP: the pointer is the text, its type the MIME type.
-* DT/TM/TS/DTM: the value as written.
+* ED: ``value_code`` is the MIME type (system ``urn:ietf:bcp:13``, from ED-2/ED-3); Base64 or Hex data
+  (ED-4, ED-5) is decoded once into an :class:`engine.model.Attachment` (the ``attachment`` item, for the
+  caller to move to the result's attachments); data that does not decode gets the flag
+  ``ATTACHMENT_DECODE_FAILED``, another encoding ``ATTACHMENT_NOT_INLINED``. RP: the pointer is the
+  text, its type the MIME type.
+* DT (and a TS/DTM of a date only): the value as written and ``value_date``; TM/TS/DTM: as written.
 """
 
 from __future__ import annotations
 
+import binascii
 import re
 from functools import lru_cache
 from typing import Any
 
-from engine.model import Coding
+from engine.model import Attachment, Coding
 from mappings.hl7v2 import tables
 from mappings.hl7v2.message import NULL, Segment, text_of
+from mappings.hl7v2.timeutil import is_date_only, parse_date
 from mappings.ranges import parse_range
 
 MIME_SYSTEM = "urn:ietf:bcp:13"
 _NUM = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))\s*$")
 _CODED = frozenset({"CE", "CWE", "CNE", "CF", "CV"})
+_DATES = frozenset({"DT", "TS", "DTM"})
 _COMPARATORS = frozenset({"<", ">", "<=", ">="})
 #: ED-2 type of data (HL7 table 0191) -> MIME major type
 _MIME_MAJOR = {
@@ -69,13 +75,34 @@ def _sn(parts: list[list[str]]) -> dict[str, Any]:
     return {"value_num": value, "comparator": comp if comp in _COMPARATORS else None}
 
 
+def _decode(encoding: str, data: str) -> bytes | None:
+    """The bytes of ED data in ``encoding`` (ED-4: Base64 or Hex); None for another encoding. Raises
+    ValueError (binascii.Error) when the data is not valid in its encoding."""
+    if encoding == "BASE64":
+        return binascii.a2b_base64(data, strict_mode=True)
+    if encoding == "HEX":
+        return bytes.fromhex(data)
+    return None
+
+
 def _ed(parts: list[list[str]]) -> dict[str, Any]:
     def c(i: int) -> str:
         return parts[i][0].strip() if i < len(parts) else ""
 
     major = _MIME_MAJOR.get(c(1).upper(), c(1).lower())
     mime = "/".join(x for x in (major, c(2).lower()) if x) or "application/octet-stream"
-    return {"value_code": Coding(system=MIME_SYSTEM, code=mime), "flags": ("ATTACHMENT_NOT_INLINED",)}
+    out: dict[str, Any] = {"value_code": Coding(system=MIME_SYSTEM, code=mime)}
+    data = parts[4][0] if len(parts) > 4 else ""
+    try:
+        decoded = _decode(c(3).upper(), data) if data else None
+    except ValueError:
+        out["flags"] = ("ATTACHMENT_DECODE_FAILED",)
+        return out
+    if decoded is None:
+        out["flags"] = ("ATTACHMENT_NOT_INLINED",)
+    else:
+        out["attachment"] = Attachment.of(decoded, mime)
+    return out
 
 
 def _rp(parts: list[list[str]]) -> dict[str, Any]:
@@ -84,6 +111,15 @@ def _rp(parts: list[list[str]]) -> dict[str, Any]:
     minor = parts[3][0] if len(parts) > 3 else ""
     kind = "/".join(x for x in (_MIME_MAJOR.get(major.upper(), major.lower()), minor.lower()) if x)
     return {"value_text": pointer or None, "value_code": Coding(system=MIME_SYSTEM, code=kind) if kind else None}
+
+
+def _date(text: str, vtype: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"value_text": text or None}
+    if vtype == "DT" or is_date_only(text):
+        day = parse_date(text)
+        if day is not None:
+            out["value_date"] = day
+    return out
 
 
 def _nm(text: str) -> dict[str, Any]:
@@ -110,6 +146,8 @@ def obx_value(obx: Segment, vtype: str) -> dict[str, Any]:
         out = _ed(obx.parts(5))
     elif vtype == "RP":
         out = _rp(obx.parts(5))
+    elif vtype in _DATES:
+        out = _date(text_of(reps[0], obx.d), vtype)
     elif len(reps) == 1:
         out = {"value_text": text_of(reps[0], obx.d) or None}
     else:

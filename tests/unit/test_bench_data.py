@@ -48,7 +48,8 @@ def test_hl7_messages_map() -> None:
 
     p = data.patients(1)[0]
     oru = map_message(data.oru_r01(1, p), _ctx("8859/1"))
-    assert [r.kind for r in oru.records] == ["observation"] * 8
+    kinds = [r.kind for r in oru.records]
+    assert kinds == ["person", *["observation"] * 8, "report", "requisition"]
     adt = map_message(data.adt_a08(1, p), _ctx("8859/1"))
     assert {r.kind for r in adt.records} >= {"person"} and adt.links
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.model import MapContext
+from engine.model import MapContext, MappingResult, Observation
 from tests.conftest import FIXTURES, SHARED_CORPUS
 
 HL7_FIXTURES: Path = FIXTURES / "hl7v2"
@@ -28,6 +29,17 @@ def make_ctx(**options: object) -> MapContext:
 @pytest.fixture
 def ctx() -> MapContext:
     return make_ctx()
+
+
+def observations(result: MappingResult) -> list[Observation]:
+    """The Observation records of a mapping result, in order (ORU results come with their Person, Report,
+    Requisition and Specimen records)."""
+    return [r for r in result.records if isinstance(r, Observation)]
+
+
+def of_kind(result: MappingResult, kind: str) -> list[Any]:
+    """The records of one ``kind`` in a mapping result, in order."""
+    return [r for r in result.records if r.kind == kind]
 
 
 def fixture_bytes(name: str) -> bytes:

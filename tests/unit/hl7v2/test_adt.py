@@ -37,7 +37,12 @@ def _records(raw: bytes) -> tuple[Person, Encounter]:
 
 def test_person_fields_from_pid() -> None:
     person, _ = _records(adt("A01", PV1))
-    assert (person.family_name, person.given_name, person.sex) == ("Nordmann", "Ola Johan", "male")
+    assert (person.family_name, person.given_name, person.middle_name, person.sex) == (
+        "Nordmann",
+        "Ola",
+        "Johan",
+        "male",
+    )
     assert person.birth_date == date(1970, 1, 1)
     assert person.address == "Gate 2, 5003 Bergen, NOR"
     assert person.event_time == datetime(2026, 3, 15, 10, 14, tzinfo=OSLO)
@@ -127,7 +132,7 @@ def test_event_time_from_receipt_when_no_source_time() -> None:
 def test_norwegian_fixture_latin1() -> None:
     result = map_message(fixture_bytes("no_ADT-A08_synthetic_8859-1.hl7"), make_ctx())
     person = result.records[0]
-    assert (person.family_name, person.given_name) == ("Ødegård", "Åse Bjørg")
+    assert (person.family_name, person.given_name, person.middle_name) == ("Ødegård", "Åse", "Bjørg")
     assert person.address == "Storgata 1, 9008 Tromsø, NOR"
     assert person.subject.kind == "FNR" and person.birth_date == date(1969, 11, 13)
     assert person.event_time.utcoffset() == timedelta(hours=1)

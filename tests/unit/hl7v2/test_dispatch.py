@@ -70,7 +70,12 @@ def test_batch_with_one_bad_message_fails_whole() -> None:
 def test_batch_of_mixed_types() -> None:
     oru = b"MSH|^~\\&|A|F|||20260101||ORU^R01|3|P|2.5\rPID|1||9^^^H\rOBR|1||F\rOBX|1|NM|X||1\r"
     result = map_message(msg("ADT^A08") + oru, make_ctx())
-    assert result.message_type == "BATCH" and [r.kind for r in result.records] == ["person", "observation"]
+    assert result.message_type == "BATCH" and [r.kind for r in result.records] == [
+        "person",
+        "observation",
+        "report",
+        "requisition",
+    ]
 
 
 def test_provenance_from_context() -> None:
@@ -146,9 +151,10 @@ def test_parse_error_codes_are_stable() -> None:
 
 
 def test_model_rejection_is_wrapped_without_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mappings.hl7v2 import tables
+    from mappings.hl7v2 import pid, tables
 
     monkeypatch.setattr(tables, "sex", lambda code: "Nordmann-sex")
+    pid._person.cache_clear()  # a Person built before the patch would be reused
     with pytest.raises(PermanentError) as err:
         map_message(msg("ADT^A08"), make_ctx())
     assert err.value.code == "HL7_MAPPING_INVALID" and "sex" in str(err.value)

@@ -10,7 +10,7 @@ from engine.errors import ParseError
 from engine.model import RecordStatus
 from mappings.hl7v2 import map_message
 from mappings.hl7v2.parser import parse
-from tests.unit.hl7v2.conftest import make_ctx
+from tests.unit.hl7v2.conftest import make_ctx, observations
 
 PDF = b"%PDF-1.4\n%synthetic report\n" + bytes(range(256)) * 3 + b"\n%%EOF\n"
 DATA = base64.b64encode(PDF).decode()
@@ -32,8 +32,12 @@ def _check_whole(raw: bytes) -> None:
     assert base64.b64decode(obx.get(5, 5), validate=True) == PDF
     assert (obx.get(11), obx.get(23)) == ("C", "LAB")
     assert [s.id for s in msg.segments] == ["MSH", "PID", "OBR", "OBX", "NTE"]
-    (obs,) = map_message(raw, make_ctx()).records
+    result = map_message(raw, make_ctx())
+    (obs,) = observations(result)
     assert (obs.status, obs.performer) == (RecordStatus.CORRECTED, "LAB")
+    (att,) = result.attachments
+    assert att.data == PDF and obs.value_attachment == att.ref(description="Rapport")
+    assert obs.comments == ("Kommentar",)
 
 
 @pytest.mark.parametrize("cut", [1, 17, 100, len(DATA) - 1])

@@ -80,10 +80,36 @@ def test_notification_writes_nothing() -> None:
     assert result.records == () and "HL7_NOTIFICATION_ONLY" in result.warnings
 
 
-def test_attachment_not_inlined() -> None:
-    d = doc(mdm("T02", txa(), obx="OBX|1|ED|||EPJ^AP^PDF^Base64^JVBERi0xLjQK"))
-    assert [a.content_type for a in d.attachments] == ["application/pdf"] and d.text is None
-    assert "ATTACHMENT_NOT_INLINED" in d.flags and "JVBERi0" not in d.model_dump_json()
+def test_ed_attachment_is_decoded_once_with_its_description() -> None:
+    raw = mdm("T02", txa(), obx="OBX|1|ED|PDF^Epikrise^L||EPJ^AP^PDF^Base64^JVBERi0xLjQK\rNTE|1||Signert")
+    result = map_message(raw, make_ctx())
+    d = doc(raw)
+    (att,) = result.attachments
+    assert att.data == b"%PDF-1.4\n" and d.attachments == (att.ref(description="Epikrise"),) and d.text is None
+    assert "ATTACHMENT_NOT_INLINED" not in d.flags and "JVBERi0" not in d.model_dump_json()
+
+
+def test_ed_description_from_the_following_nte() -> None:
+    d = doc(mdm("T02", txa(), obx="OBX|1|ED|||EPJ^AP^PDF^Base64^JVBERi0xLjQK\rNTE|1||Epikrise fra sykehus"))
+    assert [(a.content_type, a.size, a.description) for a in d.attachments] == [
+        ("application/pdf", 9, "Epikrise fra sykehus")
+    ]
+
+
+def test_rp_and_undecodable_ed_are_named_and_flagged() -> None:
+    d = doc(mdm("T02", txa(), obx="OBX|1|RP|||doc/1^^AP^PDF\rOBX|2|ED|||EPJ^AP^PDF^Base64^*bad*"))
+    assert [(a.content_type, a.size) for a in d.attachments] == [("application/pdf", 0), ("application/pdf", 0)]
+    assert {"ATTACHMENT_NOT_INLINED", "ATTACHMENT_DECODE_FAILED"} <= set(d.flags)
+
+
+def test_mdm_writes_the_person_with_the_adt_key() -> None:
+    pid = b"PID|1||900^^^HOSP^PI||Nordmann^Ola^Johan||19800101|M"
+    raw = mdm("T02", txa()).replace(b"PID|1||900^^^HOSP^PI", pid)
+    adt = b"MSH|^~\\&|EPJ|HOSP|||20260320090000||ADT^A08|A-1|P|2.5\r" + pid + b"\r"
+    person, d = map_message(raw, make_ctx()).records
+    (adt_person,) = map_message(adt, make_ctx()).records
+    assert (person.kind, d.kind) == ("person", "document") and person.key == adt_person.key
+    assert (person.given_name, person.middle_name, person.birth_date.isoformat()) == ("Ola", "Johan", "1980-01-01")
 
 
 def test_missing_document_number_and_txa() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
 import pytest
@@ -11,7 +12,7 @@ from engine.model import Observation, RecordStatus
 from mappings.hl7v2 import map_message
 from mappings.hl7v2.timeutil import OSLO
 from mappings.hl7v2.values import MIME_SYSTEM, number, reference_range
-from tests.unit.hl7v2.conftest import fixture_bytes, make_ctx
+from tests.unit.hl7v2.conftest import fixture_bytes, make_ctx, observations
 
 NO_ORU = "no_ORU-R01_synthetic_8obx_8859-1.hl7"
 
@@ -25,14 +26,15 @@ def oru(
 
 
 def one(raw: bytes) -> Observation:
-    (obs,) = map_message(raw, make_ctx()).records
-    return obs  # type: ignore[no-any-return]
+    (obs,) = observations(map_message(raw, make_ctx()))
+    return obs
 
 
 def test_norwegian_fixture_eight_observations() -> None:
     result = map_message(fixture_bytes(NO_ORU), make_ctx())
-    assert len(result.records) == 8 and result.message_type == "ORU^R01"
-    hb, leuk, trc, crp, na, btype, bact, comment = result.records
+    obs = observations(result)
+    assert len(obs) == 8 and result.message_type == "ORU^R01"
+    hb, leuk, trc, crp, na, btype, bact, comment = obs
     assert (hb.value_num, hb.unit, hb.ref_low, hb.ref_high) == (13.5, "g/dL", 11.7, 15.3)
     assert leuk.value_num == 7.2  # decimal comma
     assert (trc.abnormal_flag, crp.comparator, crp.value_num, crp.ref_high) == ("H", "<", 5.0, 5.0)
@@ -46,7 +48,7 @@ def test_norwegian_fixture_eight_observations() -> None:
     assert leuk.effective_time == datetime(2026, 3, 16, 7, 0, tzinfo=OSLO)  # OBR-7
     assert hb.event_time == datetime(2026, 3, 16, 9, 0, tzinfo=OSLO)  # OBR-22
     assert hb.code.system == "2.16.578.1.12.4.1.1.7280" and hb.report_id == "LAB-555001@LABSYS"
-    assert len({r.key for r in result.records}) == 8
+    assert len({r.key for r in obs}) == 8
     assert all(r.subject.kind == "FNR" for r in result.records)
 
 
@@ -57,8 +59,8 @@ def test_correction_keeps_key_and_is_newer() -> None:
         .replace(b"20260316090000", b"20260316120000")
         .replace(b"||13.5|g/dL|11.7-15.3||||F|", b"||12.9|g/dL|11.7-15.3||||C|")
     )
-    orig = map_message(raw, make_ctx()).records[0]
-    corr = map_message(corrected, make_ctx()).records[0]
+    orig = observations(map_message(raw, make_ctx()))[0]
+    corr = observations(map_message(corrected, make_ctx()))[0]
     assert corr.key == orig.key
     assert corr.status is RecordStatus.CORRECTED and corr.value_num == 12.9
     assert corr.event_time > orig.event_time
@@ -101,7 +103,7 @@ def test_key_uses_filler_then_placer_then_control_id() -> None:
 
 def test_duplicate_key_in_message_is_disambiguated() -> None:
     result = map_message(oru("OBX|1|NM|A^a^L||1\rOBX|2|NM|A^a^L||2"), make_ctx())
-    a, b = result.records
+    a, b = observations(result)
     assert b.key == a.key + "#2" and "DUPLICATE_KEY_IN_MESSAGE" in b.flags
 
 
@@ -133,12 +135,31 @@ def test_value_types(obx: str, fields: dict[str, object]) -> None:
         assert obs[k] == v
 
 
-def test_ed_is_not_inlined() -> None:
-    obs = one(oru("OBX|1|ED|PDF^Report^L||LAB^AP^PDF^Base64^JVBERi0xLjQKJcfsj6IK"))
-    assert obs.value_code is not None
-    assert (obs.value_code.system, obs.value_code.code) == (MIME_SYSTEM, "application/pdf")
-    assert obs.value_text is None and "ATTACHMENT_NOT_INLINED" in obs.flags
+def test_ed_base64_is_decoded_into_an_attachment() -> None:
+    result = map_message(oru("OBX|1|ED|PDF^Report^L||LAB^AP^PDF^Base64^JVBERi0xLjQKJcfsj6IK"), make_ctx())
+    (obs,) = observations(result)
+    (att,) = result.attachments
+    assert att.data == base64.b64decode("JVBERi0xLjQKJcfsj6IK") and att.content_type == "application/pdf"
+    assert obs.value_attachment == att.ref(description="Report")
+    assert obs.value_code is not None and (obs.value_code.system, obs.value_code.code) == (
+        MIME_SYSTEM,
+        "application/pdf",
+    )
+    assert obs.value_text is None and "ATTACHMENT_NOT_INLINED" not in obs.flags
     assert "JVBERi0" not in obs.model_dump_json()
+
+
+def test_ed_that_does_not_decode_is_flagged_and_the_rest_kept() -> None:
+    result = map_message(oru("OBX|1|ED|PDF^Report^L||LAB^AP^PDF^Base64^JVBER*i0x||||||F||||||||||||LAB"), make_ctx())
+    (obs,) = observations(result)
+    assert not result.attachments and obs.value_attachment is None
+    assert "ATTACHMENT_DECODE_FAILED" in obs.flags and obs.performer == "LAB" and obs.status is RecordStatus.FINAL
+
+
+def test_ed_in_an_unknown_encoding_is_named_not_inlined() -> None:
+    (obs,) = observations(map_message(oru("OBX|1|ED|PDF^Report^L||LAB^TEXT^PLAIN^A^hello"), make_ctx()))
+    assert obs.value_code is not None and obs.value_code.code == "text/plain"
+    assert "ATTACHMENT_NOT_INLINED" in obs.flags and obs.value_attachment is None
 
 
 def test_specimen_from_spm_when_obr15_empty() -> None:
@@ -153,7 +174,7 @@ def test_several_patients_and_orders() -> None:
         b"PID|1||900^^^HOSP^PI\rOBR|1||F-1\rOBX|1|NM|A||1\r"
         b"PID|2||901^^^HOSP^PI\rORC|RE||F-2\rOBR|1||F-2\rOBX|1|NM|A||2\r"
     )
-    a, b = map_message(raw, make_ctx()).records
+    a, b = observations(map_message(raw, make_ctx()))
     assert (a.subject.value, b.subject.value) == ("900", "901")
     assert (a.report_id, b.report_id) == ("F-1", "F-2")
 
