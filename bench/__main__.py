@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import big_hl7, data, floor, model, path_mllp, paths, report, stages
+from bench import attach, big_hl7, data, floor, model, path_mllp, paths, report, stages
 from bench.proc import AMQP_URL, PG_URL
 from engine import logging as elog
 
-PATHS = ("adt", "oru", "mllp", "kith", "csv", "embedded")
+PATHS = ("adt", "oru", "mllp", "kith", "csv", "embedded", "attach")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] floor again failed ({type(exc).__name__}); using the start floor", file=sys.stderr)
     rows, fl = report.floor_rows(floors)
     rows += [report.path_row(r, fl) for r in results]
+    if "attach" in only:
+        _services_up(60.0)
+        rows += attach.rows(_step("attachments", attach.measure))
     rows += model.oru_rows(results, [] if ns.no_stages else st, fl, os.cpu_count() or 1)
     if not ns.no_stages:
         rows += report.stage_rows(st)

@@ -2,8 +2,9 @@
 
 ``run`` (adapters + workers from the config), ``check`` (config, bus, store), ``map FILE`` (what a
 message would become, writing nothing), ``journal ID`` (a citizen's journal), ``status``,
-``config schema``, ``import ADAPTER FILE`` (one-off CSV import), ``dead-letters`` / ``replay``,
-``serve`` (the FHIR API), ``demo`` (the ``make run`` demo on the embedded default).
+``attachment SHA256`` (an attachment's bytes), ``config schema``, ``import ADAPTER FILE`` (one-off CSV
+import), ``dead-letters`` / ``replay``, ``serve`` (the FHIR API), ``demo`` (the ``make run`` demo on the
+embedded default).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import structlog
@@ -48,6 +50,7 @@ app.add_typer(audit_app, name="audit")
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 log = structlog.get_logger("engine.cli")
+T = TypeVar("T")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -262,16 +265,12 @@ def journal(
     """A citizen's unified journal (by any of their identifiers)."""
     from engine.journal_view import load_journal
 
-    cfg = _load(config)
-    rt = _runtime(cfg, declare=False)
-    try:
+    def read(rt: Runtime) -> JournalView | None:
         view = load_journal(rt.store, identifier)
         _audit_journal_read(rt, view, identifier, history)
-    except EnjournalError as exc:  # an ambiguous value: no journal is guessed; an audit log that cannot be written
-        err.print(_reason(exc.reason), highlight=False)
-        raise typer.Exit(3 if isinstance(exc, TransientError) else 1) from None
-    finally:
-        rt.close()
+        return view
+
+    view = _audited(config, read)
     if view is None:
         err.print("no citizen with that identifier")
         raise typer.Exit(1)
@@ -281,25 +280,93 @@ def journal(
     print_journal(view)
 
 
-def _audit_journal_read(rt: Runtime, view: JournalView | None, identifier: str, history: bool) -> None:
+def _audited(config: Path | None, read: Callable[[Runtime], T]) -> T:
+    """What ``read`` (which writes its audit entry) returns from the config's store; exit 1 on an ambiguous
+    identifier, 3 when the audit log cannot be written (then nothing is given out)."""
+    cfg = _load(config)
+    rt = _runtime(cfg, declare=False)
+    try:
+        return read(rt)
+    except EnjournalError as exc:
+        err.print(_reason(exc.reason), highlight=False)
+        raise typer.Exit(3 if isinstance(exc, TransientError) else 1) from None
+    finally:
+        rt.close()
+
+
+def _audit_local(
+    rt: Runtime, found: bool, citizen_key: str | None, resource: str, ids: Sequence[str], query: str
+) -> None:
     """Record the CLI's read in the audit log (actor: the OS user) before anything is printed."""
     from engine.audit import AuditEntry, AuditLog
     from engine.auth.tokens import os_user
 
-    records = [*view.current, *(view.history if history else ())] if view is not None else []
     AuditLog(rt.store).append(
         AuditEntry(
             actor=f"os:{os_user()}",
             role="local",
             outcome="allowed",
-            reason_code="ALLOWED_LOCAL" if view is not None else "NOT_FOUND",
-            citizen_key=view.citizen.component if view is not None else identifier.strip(),
-            resource_type="Journal",
-            resource_ids=tuple(dict.fromkeys(str(r["record_key"]) for r in records)),
-            query=f"enjournal journal {identifier}{' --history' if history else ''}",
+            reason_code="ALLOWED_LOCAL" if found else "NOT_FOUND",
+            citizen_key=citizen_key,
+            resource_type=resource,
+            resource_ids=tuple(ids),
+            query=query,
             client="cli",
         )
     )
+
+
+def _audit_journal_read(rt: Runtime, view: JournalView | None, identifier: str, history: bool) -> None:
+    records = [*view.current, *(view.history if history else ())] if view is not None else []
+    citizen = view.citizen.component if view is not None else identifier.strip()
+    ids = list(dict.fromkeys(str(r["record_key"]) for r in records))
+    query = f"enjournal journal {identifier}{' --history' if history else ''}"
+    _audit_local(rt, view is not None, citizen, "Journal", ids, query)
+
+
+@app.command()
+def attachment(
+    sha256: str,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the bytes here (default: stdout)")
+    ] = None,
+) -> None:
+    """Write the bytes of a stored attachment (by the sha256 ``journal`` shows) to stdout or FILE; its type and
+    size go to stderr. The operator's own access, with the engine's store credentials, audited like ``journal``.
+    Exit 0 written, 1 not in the store, 2 not a sha256 or binary output to a terminal."""
+    digest = sha256.strip().lower()
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        err.print("not a sha256 (64 hex digits)")
+        raise typer.Exit(2)
+    if output is None and sys.stdout.isatty():
+        err.print("the bytes are binary: pass -o FILE or redirect stdout")
+        raise typer.Exit(2)
+
+    def read(rt: Runtime) -> tuple[str, bytes] | None:
+        found = rt.store.attachment(digest)
+        _audit_attachment_read(rt, digest, found is not None)
+        return found
+
+    found = _audited(config, read)
+    if found is None:
+        err.print("no attachment with that sha256 in the store")
+        raise typer.Exit(1)
+    content_type, data = found
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(data)
+    err.print(f"{content_type} {len(data)} bytes", markup=False, highlight=False)
+
+
+def _audit_attachment_read(rt: Runtime, digest: str, found: bool) -> None:
+    """The citizen is the one of the record that first brought the attachment."""
+    subject = rt.store.attachment_subject(digest) if found else None
+    citizen = rt.store.citizen(subject) if subject else None
+    key = citizen.component if citizen is not None else subject
+    _audit_local(rt, found, key, "Binary", [digest], f"enjournal attachment {digest}")
 
 
 def print_journal(view: JournalView) -> None:
@@ -324,7 +391,7 @@ def print_journal(view: JournalView) -> None:
     oslo = ZoneInfo("Europe/Oslo")
     for r in data["records"]:
         when = datetime.fromisoformat(r["event_time"]).astimezone(oslo).strftime("%Y-%m-%d %H:%M")
-        t.add_row(when, r["kind"], r["status"], summary_line(r), r["adapter"])
+        t.add_row(when, r["kind"], r["status"], escape(summary_line(r)), r["adapter"])  # text, not markup
     out.print(t)
 
 

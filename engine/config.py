@@ -47,7 +47,7 @@ from pydantic import (
 
 from engine import registry
 from engine.errors import ConfigError
-from engine.limits import RABBITMQ_DEFAULT_MESSAGE_BYTES, fit_to_bus
+from engine.limits import ATTACHMENT_DEFAULT_MAX_BYTES, RABBITMQ_DEFAULT_MESSAGE_BYTES, fit_to_bus
 from engine.redact import safe_reason
 
 if TYPE_CHECKING:
@@ -140,6 +140,9 @@ BusConfig = Annotated[EmbeddedBusConfig | RabbitBusConfig, Field(discriminator="
 class StoreConfig(_Strict):
     url: str = "sqlite:///var/journal.db"
     pool_size: int = 4
+    #: attachments larger than this are not stored (their records are flagged ``ATTACHMENT_TOO_LARGE``; the
+    #: bytes stay in the raw archive); PostgreSQL's bytea holds at most 1 GB
+    max_attachment_bytes: int = Field(default=ATTACHMENT_DEFAULT_MAX_BYTES, ge=0, le=512 * 1024 * 1024)
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _no_password(v)))
 

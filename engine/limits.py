@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 ENVELOPE_OVERHEAD = 16 * 1024
 #: RabbitMQ 4.x's default ``max_message_size``; 3.8-3.13 default to 128 MiB, so it fits both
 RABBITMQ_DEFAULT_MESSAGE_BYTES = 16 * 1024 * 1024
+#: the largest attachment the store keeps by default (``store.max_attachment_bytes``; scanned reports are a few MB)
+ATTACHMENT_DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: the embedded bus keeps each envelope in one SQLite row and reads batches of them into memory
 EMBEDDED_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 

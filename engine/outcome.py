@@ -34,6 +34,8 @@ class BatchStats:
     versions_unchanged: int = 0
     dead_letters: int = 0
     new_edges: int = 0
+    #: attachments stored by this batch (one per sha256 not stored before)
+    attachments_new: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     #: envelopes the store dead-lettered itself (isolated after a failed commit), as dead outcomes
     rejected: list[Outcome] = field(default_factory=list)
@@ -44,6 +46,7 @@ class BatchStats:
         self.versions_unchanged += other.versions_unchanged
         self.dead_letters += other.dead_letters
         self.new_edges += other.new_edges
+        self.attachments_new += other.attachments_new
         for kind, n in other.by_kind.items():
             self.by_kind[kind] = self.by_kind.get(kind, 0) + n
         self.rejected.extend(other.rejected)

@@ -75,7 +75,7 @@ class Runtime:
         return settings.mapping_options() if settings is not None else {}
 
     def mapper(self) -> Mapper:
-        return Mapper(self.mapping_options)
+        return Mapper(self.mapping_options, max_attachment_bytes=self.config.store.max_attachment_bytes)
 
     def build_adapter(self, name: str) -> Adapter:
         settings = self.config.adapters[name]

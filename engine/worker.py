@@ -7,6 +7,10 @@
   CSV row): it is archived and dead-lettered without mapping, with the rejection's code.
 * An envelope delivered more than ``delivery_limit`` times (it keeps killing workers) is dead-lettered
   as ``POISON_MESSAGE``.
+* Attachments are checked at the mapping step (:func:`engine.store.attachments.screen`): bytes that do not
+  match their sha256, or references that do not match the bytes, make the envelope a dead letter
+  (``ATTACHMENT_HASH_MISMATCH``, ``ATTACHMENT_SIZE_MISMATCH``, ``ATTACHMENT_MISSING``); one larger than
+  ``max_attachment_bytes`` is not stored and its records are flagged ``ATTACHMENT_TOO_LARGE``.
 * A mapped value the journal cannot hold (NUL, longer than its column) makes the envelope a dead letter
   at the mapping step, ``TEXT_NOT_STORABLE``; envelope metadata is made storable (:mod:`engine.store.text`).
 * Any other error while storing one envelope dead-letters that envelope alone and commits the rest of
@@ -35,7 +39,7 @@ from engine.errors import BusUnavailable, PermanentError, StoreUnavailable, Tran
 from engine.outcome import BatchStats, Outcome
 from engine.plugin import MapFn
 from engine.redact import safe_reason
-from engine.store import Store, text
+from engine.store import Store, attachments, text
 
 log = structlog.get_logger(__name__)
 
@@ -56,8 +60,14 @@ class WorkerStats:
 class Mapper:
     """Maps one envelope to an :class:`Outcome`; never raises for bad input."""
 
-    def __init__(self, options_for: Callable[[str], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        options_for: Callable[[str], dict[str, Any]] | None = None,
+        *,
+        max_attachment_bytes: int = attachments.DEFAULT_MAX_BYTES,
+    ) -> None:
         self._options_for = options_for or (lambda _name: {})
+        self._max_attachment = max_attachment_bytes
         self._fns: dict[str, MapFn] = {}
 
     def __call__(self, env: Envelope) -> Outcome:
@@ -71,7 +81,7 @@ class Mapper:
             result = fn(env.raw, env.context(self._options_for(env.adapter)))
             if text.suspect(env.raw, result):  # text the journal may not hold: look at all of it
                 text.check(result, [rec.content_json() for rec in result.records])
-            return Outcome(env, result=result)
+            return Outcome(env, result=attachments.screen(result, self._max_attachment))
         except PermanentError as exc:
             return Outcome(env, reason_code=exc.code, reason=safe_reason(exc.reason))
         except Exception as exc:  # noqa: BLE001 - a mapping bug must not stop the feed

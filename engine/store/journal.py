@@ -1,7 +1,8 @@
 """The journal store: one transaction per batch of envelopes, idempotent, order-independent.
 
 ``commit_batch`` writes, in one transaction: the raw archive rows, the record versions
-(``ON CONFLICT DO NOTHING`` on key + content hash), the identity edges, the dead letters and the
+(``ON CONFLICT DO NOTHING`` on key + content hash), the attachments the records refer to (once per sha256:
+:mod:`engine.store.attachments`), the identity edges, the dead letters and the
 processed-message keys. Nothing is updated in place, so the same message twice changes nothing and
 any order of the same set gives the same journal (see :func:`current_versions`).
 
@@ -29,7 +30,7 @@ from engine.envelope import Envelope
 from engine.errors import StoreUnavailable
 from engine.outcome import BatchStats, Outcome
 from engine.redact import safe_reason
-from engine.store import isolate, keys_async, text
+from engine.store import attachments, isolate, keys_async, text
 from engine.store import schema as s
 from engine.store.bulk import SQLITE_VARS, Bulk, Raced, Row, pg_select_in_args, pg_select_in_sql, select_in
 from engine.store.keys_async import AsyncKeyReader
@@ -183,6 +184,7 @@ class Store:
         versions = _version_rows(outcomes, stats)
         stats.versions_new = bulk(conn, s.record_versions, versions)
         stats.versions_unchanged = len(versions) - stats.versions_new
+        stats.attachments_new = attachments.write(conn, bulk, outcomes)
         edges = identity.apply_links(
             conn, ((link, o.envelope.id) for o in outcomes if o.result for link in o.result.links), self._edges, bulk
         )
@@ -254,6 +256,25 @@ class Store:
     def all_versions(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(sa.select(s.record_versions))]
+
+    def attachment(self, sha256: str) -> tuple[str, bytes] | None:
+        """(content type, bytes) of the stored attachment ``sha256`` (hex, any case), or None.
+
+        The store's read side knows no user: whoever calls this reads with the engine's store credentials.
+        ``enjournal attachment`` is the operator's own access, like ``enjournal journal``; a service that
+        serves attachments to others must check access and audit each read before calling it."""
+        with self.engine.connect() as c:
+            return attachments.read(c, sha256)
+
+    def attachment_subject(self, sha256: str) -> str | None:
+        """The subject key of the record that first brought the attachment ``sha256`` (whose it is), or None."""
+        with self.engine.connect() as c:
+            return attachments.subject(c, sha256)
+
+    def attachments_stored(self, sha256s: Iterable[str]) -> set[str]:
+        """Which of ``sha256s`` the store holds the bytes of (one query, chunked on SQLite; no bytes read)."""
+        with self.engine.connect() as c:
+            return attachments.stored(c, list(sha256s))
 
     def archived(self, envelope_id: str) -> Envelope | None:
         t = s.raw_archive
@@ -450,7 +471,8 @@ def _raw_row(env: Envelope) -> Row:
 def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
     """record_versions rows (each record's content serialised and hashed once, here, next to its writing:
     the bytes are in cache); counts the records per kind. Text the journal cannot hold raises
-    :class:`text.TextNotStorable` (NUL in content, a key, a subject or a source id that does not fit)."""
+    :class:`text.TextNotStorable` (NUL in content, a key, a subject or a source id that does not fit); a
+    reference to attachment bytes the message does not carry raises :class:`attachments.AttachmentInvalid`."""
     rows: list[Row] = []
     by_kind = stats.by_kind
     # the records of one message mostly share their subject, event time and source id (the same
@@ -467,8 +489,11 @@ def _version_rows(outcomes: Sequence[Outcome], stats: BatchStats) -> list[Row]:
         contents = [rec.content_json() for rec in result.records]
         # NUL shows as a JSON escape: no backslash, no NUL. One search of the joined bytes costs less than
         # a search per content (each call's overhead outweighs copying a message's few KB).
-        if b"\\" in b"".join(contents):
+        joined = b"".join(contents)
+        if b"\\" in joined:
             text.check(result, contents)
+        if attachments.REF_MARK in joined and not result.attachments:  # references to bytes not carried
+            attachments.check_refs(result)
         for rec, content in zip(result.records, contents, strict=True):
             kind, key, sid = rec.kind, rec.key, rec.provenance.source_message_id
             by_kind[kind] = by_kind.get(kind, 0) + 1

@@ -85,12 +85,22 @@ def _v5_audit_log(conn: sa.Connection) -> None:
     audit_schema.create(conn)
 
 
+def _v6_attachments(conn: sa.Connection) -> None:
+    """The ``attachments`` table (bytes by sha256). On PostgreSQL its ``data`` is stored EXTERNAL: out of line,
+    without the compression TOAST would try (and fail at) on every PDF or image, which costs CPU on write and
+    makes reading a slice of the bytes read them all."""
+    s.attachments.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE attachments ALTER COLUMN data SET STORAGE EXTERNAL")
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _v1_initial),
     (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
     (3, "processed_messages keyed by dedup_key and content hash", _v3_processed_content_hash),
     (4, "fhir ids of served records and citizens", _v4_fhir_ids),
     (5, "audit_log: append-only and hash-chained", _v5_audit_log),
+    (6, "attachments by sha256", _v6_attachments),
 ]
 _LOCK_ID = 7_243_001
 

@@ -16,6 +16,10 @@
   key with two rows is a control id a sender used again for different content. Rows from before
   migration 3 whose envelope was not archived carry the hash ``''`` (content unknown), which matches no
   message.
+* ``attachments``: the bytes of attachments records refer to (:class:`engine.model.AttachmentRef`), one row
+  per sha256, with the content type, the size, the envelope that first brought them and the subject of a
+  record of that envelope referring to them (whose they are, for the read side; migration 6). On
+  PostgreSQL ``data`` is stored out of line without compression: PDFs and images are compressed already.
 """
 
 from __future__ import annotations
@@ -105,6 +109,17 @@ processed_messages = sa.Table(
     sa.Column("envelope_id", sa.String(64), nullable=False),
     sa.Column("ack_code", sa.String(4), nullable=False),
     sa.Column("content_hash", sa.String(32), primary_key=True),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("content_type", sa.String(200), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("envelope_id", sa.String(64), nullable=False),
+    sa.Column("subject_key", sa.String(300), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
 fhir_ids = sa.Table(

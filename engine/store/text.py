@@ -23,6 +23,9 @@ one message), the rule is applied before the database sees a value, per kind of 
   NUL becomes the six characters ``\\u0000``, and a value longer than its column keeps its start plus a
   digest of the whole, so two different long values stay different. An envelope id that does not fit
   therefore never stops its batch: the envelope is archived and dead-lettered under the fitted id.
+* **Attachment bytes** (:attr:`MappingResult.attachments`) are binary: never looked at here. Their
+  references in records (content type, description, title) are record content like any other; the content
+  type of a stored attachment's row is metadata, made storable by :func:`fit` (:mod:`engine.store.attachments`).
 * Anything else a database refuses is found by the store's isolation of the failing envelope
   (:mod:`engine.store.isolate`): ``STORE_REJECTED``.
 """

@@ -39,3 +39,26 @@ def test_a_new_database_gets_every_step(store_url: str) -> None:
         assert not _indexes(engine, "raw_archive")
     finally:
         engine.dispose()
+
+
+def test_a_version_5_database_gets_the_attachments_table(store_url: str) -> None:
+    engine = make_engine(store_url, 2)
+    try:
+        with engine.begin() as c:  # what version 5 made
+            s.schema_migrations.create(c)
+            for version, name, step in STEPS[:5]:
+                step(c)
+                c.execute(s.schema_migrations.insert().values(version=version, name=name))
+        with engine.connect() as c:
+            assert not sa.inspect(c).has_table("attachments")
+        assert migrate(engine) == [6]
+        with engine.connect() as c:
+            cols = [col["name"] for col in sa.inspect(c).get_columns("attachments")]
+            assert cols == ["sha256", "content_type", "size", "envelope_id", "subject_key", "data"]
+            if engine.dialect.name == "postgresql":
+                storage = c.exec_driver_sql(
+                    "SELECT attstorage FROM pg_attribute WHERE attrelid = 'attachments'::regclass AND attname = 'data'"
+                ).scalar()
+                assert storage == "e"  # EXTERNAL: out of line, not compressed
+    finally:
+        engine.dispose()
