@@ -41,8 +41,11 @@ MAPPED: dict[str, str] = {
 
 #: transport and schema paths: how the document travelled and which schema it follows, not its content
 IGNORED: dict[str, str] = {
-    "MsgHead/MsgInfo/*": "message head: type, version, ids and addresses of the transport (the sender "
-    "and the patient are read from the payload)",
+    "MsgHead/MsgInfo/Type/*": "message type of the transport head (the payload's own type is read)",
+    "MsgHead/MsgInfo/MIGversion": "version of the head's implementation guide: schema",
+    "MsgHead/MsgInfo/GenDate": "time the transport head was generated",
+    "MsgHead/MsgInfo/MsgId": "transport id of the head (acknowledged by the AppRec)",
+    "MsgHead/MsgInfo/Ack/*": "acknowledgement request: transport",
     "MsgHead/Document/RefDoc/MsgType/@V": "payload kind in the transport head (the payload itself is read)",
     "MsgHead/Document/RefDoc/MsgType/@DN": "payload kind in the transport head (the payload itself is read)",
     "MsgHead/Document/RefDoc/MimeType": "payload content type in the transport head",
