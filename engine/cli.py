@@ -233,7 +233,7 @@ def map_file(
         raise typer.Exit(1)
     res = outcome.result
     assert res is not None
-    doc = {
+    doc: dict[str, Any] = {
         "status": "mapped",
         "message_type": res.message_type,
         "source_message_id": res.source_message_id,

@@ -163,9 +163,7 @@ def family(mapping: str) -> FamilySupport:
     try:
         module: Any = importlib.import_module(f"{package}.coverage")
     except ModuleNotFoundError:
-        raise UnsupportedMessage(
-            f"mapping {plugin.name} declares no coverage", code="COVERAGE_UNSUPPORTED"
-        ) from None
+        raise UnsupportedMessage(f"mapping {plugin.name} declares no coverage", code="COVERAGE_UNSUPPORTED") from None
     support: FamilySupport = module
     return support
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 from engine.coverage import Declarations
 from engine.model import MapContext
+from mappings.hl7v2.escape import unescape
 from mappings.hl7v2.message import NULL, Delimiters, Segment
 from mappings.hl7v2.parser import decode, parse_header, parse_text, split_messages
-from mappings.hl7v2.escape import unescape
 
 __all__ = ["COPIED", "IGNORED", "MAPPED", "declarations", "leaves"]
 

@@ -20,7 +20,7 @@ from lxml import etree
 
 from engine.coverage import Declarations
 from engine.model import MapContext
-from mappings.kith.xml import DEFAULT_MAX_BYTES, local, parse_xml
+from mappings.kith.xml import DEFAULT_MAX_BYTES, local, parse_xml, tag_name
 
 __all__ = ["IGNORED", "MAPPED", "declarations", "leaves"]
 
@@ -74,16 +74,17 @@ def leaves(raw: bytes, ctx: MapContext) -> Iterator[tuple[str, str]]:
 
 
 def _element(el: etree._Element, path: str) -> Iterator[tuple[str, str]]:
-    for name, value in el.attrib.items():
-        if not str(name).startswith(_XSI) and value.strip():
-            yield f"{path}/@{etree.QName(name).localname}", value
-    text = "".join([el.text or "", *(child.tail or "" for child in el)])
-    if text.strip():
-        yield path, text
+    for key, value in el.attrib.items():
+        attr, text = str(key), str(value)
+        if not attr.startswith(_XSI) and text.strip():
+            yield f"{path}/@{attr[attr.find('}') + 1 :]}", text
+    own = "".join([el.text or "", *(child.tail or "" for child in el)])
+    if own.strip():
+        yield path, own
     payload_parent = path.endswith("MsgHead/Document/RefDoc/Content")
     for child in el:
-        if not isinstance(child.tag, str):
+        name = tag_name(child.tag)
+        if name is None:
             continue  # a comment or processing instruction
-        name = local(child)
         restart = payload_parent and name != "Base64Container"
         yield from _element(child, name if restart else f"{path}/{name}")
