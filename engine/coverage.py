@@ -30,7 +30,7 @@ import hashlib
 import importlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +56,7 @@ __all__ = [
 TRIVIAL = frozenset({"true", "false", "yes", "no", "ja", "nei", "y", "n", "j", "0", "1", "t", "f", "x"})
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
 _SPACE = re.compile(r"\s+")
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)?")
 _B64_MIN = 64  # shorter values are not attachments
 _B64_CHARS = re.compile(r"[A-Za-z0-9+/=\s]+")
 
@@ -226,6 +227,7 @@ class _Content:
     numbers: frozenset[float]
     digests: frozenset[str]
     strings: frozenset[str]
+    tokens: frozenset[str]  # every number written in ``text`` (digits, an optional decimal part)
 
     @classmethod
     def of(cls, result: MappingResult) -> _Content:
@@ -239,7 +241,8 @@ class _Content:
         digests = {s for s in strings if len(s) == 64 and all(c in "0123456789abcdef" for c in s)}
         digests |= {hashlib.sha256(att.data).hexdigest() for att in result.attachments}
         text = "\x1f".join(strings)
-        return cls(text, _SPACE.sub(" ", text), frozenset(numbers), frozenset(digests), frozenset(strings))
+        tokens = frozenset(_TOKEN.findall(text))
+        return cls(text, _SPACE.sub(" ", text), frozenset(numbers), frozenset(digests), frozenset(strings), tokens)
 
     def whole(self, value: str) -> bool:
         """Whether ``value`` is a whole string or number of the result (for COPIED paths)."""
@@ -259,13 +262,12 @@ class _Content:
         return len(value) >= _B64_MIN and self._attachment(value)
 
     def _number(self, value: str) -> bool:
+        """A number counts when the result holds it as a number or writes it as a whole number."""
         point = value.replace(",", ".")
         if float(point) in self.numbers:
             return True
-        pattern = rf"(?<![\d.,]){re.escape(value)}(?![\d]|[.,]\d)"
-        if re.search(pattern, self.text):
-            return True
-        return point != value and re.search(rf"(?<![\d.,]){re.escape(point)}(?![\d]|[.,]\d)", self.text) is not None
+        digits = value.lstrip("+-")
+        return digits in self.tokens or digits.replace(",", ".") in self.tokens
 
     def _attachment(self, value: str) -> bool:
         if not self.digests or not _B64_CHARS.fullmatch(value):
@@ -292,8 +294,3 @@ def _collect(value: Any, strings: list[str], numbers: set[float]) -> None:
     elif isinstance(value, list | tuple):
         for v in value:
             _collect(v, strings, numbers)
-
-
-def walk(items: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-    """``items`` without the empty values (a helper for the families' leaf readers)."""
-    return ((p, v) for p, v in items if v and not v.isspace())
