@@ -181,7 +181,7 @@ def measure(raw: bytes, ctx: MapContext, mapping: str, result: MappingResult) ->
     support = family(mapping)
     decl = support.declarations(ctx)
     content = _Content.of(result)
-    verdicts: dict[str, tuple[str, str | None]] = {}  # path -> (kind, reason) for declared paths
+    verdicts: dict[str, tuple[str, str | None]] = {}  # path -> (kind, reason): each path is looked up once
     represented = 0
     ignored: Counter[str] = Counter()
     reasons: dict[str, str] = {}
