@@ -1,0 +1,1 @@
+"""Authentication and access control of the read side: principals, tokens, policy."""
