@@ -11,9 +11,10 @@ MAPPED (values the mapping transforms: times, status codes, OIDs). A one-charact
 counts only through a declaration (it would match anywhere): a MAPPED one, or a COPIED one (a path whose
 value the mapping copies whole, where a short value counts when it equals a whole value of the result,
 e.g. an abnormal flag ``N`` or a unit ``%``); a longer number must occur as a whole number; a
-base64 value counts when its bytes are an attachment of the result (by sha256). A leaf whose path the
-family declares IGNORED (routing, transport, schema) counts as *ignored*, with the declared reason.
-Everything else is *unmapped*, listed by path with a count.
+base64 value counts when its bytes are an attachment of the result (by sha256). A leaf that is not
+represented but whose path the family declares IGNORED (routing, transport, schema) counts as *ignored*,
+with the declared reason (a declaration never hides what does reach the result). Everything else is
+*unmapped*, listed by path with a count.
 
 ``share`` is ``represented / (leaves - ignored)``: the part of what should reach the journal that does.
 
@@ -57,6 +58,8 @@ TRIVIAL = frozenset({"true", "false", "yes", "no", "ja", "nei", "y", "n", "j", "
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
 _SPACE = re.compile(r"\s+")
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)?")
+_HL7_TIME = re.compile(r"(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})?(\d{2})?(?:\.\d+)?)?(?:[+-]\d{4})?")
+_NO_TIME = re.compile(r"(\d{2})\.(\d{2})\.(\d{4})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _B64_MIN = 64  # shorter values are not attachments
 _B64_CHARS = re.compile(r"[A-Za-z0-9+/=\s]+")
 
@@ -188,11 +191,11 @@ def measure(raw: bytes, ctx: MapContext, mapping: str, result: MappingResult) ->
     unmapped: Counter[str] = Counter()
     for path, value in support.leaves(raw, ctx):
         kind, reason = verdicts.get(path) or verdicts.setdefault(path, _declared(decl, path))
-        if kind == "ignored":
+        if kind == "mapped" or content.holds(value) or (kind == "copied" and content.whole(value)):
+            represented += 1
+        elif kind == "ignored":
             ignored[path] += 1
             reasons[path] = reason or ""
-        elif kind == "mapped" or content.holds(value) or (kind == "copied" and content.whole(value)):
-            represented += 1
         else:
             unmapped[path] += 1
     leaves = represented + sum(ignored.values()) + sum(unmapped.values())
@@ -256,10 +259,16 @@ class _Content:
         if len(value) <= 1 or value.lower() in TRIVIAL:
             return False
         if _NUMBER.fullmatch(value):
-            return self._number(value)
-        if value in self.text or _SPACE.sub(" ", value) in self.spaced:
+            return self._number(value) or self._time(value)
+        if value in self.text or _SPACE.sub(" ", value) in self.spaced or self._time(value):
             return True
         return len(value) >= _B64_MIN and self._attachment(value)
+
+    def _time(self, value: str) -> bool:
+        """A time or date written as HL7 (``20240301101500``, offset or fraction after it) or Norwegian
+        (``01.03.2024 10:15``) counts when the result writes it in ISO form (``2024-03-01T10:15:00``)."""
+        iso = _iso(value)
+        return iso is not None and iso in self.text
 
     def _number(self, value: str) -> bool:
         """A number counts when the result holds it as a number or writes it as a whole number."""
@@ -277,6 +286,24 @@ class _Content:
         except (binascii.Error, ValueError):
             return False
         return hashlib.sha256(data).hexdigest() in self.digests
+
+
+def _iso(value: str) -> str | None:
+    """The ISO prefix a date or time is written with in a result (seconds only when the source gives them)."""
+    m = _HL7_TIME.fullmatch(value)
+    if m:
+        year, month, day, hour, minute, second = m.groups()
+    else:
+        m = _NO_TIME.fullmatch(value)
+        if not m:
+            return None
+        day, month, year, hour, minute, second = m.groups()
+    if not ("01" <= month <= "12" and "01" <= day <= "31"):
+        return None
+    iso = f"{year}-{month}-{day}"
+    if hour is not None and minute is not None:
+        iso += f"T{hour}:{minute}" + (f":{second}" if second else "")
+    return iso
 
 
 def _collect(value: Any, strings: list[str], numbers: set[float]) -> None:

@@ -6,8 +6,10 @@ and ``SEG-f.c.s`` for the sub-components of a component that has them (``PID-3.4
 segment's position are not in the path. MSH-1 and MSH-2 (the delimiters) are leaves of their own. Every
 message of a batch is read; batch and file framing segments (FHS, BHS, BTS, FTS) are leaves too.
 
-:data:`MAPPED` lists the positions whose values the mapping transforms (times to ISO, codes to enums);
-:data:`IGNORED` the routing and transport positions, each with its reason.
+:data:`MAPPED` lists the positions whose values the mapping transforms beyond recognition (codes to enums,
+coding system names to OIDs); a time needs no declaration, it is found in its ISO form. :data:`COPIED`
+lists the positions whose short values (a flag ``H``, a unit ``%``) count when they equal a whole value
+of the result. :data:`IGNORED` lists the routing and transport positions, each with its reason.
 """
 
 from __future__ import annotations
@@ -28,24 +30,12 @@ _HEADERS = ("MSH", "FHS", "BHS")
 
 #: positions whose values the mapping reads and re-expresses (so their text is not in the result)
 MAPPED: dict[str, str] = {
-    "MSH-7": "message time: the event time when the segments carry none (ISO)",
-    "MSH-9": "message type and event: the mapping chosen, the message_type",
     "MSH-18": "character set: the text is decoded by it",
-    "PID-7": "birth date (ISO date)",
     "PID-8": "administrative sex (male/female/other/unknown)",
-    "PID-29": "death time (ISO)",
     "PID-30": "death indicator: deceased_at",
     "PV1-2": "patient class (encounter_class)",
-    "PV1-44": "admit time (ISO)",
-    "PV1-45": "discharge time (ISO)",
-    "EVN-2": "recorded time (ISO)",
-    "EVN-6": "event occurred (ISO)",
-    "OBR-7": "observation time (ISO)",
-    "OBR-22": "report time (ISO)",
     "OBR-25": "result status (record status)",
-    "OBX-2": "value type (value_type)",
     "OBX-11": "result status (record status)",
-    "OBX-14": "observation time (ISO)",
     "TXA-17": "completion status (record status)",
     "TXA-19": "availability status (record status)",
     "TXA-2.3": "coding system name (an OID by HL7 table 0396)",
@@ -82,7 +72,11 @@ IGNORED: dict[str, str] = {
     "MSH-2": "encoding characters of the message itself",
     "MSH-5": "receiving application: routing",
     "MSH-6": "receiving facility: routing",
+    "MSH-7": "time the message was made: transport (the event time is read from EVN, OBR and OBX; MSH-7 "
+    "stands in only when they carry none)",
     "MSH-8": "security: transport",
+    "OBX-2": "data type of OBX-5: syntax (how the value is read; kept as value_type where a record has one)",
+    "MSH-9.3": "message structure id: syntax (the type and event are read)",
     "MSH-11": "processing id (production/test): transport",
     "MSH-12": "HL7 version: syntax",
     "MSH-13": "sequence number: transport",

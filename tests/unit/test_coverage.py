@@ -156,11 +156,24 @@ def test_declared_ignored_path_counts_as_ignored_with_its_reason(mapped_oru: Map
 def test_transformed_value_counts_only_when_declared(
     monkeypatch: pytest.MonkeyPatch, mapped_oru: MappingResult
 ) -> None:
-    leaves = [("OBR-7.1", "20260316070000")]  # the result holds it as ISO, not as written
+    leaves = [("OBR-25.1", "CORR")]  # a status code the result holds as its enum, not as written
     _stub_family(monkeypatch, leaves, Declarations())
-    assert measure(b"", CTX, "hl7v2", mapped_oru).unmapped[0].path == "OBR-7.1"
-    _stub_family(monkeypatch, leaves, Declarations(mapped={"OBR-7": "observation time"}))
+    assert measure(b"", CTX, "hl7v2", mapped_oru).unmapped[0].path == "OBR-25.1"
+    _stub_family(monkeypatch, leaves, Declarations(mapped={"OBR-25": "result status"}))
     assert measure(b"", CTX, "hl7v2", mapped_oru).represented == 1
+
+
+def test_times_count_in_their_iso_form(monkeypatch: pytest.MonkeyPatch, mapped_oru: MappingResult) -> None:
+    leaves = [
+        ("OBR-7.1", "20260316070000"),  # HL7 DTM: the result writes 2026-03-16T07:00:00...
+        ("OBR-7.1", "202603160700+0100"),  # minutes and an offset
+        ("CSV", "16.03.2026 07:00"),  # Norwegian date and time
+        ("OBR-8.1", "20260316071500"),  # a time the result does not hold
+        ("PID-7.1", "19691313"),  # not a date (month 13)
+    ]
+    _stub_family(monkeypatch, leaves, Declarations())
+    c = measure(b"", CTX, "hl7v2", mapped_oru)
+    assert c.represented == 3 and [p.path for p in c.unmapped] == ["OBR-8.1", "PID-7.1"]
 
 
 def test_value_matching_normalises_but_not_trivially(
