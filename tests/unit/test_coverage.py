@@ -193,6 +193,15 @@ def test_value_matching_normalises_but_not_trivially(
     assert measure(b"", CTX, "hl7v2", mapped_oru).represented == 3
 
 
+def test_kith_status_codes_are_mapped_and_schema_version_ignored() -> None:
+    raw = (REPO / "tests/fixtures/kith/sarepta_svarrapport-v1.4_biokjemi_ny.xml").read_bytes()
+    c = of_envelope(raw, CTX, "kith")
+    unmapped = {p.path for p in c.unmapped}
+    assert "Message/ServReport/Patient/ResultItem/StatusInvestigation/@V" not in unmapped
+    assert "Message/ServReport/Status/@V" not in unmapped
+    assert {i.path: i.reason for i in c.ignored}["Message/MIGversion"] == kith_cov.IGNORED["*/MIGversion"]
+
+
 def test_of_envelope_maps_and_measures() -> None:
     c = of_envelope(ORU, CTX, "hl7")
     assert c.mapping == "hl7v2" and c.leaves > 30 and 0 < c.share <= 1
