@@ -3,7 +3,7 @@
 ``run`` (adapters + workers from the config), ``check`` (config, bus, store), ``map FILE`` (what a
 message would become, writing nothing), ``journal ID`` (a citizen's journal), ``status``,
 ``config schema``, ``import ADAPTER FILE`` (one-off CSV import), ``dead-letters`` / ``replay``,
-``demo`` (the ``make run`` demo on the embedded default).
+``serve`` (the FHIR API), ``demo`` (the ``make run`` demo on the embedded default).
 """
 
 from __future__ import annotations
@@ -448,6 +448,24 @@ def import_cmd(adapter: str, file: Path, config: ConfigOpt = None) -> None:
 def config_schema() -> None:
     """Print the config's JSON Schema (for editor completion)."""
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the journal as a FHIR R4 API (``/fhir``)."""
+    from engine.api.serve import serve as run_api
+
+    cfg = _load(config)
+    try:
+        run_api(config or DEFAULT_CONFIG, cfg, host, port, workers)
+    except ConfigError as exc:
+        err.print(f"[red]config error[/red]\n{escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -12,7 +12,7 @@ import hashlib
 
 from engine.model import Party
 
-__all__ = ["RESOURCE_TYPES", "party_id", "party_ref", "record_id", "record_ref"]
+__all__ = ["RESOURCE_TYPES", "citizen_id", "party_id", "party_ref", "record_id", "record_ref"]
 
 #: the FHIR resource type each record kind is served as
 RESOURCE_TYPES = {
@@ -59,3 +59,8 @@ def party_ref(party: Party) -> dict[str, str]:
     if party.name:
         ref["display"] = party.name
     return ref
+
+
+def citizen_id(component: str) -> str:
+    """The FHIR id of the citizen whose identity component is labelled ``component`` (its smallest key)."""
+    return _digest("patient|" + component)

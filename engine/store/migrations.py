@@ -72,10 +72,16 @@ def _v3_postgresql(conn: sa.Connection) -> None:
         conn.exec_driver_sql(sql)
 
 
+def _v4_fhir_ids(conn: sa.Connection) -> None:
+    """The read side's id table (see :mod:`engine.store.schema`)."""
+    s.fhir_ids.create(conn, checkfirst=True)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _v1_initial),
     (2, "raw_archive without unused indexes", _v2_raw_archive_lean),
     (3, "processed_messages keyed by dedup_key and content hash", _v3_processed_content_hash),
+    (4, "fhir ids of served records and citizens", _v4_fhir_ids),
 ]
 _LOCK_ID = 7_243_001
 

@@ -8,6 +8,9 @@
 * ``identifiers`` / ``identity_edges`` / ``identity_conflicts``: the identity graph. A citizen is a
   connected component; ``identifiers.component`` is the smallest identifier key in it.
 * ``dead_letters``: envelopes that could not be mapped, with a stable reason code.
+* ``fhir_ids``: the FHIR id the read side gave a record or a citizen (a digest of its key, so a key's
+  characters and personal data never reach a URL) -> that key. Written when the id is first served: a
+  client only knows ids it was served.
 * ``processed_messages``: sender-side message keys (HL7 app|facility|MSH-10) with the content hash of the
   message (the first 32 hex digits of its sha256) and the ACK code given. One row per key and content: a
   key with two rows is a control id a sender used again for different content. Rows from before
@@ -102,6 +105,14 @@ processed_messages = sa.Table(
     sa.Column("envelope_id", sa.String(64), nullable=False),
     sa.Column("ack_code", sa.String(4), nullable=False),
     sa.Column("content_hash", sa.String(32), primary_key=True),
+)
+
+fhir_ids = sa.Table(
+    "fhir_ids",
+    metadata,
+    sa.Column("fhir_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
 )
 
 schema_migrations = sa.Table(
