@@ -32,7 +32,9 @@ from engine.redact import safe_reason
 from engine.sniff import sniff_mapping
 
 if TYPE_CHECKING:
+    from engine.coverage import Coverage
     from engine.journal_view import JournalView
+    from engine.model import MapContext, MappingResult
     from engine.runtime import Runtime
     from engine.store import Store
 
@@ -201,6 +203,9 @@ def map_file(
     mapping: Annotated[str | None, typer.Option(help="mapping name (default: sniffed)")] = None,
     adapter: Annotated[str | None, typer.Option(help="adapter whose mapping options to use (CSV)")] = None,
     config: ConfigOpt = None,
+    coverage: Annotated[
+        bool, typer.Option("--coverage", help="also show which source leaves the result represents (paths only)")
+    ] = False,
 ) -> None:
     """Show what a message would become, writing nothing. Exit 0 mapped, 1 rejected (with the reason code)."""
     from engine.envelope import Envelope
@@ -224,6 +229,7 @@ def map_file(
         name = mapping or settings.mapping
     env = Envelope.build(raw, adapter=adapter or "cli", mapping=name, content_type="application/octet-stream")
     outcome = Mapper(lambda _a: options)(env)
+    cover = _coverage(env.raw, env.context(options), env.mapping, outcome.result) if coverage else None
     if outcome.dead:  # the Mapper's reason went through safe_reason already
         if as_json:
             out.print_json(
@@ -234,7 +240,7 @@ def map_file(
         raise typer.Exit(1)
     res = outcome.result
     assert res is not None
-    doc = {
+    doc: dict[str, Any] = {
         "status": "mapped",
         "message_type": res.message_type,
         "source_message_id": res.source_message_id,
@@ -242,6 +248,8 @@ def map_file(
         "records": [r.model_dump(mode="json") for r in res.records],
         "links": [link.model_dump(mode="json") for link in res.links],
     }
+    if cover is not None:
+        doc["coverage"] = cover.model_dump(mode="json")
     if as_json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -253,6 +261,34 @@ def map_file(
         out.print(t)
         for w in res.warnings:
             out.print(f"warning: {w}")
+        if cover is not None:
+            print_coverage(cover)
+
+
+def _coverage(raw: bytes, ctx: MapContext, mapping: str, result: MappingResult | None) -> Coverage | None:
+    """The coverage of a mapped message, or None (with a note) when its mapping declares none."""
+    from engine.coverage import measure
+
+    if result is None:
+        return None
+    try:
+        return measure(raw, ctx, mapping, result)
+    except PermanentError as exc:
+        err.print(f"no coverage: {exc.code}", markup=False)
+        return None
+
+
+def print_coverage(cover: Coverage) -> None:
+    """Share, counts and the unmapped and ignored paths of a :class:`engine.coverage.Coverage` (no values)."""
+    out.print(
+        f"coverage {cover.share * 100:.1f} %: {cover.leaves} leaves, {cover.represented} represented, "
+        f"{cover.ignored_leaves} ignored, {cover.unmapped_leaves} unmapped",
+        highlight=False,
+    )
+    for p in cover.unmapped:
+        out.print(f"  unmapped {p.count:>4}  {escape(p.path)}", highlight=False)
+    for i in cover.ignored:
+        out.print(f"  ignored  {i.count:>4}  {escape(i.path)}  ({escape(i.reason)})", highlight=False)
 
 
 @app.command()
