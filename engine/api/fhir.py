@@ -7,6 +7,7 @@ caller may read it, renders, writes the audit record, and only then answers. Res
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -213,6 +214,25 @@ def type_search(rtype: str, request: Request) -> Response:
     page, total = _page(reader.resources(found, rtype), rtype, search)
     guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in page)}))
     return fhir_json(_bundle(request, page, total, search))
+
+
+@router.get("/Binary/{sha256}")
+def binary(sha256: str, request: Request) -> Response:
+    """An attachment's bytes as they are (or, asked for ``application/fhir+json``, as a Binary resource)."""
+    reader, guard, principal = _parts(request)
+    content_type, data, found = reader.binary(sha256.lower())
+    access = _access(principal, "read", "Binary", found, request)
+    _checked(guard, access)
+    guard.audit(Access(**{**access.__dict__, "resource_ids": (sha256.lower(),)}))
+    if FHIR_JSON in request.headers.get("accept", ""):
+        body = {
+            "resourceType": "Binary",
+            "id": sha256.lower(),
+            "contentType": content_type,
+            "data": base64.b64encode(data).decode("ascii"),
+        }
+        return fhir_json(body)
+    return Response(data, media_type=content_type, headers={"Content-Disposition": "attachment"})
 
 
 def _party_read(rtype: str, fhir_id: str, request: Request) -> Response:

@@ -205,6 +205,16 @@ class Reader:
             raise FhirError(404, "NOT_FOUND", "no Provenance with this id")
         return provenance(rows[0], meta.get(rows[0]["envelope_id"])), found
 
+    def binary(self, sha256: str) -> tuple[str, bytes, Found]:
+        """(content type, bytes, citizen) of a stored attachment; its citizen is the subject of the record
+        that first brought it."""
+        subject = self.store.attachment_subject(sha256)
+        found = self.find("", subject) if subject else None
+        stored = self.store.attachment(sha256) if found is not None else None
+        if found is None or stored is None:
+            raise FhirError(404, "NOT_FOUND", "no Binary with this id")
+        return stored[0], stored[1], found
+
     def _versions(self, resource_type: str, fhir_id: str) -> tuple[str, list[dict[str, Any]]]:
         with self.store.engine.connect() as c:
             known = q.key_of(c, fhir_id)

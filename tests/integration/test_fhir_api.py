@@ -191,3 +191,22 @@ def test_provenance_of_every_version(client: TestClient) -> None:
     again = valid(client.get(f"/fhir/Provenance/{newest['id']}").json())
     assert again == newest
     assert client.get("/fhir/Provenance", params={"target": "Observation"}).status_code == 400
+
+
+def test_an_attachment_is_served_as_binary(any_store: Any, client: TestClient) -> None:
+    any_store.commit_batch([_mapped("e7", "hl7v2/no_ORU-R01_synthetic_fidelity_utf8.hl7", map_hl7)])
+    pid = _patient_id(client, "14857240023")
+    found = valid(client.get("/fhir/Observation", params={"patient": pid}).json())
+    refs = [
+        d["reference"]
+        for e in found["entry"]
+        for d in e["resource"].get("derivedFrom", ())
+        if d["reference"].startswith("Binary/")
+    ]
+    assert len(refs) == 1
+    raw = client.get(f"/fhir/{refs[0]}")
+    assert raw.status_code == 200 and raw.headers["content-type"] == "application/pdf"
+    assert raw.content.startswith(b"%PDF-1.4")
+    as_json = valid(client.get(f"/fhir/{refs[0]}", headers={"Accept": "application/fhir+json"}).json())
+    assert as_json["contentType"] == "application/pdf"
+    assert client.get("/fhir/Binary/" + "0" * 64).status_code == 404
