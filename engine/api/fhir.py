@@ -8,6 +8,7 @@ caller may read it, renders, writes the audit record, and only then answers. Res
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -57,8 +58,22 @@ def _checked(guard: Guard, access: Access) -> None:
     try:
         guard.allow(access)
     except FhirError as exc:
-        guard.audit(Access(**{**access.__dict__, "outcome": f"denied:{exc.code}"}))
+        guard.audit(replace(access, outcome=f"denied:{exc.code}"))
         raise
+
+
+def _allow(
+    guard: Guard, principal: Principal, action: str, rtype: str, found: Found | None, request: Request
+) -> Access:
+    """The access a request makes, after the policy allowed it (a refusal is audited, then raised)."""
+    access = _access(principal, action, rtype, found, request)
+    _checked(guard, access)
+    return access
+
+
+def _audited(guard: Guard, access: Access, resource_ids: Any) -> None:
+    """Audit an allowed read with the ids of what it returns (before the response leaves)."""
+    guard.audit(replace(access, resource_ids=tuple(resource_ids)))
 
 
 def _access(principal: Principal, action: str, rtype: str, found: Found | None, request: Request) -> Access:
@@ -113,10 +128,10 @@ def patient_search(request: Request) -> Response:
     access = _access(principal, "search", "Patient", found, request)
     if found is None:  # asked about the identifier itself: a refusal must not depend on whether it exists
         asked = f"{system.removeprefix('urn:oid:')}|{value}"
-        access = Access(**{**access.__dict__, "identifier_keys": frozenset({asked})})
+        access = replace(access, identifier_keys=frozenset({asked}))
     _checked(guard, access)
     entries = [reader.patient(found)] if found else []
-    guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in entries)}))
+    _audited(guard, access, tuple(e["id"] for e in entries))
     return fhir_json(_bundle(request, entries, len(entries), None))
 
 
@@ -124,10 +139,9 @@ def patient_search(request: Request) -> Response:
 def patient_read(fhir_id: str, request: Request) -> Response:
     reader, guard, principal = _parts(request)
     found = reader.citizen(fhir_id)
-    access = _access(principal, "read", "Patient", found, request)
-    _checked(guard, access)
+    access = _allow(guard, principal, "read", "Patient", found, request)
     body = reader.patient(found)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    _audited(guard, access, (fhir_id,))
     return fhir_json(body)
 
 
@@ -135,10 +149,9 @@ def patient_read(fhir_id: str, request: Request) -> Response:
 def patient_everything(fhir_id: str, request: Request) -> Response:
     reader, guard, principal = _parts(request)
     found = reader.citizen(fhir_id)
-    access = _access(principal, "everything", "Patient", found, request)
-    _checked(guard, access)
+    access = _allow(guard, principal, "everything", "Patient", found, request)
     entries = [reader.patient(found), *reader.resources(found), *reader.parties(found)]
-    guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in entries)}))
+    _audited(guard, access, tuple(e["id"] for e in entries))
     return fhir_json(_bundle(request, entries, len(entries), None))
 
 
@@ -150,8 +163,7 @@ def audit_search(request: Request) -> Response:
         raise FhirError(400, "SEARCH_PARAMETER_INVALID", "AuditEvent search supports patient=ID and _count")
     count = srch.count(params.get("_count", "100"))
     found = reader.citizen(params["patient"].removeprefix("Patient/"))
-    access = _access(principal, "search", "AuditEvent", found, request)
-    _checked(guard, access)
+    access = _allow(guard, principal, "search", "AuditEvent", found, request)
     guard.audit(access)  # reading an access log is itself a read that is logged
     entries = [
         audit_event(r, found.fhir_id)
@@ -172,9 +184,8 @@ def provenance_search(request: Request) -> Response:
     if not fhir_id:
         raise FhirError(400, "SEARCH_PARAMETER_INVALID", "search parameter target: TYPE/ID")
     entries, found = reader.provenances(rtype, fhir_id.split("/")[0])
-    access = _access(principal, "search", "Provenance", found, request)
-    _checked(guard, access)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in entries)}))
+    access = _allow(guard, principal, "search", "Provenance", found, request)
+    _audited(guard, access, tuple(e["id"] for e in entries))
     return fhir_json(_bundle(request, entries, len(entries), None))
 
 
@@ -182,9 +193,8 @@ def provenance_search(request: Request) -> Response:
 def provenance_read(fhir_id: str, request: Request) -> Response:
     reader, guard, principal = _parts(request)
     body, found = reader.provenance(fhir_id)
-    access = _access(principal, "read", "Provenance", found, request)
-    _checked(guard, access)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    access = _allow(guard, principal, "read", "Provenance", found, request)
+    _audited(guard, access, (fhir_id,))
     return fhir_json(body)
 
 
@@ -209,10 +219,9 @@ def type_search(rtype: str, request: Request) -> Response:
     search = srch.parse(rtype, list(request.query_params.multi_items()))
     assert search.patient is not None  # parse() requires it
     found = reader.citizen(search.patient)
-    access = _access(principal, "search", rtype, found, request)
-    _checked(guard, access)
+    access = _allow(guard, principal, "search", rtype, found, request)
     page, total = _page(reader.resources(found, rtype), rtype, search)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": tuple(e["id"] for e in page)}))
+    _audited(guard, access, tuple(e["id"] for e in page))
     return fhir_json(_bundle(request, page, total, search))
 
 
@@ -221,9 +230,8 @@ def binary(sha256: str, request: Request) -> Response:
     """An attachment's bytes as they are (or, asked for ``application/fhir+json``, as a Binary resource)."""
     reader, guard, principal = _parts(request)
     content_type, data, found = reader.binary(sha256.lower())
-    access = _access(principal, "read", "Binary", found, request)
-    _checked(guard, access)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": (sha256.lower(),)}))
+    access = _allow(guard, principal, "read", "Binary", found, request)
+    _audited(guard, access, (sha256.lower(),))
     if FHIR_JSON in request.headers.get("accept", ""):
         body = {
             "resourceType": "Binary",
@@ -238,9 +246,8 @@ def binary(sha256: str, request: Request) -> Response:
 def _party_read(rtype: str, fhir_id: str, request: Request) -> Response:
     reader, guard, principal = _parts(request)
     body, found = reader.party(rtype, fhir_id)
-    access = _access(principal, "read", rtype, found, request)
-    _checked(guard, access)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    access = _allow(guard, principal, "read", rtype, found, request)
+    _audited(guard, access, (fhir_id,))
     return fhir_json(body)
 
 
@@ -250,10 +257,9 @@ def read(rtype: str, fhir_id: str, request: Request) -> Response:
         return _party_read(rtype, fhir_id, request)
     reader, guard, principal = _parts(request)
     rec, row, found = reader.record(rtype, fhir_id)
-    access = _access(principal, "read", rtype, found, request)
-    _checked(guard, access)
+    access = _allow(guard, principal, "read", rtype, found, request)
     body = reader.render(rec, row, found)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    _audited(guard, access, (fhir_id,))
     return fhir_json(body)
 
 
@@ -261,10 +267,9 @@ def read(rtype: str, fhir_id: str, request: Request) -> Response:
 def history(rtype: str, fhir_id: str, request: Request) -> Response:
     reader, guard, principal = _parts(request)
     versions, found = reader.history(rtype, fhir_id)
-    access = _access(principal, "history", rtype, found, request)
-    _checked(guard, access)
+    access = _allow(guard, principal, "history", rtype, found, request)
     entries = [reader.render(rec, row, found) for rec, row in versions]
-    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    _audited(guard, access, (fhir_id,))
     bundle = _bundle(request, entries, len(entries), None)
     bundle["type"] = "history"
     for e in bundle["entry"]:
@@ -276,10 +281,9 @@ def history(rtype: str, fhir_id: str, request: Request) -> Response:
 def vread(rtype: str, fhir_id: str, version: str, request: Request) -> Response:
     reader, guard, principal = _parts(request)
     versions, found = reader.history(rtype, fhir_id)
-    access = _access(principal, "vread", rtype, found, request)
-    _checked(guard, access)
+    access = _allow(guard, principal, "vread", rtype, found, request)
     hit = next(((rec, row) for rec, row in versions if row["version_hash"] == version), None)
-    guard.audit(Access(**{**access.__dict__, "resource_ids": (fhir_id,)}))
+    _audited(guard, access, (fhir_id,))
     if hit is None:
         raise FhirError(404, "NOT_FOUND", f"no such version of this {rtype}")
     return fhir_json(reader.render(hit[0], hit[1], found))

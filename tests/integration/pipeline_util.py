@@ -51,6 +51,20 @@ def write_config(
     return p
 
 
+def cli(config: Path, *args: str, text: bool = True, env: dict[str, str] | None = None) -> Any:
+    """``enjournal ARGS -c CONFIG`` in a subprocess with a minimal environment (plus ``env``); its
+    CompletedProcess (str output, or bytes with ``text=False``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args, "-c", str(config)],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=text,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", **(env or {})},
+    )
+
+
 def engine_process(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "engine.cli", "run", "-c", str(config), *args]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from engine.outcome import Outcome
 from engine.store import Store
 from engine.store import schema as s
 from engine.worker import Mapper
-from tests.conftest import REPO
 from tests.helpers import fnr
 from tests.integration import attachment_mapping as am
+from tests.integration.pipeline_util import cli
 
 
 def env(n: int, variant: str = "shared", size: int = 4096, env_id: str | None = None) -> Envelope:
@@ -133,13 +132,7 @@ def test_an_attachment_above_the_limit_is_not_stored_and_its_records_are_flagged
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args, "-c", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        timeout=120,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
+    return cli(config, *args, text=False)  # type: ignore[no-any-return]
 
 
 def test_journal_shows_attachments_and_the_cli_writes_their_bytes(tmp_path: Path, sqlite_url: str) -> None:

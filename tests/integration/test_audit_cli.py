@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from engine.auth.tokens import os_user
 from engine.auth.verify import Authenticator
 from engine.config import load_config
 from engine.store import Store
-from tests.conftest import REPO
 from tests.helpers import fnr, fnr_id, observation, outcome
+from tests.integration.pipeline_util import cli
 
 A = fnr(41)
 
@@ -38,15 +37,7 @@ def _config(tmp_path: Path, store_url: str) -> Path:
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args, "-c", str(config)],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "USER": os.environ.get("USER", "tester")},
-    )
+    return cli(config, *args, env={"USER": os.environ.get("USER", "tester")})  # type: ignore[no-any-return]
 
 
 def test_journal_is_audited_and_the_audit_commands_find_it(tmp_path: Path, store_url: str) -> None:

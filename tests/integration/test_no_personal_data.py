@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +23,9 @@ from engine import logging as elog
 from engine.bus.rabbit import RabbitBus
 from engine.config import parse_config
 from engine.runtime import Runtime
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES
 from tests.helpers import fnr
-from tests.integration.pipeline_util import bus_section, write_config
+from tests.integration.pipeline_util import bus_section, cli, write_config
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 SVAR = (FIXTURES / "kith" / "synthetic_svarrapport_v1.4.xml").read_bytes()
@@ -82,15 +81,7 @@ def _run(
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args, "-c", str(config)],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
-    )
+    return cli(config, *args, env={"COLUMNS": "400"})  # type: ignore[no-any-return]
 
 
 def test_schema_invalid_value_with_apostrophe_reaches_no_reason(

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 from engine.config import parse_config
 from engine.envelope import Envelope
 from engine.runtime import Runtime
-from tests.conftest import REPO
 from tests.helpers import fnr
-from tests.integration.pipeline_util import TEST_MAPPING, bus_section, make_envelopes, write_config
+from tests.integration.pipeline_util import TEST_MAPPING, bus_section, cli, make_envelopes, write_config
 
 
 def _free_port() -> int:
@@ -24,14 +22,7 @@ def _free_port() -> int:
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args, "-c", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
+    return cli(config, *args)  # type: ignore[no-any-return]
 
 
 def test_ops_api_and_cli_commands(tmp_path: Path, sqlite_url: str) -> None:
