@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import attach, big_hl7, data, floor, model, path_mllp, paths, report, stages
+from bench import attach, big_hl7, data, floor, model, path_mllp, paths, read, report, stages
 from bench.proc import AMQP_URL, PG_URL
 from engine import logging as elog
 
-PATHS = ("adt", "oru", "mllp", "kith", "csv", "embedded", "attach")
+PATHS = ("adt", "oru", "mllp", "kith", "csv", "embedded", "attach", "read")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also measure the HL7 file adapter's peak RSS on one file of this many MB (adapter alone; 0: off)",
     )
     a("--hl7-big-repo", type=Path, help="with --hl7-big-mb: measure the adapter of this checkout (e.g. main's)")
+    a("--read-versions", type=int, default=5_000_000, help="record versions the read section seeds (COPY)")
+    a("--read-citizens", type=int, default=50_000, help="citizens they are spread over")
+    a("--read-seconds", type=float, default=5.0, help="per read request and concurrency")
     a("--seed", type=int, default=42)
     a("--json", type=Path, help="write the rows as JSON here")
     a("--workdir", type=Path, default=Path("var/bench"))
@@ -122,6 +125,30 @@ def _step(label: str, fn: Callable[[], Any]) -> Any:
     out = fn()
     print(f"[bench] {label}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     return out
+
+
+def read_rows(result: read.ReadResult) -> list[report.Row]:
+    """The read section as report rows: the API and its floor per request and concurrency, and the goal."""
+    rows: list[report.Row] = []
+    for a, f in zip(result.api, result.floor, strict=True):
+        ok = read.goal_met(a, f)
+        label = f"{a.name}, {a.clients} clients ({result.versions:,} versions)"
+        rows.append(
+            report.Row(
+                "read",
+                label,
+                a.requests,
+                a.seconds,
+                a.rate,
+                None,
+                a.p50_ms,
+                a.p99_ms,
+                target="p99 <= 2 x floor + 5 ms",
+                status="PASS" if ok else "MISS",
+                note=f"floor {f.rate:,.0f} req/s, p50 {f.p50_ms:.1f} ms, p99 {f.p99_ms:.1f} ms",
+            )
+        )
+    return rows
 
 
 def _run_paths(only: set[str], opts: paths.Options, pats: list[data.Patient]) -> list[paths.PathResult]:
@@ -187,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     if "attach" in only:
         _services_up(60.0)
         rows += attach.rows(_step("attachments", attach.measure))
+    if "read" in only:
+        _services_up(60.0)
+        measured = _step(
+            "read side",
+            lambda: read.measure(opts.workdir, ns.read_versions, ns.read_citizens, ns.read_seconds),
+        )
+        rows += read_rows(measured)
     rows += model.oru_rows(results, [] if ns.no_stages else st, fl, os.cpu_count() or 1)
     if not ns.no_stages:
         rows += report.stage_rows(st)
