@@ -18,7 +18,7 @@ from engine import identity
 from engine.api.errors import FhirError
 from engine.fhir.patient import patient
 from engine.fhir.provenance import provenance, provenance_id
-from engine.fhir.refs import RESOURCE_TYPES, citizen_id, party_id, record_id
+from engine.fhir.refs import RESOURCE_TYPES, citizen_id, party_id
 from engine.fhir.resources import party, resource
 from engine.identity import AmbiguousIdentifier, Citizen
 from engine.model import RECORD_TYPES, Person, Provenance, RecordBase, RecordStatus
@@ -30,6 +30,10 @@ __all__ = ["Found", "Reader", "from_row"]
 
 _Json = dict[str, Any]
 _OID_PREFIX = "urn:oid:"
+#: FHIR ids a process remembers having recorded (about 10 MB at most)
+_KNOWN_IDS = 100_000
+#: rendered resources a process keeps (about 50 MB at most); never shared between callers' responses mutably
+_RENDERED = 50_000
 
 
 def from_row(row: dict[str, Any]) -> RecordBase:
@@ -69,6 +73,10 @@ class Reader:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._known: set[str] = set()
+        self._keys: dict[str, tuple[str, str]] = {}
+        #: rendered resources by (record key, version, status, subject): a version renders the same every time
+        self._rendered: dict[tuple[str, str, str, str], tuple[_Json, list[tuple[str, str, str]]]] = {}
 
     # -- citizens --------------------------------------------------------------------------------------
 
@@ -85,7 +93,7 @@ class Reader:
     def citizen(self, fhir_id: str) -> Found:
         """The citizen with this FHIR id; 404 when never served, 410 (with the survivor) when merged away."""
         with self.store.engine.connect() as c:
-            known = q.key_of(c, fhir_id)
+            known = self._key_of(c, fhir_id)
             if known is None or known[0] != "patient":
                 raise FhirError(404, "NOT_FOUND", "no Patient with this id")
             label = known[1]
@@ -123,10 +131,20 @@ class Reader:
             kind = row["kind"]
             if kind == "person" or (resource_type is not None and RESOURCE_TYPES.get(kind) != resource_type):
                 continue
-            rec = from_row(row)
-            out.append(_meta(resource(rec, found.subject), row))
-            ids.append((record_id(rec.key), kind, rec.key))
-            ids.extend((party_id(p), "party", rec.key) for p in rec.parties or ())
+            cache_key = (row["record_key"], row["version_hash"], row["status"], found.subject)
+            hit = self._rendered.get(cache_key)
+            if hit is None:
+                rec = from_row(row)
+                hit = (
+                    _meta(resource(rec, found.subject), row),
+                    [(party_id(p), "party", rec.key) for p in rec.parties or ()],
+                )
+                if len(self._rendered) > _RENDERED:
+                    self._rendered.clear()
+                self._rendered[cache_key] = hit
+            out.append(hit[0])
+            ids.append((hit[0]["id"], kind, row["record_key"]))
+            ids.extend(hit[1])
         self._remember(ids)
         return out
 
@@ -167,7 +185,7 @@ class Reader:
     def party(self, resource_type: str, fhir_id: str) -> tuple[_Json, Found]:
         """A Practitioner or Organization by id, with the citizen of the record that named it."""
         with self.store.engine.connect() as c:
-            known = q.key_of(c, fhir_id)
+            known = self._key_of(c, fhir_id)
             if known is None or known[0] != "party":
                 raise FhirError(404, "NOT_FOUND", f"no {resource_type} with this id")
             versions = q.versions_of(c, known[1])
@@ -193,7 +211,7 @@ class Reader:
     def provenance(self, fhir_id: str) -> tuple[_Json, Found]:
         """One Provenance by id (served before by :meth:`provenances`)."""
         with self.store.engine.connect() as c:
-            known = q.key_of(c, fhir_id)
+            known = self._key_of(c, fhir_id)
             if known is None or known[0] != "provenance":
                 raise FhirError(404, "NOT_FOUND", "no Provenance with this id")
             rows = [
@@ -217,7 +235,7 @@ class Reader:
 
     def _versions(self, resource_type: str, fhir_id: str) -> tuple[str, list[dict[str, Any]]]:
         with self.store.engine.connect() as c:
-            known = q.key_of(c, fhir_id)
+            known = self._key_of(c, fhir_id)
             if known is None or RESOURCE_TYPES.get(known[0]) != resource_type:
                 raise FhirError(404, "NOT_FOUND", f"no {resource_type} with this id")
             versions = q.versions_of(c, known[1])
@@ -225,7 +243,26 @@ class Reader:
             raise FhirError(404, "NOT_FOUND", f"no {resource_type} with this id")
         return known[1], versions
 
+    def _key_of(self, conn: Any, fhir_id: str) -> tuple[str, str] | None:
+        """:func:`engine.store.read.key_of`, remembered: an id once given always names the same key."""
+        found = self._keys.get(fhir_id)
+        if found is None:
+            found = q.key_of(conn, fhir_id)
+            if found is not None:
+                if len(self._keys) > _KNOWN_IDS:
+                    self._keys.clear()
+                self._keys[fhir_id] = found
+        return found
+
     def _remember(self, rows: list[tuple[str, str, str]]) -> None:
-        if rows:
-            with self.store.engine.begin() as c:
-                q.remember_ids(c, rows)
+        """Record the FHIR ids a response hands out; ids this process recorded before are not written again
+        (a bounded set: a citizen read twice costs one write, not two)."""
+        known = self._known
+        fresh = [r for r in rows if r[0] not in known]
+        if not fresh:
+            return
+        with self.store.engine.begin() as c:
+            q.remember_ids(c, fresh)
+        if len(known) > _KNOWN_IDS:
+            known.clear()
+        known.update(r[0] for r in fresh)
