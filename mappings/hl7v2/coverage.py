@@ -41,6 +41,7 @@ MAPPED: dict[str, str] = {
     "TXA-2.3": "coding system name (an OID by HL7 table 0396)",
     "OBX-3.3": "coding system name (an OID by HL7 table 0396)",
     "OBX-5.3": "coding system of a coded value (an OID by HL7 table 0396)",
+    "OBR-4.3": "coding system name of the report code (an OID by HL7 table 0396)",
     "PID-2.4": "assigning authority: the identifier's system",
     "PID-2.5": "identifier type: the identifier's kind",
     "PID-2.6": "assigning facility: the identifier's scope",
@@ -100,6 +101,12 @@ IGNORED: dict[str, str] = {
     "PV1-1": "set id: a segment counter",
     "NK1-1": "set id: a segment counter",
     "IN1-1": "set id: a segment counter",
+    "SPM-1": "set id: a segment counter",
+    "OBR-11": "specimen action code (add, pending, lab to collect): order workflow, not the result",
+    "OBR-23": "charge to practice: billing",
+    "PID-18": "patient account number: billing",
+    "SPM-20": "specimen availability (Y/N): lab logistics",
+    "SPM-26": "number of specimen containers: lab logistics",
     "ORC-1": "order control (NW/RE...): message syntax of the order, not its content",
 }
 
