@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.model import Encounter, MappingResult, RecordStatus
 from mappings.hl7v2 import pid as pidmod
-from mappings.hl7v2 import tables
+from mappings.hl7v2 import tables, visit
 from mappings.hl7v2.common import Source, digest
 from mappings.hl7v2.message import Segment
 from mappings.hl7v2.timeutil import first_time, parse_dtm
@@ -32,10 +32,22 @@ def map_adt(src: Source) -> MappingResult:
     pid = src.require("PID")
     pat = pidmod.patient(pid, src)
     records: list[Any] = [pidmod.person(pid, pat, src)]
-    pv1 = src.msg.segment("PV1")
+    pv1: Segment | None = None
+    obxs: list[Segment] = []
+    rols: list[Segment] = []
+    for seg in src.msg.segments:  # one pass: segments that are absent cost nothing more
+        sid = seg.id
+        if sid == "PV1" and pv1 is None:
+            pv1 = seg
+        elif sid == "OBX":
+            obxs.append(seg)
+        elif sid == "ROL":
+            rols.append(seg)
     warnings = list(pat.warnings)
     if pv1 is not None and _wants_encounter(pv1, src.event):
-        records.append(encounter(pv1, pat.subject, src))
+        records.append(encounter(pv1, pat.subject, src, rols))
+    if obxs:
+        records.extend(visit.observations(obxs, pat.subject, pv1.get(19) if pv1 is not None else "", src))
     return MappingResult(
         records=tuple(records),
         links=pat.links,
@@ -81,24 +93,27 @@ def _status_and_end(pv1: Segment, src: Source) -> tuple[RecordStatus, Any, tuple
     return RecordStatus.FINAL, end, ()
 
 
-def encounter(pv1: Segment, subject: Any, src: Source) -> Encounter:
+def encounter(pv1: Segment, subject: Any, src: Source, rols: list[Segment] | None = None) -> Encounter:
     """The Encounter version PV1 states for this event (see the module docstring)."""
     key, key_flags = _key(pv1, subject, src)
     status, end, flags = _status_and_end(pv1, src)
-    return Encounter.model_validate(
-        {  # the same model as Encounter(**kwargs), validated more cheaply (once per record on the hot path)
-            "key": key,
-            "subject": subject,
-            "event_time": src.event_time,
-            "status": status,
-            "provenance": src.prov,
-            "flags": (*src.flags, *key_flags, *flags),
-            "encounter_class": tables.patient_class(pv1.get(2)),
-            "start": parse_dtm(pv1.get(44)),
-            "end": end,
-            "facility": pv1.get(3, 4) or src.facility,
-            "location": _location(pv1),
-            "admission_type": pv1.get(4) or None,
-            "discharge_disposition": pv1.get(36) or None,
-        }
-    )
+    fields: dict[str, Any] = {
+        "key": key,
+        "subject": subject,
+        "event_time": src.event_time,
+        "status": status,
+        "provenance": src.prov,
+        "flags": (*src.flags, *key_flags, *flags),
+        "encounter_class": tables.patient_class(pv1.get(2)),
+        "start": parse_dtm(pv1.get(44)),
+        "end": end,
+        "facility": pv1.get(3, 4) or src.facility,
+        "location": _location(pv1),
+        "admission_type": pv1.get(4) or None,
+        "discharge_disposition": pv1.get(36) or None,
+    }
+    named = visit.encounter_parties(pv1, rols or [], src.facility)
+    if named is not None:
+        fields["parties"] = named
+    # the same model as Encounter(**kwargs), validated more cheaply (once per record on the hot path)
+    return Encounter.model_validate(fields)

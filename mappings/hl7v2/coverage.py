@@ -104,6 +104,42 @@ IGNORED: dict[str, str] = {
 }
 
 
+# --- ADT, MDM and the other non-ORU messages (PV1, ROL, DG1, insurance, software) ---
+_BILLING = "billing/insurance, not part of the clinical journal in Norway (HELFO pays; no private insurer)"
+IGNORED.update(
+    {
+        "IN1": _BILLING,
+        "IN2": _BILLING,
+        "IN3": _BILLING,
+        "GT1": _BILLING,
+        **{f"PV1-{f}": _BILLING for f in (*range(20, 36), 41, 46, 47, 48, 49)},
+        "SFT": "software segment: the sending system's product and version, transport",
+        "MSH-3": "sending application: routing (the sending facility scopes the keys)",
+        "EVN-1": "event type code: the event of MSH-9.2 again (syntax)",
+        "ROL-1": "role instance id: a segment counter",
+        "ROL-2": "action code (add/update/delete): message syntax of the role, not its content",
+        "PR1-1": "set id: a segment counter",
+        "PV2-1": "set id: a segment counter",
+    }
+)
+MAPPED.update(
+    {
+        "PV1-7.9": "assigning authority: the practitioner id's system",
+        "PV1-7.13": "identifier type: the practitioner id's kind",
+        "PV1-8.9": "assigning authority: the practitioner id's system",
+        "PV1-8.13": "identifier type: the practitioner id's kind",
+        "PV1-9.9": "assigning authority: the practitioner id's system",
+        "PV1-9.13": "identifier type: the practitioner id's kind",
+        "PV1-17.9": "assigning authority: the practitioner id's system",
+        "PV1-17.13": "identifier type: the practitioner id's kind",
+        "ROL-4.9": "assigning authority: the practitioner id's system",
+        "ROL-4.13": "identifier type: the practitioner id's kind",
+        "ROL-3.1": "role code: the party's role",
+    }
+)
+COPIED.update({"PV1-4": "admission type (admission_type)", "PV1-36": "discharge disposition"})
+
+
 def declarations(ctx: MapContext) -> Declarations:
     """The HL7 declarations (the same for every context)."""
     return _DECLARATIONS
