@@ -199,6 +199,17 @@ class RecordBase(_Frozen):
     __str__ = __repr__
 
 
+class Contact(_Frozen):
+    """A person to contact about the patient (next of kin, guardian: HL7 NK1): FHIR Patient.contact."""
+
+    relationship: str | None = None
+    #: the contact's role (e.g. emergency contact, guardian)
+    role: str | None = None
+    name: str | None = None
+    telecom: tuple[str, ...] | None = None
+    address: str | None = None
+
+
 class Person(RecordBase):
     kind: Literal["person"] = "person"
     identifiers: tuple[Identifier, ...] = ()
@@ -211,6 +222,13 @@ class Person(RecordBase):
     address: str | None = None
     #: the date of death when the source gives only a date
     deceased_date: date | None = None
+    #: phone numbers and e-mail addresses (home first)
+    telecom: tuple[str, ...] | None = None
+    #: preferred language as the source writes it (e.g. ``no``, ``en``)
+    language: str | None = None
+    #: marital status: single, married, divorced, widowed, separated, partner, unknown
+    marital_status: str | None = None
+    contacts: tuple[Contact, ...] | None = None
 
 
 class Encounter(RecordBase):
@@ -222,6 +240,10 @@ class Encounter(RecordBase):
     location: str | None = None
     admission_type: str | None = None
     discharge_disposition: str | None = None
+    #: the hospital service (department specialty) the visit is under, as the source codes it
+    hospital_service: str | None = None
+    #: where the patient was admitted from (referral, emergency, transfer ...), as the source codes it
+    admit_source: str | None = None
 
 
 class Observation(RecordBase):

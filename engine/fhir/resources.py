@@ -348,6 +348,13 @@ def encounter(e: Encounter, subject: str) -> _Json:
         period=_drop_empty({"start": _when(e.start), "end": _when(e.end)}),
         serviceProvider=_first_party(e, "performer") or ({"display": e.facility} if e.facility else None),
         location=[{"location": {"display": e.location}}] if e.location else [],
+        serviceType={"text": e.hospital_service} if e.hospital_service else None,
+        hospitalization={"admitSource": {"text": e.admit_source}} if e.admit_source else None,
+        participant=[
+            {"type": [{"text": p.role}], "individual": party_ref(p)}
+            for p in e.parties or ()
+            if p.kind == "practitioner"
+        ],
     )
     return _drop_empty(res)
 

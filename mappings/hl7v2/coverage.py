@@ -120,6 +120,9 @@ IGNORED.update(
         "ROL-2": "action code (add/update/delete): message syntax of the role, not its content",
         "PR1-1": "set id: a segment counter",
         "PV2-1": "set id: a segment counter",
+        "PID-18": "patient account number: " + _BILLING,
+        "DG1-2": "diagnosis coding method: syntax (the coding system is read from DG1-3.3)",
+        **{f"DG1-{f}": "DRG grouping (major diagnostic category, DRG, outliers): " + _BILLING for f in range(7, 14)},
     }
 )
 MAPPED.update(
@@ -135,9 +138,24 @@ MAPPED.update(
         "ROL-4.9": "assigning authority: the practitioner id's system",
         "ROL-4.13": "identifier type: the practitioner id's kind",
         "ROL-3.1": "role code: the party's role",
+        "PID-16": "marital status (HL7 table 0002 -> single/married/...)",
+        "DG1-3.3": "coding system name (an OID by HL7 table 0396)",
+        "DG1-6": "diagnosis type (A/W preliminary, F final: the Condition's status)",
+        "DG1-15": "diagnosis priority (1 main, else secondary: the Condition's role)",
+        "DG1-16.9": "assigning authority: the practitioner id's system",
+        "DG1-16.13": "identifier type: the practitioner id's kind",
     }
 )
-COPIED.update({"PV1-4": "admission type (admission_type)", "PV1-36": "discharge disposition"})
+COPIED.update(
+    {
+        "PV1-4": "admission type (admission_type)",
+        "PV1-36": "discharge disposition",
+        "PV1-10": "hospital service (hospital_service)",
+        "PV1-14": "admit source (admit_source)",
+        "NK1-3": "relationship",
+        "NK1-7": "contact role",
+    }
+)
 
 
 def declarations(ctx: MapContext) -> Declarations:
