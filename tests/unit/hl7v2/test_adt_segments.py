@@ -7,7 +7,7 @@ from engine import coverage
 from engine.fhir.patient import patient
 from engine.fhir.resources import resource
 from engine.ids import synthetic_fnr
-from engine.model import Condition, Encounter, MappingResult, Observation, Person, RecordStatus
+from engine.model import Condition, Document, Encounter, MappingResult, Observation, Person, RecordStatus
 from mappings.hl7v2 import map_message
 from tests.unit.hl7v2.conftest import make_ctx
 
@@ -119,3 +119,21 @@ def test_coverage_declares_billing_segments_ignored() -> None:
     cov = coverage.measure(raw, ctx, "hl7v2", map_message(raw, ctx))
     unmapped = {p.path for p in cov.unmapped}
     assert not {p for p in unmapped if p.startswith(("IN1", "GT1", "SFT"))}
+
+
+def test_mdm_sections_are_topic_codes_and_pid_extras_reach_the_person() -> None:
+    raw = (
+        "MSH|^~\\&|DOK|HOSP|ENJ|KOMM|20260315101500||MDM^T02|M-1|P|2.5\r"
+        "EVN|T02|20260315101400\r"
+        f"PID|1||{FNR}^^^NOR^FNR||Nordmann^Kari||19850312|F|||||99887766^PRN^PH\r"
+        "TXA|1|DS|TX|20260315||||||||D-1^DOK||||||AU\r"
+        "OBX|1|TX|ANAM^Anamnese^L|1|Hoste i tre dager||||||F\r"
+        "OBX|2|TX|ANAM^Anamnese^L|1|Feber||||||F\r"
+        "OBX|3|TX|VURD^Vurdering^L|1|Pneumoni||||||F\r"
+    ).encode()
+    result = map_message(raw, make_ctx())
+    doc = _one(result, Document)
+    assert isinstance(doc, Document)
+    assert [c.code for c in doc.topic_codes or ()] == ["ANAM", "VURD"]
+    person = _one(result, Person)
+    assert isinstance(person, Person) and person.telecom == ("99887766",)
