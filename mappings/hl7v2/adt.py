@@ -133,10 +133,12 @@ def encounter(pv1: Segment, subject: Any, src: Source, rols: list[Segment] | Non
         "admission_type": pv1.get(4) or None,
         "discharge_disposition": pv1.get(36) or None,
     }
-    if pv1.get(10):
-        fields["hospital_service"] = pv1.get(10)
-    if pv1.get(14):
-        fields["admit_source"] = pv1.get(14)
+    if len(pv1.fields) > 10:
+        service, source = pv1.get(10), pv1.get(14)
+        if service:
+            fields["hospital_service"] = service
+        if source:
+            fields["admit_source"] = source
     named = visit.encounter_parties(pv1, rols or [], src.facility)
     if named is not None:
         fields["parties"] = named

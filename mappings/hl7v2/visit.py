@@ -27,9 +27,12 @@ _UNKNOWN = Coding(code="UNKNOWN")
 def encounter_parties(pv1: Segment, rols: list[Segment], facility: str) -> tuple[Party, ...] | None:
     """The doctors PV1 and the ROL segments name for the visit (None when none)."""
     found: list[Party] = []
+    fields = pv1.fields
     for f, role in _PV1_ROLES:
-        if len(pv1.fields) > f:
+        if len(fields) > f and fields[f]:  # most PV1s name no doctor: skip the reader
             found.extend(parties.of(pv1, f, "xcn", role, facility))
+    if not found and not rols:
+        return None
     for rol in rols:
         found.extend(parties.of(rol, 4, "xcn", rol.get(3) or "role", facility))
     return parties.unique(found)
