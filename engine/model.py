@@ -409,6 +409,30 @@ class Medication(RecordBase):
     end_date: date | None = None
 
 
+class Allergy(RecordBase):
+    """An allergy or intolerance (HL7 AL1): FHIR AllergyIntolerance."""
+
+    kind: Literal["allergy"] = "allergy"
+    code: Coding  # the allergen
+    category: Literal["medication", "food", "environment", "biologic"] | None = None
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    reaction: str | None = None
+    identified: datetime | None = None
+    identified_date: date | None = None
+
+
+class Procedure(RecordBase):
+    """A procedure performed on the patient (HL7 PR1): FHIR Procedure."""
+
+    kind: Literal["procedure"] = "procedure"
+    code: Coding
+    alt_codes: tuple[Coding, ...] | None = None
+    text: str | None = None
+    performed: datetime | None = None
+    performed_date: date | None = None
+    encounter_key: str | None = None
+
+
 Record = Annotated[
     Person
     | Encounter
@@ -420,7 +444,9 @@ Record = Annotated[
     | Document
     | Referral
     | CareEvent
-    | Medication,
+    | Medication
+    | Allergy
+    | Procedure,
     Field(discriminator="kind"),
 ]
 RECORD_TYPES: dict[str, type[RecordBase]] = {
@@ -437,6 +463,8 @@ RECORD_TYPES: dict[str, type[RecordBase]] = {
         Referral,
         CareEvent,
         Medication,
+        Allergy,
+        Procedure,
     )
 }
 

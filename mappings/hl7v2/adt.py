@@ -10,7 +10,8 @@
   PV1-45 (A03: else EVN-6, else event time). Parties: the visit's doctors (:mod:`mappings.hl7v2.visit`).
 * Person extras: PID-13/14 telecom, PID-15 language, PID-16 marital status, NK1 contacts
   (:mod:`mappings.hl7v2.contacts`). OBX -> Observations (:mod:`mappings.hl7v2.visit`), DG1 ->
-  Conditions (:mod:`mappings.hl7v2.diagnoses`).
+  Conditions (:mod:`mappings.hl7v2.diagnoses`), AL1 -> Allergies (:mod:`mappings.hl7v2.allergies`), PR1 ->
+  Procedures (:mod:`mappings.hl7v2.procedures`).
 * Status per event: A05 pre-admit -> preliminary; A11 cancel admit -> cancelled; A13 cancel discharge
   -> final with the end cleared (flag ``DISCHARGE_CANCELLED``); others final.
 * Event time: EVN-2, else EVN-6, else MSH-7.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.model import Encounter, MappingResult, RecordStatus
-from mappings.hl7v2 import contacts, diagnoses, tables, visit
+from mappings.hl7v2 import allergies, contacts, diagnoses, procedures, tables, visit
 from mappings.hl7v2 import pid as pidmod
 from mappings.hl7v2.common import Source, digest
 from mappings.hl7v2.message import Segment
@@ -41,6 +42,8 @@ def map_adt(src: Source) -> MappingResult:
     rols: list[Segment] = []
     dg1s: list[Segment] = []
     nk1s: list[Segment] = []
+    al1s: list[Segment] = []
+    pr1s: list[Segment] = []
     for seg in src.msg.segments:  # one pass: segments that are absent cost nothing more
         sid = seg.id
         if sid == "PV1" and pv1 is None:
@@ -53,6 +56,10 @@ def map_adt(src: Source) -> MappingResult:
             dg1s.append(seg)
         elif sid == "NK1":
             nk1s.append(seg)
+        elif sid == "AL1":
+            al1s.append(seg)
+        elif sid == "PR1":
+            pr1s.append(seg)
     extra = pidmod.contact_details(pid)
     kin = contacts.contacts(nk1s) if nk1s else None
     if extra or kin:
@@ -69,6 +76,10 @@ def map_adt(src: Source) -> MappingResult:
         records.extend(visit.observations(obxs, pat.subject, visit_no, src))
     if dg1s:
         records.extend(diagnoses.conditions(dg1s, pat.subject, visit_no, encounter_key, src))
+    if al1s:
+        records.extend(allergies.allergies(al1s, pat.subject, src))
+    if pr1s:
+        records.extend(procedures.procedures(pr1s, pat.subject, visit_no, encounter_key, src))
     return MappingResult(
         records=tuple(records),
         links=pat.links,

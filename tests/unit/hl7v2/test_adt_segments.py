@@ -7,7 +7,17 @@ from engine import coverage
 from engine.fhir.patient import patient
 from engine.fhir.resources import resource
 from engine.ids import synthetic_fnr
-from engine.model import Condition, Document, Encounter, MappingResult, Observation, Person, RecordStatus
+from engine.model import (
+    Allergy,
+    Condition,
+    Document,
+    Encounter,
+    MappingResult,
+    Observation,
+    Person,
+    Procedure,
+    RecordStatus,
+)
 from mappings.hl7v2 import map_message
 from tests.unit.hl7v2.conftest import make_ctx
 
@@ -137,3 +147,30 @@ def test_mdm_sections_are_topic_codes_and_pid_extras_reach_the_person() -> None:
     assert [c.code for c in doc.topic_codes or ()] == ["ANAM", "VURD"]
     person = _one(result, Person)
     assert isinstance(person, Person) and person.telecom == ("99887766",)
+
+
+def test_al1_is_an_allergy_valid_as_fhir() -> None:
+    result = _map("AL1|1|DA|Z01CE01^Penicillin^ATC|SV|Anafylaksi|20200115\rAL1|2|FA|^^\r")
+    allergy = _one(result, Allergy)
+    assert isinstance(allergy, Allergy)
+    assert (allergy.code.code, allergy.category, allergy.severity, allergy.reaction) == (
+        "Z01CE01",
+        "medication",
+        "severe",
+        "Anafylaksi",
+    )
+    assert allergy.identified_date is not None
+    res = resource(allergy, "Patient/c1")
+    assert res["resourceType"] == "AllergyIntolerance" and res["patient"] == {"reference": "Patient/c1"}
+    assert res["reaction"][0] == {"manifestation": [{"text": "Anafylaksi"}], "severity": "severe"}
+
+
+def test_pr1_is_a_procedure_of_the_encounter() -> None:
+    result = _map("PR1|1||JKA21^Laparoskopisk appendektomi^NCSP|Appendektomi|202603151200||||||5555^Kirurg^Kim\r")
+    proc = _one(result, Procedure)
+    enc = _one(result, Encounter)
+    assert isinstance(proc, Procedure) and isinstance(enc, Encounter)
+    assert (proc.code.code, proc.text, proc.encounter_key) == ("JKA21", "Appendektomi", enc.key)
+    assert proc.performed is not None and [p.role for p in proc.parties or ()] == ["surgeon"]
+    res = resource(proc, "Patient/c1")
+    assert res["status"] == "completed" and res["performedDateTime"].startswith("2026-03-15T12:00")
