@@ -199,6 +199,17 @@ class RecordBase(_Frozen):
     __str__ = __repr__
 
 
+class Contact(_Frozen):
+    """A person to contact about the patient (next of kin, guardian: HL7 NK1): FHIR Patient.contact."""
+
+    relationship: str | None = None
+    #: the contact's role (e.g. emergency contact, guardian)
+    role: str | None = None
+    name: str | None = None
+    telecom: tuple[str, ...] | None = None
+    address: str | None = None
+
+
 class Person(RecordBase):
     kind: Literal["person"] = "person"
     identifiers: tuple[Identifier, ...] = ()
@@ -211,6 +222,13 @@ class Person(RecordBase):
     address: str | None = None
     #: the date of death when the source gives only a date
     deceased_date: date | None = None
+    #: phone numbers and e-mail addresses (home first)
+    telecom: tuple[str, ...] | None = None
+    #: preferred language as the source writes it (e.g. ``no``, ``en``)
+    language: str | None = None
+    #: marital status: single, married, divorced, widowed, separated, partner, unknown
+    marital_status: str | None = None
+    contacts: tuple[Contact, ...] | None = None
 
 
 class Encounter(RecordBase):
@@ -222,6 +240,10 @@ class Encounter(RecordBase):
     location: str | None = None
     admission_type: str | None = None
     discharge_disposition: str | None = None
+    #: the hospital service (department specialty) the visit is under, as the source codes it
+    hospital_service: str | None = None
+    #: where the patient was admitted from (referral, emergency, transfer ...), as the source codes it
+    admit_source: str | None = None
 
 
 class Observation(RecordBase):
@@ -387,6 +409,30 @@ class Medication(RecordBase):
     end_date: date | None = None
 
 
+class Allergy(RecordBase):
+    """An allergy or intolerance (HL7 AL1): FHIR AllergyIntolerance."""
+
+    kind: Literal["allergy"] = "allergy"
+    code: Coding  # the allergen
+    category: Literal["medication", "food", "environment", "biologic"] | None = None
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    reaction: str | None = None
+    identified: datetime | None = None
+    identified_date: date | None = None
+
+
+class Procedure(RecordBase):
+    """A procedure performed on the patient (HL7 PR1): FHIR Procedure."""
+
+    kind: Literal["procedure"] = "procedure"
+    code: Coding
+    alt_codes: tuple[Coding, ...] | None = None
+    text: str | None = None
+    performed: datetime | None = None
+    performed_date: date | None = None
+    encounter_key: str | None = None
+
+
 Record = Annotated[
     Person
     | Encounter
@@ -398,7 +444,9 @@ Record = Annotated[
     | Document
     | Referral
     | CareEvent
-    | Medication,
+    | Medication
+    | Allergy
+    | Procedure,
     Field(discriminator="kind"),
 ]
 RECORD_TYPES: dict[str, type[RecordBase]] = {
@@ -415,6 +463,8 @@ RECORD_TYPES: dict[str, type[RecordBase]] = {
         Referral,
         CareEvent,
         Medication,
+        Allergy,
+        Procedure,
     )
 }
 

@@ -29,6 +29,8 @@ DATE_PATHS: dict[str, tuple[str, ...]] = {
     "Encounter": ("period.start", "period.end"),
     "MedicationStatement": ("effectivePeriod.start", "dateAsserted"),
     "Basic": ("created",),
+    "AllergyIntolerance": ("onsetDateTime", "recordedDate"),
+    "Procedure": ("performedDateTime",),
 }
 _COMMON = frozenset({"patient", "_count", "_offset", "_sort"})
 _BY_TYPE = {t: _COMMON | {"code", "date", "status"} for t in DATE_PATHS}

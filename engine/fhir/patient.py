@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.fhir.codes import system_uri
-from engine.model import Identifier, Person
+from engine.model import Contact, Identifier, Person
 
 __all__ = ["patient"]
 
@@ -71,4 +71,38 @@ def patient(citizen_id: str, identifiers: Iterable[Identifier], persons: Iterabl
     address = _newest(newest, "address")
     if address:
         res["address"] = [{"text": address}]
+    telecom = _newest(newest, "telecom")
+    if telecom:
+        res["telecom"] = [_contact_point(t) for t in telecom]
+    marital = _newest(newest, "marital_status")
+    if marital:
+        res["maritalStatus"] = {"text": marital}
+    language = _newest(newest, "language")
+    if language:
+        res["communication"] = [{"language": {"text": language}}]
+    contacts = _newest(newest, "contacts")
+    if contacts:
+        # a Patient.contact needs a name, telecom, address or organization (pat-1)
+        res["contact"] = [_contact(c) for c in contacts if c.name or c.telecom or c.address] or None
+        if res["contact"] is None:
+            del res["contact"]
     return res
+
+
+def _contact_point(value: str) -> _Json:
+    """A ContactPoint: an e-mail address when it has an ``@``, else a phone number."""
+    return {"system": "email" if "@" in value else "phone", "value": value}
+
+
+def _contact(c: Contact) -> _Json:
+    out: _Json = {}
+    relationship = [x for x in (c.relationship, c.role) if x]
+    if relationship:
+        out["relationship"] = [{"text": x} for x in relationship]
+    if c.name:
+        out["name"] = {"text": c.name}
+    if c.telecom:
+        out["telecom"] = [_contact_point(t) for t in c.telecom]
+    if c.address:
+        out["address"] = {"text": c.address}
+    return out

@@ -27,6 +27,8 @@ RESOURCE_TYPES = {
     "encounter": "Encounter",
     "medication": "MedicationStatement",
     "care_event": "Basic",
+    "allergy": "AllergyIntolerance",
+    "procedure": "Procedure",
 }
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from engine.fhir.codes import codeable, system_uri
 from engine.fhir.refs import party_id, party_ref, record_id, record_ref
 from engine.model import (
+    Allergy,
     AttachmentRef,
     CareEvent,
     Condition,
@@ -43,6 +44,7 @@ from engine.model import (
     Observation,
     Party,
     PartyId,
+    Procedure,
     RecordBase,
     RecordStatus,
     Referral,
@@ -291,7 +293,9 @@ def condition(c: Condition, subject: str) -> _Json:
             "coding": [
                 {
                     "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                    "code": "entered-in-error" if cancelled else "confirmed",
+                    "code": "entered-in-error"
+                    if cancelled
+                    else ("provisional" if c.status is RecordStatus.PRELIMINARY else "confirmed"),
                 }
             ]
         },
@@ -348,6 +352,13 @@ def encounter(e: Encounter, subject: str) -> _Json:
         period=_drop_empty({"start": _when(e.start), "end": _when(e.end)}),
         serviceProvider=_first_party(e, "performer") or ({"display": e.facility} if e.facility else None),
         location=[{"location": {"display": e.location}}] if e.location else [],
+        serviceType={"text": e.hospital_service} if e.hospital_service else None,
+        hospitalization={"admitSource": {"text": e.admit_source}} if e.admit_source else None,
+        participant=[
+            {"type": [{"text": p.role}], "individual": party_ref(p)}
+            for p in e.parties or ()
+            if p.kind == "practitioner"
+        ],
     )
     return _drop_empty(res)
 
@@ -375,6 +386,49 @@ def care_event(c: CareEvent, subject: str) -> _Json:
     return _drop_empty(res)
 
 
+def allergy(a: Allergy, subject: str) -> _Json:
+    cancelled = a.status is RecordStatus.CANCELLED
+    res = _base("AllergyIntolerance", a, subject)
+    res["patient"] = res.pop("subject")
+    res.update(
+        clinicalStatus=None
+        if cancelled
+        else {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}
+            ]
+        },
+        verificationStatus={
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                    "code": "entered-in-error" if cancelled else "confirmed",
+                }
+            ]
+        },
+        category=[a.category] if a.category else [],
+        code=codeable(a.code),
+        onsetDateTime=_when(a.identified, a.identified_date),
+        recordedDate=a.event_time.isoformat(),
+        reaction=[_drop_empty({"manifestation": [{"text": a.reaction}], "severity": a.severity})] if a.reaction else [],
+        note=_notes(a),
+    )
+    return _drop_empty(res)
+
+
+def procedure(p: Procedure, subject: str) -> _Json:
+    res = _base("Procedure", p, subject)
+    res.update(
+        status="entered-in-error" if p.status is RecordStatus.CANCELLED else "completed",
+        code=codeable(p.code, p.alt_codes, p.text),
+        performedDateTime=_when(p.performed, p.performed_date),
+        encounter={"reference": record_ref("encounter", p.encounter_key)} if p.encounter_key else None,
+        performer=[{"actor": party_ref(x)} for x in p.parties or () if x.kind == "practitioner"],
+        note=_notes(p),
+    )
+    return _drop_empty(res)
+
+
 _RENDER: dict[type[RecordBase], Callable[[Any, str], _Json]] = {
     Observation: observation,
     Report: report,
@@ -386,6 +440,8 @@ _RENDER: dict[type[RecordBase], Callable[[Any, str], _Json]] = {
     Encounter: encounter,
     Medication: medication,
     CareEvent: care_event,
+    Allergy: allergy,
+    Procedure: procedure,
 }
 
 

@@ -111,6 +111,66 @@ IGNORED: dict[str, str] = {
 }
 
 
+# --- ADT, MDM and the other non-ORU messages (PV1, ROL, DG1, insurance, software) ---
+_BILLING = "billing/insurance, not part of the clinical journal in Norway (HELFO pays; no private insurer)"
+IGNORED.update(
+    {
+        "IN1": _BILLING,
+        "IN2": _BILLING,
+        "IN3": _BILLING,
+        "GT1": _BILLING,
+        **{f"PV1-{f}": _BILLING for f in (*range(20, 36), 41, 46, 47, 48, 49)},
+        "SFT": "software segment: the sending system's product and version, transport",
+        "MSH-3": "sending application: routing (the sending facility scopes the keys)",
+        "EVN-1": "event type code: the event of MSH-9.2 again (syntax)",
+        "ROL-1": "role instance id: a segment counter",
+        "ROL-2": "action code (add/update/delete): message syntax of the role, not its content",
+        "PR1-1": "set id: a segment counter",
+        "PV2-1": "set id: a segment counter",
+        "PID-18": "patient account number: " + _BILLING,
+        "PR1-2": "procedure coding method: syntax (the coding system is read from PR1-3.3)",
+        "DG1-2": "diagnosis coding method: syntax (the coding system is read from DG1-3.3)",
+        **{f"DG1-{f}": "DRG grouping (major diagnostic category, DRG, outliers): " + _BILLING for f in range(7, 14)},
+    }
+)
+MAPPED.update(
+    {
+        "PV1-7.9": "assigning authority: the practitioner id's system",
+        "PV1-7.13": "identifier type: the practitioner id's kind",
+        "PV1-8.9": "assigning authority: the practitioner id's system",
+        "PV1-8.13": "identifier type: the practitioner id's kind",
+        "PV1-9.9": "assigning authority: the practitioner id's system",
+        "PV1-9.13": "identifier type: the practitioner id's kind",
+        "PV1-17.9": "assigning authority: the practitioner id's system",
+        "PV1-17.13": "identifier type: the practitioner id's kind",
+        "ROL-4.9": "assigning authority: the practitioner id's system",
+        "ROL-4.13": "identifier type: the practitioner id's kind",
+        "ROL-3.1": "role code: the party's role",
+        "AL1-2": "allergen type (HL7 table 0127 -> the Allergy's category)",
+        "AL1-3.3": "coding system name (an OID by HL7 table 0396)",
+        "AL1-4": "allergy severity (HL7 table 0128 -> mild/moderate/severe)",
+        "PR1-3.3": "coding system name (an OID by HL7 table 0396)",
+        **{f"PR1-{f}.{c}": "practitioner id's system / kind" for f in (8, 11, 12) for c in (9, 13)},
+        "PID-16": "marital status (HL7 table 0002 -> single/married/...)",
+        "DG1-3.3": "coding system name (an OID by HL7 table 0396)",
+        "DG1-6": "diagnosis type (A/W preliminary, F final: the Condition's status)",
+        "DG1-15": "diagnosis priority (1 main, else secondary: the Condition's role)",
+        "DG1-16.9": "assigning authority: the practitioner id's system",
+        "DG1-16.13": "identifier type: the practitioner id's kind",
+    }
+)
+COPIED.update(
+    {
+        "PV1-4": "admission type (admission_type)",
+        "PV1-36": "discharge disposition",
+        "PV1-10": "hospital service (hospital_service)",
+        "PV1-14": "admit source (admit_source)",
+        "NK1-3": "relationship",
+        "NK1-7": "contact role",
+    }
+)
+
+
 def declarations(ctx: MapContext) -> Declarations:
     """The HL7 declarations (the same for every context)."""
     return _DECLARATIONS

@@ -5,12 +5,14 @@
   has its own TXA-12 and names its parent in TXA-13 (``parent_ref``).
 * doc_type TXA-2 (HL7 table 0270 unless a coding system is given), title TXA-25 else the type's
   text, author TXA-9 (originator) else TXA-5, text = the TX/FT/ST/CE OBX values in order joined by
-  line breaks (``text/plain``). An ED OBX with Base64/Hex data is decoded once: its bytes go to the
+  line breaks (``text/plain``), the distinct OBX-3 codes of those lines as ``topic_codes``. An ED OBX
+  with Base64/Hex data is decoded once: its bytes go to the
   result's attachments, an :class:`~engine.model.AttachmentRef` (type, size, sha256, description OBX-3.2
   else the NTE after it) to ``attachments``; an RP OBX, or ED data in another encoding, is named by its
   MIME type (size 0, flag ``ATTACHMENT_NOT_INLINED``); data that does not decode is flagged
   ``ATTACHMENT_DECODE_FAILED``.
-* Person: the PID's demographics (see :mod:`mappings.hl7v2.pid`), keyed as ADT keys it.
+* Person: the PID's demographics (see :mod:`mappings.hl7v2.pid`, with telecom, language and marital
+  status), keyed as ADT keys it.
 * Status: T11 -> cancelled; TXA-19 CA/OB -> cancelled; TXA-17 AU/LA -> final, DI/DO/IP/IN/PA ->
   preliminary.
 * Event time: EVN-2, else EVN-6, else MSH-7.
@@ -23,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.errors import ValidationError
-from engine.model import Attachment, AttachmentRef, Coding, Document, MappingResult, RecordStatus
+from engine.model import Attachment, AttachmentRef, Coding, Document, MappingResult, Person, RecordStatus
 from mappings.hl7v2 import pid as pidmod
 from mappings.hl7v2 import tables, values
 from mappings.hl7v2.common import Source
@@ -48,6 +50,8 @@ class _Content:
     refs: list[AttachmentRef] = field(default_factory=list)
     data: list[Attachment] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    #: the distinct OBX-3 codes of the text lines (the document's sections)
+    sections: list[Coding] = field(default_factory=list)
 
 
 def _description(obx: Segment, after: Segment | None) -> str | None:
@@ -81,6 +85,9 @@ def _content(src: Source) -> _Content:
                 out.refs.append(AttachmentRef.named(mime, description=desc))
         elif vtype in _TEXT_TYPES or not vtype:
             lines.extend(obx.text(5, r) for r in range(len(obx.reps(5))))
+            section = tables.coded_field(obx, 3).code if obx.raw(3) else None
+            if section is not None and section not in out.sections:
+                out.sections.append(section)
     out.text = "\n".join(lines) if lines else None
     return out
 
@@ -113,6 +120,7 @@ def document(txa: Segment, src: Source, subject: object) -> tuple[Document, list
         author=_person_name(txa, 9) or _person_name(txa, 5),
         parent_ref=_ei(txa, 13) or None,
         attachments=tuple(content.refs),
+        topic_codes=tuple(content.sections) or None,
     ), content.data
 
 
@@ -130,7 +138,11 @@ def map_mdm(src: Source) -> MappingResult:
         )
     doc, data = document(txa, src, pat.subject)
     pid = src.require("PID")
-    person = (pidmod.person(pid, pat, src),) if pidmod.has_demographics(pid) else ()
+    person: tuple[Person, ...] = ()
+    if pidmod.has_demographics(pid):
+        extra = pidmod.contact_details(pid)
+        one = pidmod.person(pid, pat, src)
+        person = (one.model_copy(update=extra) if extra else one,)
     return MappingResult(
         records=(*person, doc),
         attachments=tuple(dict.fromkeys(data)),

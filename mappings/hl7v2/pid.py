@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
+from typing import Any
 
 from engine import ids
 from engine.errors import ValidationError
@@ -216,3 +217,70 @@ def _gp(pd1_4: str, d: Delimiters, facility: str) -> tuple[Party, ...] | None:
 def has_demographics(pid: Segment) -> bool:
     """True when the PID states a name or a birth date (worth a Person version)."""
     return bool(pid.get(5) or pid.get(7))
+
+
+#: HL7 table 0002 (marital status) -> the Person's marital_status
+_MARITAL = {
+    "S": "single",
+    "M": "married",
+    "D": "divorced",
+    "W": "widowed",
+    "A": "separated",
+    "L": "separated",
+    "C": "partner",
+    "G": "partner",
+    "P": "partner",
+    "R": "partner",
+    "E": "partner",
+    "U": "unknown",
+    "O": "other",
+    "T": "unknown",
+    "B": "single",
+    "N": "annulled",
+    "I": "interlocutory",
+}
+
+
+def telecom_of(raw: str, d: Delimiters) -> tuple[str, ...]:
+    """The numbers and e-mail addresses of an XTN field (raw, every repetition): XTN-1, else XTN-4
+    (e-mail), and XTN-5 to 7 (country, area, local number) with XTN-8 (extension) when they are not the
+    same number."""
+    out: list[str] = []
+    for xtn in split_reps(raw, d):
+        number = " ".join(x for x in (_p(xtn, 5), _p(xtn, 6), _p(xtn, 7)) if x)
+        if number and _p(xtn, 8):
+            number = f"{number} ext {_p(xtn, 8)}"
+        written = _p(xtn, 1) or _p(xtn, 4)
+        digits = "".join(ch for ch in written if ch.isdigit())
+        # the structured number too when it is not the written one (both can be sent, and can differ)
+        same = bool(written) and "".join(ch for ch in number if ch.isdigit()) in digits
+        for text in (written, "" if same else number):
+            if text and text not in out:
+                out.append(text)
+    return tuple(out)
+
+
+def contact_details(pid: Segment) -> dict[str, Any]:
+    """Person fields for PID-13/14 (telecom, home first), PID-15 (language) and PID-16 (marital status);
+    empty when the PID has none (the Person then keeps its hash)."""
+    if len(pid.fields) < 14:
+        return {}
+    return _contact_details(pid.raw(13), pid.raw(14), pid.get(15), pid.get(16), pid.d)
+
+
+@lru_cache(maxsize=4096)
+def _contact_details(pid13: str, pid14: str, pid15: str, pid16: str, d: Delimiters) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    telecom = telecom_of(pid13, d) + tuple(t for t in telecom_of(pid14, d) if t not in telecom_of(pid13, d))
+    if telecom:
+        out["telecom"] = telecom
+    if pid15:
+        out["language"] = pid15
+    if pid16:
+        out["marital_status"] = _MARITAL.get(pid16.upper(), "other")
+    return out
+
+
+def address_text(raw: str, d: Delimiters) -> str | None:
+    """The address text of a raw XAD field (the home address among repetitions, else the first)."""
+    return _address_of(raw, d)
