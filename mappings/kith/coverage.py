@@ -88,3 +88,61 @@ def _element(el: etree._Element, path: str) -> Iterator[tuple[str, str]]:
             continue  # a comment or processing instruction
         restart = payload_parent and name != "Base64Container"
         yield from _element(child, name if restart else f"{path}/{name}")
+
+
+# KITH document families (dialogmelding, epikrise, henvisning, PLO): values the mappings read and re-express
+MAPPED.update(
+    {
+        "*/InformasjonOmForsendelsen/Forsendelsesstatus/@V": "PLO dispatch status (N/M/C): the record status",
+        "Message/ServRprt/IssueDate/@V": "report issue date: the event time (the latest of it and GenDate)",
+        "Message/ServReq/IssueDate/@V": "referral issue date: the event time (the latest of it and GenDate)",
+        "Message/ServRprt/Event/InfItem/Type/@V": "item type: which part of the epicrisis the item becomes",
+        "Message/ServRprt/Event/InfItem/Medication/Status/@V": "medication status: the label (@DN) is kept",
+        "*/Ident/TypeId/@V": "id type (HPR, HER, ENH, ...): the party id's system",
+        "Dialogmelding/Notat/TemaKodet/@V": "topic code: the document's topic codes",
+        "*/Foresporsel/TypeForesp/@V": "request type code: the document's topic codes",
+        "*/Foresporsel/TypeForesp/@S": "request type code system: the topic code's system",
+        "*/Forskrivningsinfo/Styrke/@V": "strength: the medication's dosage text",
+        "*/Forskrivningsinfo/Legemiddelform/@V": "dosage form code: its label (@DN) in the dosage text",
+        "*/ForenkletForskrivning/StatusTilForskrivningen/@V": "prescription status code: its label is the "
+        "medication status",
+        "*/Forskrivningsinfo/Bruk/@V": "use code (regular / as needed): its label is the medication status",
+        "*/Journaltekst/Overskriftskode/@V": "heading code of a journal note: its label heads the note's text",
+        "*/MedisinskDiagnose/Hoveddiagnose": "main diagnosis flag: the condition's role (main / secondary)",
+        "*/TilleggsopplysningPasient/SivilStatus/@V": "marital status code: its label in the document text",
+        "*/TilleggsopplysningPasient/BorAlene": "lives alone flag: 'bor alene' in the document text",
+        "*/ParorendeForesatt/Slektskap/@V": "relation code of the next of kin: its label in the document text",
+        "*/KartlagtFunksjon/Funksjonsvariabel/@V": "IPLOS function code: its label in the document text",
+        "*/KartlagtFunksjon/Vurdering": "IPLOS function score: '<function>: <score>' in the document text",
+    }
+)
+# the code list's label of a code whose value (@V) is mapped above
+IGNORED.update({p.removesuffix("@V") + "@DN": _LABEL for p in list(MAPPED) if p.endswith("@V") and "@DN" not in p})
+_ID_TYPE = "code list OID or label of an id type whose code (TypeId/@V) is read: the id's system already says it"
+_PLO_COMPONENT = "PLO schema component metadata (component id and type of the element): structure, not content"
+IGNORED.update(
+    {
+        "*/Ident/TypeId/@S": _ID_TYPE,
+        "*/Ident/TypeId/@DN": _ID_TYPE,
+        "*/Inst/TypeId/@DN": _ID_TYPE,
+        "*/Dept/TypeId/@DN": _ID_TYPE,
+        "*/HCPerson/TypeId/@DN": _ID_TYPE,
+        "*/HCProf/TypeId/@DN": _ID_TYPE,
+        "*/Patient/TypeOffId/@DN": "label of the patient's id type: the identity link's system already says it",
+        "*/@komponenttype": _PLO_COMPONENT,
+        "*/@komponentID": _PLO_COMPONENT,
+        "*/@basiskomponenttype": _PLO_COMPONENT,
+        "*/ComMethod/@V": "communication method of a party (EDI): routing",
+        "*/ComMethod/@DN": "communication method of a party (EDI): routing",
+        "MsgHead/MsgInfo/ConversationRef/*": "conversation references of the transport head: routing",
+        "MsgHead/MsgInfo/OtherReceiver/*": "further receivers of the transport head: routing",
+        "*/TeleCom/TypeTelecom/@DN": "label of the telecom type code: code-list metadata",
+        "*/Address/Type/@DN": "label of the address type code: code-list metadata",
+        "*/@informasjonskategori": "PLO category of a component (Legemidler, Cave/allergier): the element's "
+        "own name says it",
+        "*/Overskriftskode/@S": "code list OID of a heading code: code-list metadata",
+        "*/Funksjonsvariabel/@S": "code list OID of the IPLOS function code (9111): code-list metadata",
+        "*/IPLOStjenestetype/@S": "code list OID of the IPLOS service type: code-list metadata",
+        "*/TypeInnholdIMelding/TypeInnhold/@S": "code list OID of the PLO content type: code-list metadata",
+    }
+)
