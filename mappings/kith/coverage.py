@@ -114,6 +114,16 @@ MAPPED.update(
         "*/ParorendeForesatt/Slektskap/@V": "relation code of the next of kin: its label in the document text",
         "*/KartlagtFunksjon/Funksjonsvariabel/@V": "IPLOS function code: its label in the document text",
         "*/KartlagtFunksjon/Vurdering": "IPLOS function score: '<function>: <score>' in the document text",
+        "*/HCProf/TypeId/@V": "id type of a professional (HPR, ...): the party id's system",
+        "*/Relation/@V": "relation code of a professional (FLE, HHE, ...): the party's role",
+        "Message/ServRprt/Event/Comment/Heading/@V": "section heading code (8311): its label heads the section text",
+        "Message/ServRprt/Event/InfItem/Medication/DrugId/@V": "ATC code: the medication code, without spaces",
+        "Message/ServRprt/Event/Service/AdmCat/@V": "admission category: the encounter class (1 -> inpatient)",
+        "Message/ServRprt/Event/AdmOutcome/@V": "admission outcome code: its label is the discharge disposition",
+        "*/ReasonAsText/Heading/@V": "heading code of a reason text: its label heads the text",
+        "Henvisning/InfItem/Type/@V": "item type code: its label heads the item's text",
+        "*/ReqServ/Priority/@V": "priority code: its label is the referral priority",
+        "*/AssistertKommunikasjon/BehovTolkSprak/@V": "interpreter language code: its label in the document text",
     }
 )
 # the code list's label of a code whose value (@V) is mapped above
@@ -144,5 +154,11 @@ IGNORED.update(
         "*/Funksjonsvariabel/@S": "code list OID of the IPLOS function code (9111): code-list metadata",
         "*/IPLOStjenestetype/@S": "code list OID of the IPLOS service type: code-list metadata",
         "*/TypeInnholdIMelding/TypeInnhold/@S": "code list OID of the PLO content type: code-list metadata",
+        "*/ReasonAsText/Heading/@S": "code list OID of a heading code: code-list metadata",
+        "Henvisning/InfItem/Type/@S": "code list OID of the item type: code-list metadata",
+        "*/CodedDescr/Modifier/Name/@V": "name of the ICD-10 modifier (star code): the modifier's value is kept",
+        "*/CodedDescr/Modifier/Name/@DN": "name of the ICD-10 modifier (star code): the modifier's value is kept",
+        "Message/Status/@V": "processing status of the message (TEST for test messages): transport",
+        "Message/Status/@DN": "processing status of the message (TEST for test messages): transport",
     }
 )
