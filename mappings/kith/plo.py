@@ -246,7 +246,19 @@ def _medications(payload: Node, key: str, base: dict[str, object]) -> list[Medic
                 end=end,
                 start_date=start_date,
                 end_date=end_date,
-                comments=(remark,) if (remark := c.text(rx, "Merknad")) else None,
+                comments=_med_comments(rx, fi),
             )
         )
     return out
+
+
+_NOT_WITH_OTHERS = "Skal ikke tas sammen med annet legemiddel"
+
+
+def _med_comments(rx: Node | None, fi: Node | None) -> tuple[str, ...] | None:
+    """The prescription's remark, its multidose label and the warning a ``SkalIkkeTasSammenMedAnnetLegemiddel``
+    flag of true gives; None when there is none (a record without them keeps its content hash)."""
+    alone = (c.text(fi, "SkalIkkeTasSammenMedAnnetLegemiddel") or "").lower() == "true"
+    found = [c.text(rx, "Merknad"), c.attr(rx, "InngaarIMultidose", "DN"), _NOT_WITH_OTHERS if alone else None]
+    kept = tuple(x for x in found if x)
+    return kept or None

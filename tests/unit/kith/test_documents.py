@@ -135,7 +135,10 @@ def test_plo_dates_stay_dates_and_the_responsible_nurse_is_named() -> None:
     result = mapped("sarepta_plo-v1.6_innleggelsesrapport_ny.xml")
     burinex = next(m for m in records(result, "medication") if m.name == "Burinex")
     assert burinex.start_date == date(2017, 9, 1) and burinex.start is None
-    assert burinex.comments == ("Pasienten har ikke svelgproblemer, men store tabletter må deles",)
+    assert burinex.comments == (
+        "Pasienten har ikke svelgproblemer, men store tabletter må deles",
+        "Legemiddeldosering inngår i multidose og informasjon er sendt til leverandør",
+    )
     (doc,) = records(result, "document")
     (nurse,) = _roles(doc.parties)["responsible"]
     assert (nurse.name, nurse.ids[0].system) == ("Gunn Omsorg", ids.OID_HPR)
@@ -158,3 +161,15 @@ def test_a_msghead_with_two_payloads_decodes_its_attachment_once() -> None:
     twice = raw[:end] + raw[first:end].replace(b"notat-1", b"notat-3").replace(b"notat-2", b"notat-4") + raw[end:]
     result = mapped(twice)
     assert len(result.attachments) == 1 and len(records(result, "document")) == 4
+
+
+def test_plo_medication_not_to_be_taken_with_others_is_a_comment() -> None:
+    raw = (KITH / "sarepta_plo-v1.6_innleggelsesrapport_ny.xml").read_bytes()
+    flag = b"<epj3:SkalIkkeTasSammenMedAnnetLegemiddel>false<"
+    assert flag in raw
+    changed = raw.replace(flag, flag.replace(b"false", b"true"), 1)
+    meds = records(mapped(changed), "medication")
+    warned = [m for m in meds if m.comments and "Skal ikke tas sammen med annet legemiddel" in m.comments]
+    assert len(warned) == 1
+    unchanged = {m.key: m.comments for m in records(mapped(raw), "medication")}
+    assert all("Skal ikke tas sammen med annet legemiddel" not in (c or ()) for c in unchanged.values())
