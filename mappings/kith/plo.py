@@ -189,7 +189,21 @@ def _approved(el: Node) -> str | None:
     return c.text(el, "GodkjentDato")
 
 
+def _fixed_aids(el: Node) -> str | None:
+    pacemaker = (c.text(el, "Pacemaker") or "").lower() == "true"
+    aids = (c.attr(el, "HjelpemiddelHorsel", "DN"), c.attr(el, "Briller", "DN"), "Pacemaker" if pacemaker else None)
+    return c.join(*aids, c.text(el, "Merknad"), sep="; ")
+
+
+def _aid(el: Node) -> str | None:
+    status = c.attr(el, "Status", "DN")
+    name = c.text(el, "Hjelpemiddelbeskrivelse/BetegnelseHjelpemiddel")
+    return c.join(name, f"({status})" if status else None, sep=" ")
+
+
 _MORE = {
+    "FasteHjelpemidler": _fixed_aids,
+    "StatusHjelpemiddel": _aid,
     "KartlagtFunksjon": _function,
     "ParorendeForesatt": _next_of_kin,
     "TilleggsopplysningPasient": _patient_facts,
@@ -197,6 +211,8 @@ _MORE = {
     "AnsvarForRapport": _approved,
 }
 _MORE_LABELS = {
+    "FasteHjelpemidler": "Faste hjelpemidler",
+    "StatusHjelpemiddel": "Hjelpemiddel",
     "ParorendeForesatt": "Pårørende",
     "TilleggsopplysningPasient": "Sivilstatus",
     "EksisterendeTjeneste": "Tjeneste",

@@ -143,6 +143,8 @@ def test_plo_dates_stay_dates_and_the_responsible_nurse_is_named() -> None:
     (nurse,) = _roles(doc.parties)["responsible"]
     assert (nurse.name, nurse.ids[0].system) == ("Gunn Omsorg", ids.OID_HPR)
     assert "Kartlagt funksjon (IPLOS):\nSosial deltakelse: 3" in doc.text
+    assert "Faste hjelpemidler:\nHøreapparat; Pacemaker" in doc.text
+    assert "Hjelpemiddel:\nKrykker (Aktiv)" in doc.text
     assert _roles(doc.parties)["other"][0].ids[0].system == ids.OID_ENH
 
 
