@@ -25,7 +25,7 @@ from typing import Literal
 
 from lxml import etree
 
-from engine.model import Party, PartyId
+from engine.model import Coding, Party, PartyId
 from mappings.kith import common as c
 from mappings.kith import hcp
 from mappings.kith.node import Node
@@ -127,7 +127,8 @@ def _professional(
 ) -> tuple[Party, ...]:
     names: dict[str, str | None] = {}
     idents: list[etree._Element] = []
-    fastlege = False
+    relation = qualification = None
+    phones: list[str] = []
     for child in el:
         tag = tag_name(child.tag)
         if tag in _NAME_PARTS:
@@ -135,14 +136,19 @@ def _professional(
         elif tag == "Ident":
             idents.append(child)
         elif tag == "RoleToPatient":
-            fastlege = c.el_attr(child) == FASTLEGE
+            relation = c.coding_of(child)
+        elif tag == "TypeHealthcareProfessional":
+            qualification = c.coding_of(child)
+        elif tag == "TeleCom":
+            phones += [v for t in child if tag_name(t.tag) == "TeleAddress" and (v := c.el_attr(t))]
     name = c.join(*(names.get(n) for n in _NAME_PARTS), sep=" ")
     hcp_ids = _ids(idents, scope)
     if not name and not hcp_ids:
         return ()
-    first = _party(role, "practitioner", name, hcp_ids, org_name, org_ids)
-    if role != "gp" and fastlege:
-        return first, _party("gp", "practitioner", name, hcp_ids, org_name, org_ids)
+    more = (qualification, relation, tuple(phones) or None)
+    first = _party(role, "practitioner", name, hcp_ids, org_name, org_ids, *more)
+    if role != "gp" and relation is not None and relation.code == FASTLEGE:
+        return first, _party("gp", "practitioner", name, hcp_ids, org_name, org_ids, *more)
     return (first,)
 
 
@@ -159,6 +165,9 @@ def _party(
     party_ids_: tuple[PartyId, ...],
     organization: str | None,
     organization_ids: tuple[PartyId, ...],
+    qualification: Coding | None = None,
+    relation: Coding | None = None,
+    telecom: tuple[str, ...] | None = None,
 ) -> Party:
     return Party(
         role=role,
@@ -167,6 +176,9 @@ def _party(
         ids=party_ids_,
         organization=organization,
         organization_ids=organization_ids,
+        qualification=qualification,
+        relation=relation,
+        telecom=telecom,
     )
 
 

@@ -175,3 +175,16 @@ def test_plo_medication_not_to_be_taken_with_others_is_a_comment() -> None:
     assert len(warned) == 1
     unchanged = {m.key: m.comments for m in records(mapped(raw), "medication")}
     assert all("Skal ikke tas sammen med annet legemiddel" not in (c or ()) for c in unchanged.values())
+
+
+def test_professionals_keep_profession_role_to_patient_and_phone() -> None:
+    (doc,) = records(mapped("sarepta_dialogmelding-v1.0_avvik.xml"), "document")
+    (author,) = _roles(doc.parties)["author"]
+    assert author.qualification is not None and (author.qualification.code, author.qualification.display) == (
+        "LE",
+        "Lege",
+    )
+    assert author.telecom == ("tel:72727272",)
+    first = records(mapped(DIALOG), "document")[0]
+    gp = _roles(first.parties)["gp"][0]
+    assert gp.relation is not None and (gp.relation.system, gp.relation.code) == ("2.16.578.1.12.4.1.1.9034", "6")
