@@ -127,6 +127,13 @@ MAPPED.update(
         "*/Patient/Name": "patient name 'Family, Given': the Person's family and given names",
         "Message/Type/@V": "message type: the result's message type",
         "Message/ServReq/Patient/InfItem/Type/@V": "item type code: its label heads the item's text",
+        "*/TidsfestetHendelse/Hendelsekode/@V": "event code (9121): the care event's code",
+        "*/TidsfestetHendelse/Anslag": "estimated time flag: '(tidspunkt anslått)' beside the time when true",
+        "*/Allergi/HensynVedForskrivning": "allergy flag: its label in the allergy text when true",
+        "*/Allergi/HensynMatDrikke": "allergy flag: its label in the allergy text when true",
+        "*/Allergi/Kontaktallergi": "allergy flag: its label in the allergy text when true",
+        "*/Allergi/PollenInnsektstikk": "allergy flag: its label in the allergy text when true",
+        "*/Allergi/VirkestoffLegemiddel/@V": "ATC code of the allergen: in the allergy text",
         "Henvisning/IssueDate": "referral issue date: the event time (the latest of it and GenDate)",
         "*/AnsvarForRapport/TypeRelasjon/@V": "relation of the responsible professional (HHE, ...): the party's role",
         "*/Relation/@V": "relation code of a professional (FLE, HHE, ...): the party's role",
@@ -182,6 +189,7 @@ IGNORED.update(
         "*/ReqServ/ServType/@V": "service type of the requested service (N/M/C): the referral's own ServType gives "
         "the status",
         "*/ReqServ/ServType/@DN": "label of the requested service's service type: code-list metadata",
+        "*/Allergi/VirkestoffLegemiddel/@S": "code list OID of the allergen's ATC code: code-list metadata",
         "Message/Status/@V": "processing status of the message (TEST for test messages): transport",
         "Message/Status/@DN": "processing status of the message (TEST for test messages): transport",
     }

@@ -40,7 +40,6 @@ from mappings.kith.node import Node
 DECEASED = "13"
 _LABELS = {
     "CaveStikkord": "Cave",
-    "AllergiskMot": "Allergisk mot",
     "IntervensjonTiltakBeskrivelse": "Iverksatte tiltak",
     "MerknadTilLegemiddeladministrering": "Legemiddeladministrering",
     "EndringFunksjonsnivaa": "Endring i funksjonsnivå",
@@ -113,7 +112,7 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
                 key=c.unique_key(f"{key}:event:{code.code}", seen),
                 **base,
                 event_code=code,
-                description=c.text(event, "BeskrivelseAvHendelse"),
+                description=c.join(c.text(event, "BeskrivelseAvHendelse"), _estimated(event), sep=" "),
                 facility=facility,
                 occurred_at=at,
                 occurred_date=on,
@@ -153,7 +152,7 @@ def _texts(payload: Node) -> list[tuple[str | None, str | None]]:
             body = c.join(c.text(el, "Notat"), c.text(el, "Merknad"), sep="\n")
             out.append((c.attr(el, "Overskriftskode", "DN"), c.clean_text(body)))
         elif name == "TidsfestetHendelse":
-            when = c.attr(el, "TidspunktForHendelse")
+            when = c.join(c.attr(el, "TidspunktForHendelse"), _estimated(el), sep=" ")
             out.append(("Hendelse", c.join(c.text(el, "BeskrivelseAvHendelse"), when, sep=": ")))
         elif name == "SamletVurderingFunksjonsniva":
             out.append(("Funksjonsnivå", c.text(el, "Merknad")))
@@ -189,6 +188,27 @@ def _approved(el: Node) -> str | None:
     return c.text(el, "GodkjentDato")
 
 
+def _estimated(event: Node) -> str | None:
+    """``(tidspunkt anslått)`` when a TidsfestetHendelse's time is an estimate (``Anslag`` true)."""
+    return "(tidspunkt anslått)" if (c.text(event, "Anslag") or "").lower() == "true" else None
+
+
+_ALLERGY_FLAGS = (
+    ("HensynVedForskrivning", "hensyn ved forskrivning"),
+    ("HensynMatDrikke", "hensyn ved mat og drikke"),
+    ("Kontaktallergi", "kontaktallergi"),
+    ("PollenInnsektstikk", "pollen/insektstikk"),
+)
+
+
+def _allergy(el: Node) -> str | None:
+    """``<agent> (<ATC>); <flags that are true>``: what the patient reacts to and what it means."""
+    atc = c.attr(el, "VirkestoffLegemiddel")
+    agent = c.join(c.text(el, "AllergiskMot"), f"({atc})" if atc else None, sep=" ")
+    flags = [label for tag, label in _ALLERGY_FLAGS if (c.text(el, tag) or "").lower() == "true"]
+    return c.join(agent, *flags, sep="; ")
+
+
 def _fixed_aids(el: Node) -> str | None:
     pacemaker = (c.text(el, "Pacemaker") or "").lower() == "true"
     aids = (c.attr(el, "HjelpemiddelHorsel", "DN"), c.attr(el, "Briller", "DN"), "Pacemaker" if pacemaker else None)
@@ -202,6 +222,7 @@ def _aid(el: Node) -> str | None:
 
 
 _MORE = {
+    "Allergi": _allergy,
     "FasteHjelpemidler": _fixed_aids,
     "StatusHjelpemiddel": _aid,
     "KartlagtFunksjon": _function,
@@ -211,6 +232,7 @@ _MORE = {
     "AnsvarForRapport": _approved,
 }
 _MORE_LABELS = {
+    "Allergi": "Allergisk mot",
     "FasteHjelpemidler": "Faste hjelpemidler",
     "StatusHjelpemiddel": "Hjelpemiddel",
     "ParorendeForesatt": "Pårørende",

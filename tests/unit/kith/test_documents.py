@@ -188,3 +188,18 @@ def test_professionals_keep_profession_role_to_patient_and_phone() -> None:
     first = records(mapped(DIALOG), "document")[0]
     gp = _roles(first.parties)["gp"][0]
     assert gp.relation is not None and (gp.relation.system, gp.relation.code) == ("2.16.578.1.12.4.1.1.9034", "6")
+
+
+def test_plo_allergy_keeps_its_atc_code_and_flags() -> None:
+    (doc,) = records(mapped("sarepta_plo-v1.6_utskrivningsrapport_ny.xml"), "document")
+    assert "Allergisk mot:\nDigitalis glycosides (C01AA); hensyn ved forskrivning" in doc.text
+    assert "Allergisk mot:\nVeps; pollen/insektstikk" in doc.text
+
+
+def test_plo_estimated_event_time_is_marked() -> None:
+    raw = (KITH / "sarepta_plo-v1.6_pasientlogistikk_innlagt_ny.xml").read_bytes()
+    assert raw.count(b"<Anslag>false</Anslag>") == 1
+    (event,) = records(mapped(raw.replace(b"<Anslag>false</Anslag>", b"<Anslag>true</Anslag>")), "care_event")
+    assert event.description is not None and event.description.endswith("(tidspunkt anslått)")
+    (plain,) = records(mapped(raw), "care_event")
+    assert "anslått" not in (plain.description or "")
