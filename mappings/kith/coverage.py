@@ -134,6 +134,7 @@ MAPPED.update(
         "*/Allergi/Kontaktallergi": "allergy flag: its label in the allergy text when true",
         "*/Allergi/PollenInnsektstikk": "allergy flag: its label in the allergy text when true",
         "*/Allergi/VirkestoffLegemiddel/@V": "ATC code of the allergen: in the allergy text",
+        "*/TilleggsopplysningPasient/Sprak/@V": "language code: its label in the document text",
         "Henvisning/IssueDate": "referral issue date: the event time (the latest of it and GenDate)",
         "*/AnsvarForRapport/TypeRelasjon/@V": "relation of the responsible professional (HHE, ...): the party's role",
         "*/Relation/@V": "relation code of a professional (FLE, HHE, ...): the party's role",

@@ -177,7 +177,22 @@ def _next_of_kin(el: Node) -> str | None:
 
 def _patient_facts(el: Node) -> str | None:
     alone = c.text(el, "BorAlene")
-    return c.join(c.attr(el, "SivilStatus", "DN"), "bor alene" if alone == "true" else None, sep="; ")
+    language = c.attr(el, "Sprak", "DN") or c.attr(el, "Sprak")
+    return c.join(
+        c.attr(el, "SivilStatus", "DN"),
+        "bor alene" if alone == "true" else None,
+        f"språk: {language}" if language else None,
+        sep="; ",
+    )
+
+
+def _given_at_transfer(el: Node) -> str | None:
+    """``<drug> <strength> <form>: <dose given> (<time>)`` of a drug given by staff before the transfer."""
+    fi = c.find(el, "Forskrivningsinfo")
+    strength = c.join(*c.quantity(c.find(fi, "Styrke")), sep=" ")
+    drug = c.join(c.text(fi, "Navn"), strength, c.attr(fi, "Legemiddelform", "DN"), sep=" ")
+    start = c.attr(el, "AdmStart")
+    return c.join(drug, c.join(c.text(fi, "DosVeiledEnkel"), f"({start})" if start else None, sep=" "), sep=": ")
 
 
 def _service(el: Node) -> str | None:
@@ -222,6 +237,7 @@ def _aid(el: Node) -> str | None:
 
 
 _MORE = {
+    "AdmAvHelsepersonell": _given_at_transfer,
     "Allergi": _allergy,
     "FasteHjelpemidler": _fixed_aids,
     "StatusHjelpemiddel": _aid,
@@ -232,6 +248,7 @@ _MORE = {
     "AnsvarForRapport": _approved,
 }
 _MORE_LABELS = {
+    "AdmAvHelsepersonell": "Gitt ved overføring",
     "Allergi": "Allergisk mot",
     "FasteHjelpemidler": "Faste hjelpemidler",
     "StatusHjelpemiddel": "Hjelpemiddel",

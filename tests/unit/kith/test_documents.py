@@ -194,6 +194,11 @@ def test_plo_allergy_keeps_its_atc_code_and_flags() -> None:
     (doc,) = records(mapped("sarepta_plo-v1.6_utskrivningsrapport_ny.xml"), "document")
     assert "Allergisk mot:\nDigitalis glycosides (C01AA); hensyn ved forskrivning" in doc.text
     assert "Allergisk mot:\nVeps; pollen/insektstikk" in doc.text
+    assert "Sivilstatus:\nEnke/enkemann; bor alene; språk: NORDSAMISK" in doc.text
+    given = (
+        "Gitt ved overføring:\nBurinex 1 mg Tablett: 2 tabletter gitt kl 08 på utskrivelsesdag (2018-02-02T08:00:00)"
+    )
+    assert given in doc.text
 
 
 def test_plo_estimated_event_time_is_marked() -> None:
