@@ -152,6 +152,36 @@ def _professional(
     return (first,)
 
 
+def next_of_kin(el: Node) -> str | None:
+    """A ``ParorendeForesatt`` as ``<relation>: <name>; nærmeste pårørende; <phones>; <address>; <remark>``."""
+    ref = c.find(el, "Referanseperson")
+    phones = [c.attr(t, "TeleAddress") for t in c.findall(ref, "TeleCom")]
+    adr = c.find(ref, "Address")
+    place = c.join(c.text(adr, "PostalCode"), c.text(adr, "City"), sep=" ")
+    closest = (c.text(el, "NarmesteParorende") or "").lower() == "true"
+    who = c.join(c.attr(el, "Slektskap", "DN"), name_of(ref), sep=": ")
+    return c.join(
+        who,
+        "nærmeste pårørende" if closest else None,
+        *phones,
+        c.join(c.text(adr, "StreetAdr"), place, sep=", "),
+        c.text(el, "Merknad"),
+        sep="; ",
+    )
+
+
+def patient_facts(el: Node) -> str | None:
+    """A ``TilleggsopplysningPasient`` as ``<marital status>; bor alene; språk: <language>``."""
+    alone = (c.text(el, "BorAlene") or "").lower() == "true"
+    language = c.attr(el, "Sprak", "DN") or c.attr(el, "Sprak")
+    return c.join(
+        c.attr(el, "SivilStatus", "DN"),
+        "bor alene" if alone else None,
+        f"språk: {language}" if language else None,
+        sep="; ",
+    )
+
+
 def name_of(node: Node | None) -> str | None:
     """``"Given Middle Family"`` of a HealthcareProfessional."""
     return c.join(*(c.text(node, n) for n in _NAME_PARTS), sep=" ")

@@ -168,24 +168,6 @@ def _function(el: Node) -> str | None:
     )
 
 
-def _next_of_kin(el: Node) -> str | None:
-    ref = c.find(el, "Referanseperson")
-    phones = [c.attr(t, "TeleAddress") for t in c.findall(ref, "TeleCom")]
-    who = c.join(c.attr(el, "Slektskap", "DN"), fk1.name_of(ref), sep=": ")
-    return c.join(who, *phones, c.text(el, "Merknad"), sep="; ")
-
-
-def _patient_facts(el: Node) -> str | None:
-    alone = c.text(el, "BorAlene")
-    language = c.attr(el, "Sprak", "DN") or c.attr(el, "Sprak")
-    return c.join(
-        c.attr(el, "SivilStatus", "DN"),
-        "bor alene" if alone == "true" else None,
-        f"språk: {language}" if language else None,
-        sep="; ",
-    )
-
-
 def _given_at_transfer(el: Node) -> str | None:
     """``<drug> <strength> <form>: <dose given> (<time>)`` of a drug given by staff before the transfer."""
     fi = c.find(el, "Forskrivningsinfo")
@@ -242,8 +224,8 @@ _MORE = {
     "FasteHjelpemidler": _fixed_aids,
     "StatusHjelpemiddel": _aid,
     "KartlagtFunksjon": _function,
-    "ParorendeForesatt": _next_of_kin,
-    "TilleggsopplysningPasient": _patient_facts,
+    "ParorendeForesatt": fk1.next_of_kin,
+    "TilleggsopplysningPasient": fk1.patient_facts,
     "EksisterendeTjeneste": _service,
     "AnsvarForRapport": _approved,
 }

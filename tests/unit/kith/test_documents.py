@@ -208,3 +208,10 @@ def test_plo_estimated_event_time_is_marked() -> None:
     assert event.description is not None and event.description.endswith("(tidspunkt anslått)")
     (plain,) = records(mapped(raw), "care_event")
     assert "anslått" not in (plain.description or "")
+
+
+def test_referral_keeps_next_of_kin_and_marital_status() -> None:
+    (ref,) = records(mapped("sarepta_henvisning-v2.0_ny_tilstand_ny.xml"), "referral")
+    text = ref.reason or ""
+    assert "Pårørende:\nMor: Mor Telokk; nærmeste pårørende; Lundegaardsbakken 13, 5020 Bergen" in text
+    assert "Sivilstatus:\nUgift" in text
