@@ -420,4 +420,6 @@ def party(p: Party) -> _Json:
     res = {"resourceType": "Organization", "id": party_id(p)}
     res["identifier"] = [_identifier(i) for i in p.ids]
     res["name"] = p.name
+    res["telecom"] = [_contact(t) for t in p.telecom or ()]
+    res["address"] = [{"text": p.address}] if p.address else []
     return _drop_empty(res)

@@ -77,22 +77,39 @@ def organisation(org: Node | None, role: str, scope: str) -> tuple[Party, ...]:
     """An Organisation (with its sub-units) as one organisation party, and each practitioner in it."""
     units: list[_Unit] = []
     professionals: list[tuple[etree._Element, int]] = []
-    el = org.el if org is not None else None
+    el = last = org.el if org is not None else None
     while el is not None:
+        last = el
         found, el, people = _scan_unit(el, scope)
         units.append(found)
         professionals += [(p, len(units)) for p in people]
-    if not units:
+    if not units or last is None:
         return ()
     out: list[Party] = []
     name, unit_ids = units[-1]
     parent = c.join(*(u[0] for u in units[:-1]))
     parent_ids = tuple(i for u in units[:-1] for i in u[1])
     if name or unit_ids:
-        out.append(_party(role, "organization", name, unit_ids, parent, parent_ids))
+        phones, address = _contact(last)
+        out.append(_party(role, "organization", name, unit_ids, parent, parent_ids, None, None, phones, address))
     for person, depth in professionals:
         out += _professional(person, role, scope, *_nearest(units[:depth]))
     return tuple(out)
+
+
+def _contact(el: etree._Element) -> tuple[tuple[str, ...] | None, str | None]:
+    """The ``TeleCom/TeleAddress`` values and the first ``Address`` (``street, postal code city``) of a unit."""
+    phones: list[str] = []
+    address = None
+    for child in el:
+        tag = tag_name(child.tag)
+        if tag == "TeleCom":
+            phones += [v for t in child if tag_name(t.tag) == "TeleAddress" and (v := c.el_attr(t))]
+        elif tag == "Address" and address is None:
+            parts = {tag_name(p.tag): c.el_text(p) for p in child}
+            place = c.join(parts.get("PostalCode"), parts.get("City"), sep=" ")
+            address = c.join(parts.get("StreetAdr"), place, sep=", ")
+    return tuple(phones) or None, address
 
 
 def unit(org: Node | None, scope: str) -> _Unit:
@@ -198,6 +215,7 @@ def _party(
     qualification: Coding | None = None,
     relation: Coding | None = None,
     telecom: tuple[str, ...] | None = None,
+    address: str | None = None,
 ) -> Party:
     return Party(
         role=role,
@@ -209,6 +227,7 @@ def _party(
         qualification=qualification,
         relation=relation,
         telecom=telecom,
+        address=address,
     )
 
 

@@ -215,3 +215,12 @@ def test_referral_keeps_next_of_kin_and_marital_status() -> None:
     text = ref.reason or ""
     assert "Pårørende:\nMor: Mor Telokk; nærmeste pårørende; Lundegaardsbakken 13, 5020 Bergen" in text
     assert "Sivilstatus:\nUgift" in text
+
+
+def test_plo_unit_keeps_its_phone_and_address() -> None:
+    (event,) = records(mapped("sarepta_plo-v1.6_pasientlogistikk_innlagt_ny.xml"), "care_event")
+    unit = next(p for p in event.parties or () if p.name == "Ortopedisk avdeling Øya")
+    assert (unit.kind, unit.telecom) == ("organization", ("tel:73555555",))
+    (doc,) = records(mapped("sarepta_plo-v1.6_innleggelsesrapport_ny.xml"), "document")
+    addresses = {p.address for p in doc.parties or () if p.kind == "organization"}
+    assert "Gammelsletta 88, 7028 Trondheim" in addresses
