@@ -61,6 +61,10 @@ class Party(_Frozen):
     ids: tuple[PartyId, ...] = ()
     organization: str | None = None
     organization_ids: tuple[PartyId, ...] = ()
+    qualification: Coding | None = None  # a practitioner's profession (9060: LE lege, SP sykepleier)
+    relation: Coding | None = None  # a practitioner's role to the patient (9034: Fastlege, Primærkontakt)
+    telecom: tuple[str, ...] | None = None  # phone, fax or e-mail as the source writes it (``tel:...``)
+    address: str | None = None  # postal address as one line (``street, postal code city``)
 
 
 #: roles a :class:`Party` may have on a record (FHIR: requester, performer, resultsInterpreter, author ...)

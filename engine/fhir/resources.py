@@ -453,14 +453,29 @@ def resource(rec: RecordBase, subject: str) -> _Json:
     return render(rec, subject)
 
 
+_TELECOM_SYSTEMS = {"tel": "phone", "fax": "fax", "mailto": "email"}
+
+
+def _contact(value: str) -> _Json:
+    """A FHIR ContactPoint of a KITH ``TeleAddress`` (``tel:``, ``fax:``, ``mailto:``; else ``other``)."""
+    scheme, _, rest = value.partition(":")
+    system = _TELECOM_SYSTEMS.get(scheme.lower())
+    return {"system": system, "value": rest} if system and rest else {"system": "other", "value": value}
+
+
 def party(p: Party) -> _Json:
     """The Practitioner or Organization resource of a party."""
     if p.kind == "practitioner":
         res: _Json = {"resourceType": "Practitioner", "id": party_id(p)}
         res["identifier"] = [_identifier(i) for i in p.ids]
         res["name"] = [{"text": p.name}] if p.name else []
+        res["telecom"] = [_contact(t) for t in p.telecom or ()]
+        qualification = codeable(p.qualification)
+        res["qualification"] = [{"code": qualification}] if qualification else []
         return _drop_empty(res)
     res = {"resourceType": "Organization", "id": party_id(p)}
     res["identifier"] = [_identifier(i) for i in p.ids]
     res["name"] = p.name
+    res["telecom"] = [_contact(t) for t in p.telecom or ()]
+    res["address"] = [{"text": p.address}] if p.address else []
     return _drop_empty(res)

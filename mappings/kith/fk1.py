@@ -25,7 +25,7 @@ from typing import Literal
 
 from lxml import etree
 
-from engine.model import Party, PartyId
+from engine.model import Coding, Party, PartyId
 from mappings.kith import common as c
 from mappings.kith import hcp
 from mappings.kith.node import Node
@@ -77,22 +77,39 @@ def organisation(org: Node | None, role: str, scope: str) -> tuple[Party, ...]:
     """An Organisation (with its sub-units) as one organisation party, and each practitioner in it."""
     units: list[_Unit] = []
     professionals: list[tuple[etree._Element, int]] = []
-    el = org.el if org is not None else None
+    el = last = org.el if org is not None else None
     while el is not None:
+        last = el
         found, el, people = _scan_unit(el, scope)
         units.append(found)
         professionals += [(p, len(units)) for p in people]
-    if not units:
+    if not units or last is None:
         return ()
     out: list[Party] = []
     name, unit_ids = units[-1]
     parent = c.join(*(u[0] for u in units[:-1]))
     parent_ids = tuple(i for u in units[:-1] for i in u[1])
     if name or unit_ids:
-        out.append(_party(role, "organization", name, unit_ids, parent, parent_ids))
+        phones, address = _contact(last)
+        out.append(_party(role, "organization", name, unit_ids, parent, parent_ids, None, None, phones, address))
     for person, depth in professionals:
         out += _professional(person, role, scope, *_nearest(units[:depth]))
     return tuple(out)
+
+
+def _contact(el: etree._Element) -> tuple[tuple[str, ...] | None, str | None]:
+    """The ``TeleCom/TeleAddress`` values and the first ``Address`` (``street, postal code city``) of a unit."""
+    phones: list[str] = []
+    address = None
+    for child in el:
+        tag = tag_name(child.tag)
+        if tag == "TeleCom":
+            phones += [v for t in child if tag_name(t.tag) == "TeleAddress" and (v := c.el_attr(t))]
+        elif tag == "Address" and address is None:
+            parts = {tag_name(p.tag): c.el_text(p) for p in child}
+            place = c.join(parts.get("PostalCode"), parts.get("City"), sep=" ")
+            address = c.join(parts.get("StreetAdr"), place, sep=", ")
+    return tuple(phones) or None, address
 
 
 def unit(org: Node | None, scope: str) -> _Unit:
@@ -127,7 +144,8 @@ def _professional(
 ) -> tuple[Party, ...]:
     names: dict[str, str | None] = {}
     idents: list[etree._Element] = []
-    fastlege = False
+    relation = qualification = None
+    phones: list[str] = []
     for child in el:
         tag = tag_name(child.tag)
         if tag in _NAME_PARTS:
@@ -135,15 +153,50 @@ def _professional(
         elif tag == "Ident":
             idents.append(child)
         elif tag == "RoleToPatient":
-            fastlege = c.el_attr(child) == FASTLEGE
+            relation = c.coding_of(child)
+        elif tag == "TypeHealthcareProfessional":
+            qualification = c.coding_of(child)
+        elif tag == "TeleCom":
+            phones += [v for t in child if tag_name(t.tag) == "TeleAddress" and (v := c.el_attr(t))]
     name = c.join(*(names.get(n) for n in _NAME_PARTS), sep=" ")
     hcp_ids = _ids(idents, scope)
     if not name and not hcp_ids:
         return ()
-    first = _party(role, "practitioner", name, hcp_ids, org_name, org_ids)
-    if role != "gp" and fastlege:
-        return first, _party("gp", "practitioner", name, hcp_ids, org_name, org_ids)
+    more = (qualification, relation, tuple(phones) or None)
+    first = _party(role, "practitioner", name, hcp_ids, org_name, org_ids, *more)
+    if role != "gp" and relation is not None and relation.code == FASTLEGE:
+        return first, _party("gp", "practitioner", name, hcp_ids, org_name, org_ids, *more)
     return (first,)
+
+
+def next_of_kin(el: Node) -> str | None:
+    """A ``ParorendeForesatt`` as ``<relation>: <name>; nærmeste pårørende; <phones>; <address>; <remark>``."""
+    ref = c.find(el, "Referanseperson")
+    phones = [c.attr(t, "TeleAddress") for t in c.findall(ref, "TeleCom")]
+    adr = c.find(ref, "Address")
+    place = c.join(c.text(adr, "PostalCode"), c.text(adr, "City"), sep=" ")
+    closest = (c.text(el, "NarmesteParorende") or "").lower() == "true"
+    who = c.join(c.attr(el, "Slektskap", "DN"), name_of(ref), sep=": ")
+    return c.join(
+        who,
+        "nærmeste pårørende" if closest else None,
+        *phones,
+        c.join(c.text(adr, "StreetAdr"), place, sep=", "),
+        c.text(el, "Merknad"),
+        sep="; ",
+    )
+
+
+def patient_facts(el: Node) -> str | None:
+    """A ``TilleggsopplysningPasient`` as ``<marital status>; bor alene; språk: <language>``."""
+    alone = (c.text(el, "BorAlene") or "").lower() == "true"
+    language = c.attr(el, "Sprak", "DN") or c.attr(el, "Sprak")
+    return c.join(
+        c.attr(el, "SivilStatus", "DN"),
+        "bor alene" if alone else None,
+        f"språk: {language}" if language else None,
+        sep="; ",
+    )
 
 
 def name_of(node: Node | None) -> str | None:
@@ -159,6 +212,10 @@ def _party(
     party_ids_: tuple[PartyId, ...],
     organization: str | None,
     organization_ids: tuple[PartyId, ...],
+    qualification: Coding | None = None,
+    relation: Coding | None = None,
+    telecom: tuple[str, ...] | None = None,
+    address: str | None = None,
 ) -> Party:
     return Party(
         role=role,
@@ -167,6 +224,10 @@ def _party(
         ids=party_ids_,
         organization=organization,
         organization_ids=organization_ids,
+        qualification=qualification,
+        relation=relation,
+        telecom=telecom,
+        address=address,
     )
 
 

@@ -91,6 +91,10 @@ def _reason(req: Node) -> str | None:
         ("Pakkeforløp", c.attr(p, "Pakkeforlop", "DN") or c.element_text(p)) for p in c.findall(req, "Pakkeforlop")
     ]
     items.append(("Kommentar", c.text(req, "ReqComment")))
+    for facts in c.findall(req, "TilleggsopplysningPasient"):
+        items.append(("Sivilstatus", fk1.patient_facts(facts)))
+    for kin in (*c.findall(req, "ParorendeForesatt"), *c.findall(req, "Patient/ParorendeForesatt")):
+        items.append(("Pårørende", fk1.next_of_kin(kin)))
     return c.sections(items)
 
 

@@ -40,7 +40,6 @@ from mappings.kith.node import Node
 DECEASED = "13"
 _LABELS = {
     "CaveStikkord": "Cave",
-    "AllergiskMot": "Allergisk mot",
     "IntervensjonTiltakBeskrivelse": "Iverksatte tiltak",
     "MerknadTilLegemiddeladministrering": "Legemiddeladministrering",
     "EndringFunksjonsnivaa": "Endring i funksjonsnivå",
@@ -113,7 +112,7 @@ def _care_events(payload: Node, key: str, base: dict[str, object], head: Head) -
                 key=c.unique_key(f"{key}:event:{code.code}", seen),
                 **base,
                 event_code=code,
-                description=c.text(event, "BeskrivelseAvHendelse"),
+                description=c.join(c.text(event, "BeskrivelseAvHendelse"), _estimated(event), sep=" "),
                 facility=facility,
                 occurred_at=at,
                 occurred_date=on,
@@ -153,7 +152,7 @@ def _texts(payload: Node) -> list[tuple[str | None, str | None]]:
             body = c.join(c.text(el, "Notat"), c.text(el, "Merknad"), sep="\n")
             out.append((c.attr(el, "Overskriftskode", "DN"), c.clean_text(body)))
         elif name == "TidsfestetHendelse":
-            when = c.attr(el, "TidspunktForHendelse")
+            when = c.join(c.attr(el, "TidspunktForHendelse"), _estimated(el), sep=" ")
             out.append(("Hendelse", c.join(c.text(el, "BeskrivelseAvHendelse"), when, sep=": ")))
         elif name == "SamletVurderingFunksjonsniva":
             out.append(("Funksjonsnivå", c.text(el, "Merknad")))
@@ -169,16 +168,13 @@ def _function(el: Node) -> str | None:
     )
 
 
-def _next_of_kin(el: Node) -> str | None:
-    ref = c.find(el, "Referanseperson")
-    phones = [c.attr(t, "TeleAddress") for t in c.findall(ref, "TeleCom")]
-    who = c.join(c.attr(el, "Slektskap", "DN"), fk1.name_of(ref), sep=": ")
-    return c.join(who, *phones, c.text(el, "Merknad"), sep="; ")
-
-
-def _patient_facts(el: Node) -> str | None:
-    alone = c.text(el, "BorAlene")
-    return c.join(c.attr(el, "SivilStatus", "DN"), "bor alene" if alone == "true" else None, sep="; ")
+def _given_at_transfer(el: Node) -> str | None:
+    """``<drug> <strength> <form>: <dose given> (<time>)`` of a drug given by staff before the transfer."""
+    fi = c.find(el, "Forskrivningsinfo")
+    strength = c.join(*c.quantity(c.find(fi, "Styrke")), sep=" ")
+    drug = c.join(c.text(fi, "Navn"), strength, c.attr(fi, "Legemiddelform", "DN"), sep=" ")
+    start = c.attr(el, "AdmStart")
+    return c.join(drug, c.join(c.text(fi, "DosVeiledEnkel"), f"({start})" if start else None, sep=" "), sep=": ")
 
 
 def _service(el: Node) -> str | None:
@@ -189,14 +185,55 @@ def _approved(el: Node) -> str | None:
     return c.text(el, "GodkjentDato")
 
 
+def _estimated(event: Node) -> str | None:
+    """``(tidspunkt anslått)`` when a TidsfestetHendelse's time is an estimate (``Anslag`` true)."""
+    return "(tidspunkt anslått)" if (c.text(event, "Anslag") or "").lower() == "true" else None
+
+
+_ALLERGY_FLAGS = (
+    ("HensynVedForskrivning", "hensyn ved forskrivning"),
+    ("HensynMatDrikke", "hensyn ved mat og drikke"),
+    ("Kontaktallergi", "kontaktallergi"),
+    ("PollenInnsektstikk", "pollen/insektstikk"),
+)
+
+
+def _allergy(el: Node) -> str | None:
+    """``<agent> (<ATC>); <flags that are true>``: what the patient reacts to and what it means."""
+    atc = c.attr(el, "VirkestoffLegemiddel")
+    agent = c.join(c.text(el, "AllergiskMot"), f"({atc})" if atc else None, sep=" ")
+    flags = [label for tag, label in _ALLERGY_FLAGS if (c.text(el, tag) or "").lower() == "true"]
+    return c.join(agent, *flags, sep="; ")
+
+
+def _fixed_aids(el: Node) -> str | None:
+    pacemaker = (c.text(el, "Pacemaker") or "").lower() == "true"
+    aids = (c.attr(el, "HjelpemiddelHorsel", "DN"), c.attr(el, "Briller", "DN"), "Pacemaker" if pacemaker else None)
+    return c.join(*aids, c.text(el, "Merknad"), sep="; ")
+
+
+def _aid(el: Node) -> str | None:
+    status = c.attr(el, "Status", "DN")
+    name = c.text(el, "Hjelpemiddelbeskrivelse/BetegnelseHjelpemiddel")
+    return c.join(name, f"({status})" if status else None, sep=" ")
+
+
 _MORE = {
+    "AdmAvHelsepersonell": _given_at_transfer,
+    "Allergi": _allergy,
+    "FasteHjelpemidler": _fixed_aids,
+    "StatusHjelpemiddel": _aid,
     "KartlagtFunksjon": _function,
-    "ParorendeForesatt": _next_of_kin,
-    "TilleggsopplysningPasient": _patient_facts,
+    "ParorendeForesatt": fk1.next_of_kin,
+    "TilleggsopplysningPasient": fk1.patient_facts,
     "EksisterendeTjeneste": _service,
     "AnsvarForRapport": _approved,
 }
 _MORE_LABELS = {
+    "AdmAvHelsepersonell": "Gitt ved overføring",
+    "Allergi": "Allergisk mot",
+    "FasteHjelpemidler": "Faste hjelpemidler",
+    "StatusHjelpemiddel": "Hjelpemiddel",
     "ParorendeForesatt": "Pårørende",
     "TilleggsopplysningPasient": "Sivilstatus",
     "EksisterendeTjeneste": "Tjeneste",
@@ -246,7 +283,19 @@ def _medications(payload: Node, key: str, base: dict[str, object]) -> list[Medic
                 end=end,
                 start_date=start_date,
                 end_date=end_date,
-                comments=(remark,) if (remark := c.text(rx, "Merknad")) else None,
+                comments=_med_comments(rx, fi),
             )
         )
     return out
+
+
+_NOT_WITH_OTHERS = "Skal ikke tas sammen med annet legemiddel"
+
+
+def _med_comments(rx: Node | None, fi: Node | None) -> tuple[str, ...] | None:
+    """The prescription's remark, its multidose label and the warning a ``SkalIkkeTasSammenMedAnnetLegemiddel``
+    flag of true gives; None when there is none (a record without them keeps its content hash)."""
+    alone = (c.text(fi, "SkalIkkeTasSammenMedAnnetLegemiddel") or "").lower() == "true"
+    found = [c.text(rx, "Merknad"), c.attr(rx, "InngaarIMultidose", "DN"), _NOT_WITH_OTHERS if alone else None]
+    kept = tuple(x for x in found if x)
+    return kept or None

@@ -135,11 +135,16 @@ def test_plo_dates_stay_dates_and_the_responsible_nurse_is_named() -> None:
     result = mapped("sarepta_plo-v1.6_innleggelsesrapport_ny.xml")
     burinex = next(m for m in records(result, "medication") if m.name == "Burinex")
     assert burinex.start_date == date(2017, 9, 1) and burinex.start is None
-    assert burinex.comments == ("Pasienten har ikke svelgproblemer, men store tabletter må deles",)
+    assert burinex.comments == (
+        "Pasienten har ikke svelgproblemer, men store tabletter må deles",
+        "Legemiddeldosering inngår i multidose og informasjon er sendt til leverandør",
+    )
     (doc,) = records(result, "document")
     (nurse,) = _roles(doc.parties)["responsible"]
     assert (nurse.name, nurse.ids[0].system) == ("Gunn Omsorg", ids.OID_HPR)
     assert "Kartlagt funksjon (IPLOS):\nSosial deltakelse: 3" in doc.text
+    assert "Faste hjelpemidler:\nHøreapparat; Pacemaker" in doc.text
+    assert "Hjelpemiddel:\nKrykker (Aktiv)" in doc.text
     assert _roles(doc.parties)["other"][0].ids[0].system == ids.OID_ENH
 
 
@@ -158,3 +163,64 @@ def test_a_msghead_with_two_payloads_decodes_its_attachment_once() -> None:
     twice = raw[:end] + raw[first:end].replace(b"notat-1", b"notat-3").replace(b"notat-2", b"notat-4") + raw[end:]
     result = mapped(twice)
     assert len(result.attachments) == 1 and len(records(result, "document")) == 4
+
+
+def test_plo_medication_not_to_be_taken_with_others_is_a_comment() -> None:
+    raw = (KITH / "sarepta_plo-v1.6_innleggelsesrapport_ny.xml").read_bytes()
+    flag = b"<epj3:SkalIkkeTasSammenMedAnnetLegemiddel>false<"
+    assert flag in raw
+    changed = raw.replace(flag, flag.replace(b"false", b"true"), 1)
+    meds = records(mapped(changed), "medication")
+    warned = [m for m in meds if m.comments and "Skal ikke tas sammen med annet legemiddel" in m.comments]
+    assert len(warned) == 1
+    unchanged = {m.key: m.comments for m in records(mapped(raw), "medication")}
+    assert all("Skal ikke tas sammen med annet legemiddel" not in (c or ()) for c in unchanged.values())
+
+
+def test_professionals_keep_profession_role_to_patient_and_phone() -> None:
+    (doc,) = records(mapped("sarepta_dialogmelding-v1.0_avvik.xml"), "document")
+    (author,) = _roles(doc.parties)["author"]
+    assert author.qualification is not None and (author.qualification.code, author.qualification.display) == (
+        "LE",
+        "Lege",
+    )
+    assert author.telecom == ("tel:72727272",)
+    first = records(mapped(DIALOG), "document")[0]
+    gp = _roles(first.parties)["gp"][0]
+    assert gp.relation is not None and (gp.relation.system, gp.relation.code) == ("2.16.578.1.12.4.1.1.9034", "6")
+
+
+def test_plo_allergy_keeps_its_atc_code_and_flags() -> None:
+    (doc,) = records(mapped("sarepta_plo-v1.6_utskrivningsrapport_ny.xml"), "document")
+    assert "Allergisk mot:\nDigitalis glycosides (C01AA); hensyn ved forskrivning" in doc.text
+    assert "Allergisk mot:\nVeps; pollen/insektstikk" in doc.text
+    assert "Sivilstatus:\nEnke/enkemann; bor alene; språk: NORDSAMISK" in doc.text
+    given = (
+        "Gitt ved overføring:\nBurinex 1 mg Tablett: 2 tabletter gitt kl 08 på utskrivelsesdag (2018-02-02T08:00:00)"
+    )
+    assert given in doc.text
+
+
+def test_plo_estimated_event_time_is_marked() -> None:
+    raw = (KITH / "sarepta_plo-v1.6_pasientlogistikk_innlagt_ny.xml").read_bytes()
+    assert raw.count(b"<Anslag>false</Anslag>") == 1
+    (event,) = records(mapped(raw.replace(b"<Anslag>false</Anslag>", b"<Anslag>true</Anslag>")), "care_event")
+    assert event.description is not None and event.description.endswith("(tidspunkt anslått)")
+    (plain,) = records(mapped(raw), "care_event")
+    assert "anslått" not in (plain.description or "")
+
+
+def test_referral_keeps_next_of_kin_and_marital_status() -> None:
+    (ref,) = records(mapped("sarepta_henvisning-v2.0_ny_tilstand_ny.xml"), "referral")
+    text = ref.reason or ""
+    assert "Pårørende:\nMor: Mor Telokk; nærmeste pårørende; Lundegaardsbakken 13, 5020 Bergen" in text
+    assert "Sivilstatus:\nUgift" in text
+
+
+def test_plo_unit_keeps_its_phone_and_address() -> None:
+    (event,) = records(mapped("sarepta_plo-v1.6_pasientlogistikk_innlagt_ny.xml"), "care_event")
+    unit = next(p for p in event.parties or () if p.name == "Ortopedisk avdeling Øya")
+    assert (unit.kind, unit.telecom) == ("organization", ("tel:73555555",))
+    (doc,) = records(mapped("sarepta_plo-v1.6_innleggelsesrapport_ny.xml"), "document")
+    addresses = {p.address for p in doc.parties or () if p.kind == "organization"}
+    assert "Gammelsletta 88, 7028 Trondheim" in addresses
