@@ -39,6 +39,18 @@ MAPPED: dict[str, str] = {
     "*/Patient/Sex/@V": "sex code (male/female/unknown)",
 }
 
+# Svarrapport / Rekvisisjon: values the result mapping reads and re-expresses (mappings.kith.svarrapport, order)
+MAPPED.update(
+    {
+        "*/ResultItem/IdResultItem": "result item id: normalised into the observation's key (svarrapport._item_key)",
+        "*/ResultItem/RefAnalysedSubject": "the item's sample reference: resolved to the observation's specimen "
+        "and specimen_key (svarrapport._sample_of)",
+        "*/AnalysedSubject/IdByServProvider": "the lab's sample id: the Specimen's sample_id and key",
+        "*/ResultItem/DevResultInd/@V": "deviation indicator: mapped to the abnormal flag H/L/A",
+        "*/ResultItem/NumResult/NumResultValue/@U": "unit: normalised (units.normalise_unit) into the unit",
+    }
+)
+
 #: transport and schema paths: how the document travelled and which schema it follows, not its content
 IGNORED: dict[str, str] = {
     "MsgHead/MsgInfo/Type/*": "message type of the transport head (the payload's own type is read)",
