@@ -32,34 +32,24 @@ EVENTS = frozenset({"A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "A11
 _PERSON_ONLY = frozenset({"A28", "A31"})
 
 
+#: the segments an ADT message's clinical content is collected from, besides its first PV1
+_COLLECTED = ("OBX", "ROL", "DG1", "NK1", "AL1", "PR1")
+
+
 def map_adt(src: Source) -> MappingResult:
     """Person (+ Encounter) for one ADT message."""
     pid = src.require("PID")
     pat = pidmod.patient(pid, src)
     person = pidmod.person(pid, pat, src)
     pv1: Segment | None = None
-    obxs: list[Segment] = []
-    rols: list[Segment] = []
-    dg1s: list[Segment] = []
-    nk1s: list[Segment] = []
-    al1s: list[Segment] = []
-    pr1s: list[Segment] = []
+    found: dict[str, list[Segment]] = {sid: [] for sid in _COLLECTED}
     for seg in src.msg.segments:  # one pass: segments that are absent cost nothing more
-        sid = seg.id
-        if sid == "PV1" and pv1 is None:
+        group = found.get(seg.id)
+        if group is not None:
+            group.append(seg)
+        elif seg.id == "PV1" and pv1 is None:
             pv1 = seg
-        elif sid == "OBX":
-            obxs.append(seg)
-        elif sid == "ROL":
-            rols.append(seg)
-        elif sid == "DG1":
-            dg1s.append(seg)
-        elif sid == "NK1":
-            nk1s.append(seg)
-        elif sid == "AL1":
-            al1s.append(seg)
-        elif sid == "PR1":
-            pr1s.append(seg)
+    obxs, rols, dg1s, nk1s, al1s, pr1s = (found[sid] for sid in _COLLECTED)
     extra = pidmod.contact_details(pid)
     kin = contacts.contacts(nk1s) if nk1s else None
     if extra or kin:
